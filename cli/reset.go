@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/shopspring/decimal"
+	"github.com/spf13/cobra"
+
+	"lockstep/db"
+	"lockstep/ledger"
+)
+
+// setupFlags are --accounts and --balance, shared by the commands that reset.
+type setupFlags struct {
+	accounts int
+	balance  string
+}
+
+func (f *setupFlags) register(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&f.accounts, "accounts", 2, "number of accounts (ids 1..N)")
+	cmd.Flags().StringVar(&f.balance, "balance", "100.00", "opening balance of every account")
+}
+
+func (f *setupFlags) setup() (ledger.Setup, error) {
+	bal, err := decimal.NewFromString(f.balance)
+	if err != nil {
+		return ledger.Setup{}, badInput(fmt.Errorf("--balance %q is not an amount; write it like 100.00", f.balance))
+	}
+	s := ledger.Setup{Accounts: f.accounts, Balance: bal}
+	if err := s.Validate(); err != nil {
+		return s, badInput(err)
+	}
+	return s, nil
+}
+
+func (a *app) resetCommand() *cobra.Command {
+	var sf setupFlags
+	cmd := &cobra.Command{
+		Use:   "reset",
+		Short: "Create or re-create the ledger and print its accounts",
+		Long: "reset drops the ledger's schema (only one lockstep created), creates accounts, transfers and entries,\n" +
+			"and opens the accounts. It refuses to drop a schema lockstep did not create.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			setup, err := sf.setup()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			d, err := a.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			if err := a.reset(ctx, d, setup); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "ledger reset in schema %s on %s\n\n", d.Schema(), d.Describe())
+			if err := printAccounts(ctx, out, d); err != nil {
+				return err
+			}
+			if d.Server() != nil {
+				fmt.Fprintln(out, "\n(the throwaway server is deleted as lockstep exits; `lockstep db` keeps one running)")
+			}
+			return nil
+		},
+	}
+	sf.register(cmd)
+	return cmd
+}
+
+// reset re-creates the ledger on a connection of its own.
+func (a *app) reset(ctx context.Context, d *db.Database, setup ledger.Setup) error {
+	conn, err := d.Connect(ctx, "lockstep/reset")
+	if err != nil {
+		return badInput(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := a.ledger.Reset(ctx, conn, d.Schema(), setup); err != nil {
+		return badInput(err)
+	}
+	return nil
+}
+
+func printAccounts(ctx context.Context, out io.Writer, d *db.Database) error {
+	conn, err := d.Connect(ctx, "lockstep/accounts")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	accounts, err := ledger.Accounts(ctx, conn)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "%4s\towner\t%12s\n", "id", "balance")
+	for _, acc := range accounts {
+		fmt.Fprintf(w, "%4d\t%s\t%12s\n", acc.ID, acc.Owner, acc.Balance.StringFixed(2))
+	}
+	return w.Flush()
+}

@@ -1,0 +1,140 @@
+// Package cli is lockstep's command line: the root command (the TUI) and its
+// subcommands, their flags, and how errors become exit codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"charm.land/fang/v2"
+	"github.com/spf13/cobra"
+
+	"lockstep/db"
+	"lockstep/ledger"
+)
+
+// Version is lockstep's version, shown by --version.
+const Version = "0.1.0"
+
+// Exit codes.
+const (
+	ExitOK       = 0
+	ExitFailure  = 1 // the run failed, or (chaos) the books are broken
+	ExitBadInput = 2 // bad flags, bad DSN, no server: the user must change something
+)
+
+// ExitError carries an exit code with the error to print.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// badInput marks err as the user's to fix: exit code 2.
+func badInput(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &ExitError{Code: ExitBadInput, Err: err}
+}
+
+// ExitCode maps an error returned by Execute to the process's exit code.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	return ExitFailure
+}
+
+// app is what every command shares: the ledger's DDL and the global flags.
+type app struct {
+	ledger          *ledger.Ledger
+	dsn             string
+	schema          string
+	deadlockTimeout time.Duration
+}
+
+// Execute builds the root command and runs it with args (os.Args[1:] when nil).
+// schemaSQL is the ledger's DDL, embedded by main.
+func Execute(ctx context.Context, schemaSQL string, args []string, stdout, stderr io.Writer) error {
+	a := &app{ledger: ledger.New(schemaSQL)}
+	root := a.rootCommand()
+	if args != nil {
+		root.SetArgs(args)
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return fang.Execute(ctx, root,
+		fang.WithVersion(Version),
+		fang.WithoutManpage(),
+		fang.WithErrorHandler(func(w io.Writer, _ fang.Styles, err error) {
+			// One line: what is wrong and how to fix it. No usage dump.
+			fmt.Fprintf(w, "lockstep: %v\n", err)
+		}),
+	)
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "lockstep",
+		Short: "Step real PostgreSQL sessions through a money transfer and watch their locks",
+		Long: "lockstep steps two or more real PostgreSQL sessions through a money transfer one statement at a time\n" +
+			"and shows which locks each holds, who waits for whom and why, and how deadlocks form and are broken.\n\n" +
+			"With no --dsn, DATABASE_URL or PG* variables it starts a private throwaway PostgreSQL from the\n" +
+			"server binaries on this machine and deletes it on exit.",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return badInput(fmt.Errorf("unknown command %q; see lockstep --help", args[0]))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return badInput(fmt.Errorf("%w; see --help", err))
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.dsn, "dsn", "", "PostgreSQL connection string (default: DATABASE_URL, then PG* variables, else a throwaway server)")
+	pf.StringVar(&a.schema, "schema", db.DefaultSchema, "schema the ledger lives in (lets many users share one server)")
+	pf.DurationVar(&a.deadlockTimeout, "deadlock-timeout", time.Second, "deadlock_timeout of the throwaway server")
+	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand())
+	return root
+}
+
+// open gets the database the flags and environment name. Every failure here
+// is the user's to fix (bad DSN, no server, wrong password): exit code 2.
+func (a *app) open(ctx context.Context) (*db.Database, error) {
+	return a.openWith(ctx, nil)
+}
+
+// openWith is open with the environment read through lookupEnv (nil: the process's).
+func (a *app) openWith(ctx context.Context, lookupEnv func(string) (string, bool)) (*db.Database, error) {
+	if a.deadlockTimeout <= 0 {
+		return nil, badInput(fmt.Errorf("--deadlock-timeout %s: must be positive", a.deadlockTimeout))
+	}
+	d, err := db.Open(ctx, db.Options{
+		DSN:    a.dsn,
+		Schema: a.schema,
+		Server:    db.ServerOptions{DeadlockTimeout: a.deadlockTimeout},
+		LookupEnv: lookupEnv,
+	})
+	if err != nil {
+		return nil, badInput(err)
+	}
+	return d, nil
+}

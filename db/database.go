@@ -1,0 +1,233 @@
+// Package db gets lockstep a PostgreSQL database: the one named by --dsn,
+// DATABASE_URL or the libpq environment, or else a private throwaway server
+// started from the server binaries on this machine.
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	pgxdecimal "github.com/jackc/pgx-shopspring-decimal"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// DefaultSchema is the schema the ledger lives in unless --schema says otherwise.
+const DefaultSchema = "lockstep"
+
+// Options say where the database comes from.
+type Options struct {
+	// DSN is the --dsn flag; it wins over everything else.
+	DSN string
+	// Schema is the ledger's schema, set as every connection's search_path.
+	Schema string
+	// Server tunes the throwaway server, when one is started.
+	Server ServerOptions
+	// LookupEnv reads the environment; nil means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+}
+
+// Database is where lockstep's sessions connect.
+type Database struct {
+	config  *pgx.ConnConfig
+	server  *Server // nil for a server lockstep did not start
+	owner   bool    // Close stops server
+	schema  string
+	source  string
+	version string
+}
+
+// libpqVars are the environment variables whose presence means the user has
+// pointed libpq (and so pgx) at a server.
+var libpqVars = [...]string{"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSERVICE", "PGSERVICEFILE"}
+
+var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// ValidateSchema checks that name is a plain lower-case SQL identifier, so it
+// can appear in search_path and SQL without quoting.
+func ValidateSchema(name string) error {
+	if !schemaRE.MatchString(name) {
+		return fmt.Errorf("invalid --schema %q: use lower-case letters, digits and _ (not starting with a digit), at most 63 characters", name)
+	}
+	return nil
+}
+
+// Open finds the database in the documented order — DSN, DATABASE_URL, the
+// libpq environment, else a throwaway server — and checks that it answers.
+// Close releases it (and stops a throwaway server).
+func Open(ctx context.Context, opts Options) (*Database, error) {
+	lookup := opts.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	if opts.Schema == "" {
+		opts.Schema = DefaultSchema
+	}
+	if err := ValidateSchema(opts.Schema); err != nil {
+		return nil, err
+	}
+	d := &Database{schema: opts.Schema}
+	dsn, source := opts.DSN, "--dsn"
+	if dsn == "" {
+		if v, ok := lookup("DATABASE_URL"); ok && v != "" {
+			dsn, source = v, "DATABASE_URL"
+		}
+	}
+	if dsn == "" {
+		for _, name := range libpqVars {
+			if v, ok := lookup(name); ok && v != "" {
+				source = "PG* environment"
+				break
+			}
+		}
+		if source != "PG* environment" {
+			source = ""
+		}
+	}
+	if source == "" {
+		srv, err := StartServer(ctx, opts.Server)
+		if err != nil {
+			return nil, fmt.Errorf("starting a throwaway PostgreSQL: %w", err)
+		}
+		d.server, d.owner, source, dsn = srv, true, "throwaway", srv.URL("postgres")
+	}
+	d.source = source
+	// pgx reads the libpq variables (PGHOST, PGPASSWORD, PGSERVICE, ~/.pgpass, …)
+	// itself, as defaults beneath whatever the DSN says.
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("invalid %s: %s; expected postgres://user:password@host:port/dbname or key=value pairs", source, parseProblem(err))
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	d.config = cfg
+	conn, err := d.Connect(ctx, "lockstep/check")
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&d.version); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("reading the server version: %w", err)
+	}
+	return d, nil
+}
+
+// parseProblem is what pgx found wrong in a connection string, without the
+// string itself (which may hold a password).
+func parseProblem(err error) string {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		if inner := errors.Unwrap(pe); inner != nil {
+			return inner.Error()
+		}
+		msg := pe.Error()
+		if i := strings.LastIndex(msg, "`: "); i >= 0 {
+			return msg[i+3:]
+		}
+	}
+	return "cannot parse it"
+}
+
+// Connect opens a new connection named appName in pg_stat_activity, with the
+// ledger's schema as search_path and NUMERIC mapped to decimal.Decimal.
+func (d *Database) Connect(ctx context.Context, appName string) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, d.ConnConfig(appName))
+	if err != nil {
+		return nil, explainConnectError(d.config, err)
+	}
+	pgxdecimal.Register(conn.TypeMap())
+	return conn, nil
+}
+
+// ConnConfig is a copy of the connection settings for appName, for callers
+// that build their own pools.
+func (d *Database) ConnConfig(appName string) *pgx.ConnConfig {
+	cfg := d.config.Copy()
+	cfg.RuntimeParams["application_name"] = appName
+	cfg.RuntimeParams["search_path"] = d.schema
+	return cfg
+}
+
+// WithSchema is the same database with another ledger schema. The copy does
+// not own the server: closing it leaves the server running.
+func (d *Database) WithSchema(schema string) (*Database, error) {
+	if err := ValidateSchema(schema); err != nil {
+		return nil, err
+	}
+	c := *d
+	c.schema, c.owner = schema, false
+	return &c, nil
+}
+
+// Schema is the ledger's schema.
+func (d *Database) Schema() string { return d.schema }
+
+// Server is the throwaway server, or nil when the database is someone else's.
+func (d *Database) Server() *Server { return d.server }
+
+// Version is the server's version string, e.g. "15.20 (Debian 15.20-0+deb12u1)".
+func (d *Database) Version() string { return d.version }
+
+// Describe names the database for a header line, never with a password.
+func (d *Database) Describe() string {
+	major, _, _ := strings.Cut(d.version, " ")
+	if d.server != nil {
+		return fmt.Sprintf("throwaway PostgreSQL %s (socket in %s)", major, d.server.Dir())
+	}
+	host := d.config.Host
+	if !strings.HasPrefix(host, "/") {
+		host = net.JoinHostPort(host, fmt.Sprint(d.config.Port))
+	}
+	return fmt.Sprintf("PostgreSQL %s at %s/%s as %s (from %s)", major, host, d.config.Database, d.config.User, d.source)
+}
+
+// Close stops the throwaway server if this Database started it.
+func (d *Database) Close() error {
+	if d.server != nil && d.owner {
+		return d.server.Stop()
+	}
+	return nil
+}
+
+// explainConnectError turns a connection failure into one line saying what
+// is wrong and how to fix it. The password never appears in it.
+func explainConnectError(cfg *pgx.ConnConfig, err error) error {
+	where := cfg.Host
+	if !strings.HasPrefix(where, "/") {
+		where = net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "28P01":
+			return fmt.Errorf("password authentication failed for user %q at %s: check the password in --dsn, DATABASE_URL, PGPASSWORD or ~/.pgpass", cfg.User, where)
+		case "28000":
+			return fmt.Errorf("the server at %s refused user %q: %s; check pg_hba.conf or use another user", where, cfg.User, pgErr.Message)
+		case "3D000":
+			return fmt.Errorf("database %q does not exist at %s: create it (createdb %s) or name another in the DSN", cfg.Database, where, cfg.Database)
+		case "53300":
+			return fmt.Errorf("the server at %s has no free connections (%s): close some sessions or raise max_connections", where, pgErr.Message)
+		default:
+			return fmt.Errorf("connecting to %s as %q: %s (SQLSTATE %s)", where, cfg.User, pgErr.Message, pgErr.Code)
+		}
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return fmt.Errorf("cannot reach PostgreSQL at %s: timed out; check the host and port, or omit --dsn to use a throwaway server", where)
+	}
+	cause := err.Error()
+	if i := strings.LastIndex(cause, ": "); i >= 0 {
+		cause = cause[i+2:]
+	}
+	return fmt.Errorf("cannot reach PostgreSQL at %s: %s; is the server running? (or omit --dsn to use a throwaway server)", where, cause)
+}

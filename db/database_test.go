@@ -1,0 +1,129 @@
+package db_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"lockstep/db"
+	"lockstep/db/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+func noEnv(string) (string, bool) { return "", false }
+
+func TestOpenBadInputNeverShowsThePassword(t *testing.T) {
+	t.Parallel()
+	cfg := dbtest.DB(t).ConnConfig("x")
+	cases := map[string]struct{ dsn, want string }{
+		"unparsable":    {"postgres://bob:s3cret@localhost:notaport/x", "invalid --dsn"},
+		"unreachable":   {"postgres://bob:s3cret@127.0.0.1:1/x?connect_timeout=2", "cannot reach PostgreSQL at 127.0.0.1:1"},
+		"unknown role":  {fmt.Sprintf("host=%s port=%d dbname=%s user=nosuchrole password=s3cret", cfg.Host, cfg.Port, cfg.Database), "refused user \"nosuchrole\""},
+		"no such db":    {fmt.Sprintf("host=%s port=%d dbname=nosuchdb user=%s password=s3cret", cfg.Host, cfg.Port, cfg.User), "database \"nosuchdb\" does not exist"},
+		"bad schema":    {"", "invalid --schema"},
+		"keyword typos": {"host=localhost pasword=s3cret", "unrecognized configuration parameter \"pasword\""},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			opts := db.Options{DSN: c.dsn, LookupEnv: noEnv}
+			if name == "bad schema" {
+				opts.Schema = "Robert'); DROP TABLE"
+			}
+			d, err := db.Open(context.Background(), opts)
+			if err == nil {
+				d.Close()
+				t.Fatal("Open succeeded")
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "s3cret") {
+				t.Errorf("the password leaks: %s", msg)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("more than one line: %q", msg)
+			}
+			if !strings.Contains(msg, c.want) {
+				t.Errorf("got %q, want it to say %q", msg, c.want)
+			}
+		})
+	}
+}
+
+func TestOpenOrder(t *testing.T) {
+	shared := dbtest.DB(t)
+	cfg := shared.ConnConfig("x")
+	good := fmt.Sprintf("host=%s port=%d dbname=%s user=%s", cfg.Host, cfg.Port, cfg.Database, cfg.User)
+	ctx := context.Background()
+	env := func(vars map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	}
+	// --dsn wins over a broken DATABASE_URL.
+	d, err := db.Open(ctx, db.Options{DSN: good, LookupEnv: env(map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1:1/x"})})
+	if err != nil {
+		t.Fatalf("--dsn should win over DATABASE_URL: %v", err)
+	}
+	if !strings.Contains(d.Describe(), "from --dsn") || d.Server() != nil {
+		t.Errorf("Describe() = %q", d.Describe())
+	}
+	d.Close()
+	// DATABASE_URL wins over PG* variables.
+	d, err = db.Open(ctx, db.Options{LookupEnv: env(map[string]string{"DATABASE_URL": good, "PGHOST": "127.0.0.1", "PGPORT": "1"})})
+	if err != nil {
+		t.Fatalf("DATABASE_URL should win over PGHOST: %v", err)
+	}
+	if !strings.Contains(d.Describe(), "from DATABASE_URL") {
+		t.Errorf("Describe() = %q", d.Describe())
+	}
+	d.Close()
+	// The libpq variables, read by pgx itself.
+	t.Setenv("PGHOST", cfg.Host)
+	t.Setenv("PGPORT", fmt.Sprint(cfg.Port))
+	t.Setenv("PGDATABASE", cfg.Database)
+	t.Setenv("PGUSER", cfg.User)
+	d, err = db.Open(ctx, db.Options{})
+	if err != nil {
+		t.Fatalf("PG* variables: %v", err)
+	}
+	if !strings.Contains(d.Describe(), "from PG* environment") {
+		t.Errorf("Describe() = %q", d.Describe())
+	}
+	d.Close()
+}
+
+func TestOpenWithNothingStartsAThrowawayServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, err := db.Open(ctx, db.Options{LookupEnv: noEnv, Schema: "classroom_7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := d.Server()
+	if srv == nil {
+		d.Close()
+		t.Fatal("no throwaway server")
+	}
+	conn, err := d.Connect(ctx, "lockstep/test")
+	if err != nil {
+		d.Close()
+		t.Fatal(err)
+	}
+	var app, path string
+	err = conn.QueryRow(ctx, "SELECT current_setting('application_name'), current_setting('search_path')").Scan(&app, &path)
+	conn.Close(ctx)
+	if err != nil || app != "lockstep/test" || path != "classroom_7" {
+		t.Errorf("application_name=%q search_path=%q err=%v", app, path, err)
+	}
+	if !strings.HasPrefix(d.Describe(), "throwaway PostgreSQL") {
+		t.Errorf("Describe() = %q", d.Describe())
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-srv.Done():
+	default:
+		t.Fatal("server still running after Close")
+	}
+}

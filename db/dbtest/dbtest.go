@@ -1,0 +1,133 @@
+// Package dbtest gives each test binary one real PostgreSQL — DATABASE_URL
+// when set, else lockstep's own throwaway server — and each test a ledger in
+// a schema of its own. Only tests import it.
+package dbtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"lockstep/db"
+	"lockstep/ledger"
+)
+
+// shared is the test binary's database, set once by Main before any test runs.
+var shared *db.Database
+
+var schemaSeq atomic.Int64
+
+// Main runs a package's tests against one database started for the whole
+// test binary, stops it afterwards and fails the binary on leaked goroutines.
+func Main(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d, err := db.Open(ctx, db.Options{
+		// Only DATABASE_URL, not PG* variables, may point tests elsewhere.
+		LookupEnv: func(k string) (string, bool) {
+			if k == "DATABASE_URL" {
+				return os.LookupEnv(k)
+			}
+			return "", false
+		},
+		Server: db.ServerOptions{DeadlockTimeout: 200 * time.Millisecond},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dbtest: no database for the tests:", err)
+		return 1
+	}
+	shared = d
+	code := m.Run()
+	if err := d.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "dbtest: stopping the test database:", err)
+		code = 1
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "dbtest: leaked goroutines:", err)
+			code = 1
+		}
+	}
+	return code
+}
+
+// DB is the test binary's database, with the default schema.
+func DB(tb testing.TB) *db.Database {
+	tb.Helper()
+	if shared == nil {
+		tb.Fatal("dbtest: the package's TestMain must call dbtest.Main")
+	}
+	return shared
+}
+
+// Schema is the test database with a schema name no other test uses; the
+// schema is dropped when the test ends.
+func Schema(tb testing.TB) *db.Database {
+	tb.Helper()
+	name := fmt.Sprintf("lockstep_t%d_%d", os.Getpid(), schemaSeq.Add(1))
+	d, err := DB(tb).WithSchema(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := d.Connect(ctx, "lockstep/test-cleanup")
+		if err != nil {
+			tb.Errorf("dropping schema %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
+			tb.Errorf("dropping schema %s: %v", name, err)
+		}
+	})
+	return d
+}
+
+// Ledger is the ledger defined by the module's schema.sql.
+func Ledger(tb testing.TB) *ledger.Ledger {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if ddl, err := os.ReadFile(filepath.Join(dir, "schema.sql")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				return ledger.New(string(ddl))
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("dbtest: schema.sql not found above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// Fresh is a new schema holding a freshly reset ledger with setup.
+func Fresh(tb testing.TB, setup ledger.Setup) *db.Database {
+	tb.Helper()
+	d := Schema(tb)
+	ctx := context.Background()
+	conn, err := d.Connect(ctx, "lockstep/test-reset")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := Ledger(tb).Reset(ctx, conn, d.Schema(), setup); err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}

@@ -1,0 +1,321 @@
+package db
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// dirPrefix names lockstep's temp dirs, so a later start can find stale ones.
+const dirPrefix = "lockstep-"
+
+// ownerFile holds the pid of the lockstep process that created the dir.
+const ownerFile = "lockstep.pid"
+
+// ServerOptions tune a throwaway server at start.
+type ServerOptions struct {
+	// DeadlockTimeout is the server's deadlock_timeout; 0 keeps PostgreSQL's default (1s).
+	DeadlockTimeout time.Duration
+	// MaxPreparedTransactions enables PREPARE TRANSACTION; 0 means the default of 16.
+	MaxPreparedTransactions int
+	// TempDir is where the server's private dir is made; "" means os.TempDir().
+	TempDir string
+}
+
+// Server is a private, throwaway PostgreSQL: a fresh data directory in a 0700
+// temp dir, reachable only through a Unix socket in that dir.
+type Server struct {
+	dir      string
+	bins     Binaries
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the postmaster has exited
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// StartServer initialises and starts a throwaway server and waits until it
+// accepts connections. The caller must call Stop on every exit path.
+func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
+	bins, err := FindBinaries()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
+	base := opts.TempDir
+	if base == "" {
+		base = os.TempDir()
+	}
+	// A Unix socket path is limited to about 107 bytes; a long TMPDIR would not fit.
+	if len(base) > 60 {
+		base = "/tmp"
+	}
+	removeStale(base)
+	dir, err := os.MkdirTemp(base, dirPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("creating the throwaway server's temp dir: %w", err)
+	}
+	s := &Server{dir: dir, bins: bins}
+	defer func() {
+		if err != nil {
+			_ = s.Stop()
+		}
+	}()
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", ownerFile, err)
+	}
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return nil, fmt.Errorf("handing %s to the postgres user: %w", dir, err)
+		}
+	}
+	if err := s.initdb(ctx, cred); err != nil {
+		return nil, err
+	}
+	if err := s.start(opts, cred); err != nil {
+		return nil, err
+	}
+	if err := s.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// serverCredential returns the identity to run the server as: nil for the
+// current user, or the postgres system user when running as root, because
+// initdb and postgres refuse to run as root.
+func serverCredential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, errors.New("running as root, and PostgreSQL refuses to run as root, but there is no `postgres` " +
+			"system user to run the throwaway server as; create one (useradd --system postgres), run lockstep as an " +
+			"ordinary user, or pass --dsn for an existing server")
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func (s *Server) dataDir() string { return filepath.Join(s.dir, "data") }
+
+// childEnv is the environment for server programs: ours without PG*
+// variables, which could point initdb or postgres elsewhere.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PG") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "LC_ALL=C")
+}
+
+func (s *Server) initdb(ctx context.Context, cred *syscall.Credential) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.bins.Dir, "initdb"),
+		"-D", s.dataDir(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C",
+		"--no-sync", "--no-instructions")
+	cmd.Dir = s.dir
+	cmd.Env = childEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("initdb: %w", ctx.Err())
+		}
+		return fmt.Errorf("initdb in %s failed: %w: %s", s.dir, err, lastLine(out.String()))
+	}
+	return nil
+}
+
+func (s *Server) start(opts ServerOptions, cred *syscall.Credential) error {
+	prepared := opts.MaxPreparedTransactions
+	if prepared == 0 {
+		prepared = 16
+	}
+	args := []string{
+		"-D", s.dataDir(),
+		"-k", s.dir, // the socket lives in our private dir
+		"-p", "5432",
+		"-c", "listen_addresses=", // no TCP at all
+		"-c", "fsync=off",
+		"-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off",
+		"-c", "max_connections=200",
+		"-c", "max_prepared_transactions=" + strconv.Itoa(prepared),
+		"-c", "unix_socket_permissions=0700",
+	}
+	if opts.DeadlockTimeout > 0 {
+		args = append(args, "-c", fmt.Sprintf("deadlock_timeout=%dms", opts.DeadlockTimeout.Milliseconds()))
+	}
+	logf, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating the server log: %w", err)
+	}
+	cmd := exec.Command(filepath.Join(s.bins.Dir, "postgres"), args...)
+	cmd.Dir = s.dir
+	cmd.Env = childEnv()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: cred,
+		// If lockstep dies, even by kill -9, the kernel sends SIGQUIT (immediate
+		// shutdown) to the postmaster, whose backends then exit with it.
+		Pdeathsig: syscall.SIGQUIT,
+		// Its own process group: a Ctrl-C at the terminal reaches lockstep only,
+		// which rolls its sessions back before stopping the server.
+		Setpgid: true,
+	}
+	s.done = make(chan struct{})
+	started := make(chan error, 1)
+	go func() {
+		defer close(s.done)
+		defer logf.Close()
+		// The parent-death signal fires when the *thread* that forked the child
+		// exits. Lock this goroutine to its thread and keep it until the server
+		// has exited, so the Go runtime never retires that thread early.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("starting postgres: %w", err)
+	}
+	s.cmd = cmd
+	return nil
+}
+
+func (s *Server) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cfg, err := pgconn.ParseConfig(s.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("parsing the throwaway server's URL: %w", err)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		conn, err := pgconn.ConnectConfig(ctx, cfg)
+		if err == nil {
+			return conn.Close(ctx)
+		}
+		select {
+		case <-s.done:
+			log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
+			return fmt.Errorf("the throwaway server exited during start: %s", lastLine(string(log)))
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the throwaway server to accept connections: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// Dir is the server's private temp dir; its Unix socket lives there.
+func (s *Server) Dir() string { return s.dir }
+
+// Version is the server's PostgreSQL version, e.g. "15.20".
+func (s *Server) Version() string { return s.bins.Version }
+
+// Pid is the postmaster's process id, or 0 when it is not running.
+func (s *Server) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// URL is a connection URL for database dbname on this server.
+func (s *Server) URL(dbname string) string {
+	q := url.Values{"host": {s.dir}}
+	return "postgres://postgres@/" + url.PathEscape(dbname) + "?" + q.Encode()
+}
+
+// Done is closed when the server process has exited.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Stop shuts the server down at once and deletes its directory. It is safe
+// to call more than once and from any exit path.
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() {
+		if s.cmd != nil {
+			// SIGQUIT is PostgreSQL's immediate shutdown: nothing here is worth a checkpoint.
+			_ = s.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-s.done:
+			case <-time.After(10 * time.Second):
+				_ = s.cmd.Process.Kill()
+				<-s.done
+			}
+		}
+		if err := os.RemoveAll(s.dir); err != nil {
+			s.stopErr = fmt.Errorf("removing %s: %w", s.dir, err)
+		}
+	})
+	return s.stopErr
+}
+
+// removeStale deletes lockstep temp dirs left by a lockstep that is gone and
+// whose server is gone too (after a kill -9, the parent-death signal stops the
+// server but nobody removes the dir).
+func removeStale(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, dirPrefix+"*"))
+	for _, d := range dirs {
+		st, err := os.Lstat(d)
+		if err != nil || !st.IsDir() {
+			continue
+		}
+		owner, ok := readPid(filepath.Join(d, ownerFile))
+		if !ok && time.Since(st.ModTime()) < time.Minute {
+			continue // perhaps another lockstep creating it right now
+		}
+		if ok && processAlive(owner) {
+			continue
+		}
+		if pm, ok := readPid(filepath.Join(d, "data", "postmaster.pid")); ok && processAlive(pm) {
+			continue
+		}
+		_ = os.RemoveAll(d)
+	}
+}
+
+func readPid(path string) (int, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	return pid, err == nil && pid > 0
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}

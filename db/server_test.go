@@ -1,0 +1,206 @@
+package db
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// helperEnv makes the test binary act as a lockstep that starts a server and
+// then waits to be killed.
+const helperEnv = "LOCKSTEP_TEST_SERVER_HELPER"
+
+func init() {
+	base := os.Getenv(helperEnv)
+	if base == "" {
+		return
+	}
+	s, err := StartServer(context.Background(), ServerOptions{TempDir: base})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println(s.Dir(), s.Pid())
+	select {} // until SIGKILL
+}
+
+// sharedTempDir is a fresh dir the postgres user can traverse when tests run
+// as root (the server runs as postgres then).
+func sharedTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "lstest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func childPids(t *testing.T, parent int) []int {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var kids []int
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses: state, ppid, …
+		rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
+		f := strings.Fields(rest)
+		if ppid, _ := strconv.Atoi(f[1]); ppid == parent {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			kids = append(kids, pid)
+		}
+	}
+	return kids
+}
+
+func TestServerStartsServesAndStopsClean(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := StartServer(ctx, ServerOptions{TempDir: sharedTempDir(t), DeadlockTimeout: 300 * time.Millisecond, MaxPreparedTransactions: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var timeout, prepared, listen string
+	err = conn.QueryRow(ctx, "SELECT current_setting('deadlock_timeout'), current_setting('max_prepared_transactions'), current_setting('listen_addresses')").
+		Scan(&timeout, &prepared, &listen)
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if timeout != "300ms" || prepared != "5" || listen != "" {
+		t.Errorf("deadlock_timeout=%s max_prepared_transactions=%s listen_addresses=%q", timeout, prepared, listen)
+	}
+	st, err := os.Stat(s.Dir())
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("server dir %s: %v, mode %v; want 0700", s.Dir(), err, st.Mode().Perm())
+	}
+	pm := s.Pid()
+	kids := childPids(t, pm)
+	if len(kids) == 0 {
+		t.Fatalf("the postmaster %d has no children", pm)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range append(kids, pm) {
+		if processAlive(pid) {
+			t.Errorf("process %d still runs after Stop", pid)
+		}
+	}
+	if _, err := os.Stat(s.Dir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("server dir still there after Stop: %v", err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Errorf("second Stop: %v", err)
+	}
+}
+
+func TestServerDiesWithItsParent(t *testing.T) {
+	t.Parallel()
+	base := sharedTempDir(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+base)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("helper: %v", err)
+	}
+	var dir string
+	var pm int
+	if _, err := fmt.Sscan(line, &dir, &pm); err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("helper said %q", line)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	// The kernel's parent-death signal reaches the postmaster asynchronously;
+	// wait for it to exit (the deadline is only a guard against a hang).
+	deadline := time.Now().Add(30 * time.Second)
+	for processAlive(pm) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pm, syscall.SIGKILL)
+			t.Fatalf("postmaster %d outlived its parent", pm)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the dead lockstep's dir should still be there until the next start: %v", err)
+	}
+	removeStale(base)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("removeStale left %s: %v", dir, err)
+	}
+}
+
+func TestRemoveStaleKeepsLiveDirs(t *testing.T) {
+	t.Parallel()
+	base := sharedTempDir(t)
+	live := filepath.Join(base, dirPrefix+"live")
+	os.Mkdir(live, 0o700)
+	os.WriteFile(filepath.Join(live, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600)
+	fresh := filepath.Join(base, dirPrefix+"fresh") // no owner file yet: being created
+	os.Mkdir(fresh, 0o700)
+	other := filepath.Join(base, "unrelated")
+	os.Mkdir(other, 0o700)
+	removeStale(base)
+	for _, d := range []string{live, fresh, other} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("removeStale removed %s", d)
+		}
+	}
+}
+
+func TestNoServerBinaries(t *testing.T) {
+	t.Parallel()
+	_, err := findBinaries("", []string{"/nonexistent/postgresql/*/bin"})
+	if !errors.Is(err, ErrNoServerBinaries) {
+		t.Fatalf("got %v", err)
+	}
+	for _, want := range []string{"/nonexistent/postgresql/*/bin", "docker compose up -d", "--dsn", "install the PostgreSQL server package"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestFindBinariesNewestFirst(t *testing.T) {
+	t.Parallel()
+	b, err := FindBinaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.major < 14 {
+		t.Errorf("found PostgreSQL %s in %s; the machine has 15", b.Version, b.Dir)
+	}
+}

@@ -1,0 +1,108 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+)
+
+// Books is the result of checking the ledger's invariants.
+type Books struct {
+	// Opening is the money the ledger was opened with; Total is what it holds now.
+	Opening, Total decimal.Decimal
+	// Drift lists accounts whose balance is not opening balance + entries.
+	Drift []Drift
+	// BadTransfers lists transfers without exactly two entries summing to zero.
+	BadTransfers []BadTransfer
+}
+
+// Drift is an account whose balance disagrees with its entries: a lost
+// update, or half a transfer.
+type Drift struct {
+	Account  int64
+	Balance  decimal.Decimal // what the row says
+	Expected decimal.Decimal // opening balance + entries
+}
+
+// BadTransfer is a transfer whose entries do not balance.
+type BadTransfer struct {
+	Transfer int64
+	Entries  int
+	Sum      decimal.Decimal
+}
+
+// OK is true when the books are kept: money neither made nor lost, every
+// balance matches its entries, every transfer has two entries summing to zero.
+func (b Books) OK() bool {
+	return b.Opening.Equal(b.Total) && len(b.Drift) == 0 && len(b.BadTransfers) == 0
+}
+
+// Summary is one line: "total 200.00 = 200.00 ok" or what is wrong.
+func (b Books) Summary() string {
+	var parts []string
+	diff := b.Total.Sub(b.Opening)
+	switch {
+	case diff.IsPositive():
+		parts = append(parts, fmt.Sprintf("total %s ≠ %s: %s created", money(b.Total), money(b.Opening), money(diff)))
+	case diff.IsNegative():
+		parts = append(parts, fmt.Sprintf("total %s ≠ %s: %s lost", money(b.Total), money(b.Opening), money(diff.Neg())))
+	default:
+		parts = append(parts, fmt.Sprintf("total %s = %s", money(b.Total), money(b.Opening)))
+	}
+	for _, d := range b.Drift {
+		parts = append(parts, fmt.Sprintf("account %d holds %s but its entries say %s (lost update)", d.Account, money(d.Balance), money(d.Expected)))
+	}
+	for _, t := range b.BadTransfers {
+		parts = append(parts, fmt.Sprintf("transfer %d has %d entries summing to %s", t.Transfer, t.Entries, money(t.Sum)))
+	}
+	if b.OK() {
+		return parts[0] + " ok"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// CheckBooks reads the ledger and checks its invariants, on a connection
+// outside any session's transaction.
+func CheckBooks(ctx context.Context, q Querier) (Books, error) {
+	var b Books
+	err := q.QueryRow(ctx, "SELECT coalesce(sum(opening_balance), 0), coalesce(sum(balance), 0) FROM accounts").Scan(&b.Opening, &b.Total)
+	if err != nil {
+		return b, fmt.Errorf("summing balances: %w", err)
+	}
+	rows, err := q.Query(ctx, `
+		SELECT a.id, a.balance, a.opening_balance + coalesce(e.sum, 0)
+		FROM accounts a
+		LEFT JOIN (SELECT account_id, sum(amount) FROM entries GROUP BY account_id) e ON e.account_id = a.id
+		WHERE a.balance <> a.opening_balance + coalesce(e.sum, 0)
+		ORDER BY a.id`)
+	if err != nil {
+		return b, fmt.Errorf("comparing balances with entries: %w", err)
+	}
+	b.Drift, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Drift, error) {
+		var d Drift
+		return d, r.Scan(&d.Account, &d.Balance, &d.Expected)
+	})
+	if err != nil {
+		return b, fmt.Errorf("comparing balances with entries: %w", err)
+	}
+	rows, err = q.Query(ctx, `
+		SELECT t.id, count(e.id)::int, coalesce(sum(e.amount), 0)
+		FROM transfers t LEFT JOIN entries e ON e.transfer_id = t.id
+		GROUP BY t.id
+		HAVING count(e.id) <> 2 OR coalesce(sum(e.amount), 0) <> 0
+		ORDER BY t.id`)
+	if err != nil {
+		return b, fmt.Errorf("checking transfers' entries: %w", err)
+	}
+	b.BadTransfers, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (BadTransfer, error) {
+		var t BadTransfer
+		return t, r.Scan(&t.Transfer, &t.Entries, &t.Sum)
+	})
+	if err != nil {
+		return b, fmt.Errorf("checking transfers' entries: %w", err)
+	}
+	return b, nil
+}

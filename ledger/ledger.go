@@ -1,0 +1,132 @@
+// Package ledger is lockstep's ledger — accounts, transfers, entries — and the
+// transfer strategies written as statement scripts, with a runner that runs a
+// whole script with retries.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/shopspring/decimal"
+)
+
+// schemaMark is the comment lockstep puts on the schemas it creates; reset
+// drops no schema without it.
+const schemaMark = "lockstep ledger: created by lockstep, dropped by lockstep reset"
+
+// ErrUnmarkedSchema is returned when reset would drop a schema lockstep did not create.
+var ErrUnmarkedSchema = errors.New("schema exists and was not created by lockstep")
+
+// Querier is what the ledger's queries run on: a connection, a pool or a transaction.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Ledger creates the ledger from its DDL (schema.sql).
+type Ledger struct {
+	ddl string
+}
+
+// New is a ledger made by ddl, the text of schema.sql.
+func New(ddl string) *Ledger { return &Ledger{ddl: ddl} }
+
+// Setup is what reset creates.
+type Setup struct {
+	Accounts int             // how many accounts, ids 1..Accounts
+	Balance  decimal.Decimal // each account's opening balance
+}
+
+// DefaultSetup is the lecture's: two accounts with 100.00 each.
+func DefaultSetup() Setup {
+	return Setup{Accounts: 2, Balance: decimal.RequireFromString("100.00")}
+}
+
+// Validate reports a setup that cannot be created, in words a user can act on.
+func (s Setup) Validate() error {
+	if s.Accounts < 2 {
+		return fmt.Errorf("--accounts %d: a transfer needs at least 2 accounts", s.Accounts)
+	}
+	if s.Accounts > 1_000_000 {
+		return fmt.Errorf("--accounts %d: at most 1000000 accounts", s.Accounts)
+	}
+	if s.Balance.IsNegative() {
+		return fmt.Errorf("--balance %s: an opening balance cannot be negative", s.Balance.StringFixed(2))
+	}
+	if s.Balance.GreaterThanOrEqual(decimal.New(1, 10)) {
+		return fmt.Errorf("--balance %s: NUMERIC(12,2) holds at most 9999999999.99", s.Balance.StringFixed(2))
+	}
+	return nil
+}
+
+// Account is one row of accounts.
+type Account struct {
+	ID             int64
+	Owner          string
+	Balance        decimal.Decimal
+	OpeningBalance decimal.Decimal
+}
+
+var owners = [...]string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"}
+
+// Reset drops the schema if lockstep created it, creates the ledger in it and
+// opens the accounts. It refuses, with ErrUnmarkedSchema, to drop a schema
+// without lockstep's mark.
+func (l *Ledger) Reset(ctx context.Context, conn *pgx.Conn, schema string, setup Setup) error {
+	if err := setup.Validate(); err != nil {
+		return err
+	}
+	ident := pgx.Identifier{schema}.Sanitize()
+	var comment *string
+	err := conn.QueryRow(ctx,
+		"SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1", schema).Scan(&comment)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("looking up schema %s: %w", schema, err)
+	case comment == nil || *comment != schemaMark:
+		return fmt.Errorf("%w: refusing to drop schema %q; choose another with --schema, or drop it yourself if it is yours to drop", ErrUnmarkedSchema, schema)
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		steps := []string{
+			"DROP SCHEMA IF EXISTS " + ident + " CASCADE",
+			"CREATE SCHEMA " + ident,
+			"COMMENT ON SCHEMA " + ident + " IS '" + schemaMark + "'",
+			"SET LOCAL search_path = " + ident,
+			l.ddl,
+		}
+		for _, sql := range steps {
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("creating the ledger in schema %s: %w", schema, err)
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO accounts (id, owner, balance, opening_balance)
+			SELECT g, coalesce(($3::text[])[g], 'account ' || g), $2, $2 FROM generate_series(1, $1::int) AS g`,
+			setup.Accounts, setup.Balance, owners[:])
+		if err != nil {
+			return fmt.Errorf("opening %d accounts: %w", setup.Accounts, err)
+		}
+		return nil
+	})
+}
+
+// Accounts reads every account, in id order.
+func Accounts(ctx context.Context, q Querier) ([]Account, error) {
+	rows, err := q.Query(ctx, "SELECT id, owner, balance, opening_balance FROM accounts ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("reading accounts: %w", err)
+	}
+	accounts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Account, error) {
+		var a Account
+		err := r.Scan(&a.ID, &a.Owner, &a.Balance, &a.OpeningBalance)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading accounts: %w", err)
+	}
+	return accounts, nil
+}
