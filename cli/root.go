@@ -128,8 +128,8 @@ func (a *app) openWith(ctx context.Context, lookupEnv func(string) (string, bool
 		return nil, badInput(fmt.Errorf("--deadlock-timeout %s: must be positive", a.deadlockTimeout))
 	}
 	d, err := db.Open(ctx, db.Options{
-		DSN:    a.dsn,
-		Schema: a.schema,
+		DSN:       a.dsn,
+		Schema:    a.schema,
 		Server:    db.ServerOptions{DeadlockTimeout: a.deadlockTimeout},
 		LookupEnv: lookupEnv,
 	})
