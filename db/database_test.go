@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -82,7 +83,13 @@ func TestOpenOrder(t *testing.T) {
 	t.Setenv("PGPORT", fmt.Sprint(cfg.Port))
 	t.Setenv("PGDATABASE", cfg.Database)
 	t.Setenv("PGUSER", cfg.User)
-	d, err = db.Open(ctx, db.Options{})
+	withoutURL := func(k string) (string, bool) {
+		if k == "DATABASE_URL" {
+			return "", false
+		}
+		return os.LookupEnv(k)
+	}
+	d, err = db.Open(ctx, db.Options{LookupEnv: withoutURL})
 	if err != nil {
 		t.Fatalf("PG* variables: %v", err)
 	}
