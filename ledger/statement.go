@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -154,6 +155,8 @@ func firstInt(row []any) (int64, error) {
 		return x, nil
 	case int32:
 		return int64(x), nil
+	case string:
+		return strconv.ParseInt(strings.TrimSpace(x), 10, 64)
 	}
 	return 0, fmt.Errorf("unexpected %T", row[0])
 }

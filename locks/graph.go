@@ -1,0 +1,287 @@
+package locks
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Conflict points at the cell of a documented conflict table that decides an
+// edge: the mode held (row) against the mode wanted (column).
+type Conflict struct {
+	Row    bool // the row-level table (Table 13.3) rather than the table-level one (13.2)
+	Held   int
+	Wanted int
+}
+
+// Table is the conflict table the cell belongs to.
+func (c Conflict) Table() ConflictTable {
+	if c.Row {
+		return RowLevelConflicts()
+	}
+	return TableLevelConflicts()
+}
+
+// Edge is "Waiter waits for Holder", labelled with the lock that causes it.
+type Edge struct {
+	Waiter, Holder       string
+	WaiterPid, HolderPid int32
+	// Lock is the lock the waiter asks for (nil for a safe-snapshot wait).
+	Lock *Lock
+	// Why is one line explaining the conflict.
+	Why string
+	// Conflict is the deciding cell, when a conflict table decides the edge.
+	Conflict *Conflict
+}
+
+// Label is the edge's lock in a few words: "ShareLock on T1's transaction".
+func (e Edge) Label() string {
+	if e.Lock == nil {
+		return "a safe snapshot"
+	}
+	return e.Lock.ModeWords() + " on " + e.Lock.Target()
+}
+
+// Cycle is a closed chain of waits: a deadlock.
+type Cycle struct {
+	Sessions []string // in wait order: Sessions[0] waits for Sessions[1] … waits for Sessions[0]
+	Edges    []Edge
+	// BreakAt is when the server's deadlock check will first find the cycle:
+	// each waiter checks once, deadlock_timeout after its wait began. Nil when
+	// the server does not report wait start times (before PostgreSQL 14).
+	BreakAt *time.Time
+	// LikelyVictim is the waiter whose check fires first after the cycle closed.
+	LikelyVictim string
+}
+
+// String is "T1 → T2 → T1".
+func (c Cycle) String() string { return strings.Join(append(c.Sessions, c.Sessions[0]), " → ") }
+
+// Graph is the wait-for graph of one snapshot.
+type Graph struct {
+	Edges  []Edge
+	Cycles []Cycle
+}
+
+// maxCycles bounds the enumeration; real runs have a handful.
+const maxCycles = 64
+
+// BuildGraph draws an edge waiter → holder for every pid that
+// pg_blocking_pids (or pg_safe_snapshot_blocking_pids) names, explains each,
+// and finds every cycle.
+func BuildGraph(s *Snapshot) Graph {
+	var g Graph
+	for bi := range s.Backends {
+		b := &s.Backends[bi]
+		if !b.Waiting() {
+			continue
+		}
+		wanted := s.wantedLock(b.Pid)
+		for _, pid := range b.BlockedBy {
+			e := Edge{Waiter: b.Session, WaiterPid: b.Pid, Holder: s.nameOf(pid), HolderPid: pid, Lock: wanted}
+			s.explain(&e, b)
+			g.Edges = append(g.Edges, e)
+		}
+		for _, pid := range b.SafeSnapshotBlockedBy {
+			holder := s.nameOf(pid)
+			g.Edges = append(g.Edges, Edge{
+				Waiter: b.Session, WaiterPid: b.Pid, Holder: holder, HolderPid: pid,
+				Why: fmt.Sprintf("%s (SERIALIZABLE READ ONLY DEFERRABLE) waits for a safe snapshot: %s's read-write serializable transaction could still make its reads unsafe", b.Session, holder),
+			})
+		}
+	}
+	g.Cycles = findCycles(g.Edges)
+	for i := range g.Cycles {
+		s.predictBreak(&g.Cycles[i])
+	}
+	return g
+}
+
+func (s *Snapshot) wantedLock(pid int32) *Lock {
+	for i := range s.Locks {
+		if l := &s.Locks[i]; l.Pid == pid && !l.Granted {
+			return l
+		}
+	}
+	return nil
+}
+
+func (s *Snapshot) heldBy(pid int32, like *Lock) []Lock {
+	var out []Lock
+	for _, l := range s.Locks {
+		if l.Pid == pid && l.Granted && l.Type == like.Type && l.Relation == like.Relation &&
+			l.TransactionID == like.TransactionID && l.ClassID == like.ClassID && l.ObjID == like.ObjID &&
+			l.ObjSubID == like.ObjSubID && l.Ctid() == like.Ctid() {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// explain fills in the edge's one-line reason and deciding table cell.
+func (s *Snapshot) explain(e *Edge, waiter *Backend) {
+	w := e.Lock
+	if w == nil {
+		e.Why = fmt.Sprintf("%s waits for %s (the server names no lock)", e.Waiter, e.Holder)
+		return
+	}
+	wantedMode, wantedOK := ParseTableMode(w.Mode)
+	held := s.heldBy(e.HolderPid, w)
+	var heldMode TableMode
+	heldOK := false
+	for _, h := range held {
+		if m, ok := ParseTableMode(h.Mode); ok && wantedOK && TableConflicts(m, wantedMode) {
+			heldMode, heldOK = m, true
+			break
+		}
+	}
+	if heldOK {
+		e.Conflict = &Conflict{Held: int(heldMode), Wanted: int(wantedMode)}
+	}
+	switch w.Type {
+	case "transactionid":
+		s.explainRowWait(e, waiter)
+		return
+	case "tuple":
+		if heldOK {
+			e.Why = fmt.Sprintf("%s queues for %s: %s is ahead in that row's queue (it holds the tuple lock while it waits for the row's locker to end)",
+				e.Waiter, strings.TrimSuffix(w.Target(), " (row queue)"), e.Holder)
+			return
+		}
+	case "advisory":
+		if heldOK {
+			e.Why = fmt.Sprintf("%s wants the %s: %s holds it, and %s conflicts with %s", e.Waiter, w.Target(), e.Holder,
+				heldMode.String(), wantedMode.String())
+			return
+		}
+	case "relation":
+		if heldOK {
+			e.Why = fmt.Sprintf("%s wants %s on %s: %s holds %s on it (taken by %s), which conflicts with %s",
+				e.Waiter, wantedMode, w.Target(), e.Holder, heldMode, heldMode.TakenBy(), wantedMode)
+			return
+		}
+	}
+	if !heldOK {
+		// pg_blocking_pids also names backends ahead in the queue whose own
+		// request conflicts, though they hold nothing yet.
+		e.Why = fmt.Sprintf("%s wants %s on %s and queues behind %s, which is ahead of it waiting for a conflicting lock",
+			e.Waiter, w.ModeWords(), w.Target(), e.Holder)
+		return
+	}
+	e.Why = fmt.Sprintf("%s wants %s on %s: %s holds %s, which conflicts", e.Waiter, w.ModeWords(), w.Target(), e.Holder, heldMode)
+}
+
+// explainRowWait explains a wait on another transaction's id: the waiter
+// needs a row that transaction has locked, and waits for it to end.
+func (s *Snapshot) explainRowWait(e *Edge, waiter *Backend) {
+	want, wantOK := wantedRowMode(waiter.Query)
+	account := int64(0)
+	for _, l := range s.Locks {
+		if l.Pid == waiter.Pid && l.Type == "tuple" && l.Granted && l.Account != 0 {
+			account = l.Account
+		}
+	}
+	prefix := fmt.Sprintf("%s wants ShareLock on %s's transaction, i.e. waits for it to end", e.Waiter, e.Holder)
+	if wantOK {
+		for _, r := range s.RowLocks {
+			if r.Pid != e.HolderPid || (account != 0 && r.Account != account) || !RowConflicts(r.Mode, want) {
+				continue
+			}
+			by := r.Mode.TakenBy()
+			if r.Mode == ForKeyShare {
+				by = "a foreign-key check"
+			}
+			e.Why = fmt.Sprintf("%s: %s holds %s on accounts id=%d (%s), which conflicts with %s",
+				prefix, e.Holder, r.Mode, r.Account, by, want)
+			e.Conflict = &Conflict{Row: true, Held: int(r.Mode), Wanted: int(want)}
+			return
+		}
+	}
+	row := "a row"
+	if account != 0 {
+		row = fmt.Sprintf("accounts id=%d", account)
+	}
+	if wantOK {
+		e.Why = fmt.Sprintf("%s: %s holds a lock on %s that conflicts with %s (row locks live in the row header, not in pg_locks)",
+			prefix, e.Holder, row, want)
+		return
+	}
+	e.Why = fmt.Sprintf("%s: %s has locked or changed %s that %s's statement needs", prefix, e.Holder, row, e.Waiter)
+}
+
+// findCycles lists every elementary cycle once, each starting at its
+// smallest node, up to maxCycles.
+func findCycles(edges []Edge) []Cycle {
+	adj := map[string][]Edge{}
+	var nodes []string
+	for _, e := range edges {
+		if _, ok := adj[e.Waiter]; !ok {
+			nodes = append(nodes, e.Waiter)
+		}
+		adj[e.Waiter] = append(adj[e.Waiter], e)
+	}
+	sort.Strings(nodes)
+	var cycles []Cycle
+	for _, start := range nodes {
+		var path []Edge
+		onPath := map[string]bool{start: true}
+		var walk func(n string)
+		walk = func(n string) {
+			for _, e := range adj[n] {
+				if len(cycles) >= maxCycles {
+					return
+				}
+				switch {
+				case e.Holder == start:
+					c := Cycle{}
+					for _, pe := range append(path, e) {
+						c.Sessions = append(c.Sessions, pe.Waiter)
+						c.Edges = append(c.Edges, pe)
+					}
+					cycles = append(cycles, c)
+				case e.Holder > start && !onPath[e.Holder]:
+					onPath[e.Holder] = true
+					path = append(path, e)
+					walk(e.Holder)
+					path = path[:len(path)-1]
+					onPath[e.Holder] = false
+				}
+			}
+		}
+		walk(start)
+	}
+	return cycles
+}
+
+// predictBreak works out when the server's deadlock check will find the
+// cycle. Each waiter runs the check once, deadlock_timeout after its own wait
+// began; a check that runs before the cycle closes finds nothing. So the
+// cycle breaks at the earliest such moment after the last member began
+// waiting, and that member's session is the likely victim.
+func (s *Snapshot) predictBreak(c *Cycle) {
+	var starts []time.Time
+	for _, e := range c.Edges {
+		if e.Lock == nil || e.Lock.WaitStart == nil {
+			return
+		}
+		starts = append(starts, *e.Lock.WaitStart)
+	}
+	closed := starts[0]
+	for _, t := range starts {
+		if t.After(closed) {
+			closed = t
+		}
+	}
+	var best time.Time
+	for i, t := range starts {
+		at := t.Add(s.DeadlockTimeout)
+		if at.Before(closed) {
+			continue
+		}
+		if best.IsZero() || at.Before(best) {
+			best, c.LikelyVictim = at, c.Sessions[i]
+		}
+	}
+	c.BreakAt = &best
+}

@@ -1,0 +1,349 @@
+package locks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Observer polls the server for one run's locks on a connection of its own.
+type Observer struct {
+	conn     *pgx.Conn
+	pattern  string // LIKE pattern for the run's sessions' application_name
+	prefix   string
+	query    string
+	nsKey    uint32 // hashtext(schema): the advisory keys' first half
+	deadlock time.Duration
+	// rowLocks is "schema.pgrowlocks" when the extension is usable, "" if not.
+	rowLocks string
+	// rowNote says, once, why row locks cannot be shown.
+	rowNote string
+}
+
+// pollSQL is one query: the run's backends from pg_stat_activity, each with
+// its pg_locks rows. Relation names are resolved only for locks in this
+// database (or shared catalogs): an oid from another database would name the
+// wrong table. pg_blocking_pids is asked only of backends that wait, since it
+// takes the lock manager's partition locks.
+const pollSQL = `
+SELECT a.pid, a.application_name, coalesce(a.state, ''), coalesce(a.wait_event_type, ''), coalesce(a.wait_event, ''),
+       a.xact_start, coalesce(a.backend_xid::text, '0')::bigint, coalesce(a.query, ''),
+       CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END,
+       CASE WHEN a.wait_event = 'SafeSnapshot' THEN pg_safe_snapshot_blocking_pids(a.pid) END,
+       l.locktype,
+       CASE WHEN n.nspname = current_schema() THEN c.relname::text ELSE n.nspname || '.' || c.relname END,
+       c.relkind::text, l.page, l.tuple::int2, l.virtualxid,
+       coalesce(l.transactionid::text, '0')::bigint, l.classid::bigint, l.objid::bigint, l.objsubid,
+       l.mode, l.granted, l.fastpath, %s
+FROM pg_stat_activity a
+LEFT JOIN pg_locks l ON l.pid = a.pid
+LEFT JOIN pg_class c ON c.oid = l.relation
+      AND l.database IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE a.application_name LIKE $1
+ORDER BY a.application_name, l.granted DESC, l.locktype, c.relname, l.mode`
+
+// SessionAppName is the application_name of session name in run runID.
+func SessionAppName(runID, name string) string { return "lockstep/" + runID + "/" + name }
+
+// NewObserver prepares to poll the sessions of run runID, whose ledger lives
+// in schema. conn must be the observer's own connection, outside any
+// session's transaction.
+func NewObserver(ctx context.Context, conn *pgx.Conn, runID, schema string) (*Observer, error) {
+	o := &Observer{conn: conn, prefix: "lockstep/" + runID + "/", pattern: "lockstep/" + runID + "/T%"}
+	var version int
+	var timeout string
+	var ns int32
+	err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int, current_setting('deadlock_timeout'), hashtext($1)", schema).
+		Scan(&version, &timeout, &ns)
+	if err != nil {
+		return nil, fmt.Errorf("reading server settings: %w", err)
+	}
+	o.nsKey = uint32(ns)
+	o.deadlock = parsePgDuration(timeout)
+	waitstart := "NULL::timestamptz"
+	if version >= 140000 {
+		waitstart = "l.waitstart"
+	}
+	o.query = fmt.Sprintf(pollSQL, waitstart)
+	// The observer must never wait behind a session: anything it reads from the
+	// ledger's tables gives up at once if a session holds them exclusively.
+	if _, err := conn.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
+		return nil, fmt.Errorf("setting the observer's lock_timeout: %w", err)
+	}
+	o.setUpRowLocks(ctx)
+	return o, nil
+}
+
+// setUpRowLocks finds or creates the pgrowlocks extension, or notes why not.
+func (o *Observer) setUpRowLocks(ctx context.Context) {
+	find := func() string {
+		var schema string
+		err := o.conn.QueryRow(ctx,
+			"SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgrowlocks'").Scan(&schema)
+		if err != nil {
+			return ""
+		}
+		return pgx.Identifier{schema}.Sanitize() + ".pgrowlocks"
+	}
+	if o.rowLocks = find(); o.rowLocks != "" {
+		return
+	}
+	// In public, not the ledger's schema: an extension exists once per
+	// database, and a reset drops the ledger's schema.
+	if _, err := o.conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pgrowlocks SCHEMA public"); err != nil {
+		msg := err.Error()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			msg = pgErr.Message
+		}
+		o.rowNote = "row locks not shown: the pgrowlocks extension cannot be created here (" + msg +
+			"); row-level locks live in the row headers, not in pg_locks"
+		return
+	}
+	o.rowLocks = find()
+}
+
+// DeadlockTimeout is the server's deadlock_timeout.
+func (o *Observer) DeadlockTimeout() time.Duration { return o.deadlock }
+
+// RowLocksAvailable says whether pgrowlocks can be read; if not, the note says why.
+func (o *Observer) RowLocksAvailable() (bool, string) { return o.rowLocks != "", o.rowNote }
+
+// Poll reads the run's lock state once and builds its wait-for graph.
+func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
+	snap := &Snapshot{Taken: time.Now(), DeadlockTimeout: o.deadlock}
+	rows, err := o.conn.Query(ctx, o.query, o.pattern)
+	if err != nil {
+		return nil, fmt.Errorf("polling pg_locks: %w", err)
+	}
+	var (
+		seen       = map[int32]bool{}
+		xidOwner   = map[uint32]string{}
+		needRows   bool
+		exclusive  bool
+		tupleCtids []string
+	)
+	for rows.Next() {
+		var (
+			b                          Backend
+			app                        string
+			xid                        int64
+			locktype, relname, relkind *string
+			l                          Lock
+			vxid, mode                 *string
+			txid                       int64
+			classid, objid             *int64
+			objsubid                   *int16
+			granted, fastpath          *bool
+		)
+		err := rows.Scan(&b.Pid, &app, &b.State, &b.WaitEventType, &b.WaitEvent, &b.XactStart, &xid, &b.Query,
+			&b.BlockedBy, &b.SafeSnapshotBlockedBy,
+			&locktype, &relname, &relkind, &l.Page, &l.Tuple, &vxid, &txid, &classid, &objid, &objsubid,
+			&mode, &granted, &fastpath, &l.WaitStart)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading pg_locks: %w", err)
+		}
+		b.Session = strings.TrimPrefix(app, o.prefix)
+		b.Xid = uint32(xid)
+		if !seen[b.Pid] {
+			seen[b.Pid] = true
+			snap.Backends = append(snap.Backends, b)
+			if b.Xid != 0 {
+				xidOwner[b.Xid] = b.Session
+			}
+		}
+		if locktype == nil {
+			continue // a backend holding no lock
+		}
+		l.Pid, l.Session, l.Type = b.Pid, b.Session, *locktype
+		l.Relation, l.RelKind, l.VirtualXID, l.Mode = str(relname), str(relkind), str(vxid), str(mode)
+		l.TransactionID = uint32(txid)
+		l.ClassID, l.ObjID = uint32(i64(classid)), uint32(i64(objid))
+		if objsubid != nil {
+			l.ObjSubID = *objsubid
+		}
+		l.Granted, l.FastPath = granted != nil && *granted, fastpath != nil && *fastpath
+		if l.Type == "advisory" && l.ObjSubID == 2 && l.ClassID == o.nsKey {
+			l.Account = int64(l.ObjID)
+		}
+		if l.Relation == "accounts" {
+			needRows = true
+			if l.Mode == "AccessExclusiveLock" {
+				exclusive = true
+			}
+			if l.Type == "tuple" {
+				tupleCtids = append(tupleCtids, l.Ctid())
+			}
+		}
+		snap.Locks = append(snap.Locks, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading pg_locks: %w", err)
+	}
+	for i := range snap.Locks {
+		if l := &snap.Locks[i]; l.Type == "transactionid" {
+			l.TxOwner = xidOwner[l.TransactionID]
+		}
+	}
+	if err := o.readRows(ctx, snap, needRows, exclusive, tupleCtids); err != nil {
+		return nil, err
+	}
+	snap.Graph = BuildGraph(snap)
+	return snap, nil
+}
+
+// readRows resolves tuple locks to account ids and reads pgrowlocks. Both
+// read the accounts table, so both are skipped while a session holds or
+// wants ACCESS EXCLUSIVE on it: the observer's ACCESS SHARE would queue
+// behind it, and sessions arriving later would queue behind the observer.
+func (o *Observer) readRows(ctx context.Context, snap *Snapshot, touched, exclusive bool, ctids []string) error {
+	snap.RowLockNote = o.rowNote
+	if !touched {
+		return nil
+	}
+	if exclusive {
+		snap.RowLockNote = "row locks not read while accounts is locked in ACCESS EXCLUSIVE mode"
+		return nil
+	}
+	accountOf := map[string]int64{}
+	if len(ctids) > 0 {
+		rows, err := o.conn.Query(ctx, "SELECT ctid::text, id FROM accounts WHERE ctid = ANY($1::tid[])", ctids)
+		if err != nil {
+			return o.rowError(snap, "resolving tuple locks", err)
+		}
+		for rows.Next() {
+			var ctid string
+			var id int64
+			if err := rows.Scan(&ctid, &id); err != nil {
+				rows.Close()
+				return fmt.Errorf("resolving tuple locks: %w", err)
+			}
+			accountOf[ctid] = id
+		}
+		if err := rows.Err(); err != nil {
+			return o.rowError(snap, "resolving tuple locks", err)
+		}
+		for i := range snap.Locks {
+			if l := &snap.Locks[i]; l.Type == "tuple" && l.Relation == "accounts" {
+				l.Account = accountOf[l.Ctid()]
+			}
+		}
+	}
+	if o.rowLocks == "" {
+		return nil
+	}
+	names := map[int32]string{}
+	for _, b := range snap.Backends {
+		names[b.Pid] = b.Session
+	}
+	// The join finds the row version this (READ COMMITTED) statement sees,
+	// which is the version the lockers hold: an uncommitted update's new
+	// version is invisible to it.
+	rows, err := o.conn.Query(ctx, `
+		SELECT coalesce(a.id, 0), r.locked_row::text, r.xids::text[], r.modes, r.pids
+		FROM `+o.rowLocks+`('accounts') r LEFT JOIN accounts a ON a.ctid = r.locked_row
+		ORDER BY a.id`)
+	if err != nil {
+		return o.rowError(snap, "reading pgrowlocks", err)
+	}
+	for rows.Next() {
+		var (
+			id    int64
+			ctid  string
+			xids  []string
+			modes []string
+			pids  []int32
+		)
+		if err := rows.Scan(&id, &ctid, &xids, &modes, &pids); err != nil {
+			rows.Close()
+			return fmt.Errorf("reading pgrowlocks: %w", err)
+		}
+		for i := range modes {
+			mode, ok := ParseRowMode(modes[i])
+			if !ok || i >= len(pids) {
+				continue
+			}
+			name, ours := names[pids[i]]
+			if !ours {
+				continue
+			}
+			var xid uint64
+			if i < len(xids) {
+				xid, _ = strconv.ParseUint(xids[i], 10, 32)
+			}
+			snap.RowLocks = append(snap.RowLocks, RowLock{
+				Account: id, Ctid: ctid, Pid: pids[i], Session: name, Xid: uint32(xid), Mode: mode, Raw: modes[i],
+			})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return o.rowError(snap, "reading pgrowlocks", err)
+	}
+	sort.SliceStable(snap.RowLocks, func(i, j int) bool {
+		a, b := snap.RowLocks[i], snap.RowLocks[j]
+		if a.Session != b.Session {
+			return a.Session < b.Session
+		}
+		return a.Account < b.Account
+	})
+	return nil
+}
+
+// rowError turns a failure to read rows into a note when it is only the
+// ledger being busy or gone (lock timeout, a reset under way); anything else
+// fails the poll.
+func (o *Observer) rowError(snap *Snapshot, what string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "55P03", "42P01", "3F000", "42883":
+			snap.RowLockNote = fmt.Sprintf("row locks not read this time (%s: %s)", what, pgErr.Message)
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func i64(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// parsePgDuration reads a duration setting as current_setting prints it: "1s", "200ms", "1min".
+func parsePgDuration(s string) time.Duration {
+	s = strings.TrimSpace(s)
+	for _, u := range []struct {
+		suffix string
+		unit   time.Duration
+	}{{"ms", time.Millisecond}, {"min", time.Minute}, {"s", time.Second}, {"h", time.Hour}, {"d", 24 * time.Hour}} {
+		if strings.HasSuffix(s, u.suffix) {
+			n, err := strconv.ParseFloat(strings.TrimSuffix(s, u.suffix), 64)
+			if err == nil {
+				return time.Duration(n * float64(u.unit))
+			}
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n * float64(time.Millisecond))
+}

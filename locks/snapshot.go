@@ -1,0 +1,230 @@
+// Package locks reads a run's lock state from the server — pg_locks joined
+// with pg_stat_activity, pg_blocking_pids, and pgrowlocks where it can —
+// and turns it into a wait-for graph with cycles and explanations drawn from
+// PostgreSQL's documented conflict tables. It knows nothing of the screen.
+package locks
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Backend is one of the run's server processes, as pg_stat_activity shows it.
+type Backend struct {
+	Pid           int32
+	Session       string // "T1", from application_name lockstep/<run>/T1
+	State         string // pg_stat_activity.state: active, idle in transaction, …
+	WaitEventType string
+	WaitEvent     string
+	XactStart     *time.Time
+	Xid           uint32 // backend_xid; 0 before the transaction writes
+	Query         string
+	// BlockedBy is pg_blocking_pids, read only while the backend waits for a lock.
+	BlockedBy []int32
+	// SafeSnapshotBlockedBy is pg_safe_snapshot_blocking_pids, read only while
+	// a SERIALIZABLE READ ONLY DEFERRABLE transaction waits for a safe snapshot.
+	SafeSnapshotBlockedBy []int32
+}
+
+// WaitingForLock is true when the server says the backend waits for a heavyweight lock.
+func (b Backend) WaitingForLock() bool { return b.WaitEventType == "Lock" && len(b.BlockedBy) > 0 }
+
+// WaitingForSnapshot is true when a deferrable transaction waits for a safe snapshot.
+func (b Backend) WaitingForSnapshot() bool { return len(b.SafeSnapshotBlockedBy) > 0 }
+
+// Waiting is true when the server says the backend waits, for a lock or a safe snapshot.
+func (b Backend) Waiting() bool { return b.WaitingForLock() || b.WaitingForSnapshot() }
+
+// Lock is one row of pg_locks held or awaited by one of the run's backends.
+type Lock struct {
+	Pid     int32
+	Session string
+	Type    string // pg_locks.locktype: relation, tuple, transactionid, virtualxid, advisory, …
+	// Relation is the table or index name, resolved in the current database
+	// only; schema-qualified when outside the ledger's schema.
+	Relation string
+	RelKind  string // pg_class.relkind: r table, i index, S sequence
+	Page     *int32
+	Tuple    *int16
+	// Account is the ledger account a tuple or advisory lock concerns, 0 if none.
+	Account       int64
+	TransactionID uint32 // transactionid locks
+	// TxOwner is the session whose transaction a transactionid lock is, if one of this run's.
+	TxOwner    string
+	VirtualXID string
+	ClassID    uint32 // advisory: first key half
+	ObjID      uint32 // advisory: second key half
+	ObjSubID   int16  // advisory: 1 for a bigint key, 2 for an (int, int) key
+	Mode       string // pg_locks spelling: RowExclusiveLock
+	Granted    bool
+	FastPath   bool
+	WaitStart  *time.Time // PostgreSQL 14+
+}
+
+// Ctid is the tuple's ctid, "(page,tuple)", for tuple locks.
+func (l Lock) Ctid() string {
+	if l.Page == nil || l.Tuple == nil {
+		return ""
+	}
+	return fmt.Sprintf("(%d,%d)", *l.Page, *l.Tuple)
+}
+
+// TableMode is the lock's mode as a table-level mode, if it is one.
+func (l Lock) TableMode() (TableMode, bool) { return ParseTableMode(l.Mode) }
+
+// Target says in human words what the lock is on.
+func (l Lock) Target() string {
+	switch l.Type {
+	case "relation":
+		if l.RelKind == "i" {
+			return "index " + l.Relation
+		}
+		if l.RelKind == "S" {
+			return "sequence " + l.Relation
+		}
+		return l.Relation
+	case "tuple":
+		if l.Account != 0 {
+			return fmt.Sprintf("%s id=%d (row queue)", l.Relation, l.Account)
+		}
+		return fmt.Sprintf("%s row %s (row queue)", l.Relation, l.Ctid())
+	case "transactionid":
+		if l.TxOwner != "" {
+			return l.TxOwner + "'s transaction"
+		}
+		return fmt.Sprintf("transaction %d", l.TransactionID)
+	case "virtualxid":
+		return "its own virtual transaction " + l.VirtualXID
+	case "advisory":
+		if l.Account != 0 {
+			return fmt.Sprintf("advisory key → account %d", l.Account)
+		}
+		if l.ObjSubID == 1 {
+			return fmt.Sprintf("advisory key %d", int64(l.ClassID)<<32|int64(l.ObjID))
+		}
+		return fmt.Sprintf("advisory key (%d, %d)", int32(l.ClassID), int32(l.ObjID))
+	case "page":
+		return fmt.Sprintf("%s page %d", l.Relation, deref(l.Page))
+	case "extend":
+		return "extending " + l.Relation
+	case "object":
+		return fmt.Sprintf("object %d/%d", l.ClassID, l.ObjID)
+	}
+	return l.Type
+}
+
+// ModeWords is the mode in the documentation's words: "ROW EXCLUSIVE" for
+// table modes, "ShareLock" spelled out for the others.
+func (l Lock) ModeWords() string {
+	if l.Type == "relation" {
+		if m, ok := l.TableMode(); ok {
+			return m.String()
+		}
+	}
+	return l.Mode
+}
+
+func deref(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// RowLock is a row lock as pgrowlocks reads it from the row header: row-level
+// locks are mostly not in pg_locks.
+type RowLock struct {
+	Account int64 // accounts.id of the locked row, 0 if unknown
+	Ctid    string
+	Pid     int32
+	Session string
+	Xid     uint32
+	Mode    RowMode
+	// Raw is pgrowlocks' own word for the mode: "For Key Share", "No Key Update", …
+	Raw string
+}
+
+// Snapshot is one poll: the run's backends, their locks, row locks and the wait-for graph.
+type Snapshot struct {
+	Taken    time.Time
+	Backends []Backend
+	Locks    []Lock
+	RowLocks []RowLock
+	// RowLockNote says why row locks are missing from this snapshot, if they are.
+	RowLockNote     string
+	DeadlockTimeout time.Duration
+	Graph           Graph
+}
+
+// Backend finds the backend of a session by name.
+func (s *Snapshot) Backend(session string) (Backend, bool) {
+	for _, b := range s.Backends {
+		if b.Session == session {
+			return b, true
+		}
+	}
+	return Backend{}, false
+}
+
+// LocksOf lists the locks a session holds or awaits.
+func (s *Snapshot) LocksOf(session string) []Lock {
+	var out []Lock
+	for _, l := range s.Locks {
+		if l.Session == session {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// RowLocksOf lists the row locks a session holds.
+func (s *Snapshot) RowLocksOf(session string) []RowLock {
+	var out []RowLock
+	for _, r := range s.RowLocks {
+		if r.Session == session {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// nameOf names a pid: its session, or "pid N" for a backend outside the run.
+func (s *Snapshot) nameOf(pid int32) string {
+	for _, b := range s.Backends {
+		if b.Pid == pid && b.Session != "" {
+			return b.Session
+		}
+	}
+	if pid == 0 {
+		return "a prepared transaction"
+	}
+	return fmt.Sprintf("pid %d (not a session of this run)", pid)
+}
+
+// wantedRowMode guesses the row-lock mode a statement asks for from its text;
+// pg_locks does not say, because row locks live in the row header.
+func wantedRowMode(query string) (RowMode, bool) {
+	q := strings.ToUpper(query)
+	switch {
+	case strings.Contains(q, "FOR NO KEY UPDATE"):
+		return ForNoKeyUpdate, true
+	case strings.Contains(q, "FOR KEY SHARE"):
+		return ForKeyShare, true
+	case strings.Contains(q, "FOR UPDATE"):
+		return ForUpdate, true
+	case strings.Contains(q, "FOR SHARE"):
+		return ForShare, true
+	}
+	switch strings.Fields(q + " x")[0] {
+	case "UPDATE":
+		// lockstep's updates change balance only: not a key column.
+		return ForNoKeyUpdate, true
+	case "DELETE":
+		return ForUpdate, true
+	case "INSERT":
+		// An insert waits on a row only through its foreign-key check.
+		return ForKeyShare, true
+	}
+	return 0, false
+}

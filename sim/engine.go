@@ -1,0 +1,482 @@
+// Package sim runs several real database sessions side by side, each with
+// its own connection, and steps them one statement at a time. Statements run
+// asynchronously; what happens leaves the engine as events on one channel,
+// with the lock observer's findings among them. It knows nothing of screens.
+package sim
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"lockstep/db"
+	"lockstep/ledger"
+	"lockstep/locks"
+)
+
+// Direction says which way the sessions' transfers go.
+type Direction int
+
+const (
+	// Same: every session transfers from account 1 to account 2.
+	Same Direction = iota
+	// Opposite: even-numbered sessions transfer from 2 to 1.
+	Opposite
+)
+
+// ParseDirection reads --direction.
+func ParseDirection(s string) (Direction, error) {
+	switch s {
+	case "same":
+		return Same, nil
+	case "opposite":
+		return Opposite, nil
+	}
+	return Same, fmt.Errorf("unknown --direction %q: use same or opposite", s)
+}
+
+func (d Direction) String() string {
+	if d == Opposite {
+		return "opposite"
+	}
+	return "same"
+}
+
+// Limits on the number of sessions.
+const (
+	MinSessions = 2
+	MaxSessions = 9
+)
+
+// DefaultPoll is how often the observer polls when nothing is in flight.
+const DefaultPoll = 200 * time.Millisecond
+
+// Config sets up a run.
+type Config struct {
+	DB        *db.Database
+	Ledger    *ledger.Ledger
+	Strategy  *ledger.Strategy
+	Sessions  int
+	Direction Direction
+	// Amount is what each session transfers; zero means 10.00.
+	Amount decimal.Decimal
+	// Transfers, if set, gives each session its own transfer, overriding
+	// Direction and Amount.
+	Transfers []ledger.Transfer
+	Setup     ledger.Setup
+	// Poll is the observer's interval; zero means DefaultPoll.
+	Poll time.Duration
+	// RunID names the run in application_name; empty means a random one.
+	RunID string
+}
+
+// Transfers is each session's transfer under the config.
+func (c Config) transfers() []ledger.Transfer {
+	if len(c.Transfers) > 0 {
+		return c.Transfers
+	}
+	amount := c.Amount
+	if amount.IsZero() {
+		amount = decimal.RequireFromString("10.00")
+	}
+	out := make([]ledger.Transfer, c.Sessions)
+	for i := range out {
+		out[i] = ledger.Transfer{From: 1, To: 2, Amount: amount}
+		if c.Direction == Opposite && (i+1)%2 == 0 {
+			out[i] = ledger.Transfer{From: 2, To: 1, Amount: amount}
+		}
+	}
+	return out
+}
+
+// Validate reports a config that cannot run, in words a user can act on.
+func (c Config) Validate() error {
+	if c.Sessions < MinSessions || c.Sessions > MaxSessions {
+		return fmt.Errorf("--sessions %d: choose %d to %d", c.Sessions, MinSessions, MaxSessions)
+	}
+	if c.Strategy == nil {
+		return errors.New("no strategy chosen")
+	}
+	if len(c.Transfers) > 0 && len(c.Transfers) != c.Sessions {
+		return fmt.Errorf("%d transfers for %d sessions", len(c.Transfers), c.Sessions)
+	}
+	for i, t := range c.transfers() {
+		if t.From == t.To || t.From < 1 || t.To < 1 || int(max(t.From, t.To)) > c.Setup.Accounts {
+			return fmt.Errorf("T%d's transfer %s: accounts must differ and exist (1..%d)", i+1, t, c.Setup.Accounts)
+		}
+		if !t.Amount.IsPositive() {
+			return fmt.Errorf("T%d's transfer %s: the amount must be positive", i+1, t)
+		}
+	}
+	if c.Poll < 0 {
+		return fmt.Errorf("--poll %s: must be positive", c.Poll)
+	}
+	return c.Setup.Validate()
+}
+
+// Engine runs one set of sessions.
+type Engine struct {
+	cfg    Config
+	runID  string
+	events chan Event
+	// ctx governs statements in flight; cancel ends them all (by closing
+	// their connections) when the engine closes.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	cond     *sync.Cond // signalled when a session stops being busy
+	gen      int
+	sessions []*session
+	closing  chan struct{}
+	closed   bool
+
+	ctlMu sync.Mutex
+	ctl   *pgx.Conn // control connection: cancels, balances, resets
+
+	obs       *locks.Observer
+	obsConn   *pgx.Conn
+	kick      chan struct{}
+	obsDone   chan struct{}
+	lastSnap  *locks.Snapshot
+	seenCycle map[string]bool
+	workers   sync.WaitGroup
+}
+
+// New connects the sessions, the observer and a control connection, and
+// resets the ledger. Close must be called on every exit path.
+func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = DefaultPoll
+	}
+	runID := cfg.RunID
+	if runID == "" {
+		b := make([]byte, 3)
+		_, _ = rand.Read(b)
+		runID = hex.EncodeToString(b)
+	}
+	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e := &Engine{
+		cfg: cfg, runID: runID, ctx: ectx, cancel: cancel,
+		events: make(chan Event, 1024), closing: make(chan struct{}),
+		kick: make(chan struct{}, 1), obsDone: make(chan struct{}), seenCycle: map[string]bool{},
+	}
+	e.cond = sync.NewCond(&e.mu)
+	defer func() {
+		if err != nil {
+			e.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if e.ctl, err = cfg.DB.Connect(ctx, locks.SessionAppName(runID, "control")); err != nil {
+		return nil, fmt.Errorf("opening the control connection: %w", err)
+	}
+	if _, err = e.ctl.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
+		return nil, fmt.Errorf("setting up the control connection: %w", err)
+	}
+	if err = cfg.Ledger.Reset(ctx, e.ctl, cfg.DB.Schema(), cfg.Setup); err != nil {
+		return nil, err
+	}
+	transfers := cfg.transfers()
+	for i := range cfg.Sessions {
+		s := &session{e: e, idx: i, name: fmt.Sprintf("T%d", i+1), transfer: transfers[i], jobs: make(chan job, 1), ctl: make(chan ctlJob), errAt: -1}
+		s.script = cfg.Strategy.Script(s.transfer, cfg.DB.Schema())
+		if err = s.connect(ctx); err != nil {
+			return nil, fmt.Errorf("starting session %s: %w", s.name, err)
+		}
+		s.pid = s.conn.PgConn().PID()
+		e.sessions = append(e.sessions, s)
+		e.workers.Add(1)
+		go s.work()
+	}
+	if e.obsConn, err = cfg.DB.Connect(ctx, locks.SessionAppName(runID, "observer")); err != nil {
+		return nil, fmt.Errorf("opening the observer's connection: %w", err)
+	}
+	if e.obs, err = locks.NewObserver(ctx, e.obsConn, runID, cfg.DB.Schema()); err != nil {
+		return nil, err
+	}
+	go e.observe()
+	return e, nil
+}
+
+// RunID names the run; sessions appear in pg_stat_activity as lockstep/<RunID>/T1 ….
+func (e *Engine) RunID() string { return e.runID }
+
+// Config is the run's configuration.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Events is the one channel every event leaves on. It is closed by Close.
+func (e *Engine) Events() <-chan Event { return e.events }
+
+// Observer is the run's lock observer (for its settings: deadlock_timeout,
+// row-lock availability).
+func (e *Engine) Observer() *locks.Observer { return e.obs }
+
+// LastSnapshot is the observer's latest lock snapshot, nil before the first poll.
+func (e *Engine) LastSnapshot() *locks.Snapshot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastSnap
+}
+
+// emit sends an event unless the engine is closing and nobody listens.
+func (e *Engine) emit(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	select {
+	case e.events <- ev:
+	case <-e.closing:
+	}
+}
+
+// Errors returned by the stepping calls.
+var (
+	ErrBusy      = errors.New("a statement is still running in that session")
+	ErrFinished  = errors.New("that session has finished its transfer; reset to start again")
+	ErrFailed    = errors.New("that session's connection is lost; reset reconnects it")
+	ErrNoSession = errors.New("no such session")
+	ErrClosed    = errors.New("the engine is closed")
+)
+
+func (e *Engine) session(i int) (*session, error) {
+	if e.closed {
+		return nil, ErrClosed
+	}
+	if i < 0 || i >= len(e.sessions) {
+		return nil, fmt.Errorf("%w: T%d", ErrNoSession, i+1)
+	}
+	return e.sessions[i], nil
+}
+
+// Step sends session i's next script statement and returns at once; the
+// statement completes asynchronously.
+func (e *Engine) Step(i int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, err := e.session(i)
+	if err != nil {
+		return err
+	}
+	switch {
+	case s.state.Busy():
+		return fmt.Errorf("%s: %w", s.name, ErrBusy)
+	case s.state == Failed:
+		return fmt.Errorf("%s: %w", s.name, ErrFailed)
+	case s.finished || s.next >= len(s.script.Statements):
+		return fmt.Errorf("%s: %w", s.name, ErrFinished)
+	}
+	e.dispatch(s, job{step: s.next, sql: s.script.SQL(s.next)})
+	return nil
+}
+
+// Exec runs SQL the user typed in session i, which must not be busy.
+func (e *Engine) Exec(i int, sql string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, err := e.session(i)
+	if err != nil {
+		return err
+	}
+	if s.state.Busy() {
+		return fmt.Errorf("%s: %w", s.name, ErrBusy)
+	}
+	if s.state == Failed {
+		return fmt.Errorf("%s: %w", s.name, ErrFailed)
+	}
+	e.dispatch(s, job{step: -1, sql: sql})
+	return nil
+}
+
+// Commit commits session i's transaction (its script ends there).
+func (e *Engine) Commit(i int) error { return e.Exec(i, "COMMIT") }
+
+// Rollback rolls session i's transaction back (its script ends there).
+func (e *Engine) Rollback(i int) error { return e.Exec(i, "ROLLBACK") }
+
+// dispatch hands a job to the session's worker; e.mu is held.
+func (e *Engine) dispatch(s *session, j job) {
+	j.gen = e.gen
+	s.seq++
+	j.seq = s.seq
+	s.state = Running
+	s.current, s.curStep = j.sql, j.step
+	s.startedAt = time.Now()
+	s.waitKey = ""
+	s.jobs <- j // the worker is idle (not busy), so it is waiting on jobs
+	e.kickObserver()
+}
+
+// Cancel asks the server to cancel session i's running statement (pg_cancel_backend).
+func (e *Engine) Cancel(ctx context.Context, i int) error {
+	e.mu.Lock()
+	s, err := e.session(i)
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	busy, pid := s.state.Busy(), s.pid
+	e.mu.Unlock()
+	if !busy {
+		return fmt.Errorf("%s has no statement running", s.name)
+	}
+	return e.cancelBackend(ctx, pid)
+}
+
+func (e *Engine) cancelBackend(ctx context.Context, pid uint32) error {
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	if _, err := e.ctl.Exec(ctx, "SELECT pg_cancel_backend($1)", int32(pid)); err != nil {
+		return fmt.Errorf("cancelling pid %d: %w", pid, err)
+	}
+	return nil
+}
+
+// Terminate ends session i's backend from outside (pg_terminate_backend), as
+// an operator or a crash would; the session fails and the others go on.
+func (e *Engine) Terminate(ctx context.Context, i int) error {
+	e.mu.Lock()
+	s, err := e.session(i)
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	if _, err := e.ctl.Exec(ctx, "SELECT pg_terminate_backend($1)", int32(s.pid)); err != nil {
+		return fmt.Errorf("terminating %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// Books reads the balances and checks the books on the control connection,
+// outside every session's transaction. While a session holds the accounts
+// table exclusively it fails at once with a lock timeout (55P03) rather than wait.
+func (e *Engine) Books(ctx context.Context) ([]ledger.Account, ledger.Books, error) {
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	accounts, err := ledger.Accounts(ctx, e.ctl)
+	if err != nil {
+		return nil, ledger.Books{}, err
+	}
+	books, err := ledger.CheckBooks(ctx, e.ctl)
+	return accounts, books, err
+}
+
+// quiesce cancels every statement in flight and waits until no session is
+// busy. Statements that ignore the cancel are ended with pg_terminate_backend.
+func (e *Engine) quiesce(ctx context.Context) {
+	e.mu.Lock()
+	var pids []uint32
+	for _, s := range e.sessions {
+		if s.state.Busy() {
+			pids = append(pids, s.pid)
+		}
+	}
+	e.mu.Unlock()
+	for _, pid := range pids {
+		_ = e.cancelBackend(ctx, pid)
+	}
+	timer := time.AfterFunc(5*time.Second, func() {
+		e.ctlMu.Lock()
+		for _, pid := range pids {
+			_, _ = e.ctl.Exec(context.WithoutCancel(ctx), "SELECT pg_terminate_backend($1)", int32(pid))
+		}
+		e.ctlMu.Unlock()
+	})
+	defer timer.Stop()
+	e.mu.Lock()
+	for e.anyBusy() {
+		e.cond.Wait()
+	}
+	e.mu.Unlock()
+}
+
+func (e *Engine) anyBusy() bool {
+	for _, s := range e.sessions {
+		if s.state.Busy() {
+			return true
+		}
+	}
+	return false
+}
+
+// Reset rolls every session back, reconnects failed ones, re-creates the
+// ledger and rewinds the scripts. Events from before it carry an older Gen.
+func (e *Engine) Reset(ctx context.Context) error {
+	e.quiesce(ctx)
+	e.mu.Lock()
+	e.gen++
+	gen := e.gen
+	sessions := append([]*session(nil), e.sessions...)
+	e.seenCycle = map[string]bool{}
+	e.mu.Unlock()
+	for _, s := range sessions {
+		if err := s.control(ctx, ctlRewind); err != nil {
+			return fmt.Errorf("resetting session %s: %w", s.name, err)
+		}
+	}
+	e.ctlMu.Lock()
+	err := e.cfg.Ledger.Reset(ctx, e.ctl, e.cfg.DB.Schema(), e.cfg.Setup)
+	e.ctlMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("re-creating the ledger: %w", err)
+	}
+	e.emit(Event{Gen: gen, Kind: ResetDone})
+	e.kickObserver()
+	return nil
+}
+
+// Close rolls back every session, closes all connections, makes sure no
+// backend of the run is left on the server, and closes the event channel.
+// It is safe to call more than once.
+func (e *Engine) Close(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	sessions := e.sessions
+	e.mu.Unlock()
+	var errs []error
+	if e.ctl != nil {
+		e.quiesce(ctx)
+	}
+	for _, s := range sessions {
+		if err := s.control(ctx, ctlClose); err != nil {
+			errs = append(errs, fmt.Errorf("closing session %s: %w", s.name, err))
+		}
+		close(s.jobs)
+	}
+	close(e.closing) // from here on, events are dropped rather than block
+	if e.obs != nil {
+		<-e.obsDone
+	}
+	e.workers.Wait()
+	e.cancel()
+	if e.obsConn != nil {
+		e.obsConn.Close(ctx)
+	}
+	if e.ctl != nil {
+		// Belt and braces: no backend of this run may outlive it.
+		_, err := e.ctl.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE application_name LIKE $1 AND pid <> pg_backend_pid()`, "lockstep/"+e.runID+"/%")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("terminating leftover backends: %w", err))
+		}
+		e.ctl.Close(ctx)
+	}
+	close(e.events)
+	return errors.Join(errs...)
+}

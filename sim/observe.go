@@ -1,0 +1,124 @@
+package sim
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"lockstep/locks"
+)
+
+// kickObserver asks for a poll now (after a step), without blocking.
+func (e *Engine) kickObserver() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// observe polls on a timer and right after every step. While a statement
+// runs whose fate is unknown — neither finished nor reported waiting — it
+// polls again soon, backing off towards the interval, so a wait is reported
+// well within one interval of starting.
+func (e *Engine) observe() {
+	defer close(e.obsDone)
+	const firstRetry = 2 * time.Millisecond
+	retry := firstRetry
+	timer := time.NewTimer(e.cfg.Poll)
+	defer timer.Stop()
+	for {
+		select {
+		case <-e.closing:
+			return
+		case <-e.kick:
+			retry = firstRetry
+		case <-timer.C:
+		}
+		e.mu.Lock()
+		gen := e.gen
+		seqs := make([]int, len(e.sessions))
+		for i, s := range e.sessions {
+			seqs[i] = s.seq
+		}
+		e.mu.Unlock()
+		snap, err := e.obs.Poll(e.ctx)
+		next := e.cfg.Poll
+		if err == nil {
+			if e.apply(gen, seqs, snap) {
+				next = min(retry, e.cfg.Poll)
+				retry *= 2
+			}
+		} else if e.ctx.Err() != nil {
+			return
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(next)
+	}
+}
+
+// apply takes a snapshot into the sessions' states and reports new waits and
+// new cycles. A session is waiting only when the server says so. It returns
+// true while some running statement is neither done nor known to wait.
+func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot) (unsettled bool) {
+	var out []Event
+	e.mu.Lock()
+	if gen != e.gen {
+		e.mu.Unlock()
+		return true // a reset happened mid-poll; look again
+	}
+	e.lastSnap = snap
+	for i, s := range e.sessions {
+		if !s.state.Busy() || s.seq != seqs[i] || s.current == "" {
+			continue
+		}
+		b, ok := snap.Backend(s.name)
+		if !ok || !b.Waiting() {
+			if s.state == Waiting {
+				s.state = Running // the wait is over but the statement is still going
+			}
+			if !s.waited {
+				unsettled = true
+			}
+			continue
+		}
+		var edges []locks.Edge
+		var blockers []string
+		for _, ed := range snap.Graph.Edges {
+			if ed.Waiter == s.name {
+				edges = append(edges, ed)
+				blockers = append(blockers, ed.Holder)
+			}
+		}
+		sort.Strings(blockers)
+		key := strings.Join(blockers, ",")
+		for _, ed := range edges {
+			key += "|" + ed.Label()
+		}
+		s.state = Waiting
+		if key == s.waitKey {
+			continue
+		}
+		s.waitKey, s.blockedBy, s.waits, s.waited = key, blockers, edges, true
+		out = append(out, Event{Gen: gen, Kind: WaitingForLock, Session: s.name, Index: s.idx, Step: s.curStep,
+			SQL: s.current, BlockedBy: blockers, Waits: edges, State: Waiting, Duration: time.Since(s.startedAt)})
+	}
+	for ci := range snap.Graph.Cycles {
+		c := snap.Graph.Cycles[ci]
+		if key := c.String(); !e.seenCycle[key] {
+			e.seenCycle[key] = true
+			out = append(out, Event{Gen: gen, Kind: DeadlockFormed, Index: -1, Step: -1, Cycle: &c, Snapshot: snap})
+		}
+	}
+	e.mu.Unlock()
+	for _, ev := range out {
+		ev.Time = snap.Taken
+		e.emit(ev)
+	}
+	e.emit(Event{Gen: gen, Kind: Polled, Index: -1, Step: -1, Time: snap.Taken, Snapshot: snap})
+	return unsettled
+}

@@ -1,0 +1,126 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ParseOrder reads --order: session names such as T1,T2,T2 for n sessions.
+func ParseOrder(s string, n int) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var order []int
+	for _, name := range strings.Split(s, ",") {
+		name = strings.ToUpper(strings.TrimSpace(name))
+		k, err := strconv.Atoi(strings.TrimPrefix(name, "T"))
+		if !strings.HasPrefix(name, "T") || err != nil || k < 1 || k > n {
+			return nil, fmt.Errorf("--order: %q is not a session; use names T1..T%d separated by commas", name, n)
+		}
+		order = append(order, k-1)
+	}
+	return order, nil
+}
+
+// Scheduler picks which session to step next: first each entry of a stored
+// order, then round-robin (T1, T2, …) over the sessions that can step,
+// skipping those that wait or have finished.
+type Scheduler struct {
+	order []int
+	pos   int
+	last  int
+}
+
+// NewScheduler plays order first, then round-robin.
+func NewScheduler(order []int) *Scheduler { return &Scheduler{order: order, last: -1} }
+
+// Next is the session to step now, or -1 if none can step yet; done is true
+// when every session has finished. Skipped lists order entries passed over
+// because their session could not step (busy or finished).
+func (s *Scheduler) Next(sessions []SessionInfo) (idx int, skipped []int, done bool) {
+	done = true
+	for _, si := range sessions {
+		if !si.Done() {
+			done = false
+		}
+	}
+	if done {
+		return -1, nil, true
+	}
+	for s.pos < len(s.order) {
+		k := s.order[s.pos]
+		if k < len(sessions) && sessions[k].Steppable() {
+			s.pos++
+			s.last = k
+			return k, skipped, false
+		}
+		if k < len(sessions) && sessions[k].State.Busy() {
+			// Its statement is still going: wait for it rather than skip.
+			return -1, skipped, false
+		}
+		skipped = append(skipped, k)
+		s.pos++
+	}
+	for i := 1; i <= len(sessions); i++ {
+		k := (s.last + i) % len(sessions)
+		if sessions[k].Steppable() {
+			s.last = k
+			return k, skipped, false
+		}
+	}
+	return -1, skipped, false
+}
+
+// Play drives the engine: it steps the session the scheduler picks, waits
+// until that statement settles — finished, or reported waiting by the server
+// — and goes on until every session has finished. Every event is passed to
+// onEvent (which must not call back into the engine's stepping). It returns
+// when done, or with ctx's error.
+func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event), onSkip func(session string)) error {
+	events := e.Events()
+	for {
+		idx, skipped, done := sched.Next(e.Sessions())
+		for _, k := range skipped {
+			if onSkip != nil {
+				onSkip(fmt.Sprintf("T%d", k+1))
+			}
+		}
+		if done {
+			return nil
+		}
+		settle := -1
+		if idx >= 0 {
+			if err := e.Step(idx); err != nil {
+				return err
+			}
+			settle = idx
+		}
+		// Read events until the stepped session's statement settles, or —
+		// when nothing could step — until anything happens.
+		for {
+			var ev Event
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case ev, ok = <-events:
+			}
+			if !ok {
+				return errors.New("the engine closed")
+			}
+			onEvent(ev)
+			if settle < 0 {
+				if ev.Kind != Polled && ev.Kind != Started {
+					break
+				}
+				continue
+			}
+			if ev.Index == settle && ev.Kind != Started && !ev.Auto {
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,302 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"lockstep/ledger"
+	"lockstep/locks"
+)
+
+// session is one database session: its connection, its script and where it
+// stands. Only its worker goroutine touches the connection; the fields below
+// conn are guarded by the engine's mutex.
+type session struct {
+	e        *Engine
+	idx      int
+	name     string
+	transfer ledger.Transfer
+	jobs     chan job
+	ctl      chan ctlJob
+
+	conn *pgx.Conn
+
+	pid       uint32
+	script    *ledger.Script
+	next      int  // the script's next statement
+	finished  bool // the script has ended: committed, rolled back, or given up
+	state     State
+	seq       int // numbers the statements sent, so stale observations are dropped
+	current   string
+	curStep   int // script index of the statement in flight, -1 if typed
+	startedAt time.Time
+	lastErr   *StatementError
+	errAt     int // script index of the statement that failed, -1 if none
+	blockedBy []string
+	waits     []locks.Edge
+	waitKey   string // what the last waiting event said, to report changes only
+	waited    bool   // the current statement has been reported waiting
+}
+
+type job struct {
+	gen, seq int
+	step     int // script index, -1 for typed SQL
+	sql      string
+}
+
+type ctlKind int
+
+const (
+	ctlRewind ctlKind = iota // roll back, reconnect if lost, rewind the script
+	ctlClose                 // roll back and close the connection
+)
+
+type ctlJob struct {
+	kind ctlKind
+	ctx  context.Context
+	done chan error
+}
+
+// connect opens the session's connection, named for the observer.
+func (s *session) connect(ctx context.Context) error {
+	conn, err := s.e.cfg.DB.Connect(ctx, locks.SessionAppName(s.e.runID, s.name))
+	if err != nil {
+		return err
+	}
+	// PostgreSQL 14+: a backend waiting on a lock notices within a second that
+	// its client is gone, instead of holding its place until the lock comes.
+	_, _ = conn.Exec(ctx, "SET client_connection_check_interval = '1s'")
+	s.conn = conn
+	return nil
+}
+
+// control runs a control job on the session's worker and waits for it.
+func (s *session) control(ctx context.Context, kind ctlKind) error {
+	j := ctlJob{kind: kind, ctx: ctx, done: make(chan error, 1)}
+	s.ctl <- j
+	return <-j.done
+}
+
+// work is the session's worker: it runs one job at a time on the connection.
+func (s *session) work() {
+	defer s.e.workers.Done()
+	for {
+		select {
+		case j, ok := <-s.jobs:
+			if !ok {
+				return
+			}
+			s.run(j)
+		case c := <-s.ctl:
+			err := s.doControl(c)
+			c.done <- err
+			if c.kind == ctlClose {
+				// Drain until the engine closes the jobs channel.
+				for range s.jobs {
+				}
+				return
+			}
+		}
+	}
+}
+
+func (s *session) doControl(c ctlJob) error {
+	e := s.e
+	switch c.kind {
+	case ctlClose:
+		if s.conn == nil || s.conn.IsClosed() {
+			return nil
+		}
+		if s.conn.PgConn().TxStatus() != 'I' {
+			_, _ = s.conn.Exec(c.ctx, "ROLLBACK")
+		}
+		return s.conn.Close(c.ctx)
+	case ctlRewind:
+		if s.conn == nil || s.conn.IsClosed() {
+			if err := s.connect(c.ctx); err != nil {
+				return err
+			}
+		} else if s.conn.PgConn().TxStatus() != 'I' {
+			if _, err := s.conn.Exec(c.ctx, "ROLLBACK"); err != nil {
+				return fmt.Errorf("rolling back: %w", err)
+			}
+		}
+		e.mu.Lock()
+		s.script = e.cfg.Strategy.Script(s.transfer, e.cfg.DB.Schema())
+		s.next, s.finished, s.state, s.lastErr, s.errAt = 0, false, Idle, nil, -1
+		s.blockedBy, s.waits, s.waitKey, s.waited, s.current = nil, nil, "", false, ""
+		s.pid = s.conn.PgConn().PID()
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+// result is what one statement did.
+type result struct {
+	tag      string
+	columns  []string
+	rows     [][]string
+	first    []any
+	err      error
+	duration time.Duration
+}
+
+// exec runs sql the way psql would: the simple protocol, several statements
+// allowed, every value as text.
+func (s *session) exec(sql string) result {
+	start := time.Now()
+	var r result
+	results, err := s.conn.PgConn().Exec(s.e.ctx, sql).ReadAll()
+	r.duration = time.Since(start)
+	for _, res := range results {
+		if res.Err != nil {
+			err = res.Err
+			break
+		}
+		r.tag = res.CommandTag.String()
+		if len(res.FieldDescriptions) > 0 {
+			r.columns = r.columns[:0]
+			for _, f := range res.FieldDescriptions {
+				r.columns = append(r.columns, f.Name)
+			}
+			r.rows = r.rows[:0]
+			for _, row := range res.Rows {
+				vals := make([]string, len(row))
+				for i, v := range row {
+					if v == nil {
+						vals[i] = "NULL"
+					} else {
+						vals[i] = string(v)
+					}
+				}
+				r.rows = append(r.rows, vals)
+			}
+			if len(r.rows) > 0 {
+				r.first = make([]any, len(r.rows[0]))
+				for i, v := range r.rows[0] {
+					r.first[i] = v
+				}
+			}
+		}
+	}
+	r.err = err
+	return r
+}
+
+// run executes one job and reports it.
+func (s *session) run(j job) {
+	e := s.e
+	step, auto := j.step, j.step == autoRollback
+	if auto {
+		step = -1
+	}
+	e.emit(Event{Gen: j.gen, Kind: Started, Session: s.name, Index: s.idx, Step: step, Auto: auto, SQL: j.sql, State: Running})
+	r := s.exec(j.sql)
+	if r.err == nil && j.step >= 0 {
+		e.mu.Lock() // views render the script with its values
+		r.err = s.script.Record(j.step, r.first)
+		e.mu.Unlock()
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case r.err == nil:
+		s.finish(j, r, nil, false)
+	case errors.As(r.err, &pgErr):
+		se := &StatementError{SQLState: pgErr.Code, Severity: pgErr.Severity, Message: pgErr.Message, Detail: pgErr.Detail, Hint: pgErr.Hint}
+		// As application code would, a failed scripted transfer rolls back and gives up.
+		rollback := j.step >= 0 && e.cfg.Strategy.Transactional && s.conn.PgConn().TxStatus() == 'E'
+		s.finish(j, r, se, rollback)
+		if rollback {
+			s.run(job{gen: j.gen, seq: j.seq, step: autoRollback, sql: "ROLLBACK"})
+		}
+	case s.conn.IsClosed() || pgconn.SafeToRetry(r.err) || isConnError(r.err):
+		e.mu.Lock()
+		s.state = Failed
+		s.current = ""
+		e.cond.Broadcast()
+		e.mu.Unlock()
+		e.emit(Event{Gen: j.gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: j.step, SQL: j.sql,
+			Cause: r.err, State: Failed, Duration: r.duration})
+	default:
+		// A client-side failure reading the result (e.g. capturing a value).
+		s.finish(j, r, &StatementError{Message: r.err.Error()}, false)
+	}
+}
+
+func isConnError(err error) bool {
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) || errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "conn closed")
+}
+
+// autoRollback marks the ROLLBACK the engine sends after a scripted statement failed.
+const autoRollback = -2
+
+// finish records a statement's end and emits Completed or Error. With
+// rollbackNext, the session stays busy for the ROLLBACK that follows.
+func (s *session) finish(j job, r result, se *StatementError, rollbackNext bool) {
+	e := s.e
+	auto := j.step == autoRollback
+	step := j.step
+	if auto {
+		step = -1
+	}
+	e.mu.Lock()
+	tx := s.conn.PgConn().TxStatus()
+	verb := strings.ToUpper(strings.TrimRight(strings.TrimSpace(j.sql), ";"))
+	ends := verb == "COMMIT" || verb == "ROLLBACK" || verb == "END" || verb == "ABORT"
+	switch {
+	case tx == 'E':
+		s.state = Aborted
+	case tx == 'T':
+		s.state = InTransaction
+	case se == nil && ends && r.tag == "ROLLBACK":
+		s.state = RolledBack
+	case se == nil && ends:
+		s.state = Committed
+	case auto:
+		s.state = RolledBack
+	default:
+		s.state = Idle
+	}
+	if se != nil {
+		s.lastErr, s.errAt = se, step
+	}
+	if j.step >= 0 && se == nil {
+		s.next = j.step + 1
+		if s.next >= len(s.script.Statements) {
+			s.finished = true
+		}
+	}
+	if (j.step >= 0 && se != nil) || (j.step < 0 && ends) || auto {
+		// A scripted statement failed, or the user ended the transaction:
+		// the script is over.
+		s.finished = true
+	}
+	if j.step >= 0 && se != nil && !e.cfg.Strategy.Transactional {
+		s.finished = true
+	}
+	s.current = ""
+	s.blockedBy, s.waits, s.waitKey, s.waited = nil, nil, "", false
+	state := s.state
+	if rollbackNext {
+		s.state, s.current = Running, "ROLLBACK"
+	} else {
+		e.cond.Broadcast()
+	}
+	e.mu.Unlock()
+	ev := Event{Gen: j.gen, Session: s.name, Index: s.idx, Step: step, Auto: auto, SQL: j.sql,
+		Tag: r.tag, Columns: r.columns, Rows: r.rows, Duration: r.duration, State: state}
+	if se != nil {
+		ev.Kind, ev.Err = Error, se
+	} else {
+		ev.Kind = Completed
+	}
+	e.emit(ev)
+	e.kickObserver()
+}
