@@ -158,15 +158,31 @@ type transcript interface {
 type textTranscript struct {
 	w       io.Writer
 	waiting map[string]bool
+	pids    map[string]string // "19229" → "T1"
+}
+
+// whoIs names the sessions behind the process ids a server message mentions.
+func (t *textTranscript) whoIs(msg string) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, f := range strings.FieldsFunc(msg, func(r rune) bool { return r < '0' || r > '9' }) {
+		if name, ok := t.pids[f]; ok && !seen[f] {
+			seen[f] = true
+			parts = append(parts, "process "+f+" is "+name)
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (t *textTranscript) begin(eng *sim.Engine, server string) {
 	t.waiting = map[string]bool{}
+	t.pids = map[string]string{}
 	cfg := eng.Config()
 	fmt.Fprintf(t.w, "run %s: strategy %s — %s\n", eng.RunID(), cfg.Strategy.Name, cfg.Strategy.Summary)
 	fmt.Fprintf(t.w, "server: %s; deadlock_timeout %s\n", server, eng.Observer().DeadlockTimeout())
 	for _, s := range eng.Sessions() {
-		fmt.Fprintf(t.w, "%s: %s\n", s.Name, s.Transfer)
+		fmt.Fprintf(t.w, "%s: %s (pid %d)\n", s.Name, s.Transfer, s.Pid)
+		t.pids[fmt.Sprint(s.Pid)] = s.Name
 	}
 	if ok, note := eng.Observer().RowLocksAvailable(); !ok {
 		fmt.Fprintln(t.w, note)
@@ -202,6 +218,9 @@ func (t *textTranscript) event(ev sim.Event) {
 			fmt.Fprintf(t.w, "ERROR:  %s (SQLSTATE %s)\n", ev.Err.Message, ev.Err.SQLState)
 			if ev.Err.Detail != "" {
 				fmt.Fprintf(t.w, "DETAIL:  %s\n", ev.Err.Detail)
+				if who := t.whoIs(ev.Err.Detail); who != "" {
+					fmt.Fprintf(t.w, "  -- %s\n", who)
+				}
 			}
 			if ev.Err.Hint != "" {
 				fmt.Fprintf(t.w, "HINT:  %s\n", ev.Err.Hint)
@@ -300,23 +319,23 @@ type jsonTranscript struct {
 }
 
 type jsonEvent struct {
-	Session    string   `json:"session"`
-	SQL        string   `json:"sql"`
-	Event      string   `json:"event"`
-	Step       int      `json:"step"`
-	Auto       bool     `json:"auto,omitempty"`
-	SQLState   string   `json:"sqlstate"`
-	Message    string   `json:"message,omitempty"`
-	Detail     string   `json:"detail,omitempty"`
-	Hint       string   `json:"hint,omitempty"`
-	BlockedBy  []string `json:"blocked_by"`
-	Why        []string `json:"why,omitempty"`
-	Tag        string   `json:"tag,omitempty"`
-	Columns    []string `json:"columns,omitempty"`
+	Session    string     `json:"session"`
+	SQL        string     `json:"sql"`
+	Event      string     `json:"event"`
+	Step       int        `json:"step"`
+	Auto       bool       `json:"auto,omitempty"`
+	SQLState   string     `json:"sqlstate"`
+	Message    string     `json:"message,omitempty"`
+	Detail     string     `json:"detail,omitempty"`
+	Hint       string     `json:"hint,omitempty"`
+	BlockedBy  []string   `json:"blocked_by"`
+	Why        []string   `json:"why,omitempty"`
+	Tag        string     `json:"tag,omitempty"`
+	Columns    []string   `json:"columns,omitempty"`
 	Rows       [][]string `json:"rows,omitempty"`
-	ElapsedMS  float64 `json:"elapsed_ms"`
-	DurationMS float64 `json:"duration_ms,omitempty"`
-	Cycle      string  `json:"cycle,omitempty"`
+	ElapsedMS  float64    `json:"elapsed_ms"`
+	DurationMS float64    `json:"duration_ms,omitempty"`
+	Cycle      string     `json:"cycle,omitempty"`
 }
 
 func (j *jsonTranscript) begin(*sim.Engine, string) {}
@@ -367,4 +386,3 @@ func (j *jsonTranscript) end(accounts []ledger.Account, books ledger.Books, t ta
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-

@@ -178,7 +178,8 @@ func (s *Snapshot) explainRowWait(e *Edge, waiter *Backend) {
 	want, wantOK := wantedRowMode(waiter.Query)
 	account := int64(0)
 	for _, l := range s.Locks {
-		if l.Pid == waiter.Pid && l.Type == "tuple" && l.Granted && l.Account != 0 {
+		// The granted tuple lock (not an SIReadLock) marks the row it queues for.
+		if l.Pid == waiter.Pid && l.Type == "tuple" && l.Granted && l.Mode != "SIReadLock" && l.Account != 0 {
 			account = l.Account
 		}
 	}

@@ -204,10 +204,11 @@ func (s *session) run(j job) {
 		e.mu.Unlock()
 	}
 	var pgErr *pgconn.PgError
+	isPg := errors.As(r.err, &pgErr)
 	switch {
 	case r.err == nil:
 		s.finish(j, r, nil, false)
-	case errors.As(r.err, &pgErr):
+	case isPg && pgErr.Severity != "FATAL" && pgErr.Severity != "PANIC" && !s.conn.IsClosed():
 		se := &StatementError{SQLState: pgErr.Code, Severity: pgErr.Severity, Message: pgErr.Message, Detail: pgErr.Detail, Hint: pgErr.Hint}
 		// As application code would, a failed scripted transfer rolls back and gives up.
 		rollback := j.step >= 0 && e.cfg.Strategy.Transactional && s.conn.PgConn().TxStatus() == 'E'
@@ -215,7 +216,10 @@ func (s *session) run(j job) {
 		if rollback {
 			s.run(job{gen: j.gen, seq: j.seq, step: autoRollback, sql: "ROLLBACK"})
 		}
-	case s.conn.IsClosed() || pgconn.SafeToRetry(r.err) || isConnError(r.err):
+	case isPg || s.conn.IsClosed() || pgconn.SafeToRetry(r.err) || isConnError(r.err):
+		// A FATAL error (pg_terminate_backend, a server shutdown) ends the
+		// connection as surely as a broken socket.
+		_ = s.conn.Close(context.WithoutCancel(e.ctx))
 		e.mu.Lock()
 		s.state = Failed
 		s.current = ""

@@ -1,0 +1,251 @@
+package locks_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"lockstep/db"
+	"lockstep/db/dbtest"
+	"lockstep/ledger"
+	"lockstep/locks"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// fixture is a ledger with n named sessions connected to it and an observer.
+type fixture struct {
+	d     *db.Database
+	run   string
+	conns []*pgx.Conn
+	obs   *locks.Observer
+	wg    sync.WaitGroup // statements left waiting in the background
+}
+
+func newFixture(tb testing.TB, sessions, accounts int) *fixture {
+	tb.Helper()
+	ctx := context.Background()
+	d := dbtest.Fresh(tb, ledger.Setup{Accounts: accounts, Balance: decimal.RequireFromString("100.00")})
+	f := &fixture{d: d, run: fmt.Sprintf("obs%d", time.Now().UnixNano()%1e9)}
+	for i := range sessions {
+		c, err := d.Connect(ctx, locks.SessionAppName(f.run, fmt.Sprintf("T%d", i+1)))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		f.conns = append(f.conns, c)
+	}
+	oc, err := d.Connect(ctx, locks.SessionAppName(f.run, "observer"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if f.obs, err = locks.NewObserver(ctx, oc, f.run, d.Schema()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		// pg_terminate_backend ends the sessions, waiting ones included.
+		for _, c := range f.conns {
+			oc.Exec(ctx, "SELECT pg_terminate_backend($1)", int32(c.PgConn().PID()))
+		}
+		f.wg.Wait()
+		for _, c := range f.conns {
+			c.Close(ctx)
+		}
+		oc.Close(ctx)
+	})
+	return f
+}
+
+func (f *fixture) exec(tb testing.TB, i int, sql string) {
+	tb.Helper()
+	if _, err := f.conns[i].Exec(context.Background(), sql); err != nil {
+		tb.Fatalf("T%d: %s: %v", i+1, sql, err)
+	}
+}
+
+// block sends sql on session i in the background; it will wait.
+func (f *fixture) block(tb testing.TB, i int, sql string) {
+	tb.Helper()
+	f.wg.Go(func() {
+		f.conns[i].Exec(context.Background(), sql) // ends when the cleanup terminates the backend
+	})
+}
+
+// pollUntil polls until the server reports session waiting (a guard bounds it).
+func (f *fixture) pollUntilWaiting(tb testing.TB, session string) *locks.Snapshot {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		snap, err := f.obs.Poll(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if b, ok := snap.Backend(session); ok && b.Waiting() {
+			return snap
+		}
+	}
+	tb.Fatalf("%s never waited", session)
+	return nil
+}
+
+func TestObserverRelationWait(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2, 2)
+	f.exec(t, 0, "BEGIN")
+	f.exec(t, 0, "UPDATE accounts SET balance = balance - 1 WHERE id = 1")
+	f.exec(t, 1, "BEGIN")
+	f.block(t, 1, "LOCK TABLE accounts IN SHARE MODE")
+	snap := f.pollUntilWaiting(t, "T2")
+	if len(snap.Graph.Edges) != 1 {
+		t.Fatalf("edges: %+v", snap.Graph.Edges)
+	}
+	e := snap.Graph.Edges[0]
+	if e.Waiter != "T2" || e.Holder != "T1" || e.Lock.Target() != "accounts" {
+		t.Fatalf("edge %s → %s on %s", e.Waiter, e.Holder, e.Lock.Target())
+	}
+	want := "T2 wants SHARE on accounts: T1 holds ROW EXCLUSIVE on it"
+	if !strings.HasPrefix(e.Why, want) {
+		t.Errorf("why = %q, want it to start %q", e.Why, want)
+	}
+	if e.Conflict == nil || e.Conflict.Row || e.Conflict.Held != int(locks.RowExclusive) || e.Conflict.Wanted != int(locks.Share) {
+		t.Errorf("deciding cell %+v", e.Conflict)
+	}
+	// T1 holds a transactionid lock on its own transaction and a row lock on account 1.
+	var ownTx bool
+	for _, l := range snap.LocksOf("T1") {
+		if l.Type == "transactionid" && l.TxOwner == "T1" && l.Granted {
+			ownTx = true
+		}
+	}
+	if !ownTx {
+		t.Errorf("T1's transactionid lock not attributed to T1: %+v", snap.LocksOf("T1"))
+	}
+	rows := snap.RowLocksOf("T1")
+	if len(rows) != 1 || rows[0].Account != 1 || rows[0].Mode != locks.ForNoKeyUpdate {
+		t.Errorf("T1's row locks: %+v (note %q)", rows, snap.RowLockNote)
+	}
+	if len(snap.Graph.Cycles) != 0 {
+		t.Errorf("cycles: %v", snap.Graph.Cycles)
+	}
+}
+
+func TestObserverAdvisoryKeysNameAccounts(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2, 3)
+	key := fmt.Sprintf("SELECT pg_advisory_xact_lock(hashtext('%s'), 3)", f.d.Schema())
+	f.exec(t, 0, "BEGIN")
+	f.exec(t, 0, key)
+	f.exec(t, 1, "BEGIN")
+	f.block(t, 1, key)
+	snap := f.pollUntilWaiting(t, "T2")
+	e := snap.Graph.Edges[0]
+	if e.Lock.Type != "advisory" || e.Lock.Account != 3 || e.Lock.Target() != "advisory key → account 3" {
+		t.Fatalf("advisory lock %+v, target %q", e.Lock, e.Lock.Target())
+	}
+	if !strings.Contains(e.Why, "T1 holds it") {
+		t.Errorf("why = %q", e.Why)
+	}
+}
+
+func TestObserverFindsThreeWayCycleAndTuple(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 4, 3)
+	for i := range 3 {
+		f.exec(t, i, "BEGIN")
+		f.exec(t, i, fmt.Sprintf("UPDATE accounts SET balance = balance + 1 WHERE id = %d", i+1))
+	}
+	f.exec(t, 3, "BEGIN")
+	f.exec(t, 3, "SET deadlock_timeout = '1h'")
+	for i := range 3 {
+		f.exec(t, i, "SET deadlock_timeout = '1h'") // lockstep must see the cycle before the server breaks it
+	}
+	f.block(t, 0, "UPDATE accounts SET balance = balance + 1 WHERE id = 2")
+	f.pollUntilWaiting(t, "T1")
+	f.block(t, 3, "UPDATE accounts SET balance = balance + 1 WHERE id = 2") // queues behind T1 for the row
+	f.pollUntilWaiting(t, "T4")
+	f.block(t, 1, "UPDATE accounts SET balance = balance + 1 WHERE id = 3")
+	f.pollUntilWaiting(t, "T2")
+	f.block(t, 2, "UPDATE accounts SET balance = balance + 1 WHERE id = 1")
+	snap := f.pollUntilWaiting(t, "T3")
+	if len(snap.Graph.Cycles) != 1 || snap.Graph.Cycles[0].String() != "T1 → T2 → T3 → T1" {
+		t.Fatalf("cycles: %v", snap.Graph.Cycles)
+	}
+	c := snap.Graph.Cycles[0]
+	if c.BreakAt == nil || c.LikelyVictim == "" {
+		t.Errorf("no break prediction on PostgreSQL 14+: %+v", c)
+	}
+	var tupleEdge bool
+	for _, e := range snap.Graph.Edges {
+		if e.Waiter == "T4" && e.Holder == "T1" && e.Lock.Type == "tuple" && e.Lock.Account == 2 {
+			tupleEdge = true
+			if !strings.Contains(e.Why, "queues for accounts id=2") {
+				t.Errorf("tuple edge why = %q", e.Why)
+			}
+		}
+	}
+	if !tupleEdge {
+		t.Errorf("no T4 → T1 tuple edge: %+v", snap.Graph.Edges)
+	}
+}
+
+// BenchmarkPoll8 is one poll (snapshot plus graph) with 8 sessions each
+// holding its transfer's locks.
+func BenchmarkPoll8(b *testing.B) {
+	f := newFixture(b, 8, 16)
+	for i := range 8 {
+		f.exec(b, i, "BEGIN")
+		f.exec(b, i, fmt.Sprintf("INSERT INTO transfers (from_account_id, to_account_id, amount) VALUES (%d, %d, 1)", 2*i+1, 2*i+2))
+		f.exec(b, i, fmt.Sprintf("UPDATE accounts SET balance = balance - 1 WHERE id = %d", 2*i+1))
+		f.exec(b, i, fmt.Sprintf("UPDATE accounts SET balance = balance + 1 WHERE id = %d", 2*i+2))
+	}
+	benchPoll(b, f)
+}
+
+// BenchmarkPoll64 is one poll with 64 sessions and about 1,000 lock rows,
+// eight of the sessions waiting.
+func BenchmarkPoll64(b *testing.B) {
+	f := newFixture(b, 64, 64)
+	for i := range 56 {
+		f.exec(b, i, "BEGIN")
+		f.exec(b, i, fmt.Sprintf("UPDATE accounts SET balance = balance - 1 WHERE id = %d", i+1))
+		for k := range 12 {
+			f.exec(b, i, fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", i*100+k))
+		}
+	}
+	for i := 56; i < 64; i++ {
+		f.exec(b, i, "BEGIN")
+		for k := range 12 {
+			f.exec(b, i, fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", i*100+k))
+		}
+		f.block(b, i, fmt.Sprintf("UPDATE accounts SET balance = balance + 1 WHERE id = %d", i-55))
+		f.pollUntilWaiting(b, fmt.Sprintf("T%d", i+1))
+	}
+	benchPoll(b, f)
+}
+
+func benchPoll(b *testing.B, f *fixture) {
+	ctx := context.Background()
+	snap, err := f.obs.Poll(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rowsSeen := len(snap.Locks)
+	var took []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		if _, err := f.obs.Poll(ctx); err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+	}
+	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(rowsSeen), "lock-rows")
+}

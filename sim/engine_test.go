@@ -1,0 +1,390 @@
+package sim_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"lockstep/db/dbtest"
+	"lockstep/ledger"
+	"lockstep/sim"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// newEngine starts an engine on a schema of the test's own and closes it at
+// the end, checking that no backend of the run is left on the server.
+func newEngine(t *testing.T, strategy string, dir sim.Direction) *sim.Engine {
+	t.Helper()
+	s, err := ledger.Lookup(strategy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dbtest.Schema(t)
+	ctx := context.Background()
+	eng, err := sim.New(ctx, sim.Config{DB: d, Ledger: dbtest.Ledger(t), Strategy: s, Sessions: 2, Direction: dir,
+		Setup: ledger.DefaultSetup(), Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := eng.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		conn, err := d.Connect(ctx, "lockstep/test-check")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var n int
+		err = conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
+			"lockstep/"+eng.RunID()+"/%").Scan(&n)
+		if err != nil || n != 0 {
+			t.Errorf("%d backends of run %s left after Close (err %v)", n, eng.RunID(), err)
+		}
+	})
+	return eng
+}
+
+// outcome is what a played run did.
+type outcome struct {
+	waits, deadlocks, serialization int
+	events                          []sim.Event
+	books                           ledger.Books
+}
+
+func play(t *testing.T, eng *sim.Engine, order []int) outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var o outcome
+	err := eng.Play(ctx, sim.NewScheduler(order), func(ev sim.Event) {
+		o.events = append(o.events, ev)
+		switch ev.Kind {
+		case sim.WaitingForLock:
+			o.waits++
+		case sim.Error:
+			switch ev.Err.SQLState {
+			case ledger.DeadlockDetected:
+				o.deadlocks++
+			case ledger.SerializationFailure:
+				o.serialization++
+			}
+		}
+	}, nil)
+	if err != nil {
+		t.Fatalf("Play: %v", err)
+	}
+	if _, o.books, err = eng.Books(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func TestRoundRobinOutcomes(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		strategy          string
+		dir               sim.Direction
+		minWaits          int
+		deadlocks         int // exact
+		minSerialization  int
+		booksKept         bool
+		serializationOnly bool
+	}{
+		{"for-update", sim.Same, 1, 1, 0, true, false},
+		{"for-no-key-update", sim.Same, 1, 0, 0, true, false},
+		{"naive", sim.Same, 0, 0, 0, false, false},
+		{"atomic", sim.Opposite, 2, 1, 0, true, false},
+		{"ordered", sim.Opposite, 1, 0, 0, true, false},
+		{"table-lock", sim.Same, 1, 0, 0, true, false},
+		{"advisory", sim.Opposite, 1, 0, 0, true, false},
+		{"repeatable-read", sim.Same, 0, 0, 1, true, false},
+		{"serializable", sim.Same, 0, 0, 1, true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.strategy+"/"+c.dir.String(), func(t *testing.T) {
+			t.Parallel()
+			o := play(t, newEngine(t, c.strategy, c.dir), nil)
+			if o.waits < c.minWaits {
+				t.Errorf("%d waits, want at least %d", o.waits, c.minWaits)
+			}
+			if o.deadlocks != c.deadlocks {
+				t.Errorf("%d deadlocks, want %d", o.deadlocks, c.deadlocks)
+			}
+			if o.serialization < c.minSerialization {
+				t.Errorf("%d serialization failures, want at least %d", o.serialization, c.minSerialization)
+			}
+			if o.books.OK() != c.booksKept {
+				t.Errorf("books: %s; want kept=%v", o.books.Summary(), c.booksKept)
+			}
+			if !c.booksKept && len(o.books.Drift) == 0 {
+				t.Errorf("a broken ledger should report the lost update: %s", o.books.Summary())
+			}
+		})
+	}
+}
+
+func TestDeadlockVictimAndDetailReported(t *testing.T) {
+	t.Parallel()
+	o := play(t, newEngine(t, "for-update", sim.Same), nil)
+	var formed, victim bool
+	for _, ev := range o.events {
+		if ev.Kind == sim.DeadlockFormed {
+			formed = true
+			if got := ev.Cycle.String(); got != "T1 → T2 → T1" {
+				t.Errorf("cycle %q", got)
+			}
+			for _, e := range ev.Cycle.Edges {
+				if !strings.Contains(e.Why, "FOR KEY SHARE on accounts id=1") || !strings.Contains(e.Why, "conflicts with FOR UPDATE") {
+					t.Errorf("edge %s → %s explained as %q", e.Waiter, e.Holder, e.Why)
+				}
+			}
+		}
+		if ev.Kind == sim.Error && ev.Err.SQLState == ledger.DeadlockDetected {
+			victim = true
+			if !formed {
+				t.Error("the deadlock error came before lockstep saw the cycle")
+			}
+			if !strings.Contains(ev.Err.Detail, "waits for ShareLock on transaction") || !strings.Contains(ev.Err.Detail, "blocked by process") {
+				t.Errorf("DETAIL = %q", ev.Err.Detail)
+			}
+		}
+	}
+	if !formed || !victim {
+		t.Fatalf("formed=%v victim=%v", formed, victim)
+	}
+}
+
+// backlog keeps, per engine, the events next has read but not matched, so a
+// later next can find them.
+var backlog sync.Map // *sim.Engine → *[]sim.Event
+
+// next returns the first event (in order, including ones read earlier but
+// not matched) that satisfies match, failing after a generous guard (against
+// a hang, not a timing assertion).
+func next(t *testing.T, eng *sim.Engine, match func(sim.Event) bool) sim.Event {
+	t.Helper()
+	v, _ := backlog.LoadOrStore(eng, &[]sim.Event{})
+	kept := v.(*[]sim.Event)
+	for i, ev := range *kept {
+		if match(ev) {
+			*kept = append((*kept)[:i:i], (*kept)[i+1:]...)
+			return ev
+		}
+	}
+	guard := time.After(30 * time.Second)
+	for {
+		select {
+		case ev, ok := <-eng.Events():
+			if !ok {
+				t.Fatal("events closed")
+			}
+			if match(ev) {
+				return ev
+			}
+			if ev.Kind != sim.Polled {
+				*kept = append(*kept, ev)
+			}
+		case <-guard:
+			t.Fatal("no such event")
+		}
+	}
+}
+
+func settled(name string) func(sim.Event) bool {
+	return func(ev sim.Event) bool {
+		return ev.Session == name && (ev.Kind == sim.Completed || ev.Kind == sim.Error || ev.Kind == sim.WaitingForLock)
+	}
+}
+
+func step(t *testing.T, eng *sim.Engine, i int) sim.Event {
+	t.Helper()
+	if err := eng.Step(i); err != nil {
+		t.Fatal(err)
+	}
+	return next(t, eng, settled(eng.Sessions()[i].Name))
+}
+
+func exec(t *testing.T, eng *sim.Engine, i int, sql string) sim.Event {
+	t.Helper()
+	if err := eng.Exec(i, sql); err != nil {
+		t.Fatal(err)
+	}
+	return next(t, eng, settled(eng.Sessions()[i].Name))
+}
+
+// stepTo steps both sessions alternately up to their SELECT … FOR NO KEY UPDATE
+// of account 1, which T2 then waits on.
+func stepToWait(t *testing.T, eng *sim.Engine) sim.Event {
+	t.Helper()
+	for range 4 { // BEGIN and the three inserts
+		step(t, eng, 0)
+		step(t, eng, 1)
+	}
+	if ev := step(t, eng, 0); ev.Kind != sim.Completed {
+		t.Fatalf("T1's SELECT … FOR NO KEY UPDATE: %v", ev.Kind)
+	}
+	return step(t, eng, 1)
+}
+
+func TestWaitReportedBeforeBlockerCommits(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, "for-no-key-update", sim.Same)
+	ev := stepToWait(t, eng)
+	if ev.Kind != sim.WaitingForLock || strings.Join(ev.BlockedBy, ",") != "T1" {
+		t.Fatalf("T2's event: %v blocked by %v", ev.Kind, ev.BlockedBy)
+	}
+	if s := eng.Sessions(); s[0].State != sim.InTransaction || s[1].State != sim.Waiting {
+		t.Fatalf("states %v, %v", s[0].State, s[1].State)
+	}
+	if len(ev.Waits) != 1 || ev.Waits[0].Lock == nil || ev.Waits[0].Lock.Target() != "T1's transaction" {
+		t.Fatalf("waits: %+v", ev.Waits)
+	}
+	if c := ev.Waits[0].Conflict; c == nil || !c.Row {
+		t.Fatalf("the deciding cell should be in the row-level table: %+v", c)
+	}
+	// Now T1 finishes its transfer; T2's wait ends.
+	for eng.Sessions()[0].Steppable() {
+		step(t, eng, 0)
+	}
+	done := next(t, eng, settled("T2"))
+	if done.Kind != sim.Completed || len(done.Rows) != 1 || done.Rows[0][0] != "90.00" {
+		t.Fatalf("T2 after T1 committed: %v %v", done.Kind, done.Rows)
+	}
+}
+
+func TestCancelWaitingStatement(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, "for-no-key-update", sim.Same)
+	stepToWait(t, eng)
+	if err := eng.Cancel(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	ev := next(t, eng, settled("T2"))
+	if ev.Kind != sim.Error || ev.Err.SQLState != "57014" {
+		t.Fatalf("cancelled statement: %v %+v", ev.Kind, ev.Err)
+	}
+	next(t, eng, func(ev sim.Event) bool { return ev.Session == "T2" && ev.Auto && ev.Kind == sim.Completed })
+	if s := eng.Sessions()[1]; s.State != sim.RolledBack || !s.Finished {
+		t.Fatalf("T2 after cancel: %v finished=%v", s.State, s.Finished)
+	}
+}
+
+func TestTerminatedSessionFailsOthersGoOn(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, "ordered", sim.Same)
+	step(t, eng, 0)
+	step(t, eng, 1)
+	if err := eng.Terminate(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Step(1); err != nil {
+		t.Fatal(err)
+	}
+	ev := next(t, eng, func(ev sim.Event) bool { return ev.Session == "T2" && ev.Kind != sim.Started })
+	if ev.Kind != sim.ConnectionLost && ev.Kind != sim.Error {
+		t.Fatalf("T2 after pg_terminate_backend: %v", ev.Kind)
+	}
+	o := play(t, eng, nil)
+	if s := eng.Sessions(); s[0].State != sim.Committed || s[1].State != sim.Failed {
+		t.Fatalf("states after the run: %v, %v", s[0].State, s[1].State)
+	}
+	if !o.books.OK() {
+		t.Fatalf("books: %s", o.books.Summary())
+	}
+	// Reset reconnects the failed session.
+	if err := eng.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := eng.Sessions()[1]; s.State != sim.Idle || !s.Steppable() {
+		t.Fatalf("T2 after reset: %v", s.State)
+	}
+	if o := play(t, eng, nil); !o.books.OK() {
+		t.Fatalf("second run: %s", o.books.Summary())
+	}
+}
+
+func TestTypedSQLAndAbortedTransaction(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, "for-update", sim.Same)
+	exec(t, eng, 0, "BEGIN")
+	ev := exec(t, eng, 0, "SELECT balance FROM accounts WHERE id = 1 FOR SHARE")
+	if ev.Kind != sim.Completed || ev.Rows[0][0] != "100.00" {
+		t.Fatalf("typed SELECT: %v %v", ev.Kind, ev.Rows)
+	}
+	// The observer sees T1's FOR SHARE row lock.
+	found := next(t, eng, func(ev sim.Event) bool {
+		if ev.Kind != sim.Polled {
+			return false
+		}
+		for _, r := range ev.Snapshot.RowLocksOf("T1") {
+			if r.Account == 1 && r.Mode.String() == "FOR SHARE" {
+				return true
+			}
+		}
+		return false
+	})
+	if found.Snapshot.RowLockNote != "" {
+		t.Errorf("row lock note: %s", found.Snapshot.RowLockNote)
+	}
+	if ev := exec(t, eng, 0, "SELECT 1/0"); ev.Kind != sim.Error || ev.Err.SQLState != "22012" {
+		t.Fatalf("1/0: %v %+v", ev.Kind, ev.Err)
+	}
+	if s := eng.Sessions()[0]; s.State != sim.Aborted {
+		t.Fatalf("after a typed error: %v", s.State)
+	}
+	if ev := exec(t, eng, 0, "SELECT 1"); ev.Kind != sim.Error || ev.Err.SQLState != "25P02" {
+		t.Fatalf("in an aborted transaction: %v %+v", ev.Kind, ev.Err)
+	}
+	exec(t, eng, 0, "ROLLBACK")
+	if s := eng.Sessions()[0]; s.State != sim.RolledBack {
+		t.Fatalf("after ROLLBACK: %v", s.State)
+	}
+	if err := eng.Step(0); err == nil {
+		t.Fatal("stepping a session whose transaction the user ended should fail")
+	}
+}
+
+func TestSchedulerOrderThenRoundRobin(t *testing.T) {
+	t.Parallel()
+	order, err := sim.ParseOrder("T2,t2,T1", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.ParseOrder("T3", 2); err == nil {
+		t.Fatal("T3 accepted for 2 sessions")
+	}
+	ready := func(n int) []sim.SessionInfo {
+		out := make([]sim.SessionInfo, n)
+		for i := range out {
+			out[i] = sim.SessionInfo{Statements: []string{"a", "b", "c"}}
+		}
+		return out
+	}
+	s := sim.NewScheduler(order)
+	var got []int
+	for range 5 {
+		i, _, _ := s.Next(ready(2))
+		got = append(got, i)
+	}
+	if want := []int{1, 1, 0, 1, 0}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+	sessions := ready(2)
+	sessions[0].State = sim.Waiting
+	if i, _, done := s.Next(sessions); i != 1 || done {
+		t.Fatalf("with T1 waiting: %d done=%v", i, done)
+	}
+	sessions[1].Finished = true
+	if i, _, done := s.Next(sessions); i != -1 || done {
+		t.Fatalf("with T1 waiting and T2 finished: %d done=%v", i, done)
+	}
+	sessions[0].State, sessions[0].Finished = sim.Committed, true
+	if _, _, done := s.Next(sessions); !done {
+		t.Fatal("all finished but not done")
+	}
+}
