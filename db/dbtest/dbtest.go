@@ -61,6 +61,16 @@ func run(m *testing.M) int {
 	return code
 }
 
+// DSN is a connection string for the test binary's database, for tests
+// that drive the command line.
+func DSN(tb testing.TB) string {
+	tb.Helper()
+	if u := os.Getenv("DATABASE_URL"); u != "" {
+		return u
+	}
+	return DB(tb).Server().URL("postgres")
+}
+
 // DB is the test binary's database, with the default schema.
 func DB(tb testing.TB) *db.Database {
 	tb.Helper()

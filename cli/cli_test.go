@@ -1,0 +1,240 @@
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"lockstep/cli"
+	"lockstep/db/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+var schemaSeq atomic.Int64
+
+// schemaDDL is the module's schema.sql.
+func schemaDDL(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../schema.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// lockstep runs the command line with args and returns stdout, stderr and the exit code.
+func lockstep(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := cli.Execute(context.Background(), schemaDDL(t), args, &out, &errOut)
+	return out.String(), errOut.String(), cli.ExitCode(err)
+}
+
+// withDB adds --dsn for the test database and a schema of the test's own.
+func withDB(t *testing.T, args ...string) []string {
+	t.Helper()
+	schema := fmt.Sprintf("lockstep_cli%d_%d", os.Getpid(), schemaSeq.Add(1))
+	t.Cleanup(func() {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, dbtest.DSN(t))
+		if err == nil {
+			conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			conn.Close(ctx)
+		}
+	})
+	return append(args, "--dsn", dbtest.DSN(t), "--schema", schema)
+}
+
+func TestBadInputIsOneLineAndExitCode2(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		args []string
+		want string
+	}{
+		"unknown strategy": {[]string{"run", "--strategy", "optimistic"}, `unknown strategy "optimistic"`},
+		"no accounts":      {[]string{"reset", "--accounts", "0"}, "--accounts 0"},
+		"negative balance": {[]string{"reset", "--balance", "-5"}, "cannot be negative"},
+		"not an amount":    {[]string{"reset", "--balance", "lots"}, "is not an amount"},
+		"unknown flag":     {[]string{"--frob"}, "unknown flag: --frob"},
+		"unknown command":  {[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		"too many":         {[]string{"run", "--sessions", "12"}, "--sessions 12: choose 2 to 9"},
+		"bad order":        {[]string{"run", "--order", "T1,T5"}, `"T5" is not a session`},
+		"bad direction":    {[]string{"run", "--direction", "up"}, `unknown --direction "up"`},
+		"bad schema":       {[]string{"reset", "--schema", "Robert'); DROP"}, "invalid --schema"},
+		"unreachable":      {[]string{"reset", "--dsn", "postgres://bob:s3cretpw@127.0.0.1:1/x"}, "cannot reach PostgreSQL at 127.0.0.1:1"},
+		"unparsable dsn":   {[]string{"reset", "--dsn", "postgres://bob:s3cretpw@host:port/x"}, "invalid --dsn"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			out, errOut, code := lockstep(t, c.args...)
+			if code != cli.ExitBadInput {
+				t.Errorf("exit code %d, want 2", code)
+			}
+			if strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "lockstep: ") {
+				t.Errorf("stderr is not one line: %q", errOut)
+			}
+			if !strings.Contains(errOut, c.want) {
+				t.Errorf("stderr %q does not say %q", errOut, c.want)
+			}
+			for _, bad := range []string{"s3cretpw", "goroutine", "panic"} {
+				if strings.Contains(out+errOut, bad) {
+					t.Errorf("output contains %q: %s%s", bad, out, errOut)
+				}
+			}
+		})
+	}
+}
+
+func TestStrategiesListsTen(t *testing.T) {
+	t.Parallel()
+	out, _, code := lockstep(t, "strategies")
+	if code != 0 || strings.Count(out, "\n") != 10 || !strings.Contains(out, "for-no-key-update") {
+		t.Fatalf("exit %d, output:\n%s", code, out)
+	}
+}
+
+func TestResetCommand(t *testing.T) {
+	t.Parallel()
+	args := withDB(t, "reset", "--accounts", "3", "--balance", "50")
+	out, errOut, code := lockstep(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"alice", "bob", "carol", "50.00"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// A schema lockstep did not make is refused.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	schema := args[len(args)-1] + "_mine"
+	conn.Exec(ctx, "CREATE SCHEMA "+schema)
+	defer conn.Exec(ctx, "DROP SCHEMA "+schema)
+	_, errOut, code = lockstep(t, "reset", "--dsn", dbtest.DSN(t), "--schema", schema)
+	if code != cli.ExitBadInput || !strings.Contains(errOut, "not created by lockstep") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+func TestRunTranscriptShowsTheLecturesDeadlock(t *testing.T) {
+	t.Parallel()
+	out, errOut, code := lockstep(t, withDB(t, "run", "--strategy", "for-update")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"step T1: BEGIN\nstep T2: BEGIN\n",
+		"step T2: SELECT balance FROM accounts WHERE id = 1 FOR UPDATE <waiting ...>\n",
+		"holds FOR KEY SHARE on accounts id=1 (a foreign-key check), which conflicts with FOR UPDATE",
+		"-- deadlock: T1 → T2 → T1",
+		"ERROR:  deadlock detected (SQLSTATE 40P01)\nDETAIL:  Process ",
+		"<... completed>",
+		"balances: 1 alice 90.00 · 2 bob 110.00\ntotal 200.00 = 200.00 ok\nwaits 2 · deadlocks 1 · serialization failures 0\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("transcript lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRunJSON(t *testing.T) {
+	t.Parallel()
+	out, errOut, code := lockstep(t, withDB(t, "run", "--strategy", "naive", "--json")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, l := range lines[:len(lines)-1] {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		for _, k := range []string{"session", "sql", "event", "sqlstate", "blocked_by", "elapsed_ms"} {
+			if _, ok := ev[k]; !ok {
+				t.Errorf("event lacks %q: %s", k, l)
+			}
+		}
+	}
+	var sum struct {
+		Balances              map[string]string `json:"balances"`
+		InvariantOK           bool              `json:"invariant_ok"`
+		LostUpdate            bool              `json:"lost_update"`
+		Waits                 int               `json:"waits"`
+		Deadlocks             int               `json:"deadlocks"`
+		SerializationFailures *int              `json:"serialization_failures"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.InvariantOK || !sum.LostUpdate || sum.Balances["1"] != "90.00" || sum.Waits < 1 || sum.SerializationFailures == nil {
+		t.Fatalf("summary %+v", sum)
+	}
+}
+
+func TestDBCommandServesUntilCancelled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		var errOut bytes.Buffer
+		// The environment may carry DATABASE_URL; db ignores it.
+		err := cli.Execute(ctx, schemaDDL(t), []string{"db"}, pw, &errOut)
+		pw.Close()
+		done <- errors.Join(err, errors.New(errOut.String()))
+	}()
+	sc := bufio.NewScanner(pr)
+	var url string
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "postgres://") {
+			url = sc.Text()
+			break
+		}
+	}
+	if url == "" {
+		t.Fatalf("no URL line: %v", <-done)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	err = conn.QueryRow(ctx, "SELECT count(*) FROM lockstep.accounts").Scan(&n)
+	conn.Close(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("accounts: %d, %v", n, err)
+	}
+	cancel()
+	go io.Copy(io.Discard, pr)
+	select {
+	case err := <-done:
+		if ee := new(cli.ExitError); errors.As(err, &ee) {
+			t.Fatalf("db returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("db did not stop")
+	}
+	dir := strings.TrimPrefix(url[strings.Index(url, "host=")+5:], "")
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s still there: %v", dir, err)
+	}
+}
