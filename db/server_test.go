@@ -204,3 +204,20 @@ func TestFindBinariesNewestFirst(t *testing.T) {
 		t.Errorf("found PostgreSQL %s in %s; the machine has 15", b.Version, b.Dir)
 	}
 }
+
+// BenchmarkStartServer is a throwaway server from nothing to accepting
+// connections (initdb, start, first connection), then stopped and deleted.
+func BenchmarkStartServer(b *testing.B) {
+	ctx := context.Background()
+	for b.Loop() {
+		s, err := StartServer(ctx, ServerOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := s.Stop(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
