@@ -88,6 +88,7 @@ func Execute(ctx context.Context, schemaSQL string, args []string, stdout, stder
 }
 
 func (a *app) rootCommand() *cobra.Command {
+	var tuiFlags runFlags
 	root := &cobra.Command{
 		Use:   "lockstep",
 		Short: "Step real PostgreSQL sessions through a money transfer and watch their locks",
@@ -102,9 +103,10 @@ func (a *app) rootCommand() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return cmd.Help()
+			return a.runTUI(cmd, &tuiFlags)
 		},
 	}
+	tuiFlags.register(root, "for-update")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return badInput(fmt.Errorf("%w; see --help", err))
 	})

@@ -1,0 +1,48 @@
+package tui
+
+import (
+	"time"
+
+	"lockstep/ledger"
+	"lockstep/sim"
+)
+
+// engineReadyMsg says engine id is running (after start, strategy switch or new set-up).
+type engineReadyMsg struct {
+	id  int
+	eng *sim.Engine
+}
+
+// engineFailedMsg says starting engine id failed.
+type engineFailedMsg struct {
+	id  int
+	err error
+}
+
+// eventsMsg carries the events engine id sent since the last one.
+type eventsMsg struct {
+	id     int
+	events []sim.Event
+	closed bool // the engine's channel is closed
+}
+
+// booksMsg is a read of the balances and the books, made after a step.
+type booksMsg struct {
+	id, gen  int
+	accounts []ledger.Account
+	books    ledger.Books
+	err      error
+}
+
+// actionMsg reports the end of a slow action (cancel, reset).
+type actionMsg struct {
+	id   int
+	what string
+	err  error
+}
+
+// tickMsg refreshes clocks: transaction ages, the deadlock countdown.
+type tickMsg time.Time
+
+// autoplayMsg is autoplay's beat; seq drops beats from an earlier autoplay.
+type autoplayMsg struct{ seq int }
