@@ -98,7 +98,13 @@ func (o *Observer) setUpRowLocks(ctx context.Context) {
 	}
 	// In public, not the ledger's schema: an extension exists once per
 	// database, and a reset drops the ledger's schema.
-	if _, err := o.conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pgrowlocks SCHEMA public"); err != nil {
+	_, err := o.conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pgrowlocks SCHEMA public")
+	if err != nil {
+		// Another lockstep may have created it at the same moment (a unique
+		// violation on pg_extension): then it is there to use.
+		if o.rowLocks = find(); o.rowLocks != "" {
+			return
+		}
 		msg := err.Error()
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) {

@@ -75,6 +75,9 @@ type Config struct {
 	Poll time.Duration
 	// RunID names the run in application_name; empty means a random one.
 	RunID string
+	// Init is SQL run on a session's connection when it connects, by session
+	// name: e.g. {"T1": {"SET deadlock_timeout = '10s'"}} to choose the victim.
+	Init map[string][]string
 }
 
 // Transfers is each session's transfer under the config.
@@ -469,14 +472,36 @@ func (e *Engine) Close(ctx context.Context) error {
 		e.obsConn.Close(ctx)
 	}
 	if e.ctl != nil {
-		// Belt and braces: no backend of this run may outlive it.
-		_, err := e.ctl.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-			WHERE application_name LIKE $1 AND pid <> pg_backend_pid()`, "lockstep/"+e.runID+"/%")
-		if err != nil {
-			errs = append(errs, fmt.Errorf("terminating leftover backends: %w", err))
+		if err := e.endBackends(ctx); err != nil {
+			errs = append(errs, err)
 		}
 		e.ctl.Close(ctx)
 	}
 	close(e.events)
 	return errors.Join(errs...)
+}
+
+// endBackends makes sure no backend of the run outlives it: it terminates
+// any that are left and waits until the server has let them all go (a
+// closed connection's backend exits a moment after the client hangs up).
+func (e *Engine) endBackends(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pattern := "lockstep/" + e.runID + "/%"
+	for {
+		var left int
+		err := e.ctl.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name LIKE $1 AND pid <> pg_backend_pid()`, pattern).Scan(&left)
+		if err != nil {
+			return fmt.Errorf("ending the run's backends: %w", err)
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d backends of run %s did not exit", left, e.runID)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,6 +73,12 @@ func (s *session) connect(ctx context.Context) error {
 	// PostgreSQL 14+: a backend waiting on a lock notices within a second that
 	// its client is gone, instead of holding its place until the lock comes.
 	_, _ = conn.Exec(ctx, "SET client_connection_check_interval = '1s'")
+	for _, sql := range s.e.cfg.Init[s.name] {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			conn.Close(ctx)
+			return fmt.Errorf("running %q: %w", sql, err)
+		}
+	}
 	s.conn = conn
 	return nil
 }
@@ -251,6 +258,12 @@ func (s *session) finish(j job, r result, se *StatementError, rollbackNext bool)
 		step = -1
 	}
 	e.mu.Lock()
+	if se == nil && len(s.blockedBy) > 0 {
+		// The statement was released by its blockers' transactions ending:
+		// report it after what they did (a COMMIT, or a deadlock error and
+		// the ROLLBACK after it), so transcripts read in causal order.
+		e.awaitIdle(s.blockedBy, time.Now().Add(2*time.Second))
+	}
 	tx := s.conn.PgConn().TxStatus()
 	verb := strings.ToUpper(strings.TrimRight(strings.TrimSpace(j.sql), ";"))
 	ends := verb == "COMMIT" || verb == "ROLLBACK" || verb == "END" || verb == "ABORT"
@@ -303,4 +316,28 @@ func (s *session) finish(j job, r result, se *StatementError, rollbackNext bool)
 	}
 	e.emit(ev)
 	e.kickObserver()
+}
+
+// awaitIdle waits, with e.mu held, until the named sessions have no
+// statement in flight, or until deadline (a bound, not a guess: a blocker
+// may run a long statement after releasing its locks).
+func (e *Engine) awaitIdle(names []string, deadline time.Time) {
+	timer := time.AfterFunc(time.Until(deadline), func() {
+		e.mu.Lock()
+		e.cond.Broadcast()
+		e.mu.Unlock()
+	})
+	defer timer.Stop()
+	for time.Now().Before(deadline) {
+		busy := false
+		for _, o := range e.sessions {
+			if o.state.Busy() && slices.Contains(names, o.name) {
+				busy = true
+			}
+		}
+		if !busy {
+			return
+		}
+		e.cond.Wait()
+	}
 }

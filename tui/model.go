@@ -93,13 +93,13 @@ type item struct {
 // Model is the interface's state. Everything the view shows is copied in
 // here by Update; View reads nothing else.
 type Model struct {
-	ctx     context.Context
-	opts    Options
-	cfg     sim.Config
-	engines *engines
-	eng     *sim.Engine
-	engID   int
-	gen     int
+	ctx      context.Context
+	opts     Options
+	cfg      sim.Config
+	engines  *engines
+	eng      *sim.Engine
+	engID    int
+	gen      int
 	starting bool
 	fatal    string
 
