@@ -141,6 +141,11 @@ type Engine struct {
 	closing  chan struct{}
 	closed   bool
 
+	// lifeMu keeps Reset and Close apart; emitMu keeps sends off a closed channel.
+	lifeMu      sync.Mutex
+	emitMu      sync.RWMutex
+	eventsEnded bool
+
 	ctlMu sync.Mutex
 	ctl   *pgx.Conn // control connection: cancels, balances, resets
 
@@ -235,6 +240,11 @@ func (e *Engine) LastSnapshot() *locks.Snapshot {
 func (e *Engine) emit(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
+	}
+	e.emitMu.RLock()
+	defer e.emitMu.RUnlock()
+	if e.eventsEnded {
+		return
 	}
 	select {
 	case e.events <- ev:
@@ -416,6 +426,14 @@ func (e *Engine) anyBusy() bool {
 // Reset rolls every session back, reconnects failed ones, re-creates the
 // ledger and rewinds the scripts. Events from before it carry an older Gen.
 func (e *Engine) Reset(ctx context.Context) error {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
 	e.quiesce(ctx)
 	e.mu.Lock()
 	e.gen++
@@ -444,6 +462,8 @@ func (e *Engine) Reset(ctx context.Context) error {
 // It is safe to call more than once.
 func (e *Engine) Close(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -472,12 +492,17 @@ func (e *Engine) Close(ctx context.Context) error {
 		e.obsConn.Close(ctx)
 	}
 	if e.ctl != nil {
+		e.ctlMu.Lock()
+		e.ctl.Close(ctx)
+		e.ctlMu.Unlock()
 		if err := e.endBackends(ctx); err != nil {
 			errs = append(errs, err)
 		}
-		e.ctl.Close(ctx)
 	}
+	e.emitMu.Lock()
+	e.eventsEnded = true
 	close(e.events)
+	e.emitMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -487,10 +512,17 @@ func (e *Engine) Close(ctx context.Context) error {
 func (e *Engine) endBackends(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	// A connection outside the run's name does the checking, so that its
+	// own backend, which lingers a moment after it hangs up, is not the run's.
+	conn, err := e.cfg.DB.Connect(ctx, "")
+	if err != nil {
+		return fmt.Errorf("checking that the run's backends are gone: %w", err)
+	}
+	defer conn.Close(ctx)
 	pattern := "lockstep/" + e.runID + "/%"
 	for {
 		var left int
-		err := e.ctl.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 			WHERE application_name LIKE $1 AND pid <> pg_backend_pid()`, pattern).Scan(&left)
 		if err != nil {
 			return fmt.Errorf("ending the run's backends: %w", err)

@@ -134,9 +134,14 @@ type Model struct {
 	speed     int // index into speeds
 	scheduler *sim.Scheduler
 
-	now time.Time
+	runID    string
+	deadlock time.Duration // the server's deadlock_timeout
+	now      time.Time
 	// masked hides pids, transaction ids and times (golden tests).
 	masked bool
+	// lastEvent and booksPending tell tests when the screen has caught up.
+	lastEvent    time.Time
+	booksPending int
 }
 
 var speeds = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second}
@@ -241,13 +246,16 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.eng, m.starting, m.fatal, m.gen = msg.eng, false, "", msg.eng.Generation()
+		m.booksPending = 0
 		m.cfg = msg.eng.Config()
+		m.runID, m.deadlock = msg.eng.RunID(), msg.eng.Observer().DeadlockTimeout()
 		m.resetView()
 		m.sessions = msg.eng.Sessions()
-		m.logLine("", fmt.Sprintf("run %s: %s, %d sessions", msg.eng.RunID(), m.cfg.Strategy.Name, m.cfg.Sessions), sim.ResetDone, false)
+		m.logLine("", fmt.Sprintf("ready: %s, %d sessions", m.cfg.Strategy.Name, m.cfg.Sessions), sim.ResetDone, false)
 		if ok, note := msg.eng.Observer().RowLocksAvailable(); !ok {
 			m.logLine("", note, sim.ResetDone, true)
 		}
+		m.booksPending++
 		return m, tea.Batch(waitEvents(m.engID, m.eng), readBooks(m.ctx, m.engID, m.gen, m.eng))
 	case engineFailedMsg:
 		if msg.id == m.engID {
@@ -267,6 +275,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.id != m.engID || msg.gen != m.gen {
 			return m, nil
 		}
+		m.booksPending--
 		if msg.err != nil {
 			m.booksErr = booksProblem(msg.err)
 			return m, nil
@@ -318,9 +327,13 @@ func (m *Model) handleEvents(events []sim.Event) tea.Cmd {
 		if ev.Gen < m.gen {
 			continue // from before a reset
 		}
+		if ev.Kind != sim.Polled {
+			m.lastEvent = ev.Time
+		}
 		switch ev.Kind {
 		case sim.ResetDone:
 			m.gen = ev.Gen
+			m.booksPending = 0
 			m.resetView()
 			m.logLine("", "reset: sessions rolled back, ledger re-created", ev.Kind, false)
 			readAgain = true
@@ -357,9 +370,25 @@ func (m *Model) handleEvents(events []sim.Event) tea.Cmd {
 		m.sessions = m.eng.Sessions()
 	}
 	if readAgain && m.eng != nil {
+		m.booksPending++
 		return readBooks(m.ctx, m.engID, m.gen, m.eng)
 	}
 	return nil
+}
+
+// quiet is true when the screen shows a settled state: no statement whose
+// fate is unknown, a lock snapshot newer than the last event, no balances
+// read outstanding.
+func (m *Model) quiet() bool {
+	if m.eng == nil || m.starting || m.snap == nil || m.booksPending > 0 || !m.snap.Taken.After(m.lastEvent) {
+		return false
+	}
+	for _, s := range m.sessions {
+		if s.State == sim.Running {
+			return false
+		}
+	}
+	return true
 }
 
 // setSnapshot takes a poll in and rebuilds the selectable lines: wait edges

@@ -10,11 +10,11 @@ import (
 // dark background; every meaning colour carries is also said by a symbol or
 // a word, so NO_COLOR (which Bubble Tea honours) loses nothing.
 type styles struct {
-	title, subtle, dim, bold         lipgloss.Style
-	ok, bad, warn, wait, run, accent lipgloss.Style
-	selected, cycle, banner          lipgloss.Style
-	panel, panelFocused, panelTitle  lipgloss.Style
-	key                              lipgloss.Style
+	title, subtle, dim, bold          lipgloss.Style
+	ok, bad, warn, wait, run, accent  lipgloss.Style
+	selected, cycle, banner           lipgloss.Style
+	border, borderFocused, panelTitle lipgloss.Style
+	key                               lipgloss.Style
 }
 
 func newStyles(isDark bool) styles {
@@ -32,22 +32,22 @@ func newStyles(isDark bool) styles {
 		selBg  = c("#ddf4ff", "#1f3a5f")
 	)
 	return styles{
-		title:        lipgloss.NewStyle().Bold(true).Foreground(fg),
-		subtle:       lipgloss.NewStyle().Foreground(muted),
-		dim:          lipgloss.NewStyle().Foreground(muted).Faint(true),
-		bold:         lipgloss.NewStyle().Bold(true),
-		ok:           lipgloss.NewStyle().Foreground(green),
-		bad:          lipgloss.NewStyle().Foreground(red).Bold(true),
-		warn:         lipgloss.NewStyle().Foreground(yellow),
-		wait:         lipgloss.NewStyle().Foreground(yellow).Bold(true),
-		run:          lipgloss.NewStyle().Foreground(blue),
-		accent:       lipgloss.NewStyle().Foreground(blue).Bold(true),
-		selected:     lipgloss.NewStyle().Background(selBg).Bold(true),
-		cycle:        lipgloss.NewStyle().Foreground(purple).Bold(true),
-		banner:       lipgloss.NewStyle().Foreground(red).Bold(true).Reverse(true),
-		panel:        lipgloss.NewStyle().Border(lipgloss.RoundedBorder()).BorderForeground(border).Padding(0, 1),
-		panelFocused: lipgloss.NewStyle().Border(lipgloss.ThickBorder()).BorderForeground(blue).Padding(0, 1),
-		panelTitle:   lipgloss.NewStyle().Bold(true).Foreground(blue),
-		key:          lipgloss.NewStyle().Bold(true).Foreground(fg),
+		title:         lipgloss.NewStyle().Bold(true).Foreground(fg),
+		subtle:        lipgloss.NewStyle().Foreground(muted),
+		dim:           lipgloss.NewStyle().Foreground(muted).Faint(true),
+		bold:          lipgloss.NewStyle().Bold(true),
+		ok:            lipgloss.NewStyle().Foreground(green),
+		bad:           lipgloss.NewStyle().Foreground(red).Bold(true),
+		warn:          lipgloss.NewStyle().Foreground(yellow),
+		wait:          lipgloss.NewStyle().Foreground(yellow).Bold(true),
+		run:           lipgloss.NewStyle().Foreground(blue),
+		accent:        lipgloss.NewStyle().Foreground(blue).Bold(true),
+		selected:      lipgloss.NewStyle().Background(selBg).Bold(true),
+		cycle:         lipgloss.NewStyle().Foreground(purple).Bold(true),
+		banner:        lipgloss.NewStyle().Foreground(red).Bold(true).Reverse(true),
+		border:        lipgloss.NewStyle().Foreground(border),
+		borderFocused: lipgloss.NewStyle().Foreground(blue).Bold(true),
+		panelTitle:    lipgloss.NewStyle().Bold(true).Foreground(blue),
+		key:           lipgloss.NewStyle().Bold(true).Foreground(fg),
 	}
 }

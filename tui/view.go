@@ -37,16 +37,16 @@ func (m *Model) render() string {
 	header := m.viewHeader()
 	footer := m.viewFooter()
 	bodyH := m.height - lipgloss.Height(header) - lipgloss.Height(footer)
-	if m.fatal != "" || m.eng == nil {
+	if m.fatal != "" || m.starting {
 		msg := "starting the sessions…"
 		if m.fatal != "" {
 			msg = "could not start the sessions: " + m.fatal + "\n\nm picks another strategy, s another set-up, q quits."
 		}
-		return lipgloss.JoinVertical(lipgloss.Left, header, m.panel("Sessions", strings.Split(msg, "\n"), m.width, bodyH, false), footer)
+		return header + "\n" + strings.Join(m.panel("Sessions", strings.Split(msg, "\n"), m.width, bodyH, false), "\n") + "\n" + footer
 	}
 	leftW := m.width * 60 / 100
 	rightW := m.width - leftW
-	explainTitle, explain := m.explainLines(leftW - m.st.panel.GetHorizontalFrameSize())
+	explainTitle, explain := m.explainLines(leftW - 4)
 	// The explain pane grows to show a whole conflict table when something
 	// is selected; the session columns then scroll to their active statement.
 	lowH := max(bodyH*30/100, min(len(explain)+3, bodyH*45/100))
@@ -58,59 +58,82 @@ func (m *Model) render() string {
 	if m.width-accW < 2*minColumn+4 {
 		accW = 0
 	}
-	var mid, top string
+	var rows []string
 	if accW > 0 {
-		top = lipgloss.JoinHorizontal(lipgloss.Top, m.viewSessions(m.width-accW, sessH), m.viewAccounts(accW, sessH))
-		mid = lipgloss.JoinHorizontal(lipgloss.Top, m.viewLocks(leftW, midH), m.viewGraph(rightW, midH))
+		rows = hjoin(m.viewSessions(m.width-accW, sessH), m.viewAccounts(accW, sessH))
+		rows = append(rows, hjoin(m.viewLocks(leftW, midH), m.viewGraph(rightW, midH))...)
 	} else {
 		graphH := midH * 6 / 10
-		top = m.viewSessions(m.width, sessH)
-		mid = lipgloss.JoinHorizontal(lipgloss.Top,
-			m.viewLocks(leftW, midH),
-			lipgloss.JoinVertical(lipgloss.Left, m.viewGraph(rightW, graphH), m.viewAccounts(rightW, midH-graphH)))
+		rows = m.viewSessions(m.width, sessH)
+		rows = append(rows, hjoin(m.viewLocks(leftW, midH), append(m.viewGraph(rightW, graphH), m.viewAccounts(rightW, midH-graphH)...))...)
 	}
-	var low string
 	switch m.mode {
 	case modeStrategy:
-		low = m.viewStrategyMenu(m.width, lowH)
+		rows = append(rows, m.viewStrategyMenu(m.width, lowH)...)
 	case modeSetup:
-		low = m.viewSetup(m.width, lowH)
+		rows = append(rows, m.viewSetup(m.width, lowH)...)
 	default:
-		low = lipgloss.JoinHorizontal(lipgloss.Top, m.panel(explainTitle, explain, leftW, lowH, false), m.viewLog(rightW, lowH))
+		rows = append(rows, hjoin(m.panel(explainTitle, explain, leftW, lowH, false), m.viewLog(rightW, lowH))...)
 	}
-	return lipgloss.JoinVertical(lipgloss.Left, header, top, mid, low, footer)
+	return header + "\n" + strings.Join(rows, "\n") + "\n" + footer
 }
 
-// panel draws a bordered box of exactly w×h cells with a title line.
-func (m *Model) panel(title string, lines []string, w, h int, focused bool) string {
-	style := m.st.panel
-	if focused {
-		style = m.st.panelFocused
-	}
-	innerW := w - style.GetHorizontalFrameSize()
-	innerH := h - style.GetVerticalFrameSize()
-	if innerW < 1 || innerH < 1 {
-		return ""
-	}
-	out := make([]string, 0, innerH)
-	out = append(out, m.st.panelTitle.Render(ansi.Truncate(title, innerW, "…")))
-	for _, l := range lines {
-		if len(out) == innerH {
-			break
+// hjoin puts boxes of equal height side by side.
+func hjoin(a, b []string) []string {
+	out := make([]string, max(len(a), len(b)))
+	for i := range out {
+		if i < len(a) {
+			out[i] = a[i]
 		}
-		out = append(out, ansi.Truncate(l, innerW, "…"))
+		if i < len(b) {
+			out[i] += b[i]
+		}
 	}
-	return style.Width(w).Height(h).MaxHeight(h).Render(strings.Join(out, "\n"))
+	return out
+}
+
+// fit pads or cuts a line to exactly w cells.
+func fit(s string, w int) string {
+	sw := ansi.StringWidth(s)
+	if sw > w {
+		s = ansi.Truncate(s, w, "…")
+		sw = ansi.StringWidth(s)
+	}
+	return s + strings.Repeat(" ", max(0, w-sw))
+}
+
+// panel draws a bordered box of exactly w×h cells, title first, as lines.
+// Drawn by hand rather than with a lipgloss border: the screen is redrawn on
+// every poll, and measuring whole joined blocks dominated the frame time.
+func (m *Model) panel(title string, lines []string, w, h int, focused bool) []string {
+	if w < 4 || h < 2 {
+		return make([]string, max(h, 0))
+	}
+	tl, tr, bl, br, hz, vt := "╭", "╮", "╰", "╯", "─", "│"
+	bs := m.st.border
+	if focused {
+		tl, tr, bl, br, hz, vt = "┏", "┓", "┗", "┛", "━", "┃"
+		bs = m.st.borderFocused
+	}
+	innerW, innerH := w-4, h-2
+	out := make([]string, 0, h)
+	out = append(out, bs.Render(tl+strings.Repeat(hz, w-2)+tr))
+	left, right := bs.Render(vt)+" ", " "+bs.Render(vt)
+	body := append([]string{m.st.panelTitle.Render(title)}, lines...)
+	for i := range innerH {
+		l := ""
+		if i < len(body) {
+			l = body[i]
+		}
+		out = append(out, left+fit(l, innerW)+right)
+	}
+	return append(out, bs.Render(bl+strings.Repeat(hz, w-2)+br))
 }
 
 func (m *Model) viewHeader() string {
 	s := m.cfg.Strategy
 	line1 := m.st.title.Render("lockstep") + "  " + m.st.accent.Render(s.Name) + m.st.subtle.Render(" — "+s.Summary)
-	run, poll, dt := "", m.cfg.Poll.String(), "?"
-	if m.eng != nil {
-		run = m.eng.RunID()
-		dt = m.eng.Observer().DeadlockTimeout().String()
-	}
+	run, poll, dt := m.runID, m.cfg.Poll.String(), m.deadlock.String()
 	if m.masked {
 		run = "······"
 	}
@@ -147,32 +170,35 @@ func (m *Model) sessionsHeight() int {
 
 const minColumn = 38
 
-func (m *Model) viewSessions(w, h int) string {
+func (m *Model) viewSessions(w, h int) []string {
 	n := len(m.sessions)
 	if n == 0 {
 		return m.panel("Sessions", nil, w, h, false)
 	}
-	style := m.st.panel
-	innerW := w - style.GetHorizontalFrameSize()
-	fit := max(1, min(n, innerW/minColumn))
+	innerW := w - 4
+	fit1 := max(1, min(n, innerW/minColumn))
 	first := 0
-	if m.sel >= fit {
-		first = m.sel - fit + 1
+	if m.sel >= fit1 {
+		first = m.sel - fit1 + 1
 	}
-	colW := innerW / fit
-	innerH := h - style.GetVerticalFrameSize() - 1
-	var cols []string
-	for i := first; i < first+fit && i < n; i++ {
+	colW := innerW / fit1
+	innerH := h - 3
+	body := make([]string, innerH)
+	for i := first; i < first+fit1 && i < n; i++ {
 		lines := m.sessionColumn(m.sessions[i], colW-2, innerH)
-		col := lipgloss.NewStyle().Width(colW).Height(innerH).MaxHeight(innerH).PaddingRight(2).Render(strings.Join(lines, "\n"))
-		cols = append(cols, col)
+		for k := range body {
+			l := ""
+			if k < len(lines) {
+				l = lines[k]
+			}
+			body[k] += fit(l, colW)
+		}
 	}
 	title := "Sessions"
-	if fit < n {
-		title = fmt.Sprintf("Sessions %d–%d of %d (←/→ scrolls)", first+1, first+fit, n)
+	if fit1 < n {
+		title = fmt.Sprintf("Sessions %d–%d of %d (←/→ scrolls)", first+1, first+fit1, n)
 	}
-	body := lipgloss.JoinHorizontal(lipgloss.Top, cols...)
-	return style.Width(w).Height(h).MaxHeight(h).Render(m.st.panelTitle.Render(title) + "\n" + body)
+	return m.panel(title, body, w, h, false)
 }
 
 // badge is a session's state as symbol and words.
@@ -348,8 +374,8 @@ func (m *Model) snapEdges() []locks.Edge {
 	return m.snap.Graph.Edges
 }
 
-func (m *Model) viewLocks(w, h int) string {
-	innerH := h - m.st.panel.GetVerticalFrameSize() - 1
+func (m *Model) viewLocks(w, h int) []string {
+	innerH := h - 3
 	var idx []int
 	for i, it := range m.items {
 		if it.edge == nil {
@@ -403,10 +429,10 @@ func (m *Model) viewLocks(w, h int) string {
 	return m.panel(title, lines, w, h, false)
 }
 
-var digits = regexp.MustCompile(`\d+`)
+var digits = regexp.MustCompile(`\d{3,}`)
 
-func (m *Model) viewGraph(w, h int) string {
-	innerW := w - m.st.panel.GetHorizontalFrameSize()
+func (m *Model) viewGraph(w, h int) []string {
+	innerW := w - 4
 	var lines []string
 	inCycle := map[string]bool{}
 	if m.cycle != nil {
@@ -428,7 +454,7 @@ func (m *Model) viewGraph(w, h int) string {
 		lines = append(lines, m.st.cycle.Render("↻ "+when))
 	}
 	if m.victim != "" {
-		lines = append(lines, m.st.bad.Render("✗ deadlock broken by the server: "+m.victim+" was the victim"))
+		lines = append(lines, m.st.bad.Render("✗ deadlock broken: "+m.victim+" was the victim"))
 		detail := m.withSessionNames(m.victimText)
 		if m.masked {
 			detail = digits.ReplaceAllString(detail, "N")
@@ -458,7 +484,7 @@ func (m *Model) viewGraph(w, h int) string {
 	return m.panel("Wait-for graph (waiter ──lock──▶ holder)", lines, w, h, false)
 }
 
-func (m *Model) viewAccounts(w, h int) string {
+func (m *Model) viewAccounts(w, h int) []string {
 	var lines []string
 	for _, a := range m.accounts {
 		lines = append(lines, fmt.Sprintf("%3d %-7s %10s", a.ID, a.Owner, a.Balance.StringFixed(2)))
@@ -473,7 +499,7 @@ func (m *Model) viewAccounts(w, h int) string {
 	if m.booksErr != "" {
 		lines = append(lines, m.st.warn.Render(m.booksErr))
 	}
-	return m.panel("Accounts", wrapAll(lines, w-m.st.panel.GetHorizontalFrameSize()), w, h, false)
+	return m.panel("Accounts", wrapAll(lines, w-4), w, h, false)
 }
 
 func wrapAll(lines []string, w int) []string {
@@ -550,8 +576,8 @@ func (m *Model) explainLines(w int) (string, []string) {
 	return title, lines
 }
 
-func (m *Model) viewLog(w, h int) string {
-	innerH := h - m.st.panel.GetVerticalFrameSize() - 1
+func (m *Model) viewLog(w, h int) []string {
+	innerH := h - 3
 	start := max(0, len(m.log)-innerH)
 	var lines []string
 	for _, e := range m.log[start:] {
@@ -581,10 +607,10 @@ func (m *Model) viewLog(w, h int) string {
 	return m.panel("Log", lines, w, h, false)
 }
 
-func (m *Model) viewStrategyMenu(w, h int) string {
+func (m *Model) viewStrategyMenu(w, h int) []string {
 	lines := []string{m.st.subtle.Render("↑/↓ choose · enter switches (the run starts again) · esc closes")}
 	all := ledger.Strategies()
-	innerH := h - m.st.panel.GetVerticalFrameSize() - 2
+	innerH := h - 4
 	start := max(0, min(m.menu-innerH/2, len(all)-innerH))
 	for i := start; i < len(all) && i < start+innerH; i++ {
 		s := all[i]
@@ -599,7 +625,7 @@ func (m *Model) viewStrategyMenu(w, h int) string {
 	return m.panel("Strategy", lines, w, h, true)
 }
 
-func (m *Model) viewSetup(w, h int) string {
+func (m *Model) viewSetup(w, h int) []string {
 	f := m.form
 	values := []string{
 		fmt.Sprint(f.sessions),

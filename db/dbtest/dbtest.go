@@ -24,12 +24,13 @@ var shared *db.Database
 var schemaSeq atomic.Int64
 
 // Main runs a package's tests against one database started for the whole
-// test binary, stops it afterwards and fails the binary on leaked goroutines.
-func Main(m *testing.M) {
-	os.Exit(run(m))
+// test binary, stops it afterwards and fails the binary on leaked goroutines
+// (but those the options name).
+func Main(m *testing.M, ignore ...goleak.Option) {
+	os.Exit(run(m, ignore))
 }
 
-func run(m *testing.M) int {
+func run(m *testing.M, ignore []goleak.Option) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	d, err := db.Open(ctx, db.Options{
@@ -53,7 +54,7 @@ func run(m *testing.M) int {
 		code = 1
 	}
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
+		if err := goleak.Find(ignore...); err != nil {
 			fmt.Fprintln(os.Stderr, "dbtest: leaked goroutines:", err)
 			code = 1
 		}

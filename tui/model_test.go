@@ -1,0 +1,357 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"go.uber.org/goleak"
+
+	"lockstep/db/dbtest"
+	"lockstep/ledger"
+	"lockstep/sim"
+)
+
+func TestMain(m *testing.M) {
+	// teatest leaves a goroutine waiting for SIGINT for the life of the process.
+	dbtest.Main(m, goleak.IgnoreTopFunction("github.com/charmbracelet/x/exp/teatest/v2.NewTestModel.func2"))
+}
+
+// testConfig is the lecture's set-up on a schema of the test's own. T2's short
+// deadlock_timeout makes it the certain victim of a deadlock that T2 closes.
+func testOptions(t *testing.T, strategy string) Options {
+	t.Helper()
+	s, err := ledger.Lookup(strategy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Options{
+		DB:     dbtest.Schema(t),
+		Server: "test PostgreSQL",
+		Config: sim.Config{
+			Ledger: dbtest.Ledger(t), Strategy: s, Sessions: 2, Setup: ledger.DefaultSetup(), Poll: 50 * time.Millisecond,
+			Init: map[string][]string{
+				"T1": {"SET deadlock_timeout = '10s'"},
+				"T2": {"SET deadlock_timeout = '100ms'"},
+			},
+		},
+	}
+}
+
+// driver runs a model without a program: it calls Update itself and runs
+// commands in goroutines, feeding their messages back in order of arrival.
+type driver struct {
+	t    *testing.T
+	m    *Model
+	msgs chan tea.Msg
+	quit bool
+}
+
+func newDriver(t *testing.T, strategy string) *driver {
+	t.Helper()
+	m := New(context.Background(), testOptions(t, strategy))
+	m.masked = true
+	t.Cleanup(m.Close)
+	d := &driver{t: t, m: m, msgs: make(chan tea.Msg, 64)}
+	d.send(tea.WindowSizeMsg{Width: 120, Height: 40})
+	d.run(m.Init())
+	d.until("the engine is ready", func() bool { return m.eng != nil && m.quiet() })
+	return d
+}
+
+func (d *driver) run(cmd tea.Cmd) {
+	if cmd != nil {
+		go func() { d.msgs <- cmd() }()
+	}
+}
+
+func (d *driver) send(msg tea.Msg) {
+	switch msg := msg.(type) {
+	case tea.BatchMsg:
+		for _, c := range msg {
+			d.run(c)
+		}
+	case tea.QuitMsg:
+		d.quit = true
+	case nil:
+	default:
+		_, cmd := d.m.Update(msg)
+		d.run(cmd)
+	}
+}
+
+func (d *driver) key(keys ...string) {
+	for _, k := range keys {
+		d.send(keyMsg(k))
+	}
+}
+
+func keyMsg(k string) tea.KeyPressMsg {
+	switch k {
+	case "space":
+		return tea.KeyPressMsg{Code: tea.KeySpace, Text: " "}
+	case "enter":
+		return tea.KeyPressMsg{Code: tea.KeyEnter}
+	case "esc":
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
+	case "tab":
+		return tea.KeyPressMsg{Code: tea.KeyTab}
+	case "shift+tab":
+		return tea.KeyPressMsg{Code: tea.KeyTab, Mod: tea.ModShift}
+	case "left":
+		return tea.KeyPressMsg{Code: tea.KeyLeft}
+	case "right":
+		return tea.KeyPressMsg{Code: tea.KeyRight}
+	case "up":
+		return tea.KeyPressMsg{Code: tea.KeyUp}
+	case "down":
+		return tea.KeyPressMsg{Code: tea.KeyDown}
+	case "ctrl+c":
+		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
+	}
+	r := []rune(k)[0]
+	return tea.KeyPressMsg{Code: r, Text: k}
+}
+
+// until feeds messages to the model until cond holds; the guard is against
+// a hang, not a timing assertion.
+func (d *driver) until(what string, cond func() bool) {
+	d.t.Helper()
+	guard := time.After(30 * time.Second)
+	for !cond() {
+		select {
+		case msg := <-d.msgs:
+			d.send(msg)
+		case <-guard:
+			d.t.Fatalf("never: %s\nscreen:\n%s", what, d.screen())
+		}
+	}
+}
+
+func (d *driver) screen() string { return stripped(d.m.View().Content) }
+
+// settled steps session i (by key) and waits until its statement finished or waits.
+func (d *driver) step(k string, i int) {
+	d.t.Helper()
+	before := d.m.eng.Sessions()[i].Next
+	d.key(k)
+	d.until("session settles", func() bool {
+		s := d.m.sessions[i]
+		return (s.Next > before || s.State == sim.Waiting || s.LastErr != nil) && d.m.quiet()
+	})
+}
+
+func TestSessionKeys(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "for-update")
+	m := d.m
+	d.key("right")
+	if m.sel != 1 {
+		t.Fatalf("right: selected %d", m.sel)
+	}
+	d.key("left")
+	d.key("tab")
+	d.key("tab")
+	if m.sel != 0 {
+		t.Fatalf("tab twice from T1: selected %d", m.sel)
+	}
+	d.key("shift+tab")
+	if m.sel != 1 {
+		t.Fatalf("shift+tab: selected %d", m.sel)
+	}
+	d.key("left")
+	d.step("space", 0) // T1 BEGIN
+	d.step("enter", 0) // T1 INSERT transfer
+	d.step("2", 1)     // T2 BEGIN
+	if m.sel != 1 || m.sessions[0].Next != 2 || m.sessions[1].Next != 1 {
+		t.Fatalf("after space, enter, 2: sel %d, next %d/%d", m.sel, m.sessions[0].Next, m.sessions[1].Next)
+	}
+	d.key("9") // no T9: ignored
+	d.key("c") // T2 commits its empty transaction
+	d.until("T2 committed", func() bool { return m.sessions[1].State == sim.Committed && m.quiet() })
+	d.key("left", "x") // T1 rolls back
+	d.until("T1 rolled back", func() bool { return m.sessions[0].State == sim.RolledBack && m.quiet() })
+	if !strings.Contains(d.screen(), "↺ rolled back") || !strings.Contains(d.screen(), "✓ committed") {
+		t.Errorf("badges missing:\n%s", d.screen())
+	}
+	d.key("space")
+	if !strings.Contains(m.status, "finished") {
+		t.Errorf("stepping a finished session: status %q", m.status)
+	}
+	d.key("k")
+	d.until("cancel answered", func() bool { return strings.Contains(m.status, "no statement running") })
+	d.key("?")
+	if !m.help.ShowAll || !strings.Contains(d.screen(), "step session N") {
+		t.Errorf("? should show every key:\n%s", d.screen())
+	}
+	d.key("?")
+	d.key("r")
+	d.until("reset", func() bool { return m.sessions[0].State == sim.Idle && m.sessions[0].Next == 0 && m.quiet() })
+	d.key("q")
+	d.until("quit", func() bool { return d.quit })
+}
+
+func TestTypedSQLKeys(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "for-update")
+	m := d.m
+	d.key("right", "e")
+	if m.mode != modeTyping {
+		t.Fatal("e does not open the SQL input")
+	}
+	for _, r := range "BEGIN" {
+		d.key(string(r))
+	}
+	d.key("enter")
+	d.until("typed BEGIN ran", func() bool { return m.sessions[1].State == sim.InTransaction && m.quiet() })
+	d.key("e")
+	for _, r := range "SELECT * FROM accounts WHERE id = 1 FOR SHARE" {
+		d.key(string(r))
+	}
+	d.key("enter")
+	d.until("T2's row lock shows", func() bool {
+		return m.quiet() && strings.Contains(d.screen(), "T2  row      accounts id=1          FOR SHARE")
+	})
+	d.key("e", "x", "esc")
+	if m.mode != modeNormal || m.sessions[1].State != sim.InTransaction {
+		t.Fatalf("esc should leave typing without running anything: mode %v state %v", m.mode, m.sessions[1].State)
+	}
+	// Select the row lock and read why it conflicts.
+	for i := 0; i < len(m.items) && (m.itemSel < 0 || m.items[m.itemSel].row == nil); i++ {
+		d.key("down")
+	}
+	if m.itemSel < 0 || m.items[m.itemSel].row == nil {
+		t.Fatalf("no row lock to select: %+v", m.items)
+	}
+	if s := d.screen(); !strings.Contains(s, "T2 holds FOR SHARE on accounts id=1") || !strings.Contains(s, "▶ FOR SHARE") {
+		t.Errorf("explain pane:\n%s", s)
+	}
+	d.key("up")
+	if m.itemSel < 0 {
+		t.Fatal("up lost the selection")
+	}
+}
+
+func TestStrategyAndSetupKeys(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "for-update")
+	m := d.m
+	first := m.engID
+	d.key("m")
+	if m.mode != modeStrategy || !strings.Contains(d.screen(), "for-no-key-update") {
+		t.Fatalf("m should open the strategy menu:\n%s", d.screen())
+	}
+	d.key("down", "enter")
+	d.until("new engine", func() bool { return m.engID > first && m.eng != nil && !m.starting && m.quiet() })
+	if m.eng.Config().Strategy.Name != "for-no-key-update" || !strings.Contains(d.screen(), "for-no-key-update —") {
+		t.Fatalf("strategy now %s", m.eng.Config().Strategy.Name)
+	}
+	d.key("s")
+	if m.mode != modeSetup {
+		t.Fatal("s should open the set-up form")
+	}
+	d.key("right", "down", "right", "right", "enter") // 3 sessions, ring
+	d.until("three sessions", func() bool { return m.eng != nil && len(m.sessions) == 3 && m.quiet() })
+	if tr := m.sessions[2].Transfer; tr.From != 3 || tr.To != 1 {
+		t.Errorf("ring: T3 moves %d → %d", tr.From, tr.To)
+	}
+	d.key("a")
+	if !m.autoplay {
+		t.Fatal("a should start autoplay")
+	}
+	d.key("+", "+", "+")
+	if m.speed != 0 {
+		t.Errorf("speed index %d after +++", m.speed)
+	}
+	d.until("autoplay finishes", func() bool { return !m.autoplay && m.quiet() })
+	for _, s := range m.sessions {
+		if !s.Done() {
+			t.Errorf("%s not done after autoplay: %v", s.Name, s.State)
+		}
+	}
+	if m.books == nil || !m.books.OK() {
+		t.Errorf("books after the ring under for-no-key-update: %+v", m.books)
+	}
+	d.key("-")
+	if m.speed != 1 {
+		t.Errorf("speed index %d after -", m.speed)
+	}
+	d.key("ctrl+c")
+	d.until("quit", func() bool { return d.quit })
+}
+
+func TestEngineEvents(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "for-update")
+	m := d.m
+	for range 4 {
+		d.step("1", 0)
+		d.step("2", 1)
+	}
+	d.step("1", 0) // T1 waits for T2's KEY SHARE
+	if m.sessions[0].State != sim.Waiting || !strings.Contains(d.screen(), "⏳ waits for T2") {
+		t.Fatalf("T1 should wait:\n%s", d.screen())
+	}
+	d.key("2") // T2 closes the cycle; T2 (deadlock_timeout 100ms) is the victim
+	d.until("the deadlock was seen", func() bool { return m.cycle != nil || m.victim != "" })
+	d.until("the victim", func() bool { return m.victim == "T2" && m.quiet() && m.sessions[0].State == sim.InTransaction })
+	if s := d.screen(); !strings.Contains(s, "T2 was the victim") || !strings.Contains(s, "(T1)") {
+		t.Errorf("after the deadlock:\n%s", s)
+	}
+	var sawCycleLine, sawAuto bool
+	for _, l := range m.log {
+		sawCycleLine = sawCycleLine || strings.Contains(l.text, "deadlock: T1 → T2 → T1")
+		sawAuto = sawAuto || strings.HasPrefix(l.text, "↺ ROLLBACK")
+	}
+	if !sawCycleLine || !sawAuto {
+		t.Errorf("log lacks the cycle (%v) or the automatic rollback (%v)", sawCycleLine, sawAuto)
+	}
+	// A stale reply is dropped.
+	old := m.gen
+	d.send(booksMsg{id: m.engID, gen: old - 1, err: context.Canceled})
+	if m.booksErr != "" {
+		t.Error("a reply from an older generation was applied")
+	}
+	d.send(eventsMsg{id: m.engID - 1, events: []sim.Event{{Kind: sim.ResetDone, Gen: 99}}})
+	if m.gen != old {
+		t.Error("events from a replaced engine were applied")
+	}
+	// A lost connection shows in the session and the log; the rest goes on.
+	if err := m.eng.Terminate(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	d.key("1")
+	d.until("T1 lost", func() bool { return m.sessions[0].State == sim.Failed && m.quiet() })
+	if !strings.Contains(d.screen(), "✗ connection lost") {
+		t.Errorf("lost connection not shown:\n%s", d.screen())
+	}
+	d.key("r")
+	d.until("reset reconnects", func() bool { return m.sessions[0].State == sim.Idle && m.gen > old && m.quiet() })
+}
+
+func TestResizeNeverPanics(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "atomic")
+	for _, size := range [][2]int{{60, 15}, {1, 1}, {0, 0}, {79, 24}, {80, 23}, {100, 30}, {80, 24}, {300, 100}, {120, 40}} {
+		d.send(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
+		s := d.screen()
+		small := size[0] < minWidth || size[1] < minHeight
+		if small && size[0] > 0 && size[1] > 0 && (!strings.Contains(s, "please enlarge it") || strings.Count(s, "\n") != 0) {
+			t.Errorf("%v: want one line asking for a larger terminal, got %q", size, s)
+		}
+		if !small {
+			lines := strings.Split(s, "\n")
+			if len(lines) > size[1] {
+				t.Errorf("%v: %d lines", size, len(lines))
+			}
+			for _, l := range lines {
+				if w := len([]rune(l)); w > size[0] {
+					t.Errorf("%v: a line %d wide: %q", size, w, l)
+					break
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,69 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"lockstep/ledger"
+	"lockstep/locks"
+	"lockstep/sim"
+)
+
+// benchModel is a model in a busy state without a database: 8 sessions
+// mid-transfer, 200 lock rows, a wait chain, log lines.
+func benchModel() *Model {
+	s, _ := ledger.Lookup("for-update")
+	cfg := sim.Config{Strategy: s, Sessions: 8, Setup: ledger.DefaultSetup(), Poll: sim.DefaultPoll}
+	m := New(context.Background(), Options{Config: cfg, Server: "bench"})
+	m.width, m.height = 120, 40
+	now := time.Now()
+	m.now = now
+	snap := &locks.Snapshot{Taken: now, DeadlockTimeout: time.Second}
+	for i := range 8 {
+		name := fmt.Sprintf("T%d", i+1)
+		script := s.Script(ledger.Transfer{From: 1, To: 2, Amount: decimal.RequireFromString("10.00")}, "lockstep")
+		info := sim.SessionInfo{Name: name, Index: i, Pid: uint32(1000 + i), State: sim.InTransaction,
+			Transfer: script.Transfer, Next: 5, CurrentStep: -1, ErrAt: -1}
+		for k := range script.Statements {
+			info.Statements = append(info.Statements, script.SQL(k))
+		}
+		if i > 0 {
+			info.State, info.CurrentStep, info.BlockedBy = sim.Waiting, 5, []string{fmt.Sprintf("T%d", i)}
+		}
+		m.sessions = append(m.sessions, info)
+		start := now.Add(-time.Second)
+		snap.Backends = append(snap.Backends, locks.Backend{Pid: int32(1000 + i), Session: name, XactStart: &start})
+		for k := range 25 {
+			snap.Locks = append(snap.Locks, locks.Lock{Pid: int32(1000 + i), Session: name, Type: "relation",
+				Relation: fmt.Sprintf("table_%d", k), RelKind: "r", Mode: "RowExclusiveLock", Granted: k != 0 || i == 0})
+		}
+		if i > 0 {
+			snap.Graph.Edges = append(snap.Graph.Edges, locks.Edge{Waiter: name, Holder: fmt.Sprintf("T%d", i),
+				Lock: &snap.Locks[len(snap.Locks)-25], Why: "waits", Conflict: &locks.Conflict{Held: 2, Wanted: 4}})
+		}
+	}
+	m.setSnapshot(snap)
+	m.itemSel = 0
+	m.starting, m.runID, m.deadlock = false, "bench1", time.Second
+	for k := range 50 {
+		m.logLine("T1", fmt.Sprintf("✓ statement %d", k), sim.Completed, false)
+	}
+	return m
+}
+
+// BenchmarkView is one frame with 8 sessions and 200 lock rows.
+func BenchmarkView(b *testing.B) {
+	m := benchModel()
+	if got := m.render(); !strings.Contains(got, "T1") || !strings.Contains(got, "table_1") {
+		b.Fatalf("the bench screen is not the busy one:\n%s", got)
+	}
+	b.ReportMetric(float64(len(m.snap.Locks)), "lock-rows")
+	for b.Loop() {
+		_ = m.render()
+	}
+}
