@@ -440,15 +440,15 @@ func (m *Model) viewGraph(w, h int) []string {
 			inCycle[e.Waiter+"→"+e.Holder] = true
 		}
 		lines = append(lines, m.st.banner.Render(" ⚠ DEADLOCK ")+" "+m.st.cycle.Render(m.cycle.String()))
-		when := "the server breaks it after deadlock_timeout"
+		when := fmt.Sprintf("the server breaks it after deadlock_timeout (%s)", m.deadlock)
 		if m.cycle.BreakAt != nil {
-			left := m.cycle.BreakAt.Sub(m.now)
-			when = fmt.Sprintf("the server breaks it in %s", roundAge(left))
+			left := roundAge(m.cycle.BreakAt.Sub(m.now))
 			if m.masked {
-				when = "the server breaks it in ··"
+				left = "··"
 			}
+			when = "server breaks it in " + left
 			if m.cycle.LikelyVictim != "" {
-				when += "; likely victim " + m.cycle.LikelyVictim
+				when += " · victim likely " + m.cycle.LikelyVictim
 			}
 		}
 		lines = append(lines, m.st.cycle.Render("↻ "+when))
