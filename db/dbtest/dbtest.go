@@ -75,6 +75,9 @@ func DSN(tb testing.TB) string {
 // DB is the test binary's database, with the default schema.
 func DB(tb testing.TB) *db.Database {
 	tb.Helper()
+	// Read during the tests, so that go test's cache knows the results
+	// depend on DATABASE_URL (reads in TestMain are not recorded).
+	_ = os.Getenv("DATABASE_URL")
 	if shared == nil {
 		tb.Fatal("dbtest: the package's TestMain must call dbtest.Main")
 	}
