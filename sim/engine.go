@@ -227,7 +227,11 @@ func (e *Engine) Events() <-chan Event { return e.events }
 
 // Observer is the run's lock observer (for its settings: deadlock_timeout,
 // row-lock availability).
-func (e *Engine) Observer() *locks.Observer { return e.obs }
+func (e *Engine) Observer() *locks.Observer {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.obs
+}
 
 // LastSnapshot is the observer's latest lock snapshot, nil before the first poll.
 func (e *Engine) LastSnapshot() *locks.Snapshot {
@@ -377,6 +381,9 @@ func (e *Engine) Terminate(ctx context.Context, i int) error {
 func (e *Engine) Books(ctx context.Context) ([]ledger.Account, ledger.Books, error) {
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
+	if err := e.reconnectControl(ctx); err != nil {
+		return nil, ledger.Books{}, err
+	}
 	accounts, err := ledger.Accounts(ctx, e.ctl)
 	if err != nil {
 		return nil, ledger.Books{}, err
@@ -447,7 +454,10 @@ func (e *Engine) Reset(ctx context.Context) error {
 		}
 	}
 	e.ctlMu.Lock()
-	err := e.cfg.Ledger.Reset(ctx, e.ctl, e.cfg.DB.Schema(), e.cfg.Setup)
+	err := e.reconnectControl(ctx)
+	if err == nil {
+		err = e.cfg.Ledger.Reset(ctx, e.ctl, e.cfg.DB.Schema(), e.cfg.Setup)
+	}
 	e.ctlMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("re-creating the ledger: %w", err)
@@ -536,4 +546,25 @@ func (e *Engine) endBackends(ctx context.Context) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// reconnectControl replaces a lost control connection (the server went away
+// and came back); e.ctlMu is held.
+func (e *Engine) reconnectControl(ctx context.Context) error {
+	// pgx learns that the server hung up only when it next uses the
+	// connection: ask it.
+	if !e.ctl.IsClosed() && e.ctl.Ping(ctx) == nil {
+		return nil
+	}
+	e.ctl.Close(ctx)
+	conn, err := e.cfg.DB.Connect(ctx, locks.SessionAppName(e.runID, "control"))
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
+		conn.Close(ctx)
+		return err
+	}
+	e.ctl = conn
+	return nil
 }

@@ -306,6 +306,35 @@ func TestTerminatedSessionFailsOthersGoOn(t *testing.T) {
 	if o := play(t, eng, nil); !o.books.OK() {
 		t.Fatalf("second run: %s", o.books.Summary())
 	}
+	// As if the server restarted: every connection of the run is cut.
+	// A reset brings the sessions, the control and the observer back.
+	ctx := context.Background()
+	conn, err := dbtest.DB(t).Connect(ctx, "lockstep/test-killer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1",
+		"lockstep/"+eng.RunID()+"/%"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := eng.Exec(i, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		next(t, eng, func(ev sim.Event) bool { return ev.Index == i && ev.Kind == sim.ConnectionLost })
+	}
+	if err := eng.Reset(ctx); err != nil {
+		t.Fatalf("reset after the connections were cut: %v", err)
+	}
+	if o := play(t, eng, nil); !o.books.OK() || o.waits < 1 {
+		for _, ev := range o.events {
+			if ev.Kind != sim.Polled {
+				t.Logf("%s %s %q %v", ev.Session, ev.Kind, ev.SQL, ev.Err)
+			}
+		}
+		t.Fatalf("run after recovery: %s, %d waits", o.books.Summary(), o.waits)
+	}
 }
 
 func TestTypedSQLAndAbortedTransaction(t *testing.T) {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"sort"
 	"strings"
 	"time"
@@ -50,6 +51,10 @@ func (e *Engine) observe() {
 			}
 		} else if e.ctx.Err() != nil {
 			return
+		} else if e.obsConn.IsClosed() {
+			// The server went away; try again on the next beat, so that the
+			// view recovers by itself once it is back.
+			e.reconnectObserver()
 		}
 		if !timer.Stop() {
 			select {
@@ -121,4 +126,23 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot) (unsettled boo
 	}
 	e.emit(Event{Gen: gen, Kind: Polled, Index: -1, Step: -1, Time: snap.Taken, Snapshot: snap})
 	return unsettled
+}
+
+// reconnectObserver replaces a lost observer connection, if the server answers.
+func (e *Engine) reconnectObserver() {
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	defer cancel()
+	conn, err := e.cfg.DB.Connect(ctx, locks.SessionAppName(e.runID, "observer"))
+	if err != nil {
+		return
+	}
+	obs, err := locks.NewObserver(ctx, conn, e.runID, e.cfg.DB.Schema())
+	if err != nil {
+		conn.Close(ctx)
+		return
+	}
+	e.obsConn.Close(ctx)
+	e.mu.Lock()
+	e.obsConn, e.obs = conn, obs
+	e.mu.Unlock()
 }
