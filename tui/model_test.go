@@ -191,6 +191,18 @@ func TestSessionKeys(t *testing.T) {
 	d.until("reset", func() bool { return m.sessions[0].State == sim.Idle && m.sessions[0].Next == 0 && m.quiet() })
 	d.key("q")
 	d.until("quit", func() bool { return d.quit })
+	// What the program's exit does: no backend of the run is left.
+	m.Close()
+	ctx := context.Background()
+	conn, err := dbtest.DB(t).Connect(ctx, "lockstep/test-check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1", "lockstep/"+m.runID+"/%").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d backends of the run left after quitting (%v)", n, err)
+	}
 }
 
 func TestTypedSQLKeys(t *testing.T) {
