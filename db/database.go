@@ -31,6 +31,9 @@ type Options struct {
 	Server ServerOptions
 	// LookupEnv reads the environment; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// NoThrowaway refuses to start a throwaway server (for child processes,
+	// which must use their parent's database).
+	NoThrowaway bool
 }
 
 // Database is where lockstep's sessions connect.
@@ -89,6 +92,9 @@ func Open(ctx context.Context, opts Options) (*Database, error) {
 		if source != "PG* environment" {
 			source = ""
 		}
+	}
+	if source == "" && opts.NoThrowaway {
+		return nil, errors.New("no database given: set DATABASE_URL")
 	}
 	if source == "" {
 		srv, err := StartServer(ctx, opts.Server)
@@ -230,4 +236,48 @@ func explainConnectError(cfg *pgx.ConnConfig, err error) error {
 		cause = cause[i+2:]
 	}
 	return fmt.Errorf("cannot reach PostgreSQL at %s: %s; is the server running? (or omit --dsn to use a throwaway server)", where, cause)
+}
+
+// EndBackends makes sure no backend whose application_name matches pattern
+// (a LIKE pattern) is left: it terminates them and waits until the server
+// has let them all go, since a closed connection's backend exits a moment
+// after its client hangs up. It checks on a connection named outside any
+// run, whose own lingering backend is then nobody's concern.
+func (d *Database) EndBackends(ctx context.Context, pattern string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := d.Connect(ctx, "")
+	if err != nil {
+		return fmt.Errorf("checking that no backend matches %s: %w", pattern, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for {
+		var left int
+		err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name LIKE $1 AND pid <> pg_backend_pid()`, pattern).Scan(&left)
+		if err != nil {
+			return fmt.Errorf("ending backends %s: %w", pattern, err)
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d backends matching %s did not exit", left, pattern)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// ChildEnv is the environment a child process (a chaos worker) needs to
+// reach this same database through DATABASE_URL. It is passed in the
+// environment, not on the command line, where a password would show in ps.
+func (d *Database) ChildEnv() []string {
+	if d.server != nil {
+		return []string{"DATABASE_URL=" + d.server.URL(d.config.Database)}
+	}
+	if s := d.config.ConnString(); s != "" {
+		return []string{"DATABASE_URL=" + s}
+	}
+	return nil // the PG* variables the child inherits say it all
 }

@@ -135,20 +135,22 @@ func (r *Runner) runOnce(ctx context.Context, script *Script) error {
 }
 
 // QueryFirstRow runs one literal SQL statement with the simple protocol (one
-// round trip, as psql would send it) and returns its first row, if any.
+// round trip, as psql would send it) and returns its first row as text, if
+// any. It goes straight to pgconn: the values are literals, so there is
+// nothing for pgx to sanitize, prepare or decode.
 func QueryFirstRow(ctx context.Context, conn *pgx.Conn, sql string) ([]any, error) {
-	rows, err := conn.Query(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+	results, err := conn.PgConn().Exec(ctx, sql).ReadAll()
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var first []any
-	if rows.Next() {
-		if first, err = rows.Values(); err != nil {
-			return nil, err
+	for _, r := range results {
+		if len(r.Rows) > 0 {
+			row := make([]any, len(r.Rows[0]))
+			for i, v := range r.Rows[0] {
+				row[i] = string(v)
+			}
+			return row, nil
 		}
 	}
-	for rows.Next() {
-	}
-	return first, rows.Err()
+	return nil, nil
 }

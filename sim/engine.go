@@ -505,7 +505,8 @@ func (e *Engine) Close(ctx context.Context) error {
 		e.ctlMu.Lock()
 		e.ctl.Close(ctx)
 		e.ctlMu.Unlock()
-		if err := e.endBackends(ctx); err != nil {
+		// Belt and braces: no backend of this run may outlive it.
+		if err := e.cfg.DB.EndBackends(ctx, "lockstep/"+e.runID+"/%"); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -514,38 +515,6 @@ func (e *Engine) Close(ctx context.Context) error {
 	close(e.events)
 	e.emitMu.Unlock()
 	return errors.Join(errs...)
-}
-
-// endBackends makes sure no backend of the run outlives it: it terminates
-// any that are left and waits until the server has let them all go (a
-// closed connection's backend exits a moment after the client hangs up).
-func (e *Engine) endBackends(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	// A connection outside the run's name does the checking, so that its
-	// own backend, which lingers a moment after it hangs up, is not the run's.
-	conn, err := e.cfg.DB.Connect(ctx, "")
-	if err != nil {
-		return fmt.Errorf("checking that the run's backends are gone: %w", err)
-	}
-	defer conn.Close(ctx)
-	pattern := "lockstep/" + e.runID + "/%"
-	for {
-		var left int
-		err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-			WHERE application_name LIKE $1 AND pid <> pg_backend_pid()`, pattern).Scan(&left)
-		if err != nil {
-			return fmt.Errorf("ending the run's backends: %w", err)
-		}
-		if left == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d backends of run %s did not exit", left, e.runID)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
 }
 
 // reconnectControl replaces a lost control connection (the server went away

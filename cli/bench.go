@@ -1,0 +1,256 @@
+package cli
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/guptarohit/asciigraph"
+	"github.com/spf13/cobra"
+
+	"lockstep/ledger"
+	"lockstep/load"
+)
+
+// parseInts reads a comma-separated list of positive integers.
+func parseInts(flag, s string, lo, hi int) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < lo || n > hi {
+			return nil, fmt.Errorf("--%s %q: give numbers from %d to %d separated by commas", flag, s, lo, hi)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func parseStrategies(s string) ([]*ledger.Strategy, error) {
+	if s == "all" {
+		return ledger.Strategies(), nil
+	}
+	var out []*ledger.Strategy
+	for _, name := range strings.Split(s, ",") {
+		st, err := ledger.Lookup(strings.TrimSpace(name))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// pgbenchRow is one comparison with pgbench.
+type pgbenchRow struct {
+	Workers     int     `json:"workers"`
+	Accounts    int     `json:"accounts"`
+	PgbenchTPS  float64 `json:"pgbench_transfers_per_s"`
+	LockstepTPS float64 `json:"lockstep_transfers_per_s"`
+	Ratio       float64 `json:"ratio"`
+}
+
+func (a *app) benchCommand() *cobra.Command {
+	var (
+		strategies, workers, accounts string
+		duration                      time.Duration
+		asCSV, asJSON, vsPgbench      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure what each strategy costs: throughput, latency, deadlocks, retries",
+		Long: "bench runs each combination of strategy, workers and accounts on a freshly reset ledger for --duration\n" +
+			"and reports transfers per second, latency p50/p99, deadlocks, serialization failures, retries and whether\n" +
+			"the books were kept. --vs-pgbench also runs pgbench with the ordered strategy's statements.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ss, err := parseStrategies(strategies)
+			if err != nil {
+				return badInput(err)
+			}
+			ws, err := parseInts("workers", workers, 1, 64)
+			if err != nil {
+				return badInput(err)
+			}
+			as, err := parseInts("accounts", accounts, 2, 1_000_000)
+			if err != nil {
+				return badInput(err)
+			}
+			if duration <= 0 {
+				return badInput(fmt.Errorf("--duration %s: must be positive", duration))
+			}
+			if asCSV && asJSON {
+				return badInput(fmt.Errorf("--csv and --json: choose one"))
+			}
+			var pgbench string
+			if vsPgbench {
+				if pgbench, err = load.FindPgbench(); err != nil {
+					return badInput(err)
+				}
+			}
+			ctx := cmd.Context()
+			d, err := a.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			var results []load.BenchResult
+			var csvw *csv.Writer
+			if asCSV {
+				csvw = csv.NewWriter(out)
+				_ = csvw.Write([]string{"strategy", "workers", "accounts", "transfers_per_s", "p50_ms", "p99_ms", "deadlocks", "serialization_failures", "retries", "failed", "books_kept"})
+			}
+			for _, acc := range as {
+				for _, s := range ss {
+					for _, w := range ws {
+						fmt.Fprintf(errOut, "bench %s, %d workers, %d accounts…\n", s.Name, w, acc)
+						r, err := load.Bench(ctx, load.BenchConfig{DB: d, Ledger: a.ledger, Strategy: s, Workers: w, Accounts: acc, Duration: duration})
+						if err != nil {
+							return fmt.Errorf("bench %s, %d workers, %d accounts: %w", s.Name, w, acc, err)
+						}
+						results = append(results, r)
+						switch {
+						case asJSON:
+							_ = json.NewEncoder(out).Encode(r)
+						case asCSV:
+							_ = csvw.Write([]string{r.Strategy, strconv.Itoa(r.Workers), strconv.Itoa(r.Accounts),
+								fmt.Sprintf("%.1f", r.Throughput), fmt.Sprintf("%.2f", r.P50ms), fmt.Sprintf("%.2f", r.P99ms),
+								strconv.Itoa(r.Deadlocks), strconv.Itoa(r.SerializationFailures), strconv.Itoa(r.Retries),
+								strconv.Itoa(r.Failed), strconv.FormatBool(r.BooksKept)})
+							csvw.Flush()
+						}
+					}
+				}
+			}
+			var cmp []pgbenchRow
+			if vsPgbench {
+				// Interleaved rounds, pgbench first, so that neither side
+				// always runs on a server warmed (or tired) by the other.
+				const rounds = 2
+				for _, acc := range as {
+					for _, w := range ws {
+						row := pgbenchRow{Workers: w, Accounts: acc}
+						for range rounds {
+							fmt.Fprintf(errOut, "pgbench, %d clients, %d accounts…\n", w, acc)
+							tps, err := load.Pgbench(ctx, pgbench, d, a.ledger, w, acc, duration)
+							if err != nil {
+								return err
+							}
+							fmt.Fprintf(errOut, "lockstep ordered, %d workers, %d accounts…\n", w, acc)
+							r, err := load.Bench(ctx, load.BenchConfig{DB: d, Ledger: a.ledger, Strategy: mustLookup("ordered"), Workers: w, Accounts: acc, Duration: duration})
+							if err != nil {
+								return err
+							}
+							row.PgbenchTPS += tps / rounds
+							row.LockstepTPS += r.Throughput / rounds
+						}
+						if row.PgbenchTPS > 0 {
+							row.Ratio = row.LockstepTPS / row.PgbenchTPS
+						}
+						cmp = append(cmp, row)
+					}
+				}
+			}
+			switch {
+			case asJSON:
+				if vsPgbench {
+					worst := cmp[0].Ratio
+					for _, c := range cmp {
+						worst = min(worst, c.Ratio)
+					}
+					_ = json.NewEncoder(out).Encode(map[string]any{"summary": true, "pgbench": cmp, "ratio_vs_pgbench": worst})
+				}
+			case asCSV:
+			default:
+				printBenchTable(out, results)
+				printBenchChart(out, results, ws, as)
+				for _, c := range cmp {
+					fmt.Fprintf(out, "ordered vs pgbench (mean of 2 interleaved runs each), %d workers, %d accounts: %.0f vs %.0f transfers/s = %.2f×\n",
+						c.Workers, c.Accounts, c.LockstepTPS, c.PgbenchTPS, c.Ratio)
+				}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&strategies, "strategy", "all", "all, or strategies separated by commas")
+	fl.StringVar(&workers, "workers", "1,2,4,8,16", "worker counts, separated by commas")
+	fl.StringVar(&accounts, "accounts", "100", "account counts, separated by commas (e.g. 2,100,10000)")
+	fl.DurationVar(&duration, "duration", 2*time.Second, "how long each combination runs")
+	fl.BoolVar(&asCSV, "csv", false, "print CSV")
+	fl.BoolVar(&asJSON, "json", false, "print one JSON object per combination")
+	fl.BoolVar(&vsPgbench, "vs-pgbench", false, "also run pgbench with the ordered strategy's statements and compare")
+	return cmd
+}
+
+func mustLookup(name string) *ledger.Strategy {
+	s, err := ledger.Lookup(name)
+	if err != nil {
+		panic(err) // a built-in name
+	}
+	return s
+}
+
+func findResult(rs []load.BenchResult, strategy string, workers, accounts int) (load.BenchResult, bool) {
+	for _, r := range rs {
+		if r.Strategy == strategy && r.Workers == workers && r.Accounts == accounts {
+			return r, true
+		}
+	}
+	return load.BenchResult{}, false
+}
+
+func printBenchTable(w io.Writer, rs []load.BenchResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "strategy\tworkers\taccounts\ttransfers/s\tp50 ms\tp99 ms\tdeadlocks\tserialization\tretries\tgiven up\tbooks\t")
+	for _, r := range rs {
+		books := "kept"
+		if !r.BooksKept {
+			books = "BROKEN"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%s\t\n", r.Strategy, r.Workers, r.Accounts,
+			r.Throughput, r.P50ms, r.P99ms, r.Deadlocks, r.SerializationFailures, r.Retries, r.Failed, books)
+	}
+	tw.Flush()
+}
+
+// printBenchChart draws throughput against workers, one line per strategy,
+// for each account count (asciigraph).
+func printBenchChart(w io.Writer, rs []load.BenchResult, workers, accounts []int) {
+	if len(workers) < 2 {
+		return
+	}
+	colors := []asciigraph.AnsiColor{asciigraph.Red, asciigraph.Green, asciigraph.Yellow, asciigraph.Blue, asciigraph.Magenta,
+		asciigraph.Cyan, asciigraph.White, asciigraph.Orange, asciigraph.Purple, asciigraph.Brown}
+	for _, acc := range accounts {
+		var series [][]float64
+		var names []string
+		seen := map[string]bool{}
+		for _, r := range rs {
+			if r.Accounts != acc || seen[r.Strategy] {
+				continue
+			}
+			seen[r.Strategy] = true
+			var line []float64
+			for _, wk := range workers {
+				x, _ := findResult(rs, r.Strategy, wk, acc)
+				line = append(line, x.Throughput)
+			}
+			series = append(series, line)
+			names = append(names, r.Strategy)
+		}
+		var ws []string
+		for _, wk := range workers {
+			ws = append(ws, strconv.Itoa(wk))
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, asciigraph.PlotMany(series, asciigraph.Height(12), asciigraph.Width(60),
+			asciigraph.Caption(fmt.Sprintf("transfers/s against workers (%s), %d accounts", strings.Join(ws, ", "), acc)),
+			asciigraph.SeriesColors(colors[:min(len(series), len(colors))]...), asciigraph.SeriesLegends(names...)))
+	}
+}

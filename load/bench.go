@@ -1,0 +1,134 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"lockstep/db"
+	"lockstep/ledger"
+)
+
+// BenchConfig is one combination to measure.
+type BenchConfig struct {
+	DB       *db.Database
+	Ledger   *ledger.Ledger
+	Strategy *ledger.Strategy
+	Workers  int
+	Accounts int
+	Duration time.Duration
+}
+
+// BenchResult is what one combination measured.
+type BenchResult struct {
+	Strategy              string        `json:"strategy"`
+	Workers               int           `json:"workers"`
+	Accounts              int           `json:"accounts"`
+	Seconds               float64       `json:"seconds"`
+	Committed             int           `json:"committed"`
+	Throughput            float64       `json:"transfers_per_s"`
+	P50                   time.Duration `json:"-"`
+	P99                   time.Duration `json:"-"`
+	P50ms                 float64       `json:"p50_ms"`
+	P99ms                 float64       `json:"p99_ms"`
+	Deadlocks             int           `json:"deadlocks"`
+	SerializationFailures int           `json:"serialization_failures"`
+	Retries               int           `json:"retries"`
+	Failed                int           `json:"failed"`
+	BooksKept             bool          `json:"books_kept"`
+	Books                 string        `json:"books"`
+}
+
+// Bench resets the ledger, runs Workers workers doing random transfers for
+// Duration, and measures throughput, latency and what went wrong.
+func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
+	res := BenchResult{Strategy: cfg.Strategy.Name, Workers: cfg.Workers, Accounts: cfg.Accounts}
+	ctl, err := cfg.DB.Connect(ctx, "lockstep/bench/control")
+	if err != nil {
+		return res, err
+	}
+	defer ctl.Close(context.WithoutCancel(ctx))
+	setup := ledger.DefaultSetup()
+	setup.Accounts = cfg.Accounts
+	if err := cfg.Ledger.Reset(ctx, ctl, cfg.DB.Schema(), setup); err != nil {
+		return res, fmt.Errorf("resetting the ledger: %w", err)
+	}
+	conns := make([]*pgx.Conn, cfg.Workers)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close(context.WithoutCancel(ctx))
+			}
+		}
+	}()
+	for i := range conns {
+		if conns[i], err = cfg.DB.Connect(ctx, fmt.Sprintf("lockstep/bench/W%d", i+1)); err != nil {
+			return res, fmt.Errorf("connecting worker %d: %w", i+1, err)
+		}
+	}
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		total     Tally
+		firstErr  error
+		wg        sync.WaitGroup
+	)
+	start := time.Now()
+	for i, c := range conns {
+		wg.Go(func() {
+			var mine []time.Duration
+			w := Worker{Conn: c, Schema: cfg.DB.Schema(), Strategy: cfg.Strategy, Accounts: cfg.Accounts,
+				Rand: rand.New(rand.NewPCG(uint64(i+1), uint64(start.UnixNano()))),
+				AfterTransfer: func(d time.Duration, t Tally) {
+					if t.Committed > len(mine) {
+						mine = append(mine, d)
+					}
+				}}
+			t, err := w.Run(runCtx)
+			mu.Lock()
+			defer mu.Unlock()
+			latencies = append(latencies, mine...)
+			total.add(t)
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return res, firstErr
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	books, err := ledger.CheckBooks(ctx, ctl)
+	if err != nil {
+		return res, err
+	}
+	slices.Sort(latencies)
+	res.Seconds = elapsed.Seconds()
+	res.Committed = total.Committed
+	res.Throughput = float64(total.Committed) / elapsed.Seconds()
+	res.P50, res.P99 = percentile(latencies, 50), percentile(latencies, 99)
+	res.P50ms, res.P99ms = float64(res.P50.Microseconds())/1000, float64(res.P99.Microseconds())/1000
+	res.Deadlocks, res.SerializationFailures, res.Retries, res.Failed = total.Deadlocks, total.SerializationFailures, total.Retries, total.Failed
+	res.BooksKept, res.Books = books.OK(), books.Summary()
+	return res, nil
+}
+
+// percentile of sorted durations, nearest rank.
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	k := (p*len(sorted) + 99) / 100
+	return sorted[min(max(k-1, 0), len(sorted)-1)]
+}

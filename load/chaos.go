@@ -1,0 +1,286 @@
+package load
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"lockstep/db"
+	"lockstep/ledger"
+)
+
+// ChaosConfig sets up a chaos run.
+type ChaosConfig struct {
+	DB        *db.Database
+	Ledger    *ledger.Ledger
+	Strategy  *ledger.Strategy
+	Workers   int
+	Accounts  int
+	Duration  time.Duration
+	KillEvery time.Duration
+	// Command builds the command line of worker name in run runID (the
+	// lockstep binary re-executed as a worker). Its environment gets
+	// DATABASE_URL for the same database.
+	Command func(runID, name string, seed uint64) *exec.Cmd
+	// Progress, if set, is called about four times a second.
+	Progress func(Progress)
+}
+
+// Progress is a chaos run's state while it runs.
+type Progress struct {
+	Elapsed, Duration time.Duration
+	Tally
+	Kills, KillsInTransaction int
+}
+
+// ChaosResult is what a chaos run did and whether the books survived.
+type ChaosResult struct {
+	Tally
+	Kills              int
+	KillsInTransaction int // the worker's backend had a transaction open when it was killed
+	KillsMidTransfer   int // the worker had sent part of a transfer's statements
+	Books              ledger.Books
+}
+
+// Validate reports a chaos set-up that cannot run.
+func (c ChaosConfig) Validate() error {
+	switch {
+	case c.Workers < 1:
+		return fmt.Errorf("--workers %d: at least 1", c.Workers)
+	case c.Workers > 64:
+		return fmt.Errorf("--workers %d: at most 64", c.Workers)
+	case c.Duration <= 0:
+		return fmt.Errorf("--duration %s: must be positive", c.Duration)
+	case c.KillEvery <= 0:
+		return fmt.Errorf("--kill-every %s: must be positive", c.KillEvery)
+	case c.KillEvery > c.Duration:
+		return fmt.Errorf("--kill-every %s is longer than --duration %s: no worker would be killed", c.KillEvery, c.Duration)
+	case c.Accounts < 2:
+		return fmt.Errorf("--accounts %d: a transfer needs at least 2", c.Accounts)
+	}
+	return nil
+}
+
+// process is one worker process and what it last reported.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	mu      sync.Mutex
+	tally   Tally
+	midStep bool // it has reported a statement of a transfer not yet finished
+}
+
+func (p *process) read(sc *bufio.Scanner) {
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		p.mu.Lock()
+		switch f[0] {
+		case reportStatement:
+			p.midStep = true
+		case reportTransfer:
+			if len(f) == 6 {
+				n := make([]int, 5)
+				for i := range n {
+					n[i], _ = strconv.Atoi(f[i+1])
+				}
+				p.tally = Tally{Committed: n[0], Deadlocks: n[1], SerializationFailures: n[2], Retries: n[3], Failed: n[4]}
+			}
+			p.midStep = false
+		}
+		p.mu.Unlock()
+	}
+}
+
+// Chaos resets the ledger, runs worker processes doing random transfers,
+// kills one with SIGKILL every KillEvery — inside an open transaction
+// whenever one is — and starts another in its place, then stops them all
+// and checks the books.
+func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
+	var res ChaosResult
+	if err := cfg.Validate(); err != nil {
+		return res, err
+	}
+	runID := fmt.Sprintf("chaos%06d", rand.IntN(1_000_000))
+	ctl, err := cfg.DB.Connect(ctx, "lockstep/"+runID+"/control")
+	if err != nil {
+		return res, err
+	}
+	defer ctl.Close(context.WithoutCancel(ctx))
+	setup := ledger.DefaultSetup()
+	setup.Accounts = cfg.Accounts
+	if err := cfg.Ledger.Reset(ctx, ctl, cfg.DB.Schema(), setup); err != nil {
+		return res, fmt.Errorf("resetting the ledger: %w", err)
+	}
+	var (
+		all   []*process
+		alive []*process
+		seq   int
+	)
+	start := func() error {
+		seq++
+		p := &process{name: fmt.Sprintf("W%d", seq), done: make(chan struct{})}
+		p.cmd = cfg.Command(runID, p.name, uint64(seq))
+		p.cmd.Env = append(p.cmd.Environ(), cfg.DB.ChildEnv()...)
+		// Its own process group: a Ctrl-C reaches the supervisor, which ends the workers itself.
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		out, err := p.cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := p.cmd.Start(); err != nil {
+			return fmt.Errorf("starting worker %s: %w", p.name, err)
+		}
+		go func() {
+			p.read(bufio.NewScanner(out))
+			_ = p.cmd.Wait()
+			close(p.done)
+		}()
+		all = append(all, p)
+		alive = append(alive, p)
+		return nil
+	}
+	defer func() {
+		// Whatever happened, no worker outlives the run.
+		for _, p := range alive {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		_ = cfg.DB.EndBackends(context.WithoutCancel(ctx), "lockstep/"+runID+"/W%")
+	}()
+	for range cfg.Workers {
+		if err := start(); err != nil {
+			return res, err
+		}
+	}
+	t0 := time.Now()
+	deadline := t0.Add(cfg.Duration)
+	nextKill := t0.Add(cfg.KillEvery)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	sum := func() Tally {
+		var t Tally
+		for _, p := range all {
+			p.mu.Lock()
+			t.add(p.tally)
+			p.mu.Unlock()
+		}
+		return t
+	}
+	for time.Now().Before(deadline) {
+		wait := min(time.Until(nextKill), time.Until(deadline))
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-tick.C:
+			if cfg.Progress != nil {
+				cfg.Progress(Progress{Elapsed: time.Since(t0), Duration: cfg.Duration, Tally: sum(), Kills: res.Kills, KillsInTransaction: res.KillsInTransaction})
+			}
+			continue
+		case <-time.After(max(wait, 0)):
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		victim, inTx := pickVictim(ctx, ctl, runID, alive)
+		victim.mu.Lock()
+		mid := victim.midStep
+		victim.mu.Unlock()
+		_ = victim.cmd.Process.Signal(syscall.SIGKILL)
+		<-victim.done
+		res.Kills++
+		if inTx {
+			res.KillsInTransaction++
+		}
+		if mid {
+			res.KillsMidTransfer++
+		}
+		alive = slicesDelete(alive, victim)
+		if err := start(); err != nil {
+			return res, err
+		}
+		nextKill = nextKill.Add(cfg.KillEvery)
+	}
+	// The end: workers stop at SIGTERM (their transaction in flight rolls back).
+	for _, p := range alive {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range alive {
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+	alive = nil
+	if err := cfg.DB.EndBackends(ctx, "lockstep/"+runID+"/W%"); err != nil {
+		return res, err
+	}
+	res.Tally = sum()
+	res.Books, err = ledger.CheckBooks(ctx, ctl)
+	return res, err
+}
+
+func slicesDelete(ps []*process, p *process) []*process {
+	out := ps[:0]
+	for _, q := range ps {
+		if q != p {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// pickVictim chooses a worker to kill: one whose backend has a transaction
+// open, as the server says, if any does within a few looks; else one that
+// is part-way through a transfer; else any.
+func pickVictim(ctx context.Context, ctl *pgx.Conn, runID string, alive []*process) (*process, bool) {
+	byName := map[string]*process{}
+	for _, p := range alive {
+		byName[p.name] = p
+	}
+	prefix := "lockstep/" + runID + "/"
+	for range 20 {
+		rows, err := ctl.Query(ctx, `SELECT application_name FROM pg_stat_activity
+			WHERE application_name LIKE $1 AND xact_start IS NOT NULL`, prefix+"W%")
+		if err != nil {
+			break
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			break
+		}
+		var inTx []*process
+		for _, n := range names {
+			if p, ok := byName[strings.TrimPrefix(n, prefix)]; ok {
+				inTx = append(inTx, p)
+			}
+		}
+		if len(inTx) > 0 {
+			return inTx[rand.IntN(len(inTx))], true
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	for _, p := range alive {
+		p.mu.Lock()
+		mid := p.midStep
+		p.mu.Unlock()
+		if mid {
+			return p, false
+		}
+	}
+	return alive[rand.IntN(len(alive))], false
+}

@@ -1,0 +1,107 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+
+	"lockstep/db"
+	"lockstep/ledger"
+)
+
+// pgbenchScript does what the ordered strategy does, in pgbench's language:
+// a random transfer, the inserts, then both updates in ascending account id.
+const pgbenchScript = `\set from random(1, :accounts)
+\set to random(1, :accounts - 1)
+\if :to >= :from
+\set to :to + 1
+\endif
+\set cents random(1, 1000)
+\set lo least(:from, :to)
+\set hi greatest(:from, :to)
+BEGIN;
+INSERT INTO transfers (from_account_id, to_account_id, amount) VALUES (:from, :to, :cents / 100.0) RETURNING id \gset
+INSERT INTO entries (transfer_id, account_id, amount) VALUES (:id, :from, -:cents / 100.0);
+INSERT INTO entries (transfer_id, account_id, amount) VALUES (:id, :to, :cents / 100.0);
+UPDATE accounts SET balance = balance + (CASE WHEN id = :from THEN -1 ELSE 1 END) * :cents / 100.0 WHERE id = :lo RETURNING balance;
+UPDATE accounts SET balance = balance + (CASE WHEN id = :from THEN -1 ELSE 1 END) * :cents / 100.0 WHERE id = :hi RETURNING balance;
+COMMIT;
+`
+
+// FindPgbench finds pgbench beside the server binaries or on PATH.
+func FindPgbench() (string, error) {
+	if b, err := db.FindBinaries(); err == nil {
+		if p := filepath.Join(b.Dir, "pgbench"); isExecutable(p) {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("pgbench"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("pgbench not found (it ships with the PostgreSQL server package: apt-get install postgresql, brew install postgresql); run without --vs-pgbench")
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \((without|excluding)`)
+
+// Pgbench runs pgbench with the ordered strategy's statements on a freshly
+// reset ledger, with the same clients, accounts and duration, and returns
+// its transfers per second.
+func Pgbench(ctx context.Context, pgbench string, d *db.Database, l *ledger.Ledger, workers, accounts int, duration time.Duration) (float64, error) {
+	ctl, err := d.Connect(ctx, "lockstep/bench/control")
+	if err != nil {
+		return 0, err
+	}
+	setup := ledger.DefaultSetup()
+	setup.Accounts = accounts
+	err = l.Reset(ctx, ctl, d.Schema(), setup)
+	ctl.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("resetting the ledger: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "lockstep-pgbench")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	script := filepath.Join(dir, "ordered.sql")
+	if err := os.WriteFile(script, []byte(pgbenchScript), 0o600); err != nil {
+		return 0, err
+	}
+	cfg := d.ConnConfig("lockstep/bench/pgbench")
+	secs := max(1, int(duration.Round(time.Second).Seconds()))
+	cmd := exec.CommandContext(ctx, pgbench, "-n", "-c", strconv.Itoa(workers), "-j", strconv.Itoa(workers),
+		"-T", strconv.Itoa(secs), "-D", "accounts="+strconv.Itoa(accounts), "-f", script,
+		"-h", cfg.Host, "-p", strconv.Itoa(int(cfg.Port)), "-U", cfg.User, cfg.Database)
+	// The password and the schema travel in the environment, not in argv.
+	cmd.Env = append(os.Environ(), "PGOPTIONS=-c search_path="+d.Schema(), "PGAPPNAME=lockstep/bench/pgbench")
+	if cfg.Password != "" {
+		cmd.Env = append(cmd.Env, "PGPASSWORD="+cfg.Password)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("pgbench: %w: %s", err, lastLines(string(out)))
+	}
+	m := tpsRE.FindStringSubmatch(string(out))
+	if m == nil {
+		return 0, fmt.Errorf("pgbench printed no tps: %s", lastLines(string(out)))
+	}
+	return strconv.ParseFloat(m[1], 64)
+}
+
+func lastLines(s string) string {
+	if len(s) > 400 {
+		s = s[len(s)-400:]
+	}
+	return s
+}
