@@ -377,7 +377,7 @@ func (j *jsonTranscript) end(accounts []ledger.Account, books ledger.Books, t ta
 		"balances":               balances,
 		"invariant_ok":           books.OK(),
 		"books":                  books.Summary(),
-		"lost_update":            len(books.Drift) > 0,
+		"lost_update":            books.LostUpdate(),
 		"waits":                  t.waits,
 		"deadlocks":              t.deadlocks,
 		"serialization_failures": t.serializationFailures,

@@ -34,6 +34,10 @@ type BadTransfer struct {
 	Sum      decimal.Decimal
 }
 
+// LostUpdate is true when balances disagree with complete transfers: every
+// transfer has its two entries, so an update was overwritten.
+func (b Books) LostUpdate() bool { return len(b.Drift) > 0 && len(b.BadTransfers) == 0 }
+
 // OK is true when the books are kept: money neither made nor lost, every
 // balance matches its entries, every transfer has two entries summing to zero.
 func (b Books) OK() bool {
@@ -53,13 +57,16 @@ func (b Books) Summary() string {
 		parts = append(parts, fmt.Sprintf("total %s = %s", money(b.Total), money(b.Opening)))
 	}
 	for _, d := range b.Drift {
-		parts = append(parts, fmt.Sprintf("account %d holds %s but its entries say %s (lost update)", d.Account, money(d.Balance), money(d.Expected)))
+		parts = append(parts, fmt.Sprintf("account %d holds %s but its entries say %s", d.Account, money(d.Balance), money(d.Expected)))
 	}
 	for _, t := range b.BadTransfers {
 		parts = append(parts, fmt.Sprintf("transfer %d has %d entries summing to %s", t.Transfer, t.Entries, money(t.Sum)))
 	}
 	if b.OK() {
 		return parts[0] + " ok"
+	}
+	if b.LostUpdate() {
+		parts = append(parts, "a lost update: the balances are not what the committed transfers imply")
 	}
 	return strings.Join(parts, "; ")
 }

@@ -44,6 +44,8 @@ type Progress struct {
 
 // ChaosResult is what a chaos run did and whether the books survived.
 type ChaosResult struct {
+	// RunID names the run's backends: lockstep/<RunID>/W1 ….
+	RunID string
 	Tally
 	Kills              int
 	KillsInTransaction int // the worker's backend had a transaction open when it was killed
@@ -114,6 +116,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 		return res, err
 	}
 	runID := fmt.Sprintf("chaos%06d", rand.IntN(1_000_000))
+	res.RunID = runID
 	ctl, err := cfg.DB.Connect(ctx, "lockstep/"+runID+"/control")
 	if err != nil {
 		return res, err
@@ -230,8 +233,11 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 		return res, err
 	}
 	res.Tally = sum()
-	res.Books, err = ledger.CheckBooks(ctx, ctl)
-	return res, err
+	if res.Books, err = ledger.CheckBooks(ctx, ctl); err != nil {
+		return res, err
+	}
+	ctl.Close(ctx)
+	return res, cfg.DB.EndBackends(ctx, "lockstep/"+runID+"/%")
 }
 
 func slicesDelete(ps []*process, p *process) []*process {

@@ -1,0 +1,66 @@
+package ledger_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"lockstep/db/dbtest"
+	"lockstep/ledger"
+)
+
+// TestCheckBooksFindsHandMadeDamage breaks fresh ledgers by hand, one way
+// each, and checks that the books say so.
+func TestCheckBooksFindsHandMadeDamage(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		damage string
+		want   []string
+		lost   bool
+	}{
+		"a missing entry": {
+			`INSERT INTO transfers (id, from_account_id, to_account_id, amount) VALUES (100, 1, 2, 10);
+			 INSERT INTO entries (transfer_id, account_id, amount) VALUES (100, 1, -10);
+			 UPDATE accounts SET balance = balance - 10 WHERE id = 1`,
+			[]string{"transfer 100 has 1 entries summing to -10.00", "total 190.00 ≠ 200.00: 10.00 lost"}, false,
+		},
+		"a changed balance": {
+			`UPDATE accounts SET balance = 123.45 WHERE id = 2`,
+			[]string{"account 2 holds 123.45 but its entries say 100.00", "23.45 created", "a lost update"}, true,
+		},
+		"a lone transfer": {
+			`INSERT INTO transfers (id, from_account_id, to_account_id, amount) VALUES (7, 2, 1, 5)`,
+			[]string{"transfer 7 has 0 entries summing to 0.00"}, false,
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			d := dbtest.Fresh(t, ledger.DefaultSetup())
+			ctx := context.Background()
+			conn, err := d.Connect(ctx, "lockstep/test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			if b, err := ledger.CheckBooks(ctx, conn); err != nil || !b.OK() {
+				t.Fatalf("a fresh ledger: %v %s", err, b.Summary())
+			}
+			if _, err := conn.Exec(ctx, c.damage); err != nil {
+				t.Fatal(err)
+			}
+			b, err := ledger.CheckBooks(ctx, conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.OK() || b.LostUpdate() != c.lost {
+				t.Fatalf("books OK=%v lost update=%v: %s", b.OK(), b.LostUpdate(), b.Summary())
+			}
+			for _, w := range c.want {
+				if !strings.Contains(b.Summary(), w) {
+					t.Errorf("summary %q lacks %q", b.Summary(), w)
+				}
+			}
+		})
+	}
+}
