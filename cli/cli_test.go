@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +22,17 @@ import (
 	"lockstep/db/dbtest"
 )
 
-func TestMain(m *testing.M) { dbtest.Main(m) }
+func TestMain(m *testing.M) {
+	// lockstep chaos re-executes its own binary as "worker": here, this one.
+	if len(os.Args) > 1 && os.Args[1] == "worker" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		ddl, _ := os.ReadFile("../schema.sql")
+		err := cli.Execute(ctx, string(ddl), os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(cli.ExitCode(err))
+	}
+	dbtest.Main(m)
+}
 
 var schemaSeq atomic.Int64
 
@@ -75,6 +87,13 @@ func TestBadInputIsOneLineAndExitCode2(t *testing.T) {
 		"bad schema":       {[]string{"reset", "--schema", "Robert'); DROP"}, "invalid --schema"},
 		"unreachable":      {[]string{"reset", "--dsn", "postgres://bob:s3cretpw@127.0.0.1:1/x"}, "cannot reach PostgreSQL at 127.0.0.1:1"},
 		"unparsable dsn":   {[]string{"reset", "--dsn", "postgres://bob:s3cretpw@host:port/x"}, "invalid --dsn"},
+		"chaos no workers": {[]string{"chaos", "--workers", "0"}, "--workers 0"},
+		"chaos duration":   {[]string{"chaos", "--duration", "-1s"}, "--duration -1s: must be positive"},
+		"chaos interval":   {[]string{"chaos", "--duration", "1s", "--kill-every", "5s"}, "longer than --duration"},
+		"chaos strategy":   {[]string{"chaos", "--strategy", "yolo"}, `unknown strategy "yolo"`},
+		"bench workers":    {[]string{"bench", "--workers", "0,2"}, "--workers"},
+		"bench duration":   {[]string{"bench", "--duration", "0s"}, "--duration 0s: must be positive"},
+		"bench strategy":   {[]string{"bench", "--strategy", "ordered,yolo"}, `unknown strategy "yolo"`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -236,5 +255,30 @@ func TestDBCommandServesUntilCancelled(t *testing.T) {
 	dir := strings.TrimPrefix(url[strings.Index(url, "host=")+5:], "")
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("%s still there: %v", dir, err)
+	}
+}
+
+func TestChaosExitCodes(t *testing.T) {
+	t.Parallel()
+	out, errOut, code := lockstep(t, withDB(t, "chaos", "--strategy", "none", "--workers", "3", "--duration", "3s", "--kill-every", "250ms")...)
+	if code != cli.ExitFailure || !strings.Contains(errOut, "the books are broken under strategy none") {
+		t.Fatalf("none: exit %d\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code = lockstep(t, withDB(t, "chaos", "--strategy", "ordered", "--workers", "3", "--duration", "3s", "--kill-every", "250ms", "--json")...)
+	if code != 0 {
+		t.Fatalf("ordered: exit %d\n%s\n%s", code, out, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var sum map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"kills", "kills_in_transaction", "committed", "deadlocks", "serialization_failures", "retries", "invariant_ok"} {
+		if _, ok := sum[k]; !ok {
+			t.Errorf("summary lacks %q: %s", k, lines[len(lines)-1])
+		}
+	}
+	if sum["invariant_ok"] != true || sum["kills"].(float64) < 10 {
+		t.Errorf("summary %v", sum)
 	}
 }

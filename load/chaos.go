@@ -80,6 +80,61 @@ type process struct {
 	mu      sync.Mutex
 	tally   Tally
 	midStep bool // it has reported a statement of a transfer not yet finished
+	started bool // it has reported anything at all
+	stderr  tailBuffer
+}
+
+// tailBuffer keeps the end of what a worker wrote to stderr, for errors.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 2048 {
+		t.buf = t.buf[len(t.buf)-2048:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.buf))
+}
+
+// awaitStarted waits until every process has reported, or one has died.
+func awaitStarted(ctx context.Context, ps []*process) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		waiting := 0
+		for _, p := range ps {
+			select {
+			case <-p.done:
+				return fmt.Errorf("worker %s exited at start: %s", p.name, p.stderr.String())
+			default:
+			}
+			p.mu.Lock()
+			if !p.started {
+				waiting++
+			}
+			p.mu.Unlock()
+		}
+		if waiting == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d workers did not start within 30s", waiting)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 func (p *process) read(sc *bufio.Scanner) {
@@ -89,6 +144,7 @@ func (p *process) read(sc *bufio.Scanner) {
 			continue
 		}
 		p.mu.Lock()
+		p.started = true
 		switch f[0] {
 		case reportStatement:
 			p.midStep = true
@@ -139,6 +195,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 		p.cmd.Env = append(p.cmd.Environ(), cfg.DB.ChildEnv()...)
 		// Its own process group: a Ctrl-C reaches the supervisor, which ends the workers itself.
 		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		p.cmd.Stderr = &p.stderr
 		out, err := p.cmd.StdoutPipe()
 		if err != nil {
 			return err
@@ -167,6 +224,11 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 		if err := start(); err != nil {
 			return res, err
 		}
+	}
+	// The clock starts once every worker runs: a kill before then would
+	// find nothing to break.
+	if err := awaitStarted(ctx, all); err != nil {
+		return res, err
 	}
 	t0 := time.Now()
 	deadline := t0.Add(cfg.Duration)
@@ -280,13 +342,34 @@ func pickVictim(ctx context.Context, ctl *pgx.Conn, runID string, alive []*proce
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+	var started []*process
 	for _, p := range alive {
 		p.mu.Lock()
-		mid := p.midStep
+		mid, ran := p.midStep, p.started
 		p.mu.Unlock()
 		if mid {
 			return p, false
 		}
+		if ran {
+			started = append(started, p)
+		}
+	}
+	if len(started) > 0 {
+		return started[rand.IntN(len(started))], false
+	}
+	// A worker still starting up has nothing to break; on a busy machine
+	// the replacements may all be starting. Wait a little for one.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, p := range alive {
+			p.mu.Lock()
+			ran := p.started
+			p.mu.Unlock()
+			if ran {
+				return p, false
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	return alive[rand.IntN(len(alive))], false
 }

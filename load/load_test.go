@@ -77,7 +77,7 @@ func chaos(t *testing.T, strategy string, workers int, duration, every time.Dura
 
 func TestChaosBreaksTheAutocommitStrategy(t *testing.T) {
 	t.Parallel()
-	res := chaos(t, "none", 4, 3*time.Second, 100*time.Millisecond)
+	res := chaos(t, "none", 4, 3*time.Second, 200*time.Millisecond)
 	if res.Books.OK() {
 		t.Fatalf("none kept the books through %d kills (%d mid-transfer): %s", res.Kills, res.KillsMidTransfer, res.Books.Summary())
 	}
@@ -88,7 +88,7 @@ func TestChaosBreaksTheAutocommitStrategy(t *testing.T) {
 
 func TestChaosOrderedKeepsTheBooks(t *testing.T) {
 	t.Parallel()
-	res := chaos(t, "ordered", 4, 3*time.Second, 100*time.Millisecond)
+	res := chaos(t, "ordered", 4, 3*time.Second, 200*time.Millisecond)
 	if res.Kills < 10 {
 		t.Fatalf("only %d kills", res.Kills)
 	}
