@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/term"
 	"github.com/guptarohit/asciigraph"
 	"github.com/spf13/cobra"
 
@@ -168,7 +171,7 @@ func (a *app) benchCommand() *cobra.Command {
 			case asCSV:
 			default:
 				printBenchTable(out, results)
-				printBenchChart(out, results, ws, as)
+				printBenchChart(out, results, ws, as, isColourTerminal(out))
 				for _, c := range cmp {
 					fmt.Fprintf(out, "ordered vs pgbench (mean of 2 interleaved runs each), %d workers, %d accounts: %.0f vs %.0f transfers/s = %.2f×\n",
 						c.Workers, c.Accounts, c.LockstepTPS, c.PgbenchTPS, c.Ratio)
@@ -221,10 +224,11 @@ func printBenchTable(w io.Writer, rs []load.BenchResult) {
 
 // printBenchChart draws throughput against workers, one line per strategy,
 // for each account count (asciigraph).
-func printBenchChart(w io.Writer, rs []load.BenchResult, workers, accounts []int) {
+func printBenchChart(w io.Writer, rs []load.BenchResult, workers, accounts []int, colour bool) {
 	if len(workers) < 2 {
 		return
 	}
+	var opts []asciigraph.Option
 	colors := []asciigraph.AnsiColor{asciigraph.Red, asciigraph.Green, asciigraph.Yellow, asciigraph.Blue, asciigraph.Magenta,
 		asciigraph.Cyan, asciigraph.White, asciigraph.Orange, asciigraph.Purple, asciigraph.Brown}
 	for _, acc := range accounts {
@@ -249,8 +253,22 @@ func printBenchChart(w io.Writer, rs []load.BenchResult, workers, accounts []int
 			ws = append(ws, strconv.Itoa(wk))
 		}
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, asciigraph.PlotMany(series, asciigraph.Height(12), asciigraph.Width(60),
+		opts = []asciigraph.Option{asciigraph.Height(12), asciigraph.Width(60),
 			asciigraph.Caption(fmt.Sprintf("transfers/s against workers (%s), %d accounts", strings.Join(ws, ", "), acc)),
-			asciigraph.SeriesColors(colors[:min(len(series), len(colors))]...), asciigraph.SeriesLegends(names...)))
+			asciigraph.SeriesLegends(names...)}
+		if colour {
+			opts = append(opts, asciigraph.SeriesColors(colors[:min(len(series), len(colors))]...))
+		}
+		chart := asciigraph.PlotMany(series, opts...)
+		if !colour {
+			chart = ansi.Strip(chart)
+		}
+		fmt.Fprintln(w, chart)
 	}
+}
+
+// isColourTerminal says whether w is a terminal that wants colour (NO_COLOR unset).
+func isColourTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(f.Fd()) && os.Getenv("NO_COLOR") == ""
 }
