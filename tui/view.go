@@ -135,7 +135,8 @@ func (m *Model) viewHeader() string {
 	line1 := m.st.title.Render("lockstep") + "  " + m.st.accent.Render(s.Name) + m.st.subtle.Render(" — "+s.Summary)
 	run, poll, dt := m.runID, m.cfg.Poll.String(), m.deadlock.String()
 	if m.masked {
-		run = "······"
+		// The run id is random; deadlock_timeout is the test server's.
+		run, dt = "······", "··"
 	}
 	auto := "autoplay off"
 	if m.autoplay {
