@@ -48,16 +48,11 @@ type BenchResult struct {
 // Duration, and measures throughput, latency and what went wrong.
 func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	res := BenchResult{Strategy: cfg.Strategy.Name, Workers: cfg.Workers, Accounts: cfg.Accounts}
-	ctl, err := cfg.DB.Connect(ctx, "lockstep/bench/control")
+	ctl, err := freshLedger(ctx, cfg.DB, cfg.Ledger, "lockstep/bench/control", cfg.Accounts)
 	if err != nil {
 		return res, err
 	}
 	defer ctl.Close(context.WithoutCancel(ctx))
-	setup := ledger.DefaultSetup()
-	setup.Accounts = cfg.Accounts
-	if err := cfg.Ledger.Reset(ctx, ctl, cfg.DB.Schema(), setup); err != nil {
-		return res, fmt.Errorf("resetting the ledger: %w", err)
-	}
 	conns := make([]*pgx.Conn, cfg.Workers)
 	defer func() {
 		for _, c := range conns {
@@ -131,4 +126,20 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	}
 	k := (p*len(sorted) + 99) / 100
 	return sorted[min(max(k-1, 0), len(sorted)-1)]
+}
+
+// freshLedger opens a control connection named appName and resets the
+// ledger on it with accounts accounts of the default balance.
+func freshLedger(ctx context.Context, d *db.Database, l *ledger.Ledger, appName string, accounts int) (*pgx.Conn, error) {
+	ctl, err := d.Connect(ctx, appName)
+	if err != nil {
+		return nil, err
+	}
+	setup := ledger.DefaultSetup()
+	setup.Accounts = accounts
+	if err := l.Reset(ctx, ctl, d.Schema(), setup); err != nil {
+		ctl.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("resetting the ledger: %w", err)
+	}
+	return ctl, nil
 }

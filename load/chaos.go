@@ -173,16 +173,11 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 	}
 	runID := fmt.Sprintf("chaos%06d", rand.IntN(1_000_000))
 	res.RunID = runID
-	ctl, err := cfg.DB.Connect(ctx, "lockstep/"+runID+"/control")
+	ctl, err := freshLedger(ctx, cfg.DB, cfg.Ledger, "lockstep/"+runID+"/control", cfg.Accounts)
 	if err != nil {
 		return res, err
 	}
 	defer ctl.Close(context.WithoutCancel(ctx))
-	setup := ledger.DefaultSetup()
-	setup.Accounts = cfg.Accounts
-	if err := cfg.Ledger.Reset(ctx, ctl, cfg.DB.Schema(), setup); err != nil {
-		return res, fmt.Errorf("resetting the ledger: %w", err)
-	}
 	var (
 		all   []*process
 		alive []*process

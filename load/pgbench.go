@@ -58,17 +58,11 @@ var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \((without|excluding)`)
 // reset ledger, with the same clients, accounts and duration, and returns
 // its transfers per second.
 func Pgbench(ctx context.Context, pgbench string, d *db.Database, l *ledger.Ledger, workers, accounts int, duration time.Duration) (float64, error) {
-	ctl, err := d.Connect(ctx, "lockstep/bench/control")
+	ctl, err := freshLedger(ctx, d, l, "lockstep/bench/control", accounts)
 	if err != nil {
 		return 0, err
 	}
-	setup := ledger.DefaultSetup()
-	setup.Accounts = accounts
-	err = l.Reset(ctx, ctl, d.Schema(), setup)
 	ctl.Close(context.WithoutCancel(ctx))
-	if err != nil {
-		return 0, fmt.Errorf("resetting the ledger: %w", err)
-	}
 	dir, err := os.MkdirTemp("", "lockstep-pgbench")
 	if err != nil {
 		return 0, err
