@@ -160,7 +160,9 @@ func (d *Database) Connect(ctx context.Context, appName string) (*pgx.Conn, erro
 func (d *Database) ConnConfig(appName string) *pgx.ConnConfig {
 	cfg := d.config.Copy()
 	cfg.RuntimeParams["application_name"] = appName
-	cfg.RuntimeParams["search_path"] = d.schema
+	if d.schema != "" {
+		cfg.RuntimeParams["search_path"] = d.schema
+	}
 	return cfg
 }
 
@@ -173,6 +175,15 @@ func (d *Database) WithSchema(schema string) (*Database, error) {
 	c := *d
 	c.schema, c.owner = schema, false
 	return &c, nil
+}
+
+// WithoutSchema is the same database with the server's own search_path, for
+// SQL that is not about the ledger (isolation-tester specs). The copy does
+// not own the server.
+func (d *Database) WithoutSchema() *Database {
+	c := *d
+	c.schema, c.owner = "", false
+	return &c
 }
 
 // Schema is the ledger's schema.

@@ -25,6 +25,7 @@ type Observer struct {
 	rowLocks string
 	// rowNote says, once, why row locks cannot be shown.
 	rowNote string
+	noRows  bool
 }
 
 // pollSQL is one query: the run's backends from pg_stat_activity, each with
@@ -53,11 +54,21 @@ ORDER BY a.application_name, l.granted DESC, l.locktype, c.relname, l.mode`
 // SessionAppName is the application_name of session name in run runID.
 func SessionAppName(runID, name string) string { return "lockstep/" + runID + "/" + name }
 
+// Option tunes an observer.
+type Option func(*Observer)
+
+// WithoutRowLocks skips pgrowlocks altogether (and never creates it), for
+// runs that are not about the ledger.
+func WithoutRowLocks() Option { return func(o *Observer) { o.noRows = true } }
+
 // NewObserver prepares to poll the sessions of run runID, whose ledger lives
 // in schema. conn must be the observer's own connection, outside any
 // session's transaction.
-func NewObserver(ctx context.Context, conn *pgx.Conn, runID, schema string) (*Observer, error) {
+func NewObserver(ctx context.Context, conn *pgx.Conn, runID, schema string, opts ...Option) (*Observer, error) {
 	o := &Observer{conn: conn, prefix: "lockstep/" + runID + "/", pattern: "lockstep/" + runID + "/T%"}
+	for _, opt := range opts {
+		opt(o)
+	}
 	var version int
 	var timeout string
 	var ns int32
@@ -78,7 +89,9 @@ func NewObserver(ctx context.Context, conn *pgx.Conn, runID, schema string) (*Ob
 	if _, err := conn.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
 		return nil, fmt.Errorf("setting the observer's lock_timeout: %w", err)
 	}
-	o.setUpRowLocks(ctx)
+	if !o.noRows {
+		o.setUpRowLocks(ctx)
+	}
 	return o, nil
 }
 
@@ -213,7 +226,7 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 // behind it, and sessions arriving later would queue behind the observer.
 func (o *Observer) readRows(ctx context.Context, snap *Snapshot, touched, exclusive bool, ctids []string) error {
 	snap.RowLockNote = o.rowNote
-	if !touched {
+	if !touched || o.noRows {
 		return nil
 	}
 	if exclusive {

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"lockstep/spec"
+)
+
+func (a *app) specCommand() *cobra.Command {
+	var (
+		permutation int
+		stuckAfter  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "spec FILE",
+		Short: "Run a PostgreSQL isolation-tester spec file and print the tester's output",
+		Long: "spec reads a spec file in the format of PostgreSQL's isolation tester (src/test/isolation/specs) and\n" +
+			"runs its permutations — or every interleaving when it lists none — on real sessions, printing output in\n" +
+			"the format of the tester's expected/*.out files, so the two can be diffed. A step waits only when the\n" +
+			"server says so. A permutation that can make no progress is reported, not left to hang.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := os.ReadFile(args[0])
+			if err != nil {
+				return badInput(fmt.Errorf("reading the spec: %w", err))
+			}
+			s, err := spec.Parse(args[0], src)
+			if err != nil {
+				return badInput(err)
+			}
+			if permutation < 0 {
+				return badInput(fmt.Errorf("--permutation %d: count from 1", permutation))
+			}
+			ctx := cmd.Context()
+			d, err := a.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			r := &spec.Runner{DB: d, Out: cmd.OutOrStdout(), StuckAfter: stuckAfter}
+			err = r.Run(ctx, s, permutation)
+			switch {
+			case errors.Is(err, spec.ErrSetupFailed), errors.Is(err, spec.ErrStuck):
+				return &ExitError{Code: ExitFailure, Err: err}
+			case err != nil && err.Error() != "" && permutation > 0:
+				return badInput(err)
+			}
+			return err
+		},
+	}
+	cmd.Flags().IntVar(&permutation, "permutation", 0, "run only permutation K (counting from 1)")
+	cmd.Flags().DurationVar(&stuckAfter, "stuck-after", 2*time.Second, "how long every running step may wait, with no deadlock to break, before one is cancelled")
+	return cmd
+}
