@@ -270,4 +270,3 @@ func (p *permRun) totalNotices() int64 {
 	}
 	return n
 }
-
