@@ -94,6 +94,9 @@ func TestBadInputIsOneLineAndExitCode2(t *testing.T) {
 		"bench workers":    {[]string{"bench", "--workers", "0,2"}, "--workers"},
 		"bench duration":   {[]string{"bench", "--duration", "0s"}, "--duration 0s: must be positive"},
 		"bench strategy":   {[]string{"bench", "--strategy", "ordered,yolo"}, `unknown strategy "yolo"`},
+		"spec no file":     {[]string{"spec", "nosuch"}, `no scenario or file "nosuch"`},
+		"spec isolation":   {[]string{"spec", "write-skew", "--isolation", "chaos"}, `unknown isolation level "chaos"`},
+		"spec malformed":   {[]string{"spec", "testdata/bad.spec"}, "testdata/bad.spec:3:13: undefined step \"b\" in permutation"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

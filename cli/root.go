@@ -114,7 +114,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.dsn, "dsn", "", "PostgreSQL connection string (default: DATABASE_URL, then PG* variables, else a throwaway server)")
 	pf.StringVar(&a.schema, "schema", db.DefaultSchema, "schema the ledger lives in (lets many users share one server)")
 	pf.DurationVar(&a.deadlockTimeout, "deadlock-timeout", time.Second, "deadlock_timeout of the throwaway server")
-	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand())
+	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand(), a.scenariosCommand())
 	return root
 }
 

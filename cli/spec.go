@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,9 +16,10 @@ func (a *app) specCommand() *cobra.Command {
 	var (
 		permutation int
 		stuckAfter  time.Duration
+		isolation   string
 	)
 	cmd := &cobra.Command{
-		Use:   "spec FILE",
+		Use:   "spec FILE|SCENARIO",
 		Short: "Run a PostgreSQL isolation-tester spec file and print the tester's output",
 		Long: "spec reads a spec file in the format of PostgreSQL's isolation tester (src/test/isolation/specs) and\n" +
 			"runs its permutations — or every interleaving when it lists none — on real sessions, printing output in\n" +
@@ -25,11 +27,7 @@ func (a *app) specCommand() *cobra.Command {
 			"server says so. A permutation that can make no progress is reported, not left to hang.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, err := os.ReadFile(args[0])
-			if err != nil {
-				return badInput(fmt.Errorf("reading the spec: %w", err))
-			}
-			s, err := spec.Parse(args[0], src)
+			s, err := loadSpec(args[0], isolation)
 			if err != nil {
 				return badInput(err)
 			}
@@ -54,6 +52,42 @@ func (a *app) specCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&permutation, "permutation", 0, "run only permutation K (counting from 1)")
+	cmd.Flags().StringVar(&isolation, "isolation", "", "isolation level for a built-in scenario: read-committed, repeatable-read, serializable")
 	cmd.Flags().DurationVar(&stuckAfter, "stuck-after", 2*time.Second, "how long every running step may wait, with no deadlock to break, before one is cancelled")
 	return cmd
+}
+
+// loadSpec reads a spec file, or else a built-in scenario of that name.
+func loadSpec(arg, isolation string) (*spec.Spec, error) {
+	src, err := os.ReadFile(arg)
+	switch {
+	case err == nil:
+		if isolation != "" {
+			return nil, errors.New("--isolation applies to built-in scenarios; a spec file sets its own levels")
+		}
+		return spec.Parse(arg, src)
+	case errors.Is(err, os.ErrNotExist) && !strings.ContainsAny(arg, "/."):
+		return spec.LoadBuiltin(arg, isolation)
+	}
+	return nil, fmt.Errorf("reading the spec: %w", err)
+}
+
+func (a *app) scenariosCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "scenarios",
+		Short: "List the built-in scenarios (run one with lockstep spec NAME)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			for _, b := range spec.Builtins() {
+				fmt.Fprintf(out, "%-18s %s\n", b.Name, b.Summary)
+				for _, level := range spec.IsolationLevels() {
+					if o, ok := b.Outcomes[level]; ok {
+						fmt.Fprintf(out, "%-18s   %-16s %s\n", "", level+":", o)
+					}
+				}
+			}
+			return nil
+		},
+	}
 }

@@ -28,15 +28,19 @@ func TestExpectedOutputs(t *testing.T) {
 	for _, out := range outs {
 		name := strings.TrimSuffix(filepath.Base(out), ".out")
 		t.Run(name, func(t *testing.T) {
-			src, err := os.ReadFile(filepath.Join("testdata", name+".spec"))
-			if err != nil {
-				t.Fatal(err)
-			}
 			want, err := os.ReadFile(out)
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := spec.Parse(name+".spec", src)
+			var s *spec.Spec
+			if builtin, ok := strings.CutPrefix(name, "builtin-"); ok {
+				s, err = spec.LoadBuiltin(builtin, "")
+			} else {
+				var src []byte
+				if src, err = os.ReadFile(filepath.Join("testdata", name+".spec")); err == nil {
+					s, err = spec.Parse(name+".spec", src)
+				}
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,5 +55,58 @@ func TestExpectedOutputs(t *testing.T) {
 				t.Errorf("output differs from %s:\n--- want\n%s\n--- got\n%s", out, want, got.String())
 			}
 		})
+	}
+}
+
+// TestBuiltinOutcomes runs every built-in scenario that takes an isolation
+// level at each level and checks the outcome its header states: whether the
+// anomaly shows in the data (its last step, "anomaly", says so), and whether
+// PostgreSQL prevented it by a wait or a serialization failure.
+func TestBuiltinOutcomes(t *testing.T) {
+	checked := 0
+	for _, b := range spec.Builtins() {
+		if b.Summary == "" {
+			t.Errorf("%s has no summary", b.Name)
+		}
+		if !b.TakesIsolation() {
+			continue
+		}
+		for _, level := range spec.IsolationLevels() {
+			want, ok := b.Outcomes[level]
+			if !ok {
+				t.Errorf("%s states no outcome at %s", b.Name, level)
+				continue
+			}
+			t.Run(b.Name+"/"+level, func(t *testing.T) {
+				s, err := spec.LoadBuiltin(b.Name, level)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out bytes.Buffer
+				r := &spec.Runner{DB: dbtest.DB(t), Out: &out, RunID: "builtin", StuckAfter: time.Second}
+				if err := r.Run(context.Background(), s, 0); err != nil {
+					t.Fatal(err)
+				}
+				text := out.String()
+				i := strings.LastIndex(text, "step anomaly:")
+				if i < 0 {
+					t.Fatalf("no anomaly step in:\n%s", text)
+				}
+				sawAnomaly := strings.Contains(text[i:], "\nt      \n") || strings.Contains(text[i:], "\nt\n")
+				if got := strings.HasPrefix(want, "anomaly"); got != sawAnomaly {
+					t.Errorf("stated %q, but the anomaly showed: %v\n%s", want, sawAnomaly, text)
+				}
+				if strings.Contains(want, "serialization failure") != strings.Contains(text, "ERROR:  could not serialize access") {
+					t.Errorf("stated %q:\n%s", want, text)
+				}
+				if strings.Contains(want, "waits") && !strings.Contains(text, "<waiting ...>") {
+					t.Errorf("stated %q, but nothing waited:\n%s", want, text)
+				}
+			})
+			checked++
+		}
+	}
+	if checked < 18 {
+		t.Errorf("only %d scenario × level outcomes checked", checked)
 	}
 }

@@ -1,0 +1,93 @@
+package spec
+
+import (
+	"embed"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+)
+
+// builtinFS holds the built-in scenarios. A scenario may contain
+// {{ISOLATION}}, replaced by the isolation level it is run at, and says in
+// its header comments what it shows ("# summary: …") and what PostgreSQL
+// does at each level ("# outcome read committed: …").
+//
+//go:embed builtin/*.spec
+var builtinFS embed.FS
+
+// IsolationLevels are the levels a scenario can be run at, weakest first.
+func IsolationLevels() []string {
+	return []string{"read committed", "repeatable read", "serializable"}
+}
+
+// Builtin is one scenario of the built-in library.
+type Builtin struct {
+	Name    string
+	Summary string
+	// Outcomes says what PostgreSQL does at each isolation level, for
+	// scenarios that take one; each starts "anomaly:" or "prevented:".
+	Outcomes map[string]string
+	source   string
+}
+
+// Builtins lists the built-in scenarios by name.
+func Builtins() []Builtin {
+	entries, _ := builtinFS.ReadDir("builtin")
+	var out []Builtin
+	for _, e := range entries {
+		src, _ := builtinFS.ReadFile(path.Join("builtin", e.Name()))
+		b := Builtin{Name: strings.TrimSuffix(e.Name(), ".spec"), source: string(src), Outcomes: map[string]string{}}
+		for _, line := range strings.Split(b.source, "\n") {
+			if rest, ok := strings.CutPrefix(line, "# summary: "); ok {
+				b.Summary = rest
+			}
+			if rest, ok := strings.CutPrefix(line, "# outcome "); ok {
+				if level, outcome, ok := strings.Cut(rest, ": "); ok {
+					b.Outcomes[level] = outcome
+				}
+			}
+		}
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// TakesIsolation says whether the scenario is run at a chosen isolation level.
+func (b Builtin) TakesIsolation() bool { return strings.Contains(b.source, "{{ISOLATION}}") }
+
+// ParseIsolation reads a level as "repeatable read", "repeatable-read" or "REPEATABLE READ".
+func ParseIsolation(s string) (string, error) {
+	level := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), "-", " "))
+	for _, l := range IsolationLevels() {
+		if level == l {
+			return l, nil
+		}
+	}
+	return "", fmt.Errorf("unknown isolation level %q: use read-committed, repeatable-read or serializable", s)
+}
+
+// LoadBuiltin parses scenario name, at isolation level (read committed when
+// empty) for scenarios that take one.
+func LoadBuiltin(name, isolation string) (*Spec, error) {
+	for _, b := range Builtins() {
+		if b.Name != name {
+			continue
+		}
+		level := "read committed"
+		if isolation != "" {
+			var err error
+			if level, err = ParseIsolation(isolation); err != nil {
+				return nil, err
+			}
+		}
+		src := strings.ReplaceAll(b.source, "{{ISOLATION}}", strings.ToUpper(level))
+		return Parse(name+".spec", []byte(src))
+	}
+	var names []string
+	for _, b := range Builtins() {
+		names = append(names, b.Name)
+	}
+	return nil, fmt.Errorf("no scenario or file %q: the built-in scenarios are %s (see lockstep scenarios)", name, strings.Join(names, ", "))
+}
