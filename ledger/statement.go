@@ -52,6 +52,9 @@ type Script struct {
 	Vars       Vars
 }
 
+// Len is the number of statements.
+func (s *Script) Len() int { return len(s.Statements) }
+
 // SQL renders statement i with the values read so far, as a user could paste
 // it into psql. A value not read yet shows as <…>.
 func (s *Script) SQL(i int) string { return s.Statements[i].SQL(&s.Vars) }

@@ -19,6 +19,7 @@ import (
 	"lockstep/db"
 	"lockstep/ledger"
 	"lockstep/locks"
+	"lockstep/spec"
 )
 
 // Direction says which way the sessions' transfers go.
@@ -78,6 +79,10 @@ type Config struct {
 	// Init is SQL run on a session's connection when it connects, by session
 	// name: e.g. {"T1": {"SET deadlock_timeout = '10s'"}} to choose the victim.
 	Init map[string][]string
+	// Scenario, if set, replaces the transfers: its sessions' steps are the
+	// scripts, its setup and teardown blocks replace the ledger. Name names it.
+	Scenario     *spec.Spec
+	ScenarioName string
 }
 
 // Transfers is each session's transfer under the config.
@@ -101,6 +106,15 @@ func (c Config) transfers() []ledger.Transfer {
 
 // Validate reports a config that cannot run, in words a user can act on.
 func (c Config) Validate() error {
+	if c.Scenario != nil {
+		if n := len(c.Scenario.Sessions); n < 1 || n > MaxSessions {
+			return fmt.Errorf("the scenario has %d sessions; lockstep steps 1 to %d", n, MaxSessions)
+		}
+		if c.Sessions != len(c.Scenario.Sessions) {
+			return fmt.Errorf("%d sessions for a scenario of %d", c.Sessions, len(c.Scenario.Sessions))
+		}
+		return nil
+	}
 	if c.Sessions < MinSessions || c.Sessions > MaxSessions {
 		return fmt.Errorf("--sessions %d: choose %d to %d", c.Sessions, MinSessions, MaxSessions)
 	}
@@ -191,15 +205,24 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if _, err = e.ctl.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
 		return nil, fmt.Errorf("setting up the control connection: %w", err)
 	}
-	if err = cfg.Ledger.Reset(ctx, e.ctl, cfg.DB.Schema(), cfg.Setup); err != nil {
+	if err = e.prepare(ctx); err != nil {
 		return nil, err
 	}
-	transfers := cfg.transfers()
+	var transfers []ledger.Transfer
+	if cfg.Scenario == nil {
+		transfers = cfg.transfers()
+	} else {
+		transfers = make([]ledger.Transfer, cfg.Sessions)
+	}
 	for i := range cfg.Sessions {
 		s := &session{e: e, idx: i, name: fmt.Sprintf("T%d", i+1), transfer: transfers[i], jobs: make(chan job, 1), ctl: make(chan ctlJob), errAt: -1}
-		s.script = cfg.Strategy.Script(s.transfer, cfg.DB.Schema())
+		s.script = e.scriptFor(s)
 		if err = s.connect(ctx); err != nil {
 			return nil, fmt.Errorf("starting session %s: %w", s.name, err)
+		}
+		if err = e.sessionSetup(ctx, s, s.conn); err != nil {
+			s.conn.Close(ctx)
+			return nil, err
 		}
 		s.pid = s.conn.PgConn().PID()
 		e.sessions = append(e.sessions, s)
@@ -289,7 +312,7 @@ func (e *Engine) Step(i int) error {
 		return fmt.Errorf("%s: %w", s.name, ErrBusy)
 	case s.state == Failed:
 		return fmt.Errorf("%s: %w", s.name, ErrFailed)
-	case s.finished || s.next >= len(s.script.Statements):
+	case s.finished || s.next >= s.script.Len():
 		return fmt.Errorf("%s: %w", s.name, ErrFinished)
 	}
 	e.dispatch(s, job{step: s.next, sql: s.script.SQL(s.next)})
@@ -379,6 +402,9 @@ func (e *Engine) Terminate(ctx context.Context, i int) error {
 // outside every session's transaction. While a session holds the accounts
 // table exclusively it fails at once with a lock timeout (55P03) rather than wait.
 func (e *Engine) Books(ctx context.Context) ([]ledger.Account, ledger.Books, error) {
+	if e.cfg.Scenario != nil {
+		return nil, ledger.Books{}, ErrNoLedger
+	}
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
 	if err := e.reconnectControl(ctx); err != nil {
@@ -456,11 +482,20 @@ func (e *Engine) Reset(ctx context.Context) error {
 	e.ctlMu.Lock()
 	err := e.reconnectControl(ctx)
 	if err == nil {
-		err = e.cfg.Ledger.Reset(ctx, e.ctl, e.cfg.DB.Schema(), e.cfg.Setup)
+		if err = e.teardown(ctx); err == nil {
+			err = e.prepare(ctx)
+		}
 	}
 	e.ctlMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("re-creating the ledger: %w", err)
+	}
+	if e.cfg.Scenario != nil {
+		for _, s := range sessions {
+			if err := s.control(ctx, ctlSetup); err != nil {
+				return err
+			}
+		}
 	}
 	e.emit(Event{Gen: gen, Kind: ResetDone})
 	e.kickObserver()
@@ -503,6 +538,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	if e.ctl != nil {
 		e.ctlMu.Lock()
+		if err := e.teardown(ctx); err != nil {
+			errs = append(errs, err)
+		}
 		e.ctl.Close(ctx)
 		e.ctlMu.Unlock()
 		// Belt and braces: no backend of this run may outlive it.

@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"lockstep/db/dbtest"
 	"lockstep/ledger"
 	"lockstep/sim"
+	"lockstep/spec"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -78,7 +80,7 @@ func play(t *testing.T, eng *sim.Engine, order []int) outcome {
 	if err != nil {
 		t.Fatalf("Play: %v", err)
 	}
-	if _, o.books, err = eng.Books(ctx); err != nil {
+	if _, o.books, err = eng.Books(ctx); err != nil && !errors.Is(err, sim.ErrNoLedger) {
 		t.Fatal(err)
 	}
 	return o
@@ -415,5 +417,65 @@ func TestSchedulerOrderThenRoundRobin(t *testing.T) {
 	sessions[0].State, sessions[0].Finished = sim.Committed, true
 	if _, _, done := s.Next(sessions); !done {
 		t.Fatal("all finished but not done")
+	}
+}
+
+// TestScenarioSessions steps a built-in scenario's sessions through its
+// permutation: the lecture's foreign-key deadlock, whose session setups
+// make t2 the certain victim; closing the engine runs the teardown.
+func TestScenarioSessions(t *testing.T) {
+	t.Parallel()
+	sc, err := spec.LoadBuiltin("fk-deadlock", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The scenario's tables have fixed names: a schema of its own keeps it apart.
+	d := dbtest.Schema(t)
+	ctx := context.Background()
+	conn, err := d.Connect(ctx, "lockstep/test-setup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+d.Schema()); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := sim.New(ctx, sim.Config{DB: d, Scenario: sc, ScenarioName: "fk-deadlock", Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := eng.Sessions(); s[0].Label != "t1" || s[0].State != sim.InTransaction || len(s[0].Statements) != 3 {
+		t.Fatalf("after the session setups: %+v", s[0])
+	}
+	var order []int
+	for _, ps := range sc.Permutations[0].Steps {
+		for i, ss := range sc.Sessions {
+			if ps.Step.Session == ss {
+				order = append(order, i)
+			}
+		}
+	}
+	o := play(t, eng, order)
+	if o.deadlocks != 1 {
+		t.Errorf("%d deadlocks", o.deadlocks)
+	}
+	var victim string
+	for _, ev := range o.events {
+		if ev.Kind == sim.Error && ev.Err.SQLState == ledger.DeadlockDetected {
+			victim = ev.Session
+		}
+	}
+	if victim != "T2" {
+		t.Errorf("victim %q, want T2 (the shorter deadlock_timeout)", victim)
+	}
+	if _, _, err := eng.Books(ctx); !errors.Is(err, sim.ErrNoLedger) {
+		t.Errorf("Books in a scenario: %v", err)
+	}
+	if err := eng.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var tables int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = $1", d.Schema()).Scan(&tables); err != nil || tables != 0 {
+		t.Fatalf("%d tables left after the teardown (%v)", tables, err)
 	}
 }

@@ -9,7 +9,9 @@ import (
 
 // SessionInfo is a copy of where one session stands, for views.
 type SessionInfo struct {
-	Name     string
+	Name string
+	// Label is the scenario's name for the session ("s1"), "" for transfers.
+	Label    string
 	Index    int
 	Pid      uint32
 	State    State
@@ -46,7 +48,7 @@ func (e *Engine) Sessions() []SessionInfo {
 	defer e.mu.Unlock()
 	out := make([]SessionInfo, len(e.sessions))
 	for i, s := range e.sessions {
-		stmts := make([]string, len(s.script.Statements))
+		stmts := make([]string, s.script.Len())
 		for k := range stmts {
 			stmts[k] = s.script.SQL(k)
 		}
@@ -55,7 +57,7 @@ func (e *Engine) Sessions() []SessionInfo {
 			cur = s.curStep
 		}
 		out[i] = SessionInfo{
-			Name: s.name, Index: i, Pid: s.pid, State: s.state, Transfer: s.transfer,
+			Name: s.name, Label: e.label(i), Index: i, Pid: s.pid, State: s.state, Transfer: s.transfer,
 			Statements: stmts, Next: s.next, Finished: s.finished, Current: s.current, CurrentStep: cur,
 			StartedAt: s.startedAt, LastErr: s.lastErr, ErrAt: s.errAt,
 			BlockedBy: append([]string(nil), s.blockedBy...), Waits: append([]locks.Edge(nil), s.waits...),

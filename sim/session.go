@@ -29,7 +29,7 @@ type session struct {
 	conn *pgx.Conn
 
 	pid       uint32
-	script    *ledger.Script
+	script    Script
 	next      int  // the script's next statement
 	finished  bool // the script has ended: committed, rolled back, or given up
 	state     State
@@ -56,6 +56,7 @@ type ctlKind int
 const (
 	ctlRewind ctlKind = iota // roll back, reconnect if lost, rewind the script
 	ctlClose                 // roll back and close the connection
+	ctlSetup                 // run the scenario session's setup
 )
 
 type ctlJob struct {
@@ -123,8 +124,15 @@ func (s *session) doControl(c ctlJob) error {
 		if s.conn.PgConn().TxStatus() != 'I' {
 			_, _ = s.conn.Exec(c.ctx, "ROLLBACK")
 		}
+		e.sessionTeardown(c.ctx, s)
 		return s.conn.Close(c.ctx)
+	case ctlSetup:
+		return e.sessionSetup(c.ctx, s, s.conn)
 	case ctlRewind:
+		if s.conn != nil && !s.conn.IsClosed() && s.conn.PgConn().TxStatus() != 'I' {
+			_, _ = s.conn.Exec(c.ctx, "ROLLBACK")
+		}
+		e.sessionTeardown(c.ctx, s)
 		if s.conn == nil || s.conn.IsClosed() {
 			if err := s.connect(c.ctx); err != nil {
 				return err
@@ -135,7 +143,7 @@ func (s *session) doControl(c ctlJob) error {
 			}
 		}
 		e.mu.Lock()
-		s.script = e.cfg.Strategy.Script(s.transfer, e.cfg.DB.Schema())
+		s.script = e.scriptFor(s)
 		s.next, s.finished, s.state, s.lastErr, s.errAt = 0, false, Idle, nil, -1
 		s.blockedBy, s.waits, s.waitKey, s.waited, s.current = nil, nil, "", false, ""
 		s.pid = s.conn.PgConn().PID()
@@ -218,7 +226,7 @@ func (s *session) run(j job) {
 	case isPg && pgErr.Severity != "FATAL" && pgErr.Severity != "PANIC" && !s.conn.IsClosed():
 		se := &StatementError{SQLState: pgErr.Code, Severity: pgErr.Severity, Message: pgErr.Message, Detail: pgErr.Detail, Hint: pgErr.Hint}
 		// As application code would, a failed scripted transfer rolls back and gives up.
-		rollback := j.step >= 0 && e.cfg.Strategy.Transactional && s.conn.PgConn().TxStatus() == 'E'
+		rollback := j.step >= 0 && e.autoRollbackOnError() && s.conn.PgConn().TxStatus() == 'E'
 		s.finish(j, r, se, rollback)
 		if rollback {
 			s.run(job{gen: j.gen, seq: j.seq, step: autoRollback, sql: "ROLLBACK"})
@@ -286,7 +294,7 @@ func (s *session) finish(j job, r result, se *StatementError, rollbackNext bool)
 	}
 	if j.step >= 0 && se == nil {
 		s.next = j.step + 1
-		if s.next >= len(s.script.Statements) {
+		if s.next >= s.script.Len() {
 			s.finished = true
 		}
 	}
@@ -295,7 +303,7 @@ func (s *session) finish(j job, r result, se *StatementError, rollbackNext bool)
 		// the script is over.
 		s.finished = true
 	}
-	if j.step >= 0 && se != nil && !e.cfg.Strategy.Transactional {
+	if j.step >= 0 && se != nil && e.cfg.Scenario == nil && !e.cfg.Strategy.Transactional {
 		s.finished = true
 	}
 	s.current = ""

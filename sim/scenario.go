@@ -1,0 +1,112 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"lockstep/spec"
+)
+
+// Script is what a session steps through: a transfer under a strategy, or
+// a scenario session's steps.
+type Script interface {
+	Len() int
+	SQL(i int) string
+	Record(i int, row []any) error
+}
+
+// stepsScript is a scenario session's steps.
+type stepsScript []*spec.Step
+
+func (s stepsScript) Len() int                { return len(s) }
+func (s stepsScript) SQL(i int) string        { return s[i].SQL }
+func (s stepsScript) Record(int, []any) error { return nil }
+func (s stepsScript) Name(i int) string       { return s[i].Name }
+func (s stepsScript) stepNames() (names []string) {
+	for _, st := range s {
+		names = append(names, st.Name)
+	}
+	return names
+}
+
+// ErrNoLedger is returned by Books in a scenario run, which has no ledger.
+var ErrNoLedger = errors.New("this scenario has no ledger")
+
+// scriptFor builds session i's script afresh.
+func (e *Engine) scriptFor(s *session) Script {
+	if sc := e.cfg.Scenario; sc != nil {
+		return stepsScript(sc.Sessions[s.idx].Steps)
+	}
+	return e.cfg.Strategy.Script(s.transfer, e.cfg.DB.Schema())
+}
+
+// autoRollbackOnError says whether a failed script statement rolls the
+// transaction back and ends the script, as application code would: yes for
+// the transfer strategies, no for scenarios, whose author decides.
+func (e *Engine) autoRollbackOnError() bool {
+	return e.cfg.Scenario == nil && e.cfg.Strategy.Transactional
+}
+
+// prepare makes the data the sessions work on: the ledger, or a scenario's
+// global setup blocks. It runs on the control connection.
+func (e *Engine) prepare(ctx context.Context) error {
+	sc := e.cfg.Scenario
+	if sc == nil {
+		return e.cfg.Ledger.Reset(ctx, e.ctl, e.cfg.DB.Schema(), e.cfg.Setup)
+	}
+	for _, sql := range sc.Setup {
+		if _, err := e.ctl.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("the scenario's setup failed: %w", err)
+		}
+	}
+	return nil
+}
+
+// teardown runs a scenario's global teardown, so that the database is left
+// as it was found; the ledger stays for the user to look at.
+func (e *Engine) teardown(ctx context.Context) error {
+	sc := e.cfg.Scenario
+	if sc == nil || sc.Teardown == "" {
+		return nil
+	}
+	if _, err := e.ctl.Exec(ctx, sc.Teardown); err != nil {
+		return fmt.Errorf("the scenario's teardown failed: %w", err)
+	}
+	return nil
+}
+
+// sessionSetup runs a scenario session's setup on its connection; a setup
+// that opens a transaction leaves the session in it.
+func (e *Engine) sessionSetup(ctx context.Context, s *session, conn *pgx.Conn) error {
+	sc := e.cfg.Scenario
+	if sc == nil || sc.Sessions[s.idx].Setup == "" {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, sc.Sessions[s.idx].Setup); err != nil {
+		return fmt.Errorf("the setup of session %s failed: %w", sc.Sessions[s.idx].Name, err)
+	}
+	if conn.PgConn().TxStatus() == 'T' {
+		e.mu.Lock()
+		s.state = InTransaction
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+// sessionTeardown runs a scenario session's teardown before it closes.
+func (e *Engine) sessionTeardown(ctx context.Context, s *session) {
+	if sc := e.cfg.Scenario; sc != nil && sc.Sessions[s.idx].Teardown != "" && s.conn != nil && !s.conn.IsClosed() {
+		_, _ = s.conn.Exec(ctx, sc.Sessions[s.idx].Teardown)
+	}
+}
+
+// label is how views name a session: its scenario name, or "".
+func (e *Engine) label(i int) string {
+	if sc := e.cfg.Scenario; sc != nil {
+		return sc.Sessions[i].Name
+	}
+	return ""
+}
