@@ -88,7 +88,10 @@ func Execute(ctx context.Context, schemaSQL string, args []string, stdout, stder
 }
 
 func (a *app) rootCommand() *cobra.Command {
-	var tuiFlags runFlags
+	var (
+		tuiFlags runFlags
+		scenario scenarioFlags
+	)
 	root := &cobra.Command{
 		Use:   "lockstep",
 		Short: "Step real PostgreSQL sessions through a money transfer and watch their locks",
@@ -103,10 +106,11 @@ func (a *app) rootCommand() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runTUI(cmd, &tuiFlags)
+			return a.runTUI(cmd, &tuiFlags, &scenario)
 		},
 	}
 	tuiFlags.register(root, "for-update")
+	scenario.register(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return badInput(fmt.Errorf("%w; see --help", err))
 	})

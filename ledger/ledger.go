@@ -114,6 +114,27 @@ func (l *Ledger) Reset(ctx context.Context, conn *pgx.Conn, schema string, setup
 	})
 }
 
+// EnsureSchema creates schema, marked as lockstep's, if it does not exist,
+// for runs that put other tables there (scenarios); a later reset may then
+// drop it.
+func EnsureSchema(ctx context.Context, conn *pgx.Conn, schema string) error {
+	ident := pgx.Identifier{schema}.Sanitize()
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil {
+		return fmt.Errorf("looking up schema %s: %w", schema, err)
+	}
+	if exists {
+		return nil
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+ident); err != nil {
+			return fmt.Errorf("creating schema %s: %w", schema, err)
+		}
+		_, err := tx.Exec(ctx, "COMMENT ON SCHEMA "+ident+" IS '"+schemaMark+"'")
+		return err
+	})
+}
+
 // Accounts reads every account, in id order.
 func Accounts(ctx context.Context, q Querier) ([]Account, error) {
 	rows, err := q.Query(ctx, "SELECT id, owner, balance, opening_balance FROM accounts ORDER BY id")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"lockstep/ledger"
 	"lockstep/spec"
 )
 
@@ -56,6 +57,13 @@ func (e *Engine) prepare(ctx context.Context) error {
 	sc := e.cfg.Scenario
 	if sc == nil {
 		return e.cfg.Ledger.Reset(ctx, e.ctl, e.cfg.DB.Schema(), e.cfg.Setup)
+	}
+	// The scenario's tables go in the run's schema (search_path), so that
+	// students sharing a server do not collide.
+	if schema := e.cfg.DB.Schema(); schema != "" {
+		if err := ledger.EnsureSchema(ctx, e.ctl, schema); err != nil {
+			return err
+		}
 	}
 	for _, sql := range sc.Setup {
 		if _, err := e.ctl.Exec(ctx, sql); err != nil {

@@ -33,6 +33,11 @@ type Options struct {
 	Order []int
 	// Server describes the database for the header.
 	Server string
+	// Transfers is the transfer set-up the strategy menu returns to when the
+	// run started with a scenario (Config.Scenario set).
+	Transfers sim.Config
+	// ScenarioSummary is the header's line for a scenario.
+	ScenarioSummary string
 }
 
 // Run shows the interface until the user quits or ctx ends, then rolls back
@@ -162,6 +167,14 @@ func New(ctx context.Context, opts Options) *Model {
 	return m
 }
 
+// runName is what the run is: its strategy, or its scenario.
+func (m *Model) runName() string {
+	if m.cfg.Scenario != nil {
+		return "scenario " + m.cfg.ScenarioName
+	}
+	return m.cfg.Strategy.Name
+}
+
 // Close rolls back the sessions and closes the engine.
 func (m *Model) Close() { m.engines.swap(context.WithoutCancel(m.ctx), nil) }
 
@@ -251,15 +264,18 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.runID, m.deadlock = msg.eng.RunID(), msg.eng.Observer().DeadlockTimeout()
 		m.resetView()
 		m.sessions = msg.eng.Sessions()
-		m.logLine("", fmt.Sprintf("ready: %s, %d sessions", m.cfg.Strategy.Name, m.cfg.Sessions), sim.ResetDone, false)
+		m.logLine("", fmt.Sprintf("ready: %s, %d sessions", m.runName(), m.cfg.Sessions), sim.ResetDone, false)
 		if ok, note := msg.eng.Observer().RowLocksAvailable(); !ok {
 			m.logLine("", note, sim.ResetDone, true)
+		}
+		if m.cfg.Scenario != nil {
+			return m, waitEvents(m.engID, m.eng) // a scenario has no ledger to read
 		}
 		m.booksPending++
 		return m, tea.Batch(waitEvents(m.engID, m.eng), readBooks(m.ctx, m.engID, m.gen, m.eng))
 	case engineFailedMsg:
 		if msg.id == m.engID {
-			m.starting, m.fatal = false, msg.err.Error()
+			m.starting, m.fatal, m.eng = false, msg.err.Error(), nil
 		}
 		return m, nil
 	case eventsMsg:
@@ -369,7 +385,7 @@ func (m *Model) handleEvents(events []sim.Event) tea.Cmd {
 	if m.eng != nil {
 		m.sessions = m.eng.Sessions()
 	}
-	if readAgain && m.eng != nil {
+	if readAgain && m.eng != nil && m.cfg.Scenario == nil {
 		m.booksPending++
 		return readBooks(m.ctx, m.engID, m.gen, m.eng)
 	}
@@ -535,12 +551,16 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.mode = modeStrategy
 		m.menu = 0
 		for i, s := range ledger.Strategies() {
-			if s.Name == m.cfg.Strategy.Name {
+			if m.cfg.Strategy != nil && s.Name == m.cfg.Strategy.Name {
 				m.menu = i
 			}
 		}
 		return nil
 	case key.Matches(msg, k.Setup):
+		if m.cfg.Scenario != nil {
+			m.status = "the set-up form is for the transfer strategies; m picks one"
+			return nil
+		}
 		m.mode, m.form = modeSetup, newSetupForm(m.cfg)
 		return nil
 	}
@@ -684,6 +704,11 @@ func (m *Model) strategyKey(msg tea.KeyPressMsg) tea.Cmd {
 	case "enter", "space":
 		m.mode = modeNormal
 		cfg := m.cfg
+		if cfg.Scenario != nil {
+			// Leaving the scenario for the transfers.
+			cfg = m.opts.Transfers
+			cfg.DB = m.opts.DB
+		}
 		cfg.Strategy = all[m.menu]
 		m.cfg = cfg
 		m.logLine("", "strategy "+cfg.Strategy.Name+": the run starts again", sim.ResetDone, false)

@@ -12,6 +12,7 @@ import (
 	"lockstep/db/dbtest"
 	"lockstep/ledger"
 	"lockstep/sim"
+	"lockstep/spec"
 )
 
 func TestMain(m *testing.M) {
@@ -365,5 +366,54 @@ func TestResizeNeverPanics(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestScenarioInTheInterface loads a built-in scenario: its sessions step
+// its steps, autoplay plays its permutation, and the strategy menu leads
+// back to the transfers.
+func TestScenarioInTheInterface(t *testing.T) {
+	t.Parallel()
+	sc, err := spec.LoadBuiltin("lost-update", "repeatable read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := sc.SessionOrder(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions(t, "for-update")
+	transfers := opts.Config
+	opts.Transfers = transfers
+	opts.Config = sim.Config{Scenario: sc, ScenarioName: "lost-update", Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond}
+	opts.Order = order
+	opts.ScenarioSummary = "lost update"
+	m := New(context.Background(), opts)
+	m.masked = true
+	t.Cleanup(m.Close)
+	d := &driver{t: t, m: m, msgs: make(chan tea.Msg, 64)}
+	d.send(tea.WindowSizeMsg{Width: 120, Height: 40})
+	d.run(m.Init())
+	d.until("the scenario is ready", func() bool { return m.eng != nil && m.quiet() })
+	if s := d.screen(); !strings.Contains(s, "scenario lost-update") || !strings.Contains(s, "T1  session t1") || !strings.Contains(s, "a scenario has no ledger") {
+		t.Fatalf("scenario screen:\n%s", s)
+	}
+	d.key("a")
+	d.until("autoplay finishes", func() bool { return !m.autoplay && m.quiet() })
+	var failed bool
+	for _, l := range m.log {
+		failed = failed || strings.Contains(l.text, "could not serialize access due to concurrent update")
+	}
+	if !failed {
+		t.Errorf("REPEATABLE READ should stop the lost update with a serialization failure; log: %+v", m.log)
+	}
+	d.key("s")
+	if m.mode != modeNormal || !strings.Contains(m.status, "set-up form is for the transfer strategies") {
+		t.Errorf("s in a scenario: mode %v, status %q", m.mode, m.status)
+	}
+	d.key("m", "enter")
+	d.until("back to transfers", func() bool { return m.eng != nil && !m.starting && m.cfg.Scenario == nil && m.quiet() })
+	if m.cfg.Strategy.Name != "none" || len(m.sessions) != 2 {
+		t.Errorf("after the menu: %s with %d sessions", m.cfg.Strategy.Name, len(m.sessions))
 	}
 }

@@ -131,8 +131,11 @@ func (m *Model) panel(title string, lines []string, w, h int, focused bool) []st
 }
 
 func (m *Model) viewHeader() string {
-	s := m.cfg.Strategy
-	line1 := m.st.title.Render("lockstep") + "  " + m.st.accent.Render(s.Name) + m.st.subtle.Render(" — "+s.Summary)
+	name, summary := m.runName(), m.opts.ScenarioSummary
+	if m.cfg.Scenario == nil {
+		summary = m.cfg.Strategy.Summary
+	}
+	line1 := m.st.title.Render("lockstep") + "  " + m.st.accent.Render(name) + m.st.subtle.Render(" — "+summary)
 	run, poll, dt := m.runID, m.cfg.Poll.String(), m.deadlock.String()
 	if m.masked {
 		// The run id is random; deadlock_timeout is the test server's.
@@ -227,6 +230,9 @@ func (m *Model) badge(s sim.State) string {
 
 func (m *Model) sessionColumn(s sim.SessionInfo, w, h int) []string {
 	title := fmt.Sprintf("%s  %s from %d to %d", s.Name, s.Transfer.Amount.StringFixed(2), s.Transfer.From, s.Transfer.To)
+	if s.Label != "" {
+		title = fmt.Sprintf("%s  session %s", s.Name, s.Label)
+	}
 	if s.Index == m.sel {
 		title = m.st.selected.Render("▸ " + title)
 	} else {
@@ -499,6 +505,9 @@ func (m *Model) viewAccounts(w, h int) []string {
 	}
 	if m.booksErr != "" {
 		lines = append(lines, m.st.warn.Render(m.booksErr))
+	}
+	if m.cfg.Scenario != nil {
+		lines = append(lines, m.st.subtle.Render("a scenario has no ledger: its own tables, in its setup"))
 	}
 	return m.panel("Accounts", wrapAll(lines, w-4), w, h, false)
 }
