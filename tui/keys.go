@@ -10,29 +10,31 @@ type keyMap struct {
 	Cancel, Type      key.Binding
 	Strategy, Setup   key.Binding
 	Autoplay, Speed   key.Binding
+	Permutation       key.Binding
 	Up, Down          key.Binding
 	Reset, Help, Quit key.Binding
 }
 
 func newKeyMap() keyMap {
 	return keyMap{
-		Prev:     key.NewBinding(key.WithKeys("left", "shift+tab"), key.WithHelp("←/shift+tab", "previous session")),
-		Next:     key.NewBinding(key.WithKeys("right", "tab"), key.WithHelp("→/tab", "next session")),
-		Step:     key.NewBinding(key.WithKeys("space", "enter"), key.WithHelp("space", "step")),
-		StepN:    key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6", "7", "8", "9"), key.WithHelp("1–9", "step session N")),
-		Commit:   key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "commit")),
-		Rollback: key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "rollback")),
-		Cancel:   key.NewBinding(key.WithKeys("k"), key.WithHelp("k", "cancel waiting statement")),
-		Type:     key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "type SQL")),
-		Strategy: key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "strategy")),
-		Setup:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "set-up")),
-		Autoplay: key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "autoplay")),
-		Speed:    key.NewBinding(key.WithKeys("+", "-"), key.WithHelp("+/-", "autoplay speed")),
-		Up:       key.NewBinding(key.WithKeys("up"), key.WithHelp("↑/↓", "select lock or wait")),
-		Down:     key.NewBinding(key.WithKeys("down")),
-		Reset:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reset")),
-		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "all keys")),
-		Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+		Prev:        key.NewBinding(key.WithKeys("left", "shift+tab"), key.WithHelp("←/shift+tab", "previous session")),
+		Next:        key.NewBinding(key.WithKeys("right", "tab"), key.WithHelp("→/tab", "next session")),
+		Step:        key.NewBinding(key.WithKeys("space", "enter"), key.WithHelp("space", "step")),
+		StepN:       key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6", "7", "8", "9"), key.WithHelp("1–9", "step session N")),
+		Commit:      key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "commit")),
+		Rollback:    key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "rollback")),
+		Cancel:      key.NewBinding(key.WithKeys("k"), key.WithHelp("k", "cancel waiting statement")),
+		Type:        key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "type SQL")),
+		Strategy:    key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "strategy")),
+		Setup:       key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "set-up")),
+		Autoplay:    key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "autoplay")),
+		Speed:       key.NewBinding(key.WithKeys("+", "-"), key.WithHelp("+/-", "autoplay speed")),
+		Permutation: key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "scenario: next permutation for autoplay")),
+		Up:          key.NewBinding(key.WithKeys("up"), key.WithHelp("↑/↓", "select lock or wait")),
+		Down:        key.NewBinding(key.WithKeys("down")),
+		Reset:       key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reset")),
+		Help:        key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "all keys")),
+		Quit:        key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 	}
 }
 
@@ -46,7 +48,7 @@ func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Step, k.StepN, k.Prev, k.Next},
 		{k.Commit, k.Rollback, k.Cancel, k.Type},
-		{k.Strategy, k.Setup, k.Autoplay, k.Speed},
+		{k.Strategy, k.Setup, k.Autoplay, k.Speed, k.Permutation},
 		{k.Up, k.Reset, k.Help, k.Quit},
 	}
 }

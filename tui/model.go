@@ -136,6 +136,7 @@ type Model struct {
 
 	autoplay  bool
 	autoSeq   int
+	perm      int // the scenario permutation autoplay plays, counting from 1
 	speed     int // index into speeds
 	scheduler *sim.Scheduler
 
@@ -160,7 +161,7 @@ func New(ctx context.Context, opts Options) *Model {
 	in.CharLimit = 2000
 	m := &Model{
 		ctx: ctx, opts: opts, cfg: cfg, engines: &engines{}, isDark: true, st: newStyles(true),
-		keys: newKeyMap(), help: help.New(), input: in, itemSel: -1, speed: 2, starting: true,
+		keys: newKeyMap(), help: help.New(), input: in, itemSel: -1, speed: 2, starting: true, perm: 1,
 		scheduler: sim.NewScheduler(opts.Order), now: time.Now(),
 	}
 	m.help.Styles = help.DefaultStyles(true)
@@ -607,6 +608,22 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		if m.autoplay {
 			return m.autoplayBeat(autoplayMsg{seq: m.autoSeq})
 		}
+	case key.Matches(msg, k.Permutation):
+		sc := m.cfg.Scenario
+		if sc == nil || len(sc.Permutations) == 0 {
+			m.status = "p picks among a scenario's permutations; this run has none"
+			return nil
+		}
+		m.perm = m.perm%len(sc.Permutations) + 1
+		order, _ := sc.SessionOrder(m.perm)
+		m.opts.Order, m.autoplay = order, false
+		m.scheduler = sim.NewScheduler(order)
+		var names []string
+		for _, ps := range sc.Permutations[m.perm-1].Steps {
+			names = append(names, ps.Step.Name)
+		}
+		m.status = fmt.Sprintf("autoplay plays permutation %d of %d: %s (from where the sessions are; r resets)",
+			m.perm, len(sc.Permutations), strings.Join(names, " "))
 	case key.Matches(msg, k.Speed):
 		if msg.String() == "+" && m.speed > 0 {
 			m.speed--

@@ -407,6 +407,10 @@ func TestScenarioInTheInterface(t *testing.T) {
 	if !failed {
 		t.Errorf("REPEATABLE READ should stop the lost update with a serialization failure; log: %+v", m.log)
 	}
+	d.key("p")
+	if m.perm != 1 || !strings.Contains(m.status, "permutation 1 of 1: t1r t2r t1w t2w t1c t2c anomaly") {
+		t.Errorf("p with one permutation: perm %d, status %q", m.perm, m.status)
+	}
 	d.key("s")
 	if m.mode != modeNormal || !strings.Contains(m.status, "set-up form is for the transfer strategies") {
 		t.Errorf("s in a scenario: mode %v, status %q", m.mode, m.status)
