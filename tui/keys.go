@@ -4,15 +4,15 @@ import "charm.land/bubbles/v2/key"
 
 // keyMap is every key of the main screen.
 type keyMap struct {
-	Prev, Next        key.Binding
-	Step, StepN       key.Binding
-	Commit, Rollback  key.Binding
-	Cancel, Type      key.Binding
-	Strategy, Setup   key.Binding
-	Autoplay, Speed   key.Binding
-	Permutation       key.Binding
-	Up, Down          key.Binding
-	Reset, Help, Quit key.Binding
+	Prev, Next         key.Binding
+	Step, StepN        key.Binding
+	Commit, Rollback   key.Binding
+	Cancel, Type       key.Binding
+	Strategy, Setup    key.Binding
+	Autoplay, Speed    key.Binding
+	Permutation        key.Binding
+	Up, Down, Unselect key.Binding
+	Reset, Help, Quit  key.Binding
 }
 
 func newKeyMap() keyMap {
@@ -32,6 +32,7 @@ func newKeyMap() keyMap {
 		Permutation: key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "scenario: next permutation for autoplay")),
 		Up:          key.NewBinding(key.WithKeys("up"), key.WithHelp("↑/↓", "select lock or wait")),
 		Down:        key.NewBinding(key.WithKeys("down")),
+		Unselect:    key.NewBinding(key.WithKeys("esc")),
 		Reset:       key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reset")),
 		Help:        key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "all keys")),
 		Quit:        key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),

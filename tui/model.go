@@ -634,6 +634,8 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.moveItem(-1)
 	case key.Matches(msg, k.Down):
 		m.moveItem(+1)
+	case key.Matches(msg, k.Unselect):
+		m.itemSel = -1
 	}
 	return nil
 }

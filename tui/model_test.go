@@ -245,6 +245,13 @@ func TestTypedSQLKeys(t *testing.T) {
 	if m.itemSel < 0 {
 		t.Fatal("up lost the selection")
 	}
+	if !strings.Contains(d.screen(), "Explain — ") || strings.Contains(d.screen(), "│ Log") {
+		t.Errorf("a selection should widen the explain pane over the log:\n%s", d.screen())
+	}
+	d.key("esc")
+	if m.itemSel != -1 || !strings.Contains(d.screen(), "│ Log") {
+		t.Errorf("esc should clear the selection and bring the log back: %d\n%s", m.itemSel, d.screen())
+	}
 }
 
 func TestStrategyAndSetupKeys(t *testing.T) {

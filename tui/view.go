@@ -46,7 +46,11 @@ func (m *Model) render() string {
 	}
 	leftW := m.width * 60 / 100
 	rightW := m.width - leftW
-	explainTitle, explain := m.explainLines(leftW - 4)
+	explainW := leftW
+	if m.itemSel >= 0 {
+		explainW = m.width
+	}
+	explainTitle, explain := m.explainLines(explainW - 4)
 	// The explain pane grows to show a whole conflict table when something
 	// is selected; the session columns then scroll to their active statement.
 	lowH := max(bodyH*30/100, min(len(explain)+3, bodyH*45/100))
@@ -73,7 +77,13 @@ func (m *Model) render() string {
 	case modeSetup:
 		rows = append(rows, m.viewSetup(m.width, lowH)...)
 	default:
-		rows = append(rows, hjoin(m.panel(explainTitle, explain, leftW, lowH, false), m.viewLog(rightW, lowH))...)
+		if explainW == m.width {
+			// Explaining takes the whole width: the table-level conflict
+			// table is wider than the left column.
+			rows = append(rows, m.panel(explainTitle, explain, m.width, lowH, false)...)
+		} else {
+			rows = append(rows, hjoin(m.panel(explainTitle, explain, leftW, lowH, false), m.viewLog(rightW, lowH))...)
+		}
 	}
 	return header + "\n" + strings.Join(rows, "\n") + "\n" + footer
 }
@@ -453,9 +463,9 @@ func (m *Model) viewGraph(w, h int) []string {
 			if m.masked {
 				left = "··"
 			}
-			when = "server breaks it in " + left
+			when = "the server breaks it in " + left
 			if m.cycle.LikelyVictim != "" {
-				when += " · victim likely " + m.cycle.LikelyVictim
+				when = "broken in " + left + " · likely victim " + m.cycle.LikelyVictim
 			}
 		}
 		lines = append(lines, m.st.cycle.Render("↻ "+when))
