@@ -31,8 +31,8 @@ func (a *app) specCommand() *cobra.Command {
 			if err != nil {
 				return badInput(err)
 			}
-			if permutation < 0 {
-				return badInput(fmt.Errorf("--permutation %d: count from 1", permutation))
+			if n := s.NumPermutations(); permutation < 0 || permutation > n {
+				return badInput(fmt.Errorf("--permutation %d: the spec has %d permutations, counted from 1", permutation, n))
 			}
 			ctx := cmd.Context()
 			d, err := a.open(ctx)
@@ -42,11 +42,8 @@ func (a *app) specCommand() *cobra.Command {
 			defer d.Close()
 			r := &spec.Runner{DB: d, Out: cmd.OutOrStdout(), StuckAfter: stuckAfter}
 			err = r.Run(ctx, s, permutation)
-			switch {
-			case errors.Is(err, spec.ErrSetupFailed), errors.Is(err, spec.ErrStuck):
+			if errors.Is(err, spec.ErrSetupFailed) || errors.Is(err, spec.ErrStuck) {
 				return &ExitError{Code: ExitFailure, Err: err}
-			case err != nil && err.Error() != "" && permutation > 0:
-				return badInput(err)
 			}
 			return err
 		},

@@ -44,16 +44,7 @@ var ErrSetupFailed = errors.New("setup failed")
 // Run prints the header and runs the permutations: the spec's own, or every
 // interleaving when it lists none; only permutation k (1-based) when k > 0.
 func (r *Runner) Run(ctx context.Context, s *Spec, k int) error {
-	perms := s.Permutations
-	if len(perms) == 0 {
-		for _, steps := range s.AllPermutations() {
-			var p Permutation
-			for _, st := range steps {
-				p.Steps = append(p.Steps, PermutationStep{Step: st})
-			}
-			perms = append(perms, p)
-		}
-	}
+	perms := s.runPermutations()
 	if k > len(perms) || k < 0 {
 		return fmt.Errorf("--permutation %d: the spec has %d permutations", k, len(perms))
 	}
@@ -68,6 +59,26 @@ func (r *Runner) Run(ctx context.Context, s *Spec, k int) error {
 	}
 	return nil
 }
+
+// runPermutations are the permutations a run plays: the listed ones, or
+// every interleaving when none is listed.
+func (s *Spec) runPermutations() []Permutation {
+	if len(s.Permutations) > 0 {
+		return s.Permutations
+	}
+	var perms []Permutation
+	for _, steps := range s.AllPermutations() {
+		var p Permutation
+		for _, st := range steps {
+			p.Steps = append(p.Steps, PermutationStep{Step: st})
+		}
+		perms = append(perms, p)
+	}
+	return perms
+}
+
+// NumPermutations is how many permutations a run plays.
+func (s *Spec) NumPermutations() int { return len(s.runPermutations()) }
 
 // session is one spec session's connection and what it is doing.
 type session struct {
