@@ -47,7 +47,14 @@ type driver struct {
 	t    *testing.T
 	m    *Model
 	msgs chan tea.Msg
+	done chan struct{} // closed when the test ends: commands still running drop their message
 	quit bool
+}
+
+func newTestDriver(t *testing.T, m *Model) *driver {
+	d := &driver{t: t, m: m, msgs: make(chan tea.Msg, 64), done: make(chan struct{})}
+	t.Cleanup(func() { close(d.done) })
+	return d
 }
 
 func newDriver(t *testing.T, strategy string) *driver {
@@ -55,7 +62,7 @@ func newDriver(t *testing.T, strategy string) *driver {
 	m := New(context.Background(), testOptions(t, strategy))
 	m.masked = true
 	t.Cleanup(m.Close)
-	d := &driver{t: t, m: m, msgs: make(chan tea.Msg, 64)}
+	d := newTestDriver(t, m)
 	d.send(tea.WindowSizeMsg{Width: 120, Height: 40})
 	d.run(m.Init())
 	d.until("the engine is ready", func() bool { return m.eng != nil && m.quiet() })
@@ -64,7 +71,13 @@ func newDriver(t *testing.T, strategy string) *driver {
 
 func (d *driver) run(cmd tea.Cmd) {
 	if cmd != nil {
-		go func() { d.msgs <- cmd() }()
+		go func() {
+			msg := cmd()
+			select {
+			case d.msgs <- msg:
+			case <-d.done:
+			}
+		}()
 	}
 }
 
@@ -398,7 +411,7 @@ func TestScenarioInTheInterface(t *testing.T) {
 	m := New(context.Background(), opts)
 	m.masked = true
 	t.Cleanup(m.Close)
-	d := &driver{t: t, m: m, msgs: make(chan tea.Msg, 64)}
+	d := newTestDriver(t, m)
 	d.send(tea.WindowSizeMsg{Width: 120, Height: 40})
 	d.run(m.Init())
 	d.until("the scenario is ready", func() bool { return m.eng != nil && m.quiet() })
