@@ -497,7 +497,7 @@ func (e *Engine) Reset(ctx context.Context) error {
 			}
 		}
 	}
-	e.emit(Event{Gen: gen, Kind: ResetDone})
+	e.emit(Event{Gen: gen, Kind: ResetDone, Index: -1, Step: -1})
 	e.kickObserver()
 	return nil
 }

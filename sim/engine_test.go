@@ -100,7 +100,7 @@ func TestRoundRobinOutcomes(t *testing.T) {
 		{"for-update", sim.Same, 1, 1, 0, true, false},
 		{"for-no-key-update", sim.Same, 1, 0, 0, true, false},
 		{"naive", sim.Same, 0, 0, 0, false, false},
-		{"atomic", sim.Opposite, 2, 1, 0, true, false},
+		{"atomic", sim.Opposite, 1, 1, 0, true, false},
 		{"ordered", sim.Opposite, 1, 0, 0, true, false},
 		{"table-lock", sim.Same, 1, 0, 0, true, false},
 		{"advisory", sim.Opposite, 1, 0, 0, true, false},

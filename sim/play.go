@@ -112,6 +112,13 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 				return errors.New("the engine closed")
 			}
 			onEvent(ev)
+			if ev.Index < 0 {
+				// Not a session's event: a poll, a cycle, a reset.
+				if settle < 0 && ev.Kind != Polled {
+					break
+				}
+				continue
+			}
 			if settle < 0 {
 				if ev.Kind != Polled && ev.Kind != Started {
 					break
