@@ -12,6 +12,7 @@ import (
 
 	"lockstep/ledger"
 	"lockstep/sim"
+	"lockstep/spec"
 )
 
 // runFlags are the set-up flags shared by run and the TUI.
@@ -229,7 +230,7 @@ func (t *textTranscript) event(ev sim.Event) {
 				fmt.Fprintf(t.w, "  -- the server broke the deadlock: %s was chosen as the victim\n", ev.Session)
 			}
 		} else if len(ev.Columns) > 0 {
-			writeResultSet(t.w, ev.Columns, ev.Rows)
+			spec.WriteResultSet(t.w, ev.Columns, ev.Rows, nil)
 		}
 	case sim.ConnectionLost:
 		fmt.Fprintf(t.w, "step %s: %s\nconnection lost: %v\n", ev.Session, ev.SQL, ev.Cause)
@@ -252,64 +253,6 @@ func (t *textTranscript) end(accounts []ledger.Account, books ledger.Books, tl t
 	fmt.Fprintf(t.w, "balances: %s\n", strings.Join(parts, " · "))
 	fmt.Fprintln(t.w, books.Summary())
 	fmt.Fprintf(t.w, "waits %d · deadlocks %d · serialization failures %d\n", tl.waits, tl.deadlocks, tl.serializationFailures)
-}
-
-// writeResultSet prints rows the way the isolation tester does: columns
-// separated by |, a dashed rule, then "(N rows)" and a blank line.
-func writeResultSet(w io.Writer, columns []string, rows [][]string) {
-	widths := make([]int, len(columns))
-	for i, c := range columns {
-		widths[i] = len([]rune(c))
-	}
-	numeric := make([]bool, len(columns))
-	for i := range columns {
-		numeric[i] = len(rows) > 0
-		for _, r := range rows {
-			widths[i] = max(widths[i], len([]rune(r[i])))
-			if !looksNumeric(r[i]) {
-				numeric[i] = false
-			}
-		}
-	}
-	line := func(cells []string, header bool) string {
-		out := make([]string, len(cells))
-		for i, c := range cells {
-			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
-			if numeric[i] && !header {
-				out[i] = pad + c
-			} else {
-				out[i] = c + pad
-			}
-		}
-		return strings.TrimRight(strings.Join(out, "|"), " ")
-	}
-	fmt.Fprintln(w, line(columns, true))
-	rule := make([]string, len(columns))
-	for i := range rule {
-		rule[i] = strings.Repeat("-", widths[i])
-	}
-	fmt.Fprintln(w, strings.Join(rule, "+"))
-	for _, r := range rows {
-		fmt.Fprintln(w, line(r, false))
-	}
-	if len(rows) == 1 {
-		fmt.Fprintln(w, "(1 row)")
-	} else {
-		fmt.Fprintf(w, "(%d rows)\n", len(rows))
-	}
-	fmt.Fprintln(w)
-}
-
-func looksNumeric(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if (r < '0' || r > '9') && r != '.' && r != '-' {
-			return false
-		}
-	}
-	return true
 }
 
 // jsonTranscript prints one JSON object per event and a summary last.

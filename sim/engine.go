@@ -167,7 +167,6 @@ type Engine struct {
 	obsConn   *pgx.Conn
 	kick      chan struct{}
 	obsDone   chan struct{}
-	lastSnap  *locks.Snapshot
 	seenCycle map[string]bool
 	workers   sync.WaitGroup
 }
@@ -254,13 +253,6 @@ func (e *Engine) Observer() *locks.Observer {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.obs
-}
-
-// LastSnapshot is the observer's latest lock snapshot, nil before the first poll.
-func (e *Engine) LastSnapshot() *locks.Snapshot {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.lastSnap
 }
 
 // emit sends an event unless the engine is closing and nobody listens.

@@ -76,7 +76,6 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot) (unsettled boo
 		e.mu.Unlock()
 		return true // a reset happened mid-poll; look again
 	}
-	e.lastSnap = snap
 	for i, s := range e.sessions {
 		if !s.state.Busy() || s.seq != seqs[i] || s.current == "" {
 			continue
