@@ -32,6 +32,7 @@ func (a *app) chaosCommand() *cobra.Command {
 		Long: "chaos starts worker processes (lockstep itself) doing random transfers, kills one with SIGKILL every\n" +
 			"--kill-every — inside an open transaction whenever one is — and starts another, then checks the books:\n" +
 			"total unchanged, every balance = opening balance + entries, every transfer two entries summing to zero.\n" +
+			"A run makes --duration / --kill-every kills; when a slow machine delays them, it runs over until the last.\n" +
 			"Exit code 1 when the books are broken.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -165,7 +165,7 @@ func (p *process) read(sc *bufio.Scanner) {
 // Chaos resets the ledger, runs worker processes doing random transfers,
 // kills one with SIGKILL every KillEvery — inside an open transaction
 // whenever one is — and starts another in its place, then stops them all
-// and checks the books.
+// and checks the books. It always makes Duration/KillEvery kills.
 func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 	var res ChaosResult
 	if err := cfg.Validate(); err != nil {
@@ -239,8 +239,20 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 		}
 		return t
 	}
-	for time.Now().Before(deadline) {
-		wait := min(time.Until(nextKill), time.Until(deadline))
+	// A run of Duration makes Duration/KillEvery kills. On a slow machine
+	// (starting a worker process can take longer than KillEvery) the kills
+	// fall behind the clock; the run then lasts until the last one is done
+	// rather than cutting the count short.
+	planned := int(cfg.Duration / cfg.KillEvery)
+	for {
+		due := res.Kills < planned
+		if !due && !time.Now().Before(deadline) {
+			break
+		}
+		wake := deadline
+		if due {
+			wake = nextKill
+		}
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
@@ -249,10 +261,10 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 				cfg.Progress(Progress{Elapsed: time.Since(t0), Duration: cfg.Duration, Tally: sum(), Kills: res.Kills, KillsInTransaction: res.KillsInTransaction})
 			}
 			continue
-		case <-time.After(max(wait, 0)):
+		case <-time.After(max(time.Until(wake), 0)):
 		}
-		if time.Now().After(deadline) {
-			break
+		if !due {
+			continue
 		}
 		victim, inTx := pickVictim(ctx, ctl, runID, alive)
 		victim.mu.Lock()
