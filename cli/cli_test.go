@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"lockstep/cli"
+	"lockstep/db"
 	"lockstep/db/dbtest"
 )
 
@@ -97,6 +98,11 @@ func TestBadInputIsOneLineAndExitCode2(t *testing.T) {
 		"spec no file":     {[]string{"spec", "nosuch"}, `no scenario or file "nosuch"`},
 		"spec isolation":   {[]string{"spec", "write-skew", "--isolation", "chaos"}, `unknown isolation level "chaos"`},
 		"spec malformed":   {[]string{"spec", "testdata/bad.spec"}, "testdata/bad.spec:3:13: undefined step \"b\" in permutation"},
+		"spec coupled":     {[]string{"spec", "coupled"}, "coupled uses two databases (session T1@A): run it with lockstep run --scenario coupled"},
+		"spec pool":        {[]string{"spec", "pool"}, "pool is not a spec"},
+		"pool fix":         {[]string{"run", "--scenario", "pool", "--fix", "magic"}, `unknown pool fix "magic"`},
+		"pool size":        {[]string{"run", "--scenario", "pool", "--pool-size", "1"}, "--pool-size 1: at least 2"},
+		"resolve":          {[]string{"run", "--scenario", "coupled", "--resolve", "maybe"}, `--resolve "maybe": use commit or rollback`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -281,7 +287,87 @@ func TestChaosExitCodes(t *testing.T) {
 			t.Errorf("summary lacks %q: %s", k, lines[len(lines)-1])
 		}
 	}
-	if sum["invariant_ok"] != true || sum["kills"].(float64) < 10 {
+	// 3 s at one kill every 250 ms: 12 kills, however slow the machine.
+	if sum["invariant_ok"] != true || sum["kills"] != float64(12) {
 		t.Errorf("summary %v", sum)
+	}
+}
+
+// withTwoDBs is withDB for a two-database command: the schema is dropped
+// in lockstep_b too.
+func withTwoDBs(t *testing.T, args ...string) []string {
+	t.Helper()
+	args = withDB(t, args...)
+	schema := args[len(args)-1]
+	t.Cleanup(func() {
+		ctx := context.Background()
+		first, err := dbtest.DB(t).WithSchema(schema)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		second, err := db.OpenSecond(ctx, first, "")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn, err := second.Connect(ctx, "lockstep/test-cleanup")
+		if err == nil {
+			conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			conn.Close(ctx)
+		}
+	})
+	return args
+}
+
+func TestRunCoupledReportsTheDistributedDeadlock(t *testing.T) {
+	t.Parallel()
+	out, errOut, code := lockstep(t, withTwoDBs(t, "run", "--scenario", "coupled", "--json")...)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var summary struct {
+		Distributed int  `json:"distributed_deadlocks"`
+		Deadlocks   int  `json:"deadlocks"`
+		InSync      bool `json:"in_sync"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &summary); err != nil {
+		t.Fatal(err)
+	}
+	if summary.Distributed < 1 || summary.Deadlocks != 0 || !summary.InSync {
+		t.Errorf("summary %+v: want a distributed deadlock, no 40P01, the databases in sync after the rollback", summary)
+	}
+	if !strings.Contains(out, "distributed deadlock detected by lockstep: T1@A → T2@A → T2@B → T1@B → T1@A") {
+		t.Errorf("no detection line in:\n%s", out)
+	}
+	// --dsn2 naming the first database is refused.
+	args := withDB(t, "run", "--scenario", "coupled")
+	_, errOut, code = lockstep(t, append(args, "--dsn2", dbtest.DSN(t))...)
+	if code != cli.ExitBadInput || !strings.Contains(errOut, "--dsn2 names the same database") {
+		t.Errorf("--dsn2 = --dsn: exit %d, %q", code, errOut)
+	}
+	_, errOut, code = lockstep(t, append(args, "--dsn2", "postgres://bob:s3cretpw@host:port/x")...)
+	if code != cli.ExitBadInput || !strings.Contains(errOut, "invalid --dsn2") || strings.Contains(errOut, "s3cretpw") {
+		t.Errorf("unparsable --dsn2: exit %d, %q", code, errOut)
+	}
+}
+
+func TestRunPoolExhaustsAndTheFixesComplete(t *testing.T) {
+	t.Parallel()
+	out, errOut, code := lockstep(t, withTwoDBs(t, "run", "--scenario", "pool", "--pool-size", "3")...)
+	if code != cli.ExitOK || !strings.Contains(out, "3/3 in use, 0 idle, 3 waiting acquirers — exhausted") {
+		t.Fatalf("exit %d (%s):\n%s", code, errOut, out)
+	}
+	for _, fix := range []string{"up-front", "pool-per-database", "semaphore"} {
+		out, errOut, code := lockstep(t, withTwoDBs(t, "run", "--scenario", "pool", "--pool-size", "3", "--fix", fix, "--json")...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		var summary struct {
+			Exhausted bool `json:"exhausted"`
+			Completed int  `json:"completed"`
+		}
+		if code != cli.ExitOK || json.Unmarshal([]byte(lines[len(lines)-1]), &summary) != nil || summary.Exhausted || summary.Completed != 3 {
+			t.Errorf("--fix %s: exit %d (%s), summary %+v", fix, code, errOut, summary)
+		}
 	}
 }

@@ -63,6 +63,7 @@ func ExitCode(err error) int {
 type app struct {
 	ledger          *ledger.Ledger
 	dsn             string
+	dsn2            string
 	schema          string
 	deadlockTimeout time.Duration
 }
@@ -91,6 +92,7 @@ func (a *app) rootCommand() *cobra.Command {
 	var (
 		tuiFlags runFlags
 		scenario scenarioFlags
+		poolF    poolFlags
 	)
 	root := &cobra.Command{
 		Use:   "lockstep",
@@ -106,16 +108,18 @@ func (a *app) rootCommand() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runTUI(cmd, &tuiFlags, &scenario)
+			return a.runTUI(cmd, &tuiFlags, &scenario, &poolF)
 		},
 	}
 	tuiFlags.register(root, "for-update")
 	scenario.register(root)
+	poolF.register(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return badInput(fmt.Errorf("%w; see --help", err))
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.dsn, "dsn", "", "PostgreSQL connection string (default: DATABASE_URL, then PG* variables, else a throwaway server)")
+	pf.StringVar(&a.dsn2, "dsn2", "", "the second database of a two-database scenario such as coupled (default: database "+db.SecondName+" beside the first, created if missing)")
 	pf.StringVar(&a.schema, "schema", db.DefaultSchema, "schema the ledger lives in (lets many users share one server)")
 	pf.DurationVar(&a.deadlockTimeout, "deadlock-timeout", time.Second, "deadlock_timeout of the throwaway server")
 	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand(), a.scenariosCommand())

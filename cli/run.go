@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"lockstep/ledger"
+	"lockstep/locks"
 	"lockstep/sim"
 	"lockstep/spec"
 )
@@ -73,7 +74,10 @@ func (f *runFlags) config(a *app) (sim.Config, []int, error) {
 
 func (a *app) runCommand() *cobra.Command {
 	var rf runFlags
+	var sf scenarioFlags
+	var pf poolFlags
 	var asJSON bool
+	var resolve string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Step the sessions headless and print a transcript",
@@ -82,9 +86,22 @@ func (a *app) runCommand() *cobra.Command {
 			"tester, each wait explained, then the balances and whether the books are kept.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if sf.scenario == "pool" {
+				return a.runPool(cmd, &pf, asJSON)
+			}
+			commit, err := parseResolve(resolve)
+			if err != nil {
+				return err
+			}
 			cfg, order, err := rf.config(a)
 			if err != nil {
 				return err
+			}
+			summary := ""
+			if sf.scenario != "" {
+				if cfg, order, summary, err = sf.config(a, &rf); err != nil {
+					return err
+				}
 			}
 			ctx := cmd.Context()
 			d, err := a.open(ctx)
@@ -93,6 +110,11 @@ func (a *app) runCommand() *cobra.Command {
 			}
 			defer d.Close()
 			cfg.DB = d
+			if cfg.TwoDatabases() {
+				if cfg.DB2, err = a.openSecond(ctx, d); err != nil {
+					return err
+				}
+			}
 			eng, err := sim.New(ctx, cfg)
 			if err != nil {
 				return badInput(err)
@@ -104,36 +126,50 @@ func (a *app) runCommand() *cobra.Command {
 			} else {
 				t = &textTranscript{w: cmd.OutOrStdout()}
 			}
-			t.begin(eng, d.Describe())
-			var tally tally
-			err = eng.Play(ctx, sim.NewScheduler(order), func(ev sim.Event) {
-				tally.add(ev)
-				t.event(ev)
-			}, t.skipped)
-			if err != nil {
+			t.begin(eng, d.Describe(), summary)
+			r := &runner{eng: eng, t: t, commit: commit}
+			if err := r.play(ctx, sim.NewScheduler(order)); err != nil {
 				return fmt.Errorf("running the sessions: %w", err)
 			}
-			accounts, books, err := eng.Books(ctx)
-			if err != nil {
-				return fmt.Errorf("reading the balances: %w", err)
+			if err := r.finish(ctx); err != nil {
+				return err
 			}
-			t.end(accounts, books, tally)
 			return eng.Close(ctx)
 		},
 	}
 	rf.register(cmd, "for-update")
+	sf.register(cmd)
+	pf.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per event, then a summary object")
+	cmd.Flags().StringVar(&resolve, "resolve", "commit", "what to do with a prepared transaction the run leaves behind: commit or rollback (COMMIT/ROLLBACK PREPARED)")
 	return cmd
+}
+
+func parseResolve(s string) (commit bool, err error) {
+	switch s {
+	case "commit":
+		return true, nil
+	case "rollback":
+		return false, nil
+	}
+	return false, badInput(fmt.Errorf("--resolve %q: use commit or rollback", s))
 }
 
 // tally counts what a run did.
 type tally struct {
 	waits, deadlocks, serializationFailures int
 	errors                                  int
+	lockTimeouts                            int
+	distributed                             int // distributed deadlocks lockstep found
+	resolved                                int // prepared transactions lockstep finished
 }
 
 func (t *tally) add(ev sim.Event) {
 	switch ev.Kind {
+	case sim.DeadlockFormed:
+		if ev.Cycle.Distributed {
+			t.distributed++
+		}
 	case sim.WaitingForLock:
 		t.waits++
 	case sim.Error:
@@ -143,16 +179,20 @@ func (t *tally) add(ev sim.Event) {
 			t.deadlocks++
 		case ledger.SerializationFailure:
 			t.serializationFailures++
+		case "55P03":
+			t.lockTimeouts++
 		}
 	}
 }
 
 // transcript is one way of printing a run.
 type transcript interface {
-	begin(eng *sim.Engine, server string)
+	begin(eng *sim.Engine, server, summary string)
 	event(ev sim.Event)
 	skipped(session string)
-	end(accounts []ledger.Account, books ledger.Books, t tally)
+	// note is a line lockstep itself adds: what it found, what it does.
+	note(line string)
+	end(e runEnd)
 }
 
 // textTranscript prints in the style of PostgreSQL's isolation tester.
@@ -175,14 +215,28 @@ func (t *textTranscript) whoIs(msg string) string {
 	return strings.Join(parts, ", ")
 }
 
-func (t *textTranscript) begin(eng *sim.Engine, server string) {
+func (t *textTranscript) begin(eng *sim.Engine, server, summary string) {
 	t.waiting = map[string]bool{}
 	t.pids = map[string]string{}
 	cfg := eng.Config()
-	fmt.Fprintf(t.w, "run %s: strategy %s — %s\n", eng.RunID(), cfg.Strategy.Name, cfg.Strategy.Summary)
+	if cfg.Scenario != nil {
+		fmt.Fprintf(t.w, "run %s: scenario %s — %s\n", eng.RunID(), cfg.ScenarioName, summary)
+	} else {
+		fmt.Fprintf(t.w, "run %s: strategy %s — %s\n", eng.RunID(), cfg.Strategy.Name, cfg.Strategy.Summary)
+	}
 	fmt.Fprintf(t.w, "server: %s; deadlock_timeout %s\n", server, eng.Observer().DeadlockTimeout())
+	if cfg.TwoDatabases() {
+		fmt.Fprintf(t.w, "database A: %s · database B: %s\n", eng.Database("A").Label(), eng.Database("B").Label())
+	}
 	for _, s := range eng.Sessions() {
-		fmt.Fprintf(t.w, "%s: %s (pid %d)\n", s.Name, s.Transfer, s.Pid)
+		switch {
+		case cfg.Scenario == nil:
+			fmt.Fprintf(t.w, "%s: %s (pid %d)\n", s.Name, s.Transfer, s.Pid)
+		case s.Database != "":
+			fmt.Fprintf(t.w, "%s: logical session %s's connection to database %s (pid %d)\n", s.Name, locks.Logical(s.Name), s.Database, s.Pid)
+		default:
+			fmt.Fprintf(t.w, "%s: session %s (pid %d)\n", s.Name, s.Label, s.Pid)
+		}
 		t.pids[fmt.Sprint(s.Pid)] = s.Name
 	}
 	if ok, note := eng.Observer().RowLocksAvailable(); !ok {
@@ -235,6 +289,16 @@ func (t *textTranscript) event(ev sim.Event) {
 	case sim.ConnectionLost:
 		fmt.Fprintf(t.w, "step %s: %s\nconnection lost: %v\n", ev.Session, ev.SQL, ev.Cause)
 	case sim.DeadlockFormed:
+		if c := ev.Cycle; c.Distributed {
+			fmt.Fprintf(t.w, "  -- distributed deadlock: %s; each server sees only a wait behind a session idle in transaction\n", c)
+			for _, e := range c.Edges {
+				fmt.Fprintf(t.w, "  --   %s\n", e.Why)
+			}
+			if c.BreakAt != nil {
+				fmt.Fprintf(t.w, "  -- no server breaks it, but %s's lock_timeout (%s) will: it fails with 55P03\n", c.LikelyVictim, c.LockTimeout)
+			}
+			break
+		}
 		fmt.Fprintf(t.w, "  -- deadlock: %s; the server breaks it once deadlock_timeout (%s) has passed in a waiter\n",
 			ev.Cycle, ev.Snapshot.DeadlockTimeout)
 	}
@@ -244,15 +308,39 @@ func (t *textTranscript) skipped(session string) {
 	fmt.Fprintf(t.w, "  -- %s skipped in --order: it is waiting or has finished\n", session)
 }
 
-func (t *textTranscript) end(accounts []ledger.Account, books ledger.Books, tl tally) {
-	fmt.Fprintln(t.w)
+func (t *textTranscript) note(line string) { fmt.Fprintf(t.w, "lockstep: %s\n", line) }
+
+func balanceLine(accounts []ledger.Account) string {
 	var parts []string
 	for _, a := range accounts {
 		parts = append(parts, fmt.Sprintf("%d %s %s", a.ID, a.Owner, a.Balance.StringFixed(2)))
 	}
-	fmt.Fprintf(t.w, "balances: %s\n", strings.Join(parts, " · "))
-	fmt.Fprintln(t.w, books.Summary())
-	fmt.Fprintf(t.w, "waits %d · deadlocks %d · serialization failures %d\n", tl.waits, tl.deadlocks, tl.serializationFailures)
+	return strings.Join(parts, " · ")
+}
+
+func (t *textTranscript) end(e runEnd) {
+	fmt.Fprintln(t.w)
+	tl := e.tally
+	switch {
+	case e.byDatabase != nil:
+		for _, label := range []string{"A", "B"} {
+			fmt.Fprintf(t.w, "balances in %s: %s\n", label, balanceLine(e.byDatabase[label]))
+		}
+		if sim.InSync(e.byDatabase) {
+			fmt.Fprintln(t.w, "the two databases agree")
+		} else {
+			fmt.Fprintln(t.w, "the two databases DISAGREE: one committed a transfer the other did not")
+		}
+	case e.books != nil:
+		fmt.Fprintf(t.w, "balances: %s\n", balanceLine(e.accounts))
+		fmt.Fprintln(t.w, e.books.Summary())
+	}
+	line := fmt.Sprintf("waits %d · deadlocks %d · serialization failures %d", tl.waits, tl.deadlocks, tl.serializationFailures)
+	if e.byDatabase != nil {
+		line += fmt.Sprintf(" · distributed deadlocks %d · lock timeouts %d · prepared transactions resolved %d",
+			tl.distributed, tl.lockTimeouts, tl.resolved)
+	}
+	fmt.Fprintln(t.w, line)
 }
 
 // jsonTranscript prints one JSON object per event and a summary last.
@@ -281,7 +369,11 @@ type jsonEvent struct {
 	Cycle      string     `json:"cycle,omitempty"`
 }
 
-func (j *jsonTranscript) begin(*sim.Engine, string) {}
+func (j *jsonTranscript) begin(*sim.Engine, string, string) {}
+
+func (j *jsonTranscript) note(line string) {
+	_ = j.enc.Encode(map[string]any{"event": "lockstep", "message": line, "elapsed_ms": ms(time.Since(j.start))})
+}
 
 func (j *jsonTranscript) event(ev sim.Event) {
 	if ev.Kind == sim.Polled {
@@ -310,22 +402,37 @@ func (j *jsonTranscript) event(ev sim.Event) {
 
 func (j *jsonTranscript) skipped(string) {}
 
-func (j *jsonTranscript) end(accounts []ledger.Account, books ledger.Books, t tally) {
-	balances := map[string]string{}
+func balanceMap(accounts []ledger.Account) map[string]string {
+	out := map[string]string{}
 	for _, a := range accounts {
-		balances[fmt.Sprint(a.ID)] = a.Balance.StringFixed(2)
+		out[fmt.Sprint(a.ID)] = a.Balance.StringFixed(2)
 	}
-	_ = j.enc.Encode(map[string]any{
+	return out
+}
+
+func (j *jsonTranscript) end(e runEnd) {
+	t := e.tally
+	out := map[string]any{
 		"summary":                true,
-		"balances":               balances,
-		"invariant_ok":           books.OK(),
-		"books":                  books.Summary(),
-		"lost_update":            books.LostUpdate(),
 		"waits":                  t.waits,
 		"deadlocks":              t.deadlocks,
 		"serialization_failures": t.serializationFailures,
 		"errors":                 t.errors,
-	})
+	}
+	switch {
+	case e.byDatabase != nil:
+		out["balances"] = map[string]any{"A": balanceMap(e.byDatabase["A"]), "B": balanceMap(e.byDatabase["B"])}
+		out["in_sync"] = sim.InSync(e.byDatabase)
+		out["distributed_deadlocks"] = t.distributed
+		out["lock_timeouts"] = t.lockTimeouts
+		out["prepared_resolved"] = t.resolved
+	case e.books != nil:
+		out["balances"] = balanceMap(e.accounts)
+		out["invariant_ok"] = e.books.OK()
+		out["books"] = e.books.Summary()
+		out["lost_update"] = e.books.LostUpdate()
+	}
+	_ = j.enc.Encode(out)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -27,9 +27,18 @@ func (a *app) specCommand() *cobra.Command {
 			"server says so. A permutation that can make no progress is reported, not left to hang.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] == "pool" {
+				return badInput(errors.New("pool is not a spec: run it with lockstep run --scenario pool, or lockstep --scenario pool"))
+			}
 			s, err := loadSpec(args[0], isolation)
 			if err != nil {
 				return badInput(err)
+			}
+			for _, ss := range s.Sessions {
+				if strings.Contains(ss.Name, "@") {
+					return badInput(fmt.Errorf("%s uses two databases (session %s): run it with lockstep run --scenario %s, or lockstep --scenario %s",
+						args[0], ss.Name, args[0], args[0]))
+				}
 			}
 			if n := s.NumPermutations(); permutation < 0 || permutation > n {
 				return badInput(fmt.Errorf("--permutation %d: the spec has %d permutations, counted from 1", permutation, n))
@@ -72,18 +81,22 @@ func loadSpec(arg, isolation string) (*spec.Spec, error) {
 func (a *app) scenariosCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "scenarios",
-		Short: "List the built-in scenarios (run one with lockstep spec NAME)",
+		Short: "List the built-in scenarios",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
+			const w = 24
 			for _, b := range spec.Builtins() {
-				fmt.Fprintf(out, "%-18s %s\n", b.Name, b.Summary)
+				fmt.Fprintf(out, "%-*s %s\n", w, b.Name, b.Summary)
 				for _, level := range spec.IsolationLevels() {
 					if o, ok := b.Outcomes[level]; ok {
-						fmt.Fprintf(out, "%-18s   %-16s %s\n", "", level+":", o)
+						fmt.Fprintf(out, "%-*s   %-16s %s\n", w, "", level+":", o)
 					}
 				}
 			}
+			fmt.Fprintf(out, "%-*s %s\n", w, "pool", "one connection pool for two databases: P tasks each hold one connection and wait for another (--fix …)")
+			fmt.Fprintln(out, "\nRun one with lockstep run --scenario NAME, or in the interface with lockstep --scenario NAME;")
+			fmt.Fprintln(out, "the one-database scenarios also with lockstep spec NAME (PostgreSQL's isolation-tester output).")
 			return nil
 		},
 	}

@@ -33,10 +33,17 @@ type Edge struct {
 	Why string
 	// Conflict is the deciding cell, when a conflict table decides the edge.
 	Conflict *Conflict
+	// Application marks an edge no server sees: one logical session's
+	// connection holds its transaction open while the same session's
+	// connection to another database waits (see Merge).
+	Application bool
 }
 
 // Label is the edge's lock in a few words: "ShareLock on T1's transaction".
 func (e Edge) Label() string {
+	if e.Application {
+		return "the application, on its other connection"
+	}
 	if e.Lock == nil {
 		return "a safe snapshot"
 	}
@@ -53,6 +60,13 @@ type Cycle struct {
 	BreakAt *time.Time
 	// LikelyVictim is the waiter whose check fires first after the cycle closed.
 	LikelyVictim string
+	// Distributed is true when the cycle closes through the application
+	// (an Application edge): each server sees only a wait behind a session
+	// idle in transaction, so no server will ever break it. Only a
+	// lock_timeout can: then LockTimeout is the victim's, and BreakAt when
+	// it fires.
+	Distributed bool
+	LockTimeout time.Duration
 }
 
 // String is "T1 → T2 → T1".
@@ -79,9 +93,11 @@ func BuildGraph(s *Snapshot) Graph {
 		}
 		wanted := s.wantedLock(b.Pid)
 		for _, pid := range b.BlockedBy {
-			e := Edge{Waiter: b.Session, WaiterPid: b.Pid, Holder: s.nameOf(pid), HolderPid: pid, Lock: wanted}
-			s.explain(&e, b)
-			g.Edges = append(g.Edges, e)
+			for _, holder := range s.holders(pid, wanted) {
+				e := Edge{Waiter: b.Session, WaiterPid: b.Pid, Holder: holder, HolderPid: pid, Lock: wanted}
+				s.explain(&e, b)
+				g.Edges = append(g.Edges, e)
+			}
 		}
 		for _, pid := range b.SafeSnapshotBlockedBy {
 			holder := s.nameOf(pid)
@@ -91,11 +107,40 @@ func BuildGraph(s *Snapshot) Graph {
 			})
 		}
 	}
+	g.findCycles(s)
+	return g
+}
+
+// findCycles fills in the cycles of the graph's edges and says how each will end.
+func (g *Graph) findCycles(s *Snapshot) {
 	g.Cycles = findCycles(g.Edges)
 	for i := range g.Cycles {
-		s.predictBreak(&g.Cycles[i])
+		c := &g.Cycles[i]
+		for _, e := range c.Edges {
+			c.Distributed = c.Distributed || e.Application
+		}
+		if !c.Distributed {
+			s.predictBreak(c)
+		}
 	}
-	return g
+}
+
+// holders names what pid stands for in pg_blocking_pids: a session, or — for
+// pid 0 — the prepared transactions that hold the wanted lock's object.
+func (s *Snapshot) holders(pid int32, wanted *Lock) []string {
+	if pid != 0 || wanted == nil {
+		return []string{s.nameOf(pid)}
+	}
+	var out []string
+	for _, b := range s.Backends {
+		if b.Prepared != "" && len(s.heldBy(b.Session, wanted)) > 0 {
+			out = append(out, b.Session)
+		}
+	}
+	if len(out) == 0 {
+		return []string{s.nameOf(pid)}
+	}
+	return out
 }
 
 func (s *Snapshot) wantedLock(pid int32) *Lock {
@@ -107,10 +152,10 @@ func (s *Snapshot) wantedLock(pid int32) *Lock {
 	return nil
 }
 
-func (s *Snapshot) heldBy(pid int32, like *Lock) []Lock {
+func (s *Snapshot) heldBy(session string, like *Lock) []Lock {
 	var out []Lock
 	for _, l := range s.Locks {
-		if l.Pid == pid && l.Granted && l.Type == like.Type && l.Relation == like.Relation &&
+		if l.Session == session && l.Granted && l.Type == like.Type && l.Relation == like.Relation &&
 			l.TransactionID == like.TransactionID && l.ClassID == like.ClassID && l.ObjID == like.ObjID &&
 			l.ObjSubID == like.ObjSubID && l.Ctid() == like.Ctid() {
 			out = append(out, l)
@@ -127,7 +172,7 @@ func (s *Snapshot) explain(e *Edge, waiter *Backend) {
 		return
 	}
 	wantedMode, wantedOK := ParseTableMode(w.Mode)
-	held := s.heldBy(e.HolderPid, w)
+	held := s.heldBy(e.Holder, w)
 	var heldMode TableMode
 	heldOK := false
 	for _, h := range held {

@@ -26,30 +26,62 @@ type Observer struct {
 	// rowNote says, once, why row locks cannot be shown.
 	rowNote string
 	noRows  bool
+	// label names the database in a two-database run ("A", "B"); "" otherwise.
+	label string
+	runID string
+	// prepared adds the run's prepared transactions to every poll.
+	prepared bool
 }
 
 // pollSQL is one query: the run's backends from pg_stat_activity, each with
 // its pg_locks rows. Relation names are resolved only for locks in this
 // database (or shared catalogs): an oid from another database would name the
 // wrong table. pg_blocking_pids is asked only of backends that wait, since it
-// takes the lock manager's partition locks.
+// takes the lock manager's partition locks. With WithPrepared, preparedSQL
+// joins it.
 const pollSQL = `
 SELECT a.pid, a.application_name, coalesce(a.state, ''), coalesce(a.wait_event_type, ''), coalesce(a.wait_event, ''),
        a.xact_start, coalesce(a.backend_xid::text, '0')::bigint, coalesce(a.query, ''),
        CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END,
        CASE WHEN a.wait_event = 'SafeSnapshot' THEN pg_safe_snapshot_blocking_pids(a.pid) END,
-       l.locktype,
+       ` + lockColumns + `
+FROM pg_stat_activity a
+LEFT JOIN pg_locks l ON l.pid = a.pid
+` + relationJoins + `
+WHERE a.application_name LIKE $1 AND a.datname = current_database()`
+
+// preparedSQL adds the run's prepared transactions (PREPARE TRANSACTION),
+// whose locks outlive their backend: pg_locks shows them with no pid, under
+// the virtual transaction of their transactionid lock.
+const preparedSQL = `
+UNION ALL
+SELECT 0, '` + preparedPrefix + `' || p.gid, 'prepared', '', '', p.prepared, p.transaction::text::bigint, '', NULL, NULL,
+       ` + lockColumns + `
+FROM pg_prepared_xacts p
+JOIN pg_locks t ON t.locktype = 'transactionid' AND t.transactionid = p.transaction AND t.pid IS NULL
+JOIN pg_locks l ON l.pid IS NULL AND l.virtualtransaction = t.virtualtransaction
+` + relationJoins + `
+WHERE p.gid LIKE $2 AND p.database = current_database()`
+
+// lockColumns are a pg_locks row l, with its relation's name; the last,
+// waitstart, is filled in by server version.
+const lockColumns = `l.locktype,
        CASE WHEN n.nspname = current_schema() THEN c.relname::text ELSE n.nspname || '.' || c.relname END,
        c.relkind::text, l.page, l.tuple::int2, l.virtualxid,
        coalesce(l.transactionid::text, '0')::bigint, l.classid::bigint, l.objid::bigint, l.objsubid,
-       l.mode, l.granted, l.fastpath, %s
-FROM pg_stat_activity a
-LEFT JOIN pg_locks l ON l.pid = a.pid
-LEFT JOIN pg_class c ON c.oid = l.relation
+       l.mode, l.granted, l.fastpath, %[1]s`
+
+const relationJoins = `LEFT JOIN pg_class c ON c.oid = l.relation
       AND l.database IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
-LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE a.application_name LIKE $1
-ORDER BY a.application_name, l.granted DESC, l.locktype, c.relname, l.mode`
+LEFT JOIN pg_namespace n ON n.oid = c.relnamespace`
+
+// pollOrder sorts by session, granted first, then lock type, relation, mode.
+const pollOrder = `
+ORDER BY 2, 22 DESC, 11, 12, 21`
+
+// preparedPrefix marks a prepared transaction's pseudo-backend in the poll
+// query's application_name column.
+const preparedPrefix = "prepared:"
 
 // SessionAppName is the application_name of session name in run runID.
 func SessionAppName(runID, name string) string { return "lockstep/" + runID + "/" + name }
@@ -60,6 +92,23 @@ type Option func(*Observer)
 // WithoutRowLocks skips pgrowlocks altogether (and never creates it), for
 // runs that are not about the ledger.
 func WithoutRowLocks() Option { return func(o *Observer) { o.noRows = true } }
+
+// WithLabel labels everything the observer reads with the database's name in
+// a two-database run.
+func WithLabel(label string) Option { return func(o *Observer) { o.label = label } }
+
+// WithPrepared makes every poll also read the run's prepared transactions
+// (global ids lockstep/<run>/…) and their locks, for runs that prepare them.
+func WithPrepared() Option { return func(o *Observer) { o.prepared = true } }
+
+// Label is the database label the observer was given.
+func (o *Observer) Label() string { return o.label }
+
+// PreparedName is how a snapshot names a prepared transaction of the run:
+// "prepared " and its global id without the run's prefix.
+func PreparedName(runID, gid string) string {
+	return "prepared " + strings.TrimPrefix(gid, "lockstep/"+runID+"/")
+}
 
 // NewObserver prepares to poll the sessions of run runID, whose ledger lives
 // in schema. conn must be the observer's own connection, outside any
@@ -78,12 +127,17 @@ func NewObserver(ctx context.Context, conn *pgx.Conn, runID, schema string, opts
 		return nil, fmt.Errorf("reading server settings: %w", err)
 	}
 	o.nsKey = uint32(ns)
-	o.deadlock = parsePgDuration(timeout)
+	o.deadlock = ParsePgDuration(timeout)
 	waitstart := "NULL::timestamptz"
 	if version >= 140000 {
 		waitstart = "l.waitstart"
 	}
-	o.query = fmt.Sprintf(pollSQL, waitstart)
+	query := pollSQL
+	if o.prepared {
+		query += preparedSQL
+	}
+	o.query = fmt.Sprintf(query+pollOrder, waitstart)
+	o.runID = runID
 	// The observer must never wait behind a session: anything it reads from the
 	// ledger's tables gives up at once if a session holds them exclusively.
 	if _, err := conn.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
@@ -139,12 +193,16 @@ func (o *Observer) RowLocksAvailable() (bool, string) { return o.rowLocks != "",
 // Poll reads the run's lock state once and builds its wait-for graph.
 func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 	snap := &Snapshot{Taken: time.Now(), DeadlockTimeout: o.deadlock}
-	rows, err := o.conn.Query(ctx, o.query, o.pattern)
+	args := []any{o.pattern}
+	if o.prepared {
+		args = append(args, o.prefix+"%")
+	}
+	rows, err := o.conn.Query(ctx, o.query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("polling pg_locks: %w", err)
 	}
 	var (
-		seen       = map[int32]bool{}
+		seen       = map[string]bool{}
 		xidOwner   = map[uint32]string{}
 		needRows   bool
 		exclusive  bool
@@ -172,9 +230,13 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 			return nil, fmt.Errorf("reading pg_locks: %w", err)
 		}
 		b.Session = strings.TrimPrefix(app, o.prefix)
+		if gid, ok := strings.CutPrefix(app, preparedPrefix); ok {
+			b.Prepared, b.Session = gid, PreparedName(o.runID, gid)
+		}
 		b.Xid = uint32(xid)
-		if !seen[b.Pid] {
-			seen[b.Pid] = true
+		b.Database = o.label
+		if !seen[app] {
+			seen[app] = true
 			snap.Backends = append(snap.Backends, b)
 			if b.Xid != 0 {
 				xidOwner[b.Xid] = b.Session
@@ -183,7 +245,7 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 		if locktype == nil {
 			continue // a backend holding no lock
 		}
-		l.Pid, l.Session, l.Type = b.Pid, b.Session, *locktype
+		l.Pid, l.Session, l.Type, l.Database = b.Pid, b.Session, *locktype, o.label
 		l.Relation, l.RelKind, l.VirtualXID, l.Mode = str(relname), str(relkind), str(vxid), str(mode)
 		l.TransactionID = uint32(txid)
 		l.ClassID, l.ObjID = uint32(i64(classid)), uint32(i64(objid))
@@ -196,7 +258,9 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 		}
 		if l.Relation == "accounts" {
 			needRows = true
-			if l.Mode == "AccessExclusiveLock" {
+			// A tuple lock's mode is AccessExclusiveLock for FOR UPDATE: only a
+			// table lock in that mode blocks the observer's reads.
+			if l.Type == "relation" && l.Mode == "AccessExclusiveLock" {
 				exclusive = true
 			}
 			if l.Type == "tuple" {
@@ -300,7 +364,7 @@ func (o *Observer) readRows(ctx context.Context, snap *Snapshot, touched, exclus
 				xid, _ = strconv.ParseUint(xids[i], 10, 32)
 			}
 			snap.RowLocks = append(snap.RowLocks, RowLock{
-				Account: id, Ctid: ctid, Pid: pids[i], Session: name, Xid: uint32(xid), Mode: mode, Raw: modes[i],
+				Database: o.label, Account: id, Ctid: ctid, Pid: pids[i], Session: name, Xid: uint32(xid), Mode: mode, Raw: modes[i],
 			})
 		}
 	}
@@ -346,8 +410,8 @@ func i64(p *int64) int64 {
 	return *p
 }
 
-// parsePgDuration reads a duration setting as current_setting prints it: "1s", "200ms", "1min".
-func parsePgDuration(s string) time.Duration {
+// ParsePgDuration reads a duration setting as current_setting prints it: "1s", "200ms", "1min".
+func ParsePgDuration(s string) time.Duration {
 	s = strings.TrimSpace(s)
 	for _, u := range []struct {
 		suffix string

@@ -22,6 +22,12 @@ type Backend struct {
 	Query         string
 	// BlockedBy is pg_blocking_pids, read only while the backend waits for a lock.
 	BlockedBy []int32
+	// Database labels the backend's database in a two-database run.
+	Database string
+	// Prepared is the global id of a prepared transaction (PREPARE
+	// TRANSACTION), which holds its locks with no backend: Pid is 0 and
+	// Session is "prepared T1@B".
+	Prepared string
 	// SafeSnapshotBlockedBy is pg_safe_snapshot_blocking_pids, read only while
 	// a SERIALIZABLE READ ONLY DEFERRABLE transaction waits for a safe snapshot.
 	SafeSnapshotBlockedBy []int32
@@ -40,7 +46,9 @@ func (b Backend) Waiting() bool { return b.WaitingForLock() || b.WaitingForSnaps
 type Lock struct {
 	Pid     int32
 	Session string
-	Type    string // pg_locks.locktype: relation, tuple, transactionid, virtualxid, advisory, …
+	// Database labels the lock's database in a two-database run.
+	Database string
+	Type     string // pg_locks.locktype: relation, tuple, transactionid, virtualxid, advisory, …
 	// Relation is the table or index name, resolved in the current database
 	// only; schema-qualified when outside the ledger's schema.
 	Relation string
@@ -135,12 +143,13 @@ func deref(p *int32) int32 {
 // RowLock is a row lock as pgrowlocks reads it from the row header: row-level
 // locks are mostly not in pg_locks.
 type RowLock struct {
-	Account int64 // accounts.id of the locked row, 0 if unknown
-	Ctid    string
-	Pid     int32
-	Session string
-	Xid     uint32
-	Mode    RowMode
+	Database string
+	Account  int64 // accounts.id of the locked row, 0 if unknown
+	Ctid     string
+	Pid      int32
+	Session  string
+	Xid      uint32
+	Mode     RowMode
 	// Raw is pgrowlocks' own word for the mode: "For Key Share", "No Key Update", …
 	Raw string
 }
@@ -192,7 +201,7 @@ func (s *Snapshot) RowLocksOf(session string) []RowLock {
 // nameOf names a pid: its session, or "pid N" for a backend outside the run.
 func (s *Snapshot) nameOf(pid int32) string {
 	for _, b := range s.Backends {
-		if b.Pid == pid && b.Session != "" {
+		if b.Pid == pid && pid != 0 && b.Session != "" {
 			return b.Session
 		}
 	}

@@ -10,10 +10,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
 	"lockstep/db"
@@ -61,7 +61,10 @@ const DefaultPoll = 200 * time.Millisecond
 
 // Config sets up a run.
 type Config struct {
-	DB        *db.Database
+	DB *db.Database
+	// DB2 is the second database of a two-database scenario, whose sessions
+	// are named T1@A, T1@B, …: those ending in @B connect to DB2.
+	DB2       *db.Database
 	Ledger    *ledger.Ledger
 	Strategy  *ledger.Strategy
 	Sessions  int
@@ -113,6 +116,9 @@ func (c Config) Validate() error {
 		if c.Sessions != len(c.Scenario.Sessions) {
 			return fmt.Errorf("%d sessions for a scenario of %d", c.Sessions, len(c.Scenario.Sessions))
 		}
+		if c.TwoDatabases() {
+			return c.validateTwoDatabases()
+		}
 		return nil
 	}
 	if c.Sessions < MinSessions || c.Sessions > MaxSessions {
@@ -138,6 +144,29 @@ func (c Config) Validate() error {
 	return c.Setup.Validate()
 }
 
+// TwoDatabases says whether the run's sessions are connections to two
+// databases: a scenario whose sessions are named T1@A, T1@B, ….
+func (c Config) TwoDatabases() bool {
+	if c.Scenario == nil {
+		return false
+	}
+	for _, s := range c.Scenario.Sessions {
+		if strings.Contains(s.Name, "@") {
+			return true
+		}
+	}
+	return false
+}
+
+// sessionName is session i's name: T1, T2, …, or in a two-database
+// scenario the scenario's own name for it (T1@A).
+func (c Config) sessionName(i int) string {
+	if c.TwoDatabases() {
+		return c.Scenario.Sessions[i].Name
+	}
+	return fmt.Sprintf("T%d", i+1)
+}
+
 // Engine runs one set of sessions.
 type Engine struct {
 	cfg    Config
@@ -160,13 +189,14 @@ type Engine struct {
 	emitMu      sync.RWMutex
 	eventsEnded bool
 
+	// sides are the run's databases: one, or A and B. ctlMu guards their
+	// control connections.
 	ctlMu sync.Mutex
-	ctl   *pgx.Conn // control connection: cancels, balances, resets
+	sides []*side
 
-	obs       *locks.Observer
-	obsConn   *pgx.Conn
 	kick      chan struct{}
 	obsDone   chan struct{}
+	observing bool
 	seenCycle map[string]bool
 	workers   sync.WaitGroup
 }
@@ -198,11 +228,17 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 			e.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	if e.ctl, err = cfg.DB.Connect(ctx, locks.SessionAppName(runID, "control")); err != nil {
-		return nil, fmt.Errorf("opening the control connection: %w", err)
+	e.sides = []*side{{db: cfg.DB}}
+	if cfg.TwoDatabases() {
+		e.sides = []*side{{label: "A", db: cfg.DB}, {label: "B", db: cfg.DB2}}
 	}
-	if _, err = e.ctl.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
-		return nil, fmt.Errorf("setting up the control connection: %w", err)
+	for _, sd := range e.sides {
+		if sd.ctl, err = e.controlConn(ctx, sd); err != nil {
+			return nil, err
+		}
+	}
+	if err = e.checkPrepared(ctx); err != nil {
+		return nil, err
 	}
 	if err = e.prepare(ctx); err != nil {
 		return nil, err
@@ -214,7 +250,11 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		transfers = make([]ledger.Transfer, cfg.Sessions)
 	}
 	for i := range cfg.Sessions {
-		s := &session{e: e, idx: i, name: fmt.Sprintf("T%d", i+1), transfer: transfers[i], jobs: make(chan job, 1), ctl: make(chan ctlJob), errAt: -1}
+		s := &session{e: e, idx: i, name: cfg.sessionName(i), transfer: transfers[i], jobs: make(chan job, 1), ctl: make(chan ctlJob), errAt: -1}
+		s.side = e.sides[0]
+		if strings.HasSuffix(s.name, "@B") {
+			s.side = e.sides[1]
+		}
 		s.script = e.scriptFor(s)
 		if err = s.connect(ctx); err != nil {
 			return nil, fmt.Errorf("starting session %s: %w", s.name, err)
@@ -228,12 +268,12 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		e.workers.Add(1)
 		go s.work()
 	}
-	if e.obsConn, err = cfg.DB.Connect(ctx, locks.SessionAppName(runID, "observer")); err != nil {
-		return nil, fmt.Errorf("opening the observer's connection: %w", err)
+	for _, sd := range e.sides {
+		if sd.obsConn, sd.obs, err = e.newObserver(ctx, sd); err != nil {
+			return nil, err
+		}
 	}
-	if e.obs, err = locks.NewObserver(ctx, e.obsConn, runID, cfg.DB.Schema()); err != nil {
-		return nil, err
-	}
+	e.observing = true
 	go e.observe()
 	return e, nil
 }
@@ -252,7 +292,17 @@ func (e *Engine) Events() <-chan Event { return e.events }
 func (e *Engine) Observer() *locks.Observer {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.obs
+	return e.sides[0].obs
+}
+
+// Database is the database labelled label ("" or "A" is the first).
+func (e *Engine) Database(label string) *db.Database {
+	for _, sd := range e.sides {
+		if sd.label == label {
+			return sd.db
+		}
+	}
+	return e.sides[0].db
 }
 
 // emit sends an event unless the engine is closing and nobody listens.
@@ -278,7 +328,22 @@ var (
 	ErrFailed    = errors.New("that session's connection is lost; reset reconnects it")
 	ErrNoSession = errors.New("no such session")
 	ErrClosed    = errors.New("the engine is closed")
+	// ErrApplicationBusy refuses a statement on one connection of a logical
+	// session while its other connection's statement runs: the application
+	// waits for that call to return.
+	ErrApplicationBusy = errors.New("the application is still waiting on its other connection")
 )
+
+// busySibling is another connection of s's logical session with a
+// statement in flight, or nil; e.mu is held.
+func (e *Engine) busySibling(s *session) *session {
+	for _, o := range e.sessions {
+		if o != s && o.state.Busy() && strings.Contains(s.name, "@") && locks.Logical(o.name) == locks.Logical(s.name) {
+			return o
+		}
+	}
+	return nil
+}
 
 func (e *Engine) session(i int) (*session, error) {
 	if e.closed {
@@ -307,6 +372,9 @@ func (e *Engine) Step(i int) error {
 	case s.finished || s.next >= s.script.Len():
 		return fmt.Errorf("%s: %w", s.name, ErrFinished)
 	}
+	if o := e.busySibling(s); o != nil {
+		return fmt.Errorf("%s: %w: %s", s.name, ErrApplicationBusy, o.name)
+	}
 	e.dispatch(s, job{step: s.next, sql: s.script.SQL(s.next)})
 	return nil
 }
@@ -324,6 +392,9 @@ func (e *Engine) Exec(i int, sql string) error {
 	}
 	if s.state == Failed {
 		return fmt.Errorf("%s: %w", s.name, ErrFailed)
+	}
+	if o := e.busySibling(s); o != nil {
+		return fmt.Errorf("%s: %w: %s", s.name, ErrApplicationBusy, o.name)
 	}
 	e.dispatch(s, job{step: -1, sql: sql})
 	return nil
@@ -361,13 +432,13 @@ func (e *Engine) Cancel(ctx context.Context, i int) error {
 	if !busy {
 		return fmt.Errorf("%s has no statement running", s.name)
 	}
-	return e.cancelBackend(ctx, pid)
+	return e.cancelBackend(ctx, s.side, pid)
 }
 
-func (e *Engine) cancelBackend(ctx context.Context, pid uint32) error {
+func (e *Engine) cancelBackend(ctx context.Context, sd *side, pid uint32) error {
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
-	if _, err := e.ctl.Exec(ctx, "SELECT pg_cancel_backend($1)", int32(pid)); err != nil {
+	if _, err := sd.ctl.Exec(ctx, "SELECT pg_cancel_backend($1)", int32(pid)); err != nil {
 		return fmt.Errorf("cancelling pid %d: %w", pid, err)
 	}
 	return nil
@@ -384,7 +455,7 @@ func (e *Engine) Terminate(ctx context.Context, i int) error {
 	}
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
-	if _, err := e.ctl.Exec(ctx, "SELECT pg_terminate_backend($1)", int32(s.pid)); err != nil {
+	if _, err := s.side.ctl.Exec(ctx, "SELECT pg_terminate_backend($1)", int32(s.pid)); err != nil {
 		return fmt.Errorf("terminating %s: %w", s.name, err)
 	}
 	return nil
@@ -399,14 +470,15 @@ func (e *Engine) Books(ctx context.Context) ([]ledger.Account, ledger.Books, err
 	}
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
-	if err := e.reconnectControl(ctx); err != nil {
+	sd := e.sides[0]
+	if err := e.reconnectControl(ctx, sd); err != nil {
 		return nil, ledger.Books{}, err
 	}
-	accounts, err := ledger.Accounts(ctx, e.ctl)
+	accounts, err := ledger.Accounts(ctx, sd.ctl)
 	if err != nil {
 		return nil, ledger.Books{}, err
 	}
-	books, err := ledger.CheckBooks(ctx, e.ctl)
+	books, err := ledger.CheckBooks(ctx, sd.ctl)
 	return accounts, books, err
 }
 
@@ -414,20 +486,24 @@ func (e *Engine) Books(ctx context.Context) ([]ledger.Account, ledger.Books, err
 // busy. Statements that ignore the cancel are ended with pg_terminate_backend.
 func (e *Engine) quiesce(ctx context.Context) {
 	e.mu.Lock()
-	var pids []uint32
+	type busy struct {
+		side *side
+		pid  uint32
+	}
+	var pids []busy
 	for _, s := range e.sessions {
 		if s.state.Busy() {
-			pids = append(pids, s.pid)
+			pids = append(pids, busy{s.side, s.pid})
 		}
 	}
 	e.mu.Unlock()
-	for _, pid := range pids {
-		_ = e.cancelBackend(ctx, pid)
+	for _, b := range pids {
+		_ = e.cancelBackend(ctx, b.side, b.pid)
 	}
 	timer := time.AfterFunc(5*time.Second, func() {
 		e.ctlMu.Lock()
-		for _, pid := range pids {
-			_, _ = e.ctl.Exec(context.WithoutCancel(ctx), "SELECT pg_terminate_backend($1)", int32(pid))
+		for _, b := range pids {
+			_, _ = b.side.ctl.Exec(context.WithoutCancel(ctx), "SELECT pg_terminate_backend($1)", int32(b.pid))
 		}
 		e.ctlMu.Unlock()
 	})
@@ -472,7 +548,12 @@ func (e *Engine) Reset(ctx context.Context) error {
 		}
 	}
 	e.ctlMu.Lock()
-	err := e.reconnectControl(ctx)
+	var err error
+	for _, sd := range e.sides {
+		if err == nil {
+			err = e.reconnectControl(ctx, sd)
+		}
+	}
 	if err == nil {
 		if err = e.teardown(ctx); err == nil {
 			err = e.prepare(ctx)
@@ -510,7 +591,8 @@ func (e *Engine) Close(ctx context.Context) error {
 	sessions := e.sessions
 	e.mu.Unlock()
 	var errs []error
-	if e.ctl != nil {
+	started := len(e.sides) > 0 && e.sides[len(e.sides)-1].ctl != nil
+	if started {
 		e.quiesce(ctx)
 	}
 	for _, s := range sessions {
@@ -520,23 +602,29 @@ func (e *Engine) Close(ctx context.Context) error {
 		close(s.jobs)
 	}
 	close(e.closing) // from here on, events are dropped rather than block
-	if e.obs != nil {
+	if e.observing {
 		<-e.obsDone
 	}
 	e.workers.Wait()
 	e.cancel()
-	if e.obsConn != nil {
-		e.obsConn.Close(ctx)
+	for _, sd := range e.sides {
+		if sd.obsConn != nil {
+			sd.obsConn.Close(ctx)
+		}
 	}
-	if e.ctl != nil {
+	if started {
 		e.ctlMu.Lock()
 		if err := e.teardown(ctx); err != nil {
 			errs = append(errs, err)
 		}
-		e.ctl.Close(ctx)
+		for _, sd := range e.sides {
+			sd.ctl.Close(ctx)
+		}
 		e.ctlMu.Unlock()
+	}
+	for _, sd := range e.sides {
 		// Belt and braces: no backend of this run may outlive it.
-		if err := e.cfg.DB.EndBackends(ctx, "lockstep/"+e.runID+"/%"); err != nil {
+		if err := sd.db.EndBackends(ctx, "lockstep/"+e.runID+"/%"); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -549,21 +637,17 @@ func (e *Engine) Close(ctx context.Context) error {
 
 // reconnectControl replaces a lost control connection (the server went away
 // and came back); e.ctlMu is held.
-func (e *Engine) reconnectControl(ctx context.Context) error {
+func (e *Engine) reconnectControl(ctx context.Context, sd *side) error {
 	// pgx learns that the server hung up only when it next uses the
 	// connection: ask it.
-	if !e.ctl.IsClosed() && e.ctl.Ping(ctx) == nil {
+	if !sd.ctl.IsClosed() && sd.ctl.Ping(ctx) == nil {
 		return nil
 	}
-	e.ctl.Close(ctx)
-	conn, err := e.cfg.DB.Connect(ctx, locks.SessionAppName(e.runID, "control"))
+	sd.ctl.Close(ctx)
+	conn, err := e.controlConn(ctx, sd)
 	if err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
-		conn.Close(ctx)
-		return err
-	}
-	e.ctl = conn
+	sd.ctl = conn
 	return nil
 }

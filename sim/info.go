@@ -29,11 +29,19 @@ type SessionInfo struct {
 	ErrAt       int // script index that failed, -1 if none
 	BlockedBy   []string
 	Waits       []locks.Edge
+	// Database labels the session's database in a two-database run ("A", "B").
+	Database string
+	// Settled counts the session's statements that have ended; an event
+	// (Completed, Error or ConnectionLost) for each is on its way.
+	Settled int
+	// AppBusy is true when another connection of the same logical session
+	// (T1@B for T1@A) has a statement in flight: the application waits there.
+	AppBusy bool
 }
 
 // Steppable says whether the session can take its next script statement now.
 func (s SessionInfo) Steppable() bool {
-	return !s.State.Busy() && s.State != Failed && !s.Finished && s.Next < len(s.Statements)
+	return !s.State.Busy() && !s.AppBusy && s.State != Failed && !s.Finished && s.Next < len(s.Statements)
 }
 
 // Done says whether the session has nothing more to do: its script ended or
@@ -61,6 +69,7 @@ func (e *Engine) Sessions() []SessionInfo {
 			Statements: stmts, Next: s.next, Finished: s.finished, Current: s.current, CurrentStep: cur,
 			StartedAt: s.startedAt, LastErr: s.lastErr, ErrAt: s.errAt,
 			BlockedBy: append([]string(nil), s.blockedBy...), Waits: append([]locks.Edge(nil), s.waits...),
+			Database: s.side.label, AppBusy: e.busySibling(s) != nil, Settled: s.settled,
 		}
 	}
 	return out

@@ -42,7 +42,7 @@ func (e *Engine) observe() {
 			seqs[i] = s.seq
 		}
 		e.mu.Unlock()
-		snap, err := e.obs.Poll(e.ctx)
+		snap, err := e.poll()
 		next := e.cfg.Poll
 		if err == nil {
 			if e.apply(gen, seqs, snap) {
@@ -51,10 +51,10 @@ func (e *Engine) observe() {
 			}
 		} else if e.ctx.Err() != nil {
 			return
-		} else if e.obsConn.IsClosed() {
-			// The server went away; try again on the next beat, so that the
+		} else {
+			// A server went away; try again on the next beat, so that the
 			// view recovers by itself once it is back.
-			e.reconnectObserver()
+			e.reconnectObservers()
 		}
 		if !timer.Stop() {
 			select {
@@ -112,6 +112,9 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot) (unsettled boo
 			SQL: s.current, BlockedBy: blockers, Waits: edges, State: Waiting, Duration: time.Since(s.startedAt)})
 	}
 	for ci := range snap.Graph.Cycles {
+		if snap.Graph.Cycles[ci].Distributed {
+			e.lockTimeoutBreak(&snap.Graph.Cycles[ci])
+		}
 		c := snap.Graph.Cycles[ci]
 		if key := c.String(); !e.seenCycle[key] {
 			e.seenCycle[key] = true
@@ -127,21 +130,63 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot) (unsettled boo
 	return unsettled
 }
 
-// reconnectObserver replaces a lost observer connection, if the server answers.
-func (e *Engine) reconnectObserver() {
+// lockTimeoutBreak works out whether and when a lock_timeout ends a
+// distributed deadlock: the first waiter whose timeout runs out fails with
+// 55P03; e.mu is held.
+func (e *Engine) lockTimeoutBreak(c *locks.Cycle) {
+	for _, ed := range c.Edges {
+		if ed.Application || ed.Lock == nil || ed.Lock.WaitStart == nil {
+			continue
+		}
+		for _, s := range e.sessions {
+			if s.name != ed.Waiter || s.lockTimeout <= 0 {
+				continue
+			}
+			at := ed.Lock.WaitStart.Add(s.lockTimeout)
+			if c.BreakAt == nil || at.Before(*c.BreakAt) {
+				c.BreakAt, c.LikelyVictim, c.LockTimeout = &at, s.name, s.lockTimeout
+			}
+		}
+	}
+}
+
+// poll reads every database's locks and merges them: in a two-database run
+// the merged graph carries the application's edges between them.
+func (e *Engine) poll() (*locks.Snapshot, error) {
+	e.mu.Lock()
+	sides := e.sides
+	obs := make([]*locks.Observer, len(sides))
+	for i, sd := range sides {
+		obs[i] = sd.obs
+	}
+	e.mu.Unlock()
+	snaps := make([]*locks.Snapshot, len(obs))
+	for i, o := range obs {
+		snap, err := o.Poll(e.ctx)
+		if err != nil {
+			return nil, err
+		}
+		snaps[i] = snap
+	}
+	return locks.Merge(snaps...), nil
+}
+
+// reconnectObservers replaces lost observer connections, where the server answers.
+func (e *Engine) reconnectObservers() {
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
-	conn, err := e.cfg.DB.Connect(ctx, locks.SessionAppName(e.runID, "observer"))
-	if err != nil {
-		return
+	for _, sd := range e.sides {
+		if !sd.obsConn.IsClosed() {
+			continue
+		}
+		conn, obs, err := e.newObserver(ctx, sd)
+		if err != nil {
+			continue
+		}
+		e.mu.Lock()
+		old := sd.obsConn
+		sd.obsConn, sd.obs = conn, obs
+		e.mu.Unlock()
+		old.Close(ctx)
 	}
-	obs, err := locks.NewObserver(ctx, conn, e.runID, e.cfg.DB.Schema())
-	if err != nil {
-		conn.Close(ctx)
-		return
-	}
-	e.obsConn.Close(ctx)
-	e.mu.Lock()
-	e.obsConn, e.obs = conn, obs
-	e.mu.Unlock()
 }

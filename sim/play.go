@@ -81,11 +81,25 @@ func (s *Scheduler) Next(sessions []SessionInfo) (idx int, skipped []int, done b
 // when done, or with ctx's error.
 func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event), onSkip func(session string)) error {
 	events := e.Events()
+	// A session's state changes before its event is sent: Play is done only
+	// once it has read the end of every statement that ended since it began.
+	seen := map[int]int{}
+	for _, s := range e.Sessions() {
+		seen[s.Index] = s.Settled
+	}
 	for {
-		idx, skipped, done := sched.Next(e.Sessions())
+		sessions := e.Sessions()
+		idx, skipped, done := sched.Next(sessions)
+		if done {
+			for _, s := range sessions {
+				if seen[s.Index] < s.Settled {
+					done = false
+				}
+			}
+		}
 		for _, k := range skipped {
 			if onSkip != nil {
-				onSkip(fmt.Sprintf("T%d", k+1))
+				onSkip(sessions[k].Name)
 			}
 		}
 		if done {
@@ -112,6 +126,9 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 				return errors.New("the engine closed")
 			}
 			onEvent(ev)
+			if ev.Kind == Completed || ev.Kind == Error || ev.Kind == ConnectionLost {
+				seen[ev.Index]++
+			}
 			if ev.Index < 0 {
 				// Not a session's event: a poll, a cycle, a reset.
 				if settle < 0 && ev.Kind != Polled {

@@ -19,19 +19,16 @@ type Script interface {
 	Record(i int, row []any) error
 }
 
-// stepsScript is a scenario session's steps.
-type stepsScript []*spec.Step
-
-func (s stepsScript) Len() int                { return len(s) }
-func (s stepsScript) SQL(i int) string        { return s[i].SQL }
-func (s stepsScript) Record(int, []any) error { return nil }
-func (s stepsScript) Name(i int) string       { return s[i].Name }
-func (s stepsScript) stepNames() (names []string) {
-	for _, st := range s {
-		names = append(names, st.Name)
-	}
-	return names
+// stepsScript is a scenario session's steps, with <run> filled in.
+type stepsScript struct {
+	steps []*spec.Step
+	run   func(string) string
 }
+
+func (s stepsScript) Len() int                { return len(s.steps) }
+func (s stepsScript) SQL(i int) string        { return s.run(s.steps[i].SQL) }
+func (s stepsScript) Record(int, []any) error { return nil }
+func (s stepsScript) Name(i int) string       { return s.steps[i].Name }
 
 // ErrNoLedger is returned by Books in a scenario run, which has no ledger.
 var ErrNoLedger = errors.New("this scenario has no ledger")
@@ -39,49 +36,69 @@ var ErrNoLedger = errors.New("this scenario has no ledger")
 // scriptFor builds session i's script afresh.
 func (e *Engine) scriptFor(s *session) Script {
 	if sc := e.cfg.Scenario; sc != nil {
-		return stepsScript(sc.Sessions[s.idx].Steps)
+		return stepsScript{steps: sc.Sessions[s.idx].Steps, run: e.runSQL}
 	}
 	return e.cfg.Strategy.Script(s.transfer, e.cfg.DB.Schema())
 }
 
 // autoRollbackOnError says whether a failed script statement rolls the
 // transaction back and ends the script, as application code would: yes for
-// the transfer strategies, no for scenarios, whose author decides.
+// the transfer strategies and two-database scenarios, no for other
+// scenarios, whose author decides.
 func (e *Engine) autoRollbackOnError() bool {
-	return e.cfg.Scenario == nil && e.cfg.Strategy.Transactional
+	// In a two-database scenario the application gives up the connection
+	// whose statement failed (a lock timeout): it cannot go on there.
+	return e.cfg.TwoDatabases() || (e.cfg.Scenario == nil && e.cfg.Strategy.Transactional)
 }
 
 // prepare makes the data the sessions work on: the ledger, or a scenario's
-// global setup blocks. It runs on the control connection.
+// global setup blocks. It runs on the control connections. A two-database
+// scenario gets the ledger in both databases, then its setup in both.
 func (e *Engine) prepare(ctx context.Context) error {
 	sc := e.cfg.Scenario
-	if sc == nil {
-		return e.cfg.Ledger.Reset(ctx, e.ctl, e.cfg.DB.Schema(), e.cfg.Setup)
-	}
-	// The scenario's tables go in the run's schema (search_path), so that
-	// students sharing a server do not collide.
-	if schema := e.cfg.DB.Schema(); schema != "" {
-		if err := ledger.EnsureSchema(ctx, e.ctl, schema); err != nil {
-			return err
+	for _, sd := range e.sides {
+		if sc == nil || e.cfg.TwoDatabases() {
+			if err := e.cfg.Ledger.Reset(ctx, sd.ctl, sd.db.Schema(), e.cfg.Setup); err != nil {
+				if sd.label != "" {
+					return fmt.Errorf("%s: %w", sd.what(), err)
+				}
+				return err
+			}
 		}
-	}
-	for _, sql := range sc.Setup {
-		if _, err := e.ctl.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("the scenario's setup failed: %w", err)
+		if sc == nil {
+			continue
+		}
+		// The scenario's tables go in the run's schema (search_path), so that
+		// students sharing a server do not collide.
+		if schema := sd.db.Schema(); schema != "" {
+			if err := ledger.EnsureSchema(ctx, sd.ctl, schema); err != nil {
+				return err
+			}
+		}
+		for _, sql := range sc.Setup {
+			if _, err := sd.ctl.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("the scenario's setup failed in %s: %w", sd.what(), err)
+			}
 		}
 	}
 	return nil
 }
 
-// teardown runs a scenario's global teardown, so that the database is left
-// as it was found; the ledger stays for the user to look at.
+// teardown rolls back what the run left prepared and runs a scenario's
+// global teardown, so that the database is left as it was found; the ledger
+// stays for the user to look at. e.ctlMu is held.
 func (e *Engine) teardown(ctx context.Context) error {
+	if err := e.rollbackPrepared(ctx); err != nil {
+		return err
+	}
 	sc := e.cfg.Scenario
 	if sc == nil || sc.Teardown == "" {
 		return nil
 	}
-	if _, err := e.ctl.Exec(ctx, sc.Teardown); err != nil {
-		return fmt.Errorf("the scenario's teardown failed: %w", err)
+	for _, sd := range e.sides {
+		if _, err := sd.ctl.Exec(ctx, sc.Teardown); err != nil {
+			return fmt.Errorf("the scenario's teardown failed in %s: %w", sd.what(), err)
+		}
 	}
 	return nil
 }
@@ -100,6 +117,9 @@ func (e *Engine) sessionSetup(ctx context.Context, s *session, conn *pgx.Conn) e
 		e.mu.Lock()
 		s.state = InTransaction
 		e.mu.Unlock()
+	}
+	if e.cfg.TwoDatabases() {
+		s.readLockTimeout(ctx)
 	}
 	return nil
 }

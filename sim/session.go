@@ -25,6 +25,7 @@ type session struct {
 	transfer ledger.Transfer
 	jobs     chan job
 	ctl      chan ctlJob
+	side     *side // the database the session connects to
 
 	conn *pgx.Conn
 
@@ -43,6 +44,11 @@ type session struct {
 	waits     []locks.Edge
 	waitKey   string // what the last waiting event said, to report changes only
 	waited    bool   // the current statement has been reported waiting
+	// settled counts the statements whose end (Completed, Error,
+	// ConnectionLost) has been decided; each one's event follows.
+	settled int
+	// lockTimeout is the session's lock_timeout as last read (0: none).
+	lockTimeout time.Duration
 }
 
 type job struct {
@@ -67,7 +73,7 @@ type ctlJob struct {
 
 // connect opens the session's connection, named for the observer.
 func (s *session) connect(ctx context.Context) error {
-	conn, err := s.e.cfg.DB.Connect(ctx, locks.SessionAppName(s.e.runID, s.name))
+	conn, err := s.side.db.Connect(ctx, locks.SessionAppName(s.e.runID, s.name))
 	if err != nil {
 		return err
 	}
@@ -213,6 +219,9 @@ func (s *session) run(j job) {
 	}
 	e.emit(Event{Gen: j.gen, Kind: Started, Session: s.name, Index: s.idx, Step: step, Auto: auto, SQL: j.sql, State: Running})
 	r := s.exec(j.sql)
+	if r.err == nil && s.e.cfg.TwoDatabases() && touchesLockTimeout(j.sql) {
+		s.readLockTimeout(s.e.ctx)
+	}
 	if r.err == nil && j.step >= 0 {
 		e.mu.Lock() // views render the script with its values
 		r.err = s.script.Record(j.step, r.first)
@@ -238,6 +247,7 @@ func (s *session) run(j job) {
 		e.mu.Lock()
 		s.state = Failed
 		s.current = ""
+		s.settled++
 		e.cond.Broadcast()
 		e.mu.Unlock()
 		e.emit(Event{Gen: j.gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: j.step, SQL: j.sql,
@@ -246,6 +256,30 @@ func (s *session) run(j job) {
 		// A client-side failure reading the result (e.g. capturing a value).
 		s.finish(j, r, &StatementError{Message: r.err.Error()}, false)
 	}
+}
+
+// touchesLockTimeout says whether a statement may change the session's
+// lock_timeout: it sets it, or ends a transaction (SET LOCAL ends there).
+func touchesLockTimeout(sql string) bool {
+	q := strings.ToUpper(sql)
+	switch strings.Fields(strings.TrimRight(q, "; ") + " x")[0] {
+	case "COMMIT", "ROLLBACK", "END", "ABORT", "PREPARE":
+		return true
+	}
+	return strings.Contains(q, "LOCK_TIMEOUT")
+}
+
+// readLockTimeout reads the session's lock_timeout, which decides whether a
+// distributed deadlock ends by itself. Only the session's worker calls it.
+func (s *session) readLockTimeout(ctx context.Context) {
+	var v string
+	if err := s.conn.QueryRow(ctx, "SELECT current_setting('lock_timeout')").Scan(&v); err != nil {
+		return
+	}
+	d := locks.ParsePgDuration(v)
+	s.e.mu.Lock()
+	s.lockTimeout = d
+	s.e.mu.Unlock()
 }
 
 func isConnError(err error) bool {
@@ -308,6 +342,7 @@ func (s *session) finish(j job, r result, se *StatementError, rollbackNext bool)
 	}
 	s.current = ""
 	s.blockedBy, s.waits, s.waitKey, s.waited = nil, nil, "", false
+	s.settled++
 	state := s.state
 	if rollbackNext {
 		s.state, s.current = Running, "ROLLBACK"
@@ -339,7 +374,9 @@ func (e *Engine) awaitIdle(names []string, deadline time.Time) {
 	for time.Now().Before(deadline) {
 		busy := false
 		for _, o := range e.sessions {
-			if o.state.Busy() && slices.Contains(names, o.name) {
+			// A prepared transaction ("prepared T1@A") ends by its own
+			// session's COMMIT PREPARED, as a rule.
+			if o.state.Busy() && (slices.Contains(names, o.name) || slices.Contains(names, locks.PreparedName("", o.name))) {
 				busy = true
 			}
 		}

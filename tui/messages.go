@@ -31,7 +31,9 @@ type booksMsg struct {
 	id, gen  int
 	accounts []ledger.Account
 	books    ledger.Books
-	err      error
+	// byDatabase holds a two-database run's balances, by database label.
+	byDatabase map[string][]ledger.Account
+	err        error
 }
 
 // actionMsg reports the end of a slow action (cancel, reset).

@@ -22,6 +22,7 @@ import (
 	"lockstep/ledger"
 	"lockstep/locks"
 	"lockstep/sim"
+	"lockstep/spec"
 )
 
 // Options set up the interface.
@@ -125,9 +126,11 @@ type Model struct {
 	itemSel  int // selected item, -1 for none
 	accounts []ledger.Account
 	books    *ledger.Books
-	booksErr string
-	log      []logEntry
-	status   string
+	// byDatabase is a two-database run's balances, by database label.
+	byDatabase map[string][]ledger.Account
+	booksErr   string
+	log        []logEntry
+	status     string
 
 	// the latest deadlock: the cycle while it stands, then its victim
 	cycle      *locks.Cycle
@@ -168,6 +171,10 @@ func New(ctx context.Context, opts Options) *Model {
 	return m
 }
 
+// hasLedger says whether the run has balances to read: transfers, or a
+// two-database scenario (the ledger in both).
+func (m *Model) hasLedger() bool { return m.cfg.Scenario == nil || m.cfg.TwoDatabases() }
+
 // runName is what the run is: its strategy, or its scenario.
 func (m *Model) runName() string {
 	if m.cfg.Scenario != nil {
@@ -190,6 +197,7 @@ func tick() tea.Cmd {
 
 // startEngine replaces the running engine with a new one for cfg.
 func (m *Model) startEngine(cfg sim.Config) tea.Cmd {
+	m.keys.twoDatabases(cfg.TwoDatabases())
 	m.engID++
 	id, ctx, h := m.engID, m.ctx, m.engines
 	m.starting = true
@@ -234,6 +242,10 @@ func readBooks(ctx context.Context, id, gen int, eng *sim.Engine) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
+		if eng.Config().TwoDatabases() {
+			byDB, err := eng.Balances(ctx)
+			return booksMsg{id: id, gen: gen, byDatabase: byDB, err: err}
+		}
 		accounts, books, err := eng.Books(ctx)
 		return booksMsg{id: id, gen: gen, accounts: accounts, books: books, err: err}
 	}
@@ -256,6 +268,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.now = time.Time(msg)
 		return m, tick()
 	case engineReadyMsg:
+		m.byDatabase = nil
 		if msg.id != m.engID {
 			return m, nil
 		}
@@ -269,7 +282,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if ok, note := msg.eng.Observer().RowLocksAvailable(); !ok {
 			m.logLine("", note, sim.ResetDone, true)
 		}
-		if m.cfg.Scenario != nil {
+		if !m.hasLedger() {
 			return m, waitEvents(m.engID, m.eng) // a scenario has no ledger to read
 		}
 		m.booksPending++
@@ -298,10 +311,16 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.accounts, m.books, m.booksErr = msg.accounts, &msg.books, ""
+		if msg.byDatabase != nil {
+			m.byDatabase, m.books = msg.byDatabase, nil
+		}
 		return m, nil
 	case actionMsg:
 		if msg.id == m.engID && msg.err != nil {
 			m.status = fmt.Sprintf("%s: %v", msg.what, msg.err)
+		}
+		if msg.id == m.engID && msg.err == nil && strings.Contains(msg.what, " PREPARED ") {
+			m.logLine("", "✓ "+msg.what, sim.Completed, false)
 		}
 		return m, nil
 	case autoplayMsg:
@@ -380,13 +399,17 @@ func (m *Model) handleEvents(events []sim.Event) tea.Cmd {
 		case sim.DeadlockFormed:
 			m.cycle = ev.Cycle
 			m.victim, m.victimText = "", ""
-			m.logLine("", "⚠ deadlock: "+ev.Cycle.String(), ev.Kind, true)
+			what := "⚠ deadlock: "
+			if ev.Cycle.Distributed {
+				what = "⚠ distributed deadlock (no server sees it): "
+			}
+			m.logLine("", what+ev.Cycle.String(), ev.Kind, true)
 		}
 	}
 	if m.eng != nil {
 		m.sessions = m.eng.Sessions()
 	}
-	if readAgain && m.eng != nil && m.cfg.Scenario == nil {
+	if readAgain && m.eng != nil && m.hasLedger() {
 		m.booksPending++
 		return readBooks(m.ctx, m.engID, m.gen, m.eng)
 	}
@@ -434,7 +457,14 @@ func (m *Model) setSnapshot(s *locks.Snapshot) {
 		return lockRank(a) < lockRank(b)
 	})
 	rows := s.RowLocks
-	for _, name := range sessionNames(m.sessions) {
+	names := sessionNames(m.sessions)
+	for _, b := range s.Backends {
+		if b.Prepared != "" {
+			// A prepared transaction holds locks with no session: list them too.
+			names = append(names, b.Session)
+		}
+	}
+	for _, name := range names {
 		// A session's locks, its row locks after its table locks: what it
 		// waits for, tables, rows, then transactions, keys, indexes.
 		rowsDone := false
@@ -624,6 +654,27 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		m.status = fmt.Sprintf("autoplay plays permutation %d of %d: %s (from where the sessions are; r resets)",
 			m.perm, len(sc.Permutations), strings.Join(names, " "))
+	case key.Matches(msg, k.Fix):
+		return m.nextFix()
+	case key.Matches(msg, k.CommitPrepared), key.Matches(msg, k.RollbackPrepared):
+		commit := key.Matches(msg, k.CommitPrepared)
+		id, eng, ctx := m.engID, m.eng, m.ctx
+		return func() tea.Msg {
+			list, err := eng.Prepared(ctx)
+			if err == nil && len(list) == 0 {
+				err = errors.New("no prepared transaction of this run is left")
+			}
+			what := "resolve"
+			if err == nil {
+				err = eng.ResolvePrepared(ctx, list[0], commit)
+				verb := "ROLLBACK PREPARED"
+				if commit {
+					verb = "COMMIT PREPARED"
+				}
+				what = verb + " " + list[0].Name(eng.RunID()) + " in database " + list[0].Database
+			}
+			return actionMsg{id: id, what: what, err: err}
+		}
 	case key.Matches(msg, k.Speed):
 		if msg.String() == "+" && m.speed > 0 {
 			m.speed--
@@ -689,6 +740,41 @@ func (m *Model) autoplayBeat(msg autoplayMsg) tea.Cmd {
 		m.step(idx)
 	}
 	return next
+}
+
+// coupledFixes are the coupled scenario and its fixes, in the order f cycles them.
+var coupledFixes = []string{"coupled", "coupled-ordered", "coupled-lock-timeout", "coupled-2pc", "coupled-2pc-interrupted"}
+
+// nextFix switches a coupled run to the next of its fixes: a new run.
+func (m *Model) nextFix() tea.Cmd {
+	if !m.cfg.TwoDatabases() {
+		m.status = "f switches among the coupled scenario's fixes: start with lockstep --scenario coupled"
+		return nil
+	}
+	next := coupledFixes[0]
+	for i, name := range coupledFixes {
+		if name == m.cfg.ScenarioName {
+			next = coupledFixes[(i+1)%len(coupledFixes)]
+		}
+	}
+	sc, err := spec.LoadBuiltin(next, "")
+	if err != nil {
+		m.status = err.Error()
+		return nil
+	}
+	for _, b := range spec.Builtins() {
+		if b.Name == next {
+			m.opts.ScenarioSummary = b.Summary
+		}
+	}
+	cfg := m.cfg
+	cfg.Scenario, cfg.ScenarioName, cfg.Sessions = sc, next, len(sc.Sessions)
+	m.cfg = cfg
+	m.perm = 1
+	m.opts.Order, _ = sc.SessionOrder(1)
+	m.scheduler = sim.NewScheduler(m.opts.Order)
+	m.logLine("", "scenario "+next+": the run starts again", sim.ResetDone, false)
+	return m.startEngine(cfg)
 }
 
 func (m *Model) typingKey(msg tea.KeyPressMsg) tea.Cmd {

@@ -441,3 +441,62 @@ func TestScenarioInTheInterface(t *testing.T) {
 		t.Errorf("after the menu: %s with %d sessions", m.cfg.Strategy.Name, len(m.sessions))
 	}
 }
+
+// TestCoupledInTheInterface steps the coupled scenario into its distributed
+// deadlock, then switches with f to the interrupted two-phase commit and
+// finishes its prepared transaction with C.
+func TestCoupledInTheInterface(t *testing.T) {
+	t.Parallel()
+	sc, err := spec.LoadBuiltin("coupled", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := dbtest.SchemaOn(t, dbtest.TwoPhase(t))
+	opts := testOptions(t, "for-update")
+	opts.DB = a
+	opts.Transfers = opts.Config
+	opts.Config = sim.Config{Scenario: sc, ScenarioName: "coupled", Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond,
+		Ledger: dbtest.Ledger(t), Setup: ledger.DefaultSetup(), DB2: dbtest.Second(t, a, nil)}
+	m := New(context.Background(), opts)
+	m.masked = true
+	t.Cleanup(m.Close)
+	d := newTestDriver(t, m)
+	d.send(tea.WindowSizeMsg{Width: 130, Height: 42})
+	d.run(m.Init())
+	d.until("the scenario is ready", func() bool { return m.eng != nil && m.quiet() })
+	// T1@B, T2@A, T1@A (waits), T2@B (waits): the permutation, by hand.
+	for _, k := range []string{"2", "3", "1", "4"} {
+		i := int(k[0] - '1')
+		d.key(k)
+		d.until("the step settles", func() bool {
+			return m.quiet() && (m.sessions[i].Next == 1 || m.sessions[i].State == sim.Waiting)
+		})
+	}
+	d.until("the distributed deadlock", func() bool { return m.cycle != nil && m.quiet() })
+	s := d.screen()
+	if !strings.Contains(s, "DISTRIBUTED DEADLOCK") || !strings.Contains(s, "no server sees it") || !strings.Contains(s, "the application, on its other") {
+		t.Fatalf("distributed deadlock screen:\n%s", s)
+	}
+	d.key("2")
+	if !strings.Contains(m.status, "still waiting on its other connection") {
+		t.Errorf("stepping T1@B while T1@A waits: status %q", m.status)
+	}
+	for _, name := range []string{"coupled-ordered", "coupled-lock-timeout", "coupled-2pc", "coupled-2pc-interrupted"} {
+		d.key("f")
+		d.until(name, func() bool { return m.cfg.ScenarioName == name && m.eng != nil && !m.starting && m.quiet() })
+	}
+	d.key("a")
+	d.until("T2@B waits for the prepared transaction", func() bool {
+		return m.quiet() && len(m.sessions) == 3 && m.sessions[2].State == sim.Waiting
+	})
+	if s := d.screen(); !strings.Contains(s, "prepared T1@B") || !strings.Contains(s, "in B") {
+		t.Fatalf("interrupted 2PC screen:\n%s", s)
+	}
+	d.key("C") // autoplay is still on: it waits for T2@B
+	d.until("autoplay finishes", func() bool {
+		return !m.autoplay && m.quiet() && m.byDatabase != nil && m.sessions[2].State == sim.Committed
+	})
+	if s := d.screen(); !strings.Contains(s, "the databases agree") {
+		t.Errorf("after COMMIT PREPARED:\n%s", s)
+	}
+}

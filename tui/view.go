@@ -155,8 +155,12 @@ func (m *Model) viewHeader() string {
 	if m.autoplay {
 		auto = fmt.Sprintf("autoplay ▶ every %s", speeds[m.speed])
 	}
+	server := m.opts.Server
+	if m.cfg.TwoDatabases() && m.cfg.DB2 != nil {
+		server += fmt.Sprintf(" · A = %s, B = %s", m.cfg.DB.Name(), m.cfg.DB2.Name())
+	}
 	line2 := m.st.subtle.Render(fmt.Sprintf("%s · poll %s · deadlock_timeout %s · run %s · %s",
-		m.opts.Server, poll, dt, run, auto))
+		server, poll, dt, run, auto))
 	return ansi.Truncate(line1, m.width, "…") + "\n" + ansi.Truncate(line2, m.width, "…")
 }
 
@@ -351,8 +355,8 @@ func roundAge(d time.Duration) string {
 }
 
 // lockLine is one lock in the locks panel: who, what kind, on what, mode, status.
-func (m *Model) lockLine(it item) string {
-	const format = "%-3s %-8s %-22s %-17s %s"
+func (m *Model) lockLine(it item, sessW int) string {
+	format := "%-" + fmt.Sprint(sessW) + "s %-8s %-22s %-17s %s"
 	switch {
 	case it.lock != nil:
 		l := it.lock
@@ -399,7 +403,8 @@ func (m *Model) viewLocks(w, h int) []string {
 			idx = append(idx, i)
 		}
 	}
-	header := m.st.subtle.Render(fmt.Sprintf(" %-3s %-8s %-22s %-17s %s", "", "type", "on", "mode", "status"))
+	sessW := m.sessionWidth()
+	header := m.st.subtle.Render(fmt.Sprintf(" %-*s %-8s %-22s %-17s %s", sessW, "", "type", "on", "mode", "status"))
 	lines := []string{header}
 	room := innerH - 1
 	note := ""
@@ -415,7 +420,7 @@ func (m *Model) viewLocks(w, h int) []string {
 	}
 	for k := start; k < len(idx) && k < start+room; k++ {
 		it := m.items[idx[k]]
-		line := m.lockLine(it)
+		line := m.lockLine(it, sessW)
 		switch {
 		case idx[k] == m.itemSel:
 			line = m.st.selected.Render("▸" + line)
@@ -446,6 +451,21 @@ func (m *Model) viewLocks(w, h int) []string {
 	return m.panel(title, lines, w, h, false)
 }
 
+// sessionWidth is the width of the lock list's session column: T1, T1@A, or
+// "prepared T1@B".
+func (m *Model) sessionWidth() int {
+	w := 3
+	for _, it := range m.items {
+		switch {
+		case it.lock != nil:
+			w = max(w, len(it.lock.Session))
+		case it.row != nil:
+			w = max(w, len(it.row.Session))
+		}
+	}
+	return w
+}
+
 var digits = regexp.MustCompile(`\d{3,}`)
 
 func (m *Model) viewGraph(w, h int) []string {
@@ -456,9 +476,20 @@ func (m *Model) viewGraph(w, h int) []string {
 		for _, e := range m.cycle.Edges {
 			inCycle[e.Waiter+"→"+e.Holder] = true
 		}
-		lines = append(lines, m.st.banner.Render(" ⚠ DEADLOCK ")+" "+m.st.cycle.Render(m.cycle.String()))
+		title := " ⚠ DEADLOCK "
 		when := fmt.Sprintf("the server breaks it after deadlock_timeout (%s)", m.deadlock)
-		if m.cycle.BreakAt != nil {
+		if m.cycle.Distributed {
+			title = " ⚠ DISTRIBUTED DEADLOCK "
+			when = "no server sees it: it never ends by itself (k cancels, x rolls back)"
+		}
+		lines = append(lines, m.st.banner.Render(title)+" "+m.st.cycle.Render(m.cycle.String()))
+		if m.cycle.Distributed && m.cycle.BreakAt != nil {
+			left := roundAge(m.cycle.BreakAt.Sub(m.now))
+			if m.masked {
+				left = "··"
+			}
+			when = fmt.Sprintf("no server sees it; %s's lock_timeout (%s) ends it in %s", m.cycle.LikelyVictim, m.cycle.LockTimeout, left)
+		} else if m.cycle.BreakAt != nil {
 			left := roundAge(m.cycle.BreakAt.Sub(m.now))
 			if m.masked {
 				left = "··"
@@ -516,7 +547,22 @@ func (m *Model) viewAccounts(w, h int) []string {
 	if m.booksErr != "" {
 		lines = append(lines, m.st.warn.Render(m.booksErr))
 	}
-	if m.cfg.Scenario != nil {
+	if m.byDatabase != nil {
+		a, b := m.byDatabase["A"], m.byDatabase["B"]
+		lines = append(lines, m.st.subtle.Render(fmt.Sprintf("%-7s %7s %7s", "", "in A", "in B")))
+		for i := range a {
+			line := fmt.Sprintf("%d %-5s %7s", a[i].ID, a[i].Owner, a[i].Balance.StringFixed(2))
+			if i < len(b) {
+				line += fmt.Sprintf(" %7s", b[i].Balance.StringFixed(2))
+			}
+			lines = append(lines, line)
+		}
+		if sim.InSync(m.byDatabase) {
+			lines = append(lines, m.st.ok.Render("✓ the databases agree"))
+		} else {
+			lines = append(lines, m.st.bad.Render("✗ the databases disagree"))
+		}
+	} else if m.cfg.Scenario != nil {
 		lines = append(lines, m.st.subtle.Render("a scenario has no ledger: its own tables, in its setup"))
 	}
 	return m.panel("Accounts", wrapAll(lines, w-4), w, h, false)

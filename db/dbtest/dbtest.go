@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,6 +50,12 @@ func run(m *testing.M, ignore []goleak.Option) int {
 	}
 	shared = d
 	code := m.Run()
+	if twoPhase != nil && twoPhase != shared {
+		if err := twoPhase.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "dbtest: stopping the two-phase-commit server:", err)
+			code = 1
+		}
+	}
 	if err := d.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "dbtest: stopping the test database:", err)
 		code = 1
@@ -67,6 +74,49 @@ func run(m *testing.M, ignore []goleak.Option) int {
 		}
 	}
 	return code
+}
+
+var (
+	twoPhaseOnce sync.Once
+	twoPhase     *db.Database
+	twoPhaseErr  error
+)
+
+// TwoPhase is a database whose server allows prepared transactions: the
+// test binary's own when its max_prepared_transactions is above 0, else a
+// throwaway server (lockstep's own), started once for the binary.
+func TwoPhase(tb testing.TB) *db.Database {
+	tb.Helper()
+	first := DB(tb)
+	twoPhaseOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		ok, err := AllowsPrepared(ctx, first)
+		if err != nil || ok {
+			twoPhase, twoPhaseErr = first, err
+			return
+		}
+		twoPhase, twoPhaseErr = db.Open(ctx, db.Options{
+			LookupEnv: func(string) (string, bool) { return "", false },
+			Server:    db.ServerOptions{DeadlockTimeout: 200 * time.Millisecond},
+		})
+	})
+	if twoPhaseErr != nil {
+		tb.Fatal(twoPhaseErr)
+	}
+	return twoPhase
+}
+
+// AllowsPrepared says whether d's server has max_prepared_transactions above 0.
+func AllowsPrepared(ctx context.Context, d *db.Database) (bool, error) {
+	conn, err := d.Connect(ctx, "lockstep/test-check")
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(ctx)
+	var n int
+	err = conn.QueryRow(ctx, "SELECT current_setting('max_prepared_transactions')::int").Scan(&n)
+	return n > 0, err
 }
 
 // DSN is a connection string for the test binary's database, for tests
@@ -95,8 +145,14 @@ func DB(tb testing.TB) *db.Database {
 // schema is dropped when the test ends.
 func Schema(tb testing.TB) *db.Database {
 	tb.Helper()
+	return SchemaOn(tb, DB(tb))
+}
+
+// SchemaOn is Schema on another of the binary's databases (TwoPhase).
+func SchemaOn(tb testing.TB, on *db.Database) *db.Database {
+	tb.Helper()
 	name := fmt.Sprintf("lockstep_t%d_%d", os.Getpid(), schemaSeq.Add(1))
-	d, err := DB(tb).WithSchema(name)
+	d, err := on.WithSchema(name)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -149,6 +205,43 @@ func Fresh(tb testing.TB, setup ledger.Setup) *db.Database {
 	defer conn.Close(ctx)
 	if err := Ledger(tb).Reset(ctx, conn, d.Schema(), setup); err != nil {
 		tb.Fatal(err)
+	}
+	return d
+}
+
+// Second is the second database of a two-database test: lockstep_b beside
+// the test binary's database, with first's schema, which is dropped there
+// when the test ends. With setup, the ledger is reset in it.
+func Second(tb testing.TB, first *db.Database, setup *ledger.Setup) *db.Database {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := db.OpenSecond(ctx, first, "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	conn, err := d.Connect(ctx, "lockstep/test-reset")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := d.Connect(ctx, "lockstep/test-cleanup")
+		if err != nil {
+			tb.Errorf("dropping schema %s in %s: %v", d.Schema(), d.Name(), err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+d.Schema()+" CASCADE"); err != nil {
+			tb.Errorf("dropping schema %s in %s: %v", d.Schema(), d.Name(), err)
+		}
+	})
+	if setup != nil {
+		if err := Ledger(tb).Reset(ctx, conn, d.Schema(), *setup); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	return d
 }
