@@ -55,6 +55,9 @@ type pgbenchRow struct {
 	PgbenchTPS  float64 `json:"pgbench_transfers_per_s"`
 	LockstepTPS float64 `json:"lockstep_transfers_per_s"`
 	Ratio       float64 `json:"ratio"`
+	// Rounds are each round's own ratio: how far apart they are is how
+	// noisy the machine was.
+	Rounds []float64 `json:"round_ratios"`
 }
 
 func (a *app) benchCommand() *cobra.Command {
@@ -132,25 +135,41 @@ func (a *app) benchCommand() *cobra.Command {
 			}
 			var cmp []pgbenchRow
 			if vsPgbench {
-				// Interleaved rounds, pgbench first, so that neither side
-				// always runs on a server warmed (or tired) by the other.
+				// Interleaved rounds in alternating order (pgbench first, then
+				// lockstep first), so that neither side always runs on a
+				// server warmed, or tired, by the other.
 				const rounds = 2
 				for _, acc := range as {
 					for _, w := range ws {
 						row := pgbenchRow{Workers: w, Accounts: acc}
-						for range rounds {
-							fmt.Fprintf(errOut, "pgbench, %d clients, %d accounts…\n", w, acc)
-							tps, err := load.Pgbench(ctx, pgbench, d, a.ledger, w, acc, duration)
-							if err != nil {
+						for round := range rounds {
+							var tps float64
+							var r load.BenchResult
+							runPgbench := func() (err error) {
+								fmt.Fprintf(errOut, "pgbench, %d clients, %d accounts…\n", w, acc)
+								tps, err = load.Pgbench(ctx, pgbench, d, a.ledger, w, acc, duration)
 								return err
 							}
-							fmt.Fprintf(errOut, "lockstep ordered, %d workers, %d accounts…\n", w, acc)
-							r, err := load.Bench(ctx, load.BenchConfig{DB: d, Ledger: a.ledger, Strategy: mustLookup("ordered"), Workers: w, Accounts: acc, Duration: duration})
-							if err != nil {
+							runLockstep := func() (err error) {
+								fmt.Fprintf(errOut, "lockstep ordered, %d workers, %d accounts…\n", w, acc)
+								r, err = load.Bench(ctx, load.BenchConfig{DB: d, Ledger: a.ledger, Strategy: mustLookup("ordered"), Workers: w, Accounts: acc, Duration: duration})
+								return err
+							}
+							first, second := runPgbench, runLockstep
+							if round%2 == 1 {
+								first, second = second, first
+							}
+							if err := first(); err != nil {
+								return err
+							}
+							if err := second(); err != nil {
 								return err
 							}
 							row.PgbenchTPS += tps / rounds
 							row.LockstepTPS += r.Throughput / rounds
+							if tps > 0 {
+								row.Rounds = append(row.Rounds, r.Throughput/tps)
+							}
 						}
 						if row.PgbenchTPS > 0 {
 							row.Ratio = row.LockstepTPS / row.PgbenchTPS
@@ -173,8 +192,12 @@ func (a *app) benchCommand() *cobra.Command {
 				printBenchTable(out, results)
 				printBenchChart(out, results, ws, as, isColourTerminal(out))
 				for _, c := range cmp {
-					fmt.Fprintf(out, "ordered vs pgbench (mean of 2 interleaved runs each), %d workers, %d accounts: %.0f vs %.0f transfers/s = %.2f×\n",
-						c.Workers, c.Accounts, c.LockstepTPS, c.PgbenchTPS, c.Ratio)
+					each := make([]string, len(c.Rounds))
+					for i, x := range c.Rounds {
+						each[i] = fmt.Sprintf("%.2f", x)
+					}
+					fmt.Fprintf(out, "ordered vs pgbench (mean of %d interleaved runs each), %d workers, %d accounts: %.0f vs %.0f transfers/s = %.2f× (rounds: %s)\n",
+						len(c.Rounds), c.Workers, c.Accounts, c.LockstepTPS, c.PgbenchTPS, c.Ratio, strings.Join(each, ", "))
 				}
 			}
 			return nil

@@ -371,3 +371,37 @@ func TestRunPoolExhaustsAndTheFixesComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchVsPgbench runs the comparison for real: pgbench ships with the
+// PostgreSQL server package these tests already need.
+func TestBenchVsPgbench(t *testing.T) {
+	t.Parallel()
+	out, errOut, code := lockstep(t, withDB(t, "bench", "--strategy", "ordered", "--workers", "2", "--accounts", "10", "--duration", "1s", "--vs-pgbench", "--json")...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var sum struct {
+		Ratio   float64 `json:"ratio_vs_pgbench"`
+		Pgbench []struct {
+			Workers    int       `json:"workers"`
+			Accounts   int       `json:"accounts"`
+			PgbenchTPS float64   `json:"pgbench_transfers_per_s"`
+			Lockstep   float64   `json:"lockstep_transfers_per_s"`
+			Rounds     []float64 `json:"round_ratios"`
+		} `json:"pgbench"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Pgbench) != 1 {
+		t.Fatalf("want one comparison: %s", lines[len(lines)-1])
+	}
+	c := sum.Pgbench[0]
+	if c.Workers != 2 || c.Accounts != 10 || c.PgbenchTPS <= 0 || c.Lockstep <= 0 || len(c.Rounds) != 2 {
+		t.Fatalf("comparison %+v", c)
+	}
+	if want := c.Lockstep / c.PgbenchTPS; sum.Ratio < want*0.999 || sum.Ratio > want*1.001 {
+		t.Errorf("ratio_vs_pgbench %v, want %v", sum.Ratio, want)
+	}
+}

@@ -139,18 +139,28 @@ func (r *Runner) runOnce(ctx context.Context, script *Script) error {
 // any. It goes straight to pgconn: the values are literals, so there is
 // nothing for pgx to sanitize, prepare or decode.
 func QueryFirstRow(ctx context.Context, conn *pgx.Conn, sql string) ([]any, error) {
-	results, err := conn.PgConn().Exec(ctx, sql).ReadAll()
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range results {
-		if len(r.Rows) > 0 {
-			row := make([]any, len(r.Rows[0]))
-			for i, v := range r.Rows[0] {
-				row[i] = string(v)
+	// Read the results as they come rather than with ReadAll, which copies
+	// every row of every result: statements here return at most one row.
+	mrr := conn.PgConn().Exec(ctx, sql)
+	var row []any
+	for mrr.NextResult() {
+		rr := mrr.ResultReader()
+		for rr.NextRow() {
+			if row == nil {
+				values := rr.Values()
+				row = make([]any, len(values))
+				for i, v := range values {
+					row[i] = string(v)
+				}
 			}
-			return row, nil
+		}
+		if _, err := rr.Close(); err != nil {
+			_ = mrr.Close()
+			return nil, err
 		}
 	}
-	return nil, nil
+	if err := mrr.Close(); err != nil {
+		return nil, err
+	}
+	return row, nil
 }

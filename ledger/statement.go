@@ -69,10 +69,31 @@ func (s *Script) Reset() { s.Vars = Vars{} }
 // Transactional says whether the statement list runs inside BEGIN … COMMIT.
 func (s *Script) Transactional() bool { return s.Strategy.Transactional }
 
-func money(d decimal.Decimal) string { return d.StringFixed(2) }
+func money(d decimal.Decimal) string { return string(appendMoney(nil, d)) }
+
+// appendMoney appends d with two decimals. Amounts and balances (at most two
+// decimals, far below 10^13) take a path that allocates nothing; the runner
+// renders several per statement, thousands of times a second in a bench.
+func appendMoney(b []byte, d decimal.Decimal) []byte {
+	exp := d.Exponent()
+	if exp > 0 || exp < -2 || d.NumDigits() > 15 {
+		return append(b, d.StringFixed(2)...)
+	}
+	cents := d.CoefficientInt64() * pow10[exp+2]
+	if cents < 0 {
+		b = append(b, '-')
+		cents = -cents
+	}
+	b = strconv.AppendInt(b, cents/100, 10)
+	b = append(b, '.', byte('0'+cents%100/10), byte('0'+cents%10))
+	return b
+}
+
+var pow10 = [...]int64{1, 10, 100}
 
 // SQL renders the statement with the values in v.
 func (st Statement) SQL(v *Vars) string {
+	b := make([]byte, 0, 128)
 	switch st.Kind {
 	case Begin:
 		if st.Isolation != "" {
@@ -84,42 +105,70 @@ func (st Statement) SQL(v *Vars) string {
 	case LockTable:
 		return "LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE"
 	case AdvisoryLock:
-		return fmt.Sprintf("SELECT pg_advisory_xact_lock(hashtext('%s'), %d)", st.Namespace, st.Account)
+		b = append(b, "SELECT pg_advisory_xact_lock(hashtext('"...)
+		b = append(b, st.Namespace...)
+		b = append(b, "'), "...)
+		b = strconv.AppendInt(b, st.Account, 10)
+		b = append(b, ')')
 	case InsertTransfer:
 		t := st.Transfer
-		return fmt.Sprintf("INSERT INTO transfers (from_account_id, to_account_id, amount) VALUES (%d, %d, %s) RETURNING id",
-			t.From, t.To, money(t.Amount))
+		b = append(b, "INSERT INTO transfers (from_account_id, to_account_id, amount) VALUES ("...)
+		b = strconv.AppendInt(b, t.From, 10)
+		b = append(b, ", "...)
+		b = strconv.AppendInt(b, t.To, 10)
+		b = append(b, ", "...)
+		b = appendMoney(b, t.Amount)
+		b = append(b, ") RETURNING id"...)
 	case InsertEntry:
-		id := "<transfer id>"
+		b = append(b, "INSERT INTO entries (transfer_id, account_id, amount) VALUES ("...)
 		if v.HasTransferID {
-			id = fmt.Sprint(v.TransferID)
+			b = strconv.AppendInt(b, v.TransferID, 10)
+		} else {
+			b = append(b, "<transfer id>"...)
 		}
-		return fmt.Sprintf("INSERT INTO entries (transfer_id, account_id, amount) VALUES (%s, %d, %s)",
-			id, st.Account, money(st.Amount))
+		b = append(b, ", "...)
+		b = strconv.AppendInt(b, st.Account, 10)
+		b = append(b, ", "...)
+		b = appendMoney(b, st.Amount)
+		b = append(b, ')')
 	case ReadBalance:
-		sql := fmt.Sprintf("SELECT balance FROM accounts WHERE id = %d", st.Account)
+		b = append(b, "SELECT balance FROM accounts WHERE id = "...)
+		b = strconv.AppendInt(b, st.Account, 10)
 		if st.Lock != "" {
-			sql += " " + st.Lock
+			b = append(b, ' ')
+			b = append(b, st.Lock...)
 		}
-		return sql
 	case SetBalance:
-		value := fmt.Sprintf("<balance read> %s %s", sign(st.Amount), money(st.Amount.Abs()))
+		b = append(b, "UPDATE accounts SET balance = "...)
 		if read, ok := v.Read[st.Account]; ok {
-			value = money(read.Add(st.Amount))
+			b = appendMoney(b, read.Add(st.Amount))
+		} else {
+			b = append(b, "<balance read> "...)
+			b = appendSigned(b, st.Amount)
 		}
-		return fmt.Sprintf("UPDATE accounts SET balance = %s WHERE id = %d RETURNING balance", value, st.Account)
+		b = append(b, " WHERE id = "...)
+		b = strconv.AppendInt(b, st.Account, 10)
+		b = append(b, " RETURNING balance"...)
 	case AddBalance:
-		return fmt.Sprintf("UPDATE accounts SET balance = balance %s %s WHERE id = %d RETURNING balance",
-			sign(st.Amount), money(st.Amount.Abs()), st.Account)
+		b = append(b, "UPDATE accounts SET balance = balance "...)
+		b = appendSigned(b, st.Amount)
+		b = append(b, " WHERE id = "...)
+		b = strconv.AppendInt(b, st.Account, 10)
+		b = append(b, " RETURNING balance"...)
+	default:
+		return fmt.Sprintf("-- unknown statement kind %d", st.Kind)
 	}
-	return fmt.Sprintf("-- unknown statement kind %d", st.Kind)
+	return string(b)
 }
 
-func sign(d decimal.Decimal) string {
+// appendSigned appends "+ 1.50" or "- 1.50".
+func appendSigned(b []byte, d decimal.Decimal) []byte {
 	if d.IsNegative() {
-		return "-"
+		b = append(b, "- "...)
+	} else {
+		b = append(b, "+ "...)
 	}
-	return "+"
+	return appendMoney(b, d.Abs())
 }
 
 // Capture records what the statement returned: the new transfer's id, a

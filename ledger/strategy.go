@@ -152,11 +152,12 @@ func Lookup(name string) (*Strategy, error) {
 // come first: each insert's foreign-key check takes FOR KEY SHARE on the
 // account rows it references.
 func inserts(t Transfer) []Statement {
-	return []Statement{
-		{Kind: InsertTransfer, Transfer: t},
-		{Kind: InsertEntry, Account: t.From, Amount: t.Amount.Neg()},
-		{Kind: InsertEntry, Account: t.To, Amount: t.Amount},
-	}
+	// Room for what the strategies append: two to six more statements.
+	return append(make([]Statement, 0, 9),
+		Statement{Kind: InsertTransfer, Transfer: t},
+		Statement{Kind: InsertEntry, Account: t.From, Amount: t.Amount.Neg()},
+		Statement{Kind: InsertEntry, Account: t.To, Amount: t.Amount},
+	)
 }
 
 // readModifyWrite is the inserts, then for each account a SELECT of the
@@ -175,6 +176,8 @@ func add(account int64, delta decimal.Decimal) Statement {
 }
 
 func wrap(isolation string, body []Statement) []Statement {
-	out := append([]Statement{{Kind: Begin, Isolation: isolation}}, body...)
+	out := make([]Statement, 0, len(body)+2)
+	out = append(out, Statement{Kind: Begin, Isolation: isolation})
+	out = append(out, body...)
 	return append(out, Statement{Kind: Commit})
 }
