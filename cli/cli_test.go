@@ -146,6 +146,14 @@ func TestResetCommand(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// A big ledger prints its first accounts and a count, not every line.
+	out, errOut, code = lockstep(t, withDB(t, "reset", "--accounts", "1000")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if lines := strings.Count(out, "\n"); lines > 20 || !strings.Contains(out, "… and 988 more accounts (1000 in all, 100000.00 in total)") {
+		t.Errorf("%d lines:\n%s", lines, out)
+	}
 	// A schema lockstep did not make is refused.
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dbtest.DSN(t))

@@ -98,8 +98,21 @@ func printAccounts(ctx context.Context, out io.Writer, d *db.Database) error {
 	}
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "%4s\towner\t%12s\n", "id", "balance")
-	for _, acc := range accounts {
+	// A ledger of thousands of accounts (a bench's) is not worth a screenful
+	// of identical lines: the first ones and a count.
+	const shown = 12
+	for _, acc := range accounts[:min(len(accounts), shown)] {
 		fmt.Fprintf(w, "%4d\t%s\t%12s\n", acc.ID, acc.Owner, acc.Balance.StringFixed(2))
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if len(accounts) > shown {
+		total := decimal.Zero
+		for _, acc := range accounts {
+			total = total.Add(acc.Balance)
+		}
+		_, err = fmt.Fprintf(out, "… and %d more accounts (%d in all, %s in total)\n", len(accounts)-shown, len(accounts), total.StringFixed(2))
+	}
+	return err
 }
