@@ -46,10 +46,17 @@ type Options struct {
 func Run(ctx context.Context, opts Options, progOpts ...tea.ProgramOption) error {
 	m := New(ctx, opts)
 	defer m.Close()
+	return runProgram(ctx, m, progOpts)
+}
+
+// runProgram runs a Bubble Tea program until it quits or ctx ends. A program
+// killed because ctx ended (Ctrl-C, SIGTERM, SIGHUP) is no error: the
+// caller's deferred cleanup rolls back and closes.
+func runProgram(ctx context.Context, m tea.Model, progOpts []tea.ProgramOption) error {
 	p := tea.NewProgram(m, append([]tea.ProgramOption{tea.WithContext(ctx)}, progOpts...)...)
 	_, err := p.Run()
 	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
-		return nil // Ctrl-C, SIGTERM or SIGHUP: cleaned up by the deferred Close
+		return nil
 	}
 	return err
 }

@@ -27,12 +27,7 @@ type PoolOptions struct {
 func RunPool(ctx context.Context, opts PoolOptions, progOpts ...tea.ProgramOption) error {
 	m := newPoolModel(ctx, opts)
 	defer m.stop()
-	p := tea.NewProgram(m, append([]tea.ProgramOption{tea.WithContext(ctx)}, progOpts...)...)
-	_, err := p.Run()
-	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
-		return nil
-	}
-	return err
+	return runProgram(ctx, m, progOpts)
 }
 
 // poolModel is the view; each run of the scenario gets a number, so that
