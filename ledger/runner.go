@@ -76,63 +76,156 @@ type Runner struct {
 // on 40P01 and 40001 with bounded, jittered backoff. The autocommit strategy
 // is never retried: its earlier statements have already committed.
 func (r *Runner) Transfer(ctx context.Context, s *Strategy, t Transfer) (Result, error) {
-	policy := r.Policy.withDefaults()
-	script := s.Script(t, r.Schema)
-	var res Result
+	f := NewFlight(s, t, r.Schema, r.Policy)
 	for {
-		res.Attempts++
-		err := r.runOnce(ctx, script)
-		if err == nil {
-			res.TransferID = script.Vars.TransferID
-			res.FromBalance = script.Vars.After[t.From]
-			res.ToBalance = script.Vars.After[t.To]
-			return res, nil
+		i := f.Statement()
+		if i >= 0 && r.BeforeStatement != nil {
+			r.BeforeStatement(f.Script(), i)
 		}
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || !s.Transactional {
-			return res, err
+		var row []any
+		var err error
+		if i >= 0 {
+			row, err = QueryFirstRow(ctx, r.Conn, f.SQL())
+		} else {
+			// Ending a failed attempt. A broken connection fails here too, and
+			// the statement's own error is the one Flight reports.
+			_, err = r.Conn.Exec(context.WithoutCancel(ctx), f.SQL())
 		}
-		switch pgErr.Code {
-		case DeadlockDetected:
-			res.Deadlocks++
-		case SerializationFailure:
-			res.SerializationFailures++
-		default:
-			return res, err
+		switch f.Answer(row, err, r.Conn.PgConn().TxStatus()) {
+		case Over:
+			return f.Result()
+		case Backoff:
+			select {
+			case <-ctx.Done():
+				res, _ := f.Result()
+				return res, ctx.Err()
+			case <-time.After(f.Wait()):
+			}
 		}
-		if res.Attempts >= policy.MaxAttempts {
-			return res, fmt.Errorf("giving up after %d attempts: %w", res.Attempts, err)
-		}
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-time.After(policy.backoff(res.Attempts)):
-		}
-		script.Reset()
 	}
 }
 
-func (r *Runner) runOnce(ctx context.Context, script *Script) error {
-	for i := range script.Statements {
-		if r.BeforeStatement != nil {
-			r.BeforeStatement(script, i)
-		}
-		row, err := QueryFirstRow(ctx, r.Conn, script.SQL(i))
-		if err == nil {
-			err = script.Record(i, row)
-		}
-		if err != nil {
-			if script.Transactional() && r.Conn.PgConn().TxStatus() != 'I' {
-				// The server has aborted the transaction; end it so the
-				// connection can retry. A broken connection fails here too,
-				// and the statement's own error is the one worth reporting.
-				_, _ = r.Conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-			}
-			return fmt.Errorf("statement %d (%s): %w", i+1, script.SQL(i), err)
-		}
-	}
-	return nil
+// Step is what a Flight asks of its driver after an answer.
+type Step int
+
+const (
+	Send    Step = iota // send SQL() now
+	Backoff             // wait Wait(), then send SQL(): the transfer starts again
+	Over                // the transfer has ended; Result says how
+)
+
+// Flight is one whole transfer in progress: which statement to send next,
+// what the ones sent so far returned, and the retry policy. Runner.Transfer
+// drives one on a pgx connection; the bench drives many at once from one
+// goroutine, writing the statements to the sockets itself. Both go through
+// Answer, so both retry, roll back and count alike.
+type Flight struct {
+	script   *Script
+	policy   RetryPolicy
+	next     int   // the script statement to send next
+	rollback bool  // the next statement is the ROLLBACK ending a failed attempt
+	failure  error // the failed statement's error, while that ROLLBACK runs
+	wait     time.Duration
+	retrying bool // Backoff was returned: the next answer is a new attempt's
+	res      Result
+	err      error
 }
+
+// NewFlight starts a transfer: its first statement is SQL().
+func NewFlight(s *Strategy, t Transfer, schema string, p RetryPolicy) *Flight {
+	return &Flight{script: s.Script(t, schema), policy: p.withDefaults(), res: Result{Attempts: 1}}
+}
+
+// Script is the transfer's script, with what its statements have read.
+func (f *Flight) Script() *Script { return f.script }
+
+// Statement is the index in the script of the statement to send next, or -1
+// when it is the ROLLBACK that ends a failed attempt.
+func (f *Flight) Statement() int {
+	if f.rollback {
+		return -1
+	}
+	return f.next
+}
+
+// SQL is the statement to send next.
+func (f *Flight) SQL() string {
+	if f.rollback {
+		return "ROLLBACK"
+	}
+	return f.script.SQL(f.next)
+}
+
+// Wait is the backoff before a retry, after Answer returned Backoff.
+func (f *Flight) Wait() time.Duration { return f.wait }
+
+// Answer takes the outcome of the statement last sent: its first row (nil
+// if none), its error, and the connection's transaction status after it
+// ('I' idle, 'T' in a transaction, 'E' in a failed one).
+func (f *Flight) Answer(row []any, err error, txStatus byte) Step {
+	if f.rollback {
+		f.rollback = false
+		return f.failed()
+	}
+	if f.retrying {
+		// Counted when it is under way, not when it is scheduled: a retry
+		// abandoned in its backoff never ran.
+		f.retrying = false
+		f.res.Attempts++
+	}
+	if err == nil {
+		err = f.script.Record(f.next, row)
+	}
+	if err != nil {
+		f.failure = fmt.Errorf("statement %d (%s): %w", f.next+1, f.script.SQL(f.next), err)
+		if f.script.Transactional() && txStatus != 'I' {
+			// The server has aborted the transaction; end it so that the
+			// connection can retry or go on with another transfer.
+			f.rollback = true
+			return Send
+		}
+		return f.failed()
+	}
+	f.next++
+	if f.next < f.script.Len() {
+		return Send
+	}
+	v := f.script.Vars
+	f.res.TransferID, f.res.FromBalance, f.res.ToBalance = v.TransferID, v.After[f.script.Transfer.From], v.After[f.script.Transfer.To]
+	return Over
+}
+
+// failed decides, once a failed attempt's transaction is over, whether the
+// transfer starts again.
+func (f *Flight) failed() Step {
+	var pgErr *pgconn.PgError
+	if !errors.As(f.failure, &pgErr) || !f.script.Transactional() {
+		f.err = f.failure
+		return Over
+	}
+	switch pgErr.Code {
+	case DeadlockDetected:
+		f.res.Deadlocks++
+	case SerializationFailure:
+		f.res.SerializationFailures++
+	default:
+		f.err = f.failure
+		return Over
+	}
+	if f.res.Attempts >= f.policy.MaxAttempts {
+		f.err = fmt.Errorf("giving up after %d attempts: %w", f.res.Attempts, f.failure)
+		return Over
+	}
+	f.wait = f.policy.backoff(f.res.Attempts)
+	f.retrying = true
+	f.script.Reset()
+	f.next, f.failure = 0, nil
+	return Backoff
+}
+
+// Result is how the transfer ended, once Answer has returned Over: what it
+// did, and its error if it did not commit.
+func (f *Flight) Result() (Result, error) { return f.res, f.err }
 
 // QueryFirstRow runs one literal SQL statement with the simple protocol (one
 // round trip, as psql would send it) and returns its first row as text, if

@@ -22,6 +22,11 @@ type BenchConfig struct {
 	Workers  int
 	Accounts int
 	Duration time.Duration
+
+	// goroutines runs a goroutine per worker, with Worker.Run, even where
+	// the connections could be driven from one (see drive); TLS connections
+	// always run so. Tests set it to cover that path.
+	goroutines bool
 }
 
 // BenchResult is what one combination measured.
@@ -66,7 +71,52 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 			return res, fmt.Errorf("connecting worker %d: %w", i+1, err)
 		}
 	}
-	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	fds := make([]int, len(conns))
+	raw := !cfg.goroutines
+	for i, c := range conns {
+		fd, ok, err := rawSocket(ctx, c)
+		if err != nil {
+			return res, fmt.Errorf("preparing worker %d: %w", i+1, err)
+		}
+		fds[i], raw = fd, raw && ok
+	}
+	start := time.Now()
+	var (
+		total     Tally
+		latencies []time.Duration
+	)
+	if raw {
+		rnd := rand.New(rand.NewPCG(uint64(len(conns)), uint64(start.UnixNano())))
+		total, latencies, err = drive(ctx, conns, fds, cfg.Strategy, cfg.DB.Schema(), cfg.Accounts, rnd, start.Add(cfg.Duration))
+	} else {
+		total, latencies, err = runWorkers(ctx, cfg, conns, start)
+	}
+	elapsed := time.Since(start)
+	if err != nil {
+		return res, err
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	books, err := ledger.CheckBooks(ctx, ctl)
+	if err != nil {
+		return res, err
+	}
+	slices.Sort(latencies)
+	res.Seconds = elapsed.Seconds()
+	res.Committed = total.Committed
+	res.Throughput = float64(total.Committed) / elapsed.Seconds()
+	res.P50, res.P99 = percentile(latencies, 50), percentile(latencies, 99)
+	res.P50ms, res.P99ms = float64(res.P50.Microseconds())/1000, float64(res.P99.Microseconds())/1000
+	res.Deadlocks, res.SerializationFailures, res.Retries, res.Failed = total.Deadlocks, total.SerializationFailures, total.Retries, total.Failed
+	res.BooksKept, res.Books = books.OK(), books.Summary()
+	return res, nil
+}
+
+// runWorkers runs a Worker per connection, each in its own goroutine, for
+// cfg.Duration from start.
+func runWorkers(ctx context.Context, cfg BenchConfig, conns []*pgx.Conn, start time.Time) (Tally, []time.Duration, error) {
+	runCtx, cancel := context.WithDeadline(ctx, start.Add(cfg.Duration))
 	defer cancel()
 	var (
 		mu        sync.Mutex
@@ -75,7 +125,6 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 		firstErr  error
 		wg        sync.WaitGroup
 	)
-	start := time.Now()
 	for i, c := range conns {
 		wg.Go(func() {
 			var mine []time.Duration
@@ -97,26 +146,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	if firstErr != nil {
-		return res, firstErr
-	}
-	if ctx.Err() != nil {
-		return res, ctx.Err()
-	}
-	books, err := ledger.CheckBooks(ctx, ctl)
-	if err != nil {
-		return res, err
-	}
-	slices.Sort(latencies)
-	res.Seconds = elapsed.Seconds()
-	res.Committed = total.Committed
-	res.Throughput = float64(total.Committed) / elapsed.Seconds()
-	res.P50, res.P99 = percentile(latencies, 50), percentile(latencies, 99)
-	res.P50ms, res.P99ms = float64(res.P50.Microseconds())/1000, float64(res.P99.Microseconds())/1000
-	res.Deadlocks, res.SerializationFailures, res.Retries, res.Failed = total.Deadlocks, total.SerializationFailures, total.Retries, total.Failed
-	res.BooksKept, res.Books = books.OK(), books.Summary()
-	return res, nil
+	return total, latencies, firstErr
 }
 
 // percentile of sorted durations, nearest rank.

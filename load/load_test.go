@@ -3,6 +3,7 @@ package load_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"lockstep/db"
 	"lockstep/db/dbtest"
 	"lockstep/ledger"
 	"lockstep/load"
@@ -63,11 +67,7 @@ func chaos(t *testing.T, strategy string, workers int, duration, every time.Dura
 	}
 	// No killed worker leaves a backend behind.
 	ctx := context.Background()
-	conn, err := d.Connect(ctx, "lockstep/test-check")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := checkConn(t, d)
 	var n int
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1", "lockstep/"+res.RunID+"/%").Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d chaos backends left (%v)", n, err)
@@ -136,6 +136,131 @@ func TestBenchGivesSaneNumbers(t *testing.T) {
 		}
 		if name == "ordered" && !r.BooksKept {
 			t.Errorf("ordered broke the books: %s", r.Books)
+		}
+	}
+}
+
+// benchPaths are the two ways a bench runs its workers: driven from one
+// goroutine, and a goroutine each (the path for TLS connections).
+var benchPaths = map[string]func(context.Context, load.BenchConfig) (load.BenchResult, error){
+	"driven":     load.Bench,
+	"goroutines": load.BenchWithGoroutines,
+}
+
+// TestBenchCountsWhatCommitted runs strategies that wait for each other on
+// two accounts, and one that rarely does on a thousand, both ways, and
+// checks the counts against the server: every transfer counted as committed
+// is in the ledger and no other; every retry had a deadlock or a
+// serialization failure behind it; no worker connection is left.
+func TestBenchCountsWhatCommitted(t *testing.T) {
+	t.Parallel()
+	for path, bench := range benchPaths {
+		for _, c := range []struct {
+			strategy          string
+			workers, accounts int
+		}{{"for-update", 4, 2}, {"ordered", 4, 2}, {"serializable", 4, 2}, {"ordered", 8, 1000}, {"none", 1, 100}} {
+			t.Run(fmt.Sprintf("%s/%s/%d", path, c.strategy, c.accounts), func(t *testing.T) {
+				t.Parallel()
+				d := dbtest.Schema(t)
+				s, _ := ledger.Lookup(c.strategy)
+				r, err := bench(context.Background(), load.BenchConfig{DB: d, Ledger: dbtest.Ledger(t), Strategy: s,
+					Workers: c.workers, Accounts: c.accounts, Duration: time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// One autocommit worker breaks the books only if the end of
+				// the run stops a transfer halfway; nothing else here may.
+				if !r.BooksKept {
+					t.Errorf("books broken: %s", r.Books)
+				}
+				// for-update's deadlocks wait out deadlock_timeout (1 s): it
+				// may commit nothing in a second. The others always progress.
+				if r.Committed == 0 && c.strategy != "for-update" || r.Retries > r.Deadlocks+r.SerializationFailures {
+					t.Errorf("%+v", r)
+				}
+				ctx := context.Background()
+				conn := checkConn(t, d)
+				var n int
+				if err := conn.QueryRow(ctx, "SELECT count(*) FROM transfers").Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n != r.Committed {
+					t.Errorf("counted %d committed transfers; the ledger has %d", r.Committed, n)
+				}
+				waitNoWorkers(t, conn)
+			})
+		}
+	}
+}
+
+// TestBenchStopsWhenCancelled cancels a bench once the server shows it has
+// committed transfers: it ends with the context's error and leaves no
+// transaction holding locks behind.
+func TestBenchStopsWhenCancelled(t *testing.T) {
+	t.Parallel()
+	for path, bench := range benchPaths {
+		t.Run(path, func(t *testing.T) {
+			t.Parallel()
+			d := dbtest.Schema(t)
+			s, _ := ledger.Lookup("ordered") // on two accounts: the workers wait for each other
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			conn := checkConn(t, d)
+			watched := make(chan error, 1)
+			go func() {
+				// Cancel once 50 transfers are in the ledger (the bench resets
+				// it first, so wait for the table to be there and empty).
+				defer cancel()
+				for {
+					var n int
+					err := conn.QueryRow(ctx, "SELECT count(*) FROM transfers").Scan(&n)
+					if ctx.Err() != nil || err == nil && n >= 50 {
+						watched <- nil
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}()
+			_, err := bench(ctx, load.BenchConfig{DB: d, Ledger: dbtest.Ledger(t), Strategy: s, Workers: 4, Accounts: 2, Duration: time.Hour})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("bench ended with %v, want context.Canceled", err)
+			}
+			<-watched
+			waitNoWorkers(t, conn)
+		})
+	}
+}
+
+// checkConn is a connection of the test's own to d, to check what a run
+// left on the server.
+func checkConn(t *testing.T, d *db.Database) *pgx.Conn {
+	t.Helper()
+	conn, err := d.Connect(context.Background(), "lockstep/test-check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// waitNoWorkers waits until no backend but conn's holds a lock on a table
+// of conn's ledger schema: a bench's workers have ended their transactions
+// or gone (pgx's Close sends Terminate; a backend ends on its own time).
+func waitNoWorkers(t *testing.T, conn *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+			WHERE c.relnamespace = current_schema()::regnamespace AND l.pid <> pg_backend_pid()`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d locks on the ledger still held by the bench's workers", n)
 		}
 	}
 }

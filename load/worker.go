@@ -34,6 +34,14 @@ func (t *Tally) add(o Tally) {
 	t.Failed += o.Failed
 }
 
+// count adds what a whole transfer met: its deadlocks, serialization
+// failures and retries.
+func (t *Tally) count(res ledger.Result) {
+	t.Deadlocks += res.Deadlocks
+	t.SerializationFailures += res.SerializationFailures
+	t.Retries += max(0, res.Retries())
+}
+
 // RandomTransfer picks two different accounts among 1..accounts and an
 // amount between 0.01 and 10.00.
 func RandomTransfer(r *rand.Rand, accounts int) ledger.Transfer {
@@ -76,9 +84,7 @@ func (w *Worker) Run(ctx context.Context) (Tally, error) {
 	for ctx.Err() == nil {
 		start := time.Now()
 		res, err := r.Transfer(stmtCtx, w.Strategy, RandomTransfer(w.Rand, w.Accounts))
-		t.Deadlocks += res.Deadlocks
-		t.SerializationFailures += res.SerializationFailures
-		t.Retries += max(0, res.Retries())
+		t.count(res)
 		switch {
 		case err == nil:
 			t.Committed++

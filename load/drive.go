@@ -1,0 +1,384 @@
+package load
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"golang.org/x/sys/unix"
+
+	"lockstep/ledger"
+)
+
+// The bench drives all its connections from one goroutine, as pgbench drives
+// its clients from a thread: it writes each statement to the socket itself,
+// waits on every socket at once with epoll(7), and hands each answer to the
+// transfer's ledger.Flight, which decides what to send next, whether to roll
+// back and whether to retry (the same decisions Runner.Transfer makes).
+//
+// Written by hand, not with pgconn, for speed: a goroutine per connection
+// parked on Go's network poller makes the runtime wake threads on every
+// round trip, and on a two-core machine that CPU is the server's. In the
+// same alternating rounds against pgbench (ordered, 8 workers, 1,000
+// accounts) this did 1.08× pgbench and a goroutine per worker 0.96× (README,
+// the strategy benchmark). pgconn still opens, checks and closes the
+// connections (pgconn.Conn's documented raw use, after SyncConn); only the
+// simple-protocol round trips of the run are done here. Connections pgconn
+// has wrapped in TLS cannot be driven this way and run with one goroutine
+// each instead (see rawSocket).
+
+// driven is one connection of a bench run.
+type driven struct {
+	conn    *pgx.Conn
+	fd      int
+	flight  *ledger.Flight
+	start   time.Time // when the transfer in flight started, for its latency
+	wake    time.Time // when a transfer in backoff may start again; zero otherwise
+	busy    bool      // a statement has been sent and its answer not read
+	ending  bool      // the run is over: only ROLLBACK is sent from now on
+	done    bool
+	watched uint32 // the events d is in the epoll set for
+	wbuf    []byte // the last message written
+	out     []byte // what is still to write of it
+	in      []byte // what has been read and not yet parsed
+	row     []any  // the first row of the statement in flight
+	err     error  // its error
+}
+
+// rawSocket is the file descriptor under conn when pgconn talks to the
+// server over a plain TCP or Unix socket, after SyncConn has made sure
+// pgconn holds nothing unread; ok is false for any other net.Conn (TLS).
+func rawSocket(ctx context.Context, conn *pgx.Conn) (fd int, ok bool, err error) {
+	if err := conn.PgConn().SyncConn(ctx); err != nil {
+		return 0, false, err
+	}
+	// A *tls.Conn has no SyscallConn: its bytes are not the protocol's.
+	sc, ok := conn.PgConn().Conn().(syscall.Conn)
+	if !ok {
+		return 0, false, nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false, err
+	}
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		return 0, false, err
+	}
+	return fd, true, nil
+}
+
+// bench is what one driven run shares among its connections.
+type bench struct {
+	strategy  *ledger.Strategy
+	schema    string
+	accounts  int
+	rnd       *rand.Rand
+	stopping  bool // the deadline has passed or ctx has ended
+	total     Tally
+	latencies []time.Duration
+	cancels   sync.WaitGroup
+}
+
+// drive runs random transfers on conns (whose sockets are fds) until
+// deadline or until ctx ends, then cancels the statements in flight and
+// rolls back what is open, as Worker.Run does. It returns once no
+// connection has a statement in flight or a transaction open.
+func drive(ctx context.Context, conns []*pgx.Conn, fds []int, s *ledger.Strategy, schema string, accounts int,
+	rnd *rand.Rand, deadline time.Time) (Tally, []time.Duration, error) {
+	b := &bench{strategy: s, schema: schema, accounts: accounts, rnd: rnd}
+	defer b.cancels.Wait()
+	// ctx ending wakes the wait through a pipe.
+	var wake [2]int
+	if err := unix.Pipe2(wake[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		return b.total, nil, fmt.Errorf("creating the bench's wake-up pipe: %w", err)
+	}
+	defer unix.Close(wake[0])
+	defer unix.Close(wake[1])
+	defer context.AfterFunc(ctx, func() { _, _ = unix.Write(wake[1], []byte{0}) })()
+
+	// One epoll set watches every connection and the pipe (level-triggered,
+	// as poll(2) would, but without handing the kernel the whole list on
+	// every wait).
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return b.total, nil, fmt.Errorf("creating the bench's epoll set: %w", err)
+	}
+	defer unix.Close(ep)
+	ds := make([]*driven, len(conns))
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake[0], &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(len(ds))}); err != nil {
+		return b.total, nil, fmt.Errorf("watching the bench's wake-up pipe: %w", err)
+	}
+	now := time.Now()
+	for i, c := range conns {
+		ds[i] = &driven{conn: c, fd: fds[i], in: make([]byte, 0, 4096)}
+		b.begin(ds[i], now)
+	}
+	events := make([]unix.EpollEvent, len(ds)+1)
+	buf := make([]byte, 16<<10)
+	for {
+		now = time.Now()
+		if !b.stopping && (ctx.Err() != nil || !now.Before(deadline)) {
+			b.stop(ds)
+		}
+		active, timeout := 0, -1
+		if !b.stopping {
+			timeout = msUntil(deadline, now, timeout)
+		}
+		for i, d := range ds {
+			if !d.done {
+				active++
+				if !d.wake.IsZero() {
+					if now.Before(d.wake) {
+						timeout = msUntil(d.wake, now, timeout)
+					} else {
+						d.wake = time.Time{}
+						d.send(d.flight.SQL())
+					}
+				}
+			}
+			if err := d.watch(ep, i); err != nil {
+				return b.total, b.latencies, err
+			}
+		}
+		if active == 0 {
+			return b.total, b.latencies, nil
+		}
+		n, err := unix.EpollWait(ep, events, timeout)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return b.total, b.latencies, fmt.Errorf("waiting for the server: %w", err)
+		}
+		for _, e := range events[:max(n, 0)] {
+			if int(e.Fd) == len(ds) {
+				continue // ctx has ended: seen at the top of the loop
+			}
+			d := ds[e.Fd]
+			if d.done {
+				continue
+			}
+			if e.Events&unix.EPOLLOUT != 0 {
+				if err := d.flush(); err != nil {
+					return b.total, b.latencies, err
+				}
+			}
+			if e.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+				continue
+			}
+			n, err := unix.Read(d.fd, buf)
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil || n == 0 {
+				return b.total, b.latencies, fmt.Errorf("the connection is lost: %w", cmp.Or(err, errors.New("the server closed it")))
+			}
+			d.in = append(d.in, buf[:n]...)
+			txStatus, answered, err := d.parse()
+			if err != nil {
+				return b.total, b.latencies, err
+			}
+			if answered {
+				b.answer(d, txStatus, time.Now())
+			}
+		}
+	}
+}
+
+// watch brings d's entry in the epoll set ep up to date: none once d is
+// done, readable otherwise, and writable too while a message is only partly
+// written.
+func (d *driven) watch(ep, i int) error {
+	var want uint32
+	if !d.done {
+		want = unix.EPOLLIN
+		if len(d.out) > 0 {
+			want |= unix.EPOLLOUT
+		}
+	}
+	if want == d.watched {
+		return nil
+	}
+	op := unix.EPOLL_CTL_MOD
+	switch {
+	case d.watched == 0:
+		op = unix.EPOLL_CTL_ADD
+	case want == 0:
+		op = unix.EPOLL_CTL_DEL
+	}
+	if err := unix.EpollCtl(ep, op, d.fd, &unix.EpollEvent{Events: want, Fd: int32(i)}); err != nil {
+		return fmt.Errorf("watching worker %d's connection: %w", i+1, err)
+	}
+	d.watched = want
+	return nil
+}
+
+// begin starts a new random transfer on d.
+func (b *bench) begin(d *driven, now time.Time) {
+	d.flight = ledger.NewFlight(b.strategy, RandomTransfer(b.rnd, b.accounts), b.schema, ledger.RetryPolicy{})
+	d.start = now
+	d.send(d.flight.SQL())
+}
+
+// stop ends the run: the statements in flight are cancelled (the requests
+// go out on connections of their own) and their transactions rolled back,
+// and a transfer waiting out a retry's backoff is dropped. An autocommit
+// transfer is not cancelled but finished: its earlier statements have
+// committed, and stopping it halfway would break the books the bench checks.
+func (b *bench) stop(ds []*driven) {
+	b.stopping = true
+	for _, d := range ds {
+		switch {
+		case d.busy && !b.strategy.Transactional:
+		case d.busy:
+			b.cancels.Go(func() { _ = d.conn.PgConn().CancelRequest(context.Background()) })
+		case !d.done:
+			// In backoff: no transaction is open. Its deadlocks and
+			// serialization failures happened and count.
+			b.settle(d)
+			d.done = true
+		}
+	}
+}
+
+// answer takes the end of d's statement (ReadyForQuery with txStatus) and
+// sends d's next one.
+func (b *bench) answer(d *driven, txStatus byte, now time.Time) {
+	if d.ending {
+		// A ROLLBACK after the run ended; a late cancel request may have
+		// interrupted it.
+		if txStatus == 'I' {
+			d.done = true
+		} else {
+			d.send("ROLLBACK")
+		}
+		return
+	}
+	step := d.flight.Answer(d.row, d.err, txStatus)
+	if step == ledger.Over {
+		b.settle(d)
+		switch _, err := d.flight.Result(); {
+		case err == nil:
+			b.total.Committed++
+			b.latencies = append(b.latencies, now.Sub(d.start))
+		case !b.stopping:
+			b.total.Failed++ // what the stop cancelled did not fail
+		}
+	}
+	switch {
+	case b.stopping && (step != ledger.Send || b.strategy.Transactional):
+		if step != ledger.Over {
+			b.settle(d) // the transfer is dropped unfinished
+		}
+		if txStatus == 'I' {
+			d.done = true
+		} else {
+			d.ending = true
+			d.send("ROLLBACK")
+		}
+	case step == ledger.Over:
+		b.begin(d, now)
+	case step == ledger.Backoff:
+		d.wake = now.Add(d.flight.Wait())
+	default:
+		d.send(d.flight.SQL())
+	}
+}
+
+// settle adds what d's transfer met (deadlocks, serialization failures,
+// retries) to the run's tally, once, when it ends or is dropped.
+func (b *bench) settle(d *driven) {
+	res, _ := d.flight.Result()
+	b.total.count(res)
+}
+
+// msUntil is the wait's timeout in milliseconds until t (rounded up), or
+// timeout if that is sooner; -1 is no timeout.
+func msUntil(t, now time.Time, timeout int) int {
+	ms := max(0, int((t.Sub(now)+time.Millisecond-1)/time.Millisecond))
+	if timeout < 0 || ms < timeout {
+		return ms
+	}
+	return timeout
+}
+
+// send writes a simple-protocol Query message with sql.
+func (d *driven) send(sql string) {
+	// A Query message: 'Q', its length (itself included), the text, a NUL.
+	m := append(d.wbuf[:0], 'Q', 0, 0, 0, 0)
+	m = append(m, sql...)
+	m = append(m, 0)
+	binary.BigEndian.PutUint32(m[1:], uint32(len(m)-1))
+	d.wbuf, d.out = m, m
+	d.busy, d.row, d.err = true, nil, nil
+	_ = d.flush() // an error shows again in the wait, as EPOLLERR or EPOLLHUP
+}
+
+func (d *driven) flush() error {
+	for len(d.out) > 0 {
+		n, err := unix.Write(d.fd, d.out)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("the connection is lost: %w", err)
+		}
+		d.out = d.out[n:]
+	}
+	return nil
+}
+
+// parse reads the messages that have arrived, keeping the first row and the
+// error of the statement, until ReadyForQuery ends its answer.
+func (d *driven) parse() (txStatus byte, answered bool, err error) {
+	off := 0
+	defer func() { d.in = append(d.in[:0], d.in[off:]...) }()
+	for len(d.in)-off >= 5 {
+		typ := d.in[off]
+		n := int(binary.BigEndian.Uint32(d.in[off+1:]))
+		if n < 4 {
+			return 0, false, fmt.Errorf("the server sent a malformed message (%q, length %d)", typ, n)
+		}
+		if len(d.in)-off < 1+n {
+			break
+		}
+		body := d.in[off+5 : off+1+n]
+		off += 1 + n
+		switch typ {
+		case 'D':
+			if d.row == nil {
+				var dr pgproto3.DataRow
+				if err := dr.Decode(body); err != nil {
+					return 0, false, err
+				}
+				d.row = make([]any, len(dr.Values))
+				for i, v := range dr.Values {
+					d.row[i] = string(v)
+				}
+			}
+		case 'E':
+			var er pgproto3.ErrorResponse
+			if err := er.Decode(body); err != nil {
+				return 0, false, err
+			}
+			if d.err == nil {
+				d.err = pgconn.ErrorResponseToPgError(&er)
+			}
+		case 'Z':
+			if len(body) != 1 {
+				return 0, false, errors.New("the server sent a malformed ReadyForQuery")
+			}
+			d.busy = false
+			return body[0], true, nil
+		}
+		// Everything else (RowDescription, CommandComplete, notices,
+		// parameter changes) says nothing the transfer needs.
+	}
+	return 0, false, nil
+}

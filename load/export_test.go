@@ -1,0 +1,10 @@
+package load
+
+import "context"
+
+// BenchWithGoroutines is Bench with a goroutine per worker, the way
+// connections that cannot be driven from one goroutine (TLS) run.
+func BenchWithGoroutines(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
+	cfg.goroutines = true
+	return Bench(ctx, cfg)
+}
