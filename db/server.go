@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,10 +188,11 @@ func (s *Server) start(opts ServerOptions, cred *syscall.Credential) error {
 	go func() {
 		defer close(s.done)
 		defer logf.Close()
-		// The parent-death signal fires when the *thread* that forked the child
-		// exits. Lock this goroutine to its thread and keep it until the server
-		// has exited, so the Go runtime never retires that thread early.
-		runtime.LockOSThread()
+		// The parent-death signal fires when the *thread* that forked a child
+		// ends, and Go ends a thread only when a goroutine locked to it
+		// returns. So nothing here locks one: a locked goroutine that ended
+		// when this server stopped would take its thread with it, and with it
+		// any other child that thread had forked (a chaos worker, say).
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return

@@ -221,3 +221,45 @@ func BenchmarkStartServer(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// tasks is the set of this process's OS threads.
+func tasks(t *testing.T) map[string]bool {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := make(map[string]bool, len(ents))
+	for _, e := range ents {
+		set[e.Name()] = true
+	}
+	return set
+}
+
+// A child started with a parent-death signal gets it when the *thread*
+// that forked it ends, not only when lockstep does: chaos workers were
+// killed at start when a throwaway server stopped elsewhere in the process
+// and took its thread with it. Starting and stopping a server must end no
+// thread.
+func TestStoppingAServerEndsNoThread(t *testing.T) {
+	s, err := StartServer(context.Background(), ServerOptions{TempDir: sharedTempDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := tasks(t)
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// A second server's start is work enough for an ending thread to be gone.
+	s2, err := StartServer(context.Background(), ServerOptions{TempDir: sharedTempDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Stop()
+	after := tasks(t)
+	for tid := range before {
+		if !after[tid] {
+			t.Errorf("thread %s ended while the server stopped", tid)
+		}
+	}
+}

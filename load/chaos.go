@@ -114,7 +114,12 @@ func awaitStarted(ctx context.Context, ps []*process) error {
 		for _, p := range ps {
 			select {
 			case <-p.done:
-				return fmt.Errorf("worker %s exited at start: %s", p.name, p.stderr.String())
+				// p.done is closed after Wait: ProcessState is set.
+				why := p.stderr.String()
+				if why == "" {
+					why = p.cmd.ProcessState.String() // "signal: killed", say
+				}
+				return fmt.Errorf("worker %s exited at start: %s", p.name, why)
 			default:
 			}
 			p.mu.Lock()
