@@ -71,23 +71,25 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 			return res, fmt.Errorf("connecting worker %d: %w", i+1, err)
 		}
 	}
-	fds := make([]int, len(conns))
-	raw := !cfg.goroutines
-	for i, c := range conns {
-		fd, ok, err := rawSocket(ctx, c)
-		if err != nil {
-			return res, fmt.Errorf("preparing worker %d: %w", i+1, err)
+	var socks []*socket
+	if !cfg.goroutines {
+		if socks, _, err = takeSockets(ctx, conns); err != nil {
+			return res, err
 		}
-		fds[i], raw = fd, raw && ok
+		defer func() {
+			for _, s := range socks {
+				s.close()
+			}
+		}()
 	}
 	start := time.Now()
 	var (
 		total     Tally
 		latencies []time.Duration
 	)
-	if raw {
+	if socks != nil {
 		rnd := rand.New(rand.NewPCG(uint64(len(conns)), uint64(start.UnixNano())))
-		total, latencies, err = drive(ctx, conns, fds, cfg.Strategy, cfg.DB.Schema(), cfg.Accounts, rnd, start.Add(cfg.Duration))
+		total, latencies, err = drive(ctx, socks, cfg.Strategy, cfg.DB.Schema(), cfg.Accounts, rnd, start.Add(cfg.Duration))
 	} else {
 		total, latencies, err = runWorkers(ctx, cfg, conns, start)
 	}

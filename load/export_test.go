@@ -8,3 +8,6 @@ func BenchWithGoroutines(ctx context.Context, cfg BenchConfig) (BenchResult, err
 	cfg.goroutines = true
 	return Bench(ctx, cfg)
 }
+
+// DecodeRow is the driven bench's DataRow decoder.
+var DecodeRow = decodeRow

@@ -278,3 +278,23 @@ func BenchmarkOrdered8(b *testing.B) {
 		b.ReportMetric(r.Throughput, "transfers/s")
 	}
 }
+
+func TestDecodeRow(t *testing.T) {
+	// Two values, "42" and NULL, as a DataRow's body.
+	good := []byte{0, 2, 0, 0, 0, 2, '4', '2', 0xff, 0xff, 0xff, 0xff}
+	row, err := load.DecodeRow(good)
+	if err != nil || len(row) != 2 || row[0] != "42" || row[1] != "" {
+		t.Fatalf("DecodeRow = %q, %v", row, err)
+	}
+	for _, bad := range [][]byte{
+		{},
+		{0, 1},                  // a value promised, none sent
+		{0, 1, 0, 0, 0, 5, 'a'}, // shorter than its length
+		{0, 2, 0, 0, 0, 1, 'a'}, // a second value missing
+		{0, 1, 0, 0, 0},         // a cut length
+	} {
+		if row, err := load.DecodeRow(bad); err == nil {
+			t.Errorf("DecodeRow(%v) = %q, want an error", bad, row)
+		}
+	}
+}
