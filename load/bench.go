@@ -73,7 +73,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	}
 	var socks []*socket
 	if !cfg.goroutines {
-		if socks, _, err = takeSockets(ctx, conns); err != nil {
+		if socks, err = takeSockets(ctx, conns); err != nil {
 			return res, err
 		}
 		defer func() {

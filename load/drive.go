@@ -74,20 +74,20 @@ type socket struct {
 }
 
 // takeSockets takes the connections' sockets from pgconn (Hijack, its
-// documented hand-over) when every one is a plain TCP or Unix socket; ok is
-// false, and conns are left as they are, when one is not (a TLS connection's
-// bytes are not the protocol's). Each socket is then held by a descriptor of
+// documented hand-over) when every one is a plain TCP or Unix socket; it
+// returns none, and leaves conns as they are, when one is not (a TLS
+// connection's bytes are not the protocol's). Each socket is then held by a descriptor of
 // the bench's own and the net.Conn closed: that takes it off Go's network
 // poller, which would otherwise be woken by every answer and every write
 // for a socket no goroutine waits on (about 8,000 wake-ups a second of an
 // idle thread, in a runtime trace).
-func takeSockets(ctx context.Context, conns []*pgx.Conn) (socks []*socket, ok bool, err error) {
+func takeSockets(ctx context.Context, conns []*pgx.Conn) (socks []*socket, err error) {
 	for _, c := range conns {
 		if err := c.PgConn().SyncConn(ctx); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		if _, ok := c.PgConn().Conn().(syscall.Conn); !ok {
-			return nil, false, nil
+			return nil, nil
 		}
 	}
 	defer func() {
@@ -101,11 +101,11 @@ func takeSockets(ctx context.Context, conns []*pgx.Conn) (socks []*socket, ok bo
 	for i, c := range conns {
 		s, err := takeSocket(c)
 		if err != nil {
-			return socks, false, fmt.Errorf("preparing worker %d: %w", i+1, err)
+			return socks, fmt.Errorf("preparing worker %d: %w", i+1, err)
 		}
 		socks = append(socks, s)
 	}
-	return socks, true, nil
+	return socks, nil
 }
 
 func takeSocket(c *pgx.Conn) (*socket, error) {
