@@ -48,7 +48,6 @@ import (
 // driven is one connection of a bench run.
 type driven struct {
 	sock    *socket
-	fd      int
 	flight  *ledger.Flight
 	start   time.Time // when the transfer in flight started, for its latency
 	wake    time.Time // when a transfer in backoff may start again; zero otherwise
@@ -213,7 +212,7 @@ func drive(ctx context.Context, socks []*socket, s *ledger.Strategy, schema stri
 	}
 	now := time.Now()
 	for i, sock := range socks {
-		ds[i] = &driven{sock: sock, fd: sock.fd, in: make([]byte, 0, 4096)}
+		ds[i] = &driven{sock: sock, in: make([]byte, 0, 4096)}
 		b.begin(ds[i], now)
 	}
 	var yielded time.Time
@@ -277,7 +276,7 @@ func drive(ctx context.Context, socks []*socket, s *ledger.Strategy, schema stri
 			if e.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
 				continue
 			}
-			n, err := unix.Read(d.fd, buf)
+			n, err := unix.Read(d.sock.fd, buf)
 			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 				continue
 			}
@@ -317,7 +316,7 @@ func (d *driven) watch(ep, i int) error {
 	case want == 0:
 		op = unix.EPOLL_CTL_DEL
 	}
-	if err := unix.EpollCtl(ep, op, d.fd, &unix.EpollEvent{Events: want, Fd: int32(i)}); err != nil {
+	if err := unix.EpollCtl(ep, op, d.sock.fd, &unix.EpollEvent{Events: want, Fd: int32(i)}); err != nil {
 		return fmt.Errorf("watching worker %d's connection: %w", i+1, err)
 	}
 	d.watched = want
@@ -427,7 +426,7 @@ func (d *driven) send(sql string) {
 
 func (d *driven) flush() error {
 	for len(d.out) > 0 {
-		n, err := unix.Write(d.fd, d.out)
+		n, err := unix.Write(d.sock.fd, d.out)
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 			return nil
 		}

@@ -51,6 +51,20 @@ func transfer(ctx context.Context, tx pgx.Tx, from, to int64) error {
 	return nil
 }
 
+// write begins a transaction on conn, in database db, and records the
+// transfer in it. The transaction is returned even when the writing fails,
+// for the task's end to roll back.
+func write(ctx context.Context, conn *pgxpool.Conn, db string, from, to int64) (pgx.Tx, error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("BEGIN in %s: %w", db, err)
+	}
+	if err := transfer(ctx, tx, from, to); err != nil {
+		return tx, fmt.Errorf("writing in %s: %w", db, err)
+	}
+	return tx, nil
+}
+
 // checkLedger makes sure database d (labelled A or B) has the accounts the
 // tasks move money between, on a connection of its own that is closed at
 // once, so that the pools' statistics count only the tasks.
@@ -134,11 +148,8 @@ func (t *taskRun) work(ctx context.Context) error {
 
 	t.set(PhaseWriteA)
 	var err error
-	if t.txA, err = t.connA.Begin(ctx); err != nil {
-		return fmt.Errorf("BEGIN in A: %w", err)
-	}
-	if err := transfer(ctx, t.txA, from, to); err != nil {
-		return fmt.Errorf("writing in A: %w", err)
+	if t.txA, err = write(ctx, t.connA, "A", from, to); err != nil {
+		return err
 	}
 
 	t.set(PhaseBarrier)
@@ -152,11 +163,8 @@ func (t *taskRun) work(ctx context.Context) error {
 		}
 	}
 	t.set(PhaseWriteB)
-	if t.txB, err = t.connB.Begin(ctx); err != nil {
-		return fmt.Errorf("BEGIN in B: %w", err)
-	}
-	if err := transfer(ctx, t.txB, from, to); err != nil {
-		return fmt.Errorf("writing in B: %w", err)
+	if t.txB, err = write(ctx, t.connB, "B", from, to); err != nil {
+		return err
 	}
 
 	t.set(PhaseCommit)
