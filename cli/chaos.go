@@ -13,6 +13,7 @@ import (
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
+	"lockstep/db"
 	"lockstep/ledger"
 	"lockstep/load"
 )
@@ -56,9 +57,9 @@ func (a *app) chaosCommand() *cobra.Command {
 			}
 			defer d.Close()
 			cfg.DB = d
-			cfg.Command = func(runID, name string, seed uint64) *exec.Cmd {
+			cfg.Command = func(runID db.RunID, name string, seed uint64) *exec.Cmd {
 				return exec.Command(exe, "worker", "--schema", d.Schema(), "--strategy", s.Name,
-					"--accounts", strconv.Itoa(accounts), "--run", runID, "--name", name, "--seed", strconv.FormatUint(seed, 10))
+					"--accounts", strconv.Itoa(accounts), "--run", string(runID), "--name", name, "--seed", strconv.FormatUint(seed, 10))
 			}
 			cfg.Progress = progressPrinter(cmd.ErrOrStderr())
 			res, err := load.Chaos(ctx, cfg)

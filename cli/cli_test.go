@@ -319,7 +319,7 @@ func withTwoDBs(t *testing.T, args ...string) []string {
 			t.Error(err)
 			return
 		}
-		conn, err := second.Connect(ctx, "lockstep/test-cleanup")
+		conn, err := second.Connect(ctx, db.AppName("test-cleanup"))
 		if err == nil {
 			conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
 			conn.Close(ctx)

@@ -133,14 +133,9 @@ func (a *app) resetPoolLedgers(ctx context.Context, cfg pool.Config) error {
 
 // resetPoolLedger gives database d a fresh ledger with n accounts.
 func (a *app) resetPoolLedger(ctx context.Context, d *db.Database, n int) error {
-	conn, err := d.Connect(ctx, "lockstep/reset")
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
 	setup := ledger.DefaultSetup()
 	setup.Accounts = max(setup.Accounts, n)
-	if err := a.ledger.Reset(ctx, conn, d.Schema(), setup); err != nil {
+	if err := a.ledger.ResetDatabase(ctx, d, setup); err != nil {
 		return fmt.Errorf("resetting the ledger in %s: %w", d.Name(), err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -12,29 +13,6 @@ import (
 	"lockstep/db"
 	"lockstep/ledger"
 )
-
-// setupFlags are --accounts and --balance, shared by the commands that reset.
-type setupFlags struct {
-	accounts int
-	balance  string
-}
-
-func (f *setupFlags) register(cmd *cobra.Command) {
-	cmd.Flags().IntVar(&f.accounts, "accounts", 2, "number of accounts (ids 1..N)")
-	cmd.Flags().StringVar(&f.balance, "balance", "100.00", "opening balance of every account")
-}
-
-func (f *setupFlags) setup() (ledger.Setup, error) {
-	bal, err := decimal.NewFromString(f.balance)
-	if err != nil {
-		return ledger.Setup{}, badInput(fmt.Errorf("--balance %q is not an amount; write it like 100.00", f.balance))
-	}
-	s := ledger.Setup{Accounts: f.accounts, Balance: bal}
-	if err := s.Validate(); err != nil {
-		return s, badInput(err)
-	}
-	return s, nil
-}
 
 func (a *app) resetCommand() *cobra.Command {
 	var sf setupFlags
@@ -75,19 +53,17 @@ func (a *app) resetCommand() *cobra.Command {
 
 // reset re-creates the ledger on a connection of its own.
 func (a *app) reset(ctx context.Context, d *db.Database, setup ledger.Setup) error {
-	conn, err := d.Connect(ctx, "lockstep/reset")
-	if err != nil {
-		return badInput(err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if err := a.ledger.Reset(ctx, conn, d.Schema(), setup); err != nil {
+	if err := a.ledger.ResetDatabase(ctx, d, setup); err != nil {
+		if errors.Is(err, ledger.ErrUnmarkedSchema) {
+			err = fmt.Errorf("%w (--schema NAME)", err)
+		}
 		return badInput(err)
 	}
 	return nil
 }
 
 func printAccounts(ctx context.Context, out io.Writer, d *db.Database) error {
-	conn, err := d.Connect(ctx, "lockstep/accounts")
+	conn, err := d.Connect(ctx, db.AppName("accounts"))
 	if err != nil {
 		return err
 	}

@@ -9,14 +9,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"lockstep/spec"
+	"lockstep/isolation"
+	"lockstep/scenario"
 )
 
 func (a *app) specCommand() *cobra.Command {
 	var (
 		permutation int
 		stuckAfter  time.Duration
-		isolation   string
+		level       string
 	)
 	cmd := &cobra.Command{
 		Use:   "spec FILE|SCENARIO",
@@ -30,7 +31,7 @@ func (a *app) specCommand() *cobra.Command {
 			if args[0] == "pool" {
 				return badInput(errors.New("pool is not a spec: run it with lockstep run --scenario pool, or lockstep --scenario pool"))
 			}
-			s, err := loadSpec(args[0], isolation)
+			s, err := loadSpec(args[0], level)
 			if err != nil {
 				return badInput(err)
 			}
@@ -49,31 +50,31 @@ func (a *app) specCommand() *cobra.Command {
 				return err
 			}
 			defer d.Close()
-			r := &spec.Runner{DB: d, Out: cmd.OutOrStdout(), StuckAfter: stuckAfter}
+			r := &isolation.Runner{DB: d, Out: cmd.OutOrStdout(), StuckAfter: stuckAfter}
 			err = r.Run(ctx, s, permutation)
-			if errors.Is(err, spec.ErrSetupFailed) || errors.Is(err, spec.ErrStuck) {
+			if errors.Is(err, isolation.ErrSetupFailed) || errors.Is(err, isolation.ErrStuck) {
 				return &ExitError{Code: ExitFailure, Err: err}
 			}
 			return err
 		},
 	}
 	cmd.Flags().IntVar(&permutation, "permutation", 0, "run only permutation K (counting from 1)")
-	cmd.Flags().StringVar(&isolation, "isolation", "", "isolation level for a built-in scenario: read-committed, repeatable-read, serializable")
+	cmd.Flags().StringVar(&level, "isolation", "", "isolation level for a built-in scenario: read-committed, repeatable-read, serializable")
 	cmd.Flags().DurationVar(&stuckAfter, "stuck-after", 2*time.Second, "how long every running step may wait, with no deadlock to break, before one is cancelled")
 	return cmd
 }
 
 // loadSpec reads a spec file, or else a built-in scenario of that name.
-func loadSpec(arg, isolation string) (*spec.Spec, error) {
+func loadSpec(arg, level string) (*scenario.Spec, error) {
 	src, err := os.ReadFile(arg)
 	switch {
 	case err == nil:
-		if isolation != "" {
+		if level != "" {
 			return nil, errors.New("--isolation applies to built-in scenarios; a spec file sets its own levels")
 		}
-		return spec.Parse(arg, src)
+		return scenario.Parse(arg, src)
 	case errors.Is(err, os.ErrNotExist) && !strings.ContainsAny(arg, "/."):
-		return spec.LoadBuiltin(arg, isolation)
+		return scenario.LoadBuiltin(arg, level)
 	}
 	return nil, fmt.Errorf("reading the spec: %w", err)
 }
@@ -86,9 +87,9 @@ func (a *app) scenariosCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			const w = 24
-			for _, b := range spec.Builtins() {
+			for _, b := range scenario.Builtins() {
 				fmt.Fprintf(out, "%-*s %s\n", w, b.Name, b.Summary)
-				for _, level := range spec.IsolationLevels() {
+				for _, level := range scenario.IsolationLevels() {
 					if o, ok := b.Outcomes[level]; ok {
 						fmt.Fprintf(out, "%-*s   %-16s %s\n", w, "", level+":", o)
 					}

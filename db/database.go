@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	pgxdecimal "github.com/jackc/pgx-shopspring-decimal"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -115,7 +116,7 @@ func Open(ctx context.Context, opts Options) (*Database, error) {
 		cfg.ConnectTimeout = 5 * time.Second
 	}
 	d.config = cfg
-	conn, err := d.Connect(ctx, "lockstep/check")
+	conn, err := d.Connect(ctx, AppName("check"))
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -147,7 +148,13 @@ func parseProblem(err error) string {
 // Connect opens a new connection named appName in pg_stat_activity, with the
 // ledger's schema as search_path and NUMERIC mapped to decimal.Decimal.
 func (d *Database) Connect(ctx context.Context, appName string) (*pgx.Conn, error) {
-	conn, err := pgx.ConnectConfig(ctx, d.ConnConfig(appName))
+	return d.ConnectConfig(ctx, d.ConnConfig(appName))
+}
+
+// ConnectConfig opens a connection with cfg, a ConnConfig the caller has
+// tuned (a notice handler, say), as Connect would.
+func (d *Database) ConnectConfig(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, explainConnectError(d.config, err)
 	}
@@ -226,13 +233,13 @@ func explainConnectError(cfg *pgx.ConnConfig, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
-		case "28P01":
+		case pgerrcode.InvalidPassword:
 			return fmt.Errorf("password authentication failed for user %q at %s: check the password in --dsn, DATABASE_URL, PGPASSWORD or ~/.pgpass", cfg.User, where)
-		case "28000":
+		case pgerrcode.InvalidAuthorizationSpecification:
 			return fmt.Errorf("the server at %s refused user %q: %s; check pg_hba.conf or use another user", where, cfg.User, pgErr.Message)
-		case "3D000":
+		case pgerrcode.InvalidCatalogName:
 			return fmt.Errorf("database %q does not exist at %s: create it (createdb %s) or name another in the DSN", cfg.Database, where, cfg.Database)
-		case "53300":
+		case pgerrcode.TooManyConnections:
 			return fmt.Errorf("the server at %s has no free connections (%s): close some sessions or raise max_connections", where, pgErr.Message)
 		default:
 			return fmt.Errorf("connecting to %s as %q: %s (SQLSTATE %s)", where, cfg.User, pgErr.Message, pgErr.Code)

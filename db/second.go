@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // SecondName is the database lockstep creates beside the first one when no
@@ -53,21 +53,20 @@ func (d *Database) sibling(ctx context.Context, name string) (*Database, error) 
 	c.config.Database = name
 	c.source = d.source
 	err := c.check(ctx)
-	var pgErr *pgconn.PgError
 	if err == nil {
 		return &c, nil
 	}
-	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
+	if SQLState(err) != pgerrcode.InvalidCatalogName {
 		return nil, fmt.Errorf("the second database %s: %w", name, err)
 	}
-	conn, err := d.Connect(ctx, "lockstep/createdb")
+	conn, err := d.Connect(ctx, AppName("createdb"))
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		// Another lockstep may have created it a moment ago.
-		if !errors.As(err, &pgErr) || (pgErr.Code != "42P04" && pgErr.Code != "23505") {
+		if code := SQLState(err); code != pgerrcode.DuplicateDatabase && code != pgerrcode.UniqueViolation {
 			return nil, fmt.Errorf("creating the second database %s (or pass --dsn2): %w", name, err)
 		}
 	}
@@ -79,7 +78,7 @@ func (d *Database) sibling(ctx context.Context, name string) (*Database, error) 
 
 // check connects once and reads the server version.
 func (d *Database) check(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, d.ConnConfig("lockstep/check"))
+	conn, err := pgx.ConnectConfig(ctx, d.ConnConfig(AppName("check")))
 	if err != nil {
 		return checkError{explainConnectError(d.config, err), err}
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
 
@@ -79,7 +80,7 @@ func TestFlightCommits(t *testing.T) {
 
 func TestFlightRollsBackAndRetriesADeadlock(t *testing.T) {
 	a := flight(t, "ordered", ledger.RetryPolicy{})
-	deadlock := &pgconn.PgError{Code: ledger.DeadlockDetected, Message: "deadlock detected"}
+	deadlock := &pgconn.PgError{Code: pgerrcode.DeadlockDetected, Message: "deadlock detected"}
 	a.give(nil, nil, 'T')              // BEGIN
 	a.give([]any{"41"}, nil, 'T')      // the transfer
 	step := a.give(nil, deadlock, 'E') // its first entry fails
@@ -111,7 +112,7 @@ func TestFlightRollsBackAndRetriesADeadlock(t *testing.T) {
 
 func TestFlightGivesUp(t *testing.T) {
 	a := flight(t, "ordered", ledger.RetryPolicy{MaxAttempts: 2})
-	serialization := &pgconn.PgError{Code: ledger.SerializationFailure}
+	serialization := &pgconn.PgError{Code: pgerrcode.SerializationFailure}
 	for attempt := 1; attempt <= 2; attempt++ {
 		a.give(nil, nil, 'T')
 		a.give(nil, serialization, 'E')
@@ -125,7 +126,7 @@ func TestFlightGivesUp(t *testing.T) {
 		t.Errorf("%+v, %v", res, err)
 	}
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != ledger.SerializationFailure {
+	if !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.SerializationFailure {
 		t.Errorf("the error does not wrap the 40001: %v", err)
 	}
 }
@@ -144,7 +145,7 @@ func TestFlightDoesNotRetryOtherErrors(t *testing.T) {
 	// The autocommit strategy is never retried, nor rolled back: its
 	// earlier statements have committed.
 	a = flight(t, "none", ledger.RetryPolicy{})
-	if step := a.give(nil, &pgconn.PgError{Code: ledger.DeadlockDetected}, 'I'); step != ledger.Over {
+	if step := a.give(nil, &pgconn.PgError{Code: pgerrcode.DeadlockDetected}, 'I'); step != ledger.Over {
 		t.Fatalf("none: step %v, want Over", step)
 	}
 	if res, err := a.f.Result(); err == nil || res.Deadlocks != 0 || res.Attempts != 1 {

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
+
+	"lockstep/db"
 )
 
 // schemaMark is the comment lockstep puts on the schemas it creates; reset
@@ -46,19 +48,38 @@ func DefaultSetup() Setup {
 	return Setup{Accounts: 2, Balance: decimal.RequireFromString("100.00")}
 }
 
+// MaxAccounts bounds a ledger's size.
+const MaxAccounts = 1_000_000
+
+// CheckAccounts says what is wrong with a ledger of n accounts.
+func CheckAccounts(n int) error {
+	switch {
+	case n < 2:
+		return errors.New("a transfer needs at least 2 accounts")
+	case n > MaxAccounts:
+		return fmt.Errorf("at most %d accounts", MaxAccounts)
+	}
+	return nil
+}
+
+// CheckBalance says what is wrong with an opening balance.
+func CheckBalance(b decimal.Decimal) error {
+	switch {
+	case b.IsNegative():
+		return errors.New("an opening balance cannot be negative")
+	case b.GreaterThanOrEqual(decimal.New(1, 10)):
+		return errors.New("NUMERIC(12,2) holds at most 9999999999.99")
+	}
+	return nil
+}
+
 // Validate reports a setup that cannot be created, in words a user can act on.
 func (s Setup) Validate() error {
-	if s.Accounts < 2 {
-		return fmt.Errorf("--accounts %d: a transfer needs at least 2 accounts", s.Accounts)
+	if err := CheckAccounts(s.Accounts); err != nil {
+		return fmt.Errorf("%d accounts: %w", s.Accounts, err)
 	}
-	if s.Accounts > 1_000_000 {
-		return fmt.Errorf("--accounts %d: at most 1000000 accounts", s.Accounts)
-	}
-	if s.Balance.IsNegative() {
-		return fmt.Errorf("--balance %s: an opening balance cannot be negative", s.Balance.StringFixed(2))
-	}
-	if s.Balance.GreaterThanOrEqual(decimal.New(1, 10)) {
-		return fmt.Errorf("--balance %s: NUMERIC(12,2) holds at most 9999999999.99", s.Balance.StringFixed(2))
+	if err := CheckBalance(s.Balance); err != nil {
+		return fmt.Errorf("opening balance %s: %w", s.Balance.StringFixed(2), err)
 	}
 	return nil
 }
@@ -89,7 +110,7 @@ func (l *Ledger) Reset(ctx context.Context, conn *pgx.Conn, schema string, setup
 	case err != nil:
 		return fmt.Errorf("looking up schema %s: %w", schema, err)
 	case comment == nil || *comment != schemaMark:
-		return fmt.Errorf("%w: refusing to drop schema %q; choose another with --schema, or drop it yourself if it is yours to drop", ErrUnmarkedSchema, schema)
+		return fmt.Errorf("%w: refusing to drop schema %q; choose another schema, or drop it yourself if it is yours to drop", ErrUnmarkedSchema, schema)
 	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		steps := []string{
@@ -112,6 +133,16 @@ func (l *Ledger) Reset(ctx context.Context, conn *pgx.Conn, schema string, setup
 		}
 		return nil
 	})
+}
+
+// ResetDatabase resets the ledger in d's schema on a connection of its own.
+func (l *Ledger) ResetDatabase(ctx context.Context, d *db.Database, setup Setup) error {
+	conn, err := d.Connect(ctx, db.AppName("reset"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return l.Reset(ctx, conn, d.Schema(), setup)
 }
 
 // EnsureSchema creates schema, marked as lockstep's, if it does not exist,

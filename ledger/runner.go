@@ -2,20 +2,15 @@ package ledger
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/shopspring/decimal"
-)
+	"lockstep/db"
 
-// SQLSTATEs the runner retries.
-const (
-	DeadlockDetected     = "40P01"
-	SerializationFailure = "40001"
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
 )
 
 // RetryPolicy bounds the retries of a whole transfer after a deadlock or a
@@ -198,15 +193,14 @@ func (f *Flight) Answer(row []any, err error, txStatus byte) Step {
 // failed decides, once a failed attempt's transaction is over, whether the
 // transfer starts again.
 func (f *Flight) failed() Step {
-	var pgErr *pgconn.PgError
-	if !errors.As(f.failure, &pgErr) || !f.script.Transactional() {
+	if !f.script.Transactional() {
 		f.err = f.failure
 		return Over
 	}
-	switch pgErr.Code {
-	case DeadlockDetected:
+	switch db.SQLState(f.failure) {
+	case pgerrcode.DeadlockDetected:
 		f.res.Deadlocks++
-	case SerializationFailure:
+	case pgerrcode.SerializationFailure:
 		f.res.SerializationFailures++
 	default:
 		f.err = f.failure

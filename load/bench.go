@@ -53,7 +53,7 @@ type BenchResult struct {
 // Duration, and measures throughput, latency and what went wrong.
 func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	res := BenchResult{Strategy: cfg.Strategy.Name, Workers: cfg.Workers, Accounts: cfg.Accounts}
-	ctl, err := freshLedger(ctx, cfg.DB, cfg.Ledger, "lockstep/bench/control", cfg.Accounts)
+	ctl, err := freshLedger(ctx, cfg.DB, cfg.Ledger, benchRun.AppName("control"), cfg.Accounts)
 	if err != nil {
 		return res, err
 	}
@@ -67,7 +67,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 		}
 	}()
 	for i := range conns {
-		if conns[i], err = cfg.DB.Connect(ctx, fmt.Sprintf("lockstep/bench/W%d", i+1)); err != nil {
+		if conns[i], err = cfg.DB.Connect(ctx, benchRun.AppName(fmt.Sprintf("W%d", i+1))); err != nil {
 			return res, fmt.Errorf("connecting worker %d: %w", i+1, err)
 		}
 	}
@@ -160,18 +160,16 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	return sorted[min(max(k-1, 0), len(sorted)-1)]
 }
 
-// freshLedger opens a control connection named appName and resets the
-// ledger on it with accounts accounts of the default balance.
+// freshLedger resets the ledger with accounts accounts of the default
+// balance and opens a control connection named appName.
 func freshLedger(ctx context.Context, d *db.Database, l *ledger.Ledger, appName string, accounts int) (*pgx.Conn, error) {
-	ctl, err := d.Connect(ctx, appName)
-	if err != nil {
-		return nil, err
-	}
 	setup := ledger.DefaultSetup()
 	setup.Accounts = accounts
-	if err := l.Reset(ctx, ctl, d.Schema(), setup); err != nil {
-		ctl.Close(context.WithoutCancel(ctx))
+	if err := l.ResetDatabase(ctx, d, setup); err != nil {
 		return nil, fmt.Errorf("resetting the ledger: %w", err)
 	}
-	return ctl, nil
+	return d.Connect(ctx, appName)
 }
+
+// benchRun names the benchmark's connections: lockstep/bench/W1 ….
+const benchRun = db.RunID("bench")

@@ -30,7 +30,7 @@ type ChaosConfig struct {
 	// Command builds the command line of worker name in run runID (the
 	// lockstep binary re-executed as a worker). Its environment gets
 	// DATABASE_URL for the same database.
-	Command func(runID, name string, seed uint64) *exec.Cmd
+	Command func(run db.RunID, name string, seed uint64) *exec.Cmd
 	// Progress, if set, is called about four times a second.
 	Progress func(Progress)
 }
@@ -45,7 +45,7 @@ type Progress struct {
 // ChaosResult is what a chaos run did and whether the books survived.
 type ChaosResult struct {
 	// RunID names the run's backends: lockstep/<RunID>/W1 ….
-	RunID string
+	RunID db.RunID
 	Tally
 	Kills              int
 	KillsInTransaction int // the worker's backend had a transaction open when it was killed
@@ -176,9 +176,9 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 	if err := cfg.Validate(); err != nil {
 		return res, err
 	}
-	runID := fmt.Sprintf("chaos%06d", rand.IntN(1_000_000))
+	runID := db.NewRunID()
 	res.RunID = runID
-	ctl, err := freshLedger(ctx, cfg.DB, cfg.Ledger, "lockstep/"+runID+"/control", cfg.Accounts)
+	ctl, err := freshLedger(ctx, cfg.DB, cfg.Ledger, runID.AppName("control"), cfg.Accounts)
 	if err != nil {
 		return res, err
 	}
@@ -218,7 +218,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
-		_ = cfg.DB.EndBackends(context.WithoutCancel(ctx), "lockstep/"+runID+"/W%")
+		_ = cfg.DB.EndBackends(context.WithoutCancel(ctx), runID.Like("W"))
 	}()
 	for range cfg.Workers {
 		if err := start(); err != nil {
@@ -303,7 +303,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 		}
 	}
 	alive = nil
-	if err := cfg.DB.EndBackends(ctx, "lockstep/"+runID+"/W%"); err != nil {
+	if err := cfg.DB.EndBackends(ctx, runID.Like("W")); err != nil {
 		return res, err
 	}
 	res.Tally = sum()
@@ -311,7 +311,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 		return res, err
 	}
 	ctl.Close(ctx)
-	return res, cfg.DB.EndBackends(ctx, "lockstep/"+runID+"/%")
+	return res, cfg.DB.EndBackends(ctx, runID.Like(""))
 }
 
 func slicesDelete(ps []*process, p *process) []*process {
@@ -327,15 +327,14 @@ func slicesDelete(ps []*process, p *process) []*process {
 // pickVictim chooses a worker to kill: one whose backend has a transaction
 // open, as the server says, if any does within a few looks; else one that
 // is part-way through a transfer; else any.
-func pickVictim(ctx context.Context, ctl *pgx.Conn, runID string, alive []*process) (*process, bool) {
+func pickVictim(ctx context.Context, ctl *pgx.Conn, runID db.RunID, alive []*process) (*process, bool) {
 	byName := map[string]*process{}
 	for _, p := range alive {
 		byName[p.name] = p
 	}
-	prefix := "lockstep/" + runID + "/"
 	for range 20 {
 		rows, err := ctl.Query(ctx, `SELECT application_name FROM pg_stat_activity
-			WHERE application_name LIKE $1 AND xact_start IS NOT NULL`, prefix+"W%")
+			WHERE application_name LIKE $1 AND xact_start IS NOT NULL`, runID.Like("W"))
 		if err != nil {
 			break
 		}
@@ -345,7 +344,8 @@ func pickVictim(ctx context.Context, ctl *pgx.Conn, runID string, alive []*proce
 		}
 		var inTx []*process
 		for _, n := range names {
-			if p, ok := byName[strings.TrimPrefix(n, prefix)]; ok {
+			name, _ := runID.Name(n)
+			if p, ok := byName[name]; ok {
 				inTx = append(inTx, p)
 			}
 		}

@@ -55,8 +55,8 @@ func chaos(t *testing.T, strategy string, workers int, duration, every time.Dura
 	d := dbtest.Schema(t)
 	cfg := load.ChaosConfig{DB: d, Ledger: dbtest.Ledger(t), Strategy: s, Workers: workers, Accounts: 10,
 		Duration: duration, KillEvery: every,
-		Command: func(runID, name string, seed uint64) *exec.Cmd {
-			spec, _ := json.Marshal(load.WorkerProcess{Schema: d.Schema(), Strategy: strategy, Accounts: 10, RunID: runID, Name: name, Seed: seed})
+		Command: func(runID db.RunID, name string, seed uint64) *exec.Cmd {
+			spec, _ := json.Marshal(load.WorkerProcess{Schema: d.Schema(), Strategy: strategy, Accounts: 10, RunID: string(runID), Name: name, Seed: seed})
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), workerEnv+"="+string(spec))
 			return cmd
@@ -69,7 +69,7 @@ func chaos(t *testing.T, strategy string, workers int, duration, every time.Dura
 	ctx := context.Background()
 	conn := checkConn(t, d)
 	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1", "lockstep/"+res.RunID+"/%").Scan(&n); err != nil || n != 0 {
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1", res.RunID.Like("")).Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d chaos backends left (%v)", n, err)
 	}
 	return res
@@ -239,7 +239,7 @@ func TestBenchStopsWhenCancelled(t *testing.T) {
 // left on the server.
 func checkConn(t *testing.T, d *db.Database) *pgx.Conn {
 	t.Helper()
-	conn, err := d.Connect(context.Background(), "lockstep/test-check")
+	conn, err := d.Connect(context.Background(), db.AppName("test-check"))
 	if err != nil {
 		t.Fatal(err)
 	}

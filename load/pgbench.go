@@ -58,7 +58,7 @@ var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \((without|excluding)`)
 // reset ledger, with the same clients, accounts and duration, and returns
 // its transfers per second.
 func Pgbench(ctx context.Context, pgbench string, d *db.Database, l *ledger.Ledger, workers, accounts int, duration time.Duration) (float64, error) {
-	ctl, err := freshLedger(ctx, d, l, "lockstep/bench/control", accounts)
+	ctl, err := freshLedger(ctx, d, l, benchRun.AppName("control"), accounts)
 	if err != nil {
 		return 0, err
 	}
@@ -72,7 +72,7 @@ func Pgbench(ctx context.Context, pgbench string, d *db.Database, l *ledger.Ledg
 	if err := os.WriteFile(script, []byte(pgbenchScript), 0o600); err != nil {
 		return 0, err
 	}
-	cfg := d.ConnConfig("lockstep/bench/pgbench")
+	cfg := d.ConnConfig(benchRun.AppName("pgbench"))
 	secs := max(1, int(duration.Round(time.Second).Seconds()))
 	cmd := exec.CommandContext(ctx, pgbench, "-n", "-c", strconv.Itoa(workers), "-j", strconv.Itoa(workers),
 		"-T", strconv.Itoa(secs), "-D", "accounts="+strconv.Itoa(accounts), "-f", script,

@@ -142,7 +142,7 @@ func RunWorkerProcess(ctx context.Context, wp WorkerProcess, out io.Writer) erro
 		return err
 	}
 	defer d.Close()
-	conn, err := d.Connect(ctx, "lockstep/"+wp.RunID+"/"+wp.Name)
+	conn, err := d.Connect(ctx, db.RunID(wp.RunID).AppName(wp.Name))
 	if err != nil {
 		return err
 	}

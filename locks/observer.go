@@ -2,6 +2,7 @@ package locks
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"sort"
@@ -9,15 +10,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"lockstep/db"
 )
 
 // Observer polls the server for one run's locks on a connection of its own.
 type Observer struct {
 	conn     *pgx.Conn
-	pattern  string // LIKE pattern for the run's sessions' application_name
-	prefix   string
+	run      db.RunID
 	query    string
 	nsKey    uint32 // hashtext(schema): the advisory keys' first half
 	deadlock time.Duration
@@ -28,63 +31,18 @@ type Observer struct {
 	noRows  bool
 	// label names the database in a two-database run ("A", "B"); "" otherwise.
 	label string
-	runID string
 	// prepared adds the run's prepared transactions to every poll.
 	prepared bool
 }
 
-// pollSQL is one query: the run's backends from pg_stat_activity, each with
-// its pg_locks rows. Relation names are resolved only for locks in this
-// database (or shared catalogs): an oid from another database would name the
-// wrong table. pg_blocking_pids is asked only of backends that wait, since it
-// takes the lock manager's partition locks. With WithPrepared, preparedSQL
-// joins it.
-const pollSQL = `
-SELECT a.pid, a.application_name, coalesce(a.state, ''), coalesce(a.wait_event_type, ''), coalesce(a.wait_event, ''),
-       a.xact_start, coalesce(a.backend_xid::text, '0')::bigint, coalesce(a.query, ''),
-       CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END,
-       CASE WHEN a.wait_event = 'SafeSnapshot' THEN pg_safe_snapshot_blocking_pids(a.pid) END,
-       ` + lockColumns + `
-FROM pg_stat_activity a
-LEFT JOIN pg_locks l ON l.pid = a.pid
-` + relationJoins + `
-WHERE a.application_name LIKE $1 AND a.datname = current_database()`
-
-// preparedSQL adds the run's prepared transactions (PREPARE TRANSACTION),
-// whose locks outlive their backend: pg_locks shows them with no pid, under
-// the virtual transaction of their transactionid lock.
-const preparedSQL = `
-UNION ALL
-SELECT 0, '` + preparedPrefix + `' || p.gid, 'prepared', '', '', p.prepared, p.transaction::text::bigint, '', NULL, NULL,
-       ` + lockColumns + `
-FROM pg_prepared_xacts p
-JOIN pg_locks t ON t.locktype = 'transactionid' AND t.transactionid = p.transaction AND t.pid IS NULL
-JOIN pg_locks l ON l.pid IS NULL AND l.virtualtransaction = t.virtualtransaction
-` + relationJoins + `
-WHERE p.gid LIKE $2 AND p.database = current_database()`
-
-// lockColumns are a pg_locks row l, with its relation's name; the last,
-// waitstart, is filled in by server version.
-const lockColumns = `l.locktype,
-       CASE WHEN n.nspname = current_schema() THEN c.relname::text ELSE n.nspname || '.' || c.relname END,
-       c.relkind::text, l.page, l.tuple::int2, l.virtualxid,
-       coalesce(l.transactionid::text, '0')::bigint, l.classid::bigint, l.objid::bigint, l.objsubid,
-       l.mode, l.granted, l.fastpath, %[1]s`
-
-const relationJoins = `LEFT JOIN pg_class c ON c.oid = l.relation
-      AND l.database IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
-LEFT JOIN pg_namespace n ON n.oid = c.relnamespace`
-
-// pollOrder sorts by session, granted first, then lock type, relation, mode.
-const pollOrder = `
-ORDER BY 2, 22 DESC, 11, 12, 21`
+// pollSQL is the poll: one query, kept as SQL in poll.sql.
+//
+//go:embed poll.sql
+var pollSQL string
 
 // preparedPrefix marks a prepared transaction's pseudo-backend in the poll
-// query's application_name column.
+// query's name column.
 const preparedPrefix = "prepared:"
-
-// SessionAppName is the application_name of session name in run runID.
-func SessionAppName(runID, name string) string { return "lockstep/" + runID + "/" + name }
 
 // Option tunes an observer.
 type Option func(*Observer)
@@ -105,16 +63,21 @@ func WithPrepared() Option { return func(o *Observer) { o.prepared = true } }
 func (o *Observer) Label() string { return o.label }
 
 // PreparedName is how a snapshot names a prepared transaction of the run:
-// "prepared " and its global id without the run's prefix.
-func PreparedName(runID, gid string) string {
-	return "prepared " + strings.TrimPrefix(gid, "lockstep/"+runID+"/")
+// "prepared " and its global id without the run's prefix ("prepared T1@B").
+func PreparedName(run db.RunID, gid string) string {
+	name, _ := run.Name(gid)
+	return PreparedLabel(name)
 }
 
-// NewObserver prepares to poll the sessions of run runID, whose ledger lives
-// in schema. conn must be the observer's own connection, outside any
-// session's transaction.
-func NewObserver(ctx context.Context, conn *pgx.Conn, runID, schema string, opts ...Option) (*Observer, error) {
-	o := &Observer{conn: conn, prefix: "lockstep/" + runID + "/", pattern: "lockstep/" + runID + "/T%"}
+// PreparedLabel is how a snapshot names the prepared transaction that
+// session name prepared under its own name.
+func PreparedLabel(name string) string { return "prepared " + name }
+
+// NewObserver prepares to poll the sessions of run, whose ledger lives in
+// schema. conn must be the observer's own connection, outside any session's
+// transaction.
+func NewObserver(ctx context.Context, conn *pgx.Conn, run db.RunID, schema string, opts ...Option) (*Observer, error) {
+	o := &Observer{conn: conn, run: run}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -128,16 +91,10 @@ func NewObserver(ctx context.Context, conn *pgx.Conn, runID, schema string, opts
 	}
 	o.nsKey = uint32(ns)
 	o.deadlock = ParsePgDuration(timeout)
-	waitstart := "NULL::timestamptz"
-	if version >= 140000 {
-		waitstart = "l.waitstart"
+	o.query = pollSQL
+	if version < 140000 {
+		o.query = strings.Replace(o.query, "l.waitstart\n", "NULL::timestamptz AS waitstart\n", 1)
 	}
-	query := pollSQL
-	if o.prepared {
-		query += preparedSQL
-	}
-	o.query = fmt.Sprintf(query+pollOrder, waitstart)
-	o.runID = runID
 	// The observer must never wait behind a session: anything it reads from the
 	// ledger's tables gives up at once if a session holds them exclusively.
 	if _, err := conn.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
@@ -193,11 +150,7 @@ func (o *Observer) RowLocksAvailable() (bool, string) { return o.rowLocks != "",
 // Poll reads the run's lock state once and builds its wait-for graph.
 func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 	snap := &Snapshot{Taken: time.Now(), DeadlockTimeout: o.deadlock}
-	args := []any{o.pattern}
-	if o.prepared {
-		args = append(args, o.prefix+"%")
-	}
-	rows, err := o.conn.Query(ctx, o.query, args...)
+	rows, err := o.conn.Query(ctx, o.query, o.run.Like("T"), o.run.Like(""), o.prepared)
 	if err != nil {
 		return nil, fmt.Errorf("polling pg_locks: %w", err)
 	}
@@ -229,9 +182,9 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 			rows.Close()
 			return nil, fmt.Errorf("reading pg_locks: %w", err)
 		}
-		b.Session = strings.TrimPrefix(app, o.prefix)
+		b.Session, _ = o.run.Name(app)
 		if gid, ok := strings.CutPrefix(app, preparedPrefix); ok {
-			b.Prepared, b.Session = gid, PreparedName(o.runID, gid)
+			b.Prepared, b.Session = gid, PreparedName(o.run, gid)
 		}
 		b.Xid = uint32(xid)
 		b.Database = o.label
@@ -388,7 +341,7 @@ func (o *Observer) rowError(snap *Snapshot, what string, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
-		case "55P03", "42P01", "3F000", "42883":
+		case pgerrcode.LockNotAvailable, pgerrcode.UndefinedTable, pgerrcode.InvalidSchemaName, pgerrcode.UndefinedFunction:
 			snap.RowLockNote = fmt.Sprintf("row locks not read this time (%s: %s)", what, pgErr.Message)
 			return nil
 		}

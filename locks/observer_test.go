@@ -23,7 +23,7 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 // fixture is a ledger with n named sessions connected to it and an observer.
 type fixture struct {
 	d     *db.Database
-	run   string
+	run   db.RunID
 	conns []*pgx.Conn
 	obs   *locks.Observer
 	wg    sync.WaitGroup // statements left waiting in the background
@@ -33,15 +33,15 @@ func newFixture(tb testing.TB, sessions, accounts int) *fixture {
 	tb.Helper()
 	ctx := context.Background()
 	d := dbtest.Fresh(tb, ledger.Setup{Accounts: accounts, Balance: decimal.RequireFromString("100.00")})
-	f := &fixture{d: d, run: fmt.Sprintf("obs%d", time.Now().UnixNano()%1e9)}
+	f := &fixture{d: d, run: db.RunID(fmt.Sprintf("obs%d", time.Now().UnixNano()%1e9))}
 	for i := range sessions {
-		c, err := d.Connect(ctx, locks.SessionAppName(f.run, fmt.Sprintf("T%d", i+1)))
+		c, err := d.Connect(ctx, f.run.AppName(fmt.Sprintf("T%d", i+1)))
 		if err != nil {
 			tb.Fatal(err)
 		}
 		f.conns = append(f.conns, c)
 	}
-	oc, err := d.Connect(ctx, locks.SessionAppName(f.run, "observer"))
+	oc, err := d.Connect(ctx, f.run.AppName("observer"))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -98,7 +98,7 @@ type Config struct {
 	Fix Fix
 	// RunID names every connection lockstep/<RunID>/pool in
 	// pg_stat_activity; empty means a random one (see Result.RunID).
-	RunID string
+	RunID db.RunID
 }
 
 var runIDRE = regexp.MustCompile(`^[A-Za-z0-9.-]{1,40}$`)
@@ -130,7 +130,7 @@ func (c Config) ValidateShape() error {
 		return fmt.Errorf("--tasks %d: at most %d", c.Tasks, MaxSize)
 	case c.Fix < None || c.Fix > Semaphore:
 		return fmt.Errorf("unknown pool fix %d", int(c.Fix))
-	case c.RunID != "" && !runIDRE.MatchString(c.RunID):
+	case c.RunID != "" && !runIDRE.MatchString(string(c.RunID)):
 		return fmt.Errorf("run id %q: use 1 to 40 letters, digits, '.' and '-'", c.RunID)
 	}
 	return nil
@@ -149,4 +149,4 @@ func (c Config) TaskCount() int {
 func (c Config) Accounts() int { return 2 * c.TaskCount() }
 
 // AppName is the application_name of every connection of run runID.
-func AppName(runID string) string { return "lockstep/" + runID + "/pool" }
+func AppName(runID db.RunID) string { return runID.AppName("pool") }

@@ -25,23 +25,23 @@ var runSeq atomic.Int64
 // twoDatabases is A and B, each with a fresh ledger of the accounts tasks
 // need, and a run id no other test uses. When the test ends it checks that
 // no backend of the run is left on either database.
-func twoDatabases(t *testing.T, tasks int) (a, b *db.Database, runID string) {
+func twoDatabases(t *testing.T, tasks int) (a, b *db.Database, runID db.RunID) {
 	t.Helper()
 	setup := ledger.Setup{Accounts: 2 * tasks, Balance: decimal.RequireFromString("100.00")}
 	a = dbtest.Fresh(t, setup)
 	b = dbtest.Second(t, a, &setup)
-	runID = fmt.Sprintf("t%d-%d", os.Getpid(), runSeq.Add(1))
+	runID = db.RunID(fmt.Sprintf("t%d-%d", os.Getpid(), runSeq.Add(1)))
 	t.Cleanup(func() { noBackendsLeft(t, runID, a, b) })
 	return a, b, runID
 }
 
 // noBackendsLeft fails the test when pg_stat_activity, seen from each
 // database, still lists a backend of run runID.
-func noBackendsLeft(t *testing.T, runID string, dbs ...*db.Database) {
+func noBackendsLeft(t *testing.T, runID db.RunID, dbs ...*db.Database) {
 	t.Helper()
 	ctx := context.Background()
 	for _, d := range dbs {
-		conn, err := d.Connect(ctx, "lockstep/test-check")
+		conn, err := d.Connect(ctx, db.AppName("test-check"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +61,7 @@ func noBackendsLeft(t *testing.T, runID string, dbs ...*db.Database) {
 func books(t *testing.T, d *db.Database, tasks int, committed func(i int) bool) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := d.Connect(ctx, "lockstep/test-check")
+	conn, err := d.Connect(ctx, db.AppName("test-check"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestNoneExhaustsTheSharedPool(t *testing.T) {
 		// The run is stuck until Run cancels it, after this report: count
 		// the pool's backends on each database.
 		for _, d := range []*db.Database{a, b} {
-			conn, err := d.Connect(ctx, "lockstep/test-check")
+			conn, err := d.Connect(ctx, db.AppName("test-check"))
 			if err != nil {
 				t.Error(err)
 				return
@@ -367,7 +367,7 @@ func TestTaskFailureEndsTheRun(t *testing.T) {
 	t.Parallel()
 	a, b, runID := twoDatabases(t, 3)
 	ctx := testContext(t)
-	conn, err := b.Connect(ctx, "lockstep/test-break")
+	conn, err := b.Connect(ctx, db.AppName("test-break"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package pool
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -28,7 +26,7 @@ const cleanupTimeout = 10 * time.Second
 // Result is how a run ended.
 type Result struct {
 	// RunID names the run's connections lockstep/<RunID>/pool.
-	RunID string
+	RunID db.RunID
 	// Exhausted is true when the pool was exhausted and the run was ended.
 	Exhausted bool
 	// Completed counts tasks that committed in both databases; RolledBack
@@ -78,7 +76,7 @@ func Run(ctx context.Context, cfg Config, report func(Event)) (res Result, err e
 		return Result{}, err
 	}
 	if cfg.RunID == "" {
-		cfg.RunID = randomID()
+		cfg.RunID = db.NewRunID()
 	}
 	res.RunID = cfg.RunID
 	app := AppName(cfg.RunID)
@@ -329,12 +327,6 @@ func (r *run) emit(e Event) {
 }
 
 func taskName(i int) string { return fmt.Sprintf("T%d", i+1) }
-
-func randomID() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return hex.EncodeToString(b)
-}
 
 // barrier holds tasks until need of them have arrived; after that it is
 // open for good.

@@ -2,11 +2,10 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"lockstep/db"
@@ -77,8 +76,7 @@ func checkLedger(ctx context.Context, d *db.Database, label, app string, need in
 	defer conn.Close(context.WithoutCancel(ctx))
 	var have int
 	if err := conn.QueryRow(ctx, sqlCountAccounts, need).Scan(&have); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+		if db.SQLState(err) == pgerrcode.UndefinedTable {
 			return fmt.Errorf("%s has no ledger in schema %s: reset it first", what, d.Schema())
 		}
 		return fmt.Errorf("%s: counting accounts: %w", what, err)

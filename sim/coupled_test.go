@@ -11,8 +11,8 @@ import (
 	"lockstep/db/dbtest"
 	"lockstep/ledger"
 	"lockstep/locks"
+	"lockstep/scenario"
 	"lockstep/sim"
-	"lockstep/spec"
 )
 
 const coupledPoll = 200 * time.Millisecond
@@ -23,7 +23,7 @@ const coupledPoll = 200 * time.Millisecond
 // prepared, in either database.
 func newCoupled(t *testing.T, first *db.Database, name string) (*sim.Engine, []int) {
 	t.Helper()
-	sc, err := spec.LoadBuiltin(name, "")
+	sc, err := scenario.LoadBuiltin(name, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,13 +44,13 @@ func newCoupled(t *testing.T, first *db.Database, name string) (*sim.Engine, []i
 			t.Errorf("Close: %v", err)
 		}
 		for _, d := range []*db.Database{a, b} {
-			conn, err := d.Connect(ctx, "lockstep/test-check")
+			conn, err := d.Connect(ctx, db.AppName("test-check"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			var backends, prepared int
 			err = conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1),
-				(SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE $1)`, "lockstep/"+eng.RunID()+"/%").Scan(&backends, &prepared)
+				(SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE $1)`, eng.RunID().Like("")).Scan(&backends, &prepared)
 			conn.Close(ctx)
 			if err != nil || backends != 0 || prepared != 0 {
 				t.Errorf("%s: %d backends and %d prepared transactions of run %s left after Close (err %v)",
@@ -79,7 +79,7 @@ func playUntil(t *testing.T, eng *sim.Engine, order []int, stop func(sim.Event) 
 			hit = &ev
 			halt()
 		}
-	}, nil)
+	})
 	if err != nil && !(hit != nil && errors.Is(err, context.Canceled)) {
 		t.Fatalf("playing: %v", err)
 	}
@@ -189,7 +189,7 @@ func twoPhaseServer(t *testing.T, name string) *db.Database {
 		t.Fatal(err)
 	}
 	if !ok {
-		sc, _ := spec.LoadBuiltin(name, "")
+		sc, _ := scenario.LoadBuiltin(name, "")
 		a := dbtest.Schema(t)
 		b := dbtest.Second(t, a, nil)
 		_, err := sim.New(ctx, sim.Config{DB: a, DB2: b, Ledger: dbtest.Ledger(t), Scenario: sc, Sessions: len(sc.Sessions), Setup: ledger.DefaultSetup()})

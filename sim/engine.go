@@ -1,176 +1,30 @@
-// Package sim runs several real database sessions side by side, each with
-// its own connection, and steps them one statement at a time. Statements run
-// asynchronously; what happens leaves the engine as events on one channel,
-// with the lock observer's findings among them. It knows nothing of screens.
+// Package sim is lockstep's one engine: several real database sessions side
+// by side, each with its own connection, stepped one statement at a time;
+// an observer per database reading the locks (and, when asked, the
+// balances); and the policy that plays a run to its end. Statements run
+// asynchronously; everything that happens — and everything the engine
+// decides — leaves it as events on one channel, which the views (the
+// headless transcript, the isolation tester, the interface) print. It knows
+// nothing of screens or command lines.
 package sim
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/shopspring/decimal"
-
 	"lockstep/db"
 	"lockstep/ledger"
 	"lockstep/locks"
-	"lockstep/spec"
 )
-
-// Direction says which way the sessions' transfers go.
-type Direction int
-
-const (
-	// Same: every session transfers from account 1 to account 2.
-	Same Direction = iota
-	// Opposite: even-numbered sessions transfer from 2 to 1.
-	Opposite
-)
-
-// ParseDirection reads --direction.
-func ParseDirection(s string) (Direction, error) {
-	switch s {
-	case "same":
-		return Same, nil
-	case "opposite":
-		return Opposite, nil
-	}
-	return Same, fmt.Errorf("unknown --direction %q: use same or opposite", s)
-}
-
-func (d Direction) String() string {
-	if d == Opposite {
-		return "opposite"
-	}
-	return "same"
-}
-
-// Limits on the number of sessions.
-const (
-	MinSessions = 2
-	MaxSessions = 9
-)
-
-// DefaultPoll is how often the observer polls when nothing is in flight.
-const DefaultPoll = 200 * time.Millisecond
-
-// Config sets up a run.
-type Config struct {
-	DB *db.Database
-	// DB2 is the second database of a two-database scenario, whose sessions
-	// are named T1@A, T1@B, …: those ending in @B connect to DB2.
-	DB2       *db.Database
-	Ledger    *ledger.Ledger
-	Strategy  *ledger.Strategy
-	Sessions  int
-	Direction Direction
-	// Amount is what each session transfers; zero means 10.00.
-	Amount decimal.Decimal
-	// Transfers, if set, gives each session its own transfer, overriding
-	// Direction and Amount.
-	Transfers []ledger.Transfer
-	Setup     ledger.Setup
-	// Poll is the observer's interval; zero means DefaultPoll.
-	Poll time.Duration
-	// RunID names the run in application_name; empty means a random one.
-	RunID string
-	// Init is SQL run on a session's connection when it connects, by session
-	// name: e.g. {"T1": {"SET deadlock_timeout = '10s'"}} to choose the victim.
-	Init map[string][]string
-	// Scenario, if set, replaces the transfers: its sessions' steps are the
-	// scripts, its setup and teardown blocks replace the ledger. Name names it.
-	Scenario     *spec.Spec
-	ScenarioName string
-}
-
-// Transfers is each session's transfer under the config.
-func (c Config) transfers() []ledger.Transfer {
-	if len(c.Transfers) > 0 {
-		return c.Transfers
-	}
-	amount := c.Amount
-	if amount.IsZero() {
-		amount = decimal.RequireFromString("10.00")
-	}
-	out := make([]ledger.Transfer, c.Sessions)
-	for i := range out {
-		out[i] = ledger.Transfer{From: 1, To: 2, Amount: amount}
-		if c.Direction == Opposite && (i+1)%2 == 0 {
-			out[i] = ledger.Transfer{From: 2, To: 1, Amount: amount}
-		}
-	}
-	return out
-}
-
-// Validate reports a config that cannot run, in words a user can act on.
-func (c Config) Validate() error {
-	if c.Scenario != nil {
-		if n := len(c.Scenario.Sessions); n < 1 || n > MaxSessions {
-			return fmt.Errorf("the scenario has %d sessions; lockstep steps 1 to %d", n, MaxSessions)
-		}
-		if c.Sessions != len(c.Scenario.Sessions) {
-			return fmt.Errorf("%d sessions for a scenario of %d", c.Sessions, len(c.Scenario.Sessions))
-		}
-		if c.TwoDatabases() {
-			return c.validateTwoDatabases()
-		}
-		return nil
-	}
-	if c.Sessions < MinSessions || c.Sessions > MaxSessions {
-		return fmt.Errorf("--sessions %d: choose %d to %d", c.Sessions, MinSessions, MaxSessions)
-	}
-	if c.Strategy == nil {
-		return errors.New("no strategy chosen")
-	}
-	if len(c.Transfers) > 0 && len(c.Transfers) != c.Sessions {
-		return fmt.Errorf("%d transfers for %d sessions", len(c.Transfers), c.Sessions)
-	}
-	for i, t := range c.transfers() {
-		if t.From == t.To || t.From < 1 || t.To < 1 || int(max(t.From, t.To)) > c.Setup.Accounts {
-			return fmt.Errorf("T%d's transfer %s: accounts must differ and exist (1..%d)", i+1, t, c.Setup.Accounts)
-		}
-		if !t.Amount.IsPositive() {
-			return fmt.Errorf("T%d's transfer %s: the amount must be positive", i+1, t)
-		}
-	}
-	if c.Poll < 0 {
-		return fmt.Errorf("--poll %s: must be positive", c.Poll)
-	}
-	return c.Setup.Validate()
-}
-
-// TwoDatabases says whether the run's sessions are connections to two
-// databases: a scenario whose sessions are named T1@A, T1@B, ….
-func (c Config) TwoDatabases() bool {
-	if c.Scenario == nil {
-		return false
-	}
-	for _, s := range c.Scenario.Sessions {
-		if strings.Contains(s.Name, "@") {
-			return true
-		}
-	}
-	return false
-}
-
-// sessionName is session i's name: T1, T2, …, or in a two-database
-// scenario the scenario's own name for it (T1@A).
-func (c Config) sessionName(i int) string {
-	if c.TwoDatabases() {
-		return c.Scenario.Sessions[i].Name
-	}
-	return fmt.Sprintf("T%d", i+1)
-}
 
 // Engine runs one set of sessions.
 type Engine struct {
 	cfg    Config
-	runID  string
+	runID  db.RunID
 	events chan Event
 	// ctx governs statements in flight; cancel ends them all (by closing
 	// their connections) when the engine closes.
@@ -183,8 +37,14 @@ type Engine struct {
 	sessions []*session
 	closing  chan struct{}
 	closed   bool
+	// down is true between Teardown and the next Setup: the scenario's
+	// teardown blocks have run, and Close does not run them again.
+	down bool
+	// booksStale asks the observer to read the balances again (Config.Books).
+	booksStale bool
 
-	// lifeMu keeps Reset and Close apart; emitMu keeps sends off a closed channel.
+	// lifeMu keeps Setup, Teardown, Reset and Close apart; emitMu keeps
+	// sends off a closed channel.
 	lifeMu      sync.Mutex
 	emitMu      sync.RWMutex
 	eventsEnded bool
@@ -201,8 +61,9 @@ type Engine struct {
 	workers   sync.WaitGroup
 }
 
-// New connects the sessions, the observer and a control connection, and
-// resets the ledger. Close must be called on every exit path.
+// New connects the control connections, the sessions and the observers,
+// then sets the run up: the ledger (or the scenario's setup blocks) and each
+// session's setup. Close must be called on every exit path.
 func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -212,9 +73,7 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	}
 	runID := cfg.RunID
 	if runID == "" {
-		b := make([]byte, 3)
-		_, _ = rand.Read(b)
-		runID = hex.EncodeToString(b)
+		runID = db.NewRunID()
 	}
 	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e := &Engine{
@@ -228,20 +87,19 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 			e.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	e.sides = []*side{{db: cfg.DB}}
+	e.sides = []*side{{db: cfg.DB, run: runID}}
 	if cfg.TwoDatabases() {
-		e.sides = []*side{{label: "A", db: cfg.DB}, {label: "B", db: cfg.DB2}}
+		e.sides = []*side{{label: "A", db: cfg.DB, run: runID}, {label: "B", db: cfg.DB2, run: runID}}
 	}
 	for _, sd := range e.sides {
-		if sd.ctl, err = e.controlConn(ctx, sd); err != nil {
+		if sd.ctl, err = sd.controlConn(ctx); err != nil {
 			return nil, err
 		}
-	}
-	if err = e.checkPrepared(ctx); err != nil {
-		return nil, err
-	}
-	if err = e.prepare(ctx); err != nil {
-		return nil, err
+		if cfg.usesTwoPhaseCommit() {
+			if err = sd.checkPrepared(ctx); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var transfers []ledger.Transfer
 	if cfg.Scenario == nil {
@@ -259,19 +117,20 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		if err = s.connect(ctx); err != nil {
 			return nil, fmt.Errorf("starting session %s: %w", s.name, err)
 		}
-		if err = e.sessionSetup(ctx, s, s.conn); err != nil {
-			s.conn.Close(ctx)
-			return nil, err
-		}
-		s.pid = s.conn.PgConn().PID()
 		e.sessions = append(e.sessions, s)
 		e.workers.Add(1)
 		go s.work()
 	}
 	for _, sd := range e.sides {
-		if sd.obsConn, sd.obs, err = e.newObserver(ctx, sd); err != nil {
+		if sd.obsConn, sd.obs, err = sd.newObserver(ctx, cfg.usesTwoPhaseCommit()); err != nil {
 			return nil, err
 		}
+	}
+	e.lifeMu.Lock()
+	err = e.setup(ctx)
+	e.lifeMu.Unlock()
+	if err != nil {
+		return nil, err
 	}
 	e.observing = true
 	go e.observe()
@@ -279,7 +138,7 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 }
 
 // RunID names the run; sessions appear in pg_stat_activity as lockstep/<RunID>/T1 ….
-func (e *Engine) RunID() string { return e.runID }
+func (e *Engine) RunID() db.RunID { return e.runID }
 
 // Config is the run's configuration.
 func (e *Engine) Config() Config { return e.cfg }
@@ -303,6 +162,18 @@ func (e *Engine) Database(label string) *db.Database {
 		}
 	}
 	return e.sides[0].db
+}
+
+func (e *Engine) generation() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.gen
+}
+
+func (e *Engine) tornDown() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.down
 }
 
 // emit sends an event unless the engine is closing and nobody listens.
@@ -345,14 +216,25 @@ func (e *Engine) busySibling(s *session) *session {
 	return nil
 }
 
-func (e *Engine) session(i int) (*session, error) {
+// ready finds session i and checks that it can take a statement; e.mu is held.
+func (e *Engine) ready(i int) (*session, error) {
 	if e.closed {
 		return nil, ErrClosed
 	}
 	if i < 0 || i >= len(e.sessions) {
 		return nil, fmt.Errorf("%w: T%d", ErrNoSession, i+1)
 	}
-	return e.sessions[i], nil
+	s := e.sessions[i]
+	switch {
+	case s.state.Busy():
+		return nil, fmt.Errorf("%s: %w", s.name, ErrBusy)
+	case s.state == Failed:
+		return nil, fmt.Errorf("%s: %w", s.name, ErrFailed)
+	}
+	if o := e.busySibling(s); o != nil {
+		return nil, fmt.Errorf("%s: %w: %s", s.name, ErrApplicationBusy, o.name)
+	}
+	return s, nil
 }
 
 // Step sends session i's next script statement and returns at once; the
@@ -360,20 +242,12 @@ func (e *Engine) session(i int) (*session, error) {
 func (e *Engine) Step(i int) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s, err := e.session(i)
+	s, err := e.ready(i)
 	if err != nil {
 		return err
 	}
-	switch {
-	case s.state.Busy():
-		return fmt.Errorf("%s: %w", s.name, ErrBusy)
-	case s.state == Failed:
-		return fmt.Errorf("%s: %w", s.name, ErrFailed)
-	case s.finished || s.next >= s.script.Len():
+	if s.finished || s.next >= s.script.Len() {
 		return fmt.Errorf("%s: %w", s.name, ErrFinished)
-	}
-	if o := e.busySibling(s); o != nil {
-		return fmt.Errorf("%s: %w: %s", s.name, ErrApplicationBusy, o.name)
 	}
 	e.dispatch(s, job{step: s.next, sql: s.script.SQL(s.next)})
 	return nil
@@ -383,18 +257,9 @@ func (e *Engine) Step(i int) error {
 func (e *Engine) Exec(i int, sql string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s, err := e.session(i)
+	s, err := e.ready(i)
 	if err != nil {
 		return err
-	}
-	if s.state.Busy() {
-		return fmt.Errorf("%s: %w", s.name, ErrBusy)
-	}
-	if s.state == Failed {
-		return fmt.Errorf("%s: %w", s.name, ErrFailed)
-	}
-	if o := e.busySibling(s); o != nil {
-		return fmt.Errorf("%s: %w: %s", s.name, ErrApplicationBusy, o.name)
 	}
 	e.dispatch(s, job{step: -1, sql: sql})
 	return nil
@@ -422,64 +287,169 @@ func (e *Engine) dispatch(s *session, j job) {
 // Cancel asks the server to cancel session i's running statement (pg_cancel_backend).
 func (e *Engine) Cancel(ctx context.Context, i int) error {
 	e.mu.Lock()
-	s, err := e.session(i)
-	if err != nil {
+	if i < 0 || i >= len(e.sessions) {
 		e.mu.Unlock()
-		return err
+		return fmt.Errorf("%w: T%d", ErrNoSession, i+1)
 	}
+	s := e.sessions[i]
 	busy, pid := s.state.Busy(), s.pid
 	e.mu.Unlock()
 	if !busy {
 		return fmt.Errorf("%s has no statement running", s.name)
 	}
-	return e.cancelBackend(ctx, s.side, pid)
-}
-
-func (e *Engine) cancelBackend(ctx context.Context, sd *side, pid uint32) error {
-	e.ctlMu.Lock()
-	defer e.ctlMu.Unlock()
-	if _, err := sd.ctl.Exec(ctx, "SELECT pg_cancel_backend($1)", int32(pid)); err != nil {
-		return fmt.Errorf("cancelling pid %d: %w", pid, err)
-	}
-	return nil
+	return e.signalBackend(ctx, s.side, "pg_cancel_backend", pid)
 }
 
 // Terminate ends session i's backend from outside (pg_terminate_backend), as
 // an operator or a crash would; the session fails and the others go on.
 func (e *Engine) Terminate(ctx context.Context, i int) error {
 	e.mu.Lock()
-	s, err := e.session(i)
-	e.mu.Unlock()
-	if err != nil {
-		return err
+	if i < 0 || i >= len(e.sessions) {
+		e.mu.Unlock()
+		return fmt.Errorf("%w: T%d", ErrNoSession, i+1)
 	}
+	s := e.sessions[i]
+	pid := s.pid
+	e.mu.Unlock()
+	return e.signalBackend(ctx, s.side, "pg_terminate_backend", pid)
+}
+
+// signalBackend cancels (pg_cancel_backend) or ends (pg_terminate_backend)
+// a backend from the side's control connection.
+func (e *Engine) signalBackend(ctx context.Context, sd *side, fn string, pid int32) error {
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
-	if _, err := s.side.ctl.Exec(ctx, "SELECT pg_terminate_backend($1)", int32(s.pid)); err != nil {
-		return fmt.Errorf("terminating %s: %w", s.name, err)
+	if _, err := sd.ctl.Exec(ctx, "SELECT "+fn+"($1)", pid); err != nil {
+		return fmt.Errorf("%s(%d): %w", fn, pid, err)
 	}
 	return nil
 }
 
 // Books reads the balances and checks the books on the control connection,
 // outside every session's transaction. While a session holds the accounts
-// table exclusively it fails at once with a lock timeout (55P03) rather than wait.
+// table exclusively it fails at once with ErrLedgerLocked rather than wait.
 func (e *Engine) Books(ctx context.Context) ([]ledger.Account, ledger.Books, error) {
 	if e.cfg.Scenario != nil {
 		return nil, ledger.Books{}, ErrNoLedger
 	}
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
-	sd := e.sides[0]
-	if err := e.reconnectControl(ctx, sd); err != nil {
-		return nil, ledger.Books{}, err
-	}
-	accounts, err := ledger.Accounts(ctx, sd.ctl)
+	accounts, err := e.sides[0].accounts(ctx)
 	if err != nil {
 		return nil, ledger.Books{}, err
 	}
-	books, err := ledger.CheckBooks(ctx, sd.ctl)
+	books, err := e.sides[0].books(ctx)
 	return accounts, books, err
+}
+
+// Balances reads the ledger's accounts in every database of a two-database
+// run, by label, on the control connections.
+func (e *Engine) Balances(ctx context.Context) (map[string][]ledger.Account, error) {
+	if !e.cfg.TwoDatabases() {
+		return nil, errors.New("balances by database: this run has one database")
+	}
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	out := map[string][]ledger.Account{}
+	for _, sd := range e.sides {
+		accounts, err := sd.accounts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out[sd.label] = accounts
+	}
+	return out, nil
+}
+
+// readBalances is what a BooksRead event carries: a one-database run's
+// balances and books, or a two-database run's balances by database.
+func (e *Engine) readBalances(ctx context.Context) Balances {
+	var b Balances
+	if e.cfg.TwoDatabases() {
+		b.ByDatabase, b.Err = e.Balances(ctx)
+		return b
+	}
+	accounts, books, err := e.Books(ctx)
+	if err != nil {
+		return Balances{Err: err}
+	}
+	return Balances{Accounts: accounts, Books: &books}
+}
+
+// InSync says whether both databases hold the same balances.
+func InSync(balances map[string][]ledger.Account) bool {
+	a, b := balances["A"], balances["B"]
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].ID != b[i].ID || !a[i].Balance.Equal(b[i].Balance) {
+			return false
+		}
+	}
+	return true
+}
+
+// Prepared lists the run's prepared transactions in every database, from pg_prepared_xacts.
+func (e *Engine) Prepared(ctx context.Context) ([]Prepared, error) {
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	return e.prepared(ctx)
+}
+
+// prepared lists them; e.ctlMu is held.
+func (e *Engine) prepared(ctx context.Context) ([]Prepared, error) {
+	var out []Prepared
+	for _, sd := range e.sides {
+		list, err := sd.prepared(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, list...)
+	}
+	return out, nil
+}
+
+// ResolvePrepared ends a prepared transaction of the run, as an operator
+// would after a crash: COMMIT PREPARED (commit true) or ROLLBACK PREPARED,
+// in the database that holds it.
+func (e *Engine) ResolvePrepared(ctx context.Context, p Prepared, commit bool) error {
+	if _, ours := e.runID.Name(p.GID); !ours {
+		return fmt.Errorf("%q is not a prepared transaction of this run", p.GID)
+	}
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	for _, sd := range e.sides {
+		if sd.label == p.Database {
+			if err := sd.endPrepared(ctx, p.GID, commit); err != nil {
+				return err
+			}
+			e.kickObserver()
+			return nil
+		}
+	}
+	return fmt.Errorf("no database %q in this run", p.Database)
+}
+
+// rollbackPrepared rolls back whatever the run left prepared, so that no
+// lock outlives it; e.ctlMu is held.
+func (e *Engine) rollbackPrepared(ctx context.Context) error {
+	if !e.cfg.usesTwoPhaseCommit() {
+		return nil
+	}
+	list, err := e.prepared(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range list {
+		for _, sd := range e.sides {
+			if sd.label == p.Database {
+				errs = append(errs, sd.endPrepared(ctx, p.GID, false))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // quiesce cancels every statement in flight and waits until no session is
@@ -488,7 +458,7 @@ func (e *Engine) quiesce(ctx context.Context) {
 	e.mu.Lock()
 	type busy struct {
 		side *side
-		pid  uint32
+		pid  int32
 	}
 	var pids []busy
 	for _, s := range e.sessions {
@@ -498,14 +468,12 @@ func (e *Engine) quiesce(ctx context.Context) {
 	}
 	e.mu.Unlock()
 	for _, b := range pids {
-		_ = e.cancelBackend(ctx, b.side, b.pid)
+		_ = e.signalBackend(ctx, b.side, "pg_cancel_backend", b.pid)
 	}
 	timer := time.AfterFunc(5*time.Second, func() {
-		e.ctlMu.Lock()
 		for _, b := range pids {
-			_, _ = b.side.ctl.Exec(context.WithoutCancel(ctx), "SELECT pg_terminate_backend($1)", int32(b.pid))
+			_ = e.signalBackend(context.WithoutCancel(ctx), b.side, "pg_terminate_backend", b.pid)
 		}
-		e.ctlMu.Unlock()
 	})
 	defer timer.Stop()
 	e.mu.Lock()
@@ -524,51 +492,121 @@ func (e *Engine) anyBusy() bool {
 	return false
 }
 
-// Reset rolls every session back, reconnects failed ones, re-creates the
-// ledger and rewinds the scripts. Events from before it carry an older Gen.
-func (e *Engine) Reset(ctx context.Context) error {
-	e.lifeMu.Lock()
-	defer e.lifeMu.Unlock()
+// checkOpen fails with ErrClosed once Close has begun.
+func (e *Engine) checkOpen() error {
 	e.mu.Lock()
-	closed := e.closed
-	e.mu.Unlock()
-	if closed {
+	defer e.mu.Unlock()
+	if e.closed {
 		return ErrClosed
 	}
+	return nil
+}
+
+// Teardown ends what the sessions are doing: it cancels the statements in
+// flight, runs each session's teardown and rolls back what is left open,
+// then rolls back what the run left prepared and runs the scenario's global
+// teardown. The sessions stay connected, for Setup.
+func (e *Engine) Teardown(ctx context.Context) error {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	if err := e.checkOpen(); err != nil {
+		return err
+	}
+	return e.teardownAll(ctx)
+}
+
+// teardownAll is Teardown; e.lifeMu is held.
+func (e *Engine) teardownAll(ctx context.Context) error {
 	e.quiesce(ctx)
 	e.mu.Lock()
-	e.gen++
-	gen := e.gen
 	sessions := append([]*session(nil), e.sessions...)
-	e.seenCycle = map[string]bool{}
 	e.mu.Unlock()
 	for _, s := range sessions {
-		if err := s.control(ctx, ctlRewind); err != nil {
-			return fmt.Errorf("resetting session %s: %w", s.name, err)
+		if err := s.control(ctx, ctlTeardown); err != nil {
+			return fmt.Errorf("tearing down session %s: %w", s.name, err)
 		}
 	}
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	var err error
+	for _, sd := range e.sides {
+		if err == nil {
+			err = sd.reconnectControl(ctx)
+		}
+	}
+	if err == nil {
+		err = e.teardown(ctx)
+	}
+	e.mu.Lock()
+	e.down = true
+	e.mu.Unlock()
+	return err
+}
+
+// Setup begins a new generation after Teardown: the ledger is re-created
+// (or the scenario's setup blocks run again), each session reconnects if
+// its connection was lost, its script starts over and its setup runs.
+// Events from before carry an older Gen.
+func (e *Engine) Setup(ctx context.Context) error {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	if err := e.checkOpen(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.gen++
+	e.seenCycle = map[string]bool{}
+	e.mu.Unlock()
+	return e.setup(ctx)
+}
+
+// setup prepares the data and the sessions; e.lifeMu is held.
+func (e *Engine) setup(ctx context.Context) error {
 	e.ctlMu.Lock()
 	var err error
 	for _, sd := range e.sides {
 		if err == nil {
-			err = e.reconnectControl(ctx, sd)
+			err = sd.reconnectControl(ctx)
 		}
 	}
 	if err == nil {
-		if err = e.teardown(ctx); err == nil {
-			err = e.prepare(ctx)
-		}
+		err = e.prepare(ctx)
 	}
 	e.ctlMu.Unlock()
 	if err != nil {
-		return fmt.Errorf("re-creating the ledger: %w", err)
+		return fmt.Errorf("setting the run up: %w", err)
 	}
-	if e.cfg.Scenario != nil {
-		for _, s := range sessions {
-			if err := s.control(ctx, ctlSetup); err != nil {
-				return err
-			}
+	e.mu.Lock()
+	sessions := append([]*session(nil), e.sessions...)
+	e.down, e.booksStale = false, true
+	e.mu.Unlock()
+	for _, s := range sessions {
+		if err := s.control(ctx, ctlSetup); err != nil {
+			return fmt.Errorf("setting up session %s: %w", s.name, err)
 		}
+	}
+	return nil
+}
+
+// Reset rolls every session back, reconnects failed ones, re-creates the
+// ledger and rewinds the scripts: Teardown, then Setup, then a ResetDone
+// event.
+func (e *Engine) Reset(ctx context.Context) error {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	if err := e.checkOpen(); err != nil {
+		return err
+	}
+	if err := e.teardownAll(ctx); err != nil {
+		return fmt.Errorf("resetting: %w", err)
+	}
+	e.mu.Lock()
+	e.gen++
+	gen := e.gen
+	e.seenCycle = map[string]bool{}
+	e.mu.Unlock()
+	if err := e.setup(ctx); err != nil {
+		return err
 	}
 	e.emit(Event{Gen: gen, Kind: ResetDone, Index: -1, Step: -1})
 	e.kickObserver()
@@ -588,8 +626,11 @@ func (e *Engine) Close(ctx context.Context) error {
 		return nil
 	}
 	e.closed = true
-	sessions := e.sessions
+	sessions, down := e.sessions, e.down
 	e.mu.Unlock()
+	// From here on events are dropped rather than block: nobody reads
+	// what the run does while it ends.
+	close(e.closing)
 	var errs []error
 	started := len(e.sides) > 0 && e.sides[len(e.sides)-1].ctl != nil
 	if started {
@@ -601,7 +642,6 @@ func (e *Engine) Close(ctx context.Context) error {
 		}
 		close(s.jobs)
 	}
-	close(e.closing) // from here on, events are dropped rather than block
 	if e.observing {
 		<-e.obsDone
 	}
@@ -614,8 +654,10 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	if started {
 		e.ctlMu.Lock()
-		if err := e.teardown(ctx); err != nil {
-			errs = append(errs, err)
+		if !down {
+			if err := e.teardown(ctx); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		for _, sd := range e.sides {
 			sd.ctl.Close(ctx)
@@ -624,7 +666,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	for _, sd := range e.sides {
 		// Belt and braces: no backend of this run may outlive it.
-		if err := sd.db.EndBackends(ctx, "lockstep/"+e.runID+"/%"); err != nil {
+		if err := sd.db.EndBackends(ctx, e.runID.Like("")); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -633,21 +675,4 @@ func (e *Engine) Close(ctx context.Context) error {
 	close(e.events)
 	e.emitMu.Unlock()
 	return errors.Join(errs...)
-}
-
-// reconnectControl replaces a lost control connection (the server went away
-// and came back); e.ctlMu is held.
-func (e *Engine) reconnectControl(ctx context.Context, sd *side) error {
-	// pgx learns that the server hung up only when it next uses the
-	// connection: ask it.
-	if !sd.ctl.IsClosed() && sd.ctl.Ping(ctx) == nil {
-		return nil
-	}
-	sd.ctl.Close(ctx)
-	conn, err := e.controlConn(ctx, sd)
-	if err != nil {
-		return err
-	}
-	sd.ctl = conn
-	return nil
 }

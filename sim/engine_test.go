@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
+
+	"lockstep/db"
 	"lockstep/db/dbtest"
 	"lockstep/ledger"
+	"lockstep/scenario"
 	"lockstep/sim"
-	"lockstep/spec"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -36,14 +39,14 @@ func newEngine(t *testing.T, strategy string, dir sim.Direction) *sim.Engine {
 		if err := eng.Close(ctx); err != nil {
 			t.Errorf("Close: %v", err)
 		}
-		conn, err := d.Connect(ctx, "lockstep/test-check")
+		conn, err := d.Connect(ctx, db.AppName("test-check"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close(ctx)
 		var n int
 		err = conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
-			"lockstep/"+eng.RunID()+"/%").Scan(&n)
+			eng.RunID().Like("")).Scan(&n)
 		if err != nil || n != 0 {
 			t.Errorf("%d backends of run %s left after Close (err %v)", n, eng.RunID(), err)
 		}
@@ -70,13 +73,13 @@ func play(t *testing.T, eng *sim.Engine, order []int) outcome {
 			o.waits++
 		case sim.Error:
 			switch ev.Err.SQLState {
-			case ledger.DeadlockDetected:
+			case pgerrcode.DeadlockDetected:
 				o.deadlocks++
-			case ledger.SerializationFailure:
+			case pgerrcode.SerializationFailure:
 				o.serialization++
 			}
 		}
-	}, nil)
+	})
 	if err != nil {
 		t.Fatalf("Play: %v", err)
 	}
@@ -146,7 +149,7 @@ func TestDeadlockVictimAndDetailReported(t *testing.T) {
 				}
 			}
 		}
-		if ev.Kind == sim.Error && ev.Err.SQLState == ledger.DeadlockDetected {
+		if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected {
 			victim = true
 			if !formed {
 				t.Error("the deadlock error came before lockstep saw the cycle")
@@ -254,8 +257,8 @@ func TestWaitReportedBeforeBlockerCommits(t *testing.T) {
 		step(t, eng, 0)
 	}
 	done := next(t, eng, settled("T2"))
-	if done.Kind != sim.Completed || len(done.Rows) != 1 || done.Rows[0][0] != "90.00" {
-		t.Fatalf("T2 after T1 committed: %v %v", done.Kind, done.Rows)
+	if rows := done.LastRows(); done.Kind != sim.Completed || rows == nil || len(rows.Rows) != 1 || rows.Rows[0][0] != "90.00" {
+		t.Fatalf("T2 after T1 committed: %v %v", done.Kind, done.Results)
 	}
 }
 
@@ -311,13 +314,13 @@ func TestTerminatedSessionFailsOthersGoOn(t *testing.T) {
 	// As if the server restarted: every connection of the run is cut.
 	// A reset brings the sessions, the control and the observer back.
 	ctx := context.Background()
-	conn, err := dbtest.DB(t).Connect(ctx, "lockstep/test-killer")
+	conn, err := dbtest.DB(t).Connect(ctx, db.AppName("test-killer"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1",
-		"lockstep/"+eng.RunID()+"/%"); err != nil {
+		eng.RunID().Like("")); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 {
@@ -344,8 +347,8 @@ func TestTypedSQLAndAbortedTransaction(t *testing.T) {
 	eng := newEngine(t, "for-update", sim.Same)
 	exec(t, eng, 0, "BEGIN")
 	ev := exec(t, eng, 0, "SELECT balance FROM accounts WHERE id = 1 FOR SHARE")
-	if ev.Kind != sim.Completed || ev.Rows[0][0] != "100.00" {
-		t.Fatalf("typed SELECT: %v %v", ev.Kind, ev.Rows)
+	if rows := ev.LastRows(); ev.Kind != sim.Completed || rows == nil || rows.Rows[0][0] != "100.00" {
+		t.Fatalf("typed SELECT: %v %v", ev.Kind, ev.Results)
 	}
 	// The observer sees T1's FOR SHARE row lock.
 	found := next(t, eng, func(ev sim.Event) bool {
@@ -425,7 +428,7 @@ func TestSchedulerOrderThenRoundRobin(t *testing.T) {
 // make t2 the certain victim; closing the engine runs the teardown.
 func TestScenarioSessions(t *testing.T) {
 	t.Parallel()
-	sc, err := spec.LoadBuiltin("fk-deadlock", "")
+	sc, err := scenario.LoadBuiltin("fk-deadlock", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +436,7 @@ func TestScenarioSessions(t *testing.T) {
 	// run's schema, one of the test's own.
 	d := dbtest.Schema(t)
 	ctx := context.Background()
-	conn, err := d.Connect(ctx, "lockstep/test-setup")
+	conn, err := d.Connect(ctx, db.AppName("test-setup"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +462,7 @@ func TestScenarioSessions(t *testing.T) {
 	}
 	var victim string
 	for _, ev := range o.events {
-		if ev.Kind == sim.Error && ev.Err.SQLState == ledger.DeadlockDetected {
+		if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected {
 			victim = ev.Session
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"lockstep/ledger"
 	"lockstep/locks"
 )
 
@@ -54,20 +55,31 @@ type EventKind int
 const (
 	Started        EventKind = iota // a statement was sent
 	WaitingForLock                  // the server says the statement waits; BlockedBy and Waits say for whom and why
-	Completed                       // the statement finished; Tag, Columns, Rows, Duration
-	Error                           // the statement failed; Err
-	ConnectionLost                  // the session's connection is gone
+	Completed                       // the statement finished; Tag, Results, Duration
+	Error                           // the statement failed; Err (and Results of the statements before it)
+	ConnectionLost                  // the session's connection is gone; Cause
 	DeadlockFormed                  // a cycle appeared in the wait-for graph; Cycle
 	Polled                          // a lock snapshot was read; Snapshot
 	ResetDone                       // the run was reset; a new generation begins
+	Notice                          // the server sent the session a notice; Message
+	BooksRead                       // the balances were read after a change (Config.Books); Books
+	BlockRan                        // a scenario's setup or teardown block ran; Block, Results, Err
+	Skipped                         // the scheduler passed over a session of the stored order that could not step
+	Stalled                         // the run cannot end by itself; Stall says why (PlayToEnd)
+	Resolved                        // lockstep ended a prepared transaction; Prepared, Commit (PlayToEnd)
 )
 
 func (k EventKind) String() string {
-	return [...]string{"started", "waiting", "completed", "error", "connection lost", "deadlock", "polled", "reset"}[k]
+	names := [...]string{"started", "waiting", "completed", "error", "connection lost", "deadlock", "polled", "reset",
+		"notice", "books", "block", "skipped", "stalled", "resolved"}
+	if k < 0 || int(k) >= len(names) {
+		return fmt.Sprintf("EventKind(%d)", int(k))
+	}
+	return names[k]
 }
 
-// StatementError is an error the server sent, with all its fields.
-type StatementError struct {
+// ServerMessage is an error or a notice the server sent, with its fields.
+type ServerMessage struct {
 	SQLState string
 	Severity string
 	Message  string
@@ -75,28 +87,64 @@ type StatementError struct {
 	Hint     string
 }
 
-func (e *StatementError) Error() string { return e.Message }
+func (m *ServerMessage) Error() string { return m.Message }
+
+// Result is one result a statement returned: its command tag and, for a
+// query that returned rows, the columns and the rows as text.
+type Result struct {
+	Tag     string
+	Columns []string
+	Rows    [][]string
+	// Null marks NULL values: Null[i][j] for row i's column j (whose text is
+	// empty). Nil when no value is NULL.
+	Null [][]bool
+}
+
+// Block names a scenario's setup or teardown block.
+type Block struct {
+	Teardown bool
+	// Session is the session whose block it is; "" for a global block, which
+	// runs on the control connection.
+	Session string
+}
+
+// Stall is why a run cannot end by itself.
+type Stall int
+
+const (
+	// DistributedDeadlock: a cycle through the application that no server
+	// sees and no lock_timeout will break.
+	DistributedDeadlock Stall = iota + 1
+	// WaitsOnPrepared: a session waits only for prepared transactions that
+	// have no session left to finish them.
+	WaitsOnPrepared
+)
 
 // Event is one thing that happened in the engine.
 type Event struct {
 	// Gen is the run's generation; it grows with every reset, so a view can
 	// drop events from before one.
-	Gen     int
-	Time    time.Time
-	Kind    EventKind
-	Session string // "T1"; empty for Polled, DeadlockFormed and ResetDone
-	Index   int    // the session's index, 0-based
+	Gen  int
+	Time time.Time
+	Kind EventKind
+	// Session is the session's name ("T1"); empty for events that are not a
+	// session's: Polled, DeadlockFormed, ResetDone, BooksRead, a global block.
+	Session string
+	Index   int // the session's index, 0-based; -1 when the event is no session's
 	// Step is the script statement's index, or -1 for SQL the user typed.
 	Step int
 	// Auto marks a statement the engine sent itself, as an application would
 	// (the ROLLBACK after a scripted statement failed).
-	Auto     bool
-	SQL      string
-	Tag      string
-	Columns  []string
-	Rows     [][]string
+	Auto bool
+	SQL  string
+	// Tag is the last command tag of a completed statement.
+	Tag string
+	// Results are every result the statement (or block) returned, in order.
+	Results  []Result
 	Duration time.Duration
-	Err      *StatementError
+	Err      *ServerMessage
+	// Message is a Notice's content.
+	Message *ServerMessage
 	// Cause is the Go error behind ConnectionLost.
 	Cause error
 	// BlockedBy names the sessions (or pids) a waiting statement waits for.
@@ -107,4 +155,33 @@ type Event struct {
 	State    State
 	Snapshot *locks.Snapshot
 	Cycle    *locks.Cycle
+	Books    *Balances
+	Block    Block
+	Stall    Stall
+	Prepared *Prepared
+	Commit   bool
+}
+
+// LastRows is the last result set of the event's results: its columns and
+// rows, or nil when none returned rows.
+func (ev Event) LastRows() *Result {
+	for i := len(ev.Results) - 1; i >= 0; i-- {
+		if ev.Results[i].Columns != nil {
+			return &ev.Results[i]
+		}
+	}
+	return nil
+}
+
+// Balances is what the ledger holds, read on the control connections,
+// outside every session's transaction.
+type Balances struct {
+	// Accounts and Books are a one-database run's.
+	Accounts []ledger.Account
+	Books    *ledger.Books
+	// ByDatabase holds a two-database run's balances, by database label.
+	ByDatabase map[string][]ledger.Account
+	// Err is why they could not be read this time: ErrLedgerLocked while a
+	// session holds the accounts table exclusively.
+	Err error
 }

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"regexp"
+	"strconv"
 	"time"
 
 	"lockstep/ledger"
@@ -13,7 +15,7 @@ type SessionInfo struct {
 	// Label is the scenario's name for the session ("s1"), "" for transfers.
 	Label    string
 	Index    int
-	Pid      uint32
+	Pid      int32
 	State    State
 	Transfer ledger.Transfer
 	// Statements is the script rendered with the values read so far.
@@ -25,7 +27,7 @@ type SessionInfo struct {
 	Current     string
 	CurrentStep int
 	StartedAt   time.Time
-	LastErr     *StatementError
+	LastErr     *ServerMessage
 	ErrAt       int // script index that failed, -1 if none
 	BlockedBy   []string
 	Waits       []locks.Edge
@@ -75,9 +77,44 @@ func (e *Engine) Sessions() []SessionInfo {
 	return out
 }
 
+// SessionName is session i's name (T1, T1@A), as events and snapshots give it.
+func (e *Engine) SessionName(i int) string { return e.cfg.sessionName(i) }
+
+// PollNow asks the observer for a poll now, without waiting for it: a
+// Polled event taken after this call follows.
+func (e *Engine) PollNow() { e.kickObserver() }
+
 // Generation is the run's current generation (see Event.Gen).
 func (e *Engine) Generation() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.gen
+}
+
+// Process is a process id named in a server message and the session it is.
+type Process struct {
+	Pid     string
+	Session string
+}
+
+var processRE = regexp.MustCompile(`(?i)process (\d+)`)
+
+// Processes lists the sessions behind the "process N" a server message
+// names (a deadlock's DETAIL), in order, each once.
+func Processes(msg string, sessions []SessionInfo) []Process {
+	var out []Process
+	seen := map[string]bool{}
+	for _, m := range processRE.FindAllStringSubmatch(msg, -1) {
+		pid := m[1]
+		if seen[pid] {
+			continue
+		}
+		for _, s := range sessions {
+			if strconv.Itoa(int(s.Pid)) == pid {
+				seen[pid] = true
+				out = append(out, Process{Pid: pid, Session: s.Name})
+			}
+		}
+	}
+	return out
 }

@@ -20,7 +20,8 @@ func (e *Engine) kickObserver() {
 // observe polls on a timer and right after every step. While a statement
 // runs whose fate is unknown — neither finished nor reported waiting — it
 // polls again soon, backing off towards the interval, so a wait is reported
-// well within one interval of starting.
+// well within one interval of starting. After a poll that follows a
+// statement's end it reads the balances, when the config asks for them.
 func (e *Engine) observe() {
 	defer close(e.obsDone)
 	const firstRetry = 2 * time.Millisecond
@@ -41,6 +42,8 @@ func (e *Engine) observe() {
 		for i, s := range e.sessions {
 			seqs[i] = s.seq
 		}
+		readBooks := e.cfg.Books && e.booksStale && e.cfg.HasLedger()
+		e.booksStale = false
 		e.mu.Unlock()
 		snap, err := e.poll()
 		next := e.cfg.Poll
@@ -56,6 +59,9 @@ func (e *Engine) observe() {
 			// view recovers by itself once it is back.
 			e.reconnectObservers()
 		}
+		if readBooks {
+			e.emitBooks(gen)
+		}
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -64,6 +70,14 @@ func (e *Engine) observe() {
 		}
 		timer.Reset(next)
 	}
+}
+
+// emitBooks reads the balances and sends them as a BooksRead event.
+func (e *Engine) emitBooks(gen int) {
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	defer cancel()
+	b := e.readBalances(ctx)
+	e.emit(Event{Gen: gen, Kind: BooksRead, Index: -1, Step: -1, Books: &b})
 }
 
 // apply takes a snapshot into the sessions' states and reports new waits and
@@ -154,9 +168,8 @@ func (e *Engine) lockTimeoutBreak(c *locks.Cycle) {
 // the merged graph carries the application's edges between them.
 func (e *Engine) poll() (*locks.Snapshot, error) {
 	e.mu.Lock()
-	sides := e.sides
-	obs := make([]*locks.Observer, len(sides))
-	for i, sd := range sides {
+	obs := make([]*locks.Observer, len(e.sides))
+	for i, sd := range e.sides {
 		obs[i] = sd.obs
 	}
 	e.mu.Unlock()
@@ -179,7 +192,7 @@ func (e *Engine) reconnectObservers() {
 		if !sd.obsConn.IsClosed() {
 			continue
 		}
-		conn, obs, err := e.newObserver(ctx, sd)
+		conn, obs, err := sd.newObserver(ctx, e.cfg.usesTwoPhaseCommit())
 		if err != nil {
 			continue
 		}

@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// ParseOrder reads --order: session names such as T1,T2,T2 for n sessions.
+// ParseOrder reads a stored order: session names such as T1,T2,T2 for n sessions.
 func ParseOrder(s string, n int) ([]int, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
@@ -18,7 +19,7 @@ func ParseOrder(s string, n int) ([]int, error) {
 		name = strings.ToUpper(strings.TrimSpace(name))
 		k, err := strconv.Atoi(strings.TrimPrefix(name, "T"))
 		if !strings.HasPrefix(name, "T") || err != nil || k < 1 || k > n {
-			return nil, fmt.Errorf("--order: %q is not a session; use names T1..T%d separated by commas", name, n)
+			return nil, fmt.Errorf("%q is not a session: use names T1..T%d separated by commas", name, n)
 		}
 		order = append(order, k-1)
 	}
@@ -77,9 +78,10 @@ func (s *Scheduler) Next(sessions []SessionInfo) (idx int, skipped []int, done b
 // Play drives the engine: it steps the session the scheduler picks, waits
 // until that statement settles — finished, or reported waiting by the server
 // — and goes on until every session has finished. Every event is passed to
-// onEvent (which must not call back into the engine's stepping). It returns
-// when done, or with ctx's error.
-func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event), onSkip func(session string)) error {
+// onEvent (which must not call back into the engine's stepping), and so is a
+// Skipped event for each entry of the stored order the scheduler passed
+// over. It returns when done, or with ctx's error.
+func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)) error {
 	events := e.Events()
 	// A session's state changes before its event is sent: Play is done only
 	// once it has read the end of every statement that ended since it began.
@@ -98,9 +100,7 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 			}
 		}
 		for _, k := range skipped {
-			if onSkip != nil {
-				onSkip(sessions[k].Name)
-			}
+			onEvent(Event{Kind: Skipped, Session: sessions[k].Name, Index: k, Step: -1, Time: time.Now()})
 		}
 		if done {
 			return nil
@@ -142,9 +142,19 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 				}
 				continue
 			}
-			if ev.Index == settle && ev.Kind != Started && !ev.Auto {
+			if ev.Index == settle && !ev.Auto && ev.settles() {
 				break
 			}
 		}
 	}
+}
+
+// settles says whether the event decides the fate of a session's statement:
+// it finished, failed, lost its connection, or the server says it waits.
+func (ev Event) settles() bool {
+	switch ev.Kind {
+	case WaitingForLock, Completed, Error, ConnectionLost:
+		return true
+	}
+	return false
 }

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/jackc/pgx/v5"
+	"strings"
 
 	"lockstep/ledger"
-	"lockstep/spec"
+	"lockstep/scenario"
 )
 
 // Script is what a session steps through: a transfer under a strategy, or
@@ -21,25 +20,29 @@ type Script interface {
 
 // stepsScript is a scenario session's steps, with <run> filled in.
 type stepsScript struct {
-	steps []*spec.Step
+	steps []*scenario.Step
 	run   func(string) string
 }
 
 func (s stepsScript) Len() int                { return len(s.steps) }
 func (s stepsScript) SQL(i int) string        { return s.run(s.steps[i].SQL) }
 func (s stepsScript) Record(int, []any) error { return nil }
-func (s stepsScript) Name(i int) string       { return s.steps[i].Name }
 
 // ErrNoLedger is returned by Books in a scenario run, which has no ledger.
 var ErrNoLedger = errors.New("this scenario has no ledger")
 
-// scriptFor builds session i's script afresh.
+// scriptFor builds session s's script afresh.
 func (e *Engine) scriptFor(s *session) Script {
 	if sc := e.cfg.Scenario; sc != nil {
 		return stepsScript{steps: sc.Sessions[s.idx].Steps, run: e.runSQL}
 	}
 	return e.cfg.Strategy.Script(s.transfer, e.cfg.DB.Schema())
 }
+
+// runSQL fills a scenario statement in for this run: <run> becomes the run's
+// id, so that a prepared transaction's global id (unique on the whole
+// server) is the run's own: PREPARE TRANSACTION 'lockstep/<run>/T1@A'.
+func (e *Engine) runSQL(sql string) string { return strings.ReplaceAll(sql, "<run>", string(e.runID)) }
 
 // autoRollbackOnError says whether a failed script statement rolls the
 // transaction back and ends the script, as application code would: yes for
@@ -51,9 +54,31 @@ func (e *Engine) autoRollbackOnError() bool {
 	return e.cfg.TwoDatabases() || (e.cfg.Scenario == nil && e.cfg.Strategy.Transactional)
 }
 
+// BlockError is a scenario's setup or teardown block that failed.
+type BlockError struct {
+	Block Block
+	Err   error
+}
+
+func (e *BlockError) Error() string {
+	what := "setup"
+	if e.Block.Teardown {
+		what = "teardown"
+	}
+	if e.Block.Session != "" {
+		what = "the " + what + " of session " + e.Block.Session
+	} else {
+		what = "the scenario's " + what
+	}
+	return what + " failed: " + e.Err.Error()
+}
+
+func (e *BlockError) Unwrap() error { return e.Err }
+
 // prepare makes the data the sessions work on: the ledger, or a scenario's
-// global setup blocks. It runs on the control connections. A two-database
-// scenario gets the ledger in both databases, then its setup in both.
+// global setup blocks. It runs on the control connections; e.ctlMu is held.
+// A two-database scenario gets the ledger in both databases, then its setup
+// in both.
 func (e *Engine) prepare(ctx context.Context) error {
 	sc := e.cfg.Scenario
 	for _, sd := range e.sides {
@@ -76,10 +101,23 @@ func (e *Engine) prepare(ctx context.Context) error {
 			}
 		}
 		for _, sql := range sc.Setup {
-			if _, err := sd.ctl.Exec(ctx, sql); err != nil {
-				return fmt.Errorf("the scenario's setup failed in %s: %w", sd.what(), err)
+			if err := e.runBlock(ctx, sd, Block{}, sql); err != nil {
+				return err
 			}
 		}
+	}
+	return nil
+}
+
+// runBlock runs a global block in sd and reports it as a BlockRan event.
+func (e *Engine) runBlock(ctx context.Context, sd *side, b Block, sql string) error {
+	res, err := sd.execBlock(ctx, sql)
+	e.emit(Event{Gen: e.generation(), Kind: BlockRan, Index: -1, Step: -1, SQL: sql, Block: b, Results: res, Err: ServerError(err)})
+	if err != nil {
+		if sd.label != "" {
+			err = fmt.Errorf("in %s: %w", sd.what(), err)
+		}
+		return &BlockError{Block: b, Err: err}
 	}
 	return nil
 }
@@ -95,25 +133,32 @@ func (e *Engine) teardown(ctx context.Context) error {
 	if sc == nil || sc.Teardown == "" {
 		return nil
 	}
+	var errs []error
 	for _, sd := range e.sides {
-		if _, err := sd.ctl.Exec(ctx, sc.Teardown); err != nil {
-			return fmt.Errorf("the scenario's teardown failed in %s: %w", sd.what(), err)
+		if err := e.runBlock(ctx, sd, Block{Teardown: true}, sc.Teardown); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// sessionSetup runs a scenario session's setup on its connection; a setup
-// that opens a transaction leaves the session in it.
-func (e *Engine) sessionSetup(ctx context.Context, s *session, conn *pgx.Conn) error {
+// sessionSetup runs a scenario session's setup on its connection, from the
+// session's worker or before it starts; a setup that opens a transaction
+// leaves the session in it.
+func (s *session) setup(ctx context.Context) error {
+	e := s.e
 	sc := e.cfg.Scenario
 	if sc == nil || sc.Sessions[s.idx].Setup == "" {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, sc.Sessions[s.idx].Setup); err != nil {
-		return fmt.Errorf("the setup of session %s failed: %w", sc.Sessions[s.idx].Name, err)
+	b := Block{Session: sc.Sessions[s.idx].Name}
+	res, _, err := runSQL(ctx, s.conn.PgConn(), sc.Sessions[s.idx].Setup)
+	e.emit(Event{Gen: e.generation(), Kind: BlockRan, Session: s.name, Index: s.idx, Step: -1, SQL: sc.Sessions[s.idx].Setup,
+		Block: b, Results: res, Err: ServerError(err)})
+	if err != nil {
+		return &BlockError{Block: b, Err: err}
 	}
-	if conn.PgConn().TxStatus() == 'T' {
+	if s.conn.PgConn().TxStatus() == 'T' {
 		e.mu.Lock()
 		s.state = InTransaction
 		e.mu.Unlock()
@@ -124,10 +169,21 @@ func (e *Engine) sessionSetup(ctx context.Context, s *session, conn *pgx.Conn) e
 	return nil
 }
 
-// sessionTeardown runs a scenario session's teardown before it closes.
-func (e *Engine) sessionTeardown(ctx context.Context, s *session) {
-	if sc := e.cfg.Scenario; sc != nil && sc.Sessions[s.idx].Teardown != "" && s.conn != nil && !s.conn.IsClosed() {
-		_, _ = s.conn.Exec(ctx, sc.Sessions[s.idx].Teardown)
+// teardown runs a scenario session's teardown on its connection, then
+// rolls back whatever it left open. A failed teardown is reported and
+// does not stop the others.
+func (s *session) teardown(ctx context.Context) {
+	if s.conn == nil || s.conn.IsClosed() {
+		return
+	}
+	e := s.e
+	if sc := e.cfg.Scenario; sc != nil && sc.Sessions[s.idx].Teardown != "" {
+		res, _, err := runSQL(ctx, s.conn.PgConn(), sc.Sessions[s.idx].Teardown)
+		e.emit(Event{Gen: e.generation(), Kind: BlockRan, Session: s.name, Index: s.idx, Step: -1, SQL: sc.Sessions[s.idx].Teardown,
+			Block: Block{Teardown: true, Session: sc.Sessions[s.idx].Name}, Results: res, Err: ServerError(err)})
+	}
+	if !s.conn.IsClosed() && s.conn.PgConn().TxStatus() != 'I' {
+		_, _ = s.conn.Exec(ctx, "ROLLBACK")
 	}
 }
 

@@ -29,7 +29,7 @@ type session struct {
 
 	conn *pgx.Conn
 
-	pid       uint32
+	pid       int32
 	script    Script
 	next      int  // the script's next statement
 	finished  bool // the script has ended: committed, rolled back, or given up
@@ -38,7 +38,7 @@ type session struct {
 	current   string
 	curStep   int // script index of the statement in flight, -1 if typed
 	startedAt time.Time
-	lastErr   *StatementError
+	lastErr   *ServerMessage
 	errAt     int // script index of the statement that failed, -1 if none
 	blockedBy []string
 	waits     []locks.Edge
@@ -60,9 +60,9 @@ type job struct {
 type ctlKind int
 
 const (
-	ctlRewind ctlKind = iota // roll back, reconnect if lost, rewind the script
-	ctlClose                 // roll back and close the connection
-	ctlSetup                 // run the scenario session's setup
+	ctlTeardown ctlKind = iota // run the session's teardown and roll back
+	ctlSetup                   // reconnect if lost, rewind the script, run the session's setup
+	ctlClose                   // tear down (unless done) and close the connection
 )
 
 type ctlJob struct {
@@ -73,7 +73,9 @@ type ctlJob struct {
 
 // connect opens the session's connection, named for the observer.
 func (s *session) connect(ctx context.Context) error {
-	conn, err := s.side.db.Connect(ctx, locks.SessionAppName(s.e.runID, s.name))
+	cfg := s.side.db.ConnConfig(s.side.run.AppName(s.name))
+	cfg.OnNotice = s.notice
+	conn, err := s.side.db.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -87,7 +89,17 @@ func (s *session) connect(ctx context.Context) error {
 		}
 	}
 	s.conn = conn
+	s.e.mu.Lock()
+	s.pid = int32(conn.PgConn().PID())
+	s.e.mu.Unlock()
 	return nil
+}
+
+// notice reports a notice the server sent the session. pgx calls it on the
+// session's worker, while it reads the statement's results.
+func (s *session) notice(_ *pgconn.PgConn, n *pgconn.Notice) {
+	s.e.emit(Event{Gen: s.e.generation(), Kind: Notice, Session: s.name, Index: s.idx, Step: -1,
+		Message: &ServerMessage{SQLState: n.Code, Severity: n.Severity, Message: n.Message, Detail: n.Detail, Hint: n.Hint}})
 }
 
 // control runs a control job on the session's worker and waits for it.
@@ -127,87 +139,84 @@ func (s *session) doControl(c ctlJob) error {
 		if s.conn == nil || s.conn.IsClosed() {
 			return nil
 		}
-		if s.conn.PgConn().TxStatus() != 'I' {
-			_, _ = s.conn.Exec(c.ctx, "ROLLBACK")
+		if !e.tornDown() {
+			s.teardown(c.ctx)
 		}
-		e.sessionTeardown(c.ctx, s)
 		return s.conn.Close(c.ctx)
+	case ctlTeardown:
+		s.teardown(c.ctx)
 	case ctlSetup:
-		return e.sessionSetup(c.ctx, s, s.conn)
-	case ctlRewind:
-		if s.conn != nil && !s.conn.IsClosed() && s.conn.PgConn().TxStatus() != 'I' {
-			_, _ = s.conn.Exec(c.ctx, "ROLLBACK")
-		}
-		e.sessionTeardown(c.ctx, s)
 		if s.conn == nil || s.conn.IsClosed() {
 			if err := s.connect(c.ctx); err != nil {
 				return err
-			}
-		} else if s.conn.PgConn().TxStatus() != 'I' {
-			if _, err := s.conn.Exec(c.ctx, "ROLLBACK"); err != nil {
-				return fmt.Errorf("rolling back: %w", err)
 			}
 		}
 		e.mu.Lock()
 		s.script = e.scriptFor(s)
 		s.next, s.finished, s.state, s.lastErr, s.errAt = 0, false, Idle, nil, -1
 		s.blockedBy, s.waits, s.waitKey, s.waited, s.current = nil, nil, "", false, ""
-		s.pid = s.conn.PgConn().PID()
 		e.mu.Unlock()
+		return s.setup(c.ctx)
 	}
 	return nil
 }
 
-// result is what one statement did.
-type result struct {
-	tag      string
-	columns  []string
-	rows     [][]string
-	first    []any
-	err      error
-	duration time.Duration
-}
-
-// exec runs sql the way psql would: the simple protocol, several statements
-// allowed, every value as text.
-func (s *session) exec(sql string) result {
-	start := time.Now()
-	var r result
-	results, err := s.conn.PgConn().Exec(s.e.ctx, sql).ReadAll()
-	r.duration = time.Since(start)
+// runSQL runs sql the way psql would: the simple protocol, several
+// statements allowed, every value as text. It returns each statement's
+// result up to the first error, and the first row of the last result that
+// had rows (for a script to record).
+func runSQL(ctx context.Context, conn *pgconn.PgConn, sql string) ([]Result, []any, error) {
+	results, err := conn.Exec(ctx, sql).ReadAll()
+	var out []Result
+	var first []any
 	for _, res := range results {
 		if res.Err != nil {
-			err = res.Err
-			break
+			return out, first, res.Err
 		}
-		r.tag = res.CommandTag.String()
+		r := Result{Tag: res.CommandTag.String()}
 		if len(res.FieldDescriptions) > 0 {
-			r.columns = r.columns[:0]
-			for _, f := range res.FieldDescriptions {
-				r.columns = append(r.columns, f.Name)
+			r.Columns = make([]string, len(res.FieldDescriptions))
+			for i, f := range res.FieldDescriptions {
+				r.Columns[i] = f.Name
 			}
-			r.rows = r.rows[:0]
-			for _, row := range res.Rows {
-				vals := make([]string, len(row))
-				for i, v := range row {
+			r.Rows = make([][]string, len(res.Rows))
+			for i, row := range res.Rows {
+				r.Rows[i] = make([]string, len(row))
+				for j, v := range row {
 					if v == nil {
-						vals[i] = "NULL"
-					} else {
-						vals[i] = string(v)
+						if r.Null == nil {
+							r.Null = make([][]bool, len(res.Rows))
+						}
+						if r.Null[i] == nil {
+							r.Null[i] = make([]bool, len(row))
+						}
+						r.Null[i][j] = true
+						continue
 					}
+					r.Rows[i][j] = string(v)
 				}
-				r.rows = append(r.rows, vals)
 			}
-			if len(r.rows) > 0 {
-				r.first = make([]any, len(r.rows[0]))
-				for i, v := range r.rows[0] {
-					r.first[i] = v
+			first = nil
+			if len(r.Rows) > 0 {
+				first = make([]any, len(r.Rows[0]))
+				for i, v := range r.Rows[0] {
+					first[i] = v
 				}
 			}
 		}
+		out = append(out, r)
 	}
-	r.err = err
-	return r
+	return out, first, err
+}
+
+// ServerError is the server error in err's chain with all its fields, or
+// nil when there is none.
+func ServerError(err error) *ServerMessage {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return nil
+	}
+	return &ServerMessage{SQLState: pgErr.Code, Severity: pgErr.Severity, Message: pgErr.Message, Detail: pgErr.Detail, Hint: pgErr.Hint}
 }
 
 // run executes one job and reports it.
@@ -218,29 +227,30 @@ func (s *session) run(j job) {
 		step = -1
 	}
 	e.emit(Event{Gen: j.gen, Kind: Started, Session: s.name, Index: s.idx, Step: step, Auto: auto, SQL: j.sql, State: Running})
-	r := s.exec(j.sql)
-	if r.err == nil && s.e.cfg.TwoDatabases() && touchesLockTimeout(j.sql) {
-		s.readLockTimeout(s.e.ctx)
+	start := time.Now()
+	res, first, err := runSQL(e.ctx, s.conn.PgConn(), j.sql)
+	took := time.Since(start)
+	if err == nil && e.cfg.TwoDatabases() && touchesLockTimeout(j.sql) {
+		s.readLockTimeout(e.ctx)
 	}
-	if r.err == nil && j.step >= 0 {
+	if err == nil && j.step >= 0 {
 		e.mu.Lock() // views render the script with its values
-		r.err = s.script.Record(j.step, r.first)
+		err = s.script.Record(j.step, first)
 		e.mu.Unlock()
 	}
 	var pgErr *pgconn.PgError
-	isPg := errors.As(r.err, &pgErr)
+	isPg := errors.As(err, &pgErr)
 	switch {
-	case r.err == nil:
-		s.finish(j, r, nil, false)
+	case err == nil:
+		s.finish(j, res, took, nil, false)
 	case isPg && pgErr.Severity != "FATAL" && pgErr.Severity != "PANIC" && !s.conn.IsClosed():
-		se := &StatementError{SQLState: pgErr.Code, Severity: pgErr.Severity, Message: pgErr.Message, Detail: pgErr.Detail, Hint: pgErr.Hint}
 		// As application code would, a failed scripted transfer rolls back and gives up.
 		rollback := j.step >= 0 && e.autoRollbackOnError() && s.conn.PgConn().TxStatus() == 'E'
-		s.finish(j, r, se, rollback)
+		s.finish(j, res, took, ServerError(err), rollback)
 		if rollback {
 			s.run(job{gen: j.gen, seq: j.seq, step: autoRollback, sql: "ROLLBACK"})
 		}
-	case isPg || s.conn.IsClosed() || pgconn.SafeToRetry(r.err) || isConnError(r.err):
+	case isPg || s.conn.IsClosed() || pgconn.SafeToRetry(err) || isConnError(err):
 		// A FATAL error (pg_terminate_backend, a server shutdown) ends the
 		// connection as surely as a broken socket.
 		_ = s.conn.Close(context.WithoutCancel(e.ctx))
@@ -251,10 +261,10 @@ func (s *session) run(j job) {
 		e.cond.Broadcast()
 		e.mu.Unlock()
 		e.emit(Event{Gen: j.gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: j.step, SQL: j.sql,
-			Cause: r.err, State: Failed, Duration: r.duration})
+			Cause: err, State: Failed, Duration: took})
 	default:
 		// A client-side failure reading the result (e.g. capturing a value).
-		s.finish(j, r, &StatementError{Message: r.err.Error()}, false)
+		s.finish(j, res, took, &ServerMessage{Message: err.Error()}, false)
 	}
 }
 
@@ -282,9 +292,10 @@ func (s *session) readLockTimeout(ctx context.Context) {
 	s.e.mu.Unlock()
 }
 
+// isConnError says whether err means the connection is unusable.
 func isConnError(err error) bool {
 	var ce *pgconn.ConnectError
-	return errors.As(err, &ce) || errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "conn closed")
+	return errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, pgconn.ErrConnClosed)
 }
 
 // autoRollback marks the ROLLBACK the engine sends after a scripted statement failed.
@@ -292,12 +303,16 @@ const autoRollback = -2
 
 // finish records a statement's end and emits Completed or Error. With
 // rollbackNext, the session stays busy for the ROLLBACK that follows.
-func (s *session) finish(j job, r result, se *StatementError, rollbackNext bool) {
+func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMessage, rollbackNext bool) {
 	e := s.e
 	auto := j.step == autoRollback
 	step := j.step
 	if auto {
 		step = -1
+	}
+	tag := ""
+	if len(res) > 0 {
+		tag = res[len(res)-1].Tag
 	}
 	e.mu.Lock()
 	if se == nil && len(s.blockedBy) > 0 {
@@ -314,7 +329,7 @@ func (s *session) finish(j job, r result, se *StatementError, rollbackNext bool)
 		s.state = Aborted
 	case tx == 'T':
 		s.state = InTransaction
-	case se == nil && ends && r.tag == "ROLLBACK":
+	case se == nil && ends && tag == "ROLLBACK":
 		s.state = RolledBack
 	case se == nil && ends:
 		s.state = Committed
@@ -349,9 +364,10 @@ func (s *session) finish(j job, r result, se *StatementError, rollbackNext bool)
 	} else {
 		e.cond.Broadcast()
 	}
+	e.booksStale = true
 	e.mu.Unlock()
 	ev := Event{Gen: j.gen, Session: s.name, Index: s.idx, Step: step, Auto: auto, SQL: j.sql,
-		Tag: r.tag, Columns: r.columns, Rows: r.rows, Duration: r.duration, State: state}
+		Tag: tag, Results: res, Duration: took, State: state}
 	if se != nil {
 		ev.Kind, ev.Err = Error, se
 	} else {
@@ -376,7 +392,7 @@ func (e *Engine) awaitIdle(names []string, deadline time.Time) {
 		for _, o := range e.sessions {
 			// A prepared transaction ("prepared T1@A") ends by its own
 			// session's COMMIT PREPARED, as a rule.
-			if o.state.Busy() && (slices.Contains(names, o.name) || slices.Contains(names, locks.PreparedName("", o.name))) {
+			if o.state.Busy() && (slices.Contains(names, o.name) || slices.Contains(names, locks.PreparedLabel(o.name))) {
 				busy = true
 			}
 		}

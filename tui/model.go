@@ -16,13 +16,14 @@ import (
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+	"github.com/jackc/pgerrcode"
 	"github.com/shopspring/decimal"
 
 	"lockstep/db"
 	"lockstep/ledger"
 	"lockstep/locks"
+	"lockstep/scenario"
 	"lockstep/sim"
-	"lockstep/spec"
 )
 
 // Options set up the interface.
@@ -282,7 +283,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.eng, m.starting, m.fatal, m.gen = msg.eng, false, "", msg.eng.Generation()
 		m.booksPending = 0
 		m.cfg = msg.eng.Config()
-		m.runID, m.deadlock = msg.eng.RunID(), msg.eng.Observer().DeadlockTimeout()
+		m.runID, m.deadlock = string(msg.eng.RunID()), msg.eng.Observer().DeadlockTimeout()
 		m.resetView()
 		m.sessions = msg.eng.Sessions()
 		m.logLine("", fmt.Sprintf("ready: %s, %d sessions", m.runName(), m.cfg.Sessions), sim.ResetDone, false)
@@ -397,7 +398,7 @@ func (m *Model) handleEvents(events []sim.Event) tea.Cmd {
 			readAgain = true
 		case sim.Error:
 			m.logLineAt(ev.Time, ev.Session, fmt.Sprintf("✗ %s (SQLSTATE %s)", ev.Err.Message, ev.Err.SQLState), ev.Kind, true)
-			if ev.Err.SQLState == ledger.DeadlockDetected {
+			if ev.Err.SQLState == pgerrcode.DeadlockDetected {
 				m.victim, m.victimText, m.cycle = ev.Session, ev.Err.Detail, nil
 			}
 			readAgain = true
@@ -678,7 +679,7 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 				if commit {
 					verb = "COMMIT PREPARED"
 				}
-				what = verb + " " + list[0].Name(eng.RunID()) + " in database " + list[0].Database
+				what = verb + " " + list[0].Name + " in database " + list[0].Database
 			}
 			return actionMsg{id: id, what: what, err: err}
 		}
@@ -764,12 +765,12 @@ func (m *Model) nextFix() tea.Cmd {
 			next = coupledFixes[(i+1)%len(coupledFixes)]
 		}
 	}
-	sc, err := spec.LoadBuiltin(next, "")
+	sc, err := scenario.LoadBuiltin(next, "")
 	if err != nil {
 		m.status = err.Error()
 		return nil
 	}
-	for _, b := range spec.Builtins() {
+	for _, b := range scenario.Builtins() {
 		if b.Name == next {
 			m.opts.ScenarioSummary = b.Summary
 		}

@@ -9,10 +9,11 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"go.uber.org/goleak"
 
+	"lockstep/db"
 	"lockstep/db/dbtest"
 	"lockstep/ledger"
+	"lockstep/scenario"
 	"lockstep/sim"
-	"lockstep/spec"
 )
 
 func TestMain(m *testing.M) {
@@ -208,13 +209,13 @@ func TestSessionKeys(t *testing.T) {
 	// What the program's exit does: no backend of the run is left.
 	m.Close()
 	ctx := context.Background()
-	conn, err := dbtest.DB(t).Connect(ctx, "lockstep/test-check")
+	conn, err := dbtest.DB(t).Connect(ctx, db.AppName("test-check"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
 	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1", "lockstep/"+m.runID+"/%").Scan(&n); err != nil || n != 0 {
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1", db.RunID(m.runID).Like("")).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d backends of the run left after quitting (%v)", n, err)
 	}
 }
@@ -394,7 +395,7 @@ func TestResizeNeverPanics(t *testing.T) {
 // back to the transfers.
 func TestScenarioInTheInterface(t *testing.T) {
 	t.Parallel()
-	sc, err := spec.LoadBuiltin("lost-update", "repeatable read")
+	sc, err := scenario.LoadBuiltin("lost-update", "repeatable read")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +448,7 @@ func TestScenarioInTheInterface(t *testing.T) {
 // finishes its prepared transaction with C.
 func TestCoupledInTheInterface(t *testing.T) {
 	t.Parallel()
-	sc, err := spec.LoadBuiltin("coupled", "")
+	sc, err := scenario.LoadBuiltin("coupled", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func benchModel() *Model {
 	for i := range 8 {
 		name := fmt.Sprintf("T%d", i+1)
 		script := s.Script(ledger.Transfer{From: 1, To: 2, Amount: decimal.RequireFromString("10.00")}, "lockstep")
-		info := sim.SessionInfo{Name: name, Index: i, Pid: uint32(1000 + i), State: sim.InTransaction,
+		info := sim.SessionInfo{Name: name, Index: i, Pid: int32(1000 + i), State: sim.InTransaction,
 			Transfer: script.Transfer, Next: 5, CurrentStep: -1, ErrAt: -1}
 		for k := range script.Statements {
 			info.Statements = append(info.Statements, script.SQL(k))

@@ -109,7 +109,7 @@ func TwoPhase(tb testing.TB) *db.Database {
 
 // AllowsPrepared says whether d's server has max_prepared_transactions above 0.
 func AllowsPrepared(ctx context.Context, d *db.Database) (bool, error) {
-	conn, err := d.Connect(ctx, "lockstep/test-check")
+	conn, err := d.Connect(ctx, db.AppName("test-check"))
 	if err != nil {
 		return false, err
 	}
@@ -156,20 +156,25 @@ func SchemaOn(tb testing.TB, on *db.Database) *db.Database {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	dropAtEnd(tb, d)
+	return d
+}
+
+// dropAtEnd drops d's schema when the test ends.
+func dropAtEnd(tb testing.TB, d *db.Database) {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		conn, err := d.Connect(ctx, "lockstep/test-cleanup")
+		conn, err := d.Connect(ctx, db.AppName("test-cleanup"))
 		if err != nil {
-			tb.Errorf("dropping schema %s: %v", name, err)
+			tb.Errorf("dropping schema %s in %s: %v", d.Schema(), d.Name(), err)
 			return
 		}
 		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
-			tb.Errorf("dropping schema %s: %v", name, err)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+d.Schema()+" CASCADE"); err != nil {
+			tb.Errorf("dropping schema %s in %s: %v", d.Schema(), d.Name(), err)
 		}
 	})
-	return d
 }
 
 // Ledger is the ledger defined by the module's schema.sql.
@@ -197,13 +202,7 @@ func Ledger(tb testing.TB) *ledger.Ledger {
 func Fresh(tb testing.TB, setup ledger.Setup) *db.Database {
 	tb.Helper()
 	d := Schema(tb)
-	ctx := context.Background()
-	conn, err := d.Connect(ctx, "lockstep/test-reset")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if err := Ledger(tb).Reset(ctx, conn, d.Schema(), setup); err != nil {
+	if err := Ledger(tb).ResetDatabase(context.Background(), d, setup); err != nil {
 		tb.Fatal(err)
 	}
 	return d
@@ -220,26 +219,9 @@ func Second(tb testing.TB, first *db.Database, setup *ledger.Setup) *db.Database
 	if err != nil {
 		tb.Fatal(err)
 	}
-	conn, err := d.Connect(ctx, "lockstep/test-reset")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := d.Connect(ctx, "lockstep/test-cleanup")
-		if err != nil {
-			tb.Errorf("dropping schema %s in %s: %v", d.Schema(), d.Name(), err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+d.Schema()+" CASCADE"); err != nil {
-			tb.Errorf("dropping schema %s in %s: %v", d.Schema(), d.Name(), err)
-		}
-	})
+	dropAtEnd(tb, d)
 	if setup != nil {
-		if err := Ledger(tb).Reset(ctx, conn, d.Schema(), *setup); err != nil {
+		if err := Ledger(tb).ResetDatabase(ctx, d, *setup); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package spec_test
+package isolation_test
 
 import (
 	"bytes"
@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"lockstep/db"
 	"lockstep/db/dbtest"
-	"lockstep/spec"
+	"lockstep/isolation"
+	"lockstep/scenario"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -32,13 +34,13 @@ func TestExpectedOutputs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var s *spec.Spec
+			var s *scenario.Spec
 			if builtin, ok := strings.CutPrefix(name, "builtin-"); ok {
-				s, err = spec.LoadBuiltin(builtin, "")
+				s, err = scenario.LoadBuiltin(builtin, "")
 			} else {
 				var src []byte
 				if src, err = os.ReadFile(filepath.Join("testdata", name+".spec")); err == nil {
-					s, err = spec.Parse(name+".spec", src)
+					s, err = scenario.Parse(name+".spec", src)
 				}
 			}
 			if err != nil {
@@ -46,9 +48,9 @@ func TestExpectedOutputs(t *testing.T) {
 			}
 			var got bytes.Buffer
 			// Each spec gets a database of its own: specs create tables with fixed names.
-			r := &spec.Runner{DB: dbtest.DB(t), Out: &got, RunID: "spec-" + name, StuckAfter: time.Second}
+			r := &isolation.Runner{DB: dbtest.DB(t), Out: &got, RunID: db.RunID("spec-" + name), StuckAfter: time.Second}
 			err = r.Run(context.Background(), s, 0)
-			if err != nil && !errors.Is(err, spec.ErrStuck) {
+			if err != nil && !errors.Is(err, isolation.ErrStuck) {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got.Bytes(), want) {
@@ -64,26 +66,26 @@ func TestExpectedOutputs(t *testing.T) {
 // PostgreSQL prevented it by a wait or a serialization failure.
 func TestBuiltinOutcomes(t *testing.T) {
 	checked := 0
-	for _, b := range spec.Builtins() {
+	for _, b := range scenario.Builtins() {
 		if b.Summary == "" {
 			t.Errorf("%s has no summary", b.Name)
 		}
 		if !b.TakesIsolation() {
 			continue
 		}
-		for _, level := range spec.IsolationLevels() {
+		for _, level := range scenario.IsolationLevels() {
 			want, ok := b.Outcomes[level]
 			if !ok {
 				t.Errorf("%s states no outcome at %s", b.Name, level)
 				continue
 			}
 			t.Run(b.Name+"/"+level, func(t *testing.T) {
-				s, err := spec.LoadBuiltin(b.Name, level)
+				s, err := scenario.LoadBuiltin(b.Name, level)
 				if err != nil {
 					t.Fatal(err)
 				}
 				var out bytes.Buffer
-				r := &spec.Runner{DB: dbtest.DB(t), Out: &out, RunID: "builtin", StuckAfter: time.Second}
+				r := &isolation.Runner{DB: dbtest.DB(t), Out: &out, RunID: "builtin", StuckAfter: time.Second}
 				if err := r.Run(context.Background(), s, 0); err != nil {
 					t.Fatal(err)
 				}

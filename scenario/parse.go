@@ -1,88 +1,10 @@
-// Package spec parses PostgreSQL isolation-tester spec files
-// (src/test/isolation/specs/*.spec in the PostgreSQL sources), following the
-// PostgreSQL 14+ scanner (specscanner.l), grammar (specparse.y) and the
-// post-parse checks of isolationtester.c (check_testspec).
-//
-// The format, in brief:
-//
-//	setup { SQL }            zero or more, run in order
-//	teardown { SQL }         optional, at most one, after all setups
-//	session NAME             one or more sessions, each with
-//	  setup { SQL }          an optional setup,
-//	  step NAME { SQL }      one or more steps,
-//	  teardown { SQL }       and an optional teardown
-//	permutation NAME ...     zero or more permutation lines; a step name may
-//	                         carry markers: NAME(*), NAME(other),
-//	                         NAME(other notices N), comma-separated
-//
-// Names are identifiers: plain ([A-Za-z_] or a byte >= 0x80, then those, digits
-// or '$'; case-sensitive, no case folding) or double-quoted with "" standing
-// for one quote. The words setup, teardown, session, step, permutation and
-// notices are keywords unless quoted. '#' starts a comment running to the end
-// of the line, outside SQL blocks and quoted names.
-//
-// An SQL block is everything from '{' to the first '}' (braces do not nest and
-// nothing inside is interpreted, so a '}' in a string literal ends the block).
-// Spaces, tabs, CRs and form feeds directly after '{' and directly before '}'
-// are dropped; newlines are kept, so a block written on its own lines keeps a
-// leading and a trailing newline, exactly as isolationtester prints it.
-package spec
+package scenario
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
 )
-
-// Spec is a parsed isolation-tester spec file.
-type Spec struct {
-	Setup        []string      // global setup blocks, in order (SQL text, trimmed)
-	Teardown     string        // global teardown SQL, "" if none
-	Sessions     []*Session    // sessions in file order
-	Permutations []Permutation // as listed; empty means "every interleaving"
-}
-
-// Session is one session block: its own connection, optional setup and
-// teardown, and its steps in order.
-type Session struct {
-	Name     string
-	Setup    string // "" if none
-	Teardown string // "" if none
-	Steps    []*Step
-}
-
-// Step is one named SQL step of a session. Step names are unique across the
-// whole spec file.
-type Step struct {
-	Name    string
-	SQL     string   // trimmed as the isolation tester does
-	Session *Session // owning session (pointer back)
-	Line    int      // line of the "step" keyword
-}
-
-// Permutation is one "permutation" line: the steps to run, in order. Steps
-// may repeat and need not cover every step.
-type Permutation struct {
-	Steps []PermutationStep
-	Line  int // line of the "permutation" keyword
-}
-
-// PermutationStep is one entry of a permutation line: a step and the blocker
-// markers written in parentheses after it.
-type PermutationStep struct {
-	Step     *Step
-	Blockers []Blocker // annotations in parentheses
-}
-
-// Blocker is one marker of a permutation entry. Exactly one form applies:
-// Star for "(*)", otherwise Step is set; with HasNotices the marker is
-// "(other notices N)", without it "(other)".
-type Blocker struct {
-	Star       bool  // step(*): report the step as waiting as soon as it is launched
-	Step       *Step // step(other): completes only after `other` completes
-	Notices    int   // step(other notices N); 0 if not given
-	HasNotices bool  // true if "notices N" was written (N may itself be 0)
-}
 
 // ParseError is a syntax or reference error with its position.
 // Line and Col are 1-based; Col counts bytes, a tab counting as one.
@@ -95,53 +17,6 @@ type ParseError struct {
 // Error returns "FILE:LINE:COLUMN: message".
 func (e *ParseError) Error() string {
 	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
-}
-
-// Step returns the step with the given name, or nil if there is none.
-func (s *Spec) Step(name string) *Step {
-	for _, sess := range s.Sessions {
-		for _, st := range sess.Steps {
-			if st.Name == name {
-				return st
-			}
-		}
-	}
-	return nil
-}
-
-// AllPermutations returns every interleaving of the sessions' steps that
-// keeps each session's own step order, in the order isolationtester's
-// run_all_permutations_recurse enumerates them: depth first, at each position
-// trying the sessions in file order. It ignores s.Permutations; the isolation
-// tester runs these only when s.Permutations is empty. The count is the
-// multinomial (n1+...+nk)!/(n1!...nk!), which grows fast.
-func (s *Spec) AllPermutations() [][]*Step {
-	total := 0
-	for _, sess := range s.Sessions {
-		total += len(sess.Steps)
-	}
-	piles := make([]int, len(s.Sessions))
-	cur := make([]*Step, 0, total)
-	var out [][]*Step
-	var rec func()
-	rec = func() {
-		found := false
-		for i, sess := range s.Sessions {
-			if piles[i] < len(sess.Steps) {
-				cur = append(cur, sess.Steps[piles[i]])
-				piles[i]++
-				rec()
-				piles[i]--
-				cur = cur[:len(cur)-1]
-				found = true
-			}
-		}
-		if !found {
-			out = append(out, append([]*Step(nil), cur...))
-		}
-	}
-	rec()
-	return out
 }
 
 // Parse reads a spec from src; file names the source in errors.

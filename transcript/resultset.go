@@ -1,4 +1,4 @@
-package spec
+package transcript
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 // a column right-aligned when every non-empty value looks numeric (its
 // header too), every cell padded (so text leaves trailing blanks), a dashed
 // rule joined by "+", then "(N rows)" and a blank line. nulls[i][j] marks a
-// NULL, printed as an empty cell; nulls may be nil.
+// NULL, printed as an empty cell; nulls, and any of its rows, may be nil.
 func WriteResultSet(w io.Writer, columns []string, rows [][]string, nulls [][]bool) {
 	if len(columns) == 0 {
 		return
@@ -22,7 +22,7 @@ func WriteResultSet(w io.Writer, columns []string, rows [][]string, nulls [][]bo
 		width[j] = len(c)
 		numeric[j] = true
 	}
-	isNull := func(i, j int) bool { return nulls != nil && nulls[i][j] }
+	isNull := func(i, j int) bool { return i < len(nulls) && j < len(nulls[i]) && nulls[i][j] }
 	for i, r := range rows {
 		for j, v := range r {
 			if isNull(i, j) {

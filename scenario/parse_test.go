@@ -1,4 +1,4 @@
-package spec
+package scenario
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 func parseFile(t *testing.T, name string) *Spec {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join("testdata", name))
+	src, err := os.ReadFile(specPath(name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,4 +402,13 @@ func TestValidEdgeCases(t *testing.T) {
 			}
 		})
 	}
+}
+
+// specPath finds a test spec: lockstep's own here, PostgreSQL's beside their
+// expected outputs in the isolation tester's test data.
+func specPath(name string) string {
+	if _, err := os.Stat(filepath.Join("testdata", name)); err == nil {
+		return filepath.Join("testdata", name)
+	}
+	return filepath.Join("..", "isolation", "testdata", name)
 }

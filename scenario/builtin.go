@@ -1,4 +1,4 @@
-package spec
+package scenario
 
 import (
 	"embed"
@@ -90,29 +90,4 @@ func LoadBuiltin(name, isolation string) (*Spec, error) {
 		names = append(names, b.Name)
 	}
 	return nil, fmt.Errorf("no scenario or file %q: the built-in scenarios are %s (see lockstep scenarios)", name, strings.Join(names, ", "))
-}
-
-// SessionOrder is permutation k (counting from 1) as the sessions to step,
-// by index: stepping each session's steps in its own order, a permutation is
-// just the order the sessions take turns in. A spec without permutation
-// lines has no stored order (nil).
-func (s *Spec) SessionOrder(k int) ([]int, error) {
-	if len(s.Permutations) == 0 {
-		if k > 1 {
-			return nil, fmt.Errorf("--permutation %d: the spec lists no permutations", k)
-		}
-		return nil, nil
-	}
-	if k < 1 || k > len(s.Permutations) {
-		return nil, fmt.Errorf("--permutation %d: the spec has %d permutations", k, len(s.Permutations))
-	}
-	index := map[*Session]int{}
-	for i, ss := range s.Sessions {
-		index[ss] = i
-	}
-	var order []int
-	for _, ps := range s.Permutations[k-1].Steps {
-		order = append(order, index[ps.Step.Session])
-	}
-	return order, nil
 }

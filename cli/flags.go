@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/spf13/cobra"
+
+	"lockstep/ledger"
+	"lockstep/scenario"
+	"lockstep/sim"
+)
+
+// setupFlags are --accounts and --balance, shared by the commands that reset.
+type setupFlags struct {
+	accounts int
+	balance  string
+}
+
+func (f *setupFlags) register(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&f.accounts, "accounts", 2, "number of accounts (ids 1..N)")
+	cmd.Flags().StringVar(&f.balance, "balance", "100.00", "opening balance of every account")
+}
+
+func (f *setupFlags) setup() (ledger.Setup, error) {
+	bal, err := decimal.NewFromString(f.balance)
+	if err != nil {
+		return ledger.Setup{}, badInput(fmt.Errorf("--balance %q is not an amount; write it like 100.00", f.balance))
+	}
+	if err := ledger.CheckAccounts(f.accounts); err != nil {
+		return ledger.Setup{}, badInput(fmt.Errorf("--accounts %d: %w", f.accounts, err))
+	}
+	if err := ledger.CheckBalance(bal); err != nil {
+		return ledger.Setup{}, badInput(fmt.Errorf("--balance %s: %w", bal.StringFixed(2), err))
+	}
+	return ledger.Setup{Accounts: f.accounts, Balance: bal}, nil
+}
+
+// runFlags are the set-up flags shared by run and the TUI.
+type runFlags struct {
+	setupFlags
+	strategy  string
+	sessions  int
+	direction string
+	order     string
+	amount    string
+	poll      time.Duration
+}
+
+func (f *runFlags) register(cmd *cobra.Command, defaultStrategy string) {
+	f.setupFlags.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.strategy, "strategy", defaultStrategy, "transfer strategy (see lockstep strategies)")
+	fl.IntVar(&f.sessions, "sessions", 2, "number of sessions, 2 to 9")
+	fl.StringVar(&f.direction, "direction", "same", "same: every session moves 1 → 2; opposite: even sessions move 2 → 1; ring: T1 1 → 2, T2 2 → 3, …, the last back to 1")
+	fl.StringVar(&f.order, "order", "", "sessions to step first, e.g. T1,T2,T2 (then round-robin)")
+	fl.StringVar(&f.amount, "amount", "10.00", "amount each session transfers")
+	fl.DurationVar(&f.poll, "poll", sim.DefaultPoll, "how often the lock observer polls")
+}
+
+// config checks the flags and builds the engine's config (without DB) and
+// the stored order.
+func (f *runFlags) config(a *app) (sim.Config, []int, error) {
+	var cfg sim.Config
+	strategy, err := ledger.Lookup(f.strategy)
+	if err != nil {
+		return cfg, nil, badInput(err)
+	}
+	dir, err := sim.ParseDirection(f.direction)
+	if err != nil {
+		var names []string
+		for _, d := range sim.Directions() {
+			names = append(names, d.String())
+		}
+		return cfg, nil, badInput(fmt.Errorf("unknown --direction %q: use %s", f.direction, strings.Join(names, ", ")))
+	}
+	if err := sim.CheckSessions(f.sessions); err != nil {
+		return cfg, nil, badInput(fmt.Errorf("--sessions %d: %w", f.sessions, err))
+	}
+	setup, err := f.setup()
+	if err != nil {
+		return cfg, nil, err
+	}
+	amount, err := decimal.NewFromString(f.amount)
+	if err != nil || !amount.IsPositive() || amount.Exponent() < -2 {
+		return cfg, nil, badInput(fmt.Errorf("--amount %q: write a positive amount like 10.00", f.amount))
+	}
+	if f.poll <= 0 {
+		return cfg, nil, badInput(fmt.Errorf("--poll %s: must be positive", f.poll))
+	}
+	cfg = sim.Config{Ledger: a.ledger, Strategy: strategy, Sessions: f.sessions, Direction: dir,
+		Amount: amount, Setup: setup, Poll: f.poll}
+	if err := cfg.Validate(); err != nil {
+		return cfg, nil, badInput(err)
+	}
+	order, err := sim.ParseOrder(f.order, f.sessions)
+	if err != nil {
+		return cfg, nil, badInput(fmt.Errorf("--order: %w", err))
+	}
+	return cfg, order, nil
+}
+
+// scenarioFlags choose a scenario instead of transfers.
+type scenarioFlags struct {
+	scenario, isolation string
+	permutation         int
+}
+
+func (f *scenarioFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.scenario, "scenario", "", "an isolation-tester spec file or a built-in scenario (see lockstep scenarios) instead of transfers")
+	fl.StringVar(&f.isolation, "isolation", "", "isolation level for a built-in scenario")
+	fl.IntVar(&f.permutation, "permutation", 1, "the scenario's permutation autoplay plays")
+}
+
+// config builds the engine's config for the scenario the flags name, with
+// the permutation's session order and the scenario's one-line summary.
+func (f *scenarioFlags) config(a *app, rf *runFlags) (sim.Config, []int, string, error) {
+	sc, err := loadSpec(f.scenario, f.isolation)
+	if err != nil {
+		return sim.Config{}, nil, "", badInput(err)
+	}
+	order, err := sc.SessionOrder(f.permutation)
+	if err != nil {
+		return sim.Config{}, nil, "", badInput(fmt.Errorf("--permutation %d: %w", f.permutation, err))
+	}
+	setup, err := rf.setup()
+	if err != nil {
+		return sim.Config{}, nil, "", err
+	}
+	cfg := sim.Config{Scenario: sc, ScenarioName: f.scenario, Sessions: len(sc.Sessions), Poll: rf.poll,
+		Ledger: a.ledger, Setup: setup}
+	if cfg.TwoDatabases() {
+		// Validated once the second database is open.
+		return cfg, order, scenarioSummary(f.scenario), nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return sim.Config{}, nil, "", badInput(err)
+	}
+	return cfg, order, scenarioSummary(f.scenario), nil
+}
+
+// scenarioSummary is a scenario's one line: a built-in's summary, or what a
+// spec file is.
+func scenarioSummary(name string) string {
+	for _, b := range scenario.Builtins() {
+		if b.Name == name {
+			return b.Summary
+		}
+	}
+	return "an isolation-tester spec file"
+}

@@ -1,0 +1,189 @@
+// Package isolation is PostgreSQL's isolation tester (src/test/isolation)
+// on lockstep's engine: it plays a scenario's permutations on the engine's
+// sessions and prints what happens in the tester's output format
+// (expected/*.out), so the two can be diffed.
+//
+// It is a view over sim.Engine, as the transcript and the interface are:
+// the engine's sessions run the steps, its observer says when a step waits —
+// only when the server says so — and this package decides, by the tester's
+// rules, in which order completions are printed. What differs from the
+// other views is only that order: the tester reports a step done or waiting
+// before it launches the next, reports earlier waiting steps that have
+// finished after it, in the order they began to wait, and honours the
+// permutation's blocker annotations. The sessions stay connected from one
+// permutation to the next, as the tester's do; each permutation runs the
+// scenario's teardown and setup blocks again.
+package isolation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"lockstep/db"
+	"lockstep/scenario"
+	"lockstep/sim"
+)
+
+// Runner runs a scenario's permutations on real sessions and prints what
+// happens in the format of PostgreSQL's isolation tester.
+type Runner struct {
+	DB  *db.Database
+	Out io.Writer
+	// RunID names the sessions lockstep/<RunID>/T1 …; empty means a random one.
+	RunID db.RunID
+	// StuckAfter is how long every running step may wait, as the server
+	// says, with no deadlock the server could break, before the runner
+	// declares the permutation stuck and cancels a step; zero means 2s.
+	StuckAfter time.Duration
+}
+
+// poll is how often the engine's observer looks while steps run: the
+// isolation tester checks for lock waits every 10 ms.
+const poll = 10 * time.Millisecond
+
+// ErrSetupFailed is returned when a setup block fails; the output says why.
+var ErrSetupFailed = errors.New("setup failed")
+
+// ErrStuck is returned when a permutation cannot finish.
+var ErrStuck = errors.New("failed to complete permutation due to mutually-blocking steps")
+
+// Run prints the header and runs the permutations: the scenario's own, or
+// every interleaving when it lists none; only permutation k (1-based) when
+// k > 0.
+func (r *Runner) Run(ctx context.Context, s *scenario.Spec, k int) (err error) {
+	perms := s.RunPermutations()
+	if k > len(perms) || k < 0 {
+		return fmt.Errorf("permutation %d: the spec has %d permutations", k, len(perms))
+	}
+	if k > 0 {
+		perms = perms[k-1 : k]
+	}
+	p := &player{r: r, spec: s, out: r.Out, index: map[*scenario.Session]int{}}
+	for i, ss := range s.Sessions {
+		p.index[ss] = i
+	}
+	fmt.Fprintf(p.out, "Parsed test spec with %d sessions\n", len(s.Sessions))
+	defer func() {
+		if p.eng != nil {
+			err = errors.Join(err, p.eng.Close(context.WithoutCancel(ctx)))
+		}
+	}()
+	for i, perm := range perms {
+		var names []string
+		for _, ps := range perm.Steps {
+			names = append(names, ps.Step.Name)
+		}
+		fmt.Fprintf(p.out, "\nstarting permutation: %s\n", strings.Join(names, " "))
+		if err := p.setUp(ctx, i == 0); err != nil {
+			return err
+		}
+		if err := p.play(ctx, perm); err != nil {
+			return err
+		}
+		if err := p.await(ctx, p.eng.Teardown); err != nil {
+			var be *sim.BlockError
+			if !errors.As(err, &be) {
+				return err // a failed teardown block is printed, and goes on
+			}
+		}
+	}
+	return nil
+}
+
+// setUp starts the engine for the first permutation, and runs the setup
+// blocks again for the others. A failed setup block is printed as the
+// tester prints it.
+func (p *player) setUp(ctx context.Context, first bool) error {
+	var err error
+	if first {
+		run := p.r.RunID
+		if run == "" {
+			run = db.NewRunID()
+		}
+		p.eng, err = sim.New(ctx, sim.Config{DB: p.r.DB.WithoutSchema(), Scenario: p.spec, Sessions: len(p.spec.Sessions),
+			Poll: poll, RunID: run})
+		if err == nil {
+			err = p.drain(ctx)
+		}
+	} else {
+		err = p.await(ctx, p.eng.Setup)
+	}
+	var be *sim.BlockError
+	if !errors.As(err, &be) {
+		return err
+	}
+	if be.Block.Session != "" {
+		fmt.Fprintf(p.out, "setup of session %s failed: %s", be.Block.Session, libpqMessage(be.Err))
+	} else {
+		fmt.Fprintf(p.out, "setup failed: %s", libpqMessage(be.Err))
+	}
+	return ErrSetupFailed
+}
+
+// await runs fn (a blocking engine call) while it prints the events the
+// engine sends meanwhile, then those already sent when fn returned.
+func (p *player) await(ctx context.Context, fn func(context.Context) error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	for {
+		select {
+		case err := <-done:
+			if derr := p.drain(ctx); err == nil {
+				err = derr
+			}
+			return err
+		case ev, ok := <-p.eng.Events():
+			if !ok {
+				return <-done
+			}
+			p.handle(ev)
+		}
+	}
+}
+
+// drain handles every event already sent.
+func (p *player) drain(ctx context.Context) error {
+	for {
+		select {
+		case ev, ok := <-p.eng.Events():
+			if !ok {
+				return errors.New("the engine closed")
+			}
+			p.handle(ev)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+			return nil
+		}
+	}
+}
+
+// libpqMessage is an error as libpq's PQerrorMessage words it: severity and
+// primary message, then the DETAIL line.
+func libpqMessage(err error) string {
+	var m *sim.ServerMessage
+	if errors.As(err, &m) {
+		return serverText(m, false)
+	}
+	if m := sim.ServerError(err); m != nil {
+		return serverText(m, false)
+	}
+	return err.Error() + "\n"
+}
+
+// serverText words a server message as libpq prints it, with its DETAIL
+// and, for a notice, its HINT.
+func serverText(m *sim.ServerMessage, hint bool) string {
+	s := m.Severity + ":  " + m.Message + "\n"
+	if m.Detail != "" {
+		s += "DETAIL:  " + m.Detail + "\n"
+	}
+	if hint && m.Hint != "" {
+		s += "HINT:  " + m.Hint + "\n"
+	}
+	return s
+}

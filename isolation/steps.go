@@ -1,0 +1,416 @@
+package isolation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"lockstep/locks"
+	"lockstep/scenario"
+	"lockstep/sim"
+	"lockstep/transcript"
+)
+
+// player plays permutations on the engine the way the isolation tester
+// does: each step is sent, then reported done or waiting — waiting only when
+// the server says so — and earlier waiting steps that have finished are
+// reported after it, in the order they began to wait.
+type player struct {
+	r     *Runner
+	spec  *scenario.Spec
+	out   io.Writer
+	eng   *sim.Engine
+	index map[*scenario.Session]int
+
+	active  []*active // by session: the step sent whose completion is not yet printed
+	waiting []*active // steps reported waiting, in the order they began to wait
+	notices []int64   // by session: notices received
+	snap    *locks.Snapshot
+	// stuckSince is when the server first said, in this stretch, that every
+	// running step waits and no deadlock is there to be broken.
+	stuckSince time.Time
+}
+
+// active is a step sent to the server whose completion is not yet printed.
+type active struct {
+	ps      scenario.PermutationStep
+	sess    int
+	end     *sim.Event    // its Completed, Error or ConnectionLost, once it came
+	target  map[int]int64 // notices blockers: counts to reach, by session
+	waiting bool          // " <waiting ...>" has been printed
+}
+
+// handle takes one engine event into the player's state, printing what the
+// tester prints as it happens: notices, and the results of setup and
+// teardown blocks.
+func (p *player) handle(ev sim.Event) {
+	switch ev.Kind {
+	case sim.Polled:
+		p.snap = ev.Snapshot
+	case sim.Completed, sim.Error, sim.ConnectionLost:
+		if a := p.activeIn(ev.Index); a != nil && a.end == nil {
+			a.end = &ev
+		}
+	case sim.Notice:
+		p.notices[ev.Index]++
+		fmt.Fprintf(p.out, "%s: %s", p.spec.Sessions[ev.Index].Name, serverText(ev.Message, true))
+	case sim.BlockRan:
+		p.printBlock(ev)
+	}
+}
+
+func (p *player) activeIn(i int) *active {
+	if i < 0 || i >= len(p.active) {
+		return nil
+	}
+	return p.active[i]
+}
+
+// printBlock prints a setup or teardown block's last result, as PQexec
+// leaves it, or a failed teardown (a failed setup is the caller's to print).
+func (p *player) printBlock(ev sim.Event) {
+	if ev.Err != nil {
+		switch {
+		case !ev.Block.Teardown:
+		case ev.Block.Session != "":
+			fmt.Fprintf(p.out, "teardown of session %s failed: %s", ev.Block.Session, serverText(ev.Err, false))
+		default:
+			fmt.Fprintf(p.out, "teardown failed: %s", serverText(ev.Err, false))
+		}
+		return
+	}
+	if n := len(ev.Results); n > 0 && ev.Results[n-1].Columns != nil {
+		r := ev.Results[n-1]
+		transcript.WriteResultSet(p.out, r.Columns, r.Rows, r.Null)
+	}
+}
+
+// next waits for the engine's next event and handles it.
+func (p *player) next(ctx context.Context) error {
+	select {
+	case ev, ok := <-p.eng.Events():
+		if !ok {
+			return errors.New("the engine closed")
+		}
+		p.handle(ev)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// play runs one permutation's steps.
+func (p *player) play(ctx context.Context, perm scenario.Permutation) error {
+	p.active = make([]*active, len(p.spec.Sessions))
+	p.notices = make([]int64, len(p.spec.Sessions))
+	p.waiting, p.stuckSince = nil, time.Time{}
+	for _, ps := range perm.Steps {
+		se := p.index[ps.Step.Session]
+		// A session still busy with a waiting step must finish it first.
+		for p.active[se] != nil {
+			progress, err := p.tryComplete(ctx, p.active[se], false, true)
+			if err != nil {
+				return err
+			}
+			before := len(p.waiting)
+			if err := p.completeWaiting(ctx, true); err != nil {
+				return err
+			}
+			if !progress && len(p.waiting) == before && p.heldByAnnotation(p.active[se]) && p.stuckFor() {
+				return p.fail()
+			}
+		}
+		p.removeDone()
+		a, err := p.launch(ps)
+		if err != nil {
+			return err
+		}
+		done, err := p.tryComplete(ctx, a, true, false)
+		if err != nil {
+			return err
+		}
+		if err := p.completeWaiting(ctx, true); err != nil {
+			return err
+		}
+		if !done {
+			p.waiting = append(p.waiting, a)
+		}
+	}
+	for len(p.waiting) > 0 {
+		before := len(p.waiting)
+		if err := p.completeWaiting(ctx, false); err != nil {
+			return err
+		}
+		if len(p.waiting) == before && p.stuckFor() {
+			return p.fail()
+		}
+	}
+	return nil
+}
+
+func (p *player) fail() error {
+	fmt.Fprintf(p.out, "%s\n", ErrStuck)
+	return ErrStuck
+}
+
+// stuckFor says whether nothing has changed for StuckAfter; it is only asked
+// when a pass made no progress.
+func (p *player) stuckFor() bool {
+	if p.stuckSince.IsZero() {
+		p.stuckSince = time.Now()
+		return false
+	}
+	time.Sleep(10 * time.Millisecond)
+	return time.Since(p.stuckSince) > p.r.stuckAfter()
+}
+
+func (r *Runner) stuckAfter() time.Duration {
+	if r.StuckAfter > 0 {
+		return r.StuckAfter
+	}
+	return 2 * time.Second
+}
+
+func (p *player) removeDone() {
+	var keep []*active
+	for _, a := range p.waiting {
+		if p.active[a.sess] == a {
+			keep = append(keep, a)
+		}
+	}
+	p.waiting = keep
+}
+
+// launch sends a step to its session.
+func (p *player) launch(ps scenario.PermutationStep) (*active, error) {
+	se := p.index[ps.Step.Session]
+	a := &active{ps: ps, sess: se, target: map[int]int64{}}
+	for _, b := range ps.Blockers {
+		if b.Step != nil && b.HasNotices {
+			other := p.index[b.Step.Session]
+			a.target[other] = p.notices[other] + int64(b.Notices)
+		}
+	}
+	if err := p.eng.Exec(se, ps.Step.SQL); err != nil {
+		return nil, fmt.Errorf("sending step %s: %w", ps.Step.Name, err)
+	}
+	p.active[se] = a
+	p.stuckSince = time.Time{}
+	return a, nil
+}
+
+// heldByAnnotation says whether a finished step is held back by a blocker
+// annotation: step(other) while other runs, step(other notices N) until
+// other's session has sent N more notices.
+func (p *player) heldByAnnotation(a *active) bool {
+	for _, b := range a.ps.Blockers {
+		if b.Star || b.Step == nil {
+			continue
+		}
+		other := p.index[b.Step.Session]
+		if b.HasNotices {
+			if p.notices[other] < a.target[other] {
+				return true
+			}
+			continue
+		}
+		if o := p.active[other]; o != nil && o.ps.Step == b.Step {
+			return true
+		}
+	}
+	return false
+}
+
+func hasStar(a *active) bool {
+	for _, b := range a.ps.Blockers {
+		if b.Star {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *player) printWaiting(a *active) {
+	if !a.waiting {
+		fmt.Fprintf(p.out, "step %s: %s <waiting ...>\n", a.ps.Step.Name, a.ps.Step.SQL)
+		a.waiting = true
+	}
+}
+
+// serverSaysWaiting asks the engine's observer for a poll taken now and
+// waits for it (or for the step's end): whether the step's backend waits,
+// for a lock or a safe snapshot, as the server says.
+func (p *player) serverSaysWaiting(ctx context.Context, a *active) (bool, error) {
+	since := time.Now()
+	p.eng.PollNow()
+	for a.end == nil {
+		if err := p.next(ctx); err != nil {
+			return false, err
+		}
+		if p.snap != nil && !p.snap.Taken.Before(since) {
+			b, ok := p.snap.Backend(p.eng.SessionName(a.sess))
+			return ok && b.Waiting(), nil
+		}
+	}
+	return false, nil
+}
+
+// allStuck says whether, in the latest poll, every running step waits and
+// no deadlock is there for the server to break.
+func (p *player) allStuck() bool {
+	if p.snap == nil || len(p.snap.Graph.Cycles) > 0 {
+		return false
+	}
+	for _, o := range p.active {
+		if o != nil && o.end == nil {
+			if b, ok := p.snap.Backend(p.eng.SessionName(o.sess)); !ok || !b.Waiting() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// tryComplete collects a step's end if it is there — waiting for it unless
+// nonblock, and in nonblock mode giving up once the server says the step
+// waits — and prints its completion unless an annotation holds it back.
+// retry marks a step reported waiting before: its completion prints as
+// "<... completed>".
+func (p *player) tryComplete(ctx context.Context, a *active, nonblock, retry bool) (bool, error) {
+	if !retry && hasStar(a) {
+		p.printWaiting(a)
+		return false, nil
+	}
+	for a.end == nil {
+		waits, err := p.serverSaysWaiting(ctx, a)
+		if err != nil {
+			return false, err
+		}
+		if a.end != nil {
+			break
+		}
+		if nonblock && waits {
+			if !retry {
+				p.printWaiting(a)
+			}
+			return false, nil
+		}
+		if !nonblock && waits && p.allStuck() {
+			// Every running step waits and no deadlock will end a wait:
+			// nothing can move. Cancel this one, as the isolation tester
+			// does when a step exceeds its time.
+			if p.stuckSince.IsZero() {
+				p.stuckSince = time.Now()
+			} else if time.Since(p.stuckSince) > p.r.stuckAfter() {
+				fmt.Fprintf(p.out, "lockstep: canceling step %s: it waits and nothing will release its lock\n", a.ps.Step.Name)
+				_ = p.eng.Cancel(ctx, a.sess)
+				p.stuckSince = time.Time{}
+			}
+		}
+		if !waits {
+			// Running, not waiting: look again in a while, as the tester does.
+			if err := p.pause(ctx, a); err != nil {
+				return false, err
+			}
+		}
+	}
+	if p.heldByAnnotation(a) {
+		if !retry {
+			p.printWaiting(a)
+		}
+		return false, nil
+	}
+	if retry {
+		fmt.Fprintf(p.out, "step %s: <... completed>\n", a.ps.Step.Name)
+	} else {
+		fmt.Fprintf(p.out, "step %s: %s\n", a.ps.Step.Name, a.ps.Step.SQL)
+	}
+	p.printEnd(*a.end)
+	p.active[a.sess] = nil
+	return true, nil
+}
+
+// pause handles events for a poll interval, or until the step ends.
+func (p *player) pause(ctx context.Context, a *active) error {
+	timer := time.NewTimer(poll)
+	defer timer.Stop()
+	for a.end == nil {
+		select {
+		case ev, ok := <-p.eng.Events():
+			if !ok {
+				return errors.New("the engine closed")
+			}
+			p.handle(ev)
+		case <-timer.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// printEnd prints a step's results and its error, as the tester does: every
+// result set, and of an error its severity and primary message only (a
+// DETAIL may hold transaction ids).
+func (p *player) printEnd(ev sim.Event) {
+	for _, r := range ev.Results {
+		if r.Columns != nil {
+			transcript.WriteResultSet(p.out, r.Columns, r.Rows, r.Null)
+		}
+	}
+	switch {
+	case ev.Err != nil && ev.Err.Severity != "":
+		fmt.Fprintf(p.out, "%s:  %s\n", ev.Err.Severity, ev.Err.Message)
+	case ev.Err != nil:
+		fmt.Fprintf(p.out, "%s\n", ev.Err.Message)
+	case ev.Kind == sim.ConnectionLost:
+		if m := sim.ServerError(ev.Cause); m != nil {
+			fmt.Fprintf(p.out, "%s:  %s\n", m.Severity, m.Message)
+		} else {
+			fmt.Fprintf(p.out, "%s\n", ev.Cause)
+		}
+	}
+}
+
+// completeWaiting reports the waiting steps that have finished, in the order
+// they began to wait, and goes round again while an annotation may have
+// been released by a completion or a notice.
+func (p *player) completeWaiting(ctx context.Context, nonblock bool) error {
+	for {
+		old := len(p.waiting)
+		notices := p.totalNotices()
+		haveBlocker := false
+		var keep []*active
+		for _, a := range p.waiting {
+			if p.active[a.sess] != a {
+				continue // finished through its session's own wait
+			}
+			done, err := p.tryComplete(ctx, a, nonblock, true)
+			if err != nil {
+				return err
+			}
+			if done {
+				continue
+			}
+			keep = append(keep, a)
+			if len(a.ps.Blockers) > 0 {
+				haveBlocker = true
+			}
+		}
+		p.waiting = keep
+		if !haveBlocker || (len(keep) == old && p.totalNotices() == notices) {
+			return nil
+		}
+	}
+}
+
+func (p *player) totalNotices() int64 {
+	var n int64
+	for _, k := range p.notices {
+		n += k
+	}
+	return n
+}

@@ -1,0 +1,213 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+
+	"lockstep/db"
+	"lockstep/ledger"
+	"lockstep/locks"
+)
+
+// side is one database of a run: its control connection (cancels, resets,
+// prepared transactions, balances) and its observer on a connection of its
+// own. A one-database run has one side with no label; a two-database run
+// has sides A and B. The engine's ctlMu guards ctl; its mu guards obs and
+// obsConn, which the observer goroutine replaces when they are lost.
+type side struct {
+	label   string
+	db      *db.Database
+	run     db.RunID
+	ctl     *pgx.Conn
+	obs     *locks.Observer
+	obsConn *pgx.Conn
+}
+
+// what names the side in messages: "database B (lockstep_b)".
+func (sd *side) what() string {
+	if sd.label == "" {
+		return "the database"
+	}
+	return "database " + sd.label + " (" + sd.db.Name() + ")"
+}
+
+// controlConn opens the side's control connection. Its lock_timeout keeps
+// it from queueing behind a session.
+func (sd *side) controlConn(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := sd.db.Connect(ctx, sd.run.AppName("control"+sd.label))
+	if err != nil {
+		return nil, fmt.Errorf("opening the control connection to %s: %w", sd.what(), err)
+	}
+	if _, err = conn.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
+		conn.Close(ctx)
+		return nil, fmt.Errorf("setting up the control connection to %s: %w", sd.what(), err)
+	}
+	return conn, nil
+}
+
+// reconnectControl replaces a lost control connection (the server went
+// away and came back); the engine's ctlMu is held.
+func (sd *side) reconnectControl(ctx context.Context) error {
+	// pgx learns that the server hung up only when it next uses the
+	// connection: ask it.
+	if !sd.ctl.IsClosed() && sd.ctl.Ping(ctx) == nil {
+		return nil
+	}
+	sd.ctl.Close(ctx)
+	conn, err := sd.controlConn(ctx)
+	if err != nil {
+		return err
+	}
+	sd.ctl = conn
+	return nil
+}
+
+// execBlock runs a scenario's setup or teardown block on the control
+// connection, free of its lock_timeout: a block waits like any client.
+func (sd *side) execBlock(ctx context.Context, sql string) ([]Result, error) {
+	if _, err := sd.ctl.Exec(ctx, "RESET lock_timeout"); err != nil {
+		return nil, err
+	}
+	res, _, err := runSQL(ctx, sd.ctl.PgConn(), sql)
+	if _, rerr := sd.ctl.Exec(ctx, "SET lock_timeout = '50ms'"); rerr != nil && err == nil {
+		err = rerr
+	}
+	return res, err
+}
+
+// newObserver opens the side's observer on a connection of its own. Row
+// locks are read for the ledger, which lives in a schema of its own; SQL on
+// the server's own search_path (the isolation tester's) has none.
+func (sd *side) newObserver(ctx context.Context, prepared bool) (*pgx.Conn, *locks.Observer, error) {
+	conn, err := sd.db.Connect(ctx, sd.run.AppName("observer"+sd.label))
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the observer's connection to %s: %w", sd.what(), err)
+	}
+	var opts []locks.Option
+	if sd.label != "" {
+		opts = append(opts, locks.WithLabel(sd.label))
+	}
+	if prepared {
+		opts = append(opts, locks.WithPrepared())
+	}
+	if sd.db.Schema() == "" {
+		opts = append(opts, locks.WithoutRowLocks())
+	}
+	obs, err := locks.NewObserver(ctx, conn, sd.run, sd.db.Schema(), opts...)
+	if err != nil {
+		conn.Close(ctx)
+		return nil, nil, err
+	}
+	return conn, obs, nil
+}
+
+// ErrNoPreparedTransactions says a server cannot run two-phase commit.
+var ErrNoPreparedTransactions = errors.New("max_prepared_transactions = 0")
+
+// checkPrepared refuses, in plain words, two-phase commit on a server where
+// PREPARE TRANSACTION cannot work.
+func (sd *side) checkPrepared(ctx context.Context) error {
+	var n int
+	if err := sd.ctl.QueryRow(ctx, "SELECT current_setting('max_prepared_transactions')::int").Scan(&n); err != nil {
+		return fmt.Errorf("reading max_prepared_transactions in %s: %w", sd.what(), err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: the server has %w, so PREPARE TRANSACTION fails there: set max_prepared_transactions above 0 in postgresql.conf and restart it, or use lockstep's throwaway server (it has 16)",
+			sd.what(), ErrNoPreparedTransactions)
+	}
+	return nil
+}
+
+// Prepared is a prepared transaction of the run: PREPARE TRANSACTION ran and
+// neither COMMIT PREPARED nor ROLLBACK PREPARED has. It holds its locks with
+// no backend.
+type Prepared struct {
+	Database string // the side's label
+	GID      string
+	Xid      uint32
+	At       time.Time
+	// Name is how the lock views name it: "prepared T1@B".
+	Name string
+}
+
+// prepared lists the side's prepared transactions of the run, from
+// pg_prepared_xacts; the engine's ctlMu is held.
+func (sd *side) prepared(ctx context.Context) ([]Prepared, error) {
+	if err := sd.reconnectControl(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := sd.ctl.Query(ctx, `SELECT gid, transaction::text::bigint, prepared FROM pg_prepared_xacts
+		WHERE gid LIKE $1 AND database = current_database() ORDER BY prepared`, sd.run.Like(""))
+	if err != nil {
+		return nil, fmt.Errorf("reading pg_prepared_xacts in %s: %w", sd.what(), err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Prepared, error) {
+		p := Prepared{Database: sd.label}
+		var xid int64
+		err := r.Scan(&p.GID, &xid, &p.At)
+		p.Xid, p.Name = uint32(xid), locks.PreparedName(sd.run, p.GID)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading pg_prepared_xacts in %s: %w", sd.what(), err)
+	}
+	return list, nil
+}
+
+// endPrepared runs COMMIT PREPARED (commit true) or ROLLBACK PREPARED on
+// one of the side's prepared transactions; the engine's ctlMu is held.
+func (sd *side) endPrepared(ctx context.Context, gid string, commit bool) error {
+	verb := "ROLLBACK PREPARED"
+	if commit {
+		verb = "COMMIT PREPARED"
+	}
+	if err := sd.reconnectControl(ctx); err != nil {
+		return err
+	}
+	// Not under the control connection's lock_timeout: the prepared
+	// transaction's own locks are the only ones it needs.
+	if _, err := sd.ctl.Exec(ctx, verb+" "+quoteLiteral(gid)); err != nil {
+		return fmt.Errorf("%s %s in %s: %w", verb, gid, sd.what(), err)
+	}
+	return nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// ErrLedgerLocked says the balances could not be read because a session
+// holds the accounts table exclusively.
+var ErrLedgerLocked = errors.New("a session holds the accounts table exclusively")
+
+// accounts reads the side's balances; the engine's ctlMu is held. It fails
+// at once with ErrLedgerLocked rather than wait behind a session.
+func (sd *side) accounts(ctx context.Context) ([]ledger.Account, error) {
+	if err := sd.reconnectControl(ctx); err != nil {
+		return nil, err
+	}
+	accounts, err := ledger.Accounts(ctx, sd.ctl)
+	return accounts, sd.ledgerError(err)
+}
+
+// books checks the side's books; the engine's ctlMu is held.
+func (sd *side) books(ctx context.Context) (ledger.Books, error) {
+	books, err := ledger.CheckBooks(ctx, sd.ctl)
+	return books, sd.ledgerError(err)
+}
+
+func (sd *side) ledgerError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case db.SQLState(err) == pgerrcode.LockNotAvailable:
+		return fmt.Errorf("%w: %w", ErrLedgerLocked, err)
+	case sd.label != "":
+		return fmt.Errorf("reading the balances in %s: %w", sd.what(), err)
+	}
+	return err
+}

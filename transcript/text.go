@@ -1,0 +1,230 @@
+// Package transcript is the headless view of a run: the engine's events as
+// text in the style of PostgreSQL's isolation tester — each wait explained
+// from the documented conflict tables — or as one JSON object per event, and
+// the run's outcome last. It also owns the tester's way of printing a
+// result set, which the isolation tester's runner prints too.
+package transcript
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgerrcode"
+
+	"lockstep/ledger"
+	"lockstep/locks"
+	"lockstep/sim"
+)
+
+// Transcript prints a run as it happens.
+type Transcript interface {
+	// Begin prints what the run is: its strategy or scenario, the server and
+	// the sessions.
+	Begin(eng *sim.Engine, server, summary string)
+	// Event prints one event, the engine's or one PlayToEnd decided.
+	Event(ev sim.Event)
+	// End prints how the run came out.
+	End(o sim.Outcome)
+}
+
+// Text prints in the style of PostgreSQL's isolation tester.
+type Text struct {
+	w        io.Writer
+	waiting  map[string]bool
+	sessions []sim.SessionInfo
+}
+
+// NewText is a text transcript written to w.
+func NewText(w io.Writer) *Text { return &Text{w: w, waiting: map[string]bool{}} }
+
+// Begin prints the run's header.
+func (t *Text) Begin(eng *sim.Engine, server, summary string) {
+	cfg := eng.Config()
+	if cfg.Scenario != nil {
+		fmt.Fprintf(t.w, "run %s: scenario %s — %s\n", eng.RunID(), cfg.ScenarioName, summary)
+	} else {
+		fmt.Fprintf(t.w, "run %s: strategy %s — %s\n", eng.RunID(), cfg.Strategy.Name, cfg.Strategy.Summary)
+	}
+	fmt.Fprintf(t.w, "server: %s; deadlock_timeout %s\n", server, eng.Observer().DeadlockTimeout())
+	if cfg.TwoDatabases() {
+		fmt.Fprintf(t.w, "database A: %s · database B: %s\n", eng.Database("A").Label(), eng.Database("B").Label())
+	}
+	t.sessions = eng.Sessions()
+	for _, s := range t.sessions {
+		switch {
+		case cfg.Scenario == nil:
+			fmt.Fprintf(t.w, "%s: %s (pid %d)\n", s.Name, s.Transfer, s.Pid)
+		case s.Database != "":
+			fmt.Fprintf(t.w, "%s: logical session %s's connection to database %s (pid %d)\n", s.Name, locks.Logical(s.Name), s.Database, s.Pid)
+		default:
+			fmt.Fprintf(t.w, "%s: session %s (pid %d)\n", s.Name, s.Label, s.Pid)
+		}
+	}
+	if ok, note := eng.Observer().RowLocksAvailable(); !ok {
+		fmt.Fprintln(t.w, note)
+	}
+	fmt.Fprintln(t.w)
+}
+
+// Event prints one event.
+func (t *Text) Event(ev sim.Event) {
+	switch ev.Kind {
+	case sim.Started:
+		if ev.Auto {
+			fmt.Fprintf(t.w, "step %s: %s  -- the application gives the transfer up\n", ev.Session, ev.SQL)
+		}
+	case sim.WaitingForLock:
+		if !t.waiting[ev.Session] {
+			fmt.Fprintf(t.w, "step %s: %s <waiting ...>\n", ev.Session, ev.SQL)
+		}
+		t.waiting[ev.Session] = true
+		for _, e := range ev.Waits {
+			fmt.Fprintf(t.w, "  -- %s\n", e.Why)
+		}
+	case sim.Completed, sim.Error:
+		if !ev.Auto {
+			t.statementEnd(ev)
+		}
+	case sim.ConnectionLost:
+		fmt.Fprintf(t.w, "step %s: %s\nconnection lost: %v\n", ev.Session, ev.SQL, ev.Cause)
+	case sim.DeadlockFormed:
+		t.deadlock(ev)
+	case sim.Skipped:
+		fmt.Fprintf(t.w, "  -- %s skipped in --order: it is waiting or has finished\n", ev.Session)
+	case sim.Stalled, sim.Resolved:
+		for _, line := range noteLines(ev) {
+			fmt.Fprintf(t.w, "lockstep: %s\n", line)
+		}
+	}
+}
+
+// statementEnd prints a statement's completion, its results or its error.
+func (t *Text) statementEnd(ev sim.Event) {
+	if t.waiting[ev.Session] {
+		fmt.Fprintf(t.w, "step %s: <... completed>\n", ev.Session)
+		delete(t.waiting, ev.Session)
+	} else {
+		fmt.Fprintf(t.w, "step %s: %s\n", ev.Session, ev.SQL)
+	}
+	if ev.Kind == sim.Completed {
+		for _, r := range ev.Results {
+			if r.Columns != nil {
+				WriteResultSet(t.w, r.Columns, nullsAsWords(r), nil)
+			}
+		}
+		return
+	}
+	fmt.Fprintf(t.w, "ERROR:  %s (SQLSTATE %s)\n", ev.Err.Message, ev.Err.SQLState)
+	if ev.Err.Detail != "" {
+		fmt.Fprintf(t.w, "DETAIL:  %s\n", ev.Err.Detail)
+		var who []string
+		for _, p := range sim.Processes(ev.Err.Detail, t.sessions) {
+			who = append(who, "process "+p.Pid+" is "+p.Session)
+		}
+		if len(who) > 0 {
+			fmt.Fprintf(t.w, "  -- %s\n", strings.Join(who, ", "))
+		}
+	}
+	if ev.Err.Hint != "" {
+		fmt.Fprintf(t.w, "HINT:  %s\n", ev.Err.Hint)
+	}
+	if ev.Err.SQLState == pgerrcode.DeadlockDetected {
+		fmt.Fprintf(t.w, "  -- the server broke the deadlock: %s was chosen as the victim\n", ev.Session)
+	}
+}
+
+func (t *Text) deadlock(ev sim.Event) {
+	c := ev.Cycle
+	if !c.Distributed {
+		fmt.Fprintf(t.w, "  -- deadlock: %s; the server breaks it once deadlock_timeout (%s) has passed in a waiter\n",
+			c, ev.Snapshot.DeadlockTimeout)
+		return
+	}
+	fmt.Fprintf(t.w, "  -- distributed deadlock: %s; each server sees only a wait behind a session idle in transaction\n", c)
+	for _, e := range c.Edges {
+		fmt.Fprintf(t.w, "  --   %s\n", e.Why)
+	}
+	if c.BreakAt != nil {
+		fmt.Fprintf(t.w, "  -- no server breaks it, but %s's lock_timeout (%s) will: it fails with 55P03\n", c.LikelyVictim, c.LockTimeout)
+	}
+}
+
+// nullsAsWords is a result's rows with NULL spelled out, as lockstep run
+// prints them (the isolation tester prints an empty cell).
+func nullsAsWords(r sim.Result) [][]string {
+	if r.Null == nil {
+		return r.Rows
+	}
+	rows := make([][]string, len(r.Rows))
+	for i, row := range r.Rows {
+		rows[i] = row
+		if i < len(r.Null) && r.Null[i] != nil {
+			rows[i] = append([]string(nil), row...)
+			for j, null := range r.Null[i] {
+				if null {
+					rows[i][j] = "NULL"
+				}
+			}
+		}
+	}
+	return rows
+}
+
+// noteLines are the lines lockstep adds for what it decided: why the run
+// cannot end by itself, what it does about it.
+func noteLines(ev sim.Event) []string {
+	switch {
+	case ev.Kind == sim.Stalled && ev.Stall == sim.DistributedDeadlock:
+		return []string{
+			fmt.Sprintf("distributed deadlock detected by lockstep: %s", ev.Cycle),
+			"no server sees this cycle, so no 40P01 will come: lockstep cancels the waiting statements and rolls every session back",
+		}
+	case ev.Kind == sim.Stalled && ev.Stall == sim.WaitsOnPrepared:
+		return []string{"a session waits for a prepared transaction that has no session left to finish it"}
+	case ev.Kind == sim.Resolved:
+		p := ev.Prepared
+		verb := "ROLLBACK PREPARED"
+		if ev.Commit {
+			verb = "COMMIT PREPARED"
+		}
+		return []string{fmt.Sprintf("pg_prepared_xacts in database %s: %s (transaction %d, prepared %s); lockstep runs %s (--resolve)",
+			p.Database, p.GID, p.Xid, p.At.Format("15:04:05.000"), verb)}
+	}
+	return nil
+}
+
+func balanceLine(accounts []ledger.Account) string {
+	var parts []string
+	for _, a := range accounts {
+		parts = append(parts, fmt.Sprintf("%d %s %s", a.ID, a.Owner, a.Balance.StringFixed(2)))
+	}
+	return strings.Join(parts, " · ")
+}
+
+// End prints the balances, whether the books are kept (or the databases
+// agree), and the counts.
+func (t *Text) End(o sim.Outcome) {
+	fmt.Fprintln(t.w)
+	switch {
+	case o.ByDatabase != nil:
+		for _, label := range []string{"A", "B"} {
+			fmt.Fprintf(t.w, "balances in %s: %s\n", label, balanceLine(o.ByDatabase[label]))
+		}
+		if sim.InSync(o.ByDatabase) {
+			fmt.Fprintln(t.w, "the two databases agree")
+		} else {
+			fmt.Fprintln(t.w, "the two databases DISAGREE: one committed a transfer the other did not")
+		}
+	case o.Books != nil:
+		fmt.Fprintf(t.w, "balances: %s\n", balanceLine(o.Accounts))
+		fmt.Fprintln(t.w, o.Books.Summary())
+	}
+	tl := o.Tally
+	line := fmt.Sprintf("waits %d · deadlocks %d · serialization failures %d", tl.Waits, tl.Deadlocks, tl.SerializationFailures)
+	if o.ByDatabase != nil {
+		line += fmt.Sprintf(" · distributed deadlocks %d · lock timeouts %d · prepared transactions resolved %d",
+			tl.Distributed, tl.LockTimeouts, tl.Resolved)
+	}
+	fmt.Fprintln(t.w, line)
+}
