@@ -41,10 +41,6 @@ type Runner struct {
 	StuckAfter time.Duration
 }
 
-// poll is how often the engine's observer looks while steps run: the
-// isolation tester checks for lock waits every 10 ms.
-const poll = 10 * time.Millisecond
-
 // ErrSetupFailed is returned when a setup block fails; the output says why.
 var ErrSetupFailed = errors.New("setup failed")
 
@@ -104,8 +100,10 @@ func (p *player) setUp(ctx context.Context, first bool) error {
 		if run == "" {
 			run = db.NewRunID()
 		}
+		// The player asks the observer for a poll whenever it needs to know
+		// whether a step waits; between those it polls at its usual pace.
 		p.eng, err = sim.New(ctx, sim.Config{DB: p.r.DB.WithoutSchema(), Scenario: p.spec, Sessions: len(p.spec.Sessions),
-			Poll: poll, RunID: run})
+			RunID: run})
 		if err == nil {
 			err = p.drain(ctx)
 		}

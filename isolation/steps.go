@@ -26,8 +26,15 @@ type player struct {
 
 	active  []*active // by session: the step sent whose completion is not yet printed
 	waiting []*active // steps reported waiting, in the order they began to wait
-	notices []int64   // by session: notices received
+	notices []int64   // by session: notices printed
+	// pending are notices that arrived while their session's step was out of
+	// the tester's sight: it prints a connection's notices when it next
+	// reads from it, while it checks that session's step.
+	pending [][]*sim.ServerMessage
 	snap    *locks.Snapshot
+	// checking is the step whose session the player is reading from, as
+	// the tester does in try_complete_step: its notices print as they come.
+	checking *active
 	// stuckSince is when the server first said, in this stretch, that every
 	// running step waits and no deadlock is there to be broken.
 	stuckSince time.Time
@@ -54,11 +61,22 @@ func (p *player) handle(ev sim.Event) {
 			a.end = &ev
 		}
 	case sim.Notice:
-		p.notices[ev.Index]++
-		fmt.Fprintf(p.out, "%s: %s", p.spec.Sessions[ev.Index].Name, serverText(ev.Message, true))
+		p.pending[ev.Index] = append(p.pending[ev.Index], ev.Message)
+		if p.activeIn(ev.Index) == nil || p.checking == p.activeIn(ev.Index) {
+			p.printNotices(ev.Index)
+		}
 	case sim.BlockRan:
 		p.printBlock(ev)
 	}
+}
+
+// printNotices prints session i's pending notices.
+func (p *player) printNotices(i int) {
+	for _, n := range p.pending[i] {
+		p.notices[i]++
+		fmt.Fprintf(p.out, "%s: %s", p.spec.Sessions[i].Name, serverText(n, true))
+	}
+	p.pending[i] = p.pending[i][:0]
 }
 
 func (p *player) activeIn(i int) *active {
@@ -105,6 +123,12 @@ func (p *player) next(ctx context.Context) error {
 func (p *player) play(ctx context.Context, perm scenario.Permutation) error {
 	p.active = make([]*active, len(p.spec.Sessions))
 	p.notices = make([]int64, len(p.spec.Sessions))
+	p.pending = make([][]*sim.ServerMessage, len(p.spec.Sessions))
+	defer func() {
+		for i := range p.pending {
+			p.printNotices(i)
+		}
+	}()
 	p.waiting, p.stuckSince = nil, time.Time{}
 	for _, ps := range perm.Steps {
 		se := p.index[ps.Step.Session]
@@ -283,7 +307,18 @@ func (p *player) tryComplete(ctx context.Context, a *active, nonblock, retry boo
 		p.printWaiting(a)
 		return false, nil
 	}
+	p.checking = a
+	defer func() { p.checking = nil }()
+	p.printNotices(a.sess)
 	for a.end == nil {
+		// As the tester does, give the step a moment to finish before asking
+		// the server whether it waits.
+		if err := p.pause(ctx, a); err != nil {
+			return false, err
+		}
+		if a.end != nil {
+			break
+		}
 		waits, err := p.serverSaysWaiting(ctx, a)
 		if err != nil {
 			return false, err
@@ -309,12 +344,6 @@ func (p *player) tryComplete(ctx context.Context, a *active, nonblock, retry boo
 				p.stuckSince = time.Time{}
 			}
 		}
-		if !waits {
-			// Running, not waiting: look again in a while, as the tester does.
-			if err := p.pause(ctx, a); err != nil {
-				return false, err
-			}
-		}
 	}
 	if p.heldByAnnotation(a) {
 		if !retry {
@@ -332,9 +361,9 @@ func (p *player) tryComplete(ctx context.Context, a *active, nonblock, retry boo
 	return true, nil
 }
 
-// pause handles events for a poll interval, or until the step ends.
+// pause handles events for the tester's 10 ms, or until the step ends.
 func (p *player) pause(ctx context.Context, a *active) error {
-	timer := time.NewTimer(poll)
+	timer := time.NewTimer(10 * time.Millisecond)
 	defer timer.Stop()
 	for a.end == nil {
 		select {

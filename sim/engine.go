@@ -364,16 +364,18 @@ func (e *Engine) Balances(ctx context.Context) (map[string][]ledger.Account, err
 // readBalances is what a BooksRead event carries: a one-database run's
 // balances and books, or a two-database run's balances by database.
 func (e *Engine) readBalances(ctx context.Context) Balances {
-	var b Balances
+	b := Balances{Taken: time.Now()}
 	if e.cfg.TwoDatabases() {
 		b.ByDatabase, b.Err = e.Balances(ctx)
 		return b
 	}
 	accounts, books, err := e.Books(ctx)
 	if err != nil {
-		return Balances{Err: err}
+		b.Err = err
+		return b
 	}
-	return Balances{Accounts: accounts, Books: &books}
+	b.Accounts, b.Books = accounts, &books
+	return b
 }
 
 // InSync says whether both databases hold the same balances.
@@ -609,7 +611,7 @@ func (e *Engine) Reset(ctx context.Context) error {
 		return err
 	}
 	e.emit(Event{Gen: gen, Kind: ResetDone, Index: -1, Step: -1})
-	e.kickObserver()
+	e.changed()
 	return nil
 }
 

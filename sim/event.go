@@ -184,4 +184,6 @@ type Balances struct {
 	// Err is why they could not be read this time: ErrLedgerLocked while a
 	// session holds the accounts table exclusively.
 	Err error
+	// Taken is when the read began: it shows every statement that ended before.
+	Taken time.Time
 }

@@ -9,6 +9,16 @@ import (
 	"lockstep/locks"
 )
 
+// changed asks the observer for a poll now and, after it, a read of the
+// balances: what a statement or a reset changed is reported after the event
+// that says so, so a BooksRead taken after it follows every such event.
+func (e *Engine) changed() {
+	e.mu.Lock()
+	e.booksStale = true
+	e.mu.Unlock()
+	e.kickObserver()
+}
+
 // kickObserver asks for a poll now (after a step), without blocking.
 func (e *Engine) kickObserver() {
 	select {

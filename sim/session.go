@@ -364,7 +364,6 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	} else {
 		e.cond.Broadcast()
 	}
-	e.booksStale = true
 	e.mu.Unlock()
 	ev := Event{Gen: j.gen, Session: s.name, Index: s.idx, Step: step, Auto: auto, SQL: j.sql,
 		Tag: tag, Results: res, Duration: took, State: state}
@@ -374,7 +373,7 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 		ev.Kind = Completed
 	}
 	e.emit(ev)
-	e.kickObserver()
+	e.changed()
 }
 
 // awaitIdle waits, with e.mu held, until the named sessions have no

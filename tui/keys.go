@@ -15,6 +15,7 @@ type keyMap struct {
 	CommitPrepared     key.Binding
 	RollbackPrepared   key.Binding
 	Up, Down, Unselect key.Binding
+	ScrollLog          key.Binding
 	Reset, Help, Quit  key.Binding
 }
 
@@ -39,6 +40,7 @@ func newKeyMap() keyMap {
 		Up:               key.NewBinding(key.WithKeys("up"), key.WithHelp("↑/↓", "select lock or wait")),
 		Down:             key.NewBinding(key.WithKeys("down")),
 		Unselect:         key.NewBinding(key.WithKeys("esc")),
+		ScrollLog:        key.NewBinding(key.WithKeys("pgup", "pgdown"), key.WithHelp("pgup/pgdown", "scroll the log")),
 		Reset:            key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reset")),
 		Help:             key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "all keys")),
 		Quit:             key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
@@ -67,6 +69,6 @@ func (k keyMap) FullHelp() [][]key.Binding {
 		{k.Step, k.StepN, k.Prev, k.Next},
 		{k.Commit, k.Rollback, k.Cancel, k.Type},
 		{k.Strategy, k.Setup, k.Autoplay, k.Speed, k.Permutation, k.Fix, k.CommitPrepared},
-		{k.Up, k.Reset, k.Help, k.Quit},
+		{k.Up, k.ScrollLog, k.Reset, k.Help, k.Quit},
 	}
 }

@@ -3,7 +3,6 @@ package tui
 import (
 	"time"
 
-	"lockstep/ledger"
 	"lockstep/sim"
 )
 
@@ -26,21 +25,14 @@ type eventsMsg struct {
 	closed bool // the engine's channel is closed
 }
 
-// booksMsg is a read of the balances and the books, made after a step.
-type booksMsg struct {
-	id, gen  int
-	accounts []ledger.Account
-	books    ledger.Books
-	// byDatabase holds a two-database run's balances, by database label.
-	byDatabase map[string][]ledger.Account
-	err        error
-}
-
-// actionMsg reports the end of a slow action (cancel, reset).
+// actionMsg reports the end of a slow action (cancel, reset, a prepared
+// transaction ended).
 type actionMsg struct {
 	id   int
 	what string
 	err  error
+	// logged is a line for the log when the action succeeded.
+	logged string
 }
 
 // tickMsg refreshes clocks: transaction ages, the deadlock countdown.

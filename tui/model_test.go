@@ -7,7 +7,6 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
-	"go.uber.org/goleak"
 
 	"lockstep/db"
 	"lockstep/db/dbtest"
@@ -16,178 +15,36 @@ import (
 	"lockstep/sim"
 )
 
-func TestMain(m *testing.M) {
-	// teatest leaves a goroutine waiting for SIGINT for the life of the process.
-	dbtest.Main(m, goleak.IgnoreTopFunction("github.com/charmbracelet/x/exp/teatest/v2.NewTestModel.func2"))
-}
-
-// testConfig is the lecture's set-up on a schema of the test's own. T2's short
-// deadlock_timeout makes it the certain victim of a deadlock that T2 closes.
-func testOptions(t *testing.T, strategy string) Options {
-	t.Helper()
-	s, err := ledger.Lookup(strategy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Options{
-		DB:     dbtest.Schema(t),
-		Server: "test PostgreSQL",
-		Config: sim.Config{
-			Ledger: dbtest.Ledger(t), Strategy: s, Sessions: 2, Setup: ledger.DefaultSetup(), Poll: 50 * time.Millisecond,
-			Init: map[string][]string{
-				"T1": {"SET deadlock_timeout = '10s'"},
-				"T2": {"SET deadlock_timeout = '100ms'"},
-			},
-		},
-	}
-}
-
-// driver runs a model without a program: it calls Update itself and runs
-// commands in goroutines, feeding their messages back in order of arrival.
-type driver struct {
-	t    *testing.T
-	m    *Model
-	msgs chan tea.Msg
-	done chan struct{} // closed when the test ends: commands still running drop their message
-	quit bool
-}
-
-func newTestDriver(t *testing.T, m *Model) *driver {
-	d := &driver{t: t, m: m, msgs: make(chan tea.Msg, 64), done: make(chan struct{})}
-	t.Cleanup(func() { close(d.done) })
-	return d
-}
-
-func newDriver(t *testing.T, strategy string) *driver {
-	t.Helper()
-	m := New(context.Background(), testOptions(t, strategy))
-	m.masked = true
-	t.Cleanup(m.Close)
-	d := newTestDriver(t, m)
-	d.send(tea.WindowSizeMsg{Width: 120, Height: 40})
-	d.run(m.Init())
-	d.until("the engine is ready", func() bool { return m.eng != nil && m.quiet() })
-	return d
-}
-
-func (d *driver) run(cmd tea.Cmd) {
-	if cmd != nil {
-		go func() {
-			msg := cmd()
-			select {
-			case d.msgs <- msg:
-			case <-d.done:
-			}
-		}()
-	}
-}
-
-func (d *driver) send(msg tea.Msg) {
-	switch msg := msg.(type) {
-	case tea.BatchMsg:
-		for _, c := range msg {
-			d.run(c)
-		}
-	case tea.QuitMsg:
-		d.quit = true
-	case nil:
-	default:
-		_, cmd := d.m.Update(msg)
-		d.run(cmd)
-	}
-}
-
-func (d *driver) key(keys ...string) {
-	for _, k := range keys {
-		d.send(keyMsg(k))
-	}
-}
-
-func keyMsg(k string) tea.KeyPressMsg {
-	switch k {
-	case "space":
-		return tea.KeyPressMsg{Code: tea.KeySpace, Text: " "}
-	case "enter":
-		return tea.KeyPressMsg{Code: tea.KeyEnter}
-	case "esc":
-		return tea.KeyPressMsg{Code: tea.KeyEscape}
-	case "tab":
-		return tea.KeyPressMsg{Code: tea.KeyTab}
-	case "shift+tab":
-		return tea.KeyPressMsg{Code: tea.KeyTab, Mod: tea.ModShift}
-	case "left":
-		return tea.KeyPressMsg{Code: tea.KeyLeft}
-	case "right":
-		return tea.KeyPressMsg{Code: tea.KeyRight}
-	case "up":
-		return tea.KeyPressMsg{Code: tea.KeyUp}
-	case "down":
-		return tea.KeyPressMsg{Code: tea.KeyDown}
-	case "ctrl+c":
-		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
-	}
-	r := []rune(k)[0]
-	return tea.KeyPressMsg{Code: r, Text: k}
-}
-
-// until feeds messages to the model until cond holds; the guard is against
-// a hang, not a timing assertion.
-func (d *driver) until(what string, cond func() bool) {
-	d.t.Helper()
-	guard := time.After(30 * time.Second)
-	for !cond() {
-		select {
-		case msg := <-d.msgs:
-			d.send(msg)
-		case <-guard:
-			d.t.Fatalf("never: %s\nscreen:\n%s", what, d.screen())
-		}
-	}
-}
-
-func (d *driver) screen() string { return stripped(d.m.View().Content) }
-
-// settled steps session i (by key) and waits until its statement finished or waits.
-func (d *driver) step(k string, i int) {
-	d.t.Helper()
-	before := d.m.eng.Sessions()[i].Next
-	d.key(k)
-	d.until("session settles", func() bool {
-		s := d.m.sessions[i]
-		return (s.Next > before || s.State == sim.Waiting || s.LastErr != nil) && d.m.quiet()
-	})
-}
-
 func TestSessionKeys(t *testing.T) {
 	t.Parallel()
 	d := newDriver(t, "for-update")
 	m := d.m
 	d.key("right")
-	if m.sel != 1 {
-		t.Fatalf("right: selected %d", m.sel)
+	if m.sessions.Selected() != 1 {
+		t.Fatalf("right: selected %d", m.sessions.Selected())
 	}
 	d.key("left")
 	d.key("tab")
 	d.key("tab")
-	if m.sel != 0 {
-		t.Fatalf("tab twice from T1: selected %d", m.sel)
+	if m.sessions.Selected() != 0 {
+		t.Fatalf("tab twice from T1: selected %d", m.sessions.Selected())
 	}
 	d.key("shift+tab")
-	if m.sel != 1 {
-		t.Fatalf("shift+tab: selected %d", m.sel)
+	if m.sessions.Selected() != 1 {
+		t.Fatalf("shift+tab: selected %d", m.sessions.Selected())
 	}
 	d.key("left")
 	d.step("space", 0) // T1 BEGIN
 	d.step("enter", 0) // T1 INSERT transfer
 	d.step("2", 1)     // T2 BEGIN
-	if m.sel != 1 || m.sessions[0].Next != 2 || m.sessions[1].Next != 1 {
-		t.Fatalf("after space, enter, 2: sel %d, next %d/%d", m.sel, m.sessions[0].Next, m.sessions[1].Next)
+	if m.sessions.Selected() != 1 || m.sessions.sessions[0].Next != 2 || m.sessions.sessions[1].Next != 1 {
+		t.Fatalf("after space, enter, 2: sel %d, next %d/%d", m.sessions.Selected(), m.sessions.sessions[0].Next, m.sessions.sessions[1].Next)
 	}
 	d.key("9") // no T9: ignored
 	d.key("c") // T2 commits its empty transaction
-	d.until("T2 committed", func() bool { return m.sessions[1].State == sim.Committed && m.quiet() })
+	d.until("T2 committed", func() bool { return m.sessions.sessions[1].State == sim.Committed && d.quiet() })
 	d.key("left", "x") // T1 rolls back
-	d.until("T1 rolled back", func() bool { return m.sessions[0].State == sim.RolledBack && m.quiet() })
+	d.until("T1 rolled back", func() bool { return m.sessions.sessions[0].State == sim.RolledBack && d.quiet() })
 	if !strings.Contains(d.screen(), "↺ rolled back") || !strings.Contains(d.screen(), "✓ committed") {
 		t.Errorf("badges missing:\n%s", d.screen())
 	}
@@ -203,7 +60,9 @@ func TestSessionKeys(t *testing.T) {
 	}
 	d.key("?")
 	d.key("r")
-	d.until("reset", func() bool { return m.sessions[0].State == sim.Idle && m.sessions[0].Next == 0 && m.quiet() })
+	d.until("reset", func() bool {
+		return m.sessions.sessions[0].State == sim.Idle && m.sessions.sessions[0].Next == 0 && d.quiet()
+	})
 	d.key("q")
 	d.until("quit", func() bool { return d.quit })
 	// What the program's exit does: no backend of the run is left.
@@ -232,39 +91,39 @@ func TestTypedSQLKeys(t *testing.T) {
 		d.key(string(r))
 	}
 	d.key("enter")
-	d.until("typed BEGIN ran", func() bool { return m.sessions[1].State == sim.InTransaction && m.quiet() })
+	d.until("typed BEGIN ran", func() bool { return m.sessions.sessions[1].State == sim.InTransaction && d.quiet() })
 	d.key("e")
 	for _, r := range "SELECT * FROM accounts WHERE id = 1 FOR SHARE" {
 		d.key(string(r))
 	}
 	d.key("enter")
 	d.until("T2's row lock shows", func() bool {
-		return m.quiet() && strings.Contains(d.screen(), "T2  row      accounts id=1          FOR SHARE")
+		return d.quiet() && strings.Contains(d.screen(), "T2  row      accounts id=1          FOR SHARE")
 	})
 	d.key("e", "x", "esc")
-	if m.mode != modeNormal || m.sessions[1].State != sim.InTransaction {
-		t.Fatalf("esc should leave typing without running anything: mode %v state %v", m.mode, m.sessions[1].State)
+	if m.mode != modeNormal || m.sessions.sessions[1].State != sim.InTransaction {
+		t.Fatalf("esc should leave typing without running anything: mode %v state %v", m.mode, m.sessions.sessions[1].State)
 	}
 	// Select the row lock and read why it conflicts.
-	for i := 0; i < len(m.items) && (m.itemSel < 0 || m.items[m.itemSel].row == nil); i++ {
+	for i := 0; i < len(m.sel.items) && (m.sel.cur < 0 || m.sel.items[m.sel.cur].row == nil); i++ {
 		d.key("down")
 	}
-	if m.itemSel < 0 || m.items[m.itemSel].row == nil {
-		t.Fatalf("no row lock to select: %+v", m.items)
+	if m.sel.cur < 0 || m.sel.items[m.sel.cur].row == nil {
+		t.Fatalf("no row lock to select: %+v", m.sel.items)
 	}
 	if s := d.screen(); !strings.Contains(s, "T2 holds FOR SHARE on accounts id=1") || !strings.Contains(s, "▶ FOR SHARE") {
 		t.Errorf("explain pane:\n%s", s)
 	}
 	d.key("up")
-	if m.itemSel < 0 {
+	if m.sel.cur < 0 {
 		t.Fatal("up lost the selection")
 	}
 	if !strings.Contains(d.screen(), "Explain — ") || strings.Contains(d.screen(), "│ Log") {
 		t.Errorf("a selection should widen the explain pane over the log:\n%s", d.screen())
 	}
 	d.key("esc")
-	if m.itemSel != -1 || !strings.Contains(d.screen(), "│ Log") {
-		t.Errorf("esc should clear the selection and bring the log back: %d\n%s", m.itemSel, d.screen())
+	if m.sel.cur != -1 || !strings.Contains(d.screen(), "│ Log") {
+		t.Errorf("esc should clear the selection and bring the log back: %d\n%s", m.sel.cur, d.screen())
 	}
 }
 
@@ -278,7 +137,7 @@ func TestStrategyAndSetupKeys(t *testing.T) {
 		t.Fatalf("m should open the strategy menu:\n%s", d.screen())
 	}
 	d.key("down", "enter")
-	d.until("new engine", func() bool { return m.engID > first && m.eng != nil && !m.starting && m.quiet() })
+	d.until("new engine", func() bool { return m.engID > first && m.eng != nil && !m.starting && d.quiet() })
 	if m.eng.Config().Strategy.Name != "for-no-key-update" || !strings.Contains(d.screen(), "for-no-key-update —") {
 		t.Fatalf("strategy now %s", m.eng.Config().Strategy.Name)
 	}
@@ -287,8 +146,8 @@ func TestStrategyAndSetupKeys(t *testing.T) {
 		t.Fatal("s should open the set-up form")
 	}
 	d.key("right", "down", "right", "right", "enter") // 3 sessions, ring
-	d.until("three sessions", func() bool { return m.eng != nil && len(m.sessions) == 3 && m.quiet() })
-	if tr := m.sessions[2].Transfer; tr.From != 3 || tr.To != 1 {
+	d.until("three sessions", func() bool { return m.eng != nil && len(m.sessions.sessions) == 3 && d.quiet() })
+	if tr := m.sessions.sessions[2].Transfer; tr.From != 3 || tr.To != 1 {
 		t.Errorf("ring: T3 moves %d → %d", tr.From, tr.To)
 	}
 	d.key("a")
@@ -299,14 +158,14 @@ func TestStrategyAndSetupKeys(t *testing.T) {
 	if m.speed != 0 {
 		t.Errorf("speed index %d after +++", m.speed)
 	}
-	d.until("autoplay finishes", func() bool { return !m.autoplay && m.quiet() })
-	for _, s := range m.sessions {
+	d.until("autoplay finishes", func() bool { return !m.autoplay && d.quiet() })
+	for _, s := range m.sessions.sessions {
 		if !s.Done() {
 			t.Errorf("%s not done after autoplay: %v", s.Name, s.State)
 		}
 	}
-	if m.books == nil || !m.books.OK() {
-		t.Errorf("books after the ring under for-no-key-update: %+v", m.books)
+	if m.accounts.books == nil || !m.accounts.books.OK() {
+		t.Errorf("books after the ring under for-no-key-update: %+v", m.accounts.books)
 	}
 	d.key("-")
 	if m.speed != 1 {
@@ -325,17 +184,19 @@ func TestEngineEvents(t *testing.T) {
 		d.step("2", 1)
 	}
 	d.step("1", 0) // T1 waits for T2's KEY SHARE
-	if m.sessions[0].State != sim.Waiting || !strings.Contains(d.screen(), "⏳ waits for T2") {
+	if m.sessions.sessions[0].State != sim.Waiting || !strings.Contains(d.screen(), "⏳ waits for T2") {
 		t.Fatalf("T1 should wait:\n%s", d.screen())
 	}
 	d.key("2") // T2 closes the cycle; T2 (deadlock_timeout 100ms) is the victim
-	d.until("the deadlock was seen", func() bool { return m.cycle != nil || m.victim != "" })
-	d.until("the victim", func() bool { return m.victim == "T2" && m.quiet() && m.sessions[0].State == sim.InTransaction })
+	d.until("the deadlock was seen", func() bool { return m.graph.cycle != nil || m.graph.victim != "" })
+	d.until("the victim", func() bool {
+		return m.graph.victim == "T2" && d.quiet() && m.sessions.sessions[0].State == sim.InTransaction
+	})
 	if s := d.screen(); !strings.Contains(s, "T2 was the victim") || !strings.Contains(s, "(T1)") {
 		t.Errorf("after the deadlock:\n%s", s)
 	}
 	var sawCycleLine, sawAuto bool
-	for _, l := range m.log {
+	for _, l := range m.log.entries {
 		sawCycleLine = sawCycleLine || strings.Contains(l.text, "deadlock: T1 → T2 → T1")
 		sawAuto = sawAuto || strings.HasPrefix(l.text, "↺ ROLLBACK")
 	}
@@ -344,8 +205,8 @@ func TestEngineEvents(t *testing.T) {
 	}
 	// A stale reply is dropped.
 	old := m.gen
-	d.send(booksMsg{id: m.engID, gen: old - 1, err: context.Canceled})
-	if m.booksErr != "" {
+	d.send(eventsMsg{id: m.engID, events: []sim.Event{{Kind: sim.BooksRead, Gen: old - 1, Books: &sim.Balances{Err: context.Canceled}}}})
+	if m.accounts.problem != "" {
 		t.Error("a reply from an older generation was applied")
 	}
 	d.send(eventsMsg{id: m.engID - 1, events: []sim.Event{{Kind: sim.ResetDone, Gen: 99}}})
@@ -357,12 +218,12 @@ func TestEngineEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.key("1")
-	d.until("T1 lost", func() bool { return m.sessions[0].State == sim.Failed && m.quiet() })
+	d.until("T1 lost", func() bool { return m.sessions.sessions[0].State == sim.Failed && d.quiet() })
 	if !strings.Contains(d.screen(), "✗ connection lost") {
 		t.Errorf("lost connection not shown:\n%s", d.screen())
 	}
 	d.key("r")
-	d.until("reset reconnects", func() bool { return m.sessions[0].State == sim.Idle && m.gen > old && m.quiet() })
+	d.until("reset reconnects", func() bool { return m.sessions.sessions[0].State == sim.Idle && m.gen > old && d.quiet() })
 }
 
 func TestResizeNeverPanics(t *testing.T) {
@@ -410,23 +271,20 @@ func TestScenarioInTheInterface(t *testing.T) {
 	opts.Order = order
 	opts.ScenarioSummary = "lost update"
 	m := New(context.Background(), opts)
-	m.masked = true
 	t.Cleanup(m.Close)
 	d := newTestDriver(t, m)
-	d.send(tea.WindowSizeMsg{Width: 120, Height: 40})
-	d.run(m.Init())
-	d.until("the scenario is ready", func() bool { return m.eng != nil && m.quiet() })
+	d.start(120, 40)
 	if s := d.screen(); !strings.Contains(s, "scenario lost-update") || !strings.Contains(s, "T1  session t1") || !strings.Contains(s, "a scenario has no ledger") {
 		t.Fatalf("scenario screen:\n%s", s)
 	}
 	d.key("a")
-	d.until("autoplay finishes", func() bool { return !m.autoplay && m.quiet() })
+	d.until("autoplay finishes", func() bool { return !m.autoplay && d.quiet() })
 	var failed bool
-	for _, l := range m.log {
+	for _, l := range m.log.entries {
 		failed = failed || strings.Contains(l.text, "could not serialize access due to concurrent update")
 	}
 	if !failed {
-		t.Errorf("REPEATABLE READ should stop the lost update with a serialization failure; log: %+v", m.log)
+		t.Errorf("REPEATABLE READ should stop the lost update with a serialization failure; log: %+v", m.log.entries)
 	}
 	d.key("p")
 	if m.perm != 1 || !strings.Contains(m.status, "permutation 1 of 1: t1r t2r t1w t2w t1c t2c anomaly") {
@@ -437,9 +295,9 @@ func TestScenarioInTheInterface(t *testing.T) {
 		t.Errorf("s in a scenario: mode %v, status %q", m.mode, m.status)
 	}
 	d.key("m", "enter")
-	d.until("back to transfers", func() bool { return m.eng != nil && !m.starting && m.cfg.Scenario == nil && m.quiet() })
-	if m.cfg.Strategy.Name != "none" || len(m.sessions) != 2 {
-		t.Errorf("after the menu: %s with %d sessions", m.cfg.Strategy.Name, len(m.sessions))
+	d.until("back to transfers", func() bool { return m.eng != nil && !m.starting && m.cfg.Scenario == nil && d.quiet() })
+	if m.cfg.Strategy.Name != "none" || len(m.sessions.sessions) != 2 {
+		t.Errorf("after the menu: %s with %d sessions", m.cfg.Strategy.Name, len(m.sessions.sessions))
 	}
 }
 
@@ -459,21 +317,18 @@ func TestCoupledInTheInterface(t *testing.T) {
 	opts.Config = sim.Config{Scenario: sc, ScenarioName: "coupled", Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond,
 		Ledger: dbtest.Ledger(t), Setup: ledger.DefaultSetup(), DB2: dbtest.Second(t, a, nil)}
 	m := New(context.Background(), opts)
-	m.masked = true
 	t.Cleanup(m.Close)
 	d := newTestDriver(t, m)
-	d.send(tea.WindowSizeMsg{Width: 130, Height: 42})
-	d.run(m.Init())
-	d.until("the scenario is ready", func() bool { return m.eng != nil && m.quiet() })
+	d.start(130, 42)
 	// T1@B, T2@A, T1@A (waits), T2@B (waits): the permutation, by hand.
 	for _, k := range []string{"2", "3", "1", "4"} {
 		i := int(k[0] - '1')
 		d.key(k)
 		d.until("the step settles", func() bool {
-			return m.quiet() && (m.sessions[i].Next == 1 || m.sessions[i].State == sim.Waiting)
+			return d.quiet() && (m.sessions.sessions[i].Next == 1 || m.sessions.sessions[i].State == sim.Waiting)
 		})
 	}
-	d.until("the distributed deadlock", func() bool { return m.cycle != nil && m.quiet() })
+	d.until("the distributed deadlock", func() bool { return m.graph.cycle != nil && d.quiet() })
 	s := d.screen()
 	if !strings.Contains(s, "DISTRIBUTED DEADLOCK") || !strings.Contains(s, "no server sees it") || !strings.Contains(s, "the application, on its other") {
 		t.Fatalf("distributed deadlock screen:\n%s", s)
@@ -484,18 +339,18 @@ func TestCoupledInTheInterface(t *testing.T) {
 	}
 	for _, name := range []string{"coupled-ordered", "coupled-lock-timeout", "coupled-2pc", "coupled-2pc-interrupted"} {
 		d.key("f")
-		d.until(name, func() bool { return m.cfg.ScenarioName == name && m.eng != nil && !m.starting && m.quiet() })
+		d.until(name, func() bool { return m.cfg.ScenarioName == name && m.eng != nil && !m.starting && d.quiet() })
 	}
 	d.key("a")
 	d.until("T2@B waits for the prepared transaction", func() bool {
-		return m.quiet() && len(m.sessions) == 3 && m.sessions[2].State == sim.Waiting
+		return d.quiet() && len(m.sessions.sessions) == 3 && m.sessions.sessions[2].State == sim.Waiting
 	})
 	if s := d.screen(); !strings.Contains(s, "prepared T1@B") || !strings.Contains(s, "in B") {
 		t.Fatalf("interrupted 2PC screen:\n%s", s)
 	}
 	d.key("C") // autoplay is still on: it waits for T2@B
 	d.until("autoplay finishes", func() bool {
-		return !m.autoplay && m.quiet() && m.byDatabase != nil && m.sessions[2].State == sim.Committed
+		return !m.autoplay && d.quiet() && m.accounts.byDatabase != nil && m.sessions.sessions[2].State == sim.Committed
 	})
 	if s := d.screen(); !strings.Contains(s, "the databases agree") {
 		t.Errorf("after COMMIT PREPARED:\n%s", s)

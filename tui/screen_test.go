@@ -9,23 +9,15 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
-	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/golden"
 	"github.com/charmbracelet/x/exp/teatest/v2"
 )
-
-func stripped(s string) string {
-	lines := strings.Split(ansi.Strip(s), "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " ")
-	}
-	return strings.Join(lines, "\n")
-}
 
 // recorder wraps the model to keep the last screen it drew and whether the
 // model was settled then; teatest's output is a stream of changed cells.
 type recorder struct {
 	*Model
+	w      *watch
 	screen *atomic.Value // screenState
 }
 
@@ -36,6 +28,7 @@ type screenState struct {
 }
 
 func (r recorder) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	r.w.see(r.Model, msg)
 	_, cmd := r.Model.Update(msg)
 	return r, cmd
 }
@@ -43,10 +36,10 @@ func (r recorder) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (r recorder) View() tea.View {
 	v := r.Model.View()
 	var progress []string
-	for _, s := range r.Model.sessions {
+	for _, s := range r.Model.sessions.sessions {
 		progress = append(progress, fmt.Sprintf("%s %d %s", s.Name, s.Next, s.State))
 	}
-	r.screen.Store(screenState{text: stripped(v.Content), quiet: r.Model.quiet(), progress: strings.Join(progress, "|")})
+	r.screen.Store(screenState{text: stripped(v.Content), quiet: r.w.quiet(r.Model), progress: strings.Join(progress, "|")})
 	return v
 }
 
@@ -71,10 +64,9 @@ func waitScreen(t *testing.T, screen *atomic.Value, what string, ok func(screenS
 // ids, times and the run id are masked.
 func TestScreens(t *testing.T) {
 	m := New(context.Background(), testOptions(t, "for-update"))
-	m.masked = true
 	defer m.Close()
 	screen := &atomic.Value{}
-	tm := teatest.NewTestModel(t, recorder{Model: m, screen: screen}, teatest.WithInitialTermSize(120, 40))
+	tm := teatest.NewTestModel(t, recorder{Model: m, w: &watch{}, screen: screen}, teatest.WithInitialTermSize(120, 40))
 	// play sends each key once the previous step has settled: the server
 	// has finished the statement or says it waits.
 	play := func(keys string, want ...string) {

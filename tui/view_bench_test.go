@@ -19,10 +19,10 @@ import (
 func benchModel() *Model {
 	s, _ := ledger.Lookup("for-update")
 	cfg := sim.Config{Strategy: s, Sessions: 8, Setup: ledger.DefaultSetup(), Poll: sim.DefaultPoll}
-	m := New(context.Background(), Options{Config: cfg, Server: "bench"})
-	m.width, m.height = 120, 40
 	now := time.Now()
-	m.now = now
+	m := New(context.Background(), Options{Config: cfg, Server: "bench", Clock: func() time.Time { return now }})
+	m.width, m.height = 120, 40
+	var infos []sim.SessionInfo
 	snap := &locks.Snapshot{Taken: now, DeadlockTimeout: time.Second}
 	for i := range 8 {
 		name := fmt.Sprintf("T%d", i+1)
@@ -35,7 +35,7 @@ func benchModel() *Model {
 		if i > 0 {
 			info.State, info.CurrentStep, info.BlockedBy = sim.Waiting, 5, []string{fmt.Sprintf("T%d", i)}
 		}
-		m.sessions = append(m.sessions, info)
+		infos = append(infos, info)
 		start := now.Add(-time.Second)
 		snap.Backends = append(snap.Backends, locks.Backend{Pid: int32(1000 + i), Session: name, XactStart: &start})
 		for k := range 25 {
@@ -47,11 +47,12 @@ func benchModel() *Model {
 				Lock: &snap.Locks[len(snap.Locks)-25], Why: "waits", Conflict: &locks.Conflict{Held: 2, Wanted: 4}})
 		}
 	}
+	m.sessions.SetSessions(infos)
 	m.setSnapshot(snap)
-	m.itemSel = 0
+	m.sel.cur = 0
 	m.starting, m.runID, m.deadlock = false, "bench1", time.Second
 	for k := range 50 {
-		m.logLine("T1", fmt.Sprintf("✓ statement %d", k), sim.Completed, false)
+		m.log.Add(now, "T1", fmt.Sprintf("✓ statement %d", k), false)
 	}
 	return m
 }
@@ -62,7 +63,7 @@ func BenchmarkView(b *testing.B) {
 	if got := m.render(); !strings.Contains(got, "T1") || !strings.Contains(got, "table_1") {
 		b.Fatalf("the bench screen is not the busy one:\n%s", got)
 	}
-	b.ReportMetric(float64(len(m.snap.Locks)), "lock-rows")
+	b.ReportMetric(float64(len(m.locks.snap.Locks)), "lock-rows")
 	for b.Loop() {
 		_ = m.render()
 	}

@@ -1,0 +1,251 @@
+package tui
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+	"go.uber.org/goleak"
+
+	"lockstep/db"
+	"lockstep/db/dbtest"
+	"lockstep/ledger"
+	"lockstep/sim"
+)
+
+func TestMain(m *testing.M) {
+	// teatest leaves a goroutine waiting for SIGINT for the life of the process.
+	dbtest.Main(m, goleak.IgnoreTopFunction("github.com/charmbracelet/x/exp/teatest/v2.NewTestModel.func2"))
+}
+
+// masked shows every value that differs from run to run as dots, dashes
+// or N, so that whole screens compare with golden files.
+type masked struct{}
+
+var longNumber = regexp.MustCompile(`\d{3,}`)
+
+func (masked) Pid(int32) string                     { return "·····" }
+func (masked) Time(time.Time) string                { return "--:--:--.---" }
+func (masked) Age(time.Duration) string             { return "··" }
+func (masked) RunID(db.RunID) string                { return "······" }
+func (masked) DeadlockTimeout(time.Duration) string { return "··" }
+func (masked) Text(s string) string                 { return longNumber.ReplaceAllString(s, "N") }
+
+// testOptions is the lecture's set-up on a schema of the test's own. T2's
+// short deadlock_timeout makes it the certain victim of a deadlock that T2
+// closes.
+func testOptions(t *testing.T, strategy string) Options {
+	t.Helper()
+	s, err := ledger.Lookup(strategy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Options{
+		DB:       dbtest.Schema(t),
+		Server:   "test PostgreSQL",
+		Volatile: masked{},
+		Config: sim.Config{
+			Ledger: dbtest.Ledger(t), Strategy: s, Sessions: 2, Setup: ledger.DefaultSetup(), Poll: 50 * time.Millisecond,
+			Init: map[string][]string{
+				"T1": {"SET deadlock_timeout = '10s'"},
+				"T2": {"SET deadlock_timeout = '100ms'"},
+			},
+		},
+	}
+}
+
+// watch follows the messages a model takes, to tell when its screen shows a
+// settled state: a running engine, no statement whose fate is unknown, a
+// lock snapshot newer than the last event, and — with a ledger — the
+// balances read since the last statement ended.
+type watch struct {
+	lastEvent, lastPoll, lastBooks, lastChange time.Time
+}
+
+// see takes note of msg, before the model gets it.
+func (w *watch) see(m *Model, msg tea.Msg) {
+	switch msg := msg.(type) {
+	case engineReadyMsg:
+		if msg.id == m.engID {
+			// Whatever the new engine sends comes after this: its first
+			// poll and balances count.
+			*w = watch{}
+		}
+	case eventsMsg:
+		if msg.id != m.engID {
+			return
+		}
+		for _, ev := range msg.events {
+			if ev.Gen < m.gen {
+				continue // the model drops it too
+			}
+			switch ev.Kind {
+			case sim.Polled:
+				w.lastPoll = ev.Snapshot.Taken
+			case sim.BooksRead:
+				w.lastBooks = ev.Books.Taken
+			case sim.Completed, sim.Error, sim.ResetDone:
+				w.lastEvent, w.lastChange = ev.Time, ev.Time
+			default:
+				w.lastEvent = ev.Time
+			}
+		}
+	}
+}
+
+func (w *watch) quiet(m *Model) bool {
+	if m.eng == nil || m.starting || !w.lastPoll.After(w.lastEvent) {
+		return false
+	}
+	if m.cfg.HasLedger() && !w.lastBooks.After(w.lastChange) {
+		return false
+	}
+	for _, s := range m.sessions.sessions {
+		if s.State == sim.Running {
+			return false
+		}
+	}
+	return true
+}
+
+// driver runs a model without a program: it calls Update itself and runs
+// commands in goroutines, feeding their messages back in order of arrival.
+type driver struct {
+	t     *testing.T
+	m     *Model
+	w     watch
+	msgs  chan tea.Msg
+	done  chan struct{} // closed when the test ends: commands still running drop their message
+	quit  bool
+	width int
+}
+
+func newTestDriver(t *testing.T, m *Model) *driver {
+	d := &driver{t: t, m: m, msgs: make(chan tea.Msg, 64), done: make(chan struct{})}
+	t.Cleanup(func() { close(d.done) })
+	return d
+}
+
+// start shows the model at width×height and waits until its engine is ready.
+func (d *driver) start(width, height int) {
+	d.t.Helper()
+	d.send(tea.WindowSizeMsg{Width: width, Height: height})
+	d.run(d.m.Init())
+	d.until("the engine is ready", d.quiet)
+}
+
+func newDriver(t *testing.T, strategy string) *driver {
+	t.Helper()
+	m := New(context.Background(), testOptions(t, strategy))
+	t.Cleanup(m.Close)
+	d := newTestDriver(t, m)
+	d.start(120, 40)
+	return d
+}
+
+func (d *driver) quiet() bool { return d.w.quiet(d.m) }
+
+func (d *driver) run(cmd tea.Cmd) {
+	if cmd != nil {
+		go func() {
+			msg := cmd()
+			select {
+			case d.msgs <- msg:
+			case <-d.done:
+			}
+		}()
+	}
+}
+
+func (d *driver) send(msg tea.Msg) {
+	switch msg := msg.(type) {
+	case tea.BatchMsg:
+		for _, c := range msg {
+			d.run(c)
+		}
+	case tea.QuitMsg:
+		d.quit = true
+	case nil:
+	default:
+		d.w.see(d.m, msg)
+		_, cmd := d.m.Update(msg)
+		d.run(cmd)
+	}
+}
+
+func (d *driver) key(keys ...string) {
+	for _, k := range keys {
+		d.send(keyMsg(k))
+	}
+}
+
+func keyMsg(k string) tea.KeyPressMsg {
+	switch k {
+	case "space":
+		return tea.KeyPressMsg{Code: tea.KeySpace, Text: " "}
+	case "enter":
+		return tea.KeyPressMsg{Code: tea.KeyEnter}
+	case "esc":
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
+	case "tab":
+		return tea.KeyPressMsg{Code: tea.KeyTab}
+	case "shift+tab":
+		return tea.KeyPressMsg{Code: tea.KeyTab, Mod: tea.ModShift}
+	case "left":
+		return tea.KeyPressMsg{Code: tea.KeyLeft}
+	case "right":
+		return tea.KeyPressMsg{Code: tea.KeyRight}
+	case "up":
+		return tea.KeyPressMsg{Code: tea.KeyUp}
+	case "down":
+		return tea.KeyPressMsg{Code: tea.KeyDown}
+	case "pgup":
+		return tea.KeyPressMsg{Code: tea.KeyPgUp}
+	case "pgdown":
+		return tea.KeyPressMsg{Code: tea.KeyPgDown}
+	case "ctrl+c":
+		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
+	}
+	r := []rune(k)[0]
+	return tea.KeyPressMsg{Code: r, Text: k}
+}
+
+// until feeds messages to the model until cond holds; the guard is against
+// a hang, not a timing assertion.
+func (d *driver) until(what string, cond func() bool) {
+	d.t.Helper()
+	guard := time.After(30 * time.Second)
+	for !cond() {
+		select {
+		case msg := <-d.msgs:
+			d.send(msg)
+		case <-guard:
+			d.t.Fatalf("never: %s\nscreen:\n%s", what, d.screen())
+		}
+	}
+}
+
+func (d *driver) screen() string { return stripped(d.m.View().Content) }
+
+// step steps session i (by key) and waits until its statement finished or waits.
+func (d *driver) step(k string, i int) {
+	d.t.Helper()
+	before := d.m.eng.Sessions()[i].Next
+	d.key(k)
+	d.until("session settles", func() bool {
+		s := d.m.sessions.sessions[i]
+		return (s.Next > before || s.State == sim.Waiting || s.LastErr != nil) && d.quiet()
+	})
+}
+
+func stripped(s string) string {
+	lines := strings.Split(ansi.Strip(s), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
+}

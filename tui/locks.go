@@ -1,0 +1,139 @@
+package tui
+
+import (
+	"fmt"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"lockstep/locks"
+)
+
+// locksPane lists the locks the sessions hold and await, from pg_locks and
+// pgrowlocks, scrolled so that the selected one is in view.
+type locksPane struct {
+	look *look
+	w, h int
+	sel  *selection
+	snap *locks.Snapshot
+}
+
+func (p *locksPane) SetSize(w, h int) { p.w, p.h = w, h }
+
+// SetSnapshot takes the poll whose locks the selection lists.
+func (p *locksPane) SetSnapshot(s *locks.Snapshot) { p.snap = s }
+
+func (p *locksPane) View() []string {
+	st := p.look.st
+	innerH := p.h - 3
+	var idx []int
+	for i, it := range p.sel.items {
+		if it.edge == nil {
+			idx = append(idx, i)
+		}
+	}
+	sessW := p.sessionWidth()
+	header := st.subtle.Render(fmt.Sprintf(" %-*s %-8s %-22s %-17s %s", sessW, "", "type", "on", "mode", "status"))
+	lines := []string{header}
+	room := innerH - 1
+	note := ""
+	if p.snap != nil && p.snap.RowLockNote != "" {
+		note = st.dim.Render(p.snap.RowLockNote)
+		room--
+	}
+	start := 0
+	for k, i := range idx {
+		if i == p.sel.cur && k >= room {
+			start = k - room + 1
+		}
+	}
+	for k := start; k < len(idx) && k < start+room; k++ {
+		it := p.sel.items[idx[k]]
+		line := p.line(it, sessW)
+		switch {
+		case idx[k] == p.sel.cur:
+			line = st.selected.Render("▸" + line)
+		case it.lock != nil && !it.lock.Granted:
+			line = st.wait.Render(" " + line)
+		case it.row != nil:
+			line = st.accent.Render(" " + line)
+		case it.lock != nil && it.lock.Type == "relation" && it.lock.RelKind != "r":
+			line = st.dim.Render(" " + line)
+		default:
+			line = " " + line
+		}
+		lines = append(lines, line)
+	}
+	if len(idx) == 0 {
+		lines = append(lines, st.subtle.Render(" no locks: no session has a transaction open"))
+	}
+	if note != "" {
+		for len(lines) < innerH {
+			lines = append(lines, "")
+		}
+		lines = append(lines[:innerH-1], note)
+	}
+	title := "Locks held and awaited (pg_locks, pgrowlocks)"
+	if len(idx) > room {
+		title += fmt.Sprintf(" — %d of %d, ↑/↓", min(room, len(idx)), len(idx))
+	}
+	return p.look.panel(title, lines, p.w, p.h, false)
+}
+
+// line is one lock: who, what kind, on what, mode, status.
+func (p *locksPane) line(it item, sessW int) string {
+	format := "%-" + fmt.Sprint(sessW) + "s %-8s %-22s %-17s %s"
+	switch {
+	case it.lock != nil:
+		l := it.lock
+		kind, target := l.Type, l.Target()
+		switch l.Type {
+		case "relation":
+			kind, target = map[string]string{"i": "index", "S": "sequence"}[l.RelKind], l.Relation
+			if kind == "" {
+				kind = "table"
+			}
+		case "transactionid":
+			kind = "xid"
+		}
+		status := "granted"
+		if !l.Granted {
+			status = "WAITING"
+			if e, ok := waitOf(p.snap, l.Pid); ok {
+				status = "WAITING ← " + e.Holder
+			}
+		}
+		return fmt.Sprintf(format, l.Session, kind, ansi.Truncate(target, 22, "…"), ansi.Truncate(l.ModeWords(), 17, "…"), status)
+	case it.row != nil:
+		r := it.row
+		return fmt.Sprintf(format, r.Session, "row", fmt.Sprintf("accounts id=%d", r.Account), r.Mode.String(), "row lock")
+	}
+	return ""
+}
+
+// waitOf is the first wait-for edge out of the backend pid.
+func waitOf(snap *locks.Snapshot, pid int32) (locks.Edge, bool) {
+	if snap == nil {
+		return locks.Edge{}, false
+	}
+	for _, e := range snap.Graph.Edges {
+		if e.WaiterPid == pid {
+			return e, true
+		}
+	}
+	return locks.Edge{}, false
+}
+
+// sessionWidth is the width of the session column: T1, T1@A, or
+// "prepared T1@B".
+func (p *locksPane) sessionWidth() int {
+	w := 3
+	for _, it := range p.sel.items {
+		switch {
+		case it.lock != nil:
+			w = max(w, len(it.lock.Session))
+		case it.row != nil:
+			w = max(w, len(it.row.Session))
+		}
+	}
+	return w
+}

@@ -1,0 +1,91 @@
+package tui
+
+import (
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+// look is what every pane draws with: the palette, and how values that
+// differ from run to run are shown. The root model owns it and every pane
+// shares it, so a change of background reaches them all.
+type look struct {
+	st  styles
+	vol Volatile
+}
+
+// panel draws a bordered box of exactly w×h cells, title first, as lines.
+// Drawn by hand rather than with a lipgloss border: the screen is redrawn on
+// every poll, and measuring whole joined blocks dominated the frame time.
+func (l *look) panel(title string, lines []string, w, h int, focused bool) []string {
+	if w < 4 || h < 2 {
+		return make([]string, max(h, 0))
+	}
+	tl, tr, bl, br, hz, vt := "╭", "╮", "╰", "╯", "─", "│"
+	bs := l.st.border
+	if focused {
+		tl, tr, bl, br, hz, vt = "┏", "┓", "┗", "┛", "━", "┃"
+		bs = l.st.borderFocused
+	}
+	innerW, innerH := w-4, h-2
+	out := make([]string, 0, h)
+	out = append(out, bs.Render(tl+strings.Repeat(hz, w-2)+tr))
+	left, right := bs.Render(vt)+" ", " "+bs.Render(vt)
+	body := append([]string{l.st.panelTitle.Render(title)}, lines...)
+	for i := range innerH {
+		s := ""
+		if i < len(body) {
+			s = body[i]
+		}
+		out = append(out, left+fit(s, innerW)+right)
+	}
+	return append(out, bs.Render(bl+strings.Repeat(hz, w-2)+br))
+}
+
+// hjoin puts boxes of equal height side by side.
+func hjoin(a, b []string) []string {
+	out := make([]string, max(len(a), len(b)))
+	for i := range out {
+		if i < len(a) {
+			out[i] = a[i]
+		}
+		if i < len(b) {
+			out[i] += b[i]
+		}
+	}
+	return out
+}
+
+// fit pads or cuts a line to exactly w cells.
+func fit(s string, w int) string {
+	sw := ansi.StringWidth(s)
+	if sw > w {
+		s = ansi.Truncate(s, w, "…")
+		sw = ansi.StringWidth(s)
+	}
+	return s + strings.Repeat(" ", max(0, w-sw))
+}
+
+// wrapAll wraps each line to w cells.
+func wrapAll(lines []string, w int) []string {
+	var out []string
+	for _, l := range lines {
+		out = append(out, strings.Split(ansi.Wrap(l, w, ""), "\n")...)
+	}
+	return out
+}
+
+// oneLine puts SQL on one line, its runs of blanks made single spaces.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// elideMiddle shortens s to w cells by cutting its middle, keeping the
+// start and the end of a statement (where FOR UPDATE and RETURNING are).
+func elideMiddle(s string, w int) string {
+	r := []rune(s)
+	if len(r) <= w || w < 8 {
+		return ansi.Truncate(s, w, "…")
+	}
+	head := (w - 1) * 6 / 10
+	tail := w - 1 - head
+	return string(r[:head]) + "…" + string(r[len(r)-tail:])
+}

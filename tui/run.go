@@ -1,0 +1,143 @@
+// Package tui is lockstep's interactive view over the engine (sim): one
+// component per pane — sessions, locks, wait-for graph, explanation,
+// accounts, log, the strategy menu and the set-up form — each drawing
+// itself at the size it is given, under a root model (app.go) that routes
+// global keys and engine events and lays the panes out. It runs no SQL of
+// its own: every database call goes through the engine, inside a tea.Cmd,
+// so the screen never blocks. The pool-exhaustion scenario has a view of
+// its own (pool.go).
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"lockstep/db"
+	"lockstep/sim"
+)
+
+// Options set up the interface.
+type Options struct {
+	DB *db.Database
+	// Config is the first run's set-up (its DB is set from DB).
+	Config sim.Config
+	// Order is the stored order autoplay plays before round-robin.
+	Order []int
+	// Server describes the database for the header.
+	Server string
+	// Transfers is the transfer set-up the strategy menu returns to when the
+	// run started with a scenario (Config.Scenario set).
+	Transfers sim.Config
+	// ScenarioSummary is the header's line for a scenario.
+	ScenarioSummary string
+	// Clock is the time the screen shows ages and countdowns against; nil
+	// means time.Now.
+	Clock func() time.Time
+	// Volatile formats what differs from run to run; nil shows it as it is.
+	Volatile Volatile
+}
+
+// Volatile formats the values that differ from one run to the next: process
+// ids, clock times, ages and countdowns, the run id, the server's
+// deadlock_timeout, and text with ids in it (a deadlock's DETAIL). The
+// interface shows them as they are; a test gives one that masks them, so
+// that whole screens compare with golden files.
+type Volatile interface {
+	Pid(pid int32) string
+	Time(t time.Time) string
+	Age(d time.Duration) string
+	RunID(id db.RunID) string
+	DeadlockTimeout(d time.Duration) string
+	Text(s string) string
+}
+
+// asIs shows volatile values as they are.
+type asIs struct{}
+
+func (asIs) Pid(pid int32) string                   { return fmt.Sprint(pid) }
+func (asIs) Time(t time.Time) string                { return t.Format("15:04:05.000") }
+func (asIs) Age(d time.Duration) string             { return roundAge(d) }
+func (asIs) RunID(id db.RunID) string               { return string(id) }
+func (asIs) DeadlockTimeout(d time.Duration) string { return d.String() }
+func (asIs) Text(s string) string                   { return s }
+
+// roundAge shows a duration the way the screen does: tenths of a second,
+// whole seconds past a minute.
+func roundAge(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	if d < time.Minute {
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return d.Round(time.Second).String()
+}
+
+// Run shows the interface until the user quits or ctx ends, then rolls back
+// every session and closes the engine.
+func Run(ctx context.Context, opts Options, progOpts ...tea.ProgramOption) error {
+	m := New(ctx, opts)
+	defer m.Close()
+	return runProgram(ctx, m, progOpts)
+}
+
+// runProgram runs a Bubble Tea program until it quits or ctx ends. A program
+// killed because ctx ended (Ctrl-C, SIGTERM, SIGHUP) is no error: the
+// caller's deferred cleanup rolls back and closes.
+func runProgram(ctx context.Context, m tea.Model, progOpts []tea.ProgramOption) error {
+	p := tea.NewProgram(m, append([]tea.ProgramOption{tea.WithContext(ctx)}, progOpts...)...)
+	_, err := p.Run()
+	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// listen is a command that waits for what ch sends next — one value, then
+// all that are already queued, so that a burst repaints once — and wraps
+// it as a message: the way every long-running producer (the engine's
+// events, a pool run's) feeds the program. The handler issues it again
+// after each message; closed reports the end of the channel.
+func listen[T any](ch <-chan T, wrap func(batch []T, closed bool) tea.Msg) tea.Cmd {
+	return func() tea.Msg {
+		v, ok := <-ch
+		if !ok {
+			return wrap(nil, true)
+		}
+		batch := []T{v}
+		for len(batch) < 256 {
+			select {
+			case v, ok := <-ch:
+				if !ok {
+					return wrap(batch, true)
+				}
+				batch = append(batch, v)
+			default:
+				return wrap(batch, false)
+			}
+		}
+		return wrap(batch, false)
+	}
+}
+
+// engines holds the engine the interface is running, so that it is closed
+// on every exit path, whatever state the model was in.
+type engines struct {
+	mu  sync.Mutex
+	eng *sim.Engine
+}
+
+func (h *engines) swap(ctx context.Context, next *sim.Engine) {
+	h.mu.Lock()
+	old := h.eng
+	h.eng = next
+	h.mu.Unlock()
+	if old != nil {
+		_ = old.Close(ctx)
+	}
+}

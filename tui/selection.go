@@ -1,0 +1,151 @@
+package tui
+
+import (
+	"sort"
+
+	"lockstep/locks"
+)
+
+// item is a selectable line: a wait edge (in the graph pane) or a lock or
+// row lock (in the locks pane).
+type item struct {
+	edge *locks.Edge
+	lock *locks.Lock
+	row  *locks.RowLock
+}
+
+func (a item) same(b item) bool {
+	switch {
+	case a.edge != nil && b.edge != nil:
+		return a.edge.Waiter == b.edge.Waiter && a.edge.Holder == b.edge.Holder
+	case a.lock != nil && b.lock != nil:
+		return a.lock.Session == b.lock.Session && a.lock.Target() == b.lock.Target() && a.lock.Mode == b.lock.Mode
+	case a.row != nil && b.row != nil:
+		return a.row.Session == b.row.Session && a.row.Account == b.row.Account && a.row.Mode == b.row.Mode
+	}
+	return false
+}
+
+// selection is what ↑/↓ move through, across the graph and the locks
+// panes: the wait edges first, then each session's locks, most telling
+// first. The explain pane explains the selected item.
+type selection struct {
+	items []item
+	cur   int // -1 for none
+}
+
+func newSelection() selection { return selection{cur: -1} }
+
+// Selected is the selected item, if any.
+func (s *selection) Selected() (item, bool) {
+	if s.cur < 0 || s.cur >= len(s.items) {
+		return item{}, false
+	}
+	return s.items[s.cur], true
+}
+
+// Move moves the cursor d items along, wrapping around.
+func (s *selection) Move(d int) {
+	if len(s.items) == 0 {
+		s.cur = -1
+		return
+	}
+	s.cur += d
+	if s.cur < 0 {
+		s.cur = len(s.items) - 1
+	}
+	if s.cur >= len(s.items) {
+		s.cur = 0
+	}
+}
+
+// Clear selects nothing.
+func (s *selection) Clear() { s.cur = -1 }
+
+// Rebuild takes a new snapshot's edges and locks, listing the sessions'
+// locks in the order names gives (a prepared transaction's after them), and
+// keeps the cursor on the same thing if it is still there.
+func (s *selection) Rebuild(snap *locks.Snapshot, names []string) {
+	prev, had := s.Selected()
+	s.items = s.items[:0]
+	for i := range snap.Graph.Edges {
+		s.items = append(s.items, item{edge: &snap.Graph.Edges[i]})
+	}
+	var ls []*locks.Lock
+	for i := range snap.Locks {
+		if snap.Locks[i].Type != "virtualxid" {
+			ls = append(ls, &snap.Locks[i])
+		}
+	}
+	sort.SliceStable(ls, func(i, j int) bool {
+		a, b := ls[i], ls[j]
+		if a.Session != b.Session {
+			return a.Session < b.Session
+		}
+		return lockRank(a) < lockRank(b)
+	})
+	for _, b := range snap.Backends {
+		if b.Prepared != "" {
+			// A prepared transaction holds locks with no session: list them too.
+			names = append(names, b.Session)
+		}
+	}
+	for _, name := range names {
+		s.addSession(name, ls, snap.RowLocks)
+	}
+	s.cur = -1
+	if had {
+		for i, it := range s.items {
+			if it.same(prev) {
+				s.cur = i
+				break
+			}
+		}
+	}
+}
+
+// addSession lists a session's locks, its row locks after its table locks:
+// what it waits for, tables, rows, then transactions, keys, indexes.
+func (s *selection) addSession(name string, ls []*locks.Lock, rows []locks.RowLock) {
+	rowsDone := false
+	addRows := func() {
+		for i := range rows {
+			if rows[i].Session == name {
+				s.items = append(s.items, item{row: &rows[i]})
+			}
+		}
+		rowsDone = true
+	}
+	for _, l := range ls {
+		if l.Session != name {
+			continue
+		}
+		if !rowsDone && lockRank(l) > 1 {
+			addRows()
+		}
+		s.items = append(s.items, item{lock: l})
+	}
+	if !rowsDone {
+		addRows()
+	}
+}
+
+// lockRank orders a session's locks: what it waits for, tables, rows,
+// transactions, advisory keys, then indexes and sequences.
+func lockRank(l *locks.Lock) int {
+	switch {
+	case !l.Granted:
+		return 0
+	case l.Type == "relation" && l.RelKind == "r":
+		return 1
+	case l.Type == "tuple":
+		return 2
+	case l.Type == "transactionid":
+		return 3
+	case l.Type == "advisory":
+		return 4
+	case l.Type == "relation":
+		return 6
+	}
+	return 5
+}
