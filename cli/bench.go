@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/guptarohit/asciigraph"
 	"github.com/spf13/cobra"
 
+	"lockstep/db"
 	"lockstep/ledger"
 	"lockstep/load"
 )
@@ -60,12 +62,45 @@ type pgbenchRow struct {
 	Rounds []float64 `json:"round_ratios"`
 }
 
+// benchFlags are bench's flags, and what they parse to.
+type benchFlags struct {
+	strategies, workers, accounts string
+	duration                      time.Duration
+	asCSV, asJSON, vsPgbench      bool
+
+	ss      []*ledger.Strategy
+	ws, as  []int
+	pgbench string // the pgbench binary, with --vs-pgbench
+}
+
+// parse checks the flags; every problem is the user's to fix.
+func (f *benchFlags) parse() error {
+	var err error
+	if f.ss, err = parseStrategies(f.strategies); err != nil {
+		return badInput(err)
+	}
+	if f.ws, err = parseInts("workers", f.workers, 1, 64); err != nil {
+		return badInput(err)
+	}
+	if f.as, err = parseInts("accounts", f.accounts, 2, 1_000_000); err != nil {
+		return badInput(err)
+	}
+	switch {
+	case f.duration <= 0:
+		return badInput(fmt.Errorf("--duration %s: must be positive", f.duration))
+	case f.asCSV && f.asJSON:
+		return badInput(fmt.Errorf("--csv and --json: choose one"))
+	}
+	if f.vsPgbench {
+		if f.pgbench, err = load.FindPgbench(); err != nil {
+			return badInput(err)
+		}
+	}
+	return nil
+}
+
 func (a *app) benchCommand() *cobra.Command {
-	var (
-		strategies, workers, accounts string
-		duration                      time.Duration
-		asCSV, asJSON, vsPgbench      bool
-	)
+	var f benchFlags
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure what each strategy costs: throughput, latency, deadlocks, retries",
@@ -74,29 +109,8 @@ func (a *app) benchCommand() *cobra.Command {
 			"the books were kept. --vs-pgbench also runs pgbench with the ordered strategy's statements.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ss, err := parseStrategies(strategies)
-			if err != nil {
-				return badInput(err)
-			}
-			ws, err := parseInts("workers", workers, 1, 64)
-			if err != nil {
-				return badInput(err)
-			}
-			as, err := parseInts("accounts", accounts, 2, 1_000_000)
-			if err != nil {
-				return badInput(err)
-			}
-			if duration <= 0 {
-				return badInput(fmt.Errorf("--duration %s: must be positive", duration))
-			}
-			if asCSV && asJSON {
-				return badInput(fmt.Errorf("--csv and --json: choose one"))
-			}
-			var pgbench string
-			if vsPgbench {
-				if pgbench, err = load.FindPgbench(); err != nil {
-					return badInput(err)
-				}
+			if err := f.parse(); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			d, err := a.open(ctx)
@@ -104,114 +118,150 @@ func (a *app) benchCommand() *cobra.Command {
 				return err
 			}
 			defer d.Close()
-			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
-			var results []load.BenchResult
-			var csvw *csv.Writer
-			if asCSV {
-				csvw = csv.NewWriter(out)
-				_ = csvw.Write([]string{"strategy", "workers", "accounts", "transfers_per_s", "p50_ms", "p99_ms", "deadlocks", "serialization_failures", "retries", "failed", "books_kept"})
-			}
-			for _, acc := range as {
-				for _, s := range ss {
-					for _, w := range ws {
-						fmt.Fprintf(errOut, "bench %s, %d workers, %d accounts…\n", s.Name, w, acc)
-						r, err := load.Bench(ctx, load.BenchConfig{DB: d, Ledger: a.ledger, Strategy: s, Workers: w, Accounts: acc, Duration: duration})
-						if err != nil {
-							return fmt.Errorf("bench %s, %d workers, %d accounts: %w", s.Name, w, acc, err)
-						}
-						results = append(results, r)
-						switch {
-						case asJSON:
-							_ = json.NewEncoder(out).Encode(r)
-						case asCSV:
-							_ = csvw.Write([]string{r.Strategy, strconv.Itoa(r.Workers), strconv.Itoa(r.Accounts),
-								fmt.Sprintf("%.1f", r.Throughput), fmt.Sprintf("%.2f", r.P50ms), fmt.Sprintf("%.2f", r.P99ms),
-								strconv.Itoa(r.Deadlocks), strconv.Itoa(r.SerializationFailures), strconv.Itoa(r.Retries),
-								strconv.Itoa(r.Failed), strconv.FormatBool(r.BooksKept)})
-							csvw.Flush()
-						}
-					}
-				}
+			out := cmd.OutOrStdout()
+			b := &benchRun{a: a, f: &f, d: d, out: out, progress: cmd.ErrOrStderr()}
+			results, err := b.matrix(ctx)
+			if err != nil {
+				return err
 			}
 			var cmp []pgbenchRow
-			if vsPgbench {
-				// Interleaved rounds in alternating order (pgbench first, then
-				// lockstep first), so that neither side always runs on a
-				// server warmed, or tired, by the other.
-				const rounds = 2
-				for _, acc := range as {
-					for _, w := range ws {
-						row := pgbenchRow{Workers: w, Accounts: acc}
-						for round := range rounds {
-							var tps float64
-							var r load.BenchResult
-							runPgbench := func() (err error) {
-								fmt.Fprintf(errOut, "pgbench, %d clients, %d accounts…\n", w, acc)
-								tps, err = load.Pgbench(ctx, pgbench, d, a.ledger, w, acc, duration)
-								return err
-							}
-							runLockstep := func() (err error) {
-								fmt.Fprintf(errOut, "lockstep ordered, %d workers, %d accounts…\n", w, acc)
-								r, err = load.Bench(ctx, load.BenchConfig{DB: d, Ledger: a.ledger, Strategy: mustLookup("ordered"), Workers: w, Accounts: acc, Duration: duration})
-								return err
-							}
-							first, second := runPgbench, runLockstep
-							if round%2 == 1 {
-								first, second = second, first
-							}
-							if err := first(); err != nil {
-								return err
-							}
-							if err := second(); err != nil {
-								return err
-							}
-							row.PgbenchTPS += tps / rounds
-							row.LockstepTPS += r.Throughput / rounds
-							if tps > 0 {
-								row.Rounds = append(row.Rounds, r.Throughput/tps)
-							}
-						}
-						if row.PgbenchTPS > 0 {
-							row.Ratio = row.LockstepTPS / row.PgbenchTPS
-						}
-						cmp = append(cmp, row)
-					}
+			if f.vsPgbench {
+				if cmp, err = b.compare(ctx); err != nil {
+					return err
 				}
 			}
 			switch {
-			case asJSON:
-				if vsPgbench {
-					worst := cmp[0].Ratio
-					for _, c := range cmp {
-						worst = min(worst, c.Ratio)
-					}
-					_ = json.NewEncoder(out).Encode(map[string]any{"summary": true, "pgbench": cmp, "ratio_vs_pgbench": worst})
+			case f.asJSON && f.vsPgbench:
+				worst := cmp[0].Ratio
+				for _, c := range cmp {
+					worst = min(worst, c.Ratio)
 				}
-			case asCSV:
+				_ = json.NewEncoder(out).Encode(map[string]any{"summary": true, "pgbench": cmp, "ratio_vs_pgbench": worst})
+			case f.asJSON, f.asCSV:
 			default:
 				printBenchTable(out, results)
-				printBenchChart(out, results, ws, as, isColourTerminal(out))
-				for _, c := range cmp {
-					each := make([]string, len(c.Rounds))
-					for i, x := range c.Rounds {
-						each[i] = fmt.Sprintf("%.2f", x)
-					}
-					fmt.Fprintf(out, "ordered vs pgbench (mean of %d interleaved runs each), %d workers, %d accounts: %.0f vs %.0f transfers/s = %.2f× (rounds: %s)\n",
-						len(c.Rounds), c.Workers, c.Accounts, c.LockstepTPS, c.PgbenchTPS, c.Ratio, strings.Join(each, ", "))
-				}
+				printBenchChart(out, results, f.ws, f.as, isColourTerminal(out))
+				printPgbenchRows(out, cmp)
 			}
 			return nil
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&strategies, "strategy", "all", "all, or strategies separated by commas")
-	fl.StringVar(&workers, "workers", "1,2,4,8,16", "worker counts, separated by commas")
-	fl.StringVar(&accounts, "accounts", "100", "account counts, separated by commas (e.g. 2,100,10000)")
-	fl.DurationVar(&duration, "duration", 2*time.Second, "how long each combination runs")
-	fl.BoolVar(&asCSV, "csv", false, "print CSV")
-	fl.BoolVar(&asJSON, "json", false, "print one JSON object per combination")
-	fl.BoolVar(&vsPgbench, "vs-pgbench", false, "also run pgbench with the ordered strategy's statements and compare")
+	fl.StringVar(&f.strategies, "strategy", "all", "all, or strategies separated by commas")
+	fl.StringVar(&f.workers, "workers", "1,2,4,8,16", "worker counts, separated by commas")
+	fl.StringVar(&f.accounts, "accounts", "100", "account counts, separated by commas (e.g. 2,100,10000)")
+	fl.DurationVar(&f.duration, "duration", 2*time.Second, "how long each combination runs")
+	fl.BoolVar(&f.asCSV, "csv", false, "print CSV")
+	fl.BoolVar(&f.asJSON, "json", false, "print one JSON object per combination")
+	fl.BoolVar(&f.vsPgbench, "vs-pgbench", false, "also run pgbench with the ordered strategy's statements and compare")
 	return cmd
+}
+
+// benchRun is one bench command's database and outputs.
+type benchRun struct {
+	a        *app
+	f        *benchFlags
+	d        *db.Database
+	out      io.Writer
+	progress io.Writer
+}
+
+// matrix runs every combination of accounts, strategy and workers, printing
+// each as it ends with --json or --csv.
+func (b *benchRun) matrix(ctx context.Context) ([]load.BenchResult, error) {
+	var results []load.BenchResult
+	var csvw *csv.Writer
+	if b.f.asCSV {
+		csvw = csv.NewWriter(b.out)
+		_ = csvw.Write([]string{"strategy", "workers", "accounts", "transfers_per_s", "p50_ms", "p99_ms", "deadlocks", "serialization_failures", "retries", "failed", "books_kept"})
+	}
+	for _, acc := range b.f.as {
+		for _, s := range b.f.ss {
+			for _, w := range b.f.ws {
+				fmt.Fprintf(b.progress, "bench %s, %d workers, %d accounts…\n", s.Name, w, acc)
+				r, err := b.bench(ctx, s, w, acc)
+				if err != nil {
+					return nil, fmt.Errorf("bench %s, %d workers, %d accounts: %w", s.Name, w, acc, err)
+				}
+				results = append(results, r)
+				switch {
+				case b.f.asJSON:
+					_ = json.NewEncoder(b.out).Encode(r)
+				case b.f.asCSV:
+					_ = csvw.Write([]string{r.Strategy, strconv.Itoa(r.Workers), strconv.Itoa(r.Accounts),
+						fmt.Sprintf("%.1f", r.Throughput), fmt.Sprintf("%.2f", r.P50ms), fmt.Sprintf("%.2f", r.P99ms),
+						strconv.Itoa(r.Deadlocks), strconv.Itoa(r.SerializationFailures), strconv.Itoa(r.Retries),
+						strconv.Itoa(r.Failed), strconv.FormatBool(r.BooksKept)})
+					csvw.Flush()
+				}
+			}
+		}
+	}
+	return results, nil
+}
+
+func (b *benchRun) bench(ctx context.Context, s *ledger.Strategy, workers, accounts int) (load.BenchResult, error) {
+	return load.Bench(ctx, load.BenchConfig{DB: b.d, Ledger: b.a.ledger, Strategy: s, Workers: workers, Accounts: accounts, Duration: b.f.duration})
+}
+
+// compare runs pgbench against lockstep's ordered strategy for each count
+// of accounts and workers: interleaved rounds in alternating order (pgbench
+// first, then lockstep first), so that neither side always runs on a
+// server warmed, or tired, by the other.
+func (b *benchRun) compare(ctx context.Context) ([]pgbenchRow, error) {
+	const rounds = 2
+	var cmp []pgbenchRow
+	for _, acc := range b.f.as {
+		for _, w := range b.f.ws {
+			row := pgbenchRow{Workers: w, Accounts: acc}
+			for round := range rounds {
+				var tps float64
+				var r load.BenchResult
+				runPgbench := func() (err error) {
+					fmt.Fprintf(b.progress, "pgbench, %d clients, %d accounts…\n", w, acc)
+					tps, err = load.Pgbench(ctx, b.f.pgbench, b.d, b.a.ledger, w, acc, b.f.duration)
+					return err
+				}
+				runLockstep := func() (err error) {
+					fmt.Fprintf(b.progress, "lockstep ordered, %d workers, %d accounts…\n", w, acc)
+					r, err = b.bench(ctx, mustLookup("ordered"), w, acc)
+					return err
+				}
+				first, second := runPgbench, runLockstep
+				if round%2 == 1 {
+					first, second = second, first
+				}
+				if err := first(); err != nil {
+					return nil, err
+				}
+				if err := second(); err != nil {
+					return nil, err
+				}
+				row.PgbenchTPS += tps / rounds
+				row.LockstepTPS += r.Throughput / rounds
+				if tps > 0 {
+					row.Rounds = append(row.Rounds, r.Throughput/tps)
+				}
+			}
+			if row.PgbenchTPS > 0 {
+				row.Ratio = row.LockstepTPS / row.PgbenchTPS
+			}
+			cmp = append(cmp, row)
+		}
+	}
+	return cmp, nil
+}
+
+// printPgbenchRows prints each comparison with pgbench on a line.
+func printPgbenchRows(w io.Writer, cmp []pgbenchRow) {
+	for _, c := range cmp {
+		each := make([]string, len(c.Rounds))
+		for i, x := range c.Rounds {
+			each[i] = fmt.Sprintf("%.2f", x)
+		}
+		fmt.Fprintf(w, "ordered vs pgbench (mean of %d interleaved runs each), %d workers, %d accounts: %.0f vs %.0f transfers/s = %.2f× (rounds: %s)\n",
+			len(c.Rounds), c.Workers, c.Accounts, c.LockstepTPS, c.PgbenchTPS, c.Ratio, strings.Join(each, ", "))
+	}
 }
 
 func mustLookup(name string) *ledger.Strategy {

@@ -1,5 +1,8 @@
-// Package cli is lockstep's command line: the root command (the TUI) and its
-// subcommands, their flags, and how errors become exit codes.
+// Package cli is lockstep's command line: flags → a config → the engine →
+// a view (the interface, a transcript, the isolation tester's output), for
+// the root command and each subcommand; and how errors become exit codes.
+// It names the flags in what it reports; the packages below name the
+// settings.
 package cli
 
 import (

@@ -1,6 +1,8 @@
 // Package db gets lockstep a PostgreSQL database: the one named by --dsn,
 // DATABASE_URL or the libpq environment, or else a private throwaway server
-// started from the server binaries on this machine.
+// started from the server binaries on this machine. It also keeps the
+// conventions every connection follows: how a run and its backends are
+// named (names.go), and how a server error's SQLSTATE is read (errors.go).
 package db
 
 import (

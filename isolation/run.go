@@ -159,29 +159,3 @@ func (p *player) drain(ctx context.Context) error {
 		}
 	}
 }
-
-// libpqMessage is an error as libpq's PQerrorMessage words it: severity and
-// primary message, then the DETAIL line.
-func libpqMessage(err error) string {
-	var m *sim.ServerMessage
-	if errors.As(err, &m) {
-		return serverText(m, false)
-	}
-	if m := sim.ServerError(err); m != nil {
-		return serverText(m, false)
-	}
-	return err.Error() + "\n"
-}
-
-// serverText words a server message as libpq prints it, with its DETAIL
-// and, for a notice, its HINT.
-func serverText(m *sim.ServerMessage, hint bool) string {
-	s := m.Severity + ":  " + m.Message + "\n"
-	if m.Detail != "" {
-		s += "DETAIL:  " + m.Detail + "\n"
-	}
-	if hint && m.Hint != "" {
-		s += "HINT:  " + m.Hint + "\n"
-	}
-	return s
-}

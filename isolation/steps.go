@@ -10,7 +10,6 @@ import (
 	"lockstep/locks"
 	"lockstep/scenario"
 	"lockstep/sim"
-	"lockstep/transcript"
 )
 
 // player plays permutations on the engine the way the isolation tester
@@ -101,7 +100,7 @@ func (p *player) printBlock(ev sim.Event) {
 	}
 	if n := len(ev.Results); n > 0 && ev.Results[n-1].Columns != nil {
 		r := ev.Results[n-1]
-		transcript.WriteResultSet(p.out, r.Columns, r.Rows, r.Null)
+		WriteResultSet(p.out, r.Columns, r.Rows, r.Null)
 	}
 }
 
@@ -387,7 +386,7 @@ func (p *player) pause(ctx context.Context, a *active) error {
 func (p *player) printEnd(ev sim.Event) {
 	for _, r := range ev.Results {
 		if r.Columns != nil {
-			transcript.WriteResultSet(p.out, r.Columns, r.Rows, r.Null)
+			WriteResultSet(p.out, r.Columns, r.Rows, r.Null)
 		}
 	}
 	switch {

@@ -1,5 +1,6 @@
-// Package locks holds PostgreSQL's lock-mode knowledge: the table-level and
-// row-level lock modes, their spellings, and the documented conflict tables.
+// PostgreSQL's lock-mode knowledge: the table-level and row-level lock
+// modes, their spellings, and the documented conflict tables, as data.
+
 package locks
 
 import (
@@ -276,7 +277,7 @@ func RowConflicts(held, wanted RowMode) bool {
 	return rowConflictSets()[held]&(1<<wanted) != 0
 }
 
-// A ConflictTable renders one of the two tables for the explain pane, with the deciding cell identifiable.
+// A ConflictTable is one of the two documented conflict tables, as data for a view to draw.
 type ConflictTable struct {
 	// Title names the table and its source in the docs.
 	Title string
@@ -324,130 +325,4 @@ func RowLevelConflicts() ConflictTable {
 		}
 	}
 	return t
-}
-
-// Marks used by Render.
-const (
-	markConflict   = "X"
-	markCompatible = "·"
-	markHeldRow    = "▶"
-)
-
-// Render draws the table as plain text lines without colours. Rows are the
-// mode held, columns the mode requested (headed by the modes' initials, e.g.
-// "SUE" for SHARE UPDATE EXCLUSIVE). Conflicting cells show "X", others "·".
-// When held is a valid row index its row is marked with "▶"; when wanted is a
-// valid column index its header is bracketed, e.g. "[S]"; when both are, the
-// deciding cell is bracketed ("[X]" or "[·]") and a closing line states the
-// verdict. Pass -1 (or any out-of-range index) for none.
-func (t ConflictTable) Render(held, wanted int) []string {
-	n := len(t.Modes)
-	if held < 0 || held >= n {
-		held = -1
-	}
-	if wanted < 0 || wanted >= n {
-		wanted = -1
-	}
-	abbrevs := abbreviations(t.Modes)
-
-	labelWidth := 0
-	for _, m := range t.Modes {
-		labelWidth = max(labelWidth, len([]rune(m)))
-	}
-	cellWidth := 3 // room for "[X]"
-	for _, a := range abbrevs {
-		cellWidth = max(cellWidth, len([]rune(a))+2) // room for "[SUE]"
-	}
-
-	lines := []string{t.Title}
-
-	var b strings.Builder
-	b.WriteString(padRight("held ↓  requested →", labelWidth+2))
-	for j, a := range abbrevs {
-		if j == wanted {
-			a = "[" + a + "]"
-		}
-		b.WriteString(" " + center(a, cellWidth))
-	}
-	lines = append(lines, strings.TrimRight(b.String(), " "))
-
-	for i, mode := range t.Modes {
-		b.Reset()
-		if i == held {
-			b.WriteString(markHeldRow + " ")
-		} else {
-			b.WriteString("  ")
-		}
-		b.WriteString(padRight(mode, labelWidth))
-		for j := range n {
-			cell := markCompatible
-			if i < len(t.Conflict) && j < len(t.Conflict[i]) && t.Conflict[i][j] {
-				cell = markConflict
-			}
-			if i == held && j == wanted {
-				cell = "[" + cell + "]"
-			}
-			b.WriteString(" " + center(cell, cellWidth))
-		}
-		lines = append(lines, strings.TrimRight(b.String(), " "))
-	}
-
-	lines = append(lines, markConflict+" conflicts   "+markCompatible+" compatible   "+
-		markHeldRow+" mode held   [ ] mode requested")
-	if held >= 0 && wanted >= 0 {
-		verdict := "compatible: both can be held at once"
-		if held < len(t.Conflict) && wanted < len(t.Conflict[held]) && t.Conflict[held][wanted] {
-			verdict = "conflict: the request waits"
-		}
-		lines = append(lines, fmt.Sprintf("%s held, %s requested → %s",
-			t.Modes[held], t.Modes[wanted], verdict))
-	}
-	return lines
-}
-
-// abbreviations returns the initials of each mode name, skipping the word
-// "FOR" (so "FOR NO KEY UPDATE" becomes "NKU"). If that does not give unique,
-// non-empty headers it falls back to 1-based column numbers.
-func abbreviations(modes []string) []string {
-	out := make([]string, len(modes))
-	seen := make(map[string]bool, len(modes))
-	unique := true
-	for i, m := range modes {
-		var a strings.Builder
-		for _, w := range strings.Fields(m) {
-			if strings.EqualFold(w, "FOR") {
-				continue
-			}
-			a.WriteString(strings.ToUpper(string([]rune(w)[0])))
-		}
-		out[i] = a.String()
-		if out[i] == "" || seen[out[i]] {
-			unique = false
-		}
-		seen[out[i]] = true
-	}
-	if !unique {
-		for i := range out {
-			out[i] = fmt.Sprint(i + 1)
-		}
-	}
-	return out
-}
-
-// padRight pads s with spaces to width runes.
-func padRight(s string, width int) string {
-	if pad := width - len([]rune(s)); pad > 0 {
-		return s + strings.Repeat(" ", pad)
-	}
-	return s
-}
-
-// center pads s with spaces on both sides to width runes (extra space right).
-func center(s string, width int) string {
-	pad := width - len([]rune(s))
-	if pad <= 0 {
-		return s
-	}
-	left := pad / 2
-	return strings.Repeat(" ", left) + s + strings.Repeat(" ", pad-left)
 }

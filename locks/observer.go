@@ -250,33 +250,47 @@ func (o *Observer) readRows(ctx context.Context, snap *Snapshot, touched, exclus
 		snap.RowLockNote = "row locks not read while accounts is locked in ACCESS EXCLUSIVE mode"
 		return nil
 	}
-	accountOf := map[string]int64{}
 	if len(ctids) > 0 {
-		rows, err := o.conn.Query(ctx, "SELECT ctid::text, id FROM accounts WHERE ctid = ANY($1::tid[])", ctids)
-		if err != nil {
-			return o.rowError(snap, "resolving tuple locks", err)
-		}
-		for rows.Next() {
-			var ctid string
-			var id int64
-			if err := rows.Scan(&ctid, &id); err != nil {
-				rows.Close()
-				return fmt.Errorf("resolving tuple locks: %w", err)
-			}
-			accountOf[ctid] = id
-		}
-		if err := rows.Err(); err != nil {
-			return o.rowError(snap, "resolving tuple locks", err)
-		}
-		for i := range snap.Locks {
-			if l := &snap.Locks[i]; l.Type == "tuple" && l.Relation == "accounts" {
-				l.Account = accountOf[l.Ctid()]
-			}
+		if err := o.resolveTuples(ctx, snap, ctids); err != nil {
+			return err
 		}
 	}
 	if o.rowLocks == "" {
 		return nil
 	}
+	return o.readRowLocks(ctx, snap)
+}
+
+// resolveTuples names the account each tuple lock on accounts is for.
+func (o *Observer) resolveTuples(ctx context.Context, snap *Snapshot, ctids []string) error {
+	rows, err := o.conn.Query(ctx, "SELECT ctid::text, id FROM accounts WHERE ctid = ANY($1::tid[])", ctids)
+	if err != nil {
+		return o.rowError(snap, "resolving tuple locks", err)
+	}
+	accountOf := map[string]int64{}
+	for rows.Next() {
+		var ctid string
+		var id int64
+		if err := rows.Scan(&ctid, &id); err != nil {
+			rows.Close()
+			return fmt.Errorf("resolving tuple locks: %w", err)
+		}
+		accountOf[ctid] = id
+	}
+	if err := rows.Err(); err != nil {
+		return o.rowError(snap, "resolving tuple locks", err)
+	}
+	for i := range snap.Locks {
+		if l := &snap.Locks[i]; l.Type == "tuple" && l.Relation == "accounts" {
+			l.Account = accountOf[l.Ctid()]
+		}
+	}
+	return nil
+}
+
+// readRowLocks reads pgrowlocks on accounts: the run's sessions' row locks,
+// by session, then account.
+func (o *Observer) readRowLocks(ctx context.Context, snap *Snapshot) error {
 	names := map[int32]string{}
 	for _, b := range snap.Backends {
 		names[b.Pid] = b.Session

@@ -1,7 +1,8 @@
 // Package locks reads a run's lock state from the server — pg_locks joined
-// with pg_stat_activity, pg_blocking_pids, and pgrowlocks where it can —
-// and turns it into a wait-for graph with cycles and explanations drawn from
-// PostgreSQL's documented conflict tables. It knows nothing of the screen.
+// with pg_stat_activity, pg_blocking_pids, and pgrowlocks where it can, in
+// one query (poll.sql) — and turns it into a wait-for graph with cycles and
+// explanations drawn from PostgreSQL's documented conflict tables, which it
+// keeps as data. It knows nothing of screens: drawing a table is a view's.
 package locks
 
 import (

@@ -35,193 +35,6 @@ func Parse(file string, src []byte) (*Spec, error) {
 
 // ---- lexer ----
 
-type tokKind int
-
-const (
-	tEOF tokKind = iota
-	tIdent
-	tSQL
-	tInt
-	tSetup
-	tTeardown
-	tSession
-	tStep
-	tPermutation
-	tNotices
-	tLParen
-	tRParen
-	tComma
-	tStar
-)
-
-var keywords = map[string]tokKind{
-	"notices":     tNotices,
-	"permutation": tPermutation,
-	"session":     tSession,
-	"setup":       tSetup,
-	"step":        tStep,
-	"teardown":    tTeardown,
-}
-
-// punct maps the single-character tokens to their kinds.
-var punct = map[byte]tokKind{'(': tLParen, ')': tRParen, ',': tComma, '*': tStar}
-
-type pos struct{ line, col int }
-
-type token struct {
-	kind tokKind
-	text string // identifier value, SQL text or integer digits
-	pos
-}
-
-// describe names a token for "found ..." in error messages.
-func (t token) describe() string {
-	switch t.kind {
-	case tEOF:
-		return "end of file"
-	case tIdent:
-		return fmt.Sprintf("identifier %q", t.text)
-	case tSQL:
-		return "SQL block"
-	case tInt:
-		return "integer " + t.text
-	case tLParen:
-		return `"("`
-	case tRParen:
-		return `")"`
-	case tComma:
-		return `","`
-	case tStar:
-		return `"*"`
-	}
-	for w, k := range keywords {
-		if k == t.kind {
-			return strconv.Quote(w)
-		}
-	}
-	return "token"
-}
-
-type lexer struct {
-	src       []byte
-	off       int
-	line      int
-	lineStart int // offset of the first byte of the current line
-}
-
-func (lx *lexer) here() pos { return pos{lx.line, lx.off - lx.lineStart + 1} }
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\f' }
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-func isIdentStart(c byte) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_' || c >= 0x80
-}
-func isIdentCont(c byte) bool { return isIdentStart(c) || isDigit(c) || c == '$' }
-
-// next returns the next token; the error, if any, is a *ParseError without File.
-func (lx *lexer) next() (token, *ParseError) {
-	for lx.off < len(lx.src) {
-		c := lx.src[lx.off]
-		switch {
-		case c == '\n':
-			lx.off++
-			lx.line++
-			lx.lineStart = lx.off
-		case isSpace(c):
-			lx.off++
-		case c == '#': // comment: up to, not including, '\n' or '\r'
-			for lx.off < len(lx.src) && lx.src[lx.off] != '\n' && lx.src[lx.off] != '\r' {
-				lx.off++
-			}
-		case c == '"':
-			return lx.quoted()
-		case c == '{':
-			return lx.sqlBlock()
-		case isDigit(c):
-			at := lx.here()
-			start := lx.off
-			for lx.off < len(lx.src) && isDigit(lx.src[lx.off]) {
-				lx.off++
-			}
-			return token{tInt, string(lx.src[start:lx.off]), at}, nil
-		case isIdentStart(c):
-			at := lx.here()
-			start := lx.off
-			for lx.off < len(lx.src) && isIdentCont(lx.src[lx.off]) {
-				lx.off++
-			}
-			word := string(lx.src[start:lx.off])
-			if k, ok := keywords[word]; ok {
-				return token{k, word, at}, nil
-			}
-			return token{tIdent, word, at}, nil
-		case c == '(' || c == ')' || c == ',' || c == '*':
-			at := lx.here()
-			lx.off++
-			return token{punct[c], string(c), at}, nil
-		default:
-			return token{}, &ParseError{Line: lx.line, Col: lx.off - lx.lineStart + 1,
-				Msg: fmt.Sprintf("unexpected character %q", string(c))}
-		}
-	}
-	return token{tEOF, "", lx.here()}, nil
-}
-
-// quoted scans a double-quoted identifier; "" stands for one quote.
-func (lx *lexer) quoted() (token, *ParseError) {
-	at := lx.here()
-	lx.off++
-	var b strings.Builder
-	for {
-		if lx.off >= len(lx.src) {
-			return token{}, &ParseError{Line: at.line, Col: at.col, Msg: "unterminated quoted identifier"}
-		}
-		c := lx.src[lx.off]
-		switch {
-		case c == '\n':
-			return token{}, &ParseError{Line: at.line, Col: at.col, Msg: "unexpected newline in quoted identifier"}
-		case c == '"' && lx.off+1 < len(lx.src) && lx.src[lx.off+1] == '"':
-			b.WriteByte('"')
-			lx.off += 2
-		case c == '"':
-			lx.off++
-			return token{tIdent, b.String(), at}, nil
-		default:
-			b.WriteByte(c)
-			lx.off++
-		}
-	}
-}
-
-// sqlBlock scans "{ ... }" the way specscanner.l does: the block ends at the
-// first '}', and only [ \t\r\f] next to the braces is dropped.
-func (lx *lexer) sqlBlock() (token, *ParseError) {
-	at := lx.here()
-	lx.off++
-	for lx.off < len(lx.src) && isSpace(lx.src[lx.off]) {
-		lx.off++
-	}
-	start := lx.off
-	end := start
-	for end < len(lx.src) && lx.src[end] != '}' {
-		end++
-	}
-	if end >= len(lx.src) {
-		return token{}, &ParseError{Line: at.line, Col: at.col, Msg: `unterminated SQL block (no closing "}")`}
-	}
-	body := lx.src[start:end]
-	for i, c := range body {
-		if c == '\n' {
-			lx.line++
-			lx.lineStart = start + i + 1
-		}
-	}
-	lx.off = end + 1
-	return token{tSQL, strings.TrimRight(string(body), " \t\r\f"), at}, nil
-}
-
-// ---- parser ----
-
 type parser struct {
 	file string
 	lx   lexer
@@ -406,8 +219,7 @@ func (p *parser) parseSession(raw *rawSpec) (*Session, bool, error) {
 }
 
 // parsePermutation: permutation entry+, where
-// entry = NAME [ "(" blocker { "," blocker } ")" ] and
-// blocker = "*" | NAME [ notices INTEGER ].
+// entry = NAME [ "(" blocker { "," blocker } ")" ].
 func (p *parser) parsePermutation() (rawPerm, error) {
 	perm := rawPerm{line: p.tok.line}
 	if err := p.advance(); err != nil {
@@ -422,63 +234,67 @@ func (p *parser) parsePermutation() (rawPerm, error) {
 			return perm, err
 		}
 		if p.tok.kind == tLParen {
-			if err := p.advance(); err != nil {
+			var err error
+			if ps.blockers, err = p.parseBlockers(); err != nil {
 				return perm, err
-			}
-			for {
-				b := rawBlocker{at: p.tok.pos}
-				switch p.tok.kind {
-				case tStar:
-					b.star = true
-					if err := p.advance(); err != nil {
-						return perm, err
-					}
-				case tIdent:
-					b.name = p.tok.text
-					if err := p.advance(); err != nil {
-						return perm, err
-					}
-					if p.tok.kind == tNotices {
-						if err := p.advance(); err != nil {
-							return perm, err
-						}
-						if p.tok.kind != tInt {
-							return perm, p.expected(`integer after "notices"`)
-						}
-						n, err := strconv.Atoi(p.tok.text)
-						if err != nil || n > 1<<31-1 {
-							return perm, p.errAt(p.tok.pos, "integer %s out of range", p.tok.text)
-						}
-						b.notices, b.hasNotices = n, true
-						if err := p.advance(); err != nil {
-							return perm, err
-						}
-					}
-				default:
-					return perm, p.expected(`"*"`, "step name")
-				}
-				ps.blockers = append(ps.blockers, b)
-				if p.tok.kind == tComma {
-					if err := p.advance(); err != nil {
-						return perm, err
-					}
-					continue
-				}
-				if p.tok.kind == tRParen {
-					if err := p.advance(); err != nil {
-						return perm, err
-					}
-					break
-				}
-				if b.name != "" && !b.hasNotices {
-					return perm, p.expected(`"notices"`, `","`, `")"`)
-				}
-				return perm, p.expected(`","`, `")"`)
 			}
 		}
 		perm.steps = append(perm.steps, ps)
 	}
 	return perm, nil
+}
+
+// parseBlockers: "(" blocker { "," blocker } ")", the "(" current.
+func (p *parser) parseBlockers() ([]rawBlocker, error) {
+	var out []rawBlocker
+	for {
+		if err := p.advance(); err != nil { // past "(" or ","
+			return nil, err
+		}
+		b, err := p.parseBlocker()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+		switch {
+		case p.tok.kind == tComma:
+			continue
+		case p.tok.kind == tRParen:
+			return out, p.advance()
+		case b.name != "" && !b.hasNotices:
+			return nil, p.expected(`"notices"`, `","`, `")"`)
+		}
+		return nil, p.expected(`","`, `")"`)
+	}
+}
+
+// parseBlocker: "*" | NAME [ notices INTEGER ].
+func (p *parser) parseBlocker() (rawBlocker, error) {
+	b := rawBlocker{at: p.tok.pos}
+	switch p.tok.kind {
+	case tStar:
+		b.star = true
+		return b, p.advance()
+	case tIdent:
+		b.name = p.tok.text
+	default:
+		return b, p.expected(`"*"`, "step name")
+	}
+	if err := p.advance(); err != nil || p.tok.kind != tNotices {
+		return b, err
+	}
+	if err := p.advance(); err != nil {
+		return b, err
+	}
+	if p.tok.kind != tInt {
+		return b, p.expected(`integer after "notices"`)
+	}
+	n, err := strconv.Atoi(p.tok.text)
+	if err != nil || n > 1<<31-1 {
+		return b, p.errAt(p.tok.pos, "integer %s out of range", p.tok.text)
+	}
+	b.notices, b.hasNotices = n, true
+	return b, p.advance()
 }
 
 // resolve performs isolationtester's check_testspec: unique step names, then
@@ -507,33 +323,41 @@ func (p *parser) resolve(raw *rawSpec) (*Spec, error) {
 		// Blockers may name any step of this permutation, earlier or later.
 		for i, rs := range rp.steps {
 			for _, rb := range rs.blockers {
-				if rb.star {
-					perm.Steps[i].Blockers = append(perm.Steps[i].Blockers, Blocker{Star: true})
-					continue
+				b, err := p.resolveBlocker(rp, perm, i, rb, byName)
+				if err != nil {
+					return nil, err
 				}
-				var other *Step
-				for j, os := range rp.steps {
-					if os.name == rb.name {
-						other = perm.Steps[j].Step
-						break
-					}
-				}
-				if other == nil {
-					if byName[rb.name] != nil {
-						return nil, p.errAt(rb.at, "blocking step %q referenced in permutation step %q is not part of this permutation",
-							rb.name, rs.name)
-					}
-					return nil, p.errAt(rb.at, "undefined blocking step %q referenced in permutation step %q",
-						rb.name, rs.name)
-				}
-				if other.Session == perm.Steps[i].Step.Session {
-					return nil, p.errAt(rb.at, "permutation step %q cannot block on its own session", rs.name)
-				}
-				perm.Steps[i].Blockers = append(perm.Steps[i].Blockers,
-					Blocker{Step: other, Notices: rb.notices, HasNotices: rb.hasNotices})
+				perm.Steps[i].Blockers = append(perm.Steps[i].Blockers, b)
 			}
 		}
 		spec.Permutations = append(spec.Permutations, perm)
 	}
 	return spec, nil
+}
+
+// resolveBlocker finds the step a blocker of permutation step i names: a
+// step of the same permutation, of another session.
+func (p *parser) resolveBlocker(rp rawPerm, perm Permutation, i int, rb rawBlocker, byName map[string]*Step) (Blocker, error) {
+	rs := rp.steps[i]
+	if rb.star {
+		return Blocker{Star: true}, nil
+	}
+	var other *Step
+	for j, os := range rp.steps {
+		if os.name == rb.name {
+			other = perm.Steps[j].Step
+			break
+		}
+	}
+	switch {
+	case other == nil && byName[rb.name] != nil:
+		return Blocker{}, p.errAt(rb.at, "blocking step %q referenced in permutation step %q is not part of this permutation",
+			rb.name, rs.name)
+	case other == nil:
+		return Blocker{}, p.errAt(rb.at, "undefined blocking step %q referenced in permutation step %q",
+			rb.name, rs.name)
+	case other.Session == perm.Steps[i].Step.Session:
+		return Blocker{}, p.errAt(rb.at, "permutation step %q cannot block on its own session", rs.name)
+	}
+	return Blocker{Step: other, Notices: rb.notices, HasNotices: rb.hasNotices}, nil
 }

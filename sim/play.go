@@ -82,7 +82,6 @@ func (s *Scheduler) Next(sessions []SessionInfo) (idx int, skipped []int, done b
 // Skipped event for each entry of the stored order the scheduler passed
 // over. It returns when done, or with ctx's error.
 func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)) error {
-	events := e.Events()
 	// A session's state changes before its event is sent: Play is done only
 	// once it has read the end of every statement that ended since it began.
 	seen := map[int]int{}
@@ -92,12 +91,8 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 	for {
 		sessions := e.Sessions()
 		idx, skipped, done := sched.Next(sessions)
-		if done {
-			for _, s := range sessions {
-				if seen[s.Index] < s.Settled {
-					done = false
-				}
-			}
+		for _, s := range sessions {
+			done = done && seen[s.Index] >= s.Settled
 		}
 		for _, k := range skipped {
 			onEvent(Event{Kind: Skipped, Session: sessions[k].Name, Index: k, Step: -1, Time: time.Now()})
@@ -105,46 +100,42 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 		if done {
 			return nil
 		}
-		settle := -1
 		if idx >= 0 {
 			if err := e.Step(idx); err != nil {
 				return err
 			}
-			settle = idx
 		}
-		// Read events until the stepped session's statement settles, or —
-		// when nothing could step — until anything happens.
-		for {
-			var ev Event
-			var ok bool
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case ev, ok = <-events:
-			}
-			if !ok {
-				return errors.New("the engine closed")
-			}
-			onEvent(ev)
-			if ev.Kind == Completed || ev.Kind == Error || ev.Kind == ConnectionLost {
-				seen[ev.Index]++
-			}
-			if ev.Index < 0 {
-				// Not a session's event: a poll, a cycle, a reset.
-				if settle < 0 && ev.Kind != Polled {
-					break
-				}
-				continue
-			}
-			if settle < 0 {
-				if ev.Kind != Polled && ev.Kind != Started {
-					break
-				}
-				continue
-			}
-			if ev.Index == settle && !ev.Auto && ev.settles() {
-				break
-			}
+		if err := e.awaitSettled(ctx, idx, seen, onEvent); err != nil {
+			return err
+		}
+	}
+}
+
+// awaitSettled passes events to onEvent until session idx's statement
+// settles — or, when idx is -1 and nothing could step, until anything
+// happens that is neither a poll nor a statement sent — counting in seen
+// the statements that ended.
+func (e *Engine) awaitSettled(ctx context.Context, idx int, seen map[int]int, onEvent func(Event)) error {
+	for {
+		var ev Event
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok = <-e.events:
+		}
+		if !ok {
+			return errors.New("the engine closed")
+		}
+		onEvent(ev)
+		if ev.Kind == Completed || ev.Kind == Error || ev.Kind == ConnectionLost {
+			seen[ev.Index]++
+		}
+		switch {
+		case idx < 0 && ev.Kind != Polled && (ev.Index < 0 || ev.Kind != Started):
+			return nil
+		case idx >= 0 && ev.Index == idx && !ev.Auto && ev.settles():
+			return nil
 		}
 	}
 }

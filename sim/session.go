@@ -173,29 +173,8 @@ func runSQL(ctx context.Context, conn *pgconn.PgConn, sql string) ([]Result, []a
 		if res.Err != nil {
 			return out, first, res.Err
 		}
-		r := Result{Tag: res.CommandTag.String()}
-		if len(res.FieldDescriptions) > 0 {
-			r.Columns = make([]string, len(res.FieldDescriptions))
-			for i, f := range res.FieldDescriptions {
-				r.Columns[i] = f.Name
-			}
-			r.Rows = make([][]string, len(res.Rows))
-			for i, row := range res.Rows {
-				r.Rows[i] = make([]string, len(row))
-				for j, v := range row {
-					if v == nil {
-						if r.Null == nil {
-							r.Null = make([][]bool, len(res.Rows))
-						}
-						if r.Null[i] == nil {
-							r.Null[i] = make([]bool, len(row))
-						}
-						r.Null[i][j] = true
-						continue
-					}
-					r.Rows[i][j] = string(v)
-				}
-			}
+		r := textResult(res)
+		if r.Columns != nil {
 			first = nil
 			if len(r.Rows) > 0 {
 				first = make([]any, len(r.Rows[0]))
@@ -207,6 +186,35 @@ func runSQL(ctx context.Context, conn *pgconn.PgConn, sql string) ([]Result, []a
 		out = append(out, r)
 	}
 	return out, first, err
+}
+
+// textResult is a result with its values as text, NULLs marked.
+func textResult(res *pgconn.Result) Result {
+	r := Result{Tag: res.CommandTag.String()}
+	if len(res.FieldDescriptions) == 0 {
+		return r
+	}
+	r.Columns = make([]string, len(res.FieldDescriptions))
+	for i, f := range res.FieldDescriptions {
+		r.Columns[i] = f.Name
+	}
+	r.Rows = make([][]string, len(res.Rows))
+	for i, row := range res.Rows {
+		r.Rows[i] = make([]string, len(row))
+		for j, v := range row {
+			r.Rows[i][j] = string(v)
+			if v == nil {
+				if r.Null == nil {
+					r.Null = make([][]bool, len(res.Rows))
+				}
+				if r.Null[i] == nil {
+					r.Null[i] = make([]bool, len(row))
+				}
+				r.Null[i][j] = true
+			}
+		}
+	}
+	return r
 }
 
 // ServerError is the server error in err's chain with all its fields, or

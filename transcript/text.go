@@ -1,8 +1,8 @@
 // Package transcript is the headless view of a run: the engine's events as
 // text in the style of PostgreSQL's isolation tester — each wait explained
 // from the documented conflict tables — or as one JSON object per event, and
-// the run's outcome last. It also owns the tester's way of printing a
-// result set, which the isolation tester's runner prints too.
+// the run's outcome last. Result sets print as the tester prints them
+// (isolation.WriteResultSet).
 package transcript
 
 import (
@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgerrcode"
 
+	"lockstep/isolation"
 	"lockstep/ledger"
 	"lockstep/locks"
 	"lockstep/sim"
@@ -110,7 +111,7 @@ func (t *Text) statementEnd(ev sim.Event) {
 	if ev.Kind == sim.Completed {
 		for _, r := range ev.Results {
 			if r.Columns != nil {
-				WriteResultSet(t.w, r.Columns, nullsAsWords(r), nil)
+				isolation.WriteResultSet(t.w, r.Columns, nullsAsWords(r), nil)
 			}
 		}
 		return

@@ -1,9 +1,12 @@
-package transcript
+package isolation
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+
+	"lockstep/sim"
 )
 
 // WriteResultSet prints rows as the isolation tester does, through libpq's
@@ -81,4 +84,30 @@ func looksNumeric(v string) bool {
 	}
 	last := v[len(v)-1]
 	return last >= '0' && last <= '9'
+}
+
+// libpqMessage is an error as libpq's PQerrorMessage words it: severity and
+// primary message, then the DETAIL line.
+func libpqMessage(err error) string {
+	var m *sim.ServerMessage
+	if errors.As(err, &m) {
+		return serverText(m, false)
+	}
+	if m := sim.ServerError(err); m != nil {
+		return serverText(m, false)
+	}
+	return err.Error() + "\n"
+}
+
+// serverText words a server message as libpq prints it, with its DETAIL
+// and, for a notice, its HINT.
+func serverText(m *sim.ServerMessage, hint bool) string {
+	s := m.Severity + ":  " + m.Message + "\n"
+	if m.Detail != "" {
+		s += "DETAIL:  " + m.Detail + "\n"
+	}
+	if hint && m.Hint != "" {
+		s += "HINT:  " + m.Hint + "\n"
+	}
+	return s
 }

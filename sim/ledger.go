@@ -1,0 +1,139 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"lockstep/ledger"
+)
+
+// Books reads the balances and checks the books on the control connection,
+// outside every session's transaction. While a session holds the accounts
+// table exclusively it fails at once with ErrLedgerLocked rather than wait.
+func (e *Engine) Books(ctx context.Context) ([]ledger.Account, ledger.Books, error) {
+	if e.cfg.Scenario != nil {
+		return nil, ledger.Books{}, ErrNoLedger
+	}
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	accounts, err := e.sides[0].accounts(ctx)
+	if err != nil {
+		return nil, ledger.Books{}, err
+	}
+	books, err := e.sides[0].books(ctx)
+	return accounts, books, err
+}
+
+// Balances reads the ledger's accounts in every database of a two-database
+// run, by label, on the control connections.
+func (e *Engine) Balances(ctx context.Context) (map[string][]ledger.Account, error) {
+	if !e.cfg.TwoDatabases() {
+		return nil, errors.New("balances by database: this run has one database")
+	}
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	out := map[string][]ledger.Account{}
+	for _, sd := range e.sides {
+		accounts, err := sd.accounts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out[sd.label] = accounts
+	}
+	return out, nil
+}
+
+// readBalances is what a BooksRead event carries: a one-database run's
+// balances and books, or a two-database run's balances by database.
+func (e *Engine) readBalances(ctx context.Context) Balances {
+	b := Balances{Taken: time.Now()}
+	if e.cfg.TwoDatabases() {
+		b.ByDatabase, b.Err = e.Balances(ctx)
+		return b
+	}
+	accounts, books, err := e.Books(ctx)
+	if err != nil {
+		b.Err = err
+		return b
+	}
+	b.Accounts, b.Books = accounts, &books
+	return b
+}
+
+// InSync says whether both databases hold the same balances.
+func InSync(balances map[string][]ledger.Account) bool {
+	a, b := balances["A"], balances["B"]
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].ID != b[i].ID || !a[i].Balance.Equal(b[i].Balance) {
+			return false
+		}
+	}
+	return true
+}
+
+// Prepared lists the run's prepared transactions in every database, from pg_prepared_xacts.
+func (e *Engine) Prepared(ctx context.Context) ([]Prepared, error) {
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	return e.prepared(ctx)
+}
+
+// prepared lists them; e.ctlMu is held.
+func (e *Engine) prepared(ctx context.Context) ([]Prepared, error) {
+	var out []Prepared
+	for _, sd := range e.sides {
+		list, err := sd.prepared(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, list...)
+	}
+	return out, nil
+}
+
+// ResolvePrepared ends a prepared transaction of the run, as an operator
+// would after a crash: COMMIT PREPARED (commit true) or ROLLBACK PREPARED,
+// in the database that holds it.
+func (e *Engine) ResolvePrepared(ctx context.Context, p Prepared, commit bool) error {
+	if _, ours := e.runID.Name(p.GID); !ours {
+		return fmt.Errorf("%q is not a prepared transaction of this run", p.GID)
+	}
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	for _, sd := range e.sides {
+		if sd.label == p.Database {
+			if err := sd.endPrepared(ctx, p.GID, commit); err != nil {
+				return err
+			}
+			e.kickObserver()
+			return nil
+		}
+	}
+	return fmt.Errorf("no database %q in this run", p.Database)
+}
+
+// rollbackPrepared rolls back whatever the run left prepared, so that no
+// lock outlives it; e.ctlMu is held.
+func (e *Engine) rollbackPrepared(ctx context.Context) error {
+	if !e.cfg.usesTwoPhaseCommit() {
+		return nil
+	}
+	list, err := e.prepared(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range list {
+		for _, sd := range e.sides {
+			if sd.label == p.Database {
+				errs = append(errs, sd.endPrepared(ctx, p.GID, false))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

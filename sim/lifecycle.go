@@ -1,0 +1,233 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// quiesce cancels every statement in flight and waits until no session is
+// busy. Statements that ignore the cancel are ended with pg_terminate_backend.
+func (e *Engine) quiesce(ctx context.Context) {
+	e.mu.Lock()
+	type busy struct {
+		side *side
+		pid  int32
+	}
+	var pids []busy
+	for _, s := range e.sessions {
+		if s.state.Busy() {
+			pids = append(pids, busy{s.side, s.pid})
+		}
+	}
+	e.mu.Unlock()
+	for _, b := range pids {
+		_ = e.signalBackend(ctx, b.side, "pg_cancel_backend", b.pid)
+	}
+	timer := time.AfterFunc(5*time.Second, func() {
+		for _, b := range pids {
+			_ = e.signalBackend(context.WithoutCancel(ctx), b.side, "pg_terminate_backend", b.pid)
+		}
+	})
+	defer timer.Stop()
+	e.mu.Lock()
+	for e.anyBusy() {
+		e.cond.Wait()
+	}
+	e.mu.Unlock()
+}
+
+func (e *Engine) anyBusy() bool {
+	for _, s := range e.sessions {
+		if s.state.Busy() {
+			return true
+		}
+	}
+	return false
+}
+
+// checkOpen fails with ErrClosed once Close has begun.
+func (e *Engine) checkOpen() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Teardown ends what the sessions are doing: it cancels the statements in
+// flight, runs each session's teardown and rolls back what is left open,
+// then rolls back what the run left prepared and runs the scenario's global
+// teardown. The sessions stay connected, for Setup.
+func (e *Engine) Teardown(ctx context.Context) error {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	if err := e.checkOpen(); err != nil {
+		return err
+	}
+	return e.teardownAll(ctx)
+}
+
+// teardownAll is Teardown; e.lifeMu is held.
+func (e *Engine) teardownAll(ctx context.Context) error {
+	e.quiesce(ctx)
+	e.mu.Lock()
+	sessions := append([]*session(nil), e.sessions...)
+	e.mu.Unlock()
+	for _, s := range sessions {
+		if err := s.control(ctx, ctlTeardown); err != nil {
+			return fmt.Errorf("tearing down session %s: %w", s.name, err)
+		}
+	}
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	var err error
+	for _, sd := range e.sides {
+		if err == nil {
+			err = sd.reconnectControl(ctx)
+		}
+	}
+	if err == nil {
+		err = e.teardown(ctx)
+	}
+	e.mu.Lock()
+	e.down = true
+	e.mu.Unlock()
+	return err
+}
+
+// Setup begins a new generation after Teardown: the ledger is re-created
+// (or the scenario's setup blocks run again), each session reconnects if
+// its connection was lost, its script starts over and its setup runs.
+// Events from before carry an older Gen.
+func (e *Engine) Setup(ctx context.Context) error {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	if err := e.checkOpen(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.gen++
+	e.seenCycle = map[string]bool{}
+	e.mu.Unlock()
+	return e.setup(ctx)
+}
+
+// setup prepares the data and the sessions; e.lifeMu is held.
+func (e *Engine) setup(ctx context.Context) error {
+	e.ctlMu.Lock()
+	var err error
+	for _, sd := range e.sides {
+		if err == nil {
+			err = sd.reconnectControl(ctx)
+		}
+	}
+	if err == nil {
+		err = e.prepare(ctx)
+	}
+	e.ctlMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("setting the run up: %w", err)
+	}
+	e.mu.Lock()
+	sessions := append([]*session(nil), e.sessions...)
+	e.down, e.booksStale = false, true
+	e.mu.Unlock()
+	for _, s := range sessions {
+		if err := s.control(ctx, ctlSetup); err != nil {
+			return fmt.Errorf("setting up session %s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// Reset rolls every session back, reconnects failed ones, re-creates the
+// ledger and rewinds the scripts: Teardown, then Setup, then a ResetDone
+// event.
+func (e *Engine) Reset(ctx context.Context) error {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	if err := e.checkOpen(); err != nil {
+		return err
+	}
+	if err := e.teardownAll(ctx); err != nil {
+		return fmt.Errorf("resetting: %w", err)
+	}
+	e.mu.Lock()
+	e.gen++
+	gen := e.gen
+	e.seenCycle = map[string]bool{}
+	e.mu.Unlock()
+	if err := e.setup(ctx); err != nil {
+		return err
+	}
+	e.emit(Event{Gen: gen, Kind: ResetDone, Index: -1, Step: -1})
+	e.changed()
+	return nil
+}
+
+// Close rolls back every session, closes all connections, makes sure no
+// backend of the run is left on the server, and closes the event channel.
+// It is safe to call more than once.
+func (e *Engine) Close(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	sessions, down := e.sessions, e.down
+	e.mu.Unlock()
+	// From here on events are dropped rather than block: nobody reads
+	// what the run does while it ends.
+	close(e.closing)
+	var errs []error
+	started := len(e.sides) > 0 && e.sides[len(e.sides)-1].ctl != nil
+	if started {
+		e.quiesce(ctx)
+	}
+	for _, s := range sessions {
+		if err := s.control(ctx, ctlClose); err != nil {
+			errs = append(errs, fmt.Errorf("closing session %s: %w", s.name, err))
+		}
+		close(s.jobs)
+	}
+	if e.observing {
+		<-e.obsDone
+	}
+	e.workers.Wait()
+	e.cancel()
+	for _, sd := range e.sides {
+		if sd.obsConn != nil {
+			sd.obsConn.Close(ctx)
+		}
+	}
+	if started {
+		e.ctlMu.Lock()
+		if !down {
+			if err := e.teardown(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		for _, sd := range e.sides {
+			sd.ctl.Close(ctx)
+		}
+		e.ctlMu.Unlock()
+	}
+	for _, sd := range e.sides {
+		// Belt and braces: no backend of this run may outlive it.
+		if err := sd.db.EndBackends(ctx, e.runID.Like("")); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	e.emitMu.Lock()
+	e.eventsEnded = true
+	close(e.events)
+	e.emitMu.Unlock()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,290 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"lockstep/scenario"
+	"lockstep/sim"
+)
+
+// handleKey routes a key: Ctrl-C always quits; an open menu, form or input
+// takes the rest; otherwise the global keys, then those that need a
+// running engine.
+func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
+	if msg.String() == "ctrl+c" {
+		return tea.Quit
+	}
+	switch m.mode {
+	case modeTyping:
+		return m.typingKey(msg)
+	case modeStrategy:
+		return m.strategyKey(msg)
+	case modeSetup:
+		return m.setupKey(msg)
+	}
+	k := m.keys
+	m.status = ""
+	switch {
+	case key.Matches(msg, k.Quit):
+		return tea.Quit
+	case key.Matches(msg, k.Help):
+		m.help.ShowAll = !m.help.ShowAll
+		return nil
+	case key.Matches(msg, k.Strategy):
+		m.mode = modeStrategy
+		if m.cfg.Strategy != nil {
+			m.menu.Open(m.cfg.Strategy.Name)
+		}
+		return nil
+	case key.Matches(msg, k.Setup):
+		if m.cfg.Scenario != nil {
+			m.status = "the set-up form is for the transfer strategies; m picks one"
+			return nil
+		}
+		m.mode = modeSetup
+		m.form.Open(m.cfg)
+		return nil
+	case key.Matches(msg, k.ScrollLog):
+		return m.log.Update(msg)
+	case key.Matches(msg, k.Up):
+		m.sel.Move(-1)
+		return nil
+	case key.Matches(msg, k.Down):
+		m.sel.Move(+1)
+		return nil
+	case key.Matches(msg, k.Unselect):
+		m.sel.Clear()
+		return nil
+	}
+	if m.eng == nil || m.starting {
+		m.status = "the sessions are starting…"
+		return nil
+	}
+	return m.runKey(msg)
+}
+
+// runKey handles the keys that act on the running engine.
+func (m *Model) runKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	i := m.sessions.Selected()
+	id, eng, ctx := m.engID, m.eng, m.ctx
+	switch {
+	case key.Matches(msg, k.Prev):
+		m.sessions.Move(-1)
+	case key.Matches(msg, k.Next):
+		m.sessions.Move(+1)
+	case key.Matches(msg, k.Step):
+		m.report(eng.Step(i))
+	case key.Matches(msg, k.StepN):
+		if n := int(msg.String()[0] - '1'); n < len(m.sessions.sessions) {
+			m.sessions.Select(n)
+			m.report(eng.Step(n))
+		}
+	case key.Matches(msg, k.Commit):
+		m.report(eng.Commit(i))
+	case key.Matches(msg, k.Rollback):
+		m.report(eng.Rollback(i))
+	case key.Matches(msg, k.Cancel):
+		return func() tea.Msg { return actionMsg{id: id, what: "cancel", err: eng.Cancel(ctx, i)} }
+	case key.Matches(msg, k.Type):
+		if s := m.sessions.sessions[i]; s.State.Busy() {
+			m.status = s.Name + " is busy: wait, or k to cancel its statement"
+			return nil
+		}
+		m.mode = modeTyping
+		m.input.Reset()
+		return m.input.Focus()
+	case key.Matches(msg, k.Reset):
+		m.status = "resetting…"
+		return func() tea.Msg { return actionMsg{id: id, what: "reset", err: eng.Reset(ctx)} }
+	case key.Matches(msg, k.Autoplay):
+		m.autoplay = !m.autoplay
+		m.autoSeq++
+		if m.autoplay {
+			return m.autoplayBeat(autoplayMsg{seq: m.autoSeq})
+		}
+	case key.Matches(msg, k.Permutation):
+		m.nextPermutation()
+	case key.Matches(msg, k.Fix):
+		return m.nextFix()
+	case key.Matches(msg, k.CommitPrepared), key.Matches(msg, k.RollbackPrepared):
+		return endOldestPrepared(ctx, id, eng, key.Matches(msg, k.CommitPrepared))
+	case key.Matches(msg, k.Speed):
+		if msg.String() == "+" && m.speed > 0 {
+			m.speed--
+		} else if msg.String() == "-" && m.speed < len(speeds)-1 {
+			m.speed++
+		}
+	}
+	return nil
+}
+
+// endOldestPrepared ends the run's oldest prepared transaction, as an
+// operator would: COMMIT PREPARED (commit) or ROLLBACK PREPARED.
+func endOldestPrepared(ctx context.Context, id int, eng *sim.Engine, commit bool) tea.Cmd {
+	return func() tea.Msg {
+		list, err := eng.Prepared(ctx)
+		if err == nil && len(list) == 0 {
+			err = errors.New("no prepared transaction of this run is left")
+		}
+		if err != nil {
+			return actionMsg{id: id, what: "resolve", err: err}
+		}
+		verb := "ROLLBACK PREPARED"
+		if commit {
+			verb = "COMMIT PREPARED"
+		}
+		what := verb + " " + list[0].Name + " in database " + list[0].Database
+		return actionMsg{id: id, what: what, err: eng.ResolvePrepared(ctx, list[0], commit), logged: "✓ " + what}
+	}
+}
+
+func (m *Model) report(err error) {
+	if err != nil {
+		m.status = err.Error()
+	}
+}
+
+// nextPermutation makes autoplay play the scenario's next permutation.
+func (m *Model) nextPermutation() {
+	sc := m.cfg.Scenario
+	if sc == nil || len(sc.Permutations) == 0 {
+		m.status = "p picks among a scenario's permutations; this run has none"
+		return
+	}
+	m.perm = m.perm%len(sc.Permutations) + 1
+	order, _ := sc.SessionOrder(m.perm)
+	m.opts.Order, m.autoplay = order, false
+	m.scheduler = sim.NewScheduler(order)
+	var names []string
+	for _, ps := range sc.Permutations[m.perm-1].Steps {
+		names = append(names, ps.Step.Name)
+	}
+	m.status = fmt.Sprintf("autoplay plays permutation %d of %d: %s (from where the sessions are; r resets)",
+		m.perm, len(sc.Permutations), strings.Join(names, " "))
+}
+
+// autoplayBeat steps the next session of the stored order, once the last
+// statement has settled (finished, or reported waiting by the server).
+func (m *Model) autoplayBeat(msg autoplayMsg) tea.Cmd {
+	if !m.autoplay || msg.seq != m.autoSeq || m.eng == nil {
+		return nil
+	}
+	next := tea.Tick(speeds[m.speed], func(time.Time) tea.Msg { return autoplayMsg{seq: msg.seq} })
+	for _, s := range m.sessions.sessions {
+		if s.State == sim.Running {
+			return next // not settled yet
+		}
+	}
+	idx, _, done := m.scheduler.Next(m.sessions.sessions)
+	if done {
+		m.autoplay = false
+		m.status = "autoplay: every session has finished"
+		return nil
+	}
+	if idx >= 0 {
+		m.sessions.Select(idx)
+		m.report(m.eng.Step(idx))
+	}
+	return next
+}
+
+// coupledFixes are the coupled scenario and its fixes, in the order f cycles them.
+var coupledFixes = []string{"coupled", "coupled-ordered", "coupled-lock-timeout", "coupled-2pc", "coupled-2pc-interrupted"}
+
+// nextFix switches a coupled run to the next of its fixes: a new run.
+func (m *Model) nextFix() tea.Cmd {
+	if !m.cfg.TwoDatabases() {
+		m.status = "f switches among the coupled scenario's fixes: start with lockstep --scenario coupled"
+		return nil
+	}
+	next := coupledFixes[0]
+	for i, name := range coupledFixes {
+		if name == m.cfg.ScenarioName {
+			next = coupledFixes[(i+1)%len(coupledFixes)]
+		}
+	}
+	sc, err := scenario.LoadBuiltin(next, "")
+	if err != nil {
+		m.status = err.Error()
+		return nil
+	}
+	for _, b := range scenario.Builtins() {
+		if b.Name == next {
+			m.opts.ScenarioSummary = b.Summary
+		}
+	}
+	cfg := m.cfg
+	cfg.Scenario, cfg.ScenarioName, cfg.Sessions = sc, next, len(sc.Sessions)
+	m.cfg = cfg
+	m.perm = 1
+	m.opts.Order, _ = sc.SessionOrder(1)
+	m.scheduler = sim.NewScheduler(m.opts.Order)
+	m.log.Add(time.Now(), "", "scenario "+next+": the run starts again", false)
+	return m.startEngine(cfg)
+}
+
+func (m *Model) typingKey(msg tea.KeyPressMsg) tea.Cmd {
+	switch msg.String() {
+	case "esc":
+		m.mode = modeNormal
+		m.input.Blur()
+		return nil
+	case "enter":
+		sql := strings.TrimSpace(m.input.Value())
+		m.mode = modeNormal
+		m.input.Blur()
+		if sql != "" {
+			m.report(m.eng.Exec(m.sessions.Selected(), sql))
+		}
+		return nil
+	}
+	var cmd tea.Cmd
+	m.input, cmd = m.input.Update(msg)
+	return cmd
+}
+
+func (m *Model) strategyKey(msg tea.KeyPressMsg) tea.Cmd {
+	res, cmd := m.menu.Update(msg)
+	switch res {
+	case menuClosed:
+		m.mode = modeNormal
+	case menuChosen:
+		m.mode = modeNormal
+		cfg := m.cfg
+		if cfg.Scenario != nil {
+			// Leaving the scenario for the transfers.
+			cfg = m.opts.Transfers
+			cfg.DB = m.opts.DB
+		}
+		cfg.Strategy = m.menu.Chosen()
+		m.cfg = cfg
+		m.log.Add(time.Now(), "", "strategy "+cfg.Strategy.Name+": the run starts again", false)
+		return m.startEngine(cfg)
+	}
+	return cmd
+}
+
+func (m *Model) setupKey(msg tea.KeyPressMsg) tea.Cmd {
+	switch m.form.Update(msg) {
+	case menuClosed:
+		m.mode = modeNormal
+	case menuChosen:
+		cfg := m.form.Config(m.cfg)
+		if err := cfg.Validate(); err != nil {
+			m.status = err.Error()
+			return nil
+		}
+		m.mode = modeNormal
+		m.cfg = cfg
+		return m.startEngine(cfg)
+	}
+	return nil
+}

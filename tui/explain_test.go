@@ -1,0 +1,122 @@
+package tui
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"lockstep/locks"
+)
+
+// TestConflictLines draws both documented tables with every combination of
+// held row and requested column marked, and checks the drawing against the
+// table's data: every conflict an X, the held row alone marked, the
+// deciding cell under the bracketed header.
+func TestConflictLines(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		table        locks.ConflictTable
+		held, wanted int
+		heldLabel    string
+		header       string // bracketed header of the requested column, "" for none
+		cell         string // deciding cell, "" for none
+	}{
+		{"table conflict", locks.TableLevelConflicts(), int(locks.RowExclusive), int(locks.Share),
+			"ROW EXCLUSIVE", "[S]", "[X]"},
+		{"table compatible", locks.TableLevelConflicts(), int(locks.AccessShare), int(locks.RowExclusive),
+			"ACCESS SHARE", "[RE]", "[·]"},
+		{"table self-conflict", locks.TableLevelConflicts(), int(locks.ShareUpdateExclusive), int(locks.ShareUpdateExclusive),
+			"SHARE UPDATE EXCLUSIVE", "[SUE]", "[X]"},
+		{"row conflict", locks.RowLevelConflicts(), int(locks.ForKeyShare), int(locks.ForUpdate),
+			"FOR KEY SHARE", "[U]", "[X]"},
+		{"row compatible", locks.RowLevelConflicts(), int(locks.ForKeyShare), int(locks.ForNoKeyUpdate),
+			"FOR KEY SHARE", "[NKU]", "[·]"},
+		{"held only", locks.TableLevelConflicts(), int(locks.Exclusive), -1, "EXCLUSIVE", "", ""},
+		{"wanted only", locks.RowLevelConflicts(), -1, int(locks.ForShare), "", "[S]", ""},
+		{"none", locks.TableLevelConflicts(), -1, -1, "", "", ""},
+		{"out of range", locks.RowLevelConflicts(), 9, 42, "", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			lines := strings.Split(stripped(strings.Join(conflictLines(tc.table, tc.held, tc.wanted, newStyles(true)), "\n")), "\n")
+			out := strings.Join(lines, "\n")
+			n := len(tc.table.Modes)
+			if len(lines) != n+2 {
+				t.Fatalf("%d lines, want a header, %d rows and a legend:\n%s", len(lines), n, out)
+			}
+			body := lines[1 : 1+n]
+
+			// Every conflict of the table shows as an X, bracketed or not.
+			var xs, want int
+			for i, row := range tc.table.Conflict {
+				for _, f := range strings.Fields(body[i]) {
+					if f == "X" || f == "[X]" {
+						xs++
+					}
+				}
+				for _, c := range row {
+					if c {
+						want++
+					}
+				}
+			}
+			if xs != want {
+				t.Errorf("body shows %d X cells, table has %d conflicts:\n%s", xs, want, out)
+			}
+
+			// The held row, and only it, carries the marker.
+			if got := strings.Count(strings.Join(body, "\n"), "▶"); got != boolToInt(tc.heldLabel != "") {
+				t.Errorf("found %d held-row markers:\n%s", got, out)
+			}
+			if tc.heldLabel != "" {
+				row := body[tc.held]
+				if !strings.HasPrefix(row, "▶ "+tc.heldLabel+" ") {
+					t.Errorf("held row = %q, want it to start with %q", row, "▶ "+tc.heldLabel)
+				}
+			}
+
+			// The requested column's header is bracketed.
+			header := lines[0]
+			if tc.header != "" && !strings.Contains(header, tc.header) {
+				t.Errorf("header = %q, want it to contain %q", header, tc.header)
+			}
+			if tc.header == "" && strings.Contains(header, "[") {
+				t.Errorf("header = %q, want no bracketed column", header)
+			}
+
+			// Exactly one deciding cell, in the held row, under the bracketed header.
+			cells := strings.Count(strings.Join(body, "\n"), "[")
+			if tc.cell == "" {
+				if cells != 0 {
+					t.Errorf("found %d bracketed cells, want none:\n%s", cells, out)
+				}
+			} else {
+				if cells != 1 {
+					t.Errorf("found %d bracketed cells, want 1:\n%s", cells, out)
+				}
+				row := body[tc.held]
+				idx := strings.Index(row, tc.cell)
+				if idx < 0 {
+					t.Fatalf("held row %q lacks deciding cell %q", row, tc.cell)
+				}
+				cellCol := utf8.RuneCountInString(row[:idx])
+				hdrCol := utf8.RuneCountInString(header[:strings.Index(header, tc.header)])
+				cellMid := cellCol + utf8.RuneCountInString(tc.cell)/2
+				hdrMid := hdrCol + utf8.RuneCountInString(tc.header)/2
+				if d := cellMid - hdrMid; d < -1 || d > 1 {
+					t.Errorf("deciding cell at column %d, header %q at column %d; not aligned:\n%s",
+						cellMid, tc.header, hdrMid, out)
+				}
+			}
+		})
+	}
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
