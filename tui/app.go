@@ -154,6 +154,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tea.BackgroundColorMsg:
 		m.look.st = newStyles(msg.IsDark())
+		m.explain.Restyle()
 		m.help.Styles = help.DefaultStyles(msg.IsDark())
 		return m, nil
 	case tickMsg:

@@ -17,6 +17,30 @@ type explainPane struct {
 	w, h int
 	sel  *selection
 	snap *locks.Snapshot
+	// tables keeps each conflict table drawn, by the cells it marks: there
+	// are few, and drawing one with lipgloss/table is half a frame's time.
+	tables map[tableKey][]string
+}
+
+type tableKey struct {
+	title        string
+	held, wanted int
+}
+
+// Restyle forgets the tables drawn in the old colours.
+func (p *explainPane) Restyle() { p.tables = nil }
+
+// table is the conflict table with held and wanted marked, drawn once.
+func (p *explainPane) table(ct locks.ConflictTable, held, wanted int) []string {
+	k := tableKey{ct.Title, held, wanted}
+	if lines, ok := p.tables[k]; ok {
+		return lines
+	}
+	if p.tables == nil {
+		p.tables = map[tableKey][]string{}
+	}
+	p.tables[k] = conflictLines(ct, held, wanted, p.look.st)
+	return p.tables[k]
 }
 
 func (p *explainPane) SetSize(w, h int) { p.w, p.h = w, h }
@@ -70,7 +94,7 @@ func (p *explainPane) Content(w int) (string, []string) {
 	if ct == nil {
 		return "Explain", lines
 	}
-	return "Explain — " + ct.Title, append(lines, conflictLines(*ct, held, wanted, st)...)
+	return "Explain — " + ct.Title, append(lines, p.table(*ct, held, wanted)...)
 }
 
 // View draws the pane with the lines Content gave for its width.
