@@ -73,22 +73,12 @@ func (e *Engine) Teardown(ctx context.Context) error {
 // teardownAll is Teardown; e.lifeMu is held.
 func (e *Engine) teardownAll(ctx context.Context) error {
 	e.quiesce(ctx)
-	e.mu.Lock()
-	sessions := append([]*session(nil), e.sessions...)
-	e.mu.Unlock()
-	for _, s := range sessions {
-		if err := s.control(ctx, ctlTeardown); err != nil {
-			return fmt.Errorf("tearing down session %s: %w", s.name, err)
-		}
+	if err := e.eachSession(ctx, ctlTeardown, "tearing down"); err != nil {
+		return err
 	}
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
-	var err error
-	for _, sd := range e.sides {
-		if err == nil {
-			err = sd.reconnectControl(ctx)
-		}
-	}
+	err := e.reconnectControls(ctx)
 	if err == nil {
 		err = e.teardown(ctx)
 	}
@@ -118,12 +108,7 @@ func (e *Engine) Setup(ctx context.Context) error {
 // setup prepares the data and the sessions; e.lifeMu is held.
 func (e *Engine) setup(ctx context.Context) error {
 	e.ctlMu.Lock()
-	var err error
-	for _, sd := range e.sides {
-		if err == nil {
-			err = sd.reconnectControl(ctx)
-		}
-	}
+	err := e.reconnectControls(ctx)
 	if err == nil {
 		err = e.prepare(ctx)
 	}
@@ -132,12 +117,29 @@ func (e *Engine) setup(ctx context.Context) error {
 		return fmt.Errorf("setting the run up: %w", err)
 	}
 	e.mu.Lock()
-	sessions := append([]*session(nil), e.sessions...)
 	e.down, e.booksStale = false, true
 	e.mu.Unlock()
+	return e.eachSession(ctx, ctlSetup, "setting up")
+}
+
+// eachSession runs a control job on every session's worker, in order.
+func (e *Engine) eachSession(ctx context.Context, kind ctlKind, doing string) error {
+	e.mu.Lock()
+	sessions := append([]*session(nil), e.sessions...)
+	e.mu.Unlock()
 	for _, s := range sessions {
-		if err := s.control(ctx, ctlSetup); err != nil {
-			return fmt.Errorf("setting up session %s: %w", s.name, err)
+		if err := s.control(ctx, kind); err != nil {
+			return fmt.Errorf("%s session %s: %w", doing, s.name, err)
+		}
+	}
+	return nil
+}
+
+// reconnectControls replaces lost control connections; e.ctlMu is held.
+func (e *Engine) reconnectControls(ctx context.Context) error {
+	for _, sd := range e.sides {
+		if err := sd.reconnectControl(ctx); err != nil {
+			return err
 		}
 	}
 	return nil
