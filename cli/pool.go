@@ -33,11 +33,14 @@ func (f *poolFlags) register(cmd *cobra.Command) {
 func (a *app) poolSetup(ctx context.Context, f *poolFlags) (cfg pool.Config, close func(), err error) {
 	fix, err := pool.ParseFix(f.fix)
 	if err != nil {
-		return cfg, nil, badInput(err)
+		return cfg, nil, badInput(fmt.Errorf("--fix: %w", err))
 	}
 	cfg = pool.Config{Size: f.size, Tasks: f.tasks, Fix: fix}
-	if err := cfg.ValidateShape(); err != nil {
-		return cfg, nil, badInput(err)
+	if err := pool.CheckSize(f.size); err != nil {
+		return cfg, nil, badInput(fmt.Errorf("--pool-size %d: %w", f.size, err))
+	}
+	if err := pool.CheckTasks(f.tasks); err != nil {
+		return cfg, nil, badInput(fmt.Errorf("--tasks %d: %w", f.tasks, err))
 	}
 	first, err := a.open(ctx)
 	if err != nil {

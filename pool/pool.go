@@ -116,18 +116,38 @@ func (c Config) Validate() error {
 	return c.ValidateShape()
 }
 
+// CheckSize says what is wrong with a pool of n connections.
+func CheckSize(n int) error {
+	switch {
+	case n < 2:
+		return errors.New("at least 2 (a task needs a connection for A and one for B)")
+	case n > MaxSize:
+		return fmt.Errorf("at most %d", MaxSize)
+	}
+	return nil
+}
+
+// CheckTasks says what is wrong with running n tasks at once.
+func CheckTasks(n int) error {
+	switch {
+	case n < 0:
+		return errors.New("cannot be negative (0 means one task per pool connection)")
+	case n > MaxSize:
+		return fmt.Errorf("at most %d", MaxSize)
+	}
+	return nil
+}
+
 // ValidateShape checks the numbers and the fix, which need no database: a
 // command line checks them before it opens one.
 func (c Config) ValidateShape() error {
+	if err := CheckSize(c.Size); err != nil {
+		return fmt.Errorf("pool size %d: %w", c.Size, err)
+	}
+	if err := CheckTasks(c.Tasks); err != nil {
+		return fmt.Errorf("%d tasks: %w", c.Tasks, err)
+	}
 	switch {
-	case c.Size < 2:
-		return fmt.Errorf("--pool-size %d: at least 2 (a task needs a connection for A and one for B)", c.Size)
-	case c.Size > MaxSize:
-		return fmt.Errorf("--pool-size %d: at most %d", c.Size, MaxSize)
-	case c.Tasks < 0:
-		return fmt.Errorf("--tasks %d: cannot be negative (0 means one task per pool connection)", c.Tasks)
-	case c.Tasks > MaxSize:
-		return fmt.Errorf("--tasks %d: at most %d", c.Tasks, MaxSize)
 	case c.Fix < None || c.Fix > Semaphore:
 		return fmt.Errorf("unknown pool fix %d", int(c.Fix))
 	case c.RunID != "" && !runIDRE.MatchString(string(c.RunID)):
