@@ -66,7 +66,7 @@ func (a *app) poolTUI(cmd *cobra.Command, f *poolFlags) error {
 		return err
 	}
 	defer closeDB()
-	return tui.RunPool(ctx, tui.PoolOptions{Config: cfg, Prepare: a.resetPoolLedgers, Server: cfg.A.Describe()})
+	return tui.RunPool(ctx, tui.PoolOptions{Config: cfg, Prepare: a.resetPoolLedgers, Server: cfg.A.Describe(), Theme: a.theme})
 }
 
 // runPool plays the pool-exhaustion scenario: tasks writing to databases A

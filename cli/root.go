@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"charm.land/fang/v2"
@@ -69,6 +70,7 @@ type app struct {
 	dsn2            string
 	schema          string
 	deadlockTimeout time.Duration
+	theme           string
 }
 
 // Execute builds the root command and runs it with args (os.Args[1:] when nil).
@@ -115,6 +117,7 @@ func (a *app) rootCommand() *cobra.Command {
 		},
 	}
 	tuiFlags.register(root, "for-update")
+	root.Flags().StringVar(&a.theme, "theme", os.Getenv("LOCKSTEP_THEME"), "default, or projector: high contrast on a black screen, for a classroom (also LOCKSTEP_THEME)")
 	scenario.register(root)
 	poolF.register(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {

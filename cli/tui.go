@@ -21,6 +21,11 @@ func (a *app) openSecond(ctx context.Context, first *db.Database) (*db.Database,
 
 // runTUI opens the interface in the set-up the flags describe.
 func (a *app) runTUI(cmd *cobra.Command, rf *runFlags, sf *scenarioFlags, pf *poolFlags) error {
+	theme, err := tui.ParseTheme(a.theme)
+	if err != nil {
+		return badInput(fmt.Errorf("--theme: %w", err))
+	}
+	a.theme = theme
 	if sf.scenario == "pool" {
 		return a.poolTUI(cmd, pf)
 	}
@@ -53,5 +58,6 @@ func (a *app) runTUI(cmd *cobra.Command, rf *runFlags, sf *scenarioFlags, pf *po
 	if srv := d.Server(); srv != nil {
 		server = "throwaway PostgreSQL " + srv.Version()
 	}
-	return tui.Run(ctx, tui.Options{DB: d, Config: cfg, Order: order, Server: server, Transfers: transfers, ScenarioSummary: summary})
+	return tui.Run(ctx, tui.Options{DB: d, Config: cfg, Order: order, Server: server, Transfers: transfers,
+		ScenarioSummary: summary, Theme: a.theme})
 }

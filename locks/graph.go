@@ -29,6 +29,12 @@ type Edge struct {
 	WaiterPid, HolderPid int32
 	// Lock is the lock the waiter asks for (nil for a safe-snapshot wait).
 	Lock *Lock
+	// Held is the holder's lock in pg_locks that conflicts with Lock, when
+	// there is one (a queue ahead holds none yet).
+	Held *Lock
+	// HeldRow is the holder's row lock, from pgrowlocks, that a wait on the
+	// holder's transaction is about: the lock behind the wait, when known.
+	HeldRow *RowLock
 	// Why is one line explaining the conflict.
 	Why string
 	// Conflict is the deciding cell, when a conflict table decides the edge.
@@ -175,9 +181,10 @@ func (s *Snapshot) explain(e *Edge, waiter *Backend) {
 	held := s.heldBy(e.Holder, w)
 	var heldMode TableMode
 	heldOK := false
-	for _, h := range held {
+	for i, h := range held {
 		if m, ok := ParseTableMode(h.Mode); ok && wantedOK && TableConflicts(m, wantedMode) {
 			heldMode, heldOK = m, true
+			e.Held = &held[i]
 			break
 		}
 	}
@@ -241,6 +248,7 @@ func (s *Snapshot) explainRowWait(e *Edge, waiter *Backend) {
 			e.Why = fmt.Sprintf("%s: %s holds %s on accounts id=%d (%s), which conflicts with %s",
 				prefix, e.Holder, r.Mode, r.Account, by, want)
 			e.Conflict = &Conflict{Row: true, Held: int(r.Mode), Wanted: int(want)}
+			e.HeldRow = &r
 			return
 		}
 	}

@@ -44,9 +44,12 @@ type Engine struct {
 	booksStale bool
 
 	// lifeMu keeps Setup, Teardown, Reset and Close apart; emitMu keeps
-	// sends off a closed channel.
+	// sends off a closed channel; orderMu makes the events' times rise in
+	// the order they are sent, whichever goroutine sends them.
 	lifeMu      sync.Mutex
 	emitMu      sync.RWMutex
+	orderMu     sync.Mutex
+	lastEmit    time.Time
 	eventsEnded bool
 
 	// sides are the run's databases: one, or A and B. ctlMu guards their
@@ -178,13 +181,23 @@ func (e *Engine) tornDown() bool {
 
 // emit sends an event unless the engine is closing and nobody listens.
 func (e *Engine) emit(ev Event) {
-	if ev.Time.IsZero() {
-		ev.Time = time.Now()
-	}
 	e.emitMu.RLock()
 	defer e.emitMu.RUnlock()
 	if e.eventsEnded {
 		return
+	}
+	e.orderMu.Lock()
+	defer e.orderMu.Unlock()
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	if ev.Kind != Polled {
+		// A wait is stamped with the poll that saw it, which may have begun
+		// before the last event was sent: the log's times must not go back.
+		if ev.Time.Before(e.lastEmit) {
+			ev.Time = e.lastEmit
+		}
+		e.lastEmit = ev.Time
 	}
 	select {
 	case e.events <- ev:
@@ -253,7 +266,9 @@ func (e *Engine) Step(i int) error {
 	return nil
 }
 
-// Exec runs SQL the user typed in session i, which must not be busy.
+// Exec runs SQL the user typed in session i, which must not be busy. SQL
+// that is the session's next script statement, as written, runs as that
+// step: typing the script's BEGIN moves the script on.
 func (e *Engine) Exec(i int, sql string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -261,8 +276,21 @@ func (e *Engine) Exec(i int, sql string) error {
 	if err != nil {
 		return err
 	}
+	if !s.finished && s.next < s.script.Len() && sameStatement(sql, s.script.SQL(s.next)) {
+		e.dispatch(s, job{step: s.next, sql: s.script.SQL(s.next)})
+		return nil
+	}
 	e.dispatch(s, job{step: -1, sql: sql})
 	return nil
+}
+
+// sameStatement compares two statements as written, but for case, blanks
+// and a trailing semicolon.
+func sameStatement(a, b string) bool {
+	norm := func(s string) string {
+		return strings.ToUpper(strings.Join(strings.Fields(strings.TrimRight(strings.TrimSpace(s), ";")), " "))
+	}
+	return norm(a) == norm(b)
 }
 
 // Commit commits session i's transaction (its script ends there).

@@ -66,8 +66,16 @@ func play(t *testing.T, eng *sim.Engine, order []int) outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var o outcome
+	var last time.Time
 	err := eng.Play(ctx, sim.NewScheduler(order), func(ev sim.Event) {
 		o.events = append(o.events, ev)
+		// Events come in the order they happened (a poll's is when it began).
+		if ev.Kind != sim.Polled {
+			if ev.Time.Before(last) {
+				t.Errorf("%s event of %s at %s, after one at %s", ev.Kind, ev.Session, ev.Time.Format("15:04:05.000000"), last.Format("15:04:05.000000"))
+			}
+			last = ev.Time
+		}
 		switch ev.Kind {
 		case sim.WaitingForLock:
 			o.waits++
@@ -478,5 +486,23 @@ func TestScenarioSessions(t *testing.T) {
 	var tables int
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = $1", d.Schema()).Scan(&tables); err != nil || tables != 0 {
 		t.Fatalf("%d tables left after the teardown (%v)", tables, err)
+	}
+}
+
+func TestTypedNextStatementIsTheStep(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, "for-update", sim.Same)
+	ev := exec(t, eng, 0, "  begin ; ")
+	if ev.Kind != sim.Completed || ev.Step != 0 {
+		t.Fatalf("typed BEGIN: %v step %d", ev.Kind, ev.Step)
+	}
+	if s := eng.Sessions()[0]; s.Next != 1 || s.State != sim.InTransaction {
+		t.Fatalf("after typing the script's BEGIN: next %d, %v", s.Next, s.State)
+	}
+	if ev := exec(t, eng, 0, "SELECT 1"); ev.Step != -1 {
+		t.Fatalf("other typed SQL ran as step %d", ev.Step)
+	}
+	if s := eng.Sessions()[0]; s.Next != 1 {
+		t.Fatalf("other typed SQL moved the script to %d", s.Next)
 	}
 }

@@ -67,11 +67,12 @@ const (
 	Skipped                         // the scheduler passed over a session of the stored order that could not step
 	Stalled                         // the run cannot end by itself; Stall says why (PlayToEnd)
 	Resolved                        // lockstep ended a prepared transaction; Prepared, Commit (PlayToEnd)
+	ObserverLost                    // a poll failed: what the views show is no longer live until the next Polled; Cause
 )
 
 func (k EventKind) String() string {
 	names := [...]string{"started", "waiting", "completed", "error", "connection lost", "deadlock", "polled", "reset",
-		"notice", "books", "block", "skipped", "stalled", "resolved"}
+		"notice", "books", "block", "skipped", "stalled", "resolved", "observer lost"}
 	if k < 0 || int(k) >= len(names) {
 		return fmt.Sprintf("EventKind(%d)", int(k))
 	}

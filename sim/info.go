@@ -20,6 +20,8 @@ type SessionInfo struct {
 	Transfer ledger.Transfer
 	// Statements is the script rendered with the values read so far.
 	Statements []string
+	// StepNames are a scenario session's names for its steps, nil for transfers.
+	StepNames []string
 	// Next is the index of the next script statement (len(Statements) when done).
 	Next     int
 	Finished bool
@@ -66,8 +68,16 @@ func (e *Engine) Sessions() []SessionInfo {
 		if s.current != "" {
 			cur = s.curStep
 		}
+		var names []string
+		if st, ok := s.script.(stepsScript); ok {
+			names = make([]string, len(st.steps))
+			for k, step := range st.steps {
+				names[k] = step.Name
+			}
+		}
 		out[i] = SessionInfo{
-			Name: s.name, Label: e.label(i), Index: i, Pid: s.pid, State: s.state, Transfer: s.transfer,
+			StepNames: names,
+			Name:      s.name, Label: e.label(i), Index: i, Pid: s.pid, State: s.state, Transfer: s.transfer,
 			Statements: stmts, Next: s.next, Finished: s.finished, Current: s.current, CurrentStep: cur,
 			StartedAt: s.startedAt, LastErr: s.lastErr, ErrAt: s.errAt,
 			BlockedBy: append([]string(nil), s.blockedBy...), Waits: append([]locks.Edge(nil), s.waits...),

@@ -38,6 +38,7 @@ func (e *Engine) observe() {
 	retry := firstRetry
 	timer := time.NewTimer(e.cfg.Poll)
 	defer timer.Stop()
+	lost := false
 	for {
 		select {
 		case <-e.closing:
@@ -57,16 +58,22 @@ func (e *Engine) observe() {
 		e.mu.Unlock()
 		snap, err := e.poll()
 		next := e.cfg.Poll
-		if err == nil {
+		switch {
+		case err == nil:
+			lost = false
 			if e.apply(gen, seqs, snap) {
 				next = min(retry, e.cfg.Poll)
 				retry *= 2
 			}
-		} else if e.ctx.Err() != nil {
+		case e.ctx.Err() != nil:
 			return
-		} else {
-			// A server went away; try again on the next beat, so that the
-			// view recovers by itself once it is back.
+		default:
+			// A server went away: say so once, and try again on every beat,
+			// so that the views recover by themselves once it is back.
+			if !lost {
+				lost = true
+				e.emit(Event{Gen: gen, Kind: ObserverLost, Index: -1, Step: -1, Cause: err})
+			}
 			e.reconnectObservers()
 		}
 		if readBooks {
@@ -138,6 +145,8 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot) (unsettled boo
 	for ci := range snap.Graph.Cycles {
 		if snap.Graph.Cycles[ci].Distributed {
 			e.lockTimeoutBreak(&snap.Graph.Cycles[ci])
+		} else {
+			e.deadlockBreak(&snap.Graph.Cycles[ci])
 		}
 		c := snap.Graph.Cycles[ci]
 		if key := c.String(); !e.seenCycle[key] {
@@ -172,6 +181,48 @@ func (e *Engine) lockTimeoutBreak(c *locks.Cycle) {
 			}
 		}
 	}
+}
+
+// deadlockBreak works out when the server's deadlock check will find the
+// cycle, with each waiter's own deadlock_timeout: a waiter runs the check
+// once, its own timeout after its wait began, and a check before the cycle
+// closed finds nothing. The observer's guess uses the server's default;
+// the sessions may have set their own (SET deadlock_timeout). e.mu is held.
+func (e *Engine) deadlockBreak(c *locks.Cycle) {
+	var closed time.Time
+	for _, ed := range c.Edges {
+		if ed.Lock == nil || ed.Lock.WaitStart == nil {
+			return
+		}
+		if ed.Lock.WaitStart.After(closed) {
+			closed = *ed.Lock.WaitStart
+		}
+	}
+	var best time.Time
+	victim := ""
+	for _, ed := range c.Edges {
+		s := e.byName(ed.Waiter)
+		if s == nil || s.deadlockTimeout <= 0 {
+			return // not a session of ours: keep the observer's guess
+		}
+		at := ed.Lock.WaitStart.Add(s.deadlockTimeout)
+		if !at.Before(closed) && (victim == "" || at.Before(best)) {
+			best, victim = at, ed.Waiter
+		}
+	}
+	if victim != "" {
+		c.BreakAt, c.LikelyVictim = &best, victim
+	}
+}
+
+// byName is the session named name, or nil; e.mu is held.
+func (e *Engine) byName(name string) *session {
+	for _, s := range e.sessions {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
 }
 
 // poll reads every database's locks and merges them: in a two-database run

@@ -163,9 +163,7 @@ func (s *session) setup(ctx context.Context) error {
 		s.state = InTransaction
 		e.mu.Unlock()
 	}
-	if e.cfg.TwoDatabases() {
-		s.readLockTimeout(ctx)
-	}
+	s.readTimeouts(ctx)
 	return nil
 }
 

@@ -49,6 +49,9 @@ type session struct {
 	settled int
 	// lockTimeout is the session's lock_timeout as last read (0: none).
 	lockTimeout time.Duration
+	// deadlockTimeout is the session's own deadlock_timeout as last read:
+	// each backend runs the deadlock check after its own.
+	deadlockTimeout time.Duration
 }
 
 type job struct {
@@ -92,6 +95,7 @@ func (s *session) connect(ctx context.Context) error {
 	s.e.mu.Lock()
 	s.pid = int32(conn.PgConn().PID())
 	s.e.mu.Unlock()
+	s.readTimeouts(ctx)
 	return nil
 }
 
@@ -238,8 +242,8 @@ func (s *session) run(j job) {
 	start := time.Now()
 	res, first, err := runSQL(e.ctx, s.conn.PgConn(), j.sql)
 	took := time.Since(start)
-	if err == nil && e.cfg.TwoDatabases() && touchesLockTimeout(j.sql) {
-		s.readLockTimeout(e.ctx)
+	if err == nil && touchesTimeouts(j.sql) {
+		s.readTimeouts(e.ctx)
 	}
 	if err == nil && j.step >= 0 {
 		e.mu.Lock() // views render the script with its values
@@ -276,9 +280,10 @@ func (s *session) run(j job) {
 	}
 }
 
-// touchesLockTimeout says whether a statement may change the session's
-// lock_timeout: it sets it, or ends a transaction (SET LOCAL ends there).
-func touchesLockTimeout(sql string) bool {
+// touchesTimeouts says whether a statement may change the session's
+// lock_timeout or deadlock_timeout: it sets one, or ends a transaction (SET
+// LOCAL ends there).
+func touchesTimeouts(sql string) bool {
 	q := strings.ToUpper(sql)
 	switch strings.Fields(strings.TrimRight(q, "; ") + " x")[0] {
 	case "COMMIT", "ROLLBACK", "END", "ABORT", "PREPARE":
@@ -287,16 +292,18 @@ func touchesLockTimeout(sql string) bool {
 	return strings.Contains(q, "LOCK_TIMEOUT")
 }
 
-// readLockTimeout reads the session's lock_timeout, which decides whether a
-// distributed deadlock ends by itself. Only the session's worker calls it.
-func (s *session) readLockTimeout(ctx context.Context) {
-	var v string
-	if err := s.conn.QueryRow(ctx, "SELECT current_setting('lock_timeout')").Scan(&v); err != nil {
+// readTimeouts reads the session's lock_timeout, which decides whether a
+// distributed deadlock ends by itself, and its deadlock_timeout, which
+// decides when it runs the server's deadlock check. Only the session's
+// worker calls it, or its starter.
+func (s *session) readTimeouts(ctx context.Context) {
+	var lock, deadlock string
+	err := s.conn.QueryRow(ctx, "SELECT current_setting('lock_timeout'), current_setting('deadlock_timeout')").Scan(&lock, &deadlock)
+	if err != nil {
 		return
 	}
-	d := locks.ParsePgDuration(v)
 	s.e.mu.Lock()
-	s.lockTimeout = d
+	s.lockTimeout, s.deadlockTimeout = locks.ParsePgDuration(lock), locks.ParsePgDuration(deadlock)
 	s.e.mu.Unlock()
 }
 

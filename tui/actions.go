@@ -14,35 +14,43 @@ import (
 	"lockstep/sim"
 )
 
-// handleKey routes a key: Ctrl-C always quits; an open menu, form or input
-// takes the rest; otherwise the global keys, then those that need a
-// running engine.
+// handleKey routes a key: Ctrl-C always quits; a question, a menu, a form,
+// the input line or history mode takes the rest; otherwise the global keys,
+// then those that need a running engine.
 func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	if msg.String() == "ctrl+c" {
 		return tea.Quit
 	}
+	if msg.Mod&tea.ModAlt != 0 && msg.Mod&tea.ModCtrl == 0 && m.mode == modeNormal {
+		// Esc and a key pressed quickly after it arrive as alt+key: they
+		// are two keys, and the second must not be lost.
+		m.sel.Clear()
+		msg.Mod &^= tea.ModAlt
+	}
 	switch m.mode {
+	case modeQuit:
+		return m.quitKey(msg)
 	case modeTyping:
 		return m.typingKey(msg)
 	case modeStrategy:
 		return m.strategyKey(msg)
 	case modeSetup:
 		return m.setupKey(msg)
+	case modeHistory:
+		return m.historyKey(msg)
 	}
 	k := m.keys
 	m.status = ""
 	switch {
 	case key.Matches(msg, k.Quit):
-		return tea.Quit
+		return m.askQuit()
 	case key.Matches(msg, k.Help):
 		m.help.ShowAll = !m.help.ShowAll
-		return nil
 	case key.Matches(msg, k.Strategy):
 		m.mode = modeStrategy
 		if m.cfg.Strategy != nil {
 			m.menu.Open(m.cfg.Strategy.Name)
 		}
-		return nil
 	case key.Matches(msg, k.Setup):
 		if m.cfg.Scenario != nil {
 			m.status = "the set-up form is for the transfer strategies; m picks one"
@@ -50,24 +58,98 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		m.mode = modeSetup
 		m.form.Open(m.cfg)
-		return nil
 	case key.Matches(msg, k.ScrollLog):
 		return m.log.Update(msg)
+	case key.Matches(msg, k.Log):
+		m.logFull = !m.logFull
+	case key.Matches(msg, k.Pane):
+		m.tab = (m.tab + 1) % len(tabNames)
+	case key.Matches(msg, k.History):
+		m.enterHistory()
 	case key.Matches(msg, k.Up):
 		m.sel.Move(-1)
-		return nil
 	case key.Matches(msg, k.Down):
 		m.sel.Move(+1)
-		return nil
 	case key.Matches(msg, k.Unselect):
 		m.sel.Clear()
-		return nil
+	default:
+		if m.eng == nil || m.starting {
+			m.status = "the sessions are starting…"
+			return nil
+		}
+		return m.runKey(msg)
 	}
-	if m.eng == nil || m.starting {
-		m.status = "the sessions are starting…"
-		return nil
+	return nil
+}
+
+// holding lists the sessions with a transaction open.
+func (m *Model) holding() []string {
+	var names []string
+	for _, s := range m.live.sessions {
+		switch s.State {
+		case sim.InTransaction, sim.Running, sim.Waiting, sim.Aborted:
+			names = append(names, s.Name)
+		}
 	}
-	return m.runKey(msg)
+	return names
+}
+
+// askQuit quits, or — while sessions hold transactions, the demo's state —
+// asks first.
+func (m *Model) askQuit() tea.Cmd {
+	held := m.holding()
+	if len(held) == 0 {
+		return tea.Quit
+	}
+	m.mode = modeQuit
+	m.status = fmt.Sprintf("%s hold%s a transaction: quit and roll back? y or q quits, any other key stays",
+		strings.Join(held, ", "), map[bool]string{true: "s", false: ""}[len(held) == 1])
+	return nil
+}
+
+func (m *Model) quitKey(msg tea.KeyPressMsg) tea.Cmd {
+	m.mode, m.status = modeNormal, ""
+	if s := msg.String(); s == "y" || s == "q" {
+		return tea.Quit
+	}
+	return nil
+}
+
+// enterHistory shows the run's past, from its newest moment.
+func (m *Model) enterHistory() {
+	if len(m.hist.frames) == 0 {
+		m.status = "no history yet: step a session first"
+		return
+	}
+	m.mode, m.histPos = modeHistory, len(m.hist.frames)-1
+	m.sel.Clear()
+}
+
+func (m *Model) historyKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.histKeys
+	last := len(m.hist.frames) - 1
+	switch {
+	case key.Matches(msg, k.Back):
+		m.histPos = max(0, m.histPos-1)
+	case key.Matches(msg, k.Forward):
+		m.histPos = min(last, m.histPos+1)
+	case key.Matches(msg, k.First):
+		m.histPos = 0
+	case key.Matches(msg, k.Last):
+		m.histPos = last
+	case key.Matches(msg, k.Leave):
+		m.mode = modeNormal
+		m.sel.Clear()
+	case msg.String() == "up":
+		m.sel.Move(-1)
+	case msg.String() == "down":
+		m.sel.Move(+1)
+	case key.Matches(msg, m.keys.Quit):
+		return m.askQuit()
+	case key.Matches(msg, m.keys.ScrollLog):
+		return m.log.Update(msg)
+	}
+	return nil
 }
 
 // runKey handles the keys that act on the running engine.
@@ -77,14 +159,14 @@ func (m *Model) runKey(msg tea.KeyPressMsg) tea.Cmd {
 	id, eng, ctx := m.engID, m.eng, m.ctx
 	switch {
 	case key.Matches(msg, k.Prev):
-		m.sessions.Move(-1)
+		m.sessions.Move(-1, len(m.live.sessions))
 	case key.Matches(msg, k.Next):
-		m.sessions.Move(+1)
+		m.sessions.Move(+1, len(m.live.sessions))
 	case key.Matches(msg, k.Step):
 		m.report(eng.Step(i))
 	case key.Matches(msg, k.StepN):
-		if n := int(msg.String()[0] - '1'); n < len(m.sessions.sessions) {
-			m.sessions.Select(n)
+		if n := int(msg.String()[0] - '1'); n < len(m.live.sessions) {
+			m.sessions.Select(n, len(m.live.sessions))
 			m.report(eng.Step(n))
 		}
 	case key.Matches(msg, k.Commit):
@@ -94,7 +176,7 @@ func (m *Model) runKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Cancel):
 		return func() tea.Msg { return actionMsg{id: id, what: "cancel", err: eng.Cancel(ctx, i)} }
 	case key.Matches(msg, k.Type):
-		if s := m.sessions.sessions[i]; s.State.Busy() {
+		if s := m.live.sessions[i]; s.State.Busy() {
 			m.status = s.Name + " is busy: wait, or k to cancel its statement"
 			return nil
 		}
@@ -178,19 +260,19 @@ func (m *Model) autoplayBeat(msg autoplayMsg) tea.Cmd {
 		return nil
 	}
 	next := tea.Tick(speeds[m.speed], func(time.Time) tea.Msg { return autoplayMsg{seq: msg.seq} })
-	for _, s := range m.sessions.sessions {
+	for _, s := range m.live.sessions {
 		if s.State == sim.Running {
 			return next // not settled yet
 		}
 	}
-	idx, _, done := m.scheduler.Next(m.sessions.sessions)
+	idx, _, done := m.scheduler.Next(m.live.sessions)
 	if done {
 		m.autoplay = false
 		m.status = "autoplay: every session has finished"
 		return nil
 	}
 	if idx >= 0 {
-		m.sessions.Select(idx)
+		m.sessions.Select(idx, len(m.live.sessions))
 		m.report(m.eng.Step(idx))
 	}
 	return next
@@ -227,7 +309,7 @@ func (m *Model) nextFix() tea.Cmd {
 	m.perm = 1
 	m.opts.Order, _ = sc.SessionOrder(1)
 	m.scheduler = sim.NewScheduler(m.opts.Order)
-	m.log.Add(time.Now(), "", "scenario "+next+": the run starts again", false)
+	m.logLine(logEntry{at: m.clock(), text: "scenario " + next + ": the run starts again"})
 	return m.startEngine(cfg)
 }
 
@@ -266,7 +348,7 @@ func (m *Model) strategyKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		cfg.Strategy = m.menu.Chosen()
 		m.cfg = cfg
-		m.log.Add(time.Now(), "", "strategy "+cfg.Strategy.Name+": the run starts again", false)
+		m.logLine(logEntry{at: m.clock(), text: "strategy " + cfg.Strategy.Name + ": the run starts again"})
 		return m.startEngine(cfg)
 	}
 	return cmd

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"strings"
+	"sort"
 	"time"
 
 	"charm.land/bubbles/v2/help"
@@ -24,11 +24,14 @@ const (
 	modeTyping
 	modeStrategy
 	modeSetup
+	modeHistory
+	modeQuit // asking whether to quit while sessions hold transactions
 )
 
 // Model is the interface's root. It owns the engine, turns the engine's
-// events into what each pane shows, handles the global keys and hands the
-// rest to the pane or menu that has them, and lays the panes out (layout.go).
+// events into frames (frame.go) — the live one, and the history's — hands
+// the keys to whatever has them (actions.go), and lays the panes out over
+// the frame shown (layout.go).
 type Model struct {
 	ctx      context.Context
 	opts     Options
@@ -42,11 +45,20 @@ type Model struct {
 
 	width, height int
 	look          *look
+	theme         string
+	isDark        bool
 	keys          keyMap
+	histKeys      historyKeys
 	help          help.Model
 	mode          mode
 	input         textinput.Model
 	status        string
+
+	live    frame
+	hist    history
+	histPos int    // the history frame shown in history mode
+	shownAt *frame // the frame the selection was built from
+	shownSn *locks.Snapshot
 
 	sessions *sessionsPane
 	sel      selection
@@ -57,6 +69,8 @@ type Model struct {
 	log      *logPane
 	menu     *strategyMenu
 	form     *setupForm
+	tab      int  // the pane the compact layout shows below the explanation
+	logFull  bool // the log has the whole screen
 
 	autoplay  bool
 	autoSeq   int
@@ -67,6 +81,7 @@ type Model struct {
 	runID    db.RunID
 	deadlock time.Duration // the server's deadlock_timeout
 	clock    func() time.Time
+	now      time.Time
 }
 
 var speeds = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second}
@@ -78,7 +93,11 @@ func New(ctx context.Context, opts Options) *Model {
 	in := textinput.New()
 	in.Placeholder = "SQL to run in the session, e.g. SELECT * FROM accounts FOR SHARE"
 	in.CharLimit = 2000
-	l := &look{st: newStyles(true), vol: opts.Volatile}
+	theme, err := ParseTheme(opts.Theme)
+	if err != nil {
+		theme = ThemeDefault
+	}
+	l := &look{st: newStyles(theme, true), vol: opts.Volatile}
 	if l.vol == nil {
 		l.vol = asIs{}
 	}
@@ -87,19 +106,20 @@ func New(ctx context.Context, opts Options) *Model {
 		clock = time.Now
 	}
 	m := &Model{
-		ctx: ctx, opts: opts, cfg: cfg, engines: &engines{}, look: l,
-		keys: newKeyMap(), help: help.New(), input: in, speed: 2, starting: true, perm: 1,
-		scheduler: sim.NewScheduler(opts.Order), clock: clock, sel: newSelection(),
+		ctx: ctx, opts: opts, cfg: cfg, engines: &engines{}, look: l, theme: theme, isDark: true,
+		keys: newKeyMap(), histKeys: newHistoryKeys(), help: help.New(), input: in, speed: 2, starting: true, perm: 1,
+		scheduler: sim.NewScheduler(opts.Order), clock: clock, now: clock(), sel: newSelection(),
+		live: frame{waitSince: map[string]time.Time{}, results: map[resultKey]result{}},
 	}
-	m.sessions = &sessionsPane{look: l, now: clock()}
+	m.sessions = &sessionsPane{look: l}
 	m.locks = &locksPane{look: l, sel: &m.sel}
-	m.graph = &graphPane{look: l, sel: &m.sel, now: clock()}
+	m.graph = &graphPane{look: l, sel: &m.sel}
 	m.explain = &explainPane{look: l, sel: &m.sel}
 	m.accounts = &accountsPane{look: l}
 	m.log = newLogPane(l)
 	m.menu = newStrategyMenu(l)
 	m.form = newSetupForm(l)
-	m.help.Styles = help.DefaultStyles(true)
+	m.help.Styles = l.st.helpStyles()
 	return m
 }
 
@@ -153,13 +173,15 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.input.SetWidth(max(20, msg.Width-12))
 		return m, nil
 	case tea.BackgroundColorMsg:
-		m.look.st = newStyles(msg.IsDark())
+		m.isDark = msg.IsDark()
+		m.look.st = newStyles(m.theme, m.isDark)
+		m.help.Styles = m.look.st.helpStyles()
 		m.explain.Restyle()
-		m.help.Styles = help.DefaultStyles(msg.IsDark())
 		return m, nil
 	case tickMsg:
-		now := m.clock()
-		m.sessions.now, m.graph.now = now, now
+		if !m.live.lost {
+			m.now = m.clock() // a screen that is not live stops its clocks
+		}
 		return m, tick()
 	case engineReadyMsg:
 		if msg.id != m.engID {
@@ -182,12 +204,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, waitEvents(msg.id, m.eng)
 	case actionMsg:
-		if msg.id == m.engID && msg.err != nil {
-			m.status = fmt.Sprintf("%s: %v", msg.what, msg.err)
-		}
-		if msg.id == m.engID && msg.err == nil && msg.logged != "" {
-			m.log.Add(time.Now(), "", msg.logged, false)
-		}
+		m.actionDone(msg)
 		return m, nil
 	case autoplayMsg:
 		return m, m.autoplayBeat(msg)
@@ -207,97 +224,145 @@ func (m *Model) ready(eng *sim.Engine) {
 	m.eng, m.starting, m.fatal, m.gen = eng, false, "", eng.Generation()
 	m.cfg = eng.Config()
 	m.runID, m.deadlock = eng.RunID(), eng.Observer().DeadlockTimeout()
-	m.graph.deadlock = m.deadlock
+	m.explain.deadlock = m.deadlock
 	m.resetView()
-	m.sessions.SetSessions(eng.Sessions())
-	m.log.Add(time.Now(), "", fmt.Sprintf("ready: %s, %d sessions", m.runName(), m.cfg.Sessions), false)
+	m.live.sessions = eng.Sessions()
+	m.logLine(logEntry{at: m.clock(), text: fmt.Sprintf("ready: %s, %d sessions", m.runName(), m.cfg.Sessions)})
 	if ok, note := eng.Observer().RowLocksAvailable(); !ok {
-		m.log.Add(time.Now(), "", note, true)
+		m.logLine(logEntry{at: m.clock(), text: note, bad: true})
 	}
+	m.hist.push(m.live.copy())
 }
 
 // resetView forgets what the previous run showed.
 func (m *Model) resetView() {
 	m.sel = newSelection()
-	for _, p := range []interface{ SetSnapshot(*locks.Snapshot) }{m.locks, m.explain} {
-		p.SetSnapshot(nil)
+	m.live = frame{at: m.clock(), gen: m.gen, waitSince: map[string]time.Time{}, results: map[resultKey]result{}}
+	m.hist = history{}
+	m.shownAt, m.shownSn = nil, nil
+	if m.mode == modeHistory {
+		m.mode = modeNormal
 	}
-	m.sessions.snap = nil
-	m.graph.Forget()
-	m.accounts.Forget(!m.cfg.HasLedger())
 	m.scheduler = sim.NewScheduler(m.opts.Order)
 	m.autoplay = false
 	m.autoSeq++
 }
 
-// handleEvents takes a burst of engine events into the panes.
+func (m *Model) logLine(e logEntry) {
+	m.log.Add(e)
+	m.live.logLen = m.log.Written()
+}
+
+// handleEvents takes a burst of engine events into the live frame, keeping
+// a frame of history after each that changed what the screen shows.
 func (m *Model) handleEvents(events []sim.Event) {
+	if m.eng == nil {
+		return
+	}
 	for _, ev := range events {
 		if ev.Gen < m.gen {
 			continue // from before a reset
 		}
-		switch ev.Kind {
-		case sim.ResetDone:
+		if ev.Kind == sim.ResetDone {
+			// A new run begins: its history with it.
 			m.gen = ev.Gen
-			m.resetView()
-			m.log.Add(time.Now(), "", "reset: sessions rolled back, ledger re-created", false)
-		case sim.Polled:
-			m.setSnapshot(ev.Snapshot)
-		case sim.BooksRead:
-			m.accounts.SetBalances(*ev.Books)
-		case sim.DeadlockFormed:
-			m.graph.Formed(ev.Cycle)
-			what := "⚠ deadlock: "
-			if ev.Cycle.Distributed {
-				what = "⚠ distributed deadlock (no server sees it): "
+			m.sel = newSelection()
+			m.hist = history{}
+			if m.mode == modeHistory {
+				m.mode = modeNormal
 			}
-			m.log.Add(time.Now(), "", what+ev.Cycle.String(), true)
-		default:
-			m.logStatement(ev)
+		}
+		if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected && m.autoplay {
+			// The lesson is on screen now: let it be read.
+			m.autoplay = false
+			m.autoSeq++
+			m.status = "autoplay paused: the server broke a deadlock (a resumes, h steps back through it)"
+		}
+		keep, line := m.live.apply(ev)
+		if line.text != "" {
+			m.logLine(line)
+		}
+		if keep {
+			// The moment shown in history stays shown as old ones go.
+			m.histPos = max(0, m.histPos-m.hist.push(m.live.copy()))
+		} else {
+			m.hist.settle(&m.live, ev.Kind)
 		}
 	}
-	if m.eng != nil {
-		m.sessions.SetSessions(m.eng.Sessions())
-	}
-}
-
-// logStatement logs what a session's statement did.
-func (m *Model) logStatement(ev sim.Event) {
-	switch ev.Kind {
-	case sim.Started:
-		if ev.Auto {
-			m.log.Add(time.Now(), ev.Session, "↺ "+ev.SQL+"  (the application gives the transfer up)", false)
-		}
-	case sim.WaitingForLock:
-		m.log.Add(time.Now(), ev.Session, "⏳ waits for "+strings.Join(ev.BlockedBy, ", ")+": "+oneLine(ev.SQL), false)
-	case sim.Completed:
-		text := "✓ " + oneLine(ev.SQL)
-		if ev.Tag != "" {
-			text += "  → " + ev.Tag
-		}
-		m.log.Add(ev.Time, ev.Session, text, false)
-	case sim.Error:
-		m.log.Add(ev.Time, ev.Session, fmt.Sprintf("✗ %s (SQLSTATE %s)", ev.Err.Message, ev.Err.SQLState), true)
-		if ev.Err.SQLState == pgerrcode.DeadlockDetected {
-			m.graph.Broken(ev.Session, namedProcesses(ev.Err.Detail, m.sessions.sessions))
-		}
-	case sim.ConnectionLost:
-		m.log.Add(ev.Time, ev.Session, "✗ connection lost: "+ev.Cause.Error(), true)
+	m.live.sessions = m.eng.Sessions()
+	if m.sessions.Selected() >= len(m.live.sessions) {
+		m.sessions.Select(0, len(m.live.sessions))
 	}
 }
 
-// setSnapshot takes a poll in: the selectable lines are rebuilt and every
-// pane that shows locks gets it.
-func (m *Model) setSnapshot(s *locks.Snapshot) {
-	names := make([]string, len(m.sessions.sessions))
-	for i, se := range m.sessions.sessions {
-		names[i] = se.Name
+// actionDone reports the end of a slow action.
+func (m *Model) actionDone(msg actionMsg) {
+	if msg.id != m.engID {
+		return
 	}
-	m.sel.Rebuild(s, names)
-	m.sessions.snap = s
-	m.locks.SetSnapshot(s)
-	m.explain.SetSnapshot(s)
-	m.graph.SetSnapshot(s)
+	switch {
+	case msg.err != nil:
+		m.status = fmt.Sprintf("%s: %v", msg.what, msg.err)
+	case msg.what == "reset":
+		m.status = ""
+	}
+	if msg.err == nil && msg.logged != "" {
+		m.logLine(logEntry{at: m.clock(), text: msg.logged})
+	}
+}
+
+// shown is the frame the screen shows: the live one, or the history's.
+func (m *Model) shown() *frame {
+	if m.mode == modeHistory && m.histPos < len(m.hist.frames) {
+		return &m.hist.frames[m.histPos]
+	}
+	return &m.live
+}
+
+// showFrame gives every pane the frame shown, rebuilding the selectable
+// locks when its snapshot changed.
+func (m *Model) showFrame() {
+	f := m.shown()
+	now := m.now
+	if m.mode == modeHistory || f.lost {
+		now = f.at
+	}
+	if f.snap != m.shownSn || f != m.shownAt {
+		if f.snap != nil {
+			m.sel.Rebuild(f.snap, sessionNames(f.sessions), waitOrder(f))
+		} else {
+			m.sel = newSelection()
+		}
+		m.shownSn, m.shownAt = f.snap, f
+	}
+	m.sessions.Show(f, now)
+	m.explain.Show(f, now)
+	m.graph.Show(f)
+	m.locks.Show(f)
+	m.accounts.Show(f, !m.cfg.HasLedger())
+	limit := -1
+	if m.mode == modeHistory {
+		limit = f.logLen
+	}
+	m.log.Show(limit, m.logFull)
+}
+
+func sessionNames(ss []sim.SessionInfo) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.Name
+	}
+	return out
+}
+
+// waitOrder is the waiting sessions, the newest wait first.
+func waitOrder(f *frame) []string {
+	var names []string
+	for name := range f.waitSince {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return f.waitSince[names[i]].After(f.waitSince[names[j]]) })
+	return names
 }
 
 var processRE = regexp.MustCompile(`(?i)process (\d+)`)

@@ -3,20 +3,31 @@ package tui
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"charm.land/lipgloss/v2"
 	"charm.land/lipgloss/v2/table"
 
 	"lockstep/locks"
+	"lockstep/sim"
 )
 
-// explainPane says why the selected wait or lock conflicts, with the
-// deciding cell of PostgreSQL's documented conflict table marked.
+// explainPane answers "why is this session waiting?" without a key press:
+// it follows the newest wait — the waiting statement whole, why it waits
+// (the lock it wants and the holder's conflicting lock) and the deciding
+// row of PostgreSQL's documented conflict table — and a deadlock while it
+// stands, then how the server broke it. ↑/↓ explain another wait or lock
+// instead, until esc.
 type explainPane struct {
 	look *look
 	w, h int
 	sel  *selection
-	snap *locks.Snapshot
+	f    *frame
+	now  time.Time
+	// deadlock is the server's deadlock_timeout.
+	deadlock time.Duration
+	// room is how many lines the layout has for the pane's body.
+	room int
 	// tables keeps each conflict table drawn, by the cells it marks: there
 	// are few, and drawing one with lipgloss/table is half a frame's time.
 	tables map[tableKey][]string
@@ -45,17 +56,196 @@ func (p *explainPane) table(ct locks.ConflictTable, held, wanted int) []string {
 
 func (p *explainPane) SetSize(w, h int) { p.w, p.h = w, h }
 
-// SetSnapshot takes the poll whose edges explain an awaited lock.
-func (p *explainPane) SetSnapshot(s *locks.Snapshot) { p.snap = s }
+// Show takes the frame to explain and the time to count down against.
+func (p *explainPane) Show(f *frame, now time.Time) { p.f, p.now = f, now }
 
-// Content is the pane's title and its lines wrapped to w cells: the layout
-// asks for them first, since the pane grows to show a whole table.
-func (p *explainPane) Content(w int) (string, []string) {
-	st := p.look.st
-	it, ok := p.sel.Selected()
-	if !ok {
-		return "Explain", wrapAll([]string{st.subtle.Render("↑/↓ selects a wait or a lock; this pane says why it conflicts, from PostgreSQL's conflict tables.")}, w)
+// Content is the pane's title and its lines wrapped to w cells, at most h
+// of them: the layout asks for them first, since the pane grows to show what
+// it explains. Where the conflict table does not fit, the words stay.
+func (p *explainPane) Content(w, h int) (string, []string) {
+	p.room = h
+	return p.content(w)
+}
+
+func (p *explainPane) content(w int) (string, []string) {
+	if it, ok := p.sel.Selected(); ok {
+		return p.item(it, w)
 	}
+	switch {
+	case p.f.cycle != nil:
+		return p.standing(p.f.cycle, w)
+	case p.f.broken != nil:
+		return p.brokenLines(p.f.broken, w)
+	}
+	if name, ok := p.f.newestWait(); ok {
+		return p.wait(name, w)
+	}
+	st := p.look.st
+	return "Why does a session wait?", wrapAll([]string{st.subtle.Render("No session waits. Step the sessions (space, or 1–9): " +
+		"when one waits, this pane says why — the lock it wants, who holds a conflicting one, and the row of PostgreSQL's conflict table that decides it. " +
+		"↑/↓ explain any lock instead.")}, w)
+}
+
+// wait explains the newest wait: the statement, each of its edges, and the
+// table that decides the first.
+func (p *explainPane) wait(name string, w int) (string, []string) {
+	st := p.look.st
+	var edges []locks.Edge
+	for _, e := range p.f.snap.Graph.Edges {
+		if e.Waiter == name {
+			edges = append(edges, e)
+		}
+	}
+	var holders []string
+	for _, e := range edges {
+		holders = append(holders, e.Holder)
+	}
+	title := "Why " + name + " waits"
+	if len(holders) > 0 {
+		title += " for " + strings.Join(holders, ", ")
+	}
+	var lines []string
+	for _, s := range p.f.sessions {
+		if s.Name == name && s.Current != "" {
+			label := name + " runs "
+			for i, l := range p.look.wrapSQL("", s.Current, w-len(label), false) {
+				if i > 0 {
+					label = strings.Repeat(" ", len(label))
+				}
+				lines = append(lines, st.subtle.Render(label)+st.wait.Render(l))
+			}
+		}
+	}
+	for _, e := range edges {
+		lines = append(lines, wrapAll([]string{e.Why}, w)...)
+	}
+	if others := p.otherWaits(name); others != "" {
+		lines = append(lines, st.subtle.Render(others))
+	}
+	if len(edges) > 0 {
+		lines = p.withTable(lines, p.conflict(edges[0]))
+	}
+	return title, lines
+}
+
+// otherWaits names the sessions that also wait, for ↑/↓.
+func (p *explainPane) otherWaits(newest string) string {
+	var names []string
+	for _, s := range p.f.sessions {
+		if s.State == sim.Waiting && s.Name != newest {
+			names = append(names, s.Name)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "also waiting: " + strings.Join(names, ", ") + " (↑/↓ selects a wait to explain)"
+}
+
+// withTable adds the conflict table under the words when the pane has the
+// room for both.
+func (p *explainPane) withTable(lines, table []string) []string {
+	if len(lines)+len(table) > p.room {
+		return lines
+	}
+	return append(lines, table...)
+}
+
+// conflict is the conflict table that decides an edge, if one does.
+func (p *explainPane) conflict(e locks.Edge) []string {
+	if e.Conflict == nil {
+		return nil
+	}
+	return p.table(e.Conflict.Table(), e.Conflict.Held, e.Conflict.Wanted)
+}
+
+// standing explains a deadlock while it stands: the cycle, how it will end,
+// and each wait in it.
+func (p *explainPane) standing(c *locks.Cycle, w int) (string, []string) {
+	st, vol := p.look.st, p.look.vol
+	banner := " ⚠ DEADLOCK "
+	if c.Distributed {
+		banner = " ⚠ DISTRIBUTED DEADLOCK "
+	}
+	lines := wrapAll([]string{st.banner.Render(banner) + " " + st.cycle.Render(cycleDrawing(c))}, w)
+	var when string
+	switch {
+	case c.Distributed && c.BreakAt != nil:
+		when = fmt.Sprintf("No server sees this cycle: each sees a session waiting behind one idle in transaction. %s's lock_timeout (%s) ends it in %s: it fails with 55P03.",
+			c.LikelyVictim, c.LockTimeout, vol.Age(c.BreakAt.Sub(p.now)))
+	case c.Distributed:
+		when = "No server sees this cycle: each sees a session waiting behind one idle in transaction, so no 40P01 will ever come. Only the application can end it: k cancels a statement, x rolls back."
+	case c.BreakAt != nil:
+		when = fmt.Sprintf("Each session waits for a lock the next one holds: none can go on. A waiter runs the server's deadlock check once it has waited deadlock_timeout (%s); the check cancels one transaction. Broken in %s",
+			vol.DeadlockTimeout(p.deadlock), vol.Age(c.BreakAt.Sub(p.now)))
+		if c.LikelyVictim != "" {
+			when += " · likely victim " + c.LikelyVictim
+		}
+		when += "."
+	default:
+		when = fmt.Sprintf("Each session waits for a lock the next one holds: none can go on. The server breaks it once a waiter has waited deadlock_timeout (%s).", vol.DeadlockTimeout(p.deadlock))
+	}
+	whenLines := wrapAll([]string{st.cycle.Render(when)}, w)
+	edges := p.cycleEdges(c, w, p.room-len(lines)-len(whenLines))
+	if len(lines)+len(whenLines)+len(edges) > p.room && c.BreakAt != nil && !c.Distributed {
+		// A long ring: the countdown and the victim, in fewer words.
+		when = fmt.Sprintf("None can go on. The server's deadlock check breaks it in %s", vol.Age(c.BreakAt.Sub(p.now)))
+		if c.LikelyVictim != "" {
+			when += " · likely victim " + c.LikelyVictim
+		}
+		whenLines = wrapAll([]string{st.cycle.Render(when + ".")}, w)
+	}
+	lines = append(append(lines, whenLines...), edges...)
+	if len(c.Edges) > 0 {
+		lines = p.withTable(lines, p.conflict(c.Edges[len(c.Edges)-1]))
+	}
+	if c.Distributed {
+		return "Distributed deadlock", lines
+	}
+	return "Deadlock", lines
+}
+
+// cycleEdges are the waits in a cycle, one bullet each: each edge's whole
+// reason when they fit in room lines, else the holder's lock alone ("T1 ──▶
+// T2: T2 holds FOR NO KEY UPDATE on accounts id=2") so that a ring of nine
+// still shows every edge.
+func (p *explainPane) cycleEdges(c *locks.Cycle, w, room int) []string {
+	var full []string
+	for _, e := range c.Edges {
+		full = append(full, wrapAll([]string{"• " + e.Why}, w)...)
+	}
+	if len(full) <= room {
+		return full
+	}
+	var short []string
+	for _, e := range c.Edges {
+		what := e.Label()
+		if held := heldWords(e); held != "" {
+			what = e.Holder + " holds " + held
+		}
+		short = append(short, wrapAll([]string{"• " + e.Waiter + " ──▶ " + e.Holder + ": " + what}, w)...)
+	}
+	return short
+}
+
+// brokenLines say how the server broke a deadlock: the cycle as it stood,
+// the victim, the server's DETAIL with each process's session.
+func (p *explainPane) brokenLines(b *brokenDeadlock, w int) (string, []string) {
+	st, vol := p.look.st, p.look.vol
+	cycle := "the deadlock"
+	if b.cycle != nil {
+		cycle = "the deadlock " + cycleDrawing(b.cycle)
+	}
+	text := []string{
+		st.bad.Render("✗ The server broke " + cycle + ": " + b.victim + " was the victim."),
+		b.victim + "'s statement failed with 40P01 (deadlock detected) and its transaction was rolled back; the others got their locks and went on.",
+		st.subtle.Render("DETAIL: " + vol.Text(oneLine(b.detail))),
+	}
+	return "Deadlock broken: " + b.victim + " was the victim", wrapAll(text, w)
+}
+
+// item explains what ↑/↓ selected: a wait, or a lock and what it blocks.
+func (p *explainPane) item(it item, w int) (string, []string) {
 	var text []string
 	var ct *locks.ConflictTable
 	held, wanted := -1, -1
@@ -70,7 +260,7 @@ func (p *explainPane) Content(w int) (string, []string) {
 	case it.edge != nil:
 		useEdge(*it.edge)
 	case it.lock != nil && !it.lock.Granted:
-		if e, ok := waitOf(p.snap, it.lock.Pid); ok {
+		if e, ok := waitOf(p.f.snap, it.lock.Pid); ok {
 			useEdge(e)
 		}
 	case it.lock != nil:
@@ -94,7 +284,7 @@ func (p *explainPane) Content(w int) (string, []string) {
 	if ct == nil {
 		return "Explain", lines
 	}
-	return "Explain — " + ct.Title, append(lines, p.table(*ct, held, wanted)...)
+	return "Explain — " + ct.Title, p.withTable(lines, p.table(*ct, held, wanted))
 }
 
 // View draws the pane with the lines Content gave for its width.

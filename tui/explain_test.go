@@ -40,7 +40,7 @@ func TestConflictLines(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			lines := strings.Split(stripped(strings.Join(conflictLines(tc.table, tc.held, tc.wanted, newStyles(true)), "\n")), "\n")
+			lines := strings.Split(stripped(strings.Join(conflictLines(tc.table, tc.held, tc.wanted, newStyles(ThemeDefault, true)), "\n")), "\n")
 			out := strings.Join(lines, "\n")
 			n := len(tc.table.Modes)
 			if len(lines) != n+2 {

@@ -2,104 +2,156 @@ package tui
 
 import (
 	"fmt"
+	"sort"
 	"strings"
-	"time"
 
 	"github.com/charmbracelet/x/ansi"
 
 	"lockstep/locks"
 )
 
-// graphPane draws the wait-for graph, waiter ──lock──▶ holder, with the
-// deadlock while it stands and how it will end, then how it ended.
+// graphPane draws the wait-for graph: sessions as nodes joined by arrows,
+// waiter ──▶ holder, each chain and each cycle on a line of its own (a ring
+// of nine reads at a glance), then every edge with the lock it is about —
+// the holder first, so that it is never what gets cut.
 type graphPane struct {
-	look     *look
-	w, h     int
-	sel      *selection
-	now      time.Time
-	deadlock time.Duration // the server's deadlock_timeout
-	// the latest deadlock: the cycle while it stands, then its victim and
-	// the server's DETAIL, each process named with its session
-	cycle        *locks.Cycle
-	victim       string
-	victimDetail string
+	look *look
+	w, h int
+	sel  *selection
+	f    *frame
 }
 
 func (p *graphPane) SetSize(w, h int) { p.w, p.h = w, h }
 
-// Formed shows a cycle that has just closed.
-func (p *graphPane) Formed(c *locks.Cycle) { p.cycle, p.victim, p.victimDetail = c, "", "" }
+// Show takes the frame to draw.
+func (p *graphPane) Show(f *frame) { p.f = f }
 
-// Broken shows how the server broke the deadlock: its victim and DETAIL.
-func (p *graphPane) Broken(victim, detail string) {
-	p.cycle, p.victim, p.victimDetail = nil, victim, detail
+// Lines are the pane's body at width w.
+func (p *graphPane) Lines(w int) []string {
+	st := p.look.st
+	var edges []*locks.Edge
+	for i := range p.sel.items {
+		if e := p.sel.items[i].edge; e != nil {
+			edges = append(edges, e)
+		}
+	}
+	if len(edges) == 0 {
+		if p.f.broken != nil && p.f.broken.cycle != nil {
+			return wrapAll([]string{st.bad.Render("✗ broken: " + cycleDrawing(p.f.broken.cycle) + " — " + p.f.broken.victim + " was the victim")}, w)
+		}
+		return []string{st.subtle.Render("no session waits")}
+	}
+	var lines []string
+	inCycle := map[string]bool{}
+	if p.f.snap != nil {
+		for _, c := range p.f.snap.Graph.Cycles {
+			label := "⚠ deadlock  "
+			if c.Distributed {
+				label = "⚠ distributed deadlock  "
+			}
+			lines = append(lines, wrapAll([]string{st.cycle.Render(label + cycleDrawing(&c))}, w)...)
+			for _, e := range c.Edges {
+				inCycle[e.Waiter+"→"+e.Holder] = true
+			}
+		}
+	}
+	// A chain of one wait says no more than its edge below; longer ones, and
+	// a session waiting for several, are drawn.
+	for _, chain := range chains(edges, inCycle) {
+		if strings.Count(chain, "──▶")+strings.Count(chain, ",") > 1 {
+			lines = append(lines, wrapAll([]string{st.wait.Render(chain)}, w)...)
+		}
+	}
+	if len(lines) > 0 {
+		lines = append(lines, "")
+	}
+	for _, e := range edges {
+		lines = append(lines, p.edgeLines(e, inCycle[e.Waiter+"→"+e.Holder], w)...)
+	}
+	return lines
 }
 
-// Forget clears the deadlock (a new run).
-func (p *graphPane) Forget() { p.cycle, p.victim, p.victimDetail = nil, "", "" }
-
-// SetSnapshot drops a cycle the server no longer shows, unless its victim
-// is being shown.
-func (p *graphPane) SetSnapshot(s *locks.Snapshot) {
-	if p.cycle != nil && len(s.Graph.Cycles) == 0 && p.victim == "" {
-		p.cycle = nil
+// edgeLines is one edge: "T1 ──▶ T2  ShareLock on T2's transaction",
+// wrapped under its label, marked when selected or in a cycle.
+func (p *graphPane) edgeLines(e *locks.Edge, inCycle bool, w int) []string {
+	st := p.look.st
+	arrow := " ──▶ "
+	if e.Application {
+		arrow = " ⇢ "
 	}
+	head := e.Waiter + arrow + e.Holder
+	mark, style := "  ", st.wait
+	if inCycle {
+		mark, style = "↻ ", st.cycle
+	}
+	if sel, ok := p.sel.Selected(); ok && sel.edge == e {
+		mark, style = "▸ ", st.selected
+	}
+	label := e.Label()
+	if held := heldWords(*e); held != "" {
+		label += "; " + e.Holder + " holds " + held
+	}
+	indent := strings.Repeat(" ", len([]rune(mark))+2)
+	body := strings.Split(ansi.Wrap(label, max(8, w-len(indent)), ""), "\n")
+	out := []string{style.Render(mark + head)}
+	for _, l := range body {
+		out = append(out, st.subtle.Render(indent+l))
+	}
+	return out
 }
 
 func (p *graphPane) View() []string {
-	st, vol := p.look.st, p.look.vol
-	innerW := p.w - 4
-	var lines []string
-	inCycle := map[string]bool{}
-	if c := p.cycle; c != nil {
-		for _, e := range c.Edges {
-			inCycle[e.Waiter+"→"+e.Holder] = true
-		}
-		lines = append(lines, p.cycleLines(c)...)
-	}
-	if p.victim != "" {
-		lines = append(lines, st.bad.Render("✗ deadlock broken: "+p.victim+" was the victim"))
-		for _, l := range strings.Split(ansi.Wrap(oneLine(vol.Text(p.victimDetail)), innerW, ""), "\n") {
-			lines = append(lines, st.subtle.Render(l))
-		}
-	}
-	for i, it := range p.sel.items {
-		if it.edge == nil {
-			continue
-		}
-		e := it.edge
-		text := fmt.Sprintf("%s ──%s──▶ %s", e.Waiter, e.Label(), e.Holder)
-		style := st.wait
-		if inCycle[e.Waiter+"→"+e.Holder] {
-			style, text = st.cycle, "↻ "+text
-		}
-		if i == p.sel.cur {
-			style, text = st.selected, "▸"+text
-		}
-		lines = append(lines, style.Render(text))
-	}
-	if len(lines) == 0 {
-		lines = append(lines, st.subtle.Render("no session waits"))
-	}
-	return p.look.panel("Wait-for graph (waiter ──lock──▶ holder)", lines, p.w, p.h, false)
+	title := "Wait-for graph (waiter ──▶ holder)"
+	return p.look.panel(title, p.Lines(p.w-4), p.w, p.h, false)
 }
 
-// cycleLines are the deadlock banner and when and how it will end.
-func (p *graphPane) cycleLines(c *locks.Cycle) []string {
-	st, vol := p.look.st, p.look.vol
-	title := " ⚠ DEADLOCK "
-	when := fmt.Sprintf("the server breaks it after deadlock_timeout (%s)", vol.DeadlockTimeout(p.deadlock))
-	if c.Distributed {
-		title = " ⚠ DISTRIBUTED DEADLOCK "
-		when = "no server sees it: it never ends by itself (k cancels, x rolls back)"
+// cycleDrawing is a cycle as its sessions: "T1 ──▶ T2 ──▶ T1".
+func cycleDrawing(c *locks.Cycle) string {
+	return strings.Join(append(append([]string(nil), c.Sessions...), c.Sessions[0]), " ──▶ ")
+}
+
+// chains are the waits outside every cycle as paths from a waiter nobody
+// waits for to a holder that waits for nobody: "T3 ──▶ T2 ──▶ T1"; a
+// session waiting for several lists them: "T3 ──▶ T1, T2".
+func chains(edges []*locks.Edge, inCycle map[string]bool) []string {
+	out := map[string][]string{}
+	waitedOn := map[string]bool{}
+	var waiters []string
+	for _, e := range edges {
+		if inCycle[e.Waiter+"→"+e.Holder] {
+			continue
+		}
+		if _, ok := out[e.Waiter]; !ok {
+			waiters = append(waiters, e.Waiter)
+		}
+		out[e.Waiter] = append(out[e.Waiter], e.Holder)
+		waitedOn[e.Holder] = true
 	}
-	switch {
-	case c.BreakAt != nil && c.Distributed:
-		when = fmt.Sprintf("no server sees it; %s's lock_timeout (%s) ends it in %s", c.LikelyVictim, c.LockTimeout, vol.Age(c.BreakAt.Sub(p.now)))
-	case c.BreakAt != nil && c.LikelyVictim != "":
-		when = "broken in " + vol.Age(c.BreakAt.Sub(p.now)) + " · likely victim " + c.LikelyVictim
-	case c.BreakAt != nil:
-		when = "the server breaks it in " + vol.Age(c.BreakAt.Sub(p.now))
+	sort.Strings(waiters)
+	var lines []string
+	for _, start := range waiters {
+		if waitedOn[start] {
+			continue // drawn inside the chain of whoever waits for it
+		}
+		var b strings.Builder
+		b.WriteString(start)
+		seen := map[string]bool{start: true}
+		for n := start; len(out[n]) > 0; {
+			holders := out[n]
+			fmt.Fprintf(&b, " ──▶ %s", strings.Join(holders, ", "))
+			next := holders[0]
+			if len(holders) > 1 || seen[next] {
+				break
+			}
+			seen[next], n = true, next
+		}
+		lines = append(lines, b.String())
 	}
-	return []string{st.banner.Render(title) + " " + st.cycle.Render(c.String()), st.cycle.Render("↻ " + when)}
+	if len(lines) == 0 && len(waiters) > 0 {
+		// Every waiter is waited on: they wait in a ring the cycles list.
+		for _, w := range waiters {
+			lines = append(lines, w+" ──▶ "+strings.Join(out[w], ", "))
+		}
+	}
+	return lines
 }

@@ -104,7 +104,7 @@ func (w *watch) quiet(m *Model) bool {
 	if m.cfg.HasLedger() && !w.lastBooks.After(w.lastChange) {
 		return false
 	}
-	for _, s := range m.sessions.sessions {
+	for _, s := range m.live.sessions {
 		if s.State == sim.Running {
 			return false
 		}
@@ -237,7 +237,7 @@ func (d *driver) step(k string, i int) {
 	before := d.m.eng.Sessions()[i].Next
 	d.key(k)
 	d.until("session settles", func() bool {
-		s := d.m.sessions.sessions[i]
+		s := d.m.live.sessions[i]
 		return (s.Next > before || s.State == sim.Waiting || s.LastErr != nil) && d.quiet()
 	})
 }
@@ -248,4 +248,12 @@ func stripped(s string) string {
 		lines[i] = strings.TrimRight(l, " ")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// victim is the session the server chose as the last deadlock's victim.
+func victim(m *Model) string {
+	if m.live.broken == nil {
+		return ""
+	}
+	return m.live.broken.victim
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"charm.land/bubbles/v2/help"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -12,122 +13,220 @@ import (
 // Minimum terminal size; below it one line asks for more.
 const minWidth, minHeight = 80, 24
 
-// accountsWidth is the accounts pane's width beside the sessions.
-const accountsWidth = 30
+// The grid layout needs this much room; below it the compact one shows the
+// sessions, the explanation, and one more pane at a time (v switches).
+const gridWidth, gridHeight = 110, 34
+
+// tabNames are the panes the compact layout shows one at a time.
+var tabNames = []string{"Locks", "Graph", "Log", "Accounts"}
 
 // View draws the whole screen in the alternate screen.
 func (m *Model) View() tea.View {
 	v := tea.NewView(m.render())
 	v.AltScreen = true
 	v.WindowTitle = "lockstep"
+	m.look.st.paint(&v)
 	return v
 }
 
-// render lays the panes out: the header; the sessions (and the accounts
-// beside them when two session columns and the accounts fit); the locks
-// beside the wait-for graph; the explanation beside the log (or across the
-// whole width while something is selected, for the table-level conflict
-// table), or the open menu; the footer.
+// render lays the panes out over the frame shown. Everything that answers
+// "why is this session waiting?" comes first: the sessions with their
+// statements whole, the explanation, the graph and the locks behind the
+// waits; the log and the accounts take what room is left.
 func (m *Model) render() string {
 	if m.width == 0 || m.height == 0 {
 		return ""
 	}
 	if m.width < minWidth || m.height < minHeight {
-		return fmt.Sprintf("lockstep needs a terminal of at least %d×%d; this one is %d×%d — please enlarge it.",
+		msg := fmt.Sprintf("lockstep needs a terminal of at least %d×%d; this one is %d×%d — please enlarge it.",
 			minWidth, minHeight, m.width, m.height)
+		return ansi.Wrap(msg, m.width, "")
 	}
+	m.showFrame()
 	header := m.viewHeader()
 	footer := m.viewFooter()
 	bodyH := m.height - lipgloss.Height(header) - lipgloss.Height(footer)
-	if m.fatal != "" || m.starting {
+	var rows []string
+	switch {
+	case m.fatal != "" || m.starting:
 		msg := "starting the sessions…"
 		if m.fatal != "" {
 			msg = "could not start the sessions: " + m.fatal + "\n\nm picks another strategy, s another set-up, q quits."
 		}
-		return header + "\n" + strings.Join(m.look.panel("Sessions", strings.Split(msg, "\n"), m.width, bodyH, false), "\n") + "\n" + footer
-	}
-	leftW := m.width * 60 / 100
-	rightW := m.width - leftW
-	explainW := leftW
-	if _, selected := m.sel.Selected(); selected {
-		explainW = m.width
-	}
-	explainTitle, explain := m.explain.Content(explainW - 4)
-	// The explain pane grows to show a whole conflict table when something
-	// is selected; the session columns then scroll to their active statement.
-	lowH := max(bodyH*30/100, min(len(explain)+3, bodyH*45/100))
-	sessH := min(m.sessions.Height(), bodyH*45/100, bodyH-lowH-10)
-	midH := bodyH - sessH - lowH
-	accW := accountsWidth
-	if m.width-accW < 2*minColumn+4 {
-		accW = 0
-	}
-	var rows []string
-	if accW > 0 {
-		m.sessions.SetSize(m.width-accW, sessH)
-		m.accounts.SetSize(accW, sessH)
-		m.locks.SetSize(leftW, midH)
-		m.graph.SetSize(rightW, midH)
-		rows = hjoin(m.sessions.View(), m.accounts.View())
-		rows = append(rows, hjoin(m.locks.View(), m.graph.View())...)
-	} else {
-		// The accounts go under the wait-for graph.
-		graphH := midH * 6 / 10
-		m.sessions.SetSize(m.width, sessH)
-		m.locks.SetSize(leftW, midH)
-		m.graph.SetSize(rightW, graphH)
-		m.accounts.SetSize(rightW, midH-graphH)
-		rows = m.sessions.View()
-		rows = append(rows, hjoin(m.locks.View(), append(m.graph.View(), m.accounts.View()...))...)
-	}
-	switch m.mode {
-	case modeStrategy:
-		m.menu.SetSize(m.width, lowH)
-		rows = append(rows, m.menu.View()...)
-	case modeSetup:
-		m.form.SetSize(m.width, lowH)
-		rows = append(rows, m.form.View()...)
+		rows = m.look.panel("Sessions", wrapAll(strings.Split(msg, "\n"), m.width-4), m.width, bodyH, false)
+	case m.logFull:
+		m.log.SetSize(m.width, bodyH)
+		rows = m.log.View()
+	case m.width >= gridWidth && m.height >= gridHeight:
+		rows = m.grid(bodyH)
 	default:
-		m.explain.SetSize(explainW, lowH)
-		if explainW == m.width {
-			rows = append(rows, m.explain.View(explainTitle, explain)...)
-		} else {
-			m.log.SetSize(rightW, lowH)
-			rows = append(rows, hjoin(m.explain.View(explainTitle, explain), m.log.View())...)
-		}
+		rows = m.compact(bodyH)
 	}
 	return header + "\n" + strings.Join(rows, "\n") + "\n" + footer
+}
+
+// grid is the layout with room for everything: the sessions; the
+// explanation beside the graph and the accounts; the locks beside the log.
+func (m *Model) grid(bodyH int) []string {
+	sessH := m.sessions.Fit(m.width, max(8, bodyH*36/100))
+	m.sessions.SetSize(m.width, sessH)
+	rows := m.sessions.View()
+	rest := bodyH - sessH
+	if below := m.menus(m.width, rest); below != nil {
+		return append(rows, below...)
+	}
+	leftW := min(max(74, m.width*60/100), m.width-36)
+	rightW := m.width - leftW
+	title, explain := m.explain.Content(leftW-4, rest-8-3)
+	accNeed := len(m.accounts.Lines(rightW-4)) + 3
+	graphNeed := len(m.graph.Lines(rightW-4)) + 3
+	midH := min(max(len(explain)+3, graphNeed+accNeed, 8), rest-8)
+	botH := rest - midH
+	accH := min(accNeed, max(midH/2, midH-graphNeed))
+	m.explain.SetSize(leftW, midH)
+	m.graph.SetSize(rightW, midH-accH)
+	m.accounts.SetSize(rightW, accH)
+	m.locks.SetSize(leftW, botH)
+	m.log.SetSize(rightW, botH)
+	rows = append(rows, hjoin(m.explain.View(title, explain), append(m.graph.View(), m.accounts.View()...))...)
+	return append(rows, hjoin(m.locks.View(), m.log.View())...)
+}
+
+// compact is the layout for smaller terminals: the sessions, the
+// explanation, and below them one pane at a time behind a tab bar.
+func (m *Model) compact(bodyH int) []string {
+	sessH := m.sessions.Fit(m.width, max(7, bodyH*30/100))
+	m.sessions.SetSize(m.width, sessH)
+	rows := m.sessions.View()
+	rest := bodyH - sessH
+	if below := m.menus(m.width, rest); below != nil {
+		return append(rows, below...)
+	}
+	// Below the explanation, room for the tab bar and two locks: the one a
+	// session waits for and the one that blocks it.
+	title, explain := m.explain.Content(m.width-4, rest-7-3)
+	whyH := min(len(explain)+3, max(6, rest-7))
+	if spare := rest - whyH - 7; spare > 0 {
+		// The explanation is short: the sessions take what the tab pane
+		// does not need.
+		sessH = m.sessions.Fit(m.width, sessH+spare)
+		m.sessions.SetSize(m.width, sessH)
+		rows, rest = m.sessions.View(), bodyH-sessH
+	}
+	m.explain.SetSize(m.width, whyH)
+	rows = append(rows, m.explain.View(title, explain)...)
+	tabH := rest - whyH
+	if tabH < 2 {
+		return rows
+	}
+	rows = append(rows, m.tabBar())
+	var pane []string
+	switch tabNames[m.tab] {
+	case "Locks":
+		m.locks.SetSize(m.width, tabH-1)
+		pane = m.locks.View()
+	case "Graph":
+		m.graph.SetSize(m.width, tabH-1)
+		pane = m.graph.View()
+	case "Log":
+		m.log.SetSize(m.width, tabH-1)
+		pane = m.log.View()
+	case "Accounts":
+		m.accounts.SetSize(m.width, tabH-1)
+		pane = m.accounts.View()
+	}
+	return append(rows, pane...)
+}
+
+// tabBar names the compact layout's panes, the shown one marked, and ends
+// with the books' verdict, which must stay in view.
+func (m *Model) tabBar() string {
+	st := m.look.st
+	var parts []string
+	for i, name := range tabNames {
+		if i == m.tab {
+			parts = append(parts, st.selected.Render("["+name+"]"))
+		} else {
+			parts = append(parts, st.subtle.Render(" "+name+" "))
+		}
+	}
+	bar := strings.Join(parts, " ") + st.subtle.Render("  v switches")
+	if v := m.accounts.Verdict(); v != "" {
+		bar += "  " + v
+	}
+	return ansi.Truncate(bar, m.width, "…")
+}
+
+// menus is the strategy menu or the set-up form, when open, in the room
+// below the sessions.
+func (m *Model) menus(w, h int) []string {
+	switch m.mode {
+	case modeStrategy:
+		m.menu.SetSize(w, h)
+		return m.menu.View()
+	case modeSetup:
+		m.form.SetSize(w, h)
+		return m.form.View()
+	}
+	return nil
 }
 
 func (m *Model) viewHeader() string {
 	st, vol := m.look.st, m.look.vol
 	summary := m.opts.ScenarioSummary
-	if m.cfg.Scenario == nil {
+	if m.cfg.Scenario == nil && m.cfg.Strategy != nil {
 		summary = m.cfg.Strategy.Summary
 	}
 	line1 := st.title.Render("lockstep") + "  " + st.accent.Render(m.runName()) + st.subtle.Render(" — "+summary)
-	auto := "autoplay off"
-	if m.autoplay {
-		auto = fmt.Sprintf("autoplay ▶ every %s", speeds[m.speed])
+	var line2 string
+	f := m.shown()
+	switch {
+	case m.mode == modeHistory:
+		line2 = st.banner.Render(fmt.Sprintf(" HISTORY %d/%d ", m.histPos+1, len(m.hist.frames))) + " " +
+			st.subtle.Render(vol.Time(f.at)) + " " + f.what
+	case f.lost:
+		line2 = st.banner.Render(" NOT LIVE ") + " " + st.bad.Render("the observer lost the server ("+f.lostWhy+"): the screen shows the last it knew · r reconnects")
+	default:
+		auto := "autoplay off"
+		if m.autoplay {
+			auto = fmt.Sprintf("autoplay ▶ every %s", speeds[m.speed])
+		}
+		server := m.opts.Server
+		if m.cfg.TwoDatabases() && m.cfg.DB2 != nil {
+			server += fmt.Sprintf(" · A = %s, B = %s", m.cfg.DB.Name(), m.cfg.DB2.Name())
+		}
+		line2 = st.subtle.Render(fmt.Sprintf("%s · poll %s · deadlock_timeout %s · run %s · %s",
+			server, m.cfg.Poll, vol.DeadlockTimeout(m.deadlock), vol.RunID(m.runID), auto))
 	}
-	server := m.opts.Server
-	if m.cfg.TwoDatabases() && m.cfg.DB2 != nil {
-		server += fmt.Sprintf(" · A = %s, B = %s", m.cfg.DB.Name(), m.cfg.DB2.Name())
-	}
-	line2 := st.subtle.Render(fmt.Sprintf("%s · poll %s · deadlock_timeout %s · run %s · %s",
-		server, m.cfg.Poll, vol.DeadlockTimeout(m.deadlock), vol.RunID(m.runID), auto))
 	return ansi.Truncate(line1, m.width, "…") + "\n" + ansi.Truncate(line2, m.width, "…")
 }
 
 func (m *Model) viewFooter() string {
 	st := m.look.st
 	var lines []string
-	if m.mode == modeTyping && m.sessions.Selected() < len(m.sessions.sessions) {
-		lines = append(lines, st.accent.Render(m.sessions.sessions[m.sessions.Selected()].Name+" SQL ")+m.input.View()+st.subtle.Render("  enter runs · esc cancels"))
+	if m.mode == modeTyping && m.sessions.Selected() < len(m.live.sessions) {
+		lines = append(lines, st.accent.Render(m.live.sessions[m.sessions.Selected()].Name+" SQL ")+m.input.View())
 	}
 	if m.status != "" {
-		lines = append(lines, st.warn.Render("▲ "+m.status))
+		lines = append(lines, ansi.Truncate(st.warn.Render("▲ "+m.status), m.width, "…"))
 	}
-	lines = append(lines, m.help.View(m.keys))
+	lines = append(lines, m.help.View(m.modeKeys()))
 	return strings.Join(lines, "\n")
+}
+
+// modeKeys are the keys the footer lists: those of what has the keys now.
+func (m *Model) modeKeys() help.KeyMap {
+	switch m.mode {
+	case modeTyping:
+		return typingKeys
+	case modeQuit:
+		return quitKeys
+	case modeStrategy:
+		return m.menu.keys
+	case modeSetup:
+		return m.form.keys
+	case modeHistory:
+		return m.histKeys
+	}
+	return m.keys
 }

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/charmbracelet/x/ansi"
 
@@ -9,7 +10,9 @@ import (
 )
 
 // locksPane lists the locks the sessions hold and await, from pg_locks and
-// pgrowlocks, scrolled so that the selected one is in view.
+// pgrowlocks: first, for each wait, the lock asked for and the holder's
+// lock that blocks it; then the rest, scrolled so that the selected one is
+// in view.
 type locksPane struct {
 	look *look
 	w, h int
@@ -19,8 +22,8 @@ type locksPane struct {
 
 func (p *locksPane) SetSize(w, h int) { p.w, p.h = w, h }
 
-// SetSnapshot takes the poll whose locks the selection lists.
-func (p *locksPane) SetSnapshot(s *locks.Snapshot) { p.snap = s }
+// Show takes the frame whose locks the selection lists.
+func (p *locksPane) Show(f *frame) { p.snap = f.snap }
 
 func (p *locksPane) View() []string {
 	st := p.look.st
@@ -37,7 +40,7 @@ func (p *locksPane) View() []string {
 	room := innerH - 1
 	note := ""
 	if p.snap != nil && p.snap.RowLockNote != "" {
-		note = st.dim.Render(p.snap.RowLockNote)
+		note = st.subtle.Render(p.snap.RowLockNote)
 		room--
 	}
 	start := 0
@@ -54,10 +57,12 @@ func (p *locksPane) View() []string {
 			line = st.selected.Render("▸" + line)
 		case it.lock != nil && !it.lock.Granted:
 			line = st.wait.Render(" " + line)
+		case strings.Contains(line, "◀ blocks"):
+			line = st.wait.Render(" " + line)
 		case it.row != nil:
 			line = st.accent.Render(" " + line)
 		case it.lock != nil && it.lock.Type == "relation" && it.lock.RelKind != "r":
-			line = st.dim.Render(" " + line)
+			line = st.subtle.Render(" " + line)
 		default:
 			line = " " + line
 		}
@@ -72,7 +77,7 @@ func (p *locksPane) View() []string {
 		}
 		lines = append(lines[:innerH-1], note)
 	}
-	title := "Locks held and awaited (pg_locks, pgrowlocks)"
+	title := "Locks, those behind the waits first (pg_locks, pgrowlocks)"
 	if len(idx) > room {
 		title += fmt.Sprintf(" — %d of %d, ↑/↓", min(room, len(idx)), len(idx))
 	}
@@ -96,6 +101,11 @@ func (p *locksPane) line(it item, sessW int) string {
 			kind = "xid"
 		}
 		status := "granted"
+		if who := p.blocks(func(e locks.Edge) bool {
+			return e.HeldRow == nil && e.Held != nil && e.Held.Session == l.Session && e.Held.Mode == l.Mode && e.Held.Target() == l.Target()
+		}); l.Granted && who != "" {
+			status = "◀ blocks " + who
+		}
 		if !l.Granted {
 			status = "WAITING"
 			if e, ok := waitOf(p.snap, l.Pid); ok {
@@ -105,9 +115,29 @@ func (p *locksPane) line(it item, sessW int) string {
 		return fmt.Sprintf(format, l.Session, kind, ansi.Truncate(target, 22, "…"), ansi.Truncate(l.ModeWords(), 17, "…"), status)
 	case it.row != nil:
 		r := it.row
-		return fmt.Sprintf(format, r.Session, "row", fmt.Sprintf("accounts id=%d", r.Account), r.Mode.String(), "row lock")
+		status := "row lock"
+		if who := p.blocks(func(e locks.Edge) bool {
+			return e.HeldRow != nil && e.HeldRow.Session == r.Session && e.HeldRow.Account == r.Account && e.HeldRow.Mode == r.Mode
+		}); who != "" {
+			status = "◀ blocks " + who
+		}
+		return fmt.Sprintf(format, r.Session, "row", fmt.Sprintf("accounts id=%d", r.Account), r.Mode.String(), status)
 	}
 	return ""
+}
+
+// blocks names the waiters of the edges whose holder's lock held matches.
+func (p *locksPane) blocks(held func(locks.Edge) bool) string {
+	if p.snap == nil {
+		return ""
+	}
+	var who []string
+	for _, e := range p.snap.Graph.Edges {
+		if held(e) {
+			who = append(who, e.Waiter)
+		}
+	}
+	return strings.Join(who, ", ")
 }
 
 // waitOf is the first wait-for edge out of the backend pid.

@@ -37,14 +37,14 @@ func TestSessionKeys(t *testing.T) {
 	d.step("space", 0) // T1 BEGIN
 	d.step("enter", 0) // T1 INSERT transfer
 	d.step("2", 1)     // T2 BEGIN
-	if m.sessions.Selected() != 1 || m.sessions.sessions[0].Next != 2 || m.sessions.sessions[1].Next != 1 {
-		t.Fatalf("after space, enter, 2: sel %d, next %d/%d", m.sessions.Selected(), m.sessions.sessions[0].Next, m.sessions.sessions[1].Next)
+	if m.sessions.Selected() != 1 || m.live.sessions[0].Next != 2 || m.live.sessions[1].Next != 1 {
+		t.Fatalf("after space, enter, 2: sel %d, next %d/%d", m.sessions.Selected(), m.live.sessions[0].Next, m.live.sessions[1].Next)
 	}
 	d.key("9") // no T9: ignored
 	d.key("c") // T2 commits its empty transaction
-	d.until("T2 committed", func() bool { return m.sessions.sessions[1].State == sim.Committed && d.quiet() })
+	d.until("T2 committed", func() bool { return m.live.sessions[1].State == sim.Committed && d.quiet() })
 	d.key("left", "x") // T1 rolls back
-	d.until("T1 rolled back", func() bool { return m.sessions.sessions[0].State == sim.RolledBack && d.quiet() })
+	d.until("T1 rolled back", func() bool { return m.live.sessions[0].State == sim.RolledBack && d.quiet() })
 	if !strings.Contains(d.screen(), "↺ rolled back") || !strings.Contains(d.screen(), "✓ committed") {
 		t.Errorf("badges missing:\n%s", d.screen())
 	}
@@ -61,7 +61,7 @@ func TestSessionKeys(t *testing.T) {
 	d.key("?")
 	d.key("r")
 	d.until("reset", func() bool {
-		return m.sessions.sessions[0].State == sim.Idle && m.sessions.sessions[0].Next == 0 && d.quiet()
+		return m.live.sessions[0].State == sim.Idle && m.live.sessions[0].Next == 0 && d.quiet()
 	})
 	d.key("q")
 	d.until("quit", func() bool { return d.quit })
@@ -91,7 +91,7 @@ func TestTypedSQLKeys(t *testing.T) {
 		d.key(string(r))
 	}
 	d.key("enter")
-	d.until("typed BEGIN ran", func() bool { return m.sessions.sessions[1].State == sim.InTransaction && d.quiet() })
+	d.until("typed BEGIN ran", func() bool { return m.live.sessions[1].State == sim.InTransaction && d.quiet() })
 	d.key("e")
 	for _, r := range "SELECT * FROM accounts WHERE id = 1 FOR SHARE" {
 		d.key(string(r))
@@ -101,8 +101,8 @@ func TestTypedSQLKeys(t *testing.T) {
 		return d.quiet() && strings.Contains(d.screen(), "T2  row      accounts id=1          FOR SHARE")
 	})
 	d.key("e", "x", "esc")
-	if m.mode != modeNormal || m.sessions.sessions[1].State != sim.InTransaction {
-		t.Fatalf("esc should leave typing without running anything: mode %v state %v", m.mode, m.sessions.sessions[1].State)
+	if m.mode != modeNormal || m.live.sessions[1].State != sim.InTransaction {
+		t.Fatalf("esc should leave typing without running anything: mode %v state %v", m.mode, m.live.sessions[1].State)
 	}
 	// Select the row lock and read why it conflicts.
 	for i := 0; i < len(m.sel.items) && (m.sel.cur < 0 || m.sel.items[m.sel.cur].row == nil); i++ {
@@ -118,12 +118,12 @@ func TestTypedSQLKeys(t *testing.T) {
 	if m.sel.cur < 0 {
 		t.Fatal("up lost the selection")
 	}
-	if !strings.Contains(d.screen(), "Explain — ") || strings.Contains(d.screen(), "│ Log") {
-		t.Errorf("a selection should widen the explain pane over the log:\n%s", d.screen())
+	if !strings.Contains(d.screen(), "Explain — ") {
+		t.Errorf("a selection is explained:\n%s", d.screen())
 	}
 	d.key("esc")
-	if m.sel.cur != -1 || !strings.Contains(d.screen(), "│ Log") {
-		t.Errorf("esc should clear the selection and bring the log back: %d\n%s", m.sel.cur, d.screen())
+	if m.sel.cur != -1 || !strings.Contains(d.screen(), "Why does a session wait?") {
+		t.Errorf("esc should clear the selection and follow the waits again: %d\n%s", m.sel.cur, d.screen())
 	}
 }
 
@@ -146,8 +146,8 @@ func TestStrategyAndSetupKeys(t *testing.T) {
 		t.Fatal("s should open the set-up form")
 	}
 	d.key("right", "down", "right", "right", "enter") // 3 sessions, ring
-	d.until("three sessions", func() bool { return m.eng != nil && len(m.sessions.sessions) == 3 && d.quiet() })
-	if tr := m.sessions.sessions[2].Transfer; tr.From != 3 || tr.To != 1 {
+	d.until("three sessions", func() bool { return m.eng != nil && len(m.live.sessions) == 3 && d.quiet() })
+	if tr := m.live.sessions[2].Transfer; tr.From != 3 || tr.To != 1 {
 		t.Errorf("ring: T3 moves %d → %d", tr.From, tr.To)
 	}
 	d.key("a")
@@ -158,14 +158,21 @@ func TestStrategyAndSetupKeys(t *testing.T) {
 	if m.speed != 0 {
 		t.Errorf("speed index %d after +++", m.speed)
 	}
+	// A ring of three deadlocks: autoplay pauses once the server breaks it,
+	// so the lesson can be read; a resumes.
+	d.until("autoplay stops", func() bool { return !m.autoplay && d.quiet() })
+	if !strings.Contains(m.status, "autoplay paused: the server broke a deadlock") {
+		t.Fatalf("after the ring's deadlock: status %q", m.status)
+	}
+	d.key("a")
 	d.until("autoplay finishes", func() bool { return !m.autoplay && d.quiet() })
-	for _, s := range m.sessions.sessions {
+	for _, s := range m.live.sessions {
 		if !s.Done() {
 			t.Errorf("%s not done after autoplay: %v", s.Name, s.State)
 		}
 	}
-	if m.accounts.books == nil || !m.accounts.books.OK() {
-		t.Errorf("books after the ring under for-no-key-update: %+v", m.accounts.books)
+	if m.live.books.books == nil || !m.live.books.books.OK() {
+		t.Errorf("books after the ring under for-no-key-update: %+v", m.live.books.books)
 	}
 	d.key("-")
 	if m.speed != 1 {
@@ -184,13 +191,13 @@ func TestEngineEvents(t *testing.T) {
 		d.step("2", 1)
 	}
 	d.step("1", 0) // T1 waits for T2's KEY SHARE
-	if m.sessions.sessions[0].State != sim.Waiting || !strings.Contains(d.screen(), "⏳ waits for T2") {
+	if m.live.sessions[0].State != sim.Waiting || !strings.Contains(d.screen(), "⏳ waits for T2") {
 		t.Fatalf("T1 should wait:\n%s", d.screen())
 	}
 	d.key("2") // T2 closes the cycle; T2 (deadlock_timeout 100ms) is the victim
-	d.until("the deadlock was seen", func() bool { return m.graph.cycle != nil || m.graph.victim != "" })
+	d.until("the deadlock was seen", func() bool { return m.live.cycle != nil || victim(m) != "" })
 	d.until("the victim", func() bool {
-		return m.graph.victim == "T2" && d.quiet() && m.sessions.sessions[0].State == sim.InTransaction
+		return victim(m) == "T2" && d.quiet() && m.live.sessions[0].State == sim.InTransaction
 	})
 	if s := d.screen(); !strings.Contains(s, "T2 was the victim") || !strings.Contains(s, "(T1)") {
 		t.Errorf("after the deadlock:\n%s", s)
@@ -206,7 +213,7 @@ func TestEngineEvents(t *testing.T) {
 	// A stale reply is dropped.
 	old := m.gen
 	d.send(eventsMsg{id: m.engID, events: []sim.Event{{Kind: sim.BooksRead, Gen: old - 1, Books: &sim.Balances{Err: context.Canceled}}}})
-	if m.accounts.problem != "" {
+	if m.live.books.problem != "" {
 		t.Error("a reply from an older generation was applied")
 	}
 	d.send(eventsMsg{id: m.engID - 1, events: []sim.Event{{Kind: sim.ResetDone, Gen: 99}}})
@@ -218,12 +225,12 @@ func TestEngineEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.key("1")
-	d.until("T1 lost", func() bool { return m.sessions.sessions[0].State == sim.Failed && d.quiet() })
+	d.until("T1 lost", func() bool { return m.live.sessions[0].State == sim.Failed && d.quiet() })
 	if !strings.Contains(d.screen(), "✗ connection lost") {
 		t.Errorf("lost connection not shown:\n%s", d.screen())
 	}
 	d.key("r")
-	d.until("reset reconnects", func() bool { return m.sessions.sessions[0].State == sim.Idle && m.gen > old && d.quiet() })
+	d.until("reset reconnects", func() bool { return m.live.sessions[0].State == sim.Idle && m.gen > old && d.quiet() })
 }
 
 func TestResizeNeverPanics(t *testing.T) {
@@ -233,8 +240,16 @@ func TestResizeNeverPanics(t *testing.T) {
 		d.send(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
 		s := d.screen()
 		small := size[0] < minWidth || size[1] < minHeight
-		if small && size[0] > 0 && size[1] > 0 && (!strings.Contains(s, "please enlarge it") || strings.Count(s, "\n") != 0) {
-			t.Errorf("%v: want one line asking for a larger terminal, got %q", size, s)
+		if small && size[0] > 0 && size[1] > 0 {
+			// One sentence, wrapped to the width.
+			if !strings.Contains(strings.ReplaceAll(s, "\n", " "), "please enlarge") && size[0] > 1 {
+				t.Errorf("%v: want a line asking for a larger terminal, got %q", size, s)
+			}
+			for _, l := range strings.Split(s, "\n") {
+				if w := len([]rune(l)); w > size[0] {
+					t.Errorf("%v: a line %d wide: %q", size, w, l)
+				}
+			}
 		}
 		if !small {
 			lines := strings.Split(s, "\n")
@@ -296,8 +311,8 @@ func TestScenarioInTheInterface(t *testing.T) {
 	}
 	d.key("m", "enter")
 	d.until("back to transfers", func() bool { return m.eng != nil && !m.starting && m.cfg.Scenario == nil && d.quiet() })
-	if m.cfg.Strategy.Name != "none" || len(m.sessions.sessions) != 2 {
-		t.Errorf("after the menu: %s with %d sessions", m.cfg.Strategy.Name, len(m.sessions.sessions))
+	if m.cfg.Strategy.Name != "none" || len(m.live.sessions) != 2 {
+		t.Errorf("after the menu: %s with %d sessions", m.cfg.Strategy.Name, len(m.live.sessions))
 	}
 }
 
@@ -325,12 +340,12 @@ func TestCoupledInTheInterface(t *testing.T) {
 		i := int(k[0] - '1')
 		d.key(k)
 		d.until("the step settles", func() bool {
-			return d.quiet() && (m.sessions.sessions[i].Next == 1 || m.sessions.sessions[i].State == sim.Waiting)
+			return d.quiet() && (m.live.sessions[i].Next == 1 || m.live.sessions[i].State == sim.Waiting)
 		})
 	}
-	d.until("the distributed deadlock", func() bool { return m.graph.cycle != nil && d.quiet() })
+	d.until("the distributed deadlock", func() bool { return m.live.cycle != nil && d.quiet() })
 	s := d.screen()
-	if !strings.Contains(s, "DISTRIBUTED DEADLOCK") || !strings.Contains(s, "no server sees it") || !strings.Contains(s, "the application, on its other") {
+	if !strings.Contains(s, "DISTRIBUTED DEADLOCK") || !strings.Contains(s, "No server sees this cycle") || !strings.Contains(s, "T1@B ⇢ T1@A") {
 		t.Fatalf("distributed deadlock screen:\n%s", s)
 	}
 	d.key("2")
@@ -343,14 +358,14 @@ func TestCoupledInTheInterface(t *testing.T) {
 	}
 	d.key("a")
 	d.until("T2@B waits for the prepared transaction", func() bool {
-		return d.quiet() && len(m.sessions.sessions) == 3 && m.sessions.sessions[2].State == sim.Waiting
+		return d.quiet() && len(m.live.sessions) == 3 && m.live.sessions[2].State == sim.Waiting
 	})
 	if s := d.screen(); !strings.Contains(s, "prepared T1@B") || !strings.Contains(s, "in B") {
 		t.Fatalf("interrupted 2PC screen:\n%s", s)
 	}
 	d.key("C") // autoplay is still on: it waits for T2@B
 	d.until("autoplay finishes", func() bool {
-		return !m.autoplay && d.quiet() && m.accounts.byDatabase != nil && m.sessions.sessions[2].State == sim.Committed
+		return !m.autoplay && d.quiet() && m.live.books.byDatabase != nil && m.live.sessions[2].State == sim.Committed
 	})
 	if s := d.screen(); !strings.Contains(s, "the databases agree") {
 		t.Errorf("after COMMIT PREPARED:\n%s", s)

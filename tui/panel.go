@@ -12,6 +12,31 @@ import (
 type look struct {
 	st  styles
 	vol Volatile
+	// wrapped keeps statements wrapped by width: a screen wraps the same
+	// few dozen on every redraw, and the wrapping's regexps dominated it.
+	wrapped map[wrapKey][]string
+}
+
+type wrapKey struct {
+	name, sql string
+	width     int
+	brief     bool
+}
+
+// maxWrapped bounds the wrapped statements kept; typed ones are new each time.
+const maxWrapped = 4096
+
+// wrapSQL is wrapSQL, remembered; callers must not change the lines.
+func (l *look) wrapSQL(name, sql string, width int, brief bool) []string {
+	k := wrapKey{name, sql, width, brief}
+	if lines, ok := l.wrapped[k]; ok {
+		return lines
+	}
+	if l.wrapped == nil || len(l.wrapped) >= maxWrapped {
+		l.wrapped = map[wrapKey][]string{}
+	}
+	l.wrapped[k] = wrapSQL(name, sql, width, brief)
+	return l.wrapped[k]
 }
 
 // panel draws a bordered box of exactly w×h cells, title first, as lines.

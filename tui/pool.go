@@ -22,6 +22,8 @@ type PoolOptions struct {
 	// databases' ledgers.
 	Prepare func(ctx context.Context, cfg pool.Config) error
 	Server  string
+	// Theme is default or projector.
+	Theme string
 }
 
 // RunPool shows the pool-exhaustion scenario live: the pools' own
@@ -78,7 +80,10 @@ type poolBatchMsg struct {
 }
 
 func newPoolModel(ctx context.Context, opts PoolOptions) *poolModel {
-	return &poolModel{ctx: ctx, opts: opts, st: newStyles(true), help: help.New(),
+	st := newStyles(opts.Theme, true)
+	h := help.New()
+	h.Styles = st.helpStyles()
+	return &poolModel{ctx: ctx, opts: opts, st: st, help: h,
 		bar: progress.New(progress.WithWidth(24), progress.WithoutPercentage()),
 		keys: poolKeys{
 			Fix:   key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "next fix")),
@@ -148,8 +153,8 @@ func (m *poolModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.width = msg.Width
 		m.help.SetWidth(msg.Width)
 	case tea.BackgroundColorMsg:
-		m.st = newStyles(msg.IsDark())
-		m.help.Styles = help.DefaultStyles(msg.IsDark())
+		m.st = newStyles(m.opts.Theme, msg.IsDark())
+		m.help.Styles = m.st.helpStyles()
 	case poolBatchMsg:
 		if msg.run != m.runID {
 			return m, nil
@@ -216,7 +221,7 @@ func (m *poolModel) View() tea.View {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s  %s\n", m.st.title.Render("lockstep"), m.st.bold.Render(fmt.Sprintf("scenario pool · fix %s", cfg.Fix)))
 	fmt.Fprintf(&b, "%s\n", m.st.subtle.Render(m.wrap(cfg.Fix.Summary())))
-	fmt.Fprintf(&b, "%s\n\n", m.st.dim.Render(m.wrap(fmt.Sprintf("%s · database A %s · database B %s · pool size %d · %d tasks",
+	fmt.Fprintf(&b, "%s\n\n", m.st.subtle.Render(m.wrap(fmt.Sprintf("%s · database A %s · database B %s · pool size %d · %d tasks",
 		m.opts.Server, cfg.A.Label(), cfg.B.Label(), cfg.Size, cfg.TaskCount()))))
 	shown, when := m.last, ""
 	if m.hung != nil {
@@ -236,10 +241,11 @@ func (m *poolModel) View() tea.View {
 		if m.width > 4 {
 			l = ansi.Truncate(l, m.width-2, "…")
 		}
-		b.WriteString(" " + m.st.dim.Render(l) + "\n")
+		b.WriteString(" " + m.st.subtle.Render(l) + "\n")
 	}
 	b.WriteString("\n" + m.help.View(m.keys))
 	v := tea.NewView(b.String())
+	m.st.paint(&v)
 	v.AltScreen = true
 	return v
 }
@@ -261,7 +267,7 @@ func (m *poolModel) viewState(b *strings.Builder, shown *pool.Event, when string
 		}
 		fmt.Fprintf(b, " %-6s %s %d/%d in use · %d idle · %d connecting · %d waiting acquirers\n",
 			p.Label, m.bar.ViewAs(share), p.InUse, p.Max, p.Idle, p.Constructing, p.Waiting)
-		fmt.Fprintf(b, "        %s\n", m.st.dim.Render(p.Counters()))
+		fmt.Fprintf(b, "        %s\n", m.st.subtle.Render(p.Counters()))
 	}
 	b.WriteString("\n" + m.st.panelTitle.Render("Tasks"+when) + "\n")
 	for _, s := range shown.Tasks {

@@ -40,6 +40,9 @@ type Options struct {
 	Clock func() time.Time
 	// Volatile formats what differs from run to run; nil shows it as it is.
 	Volatile Volatile
+	// Theme is default or projector (high contrast, the screen's own
+	// background); empty means default.
+	Theme string
 }
 
 // Volatile formats the values that differ from one run to the next: process
@@ -90,7 +93,11 @@ func Run(ctx context.Context, opts Options, progOpts ...tea.ProgramOption) error
 // killed because ctx ended (Ctrl-C, SIGTERM, SIGHUP) is no error: the
 // caller's deferred cleanup rolls back and closes.
 func runProgram(ctx context.Context, m tea.Model, progOpts []tea.ProgramOption) error {
-	p := tea.NewProgram(m, append([]tea.ProgramOption{tea.WithContext(ctx)}, progOpts...)...)
+	// The signals are lockstep's (main cancels ctx on SIGINT, SIGTERM and
+	// SIGHUP): the program is then killed at once, never left to shut down
+	// gracefully while a statement waits.
+	opts := append([]tea.ProgramOption{tea.WithContext(ctx), tea.WithoutSignalHandler()}, progOpts...)
+	p := tea.NewProgram(m, opts...)
 	_, err := p.Run()
 	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return nil

@@ -11,7 +11,16 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/exp/golden"
 	"github.com/charmbracelet/x/exp/teatest/v2"
+
+	"lockstep/db/dbtest"
+	"lockstep/ledger"
+	"lockstep/scenario"
+	"lockstep/sim"
 )
+
+// The three sizes every screen is checked at: the classroom's, the
+// laptop's, the smallest lockstep runs in.
+var sizes = [][2]int{{120, 40}, {100, 30}, {80, 24}}
 
 // recorder wraps the model to keep the last screen it drew and whether the
 // model was settled then; teatest's output is a stream of changed cells.
@@ -22,9 +31,12 @@ type recorder struct {
 }
 
 type screenState struct {
-	text     string
-	quiet    bool
-	progress string // each session's next statement and state, e.g. "T1 2 in transaction|T2 1 idle"
+	text          string
+	quiet         bool
+	width, height int
+	// progress is each session's next statement and state, e.g.
+	// "T1 2 in transaction|T2 1 idle".
+	progress string
 }
 
 func (r recorder) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
@@ -36,10 +48,11 @@ func (r recorder) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (r recorder) View() tea.View {
 	v := r.Model.View()
 	var progress []string
-	for _, s := range r.Model.sessions.sessions {
+	for _, s := range r.Model.live.sessions {
 		progress = append(progress, fmt.Sprintf("%s %d %s", s.Name, s.Next, s.State))
 	}
-	r.screen.Store(screenState{text: stripped(v.Content), quiet: r.w.quiet(r.Model), progress: strings.Join(progress, "|")})
+	r.screen.Store(screenState{text: stripped(v.Content), quiet: r.w.quiet(r.Model), width: r.Model.width, height: r.Model.height,
+		progress: strings.Join(progress, "|")})
 	return v
 }
 
@@ -58,10 +71,28 @@ func waitScreen(t *testing.T, screen *atomic.Value, what string, ok func(screenS
 	return ""
 }
 
+// goldenAtSizes compares the screen with state's golden files at the three
+// sizes, resizing the program between them and back to 120×40.
+func goldenAtSizes(t *testing.T, tm *teatest.TestModel, screen *atomic.Value, state string, ok func(string) bool) {
+	t.Helper()
+	for _, size := range sizes {
+		tm.Send(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
+		text := waitScreen(t, screen, fmt.Sprintf("%s at %dx%d", state, size[0], size[1]), func(st screenState) bool {
+			return st.width == size[0] && st.height == size[1] && ok(st.text)
+		})
+		t.Run(fmt.Sprintf("%s/%dx%d", state, size[0], size[1]), func(t *testing.T) { golden.RequireEqual(t, text) })
+	}
+	tm.Send(tea.WindowSizeMsg{Width: 120, Height: 40})
+}
+
 // TestScreens drives the lecture through the keys on the real server and
-// compares the whole 120×40 screen in three states with golden files
-// (go test ./tui -run TestScreens -update rewrites them). Pids, transaction
-// ids, times and the run id are masked.
+// compares the whole screen, at each size, with golden files (go test ./tui
+// -run TestScreens -update rewrites them): idle; the first wait, with no key
+// pressed but the steps' — the waiting statement whole, the blocker's FOR
+// KEY SHARE row, the explanation; the deadlock as it stood before the
+// server broke it, stepped back to in history; and after the break, the
+// victim and the server's DETAIL. Pids, transaction ids, times and the run
+// id are masked.
 func TestScreens(t *testing.T) {
 	m := New(context.Background(), testOptions(t, "for-update"))
 	defer m.Close()
@@ -76,32 +107,13 @@ func TestScreens(t *testing.T) {
 			waitScreen(t, screen, want[i], func(st screenState) bool { return st.progress == want[i] })
 		}
 	}
-	idle := waitScreen(t, screen, "the idle screen", func(st screenState) bool {
-		return st.progress == "T1 0 idle|T2 0 idle" && strings.Contains(st.text, "ready") && strings.Contains(st.text, "✓ total 200.00")
+	waitScreen(t, screen, "the idle screen", func(st screenState) bool {
+		return st.progress == "T1 0 idle|T2 0 idle" && strings.Contains(st.text, "ready") && strings.Contains(st.text, "✓ books kept")
 	})
-	t.Run("idle", func(t *testing.T) { golden.RequireEqual(t, idle) })
+	goldenAtSizes(t, tm, screen, "idle", func(s string) bool { return strings.Contains(s, "No session waits") })
 
-	// T2 waits for T1: T1 holds FOR UPDATE on account 1 when T2's
-	// foreign-key check asks for KEY SHARE on it.
-	play("1 2 1 1 1 1",
-		"T1 1 in transaction|T2 0 idle",
-		"T1 1 in transaction|T2 1 in transaction",
-		"T1 2 in transaction|T2 1 in transaction",
-		"T1 3 in transaction|T2 1 in transaction",
-		"T1 4 in transaction|T2 1 in transaction",
-		"T1 5 in transaction|T2 1 in transaction")
-	play("2", "T1 5 in transaction|T2 1 waiting")
-	waiting := waitScreen(t, screen, "T2 waiting", func(st screenState) bool {
-		return strings.Contains(lastLogLine(st.text), "T2 ⏳ waits for T1") && strings.Contains(st.text, "T2 ──ShareLock on T1's transaction──▶ T1")
-	})
-	t.Run("waiting", func(t *testing.T) { golden.RequireEqual(t, waiting) })
-
-	// Reset, then the lecture's order; T2 closes the cycle and, with the
-	// shorter deadlock_timeout, is the victim.
-	tm.Send(keyMsg("r"))
-	waitScreen(t, screen, "the reset", func(st screenState) bool {
-		return st.progress == "T1 0 idle|T2 0 idle" && strings.Contains(st.text, "reset: sessions rolled back")
-	})
+	// T1 waits for T2: T2's foreign-key check took FOR KEY SHARE on
+	// account 1, and T1 asks for FOR UPDATE.
 	play("1 2 1 2 1 2 1 2 1",
 		"T1 1 in transaction|T2 0 idle",
 		"T1 1 in transaction|T2 1 in transaction",
@@ -112,24 +124,174 @@ func TestScreens(t *testing.T) {
 		"T1 4 in transaction|T2 3 in transaction",
 		"T1 4 in transaction|T2 4 in transaction",
 		"T1 4 waiting|T2 4 in transaction")
-	tm.Send(keyMsg("2"))
-	after := waitScreen(t, screen, "the deadlock broken", func(st screenState) bool {
-		return st.progress == "T1 5 in transaction|T2 4 rolled back" && strings.Contains(st.text, "T2 was the victim") &&
-			strings.Contains(lastLogLine(st.text), "T1 ✓ SELECT bal")
+	goldenAtSizes(t, tm, screen, "first-wait", func(s string) bool {
+		return strings.Contains(s, "Why T1 waits for T2") && strings.Contains(s, "FOR KEY SHARE     ◀ blocks T1") &&
+			strings.Contains(s, "SELECT balance FROM accounts WHERE id = 1 FOR UPDATE")
 	})
-	t.Run("deadlock", func(t *testing.T) { golden.RequireEqual(t, after) })
 
+	// T2 closes the cycle; with the shorter deadlock_timeout it is the victim.
+	tm.Send(keyMsg("2"))
+	waitScreen(t, screen, "the deadlock broken", func(st screenState) bool {
+		return st.progress == "T1 5 in transaction|T2 4 rolled back" && strings.Contains(st.text, "T2 was the victim")
+	})
+	goldenAtSizes(t, tm, screen, "deadlock-broken", func(s string) bool { return strings.Contains(s, "DETAIL: Process N (T2)") })
+
+	// Back in history to the moment the cycle closed.
+	tm.Send(keyMsg("h"))
+	at := historyAt(t, screen, func(int) bool { return true })
+	for !strings.Contains(headerOf(screen.Load().(screenState).text), "⚠ deadlock: T1 → T2 → T1") && at > 1 {
+		tm.Send(keyMsg("left"))
+		at = historyAt(t, screen, func(n int) bool { return n == at-1 })
+	}
+	goldenAtSizes(t, tm, screen, "deadlock-history", func(s string) bool {
+		return strings.Contains(s, "HISTORY") && strings.Contains(s, "⚠ deadlock: T1 → T2 → T1") && strings.Contains(leftPanes(s), "likely victim T2")
+	})
+	tm.Send(keyMsg("esc"))
 	tm.Send(keyMsg("q"))
+	waitScreen(t, screen, "the quit question", func(st screenState) bool { return strings.Contains(st.text, "quit and roll back?") })
+	tm.Send(keyMsg("y"))
 	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
 }
 
-// lastLogLine is the newest line of the log pane (masked times mark it).
-func lastLogLine(screen string) string {
-	last := ""
-	for _, l := range strings.Split(screen, "\n") {
-		if i := strings.Index(l, "--:--:--.---"); i >= 0 {
-			last = l[i:]
+// driverGoldens compares the driver's model's screen at the three sizes.
+func driverGoldens(t *testing.T, d *driver, state string) {
+	t.Helper()
+	for _, size := range sizes {
+		d.send(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
+		text := d.screen()
+		t.Run(fmt.Sprintf("%s/%dx%d", state, size[0], size[1]), func(t *testing.T) { golden.RequireEqual(t, text) })
+	}
+	d.send(tea.WindowSizeMsg{Width: 120, Height: 40})
+}
+
+// TestRingScreens steps nine sessions into a ring of waits under the atomic
+// strategy; T9, with the shortest deadlock_timeout, closes the ring and is
+// the victim. The ring as it stood (in history) and after the break.
+func TestRingScreens(t *testing.T) {
+	opts := testOptions(t, "atomic")
+	opts.Config.Sessions, opts.Config.Direction = 9, sim.Ring
+	opts.Config.Setup = ledger.Setup{Accounts: 9, Balance: ledger.DefaultSetup().Balance}
+	opts.Config.Init = map[string][]string{}
+	for i := 1; i <= 8; i++ {
+		opts.Config.Init[fmt.Sprintf("T%d", i)] = []string{"SET deadlock_timeout = '1min'"}
+	}
+	opts.Config.Init["T9"] = []string{"SET deadlock_timeout = '10ms'"}
+	m := New(context.Background(), opts)
+	t.Cleanup(m.Close)
+	d := newTestDriver(t, m)
+	d.start(120, 40)
+	// BEGIN, the transfer, two entries, the from account: all go through.
+	for range 5 {
+		for i := range 9 {
+			d.step(fmt.Sprint(i+1), i)
 		}
 	}
-	return last
+	// Each asks for the next one's account; T9 asks for T1's.
+	for i := range 9 {
+		d.step(fmt.Sprint(i+1), i)
+	}
+	d.until("T9 is the victim", func() bool { return victim(m) == "T9" && d.quiet() })
+	driverGoldens(t, d, "ring-broken")
+	d.key("h")
+	for !strings.HasPrefix(m.shown().what, "⚠ deadlock") && m.histPos > 0 {
+		d.key("left")
+	}
+	s := d.screen()
+	for i := 1; i <= 9; i++ {
+		// Every edge of the ring, with its holder's lock.
+		edge := fmt.Sprintf("• T%d ──▶ T%d: T%d holds FOR NO KEY UPDATE on accounts id=%d", i, i%9+1, i%9+1, i%9+1)
+		if !strings.Contains(s, edge) {
+			t.Errorf("the ring in history lacks %q:\n%s", edge, s)
+		}
+	}
+	if !strings.Contains(headerOf(s), "⚠ deadlock: T1 → T2 → T3 → T4 → T5 → T6 → T7 → T8 → T9 → T1") || !strings.Contains(leftPanes(s), "likely victim T9") {
+		t.Fatalf("the ring in history:\n%s", s)
+	}
+	driverGoldens(t, d, "ring-history")
+}
+
+// TestTypedSelectScreens types a SELECT in T1: its rows show in T1's column.
+func TestTypedSelectScreens(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "for-update")
+	d.key("e")
+	for _, r := range "SELECT id, owner, balance FROM accounts ORDER BY id" {
+		d.key(string(r))
+	}
+	d.key("enter")
+	d.until("the rows", func() bool { return strings.Contains(d.screen(), "→ 2 rows") && d.quiet() })
+	if s := d.screen(); !strings.Contains(s, "1 | alice | 100.00") || !strings.Contains(s, "2 | bob | 100.00") {
+		t.Fatalf("typed SELECT's rows:\n%s", s)
+	}
+	driverGoldens(t, d, "typed-select")
+}
+
+// TestCoupledScreens steps the coupled scenario into its distributed
+// deadlock: every edge, the application's included, with its holder.
+func TestCoupledScreens(t *testing.T) {
+	t.Parallel()
+	sc, err := scenario.LoadBuiltin("coupled", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := dbtest.SchemaOn(t, dbtest.TwoPhase(t))
+	opts := testOptions(t, "for-update")
+	opts.DB = a
+	opts.Transfers = opts.Config
+	opts.Config = sim.Config{Scenario: sc, ScenarioName: "coupled", Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond,
+		Ledger: dbtest.Ledger(t), Setup: ledger.DefaultSetup(), DB2: dbtest.Second(t, a, nil)}
+	opts.ScenarioSummary = "two databases kept in sync"
+	m := New(context.Background(), opts)
+	t.Cleanup(m.Close)
+	d := newTestDriver(t, m)
+	d.start(120, 40)
+	for _, k := range []string{"2", "3", "1", "4"} {
+		i := int(k[0] - '1')
+		d.key(k)
+		d.until("the step settles", func() bool {
+			return d.quiet() && (m.live.sessions[i].Next == 1 || m.live.sessions[i].State == sim.Waiting)
+		})
+	}
+	d.until("the distributed deadlock", func() bool { return m.live.cycle != nil && d.quiet() })
+	if s := d.screen(); !strings.Contains(s, "T1@A ──▶ T2@A ──▶ T2@B ──▶ T1@B ──▶ T1@A") {
+		t.Fatalf("the cycle through both databases:\n%s", s)
+	}
+	driverGoldens(t, d, "coupled")
+}
+
+// historyAt waits until the screen shows a moment of history whose number
+// ok accepts, and returns it.
+func historyAt(t *testing.T, screen *atomic.Value, ok func(int) bool) int {
+	t.Helper()
+	n := 0
+	waitScreen(t, screen, "a moment of history", func(st screenState) bool {
+		i := strings.Index(st.text, "HISTORY ")
+		if i < 0 {
+			return false
+		}
+		_, err := fmt.Sscanf(st.text[i:], "HISTORY %d/", &n)
+		return err == nil && ok(n)
+	})
+	return n
+}
+
+// headerOf is the screen's second line: in history, the moment shown.
+func headerOf(screen string) string {
+	lines := strings.SplitN(screen, "\n", 3)
+	if len(lines) < 2 {
+		return ""
+	}
+	return lines[1]
+}
+
+// leftPanes is the text of the screen's left-hand panes, their lines joined
+// with single spaces: words the pane wrapped read as one sentence again.
+func leftPanes(screen string) string {
+	var words []string
+	for _, l := range strings.Split(screen, "\n") {
+		if parts := strings.Split(l, "│"); len(parts) > 2 {
+			words = append(words, strings.Fields(parts[1])...)
+		}
+	}
+	return strings.Join(words, " ")
 }

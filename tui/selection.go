@@ -62,14 +62,22 @@ func (s *selection) Move(d int) {
 // Clear selects nothing.
 func (s *selection) Clear() { s.cur = -1 }
 
-// Rebuild takes a new snapshot's edges and locks, listing the sessions'
-// locks in the order names gives (a prepared transaction's after them), and
-// keeps the cursor on the same thing if it is still there.
-func (s *selection) Rebuild(snap *locks.Snapshot, names []string) {
+// Rebuild takes a new snapshot's edges and locks — the locks behind the
+// waits first, newest wait first (each waiter's request, then the holder's
+// conflicting lock), then each session's others in the order names gives (a
+// prepared transaction's after them) — and keeps the cursor on the same
+// thing if it is still there.
+func (s *selection) Rebuild(snap *locks.Snapshot, names []string, waitOrder []string) {
 	prev, had := s.Selected()
 	s.items = s.items[:0]
-	for i := range snap.Graph.Edges {
-		s.items = append(s.items, item{edge: &snap.Graph.Edges[i]})
+	edges := append([]*locks.Edge(nil), pointers(snap.Graph.Edges)...)
+	rank := map[string]int{}
+	for i, n := range waitOrder {
+		rank[n] = i
+	}
+	sort.SliceStable(edges, func(i, j int) bool { return rank[edges[i].Waiter] < rank[edges[j].Waiter] })
+	for _, e := range edges {
+		s.items = append(s.items, item{edge: e})
 	}
 	var ls []*locks.Lock
 	for i := range snap.Locks {
@@ -84,6 +92,8 @@ func (s *selection) Rebuild(snap *locks.Snapshot, names []string) {
 		}
 		return lockRank(a) < lockRank(b)
 	})
+	rows := pointers(snap.RowLocks)
+	ls, rows = s.addBlocking(edges, ls, rows)
 	for _, b := range snap.Backends {
 		if b.Prepared != "" {
 			// A prepared transaction holds locks with no session: list them too.
@@ -91,7 +101,7 @@ func (s *selection) Rebuild(snap *locks.Snapshot, names []string) {
 		}
 	}
 	for _, name := range names {
-		s.addSession(name, ls, snap.RowLocks)
+		s.addSession(name, ls, rows)
 	}
 	s.cur = -1
 	if had {
@@ -104,14 +114,57 @@ func (s *selection) Rebuild(snap *locks.Snapshot, names []string) {
 	}
 }
 
+func pointers[T any](xs []T) []*T {
+	out := make([]*T, len(xs))
+	for i := range xs {
+		out[i] = &xs[i]
+	}
+	return out
+}
+
+// addBlocking lists, for each wait, the lock the waiter asks for and the
+// holder's lock that conflicts with it, and returns the locks left.
+func (s *selection) addBlocking(edges []*locks.Edge, ls []*locks.Lock, rows []*locks.RowLock) ([]*locks.Lock, []*locks.RowLock) {
+	takeLock := func(match func(*locks.Lock) bool) {
+		for i, l := range ls {
+			if match(l) {
+				s.items = append(s.items, item{lock: l})
+				ls = append(ls[:i:i], ls[i+1:]...)
+				return
+			}
+		}
+	}
+	for _, e := range edges {
+		if e.Lock != nil {
+			takeLock(func(l *locks.Lock) bool { return l.Pid == e.WaiterPid && !l.Granted })
+		}
+		switch {
+		case e.HeldRow != nil:
+			for i, r := range rows {
+				if r.Session == e.HeldRow.Session && r.Account == e.HeldRow.Account && r.Mode == e.HeldRow.Mode {
+					s.items = append(s.items, item{row: r})
+					rows = append(rows[:i:i], rows[i+1:]...)
+					break
+				}
+			}
+		case e.Held != nil:
+			h := e.Held
+			takeLock(func(l *locks.Lock) bool {
+				return l.Session == h.Session && l.Granted && l.Mode == h.Mode && l.Target() == h.Target()
+			})
+		}
+	}
+	return ls, rows
+}
+
 // addSession lists a session's locks, its row locks after its table locks:
 // what it waits for, tables, rows, then transactions, keys, indexes.
-func (s *selection) addSession(name string, ls []*locks.Lock, rows []locks.RowLock) {
+func (s *selection) addSession(name string, ls []*locks.Lock, rows []*locks.RowLock) {
 	rowsDone := false
 	addRows := func() {
-		for i := range rows {
-			if rows[i].Session == name {
-				s.items = append(s.items, item{row: &rows[i]})
+		for _, r := range rows {
+			if r.Session == name {
+				s.items = append(s.items, item{row: r})
 			}
 		}
 		rowsDone = true

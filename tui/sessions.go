@@ -11,28 +11,30 @@ import (
 	"lockstep/sim"
 )
 
-// minColumn is the narrowest a session's column gets; fewer columns show,
-// and the rest scroll, below it.
-const minColumn = 38
+// minColumn is the narrowest a session's column gets; with more sessions
+// than columns of this width fit, each session is a row instead.
+const minColumn = 36
 
-// sessionsPane shows one column per session: its transfer or scenario
-// name, its state, its script with the statement in flight, and what it
-// waits for. The selected session is the one the step keys act on.
+// sessionsPane shows every session: with few, a column each with its whole
+// script, each statement whole (wrapped, never cut in the middle), the
+// rows it returned, and what it waits for; with many, a row each with the
+// statement in flight or next. The selected session is the one the step
+// keys act on.
 type sessionsPane struct {
-	look     *look
-	w, h     int
-	sessions []sim.SessionInfo
-	snap     *locks.Snapshot
-	now      time.Time
-	sel      int
+	look   *look
+	w, h   int
+	f      *frame
+	now    time.Time
+	sel    int
+	asRows bool // a row each, whatever the width
 }
 
 func (p *sessionsPane) SetSize(w, h int) { p.w, p.h = w, h }
 
-// SetSessions takes the engine's sessions; the selection stays in range.
-func (p *sessionsPane) SetSessions(s []sim.SessionInfo) {
-	p.sessions = s
-	if p.sel >= len(s) {
+// Show takes the frame to draw and the time to count ages against.
+func (p *sessionsPane) Show(f *frame, now time.Time) {
+	p.f, p.now = f, now
+	if p.sel >= len(f.sessions) {
 		p.sel = 0
 	}
 }
@@ -40,59 +42,125 @@ func (p *sessionsPane) SetSessions(s []sim.SessionInfo) {
 // Selected is the index of the session the step keys act on.
 func (p *sessionsPane) Selected() int { return p.sel }
 
-// Select makes session i the selected one.
-func (p *sessionsPane) Select(i int) {
-	if i >= 0 && i < len(p.sessions) {
+// Select makes session i of n the selected one.
+func (p *sessionsPane) Select(i, n int) {
+	if i >= 0 && i < n {
 		p.sel = i
 	}
 }
 
-// Move selects the session d columns along, wrapping around.
-func (p *sessionsPane) Move(d int) {
-	if n := len(p.sessions); n > 0 {
+// Move selects the session d along of n, wrapping around.
+func (p *sessionsPane) Move(d, n int) {
+	if n > 0 {
 		p.sel = (p.sel + d%n + n) % n
 	}
 }
 
-// Height is what the columns need: title, state, the longest script, and a
-// line for what the session waits for.
-func (p *sessionsPane) Height() int {
-	longest := 0
-	for _, s := range p.sessions {
-		longest = max(longest, len(s.Statements))
+// columns is how many columns fit in width w: 0 means a row each.
+func columns(n, w int) int {
+	if n == 0 || (w-4)/n < minColumn {
+		return 0
 	}
-	return longest + 6
+	return n
+}
+
+// Fit chooses how the sessions show at width w in at most maxH lines — a
+// column each when the columns fit and have the room to show a script, a
+// row each otherwise — and returns the height that needs.
+func (p *sessionsPane) Fit(w, maxH int) int {
+	n := len(p.f.sessions)
+	p.asRows = true
+	if cols := columns(n, w); cols > 0 {
+		colW := (w - 4) / cols
+		longest := 0
+		for i := range p.f.sessions {
+			longest = max(longest, len(p.column(i, colW-2)))
+		}
+		if need := longest + 3; need <= maxH || maxH >= 10 {
+			p.asRows = false
+			return min(need, maxH)
+		}
+	}
+	lines := p.rowLines(w-4, false)
+	if lines+3 > maxH {
+		lines = p.rowLines(w-4, true)
+	}
+	return min(lines+3, maxH)
 }
 
 func (p *sessionsPane) View() []string {
-	n := len(p.sessions)
+	n := len(p.f.sessions)
 	if n == 0 {
 		return p.look.panel("Sessions", nil, p.w, p.h, false)
 	}
-	innerW := p.w - 4
-	fit1 := max(1, min(n, innerW/minColumn))
-	first := 0
-	if p.sel >= fit1 {
-		first = p.sel - fit1 + 1
-	}
-	colW := innerW / fit1
-	innerH := p.h - 3
-	body := make([]string, innerH)
-	for i := first; i < first+fit1 && i < n; i++ {
-		lines := p.column(p.sessions[i], colW-2, innerH)
-		for k := range body {
-			l := ""
-			if k < len(lines) {
-				l = lines[k]
+	innerW, innerH := p.w-4, p.h-3
+	var body []string
+	if cols := columns(n, p.w); cols == 0 || p.asRows {
+		// Where the rows do not all fit, each says whom it waits for but not
+		// the lock behind it (the why pane's): every session stays in view.
+		brief := p.rowLines(innerW, false) > innerH
+		start := 0
+		for i := range p.f.sessions {
+			if i == p.sel {
+				start = len(body)
 			}
-			body[k] += fit(l, colW)
+			body = append(body, p.row(i, innerW, brief)...)
+		}
+		body = window(body, innerH, start, p.look.st)
+	} else {
+		colW := innerW / cols
+		body = make([]string, innerH)
+		for i := range p.f.sessions {
+			lines, focus := p.columnFocus(i, colW-2)
+			// The title and the state stay; the script scrolls under them.
+			const head = 2
+			lines = append(lines[:head:head], window(lines[head:], innerH-head, focus-head, p.look.st)...)
+			for k := range body {
+				l := ""
+				if k < len(lines) {
+					l = lines[k]
+				}
+				body[k] += fit(l, colW)
+			}
 		}
 	}
-	title := "Sessions"
-	if fit1 < n {
-		title = fmt.Sprintf("Sessions %d–%d of %d (←/→ scrolls)", first+1, first+fit1, n)
+	return p.look.panel("Sessions", body, p.w, p.h, false)
+}
+
+// window keeps h of lines with line focus in view, marking what it leaves
+// out above and below.
+func window(lines []string, h, focus int, st styles) []string {
+	if len(lines) <= h || h < 3 {
+		return lines
 	}
-	return p.look.panel(title, body, p.w, p.h, false)
+	// The focus line a third of the way down, under the marker that
+	// replaces the first line: what was just done stays in view above it.
+	start := min(max(0, focus-h/3-1), len(lines)-h)
+	out := append([]string(nil), lines[start:start+h]...)
+	if start > 0 {
+		out[0] = st.subtle.Render(moreLines("↑", start))
+	}
+	if end := start + h; end < len(lines) {
+		out[h-1] = st.subtle.Render(moreLines("↓", len(lines)-end+1))
+	}
+	return out
+}
+
+// moreLines says how many lines are out of view that way.
+func moreLines(arrow string, n int) string {
+	if n == 1 {
+		return arrow + " 1 more line"
+	}
+	return fmt.Sprintf("%s %d more lines", arrow, n)
+}
+
+// rowLines is how many lines the sessions take as rows at width w.
+func (p *sessionsPane) rowLines(w int, brief bool) int {
+	n := 0
+	for i := range p.f.sessions {
+		n += len(p.row(i, w, brief))
+	}
+	return n
 }
 
 // badge is a session's state as symbol and words.
@@ -119,94 +187,307 @@ func (p *sessionsPane) badge(s sim.State) string {
 	return s.String()
 }
 
-func (p *sessionsPane) column(s sim.SessionInfo, w, h int) []string {
-	st, vol := p.look.st, p.look.vol
-	title := fmt.Sprintf("%s  %s from %d to %d", s.Name, s.Transfer.Amount.StringFixed(2), s.Transfer.From, s.Transfer.To)
+// title names the session and what it does.
+func (p *sessionsPane) title(s sim.SessionInfo) string {
 	if s.Label != "" {
-		title = fmt.Sprintf("%s  session %s", s.Name, s.Label)
+		return fmt.Sprintf("%s  session %s", s.Name, s.Label)
 	}
-	if s.Index == p.sel {
+	return fmt.Sprintf("%s  %s from %d to %d", s.Name, s.Transfer.Amount.StringFixed(2), s.Transfer.From, s.Transfer.To)
+}
+
+// state is the session's badge, how long it has waited, its pid and the
+// age of its transaction.
+func (p *sessionsPane) state(s sim.SessionInfo) string {
+	st, vol := p.look.st, p.look.vol
+	line := p.badge(s.State)
+	if t, ok := p.f.waitSince[s.Name]; ok && s.State == sim.Waiting {
+		line += st.wait.Render(" " + vol.Age(p.now.Sub(t)))
+	}
+	info := " · pid " + vol.Pid(s.Pid)
+	if p.f.snap != nil {
+		if b, ok := p.f.snap.Backend(s.Name); ok && b.XactStart != nil {
+			info += " · tx " + vol.Age(p.now.Sub(*b.XactStart))
+		}
+	}
+	return line + st.subtle.Render(info)
+}
+
+func (p *sessionsPane) column(i, w int) []string {
+	lines, _ := p.columnFocus(i, w)
+	return lines
+}
+
+// columnFocus is session i's column at width w — title, state, script,
+// what it waits for or why it failed — and the line its active statement
+// starts on.
+func (p *sessionsPane) columnFocus(i, w int) ([]string, int) {
+	st := p.look.st
+	s := p.f.sessions[i]
+	title := p.title(s)
+	if i == p.sel {
 		title = st.selected.Render("▸ " + title)
 	} else {
 		title = st.bold.Render("  " + title)
 	}
-	age := ""
-	if p.snap != nil {
-		if b, ok := p.snap.Backend(s.Name); ok && b.XactStart != nil {
-			age = " · tx " + vol.Age(p.now.Sub(*b.XactStart))
+	lines := []string{ansi.Truncate(title, w, "…"), ansi.Truncate(p.state(s), w, "…")}
+	focus := 0
+	typedAt := min(s.Next, len(s.Statements))
+	for k, sql := range s.Statements {
+		if k == typedAt {
+			lines = p.typed(s, lines, w, &focus)
 		}
+		mark, style, active := p.mark(s, k)
+		if active && focus == 0 {
+			focus = len(lines)
+		}
+		text := p.statement(s, k, sql, mark, style, w)
+		if r, ok := p.f.results[resultKey{s.Name, k}]; ok && k < s.Next {
+			text = withResult(text, resultLines(r, w, st), w)
+		}
+		lines = append(lines, text...)
 	}
-	lines := []string{title, p.badge(s.State) + st.subtle.Render(" · pid "+vol.Pid(s.Pid)+age)}
-	body, focus := p.script(s, w)
-	var tail string
-	switch {
-	case s.State == sim.Waiting && len(s.BlockedBy) > 0:
-		tail = st.wait.Render("⏳ waits for " + strings.Join(s.BlockedBy, ", "))
-	case s.LastErr != nil:
-		tail = st.bad.Render(fmt.Sprintf("✗ %s %s", s.LastErr.SQLState, s.LastErr.Message))
-	case s.Current != "" && s.CurrentStep < 0:
-		tail = st.run.Render("… " + oneLine(s.Current))
+	if typedAt == len(s.Statements) {
+		lines = p.typed(s, lines, w, &focus)
 	}
-	room := h - len(lines) - 1
-	if len(body) > room && room > 0 {
-		// Keep the active statement in view.
-		start := min(max(0, focus-room/2), len(body)-room)
-		body = body[start : start+room]
+	for _, l := range wrapLines(p.tail(s), w) {
+		lines = append(lines, l)
 	}
-	lines = append(lines, body...)
-	if tail != "" {
-		lines = append(lines, tail)
+	return lines, focus
+}
+
+// typed adds what the user typed into session s — the statement in flight,
+// or the last one and its rows — where it ran: after the script's done
+// statements, before the next. It is the line the column keeps in view.
+func (p *sessionsPane) typed(s sim.SessionInfo, lines []string, w int, focus *int) []string {
+	st := p.look.st
+	if s.Current != "" && s.CurrentStep < 0 {
+		*focus = len(lines)
+		return append(lines, p.statement(s, -1, s.Current, "… ", st.run.Render, w)...)
 	}
-	for i := range lines {
-		lines[i] = ansi.Truncate(lines[i], w, "…")
+	if r, ok := p.f.results[resultKey{s.Name, -1}]; ok {
+		*focus = len(lines)
+		text := p.statement(s, -1, r.sql, "⌨ ", st.accent.Render, w)
+		return append(lines, withResult(text, resultLines(r, w, st), w)...)
 	}
 	return lines
 }
 
-// script is the session's statements, each marked done, failed, in flight
-// or next; the active one is wrapped whole, the others cut in the middle.
-// focus is the line the active statement starts on.
-func (p *sessionsPane) script(s sim.SessionInfo, w int) (body []string, focus int) {
+// mark is how a script statement shows: done, failed, in flight, waiting,
+// next, or to come; active for the one the column keeps in view.
+func (p *sessionsPane) mark(s sim.SessionInfo, k int) (string, styleFunc, bool) {
 	st := p.look.st
-	for i, sql := range s.Statements {
-		var mark string
-		style := st.subtle
-		active := false
-		switch {
-		case s.CurrentStep == i && s.State == sim.Waiting:
-			mark, style, active = "⏳ ", st.wait, true
-		case s.CurrentStep == i:
-			mark, style, active = "… ", st.run, true
-		case s.ErrAt == i:
-			mark, style, active = "✗ ", st.bad, true
-		case i < s.Next:
-			mark, style = "✓ ", st.ok
-		case i == s.Next && !s.Finished:
-			mark, style, active = "▶ ", st.accent, true
-		default:
-			mark = "  "
+	switch {
+	case s.CurrentStep == k && s.State == sim.Waiting:
+		return "⏳ ", st.wait.Render, true
+	case s.CurrentStep == k:
+		return "… ", st.run.Render, true
+	case s.ErrAt == k:
+		return "✗ ", st.bad.Render, true
+	case k < s.Next:
+		return "✓ ", st.ok.Render, false
+	case k == s.Next && !s.Finished:
+		return "▶ ", st.accent.Render, true
+	}
+	return "  ", st.subtle.Render, false
+}
+
+type styleFunc func(...string) string
+
+// statement is one statement, whole, wrapped to w with its mark and — for
+// a scenario — its step's name.
+func (p *sessionsPane) statement(s sim.SessionInfo, k int, sql, mark string, style styleFunc, w int) []string {
+	return p.statementAs(s, k, sql, mark, style, w, false)
+}
+
+// statementAs is statement, brief or not (see wrapSQL).
+func (p *sessionsPane) statementAs(s sim.SessionInfo, k int, sql, mark string, style styleFunc, w int, brief bool) []string {
+	st := p.look.st
+	name := ""
+	if k >= 0 && k < len(s.StepNames) && !brief {
+		name = s.StepNames[k] + ": "
+	}
+	markW := ansi.StringWidth(mark) // "⏳ " is three cells, "✓ " two
+	text := p.look.wrapSQL(name, sql, w-markW, brief)
+	out := make([]string, len(text))
+	for j, l := range text {
+		prefix := strings.Repeat(" ", markW)
+		if j == 0 {
+			prefix = mark
 		}
-		if active {
-			focus = len(body)
-			wrapped := strings.Split(ansi.Wrap(oneLine(sql), w-2, ""), "\n")
-			if len(wrapped) > 3 {
-				wrapped = wrapped[:3]
-			}
-			for k, l := range wrapped {
-				prefix := "  "
-				if k == 0 {
-					prefix = mark
-				}
-				body = append(body, style.Render(prefix+l))
-			}
-			continue
-		}
-		short := elideMiddle(oneLine(sql), w-2)
-		if mark == "✓ " {
-			body = append(body, st.ok.Render("✓ ")+st.subtle.Render(short))
+		if mark == "✓ " || mark == "  " {
+			// Done and to come read as the script; the mark says which.
+			out[j] = style(prefix) + st.script.Render(l)
 		} else {
-			body = append(body, style.Render(mark+short))
+			out[j] = style(prefix + l)
 		}
 	}
-	return body, focus
+	return out
+}
+
+// tail is what the session waits for — and the lock behind the wait — or
+// why its last statement failed.
+func (p *sessionsPane) tail(s sim.SessionInfo) string {
+	st := p.look.st
+	switch {
+	case s.State == sim.Waiting && len(s.BlockedBy) > 0:
+		return st.wait.Render("⏳ waits for " + strings.Join(s.BlockedBy, ", ") + p.behind(s.Name))
+	case s.LastErr != nil:
+		return st.bad.Render(fmt.Sprintf("✗ %s %s", s.LastErr.SQLState, s.LastErr.Message))
+	}
+	return ""
+}
+
+// behind says which held lock a session's wait is about: ": T2 holds FOR
+// KEY SHARE on accounts id=1".
+func (p *sessionsPane) behind(name string) string {
+	if p.f.snap == nil {
+		return ""
+	}
+	for _, e := range p.f.snap.Graph.Edges {
+		if e.Waiter == name {
+			if held := heldWords(e); held != "" {
+				return ": " + e.Holder + " holds " + held
+			}
+		}
+	}
+	return ""
+}
+
+// heldWords names the holder's lock behind an edge: "FOR KEY SHARE on
+// accounts id=1", or "" when pg_locks shows none (a queue ahead).
+func heldWords(e locks.Edge) string {
+	switch {
+	case e.HeldRow != nil:
+		return fmt.Sprintf("%s on accounts id=%d", e.HeldRow.Mode, e.HeldRow.Account)
+	case e.Held != nil:
+		return e.Held.ModeWords() + " on " + e.Held.Target()
+	}
+	return ""
+}
+
+// row is session i as a row of width w: name, state, the statement in
+// flight (or next), what it waits for.
+func (p *sessionsPane) row(i, w int, brief bool) []string {
+	st := p.look.st
+	s := p.f.sessions[i]
+	name := fmt.Sprintf("%-5s", s.Name)
+	if i == p.sel {
+		name = st.selected.Render("▸" + name)
+	} else {
+		name = st.bold.Render(" " + name)
+	}
+	indent := 24
+	head := name + " " + p.badge(s.State)
+	waitsFor := ""
+	if s.State == sim.Waiting && len(s.BlockedBy) > 0 {
+		waitsFor = "⏳ waits for " + strings.Join(s.BlockedBy, ", ")
+	}
+	if t, ok := p.f.waitSince[s.Name]; ok && s.State == sim.Waiting {
+		head += st.wait.Render(" " + p.look.vol.Age(p.now.Sub(t)))
+	}
+	if brief && waitsFor != "" {
+		// Short of room, whom it waits for takes the state's place.
+		for _, words := range []string{waitsFor, strings.TrimPrefix(waitsFor, "⏳ ")} {
+			if ansi.StringWidth(name)+1+ansi.StringWidth(words) < indent {
+				head, waitsFor = name+" "+st.wait.Render(words), ""
+				break
+			}
+		}
+	}
+	head = fit(head, indent)
+	k, sql := p.rowStatement(s)
+	mark, style, _ := p.mark(s, k)
+	if sql == "" {
+		mark, style = "", st.subtle.Render
+		sql = fmt.Sprintf("%d of %d statements run", s.Next, len(s.Statements))
+	}
+	// One line a session when it fits: the statement, then whom it waits
+	// for; the lock behind the wait is the graph's and the locks' to show.
+	short := ""
+	if waitsFor != "" {
+		short = st.wait.Render(waitsFor)
+	}
+	room := w - indent - ansi.StringWidth(short) - 1
+	text := p.statementAs(s, k, sql, mark, style, room, brief)
+	if r, ok := p.f.results[resultKey{s.Name, k}]; ok && k >= 0 && k < s.Next {
+		text = withResult(text, resultLines(r, room, st), room)
+	}
+	switch {
+	case len(text) == 1 && short != "":
+		text[0] += " " + short
+	case short != "" && brief:
+		text = append(p.statementAs(s, k, sql, mark, style, w-indent, true), short)
+	case short != "":
+		text = p.statement(s, k, sql, mark, style, w-indent)
+		text = append(text, wrapLines(p.tail(s), w-indent)...)
+	case s.LastErr != nil && k == s.ErrAt:
+		text = append(text, wrapLines(p.tail(s), w-indent)...)
+	}
+	if r, ok := p.f.results[resultKey{s.Name, -1}]; ok && s.Current == "" {
+		typed := p.statement(s, -1, r.sql, "⌨ ", st.accent.Render, w-indent)
+		text = append(text, withResult(typed, resultLines(r, w-indent, st), w-indent)...)
+	}
+	out := make([]string, len(text))
+	for j, l := range text {
+		if j == 0 {
+			out[j] = head + l
+		} else {
+			out[j] = strings.Repeat(" ", indent) + l
+		}
+	}
+	return out
+}
+
+// rowStatement is the statement a session's row shows: the one in
+// flight, the one that failed, the next, or the last run.
+func (p *sessionsPane) rowStatement(s sim.SessionInfo) (int, string) {
+	switch {
+	case s.Current != "":
+		return s.CurrentStep, s.Current
+	case s.LastErr != nil && s.ErrAt >= 0 && s.ErrAt < len(s.Statements):
+		return s.ErrAt, s.Statements[s.ErrAt]
+	case s.Next < len(s.Statements) && !s.Finished:
+		return s.Next, s.Statements[s.Next]
+	case s.Next > 0 && s.Next <= len(s.Statements):
+		return s.Next - 1, s.Statements[s.Next-1]
+	}
+	return -1, ""
+}
+
+// resultLines show the rows a statement returned: one value inline, or a
+// few rows and how many there were.
+func resultLines(r result, w int, st styles) []string {
+	if r.total == 1 && len(r.columns) == 1 {
+		return []string{"  " + st.accent.Render(ansi.Truncate("→ "+r.columns[0]+" = "+r.rows[0][0], w-2, "…"))}
+	}
+	out := []string{"  " + st.accent.Render(ansi.Truncate(fmt.Sprintf("→ %d rows: %s", r.total, strings.Join(r.columns, " | ")), w-2, "…"))}
+	for _, row := range r.rows {
+		out = append(out, "    "+st.accent.Render(ansi.Truncate(strings.Join(row, " | "), w-4, "…")))
+	}
+	if r.total > len(r.rows) {
+		out = append(out, "    "+st.subtle.Render(fmt.Sprintf("… %d more", r.total-len(r.rows))))
+	}
+	return out
+}
+
+// withResult puts a one-line result at the end of the statement's last
+// line when it fits there, else under it.
+func withResult(stmt, result []string, w int) []string {
+	if len(result) == 1 && len(stmt) > 0 {
+		last := stmt[len(stmt)-1]
+		inline := strings.TrimLeft(result[0], " ")
+		if ansi.StringWidth(last)+1+ansi.StringWidth(inline) <= w {
+			stmt[len(stmt)-1] = last + " " + inline
+			return stmt
+		}
+	}
+	return append(stmt, result...)
+}
+
+// wrapLines wraps a styled line to w cells; "" has no lines.
+func wrapLines(s string, w int) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(ansi.Wrap(s, w, ""), "\n")
 }

@@ -30,6 +30,9 @@ type setupKeys struct {
 	Up, Down, Less, More, Apply, Close key.Binding
 }
 
+func (k setupKeys) ShortHelp() []key.Binding  { return []key.Binding{k.Up, k.Less, k.Apply, k.Close} }
+func (k setupKeys) FullHelp() [][]key.Binding { return [][]key.Binding{k.ShortHelp()} }
+
 var setupFields = []string{"sessions", "direction", "accounts", "amount per transfer", "opening balance"}
 
 func newSetupForm(l *look) *setupForm {
@@ -118,7 +121,7 @@ func (f *setupForm) View() []string {
 		f.amount.StringFixed(2),
 		f.balance.StringFixed(2),
 	}
-	lines := []string{st.subtle.Render("↑/↓ field · ←/→ change · enter starts a new run with this set-up · esc closes")}
+	var lines []string
 	for i, n := range setupFields {
 		line := fmt.Sprintf("%-20s ◂ %s ▸", n, values[i])
 		if i == f.field {

@@ -38,8 +38,11 @@ func (d strategyDelegate) Render(w io.Writer, m list.Model, index int, it list.I
 
 // strategyKeys are the menu's own keys; ↑/↓ and the page keys are the list's.
 type strategyKeys struct {
-	Choose, Close key.Binding
+	Move, Choose, Close key.Binding
 }
+
+func (k strategyKeys) ShortHelp() []key.Binding  { return []key.Binding{k.Move, k.Choose, k.Close} }
+func (k strategyKeys) FullHelp() [][]key.Binding { return [][]key.Binding{k.ShortHelp()} }
 
 // strategyMenu picks the transfer strategy; choosing one starts a new run.
 type strategyMenu struct {
@@ -64,14 +67,16 @@ func newStrategyMenu(l *look) *strategyMenu {
 	lm.SetShowHelp(false)
 	lm.DisableQuitKeybindings()
 	return &strategyMenu{look: l, list: lm, keys: strategyKeys{
-		Choose: key.NewBinding(key.WithKeys("enter", "space"), key.WithHelp("enter", "switch")),
+		Move:   key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "choose")),
+		Choose: key.NewBinding(key.WithKeys("enter", "space"), key.WithHelp("enter", "switch (the run starts again)")),
 		Close:  key.NewBinding(key.WithKeys("esc", "q", "m"), key.WithHelp("esc", "close")),
 	}}
 }
 
 func (p *strategyMenu) SetSize(w, h int) {
 	p.w, p.h = w, h
-	p.list.SetSize(max(0, w-4), max(0, h-4))
+	// Room below the list for the chosen strategy's whole summary.
+	p.list.SetSize(max(0, w-4), max(1, h-6))
 }
 
 // Open shows the menu on the strategy named current.
@@ -110,8 +115,17 @@ func (p *strategyMenu) Update(msg tea.KeyPressMsg) (menuResult, tea.Cmd) {
 func (p *strategyMenu) Chosen() *ledger.Strategy { return p.list.SelectedItem().(strategyItem).s }
 
 func (p *strategyMenu) View() []string {
-	lines := []string{p.look.st.subtle.Render("↑/↓ choose · enter switches (the run starts again) · esc closes")}
-	return p.look.panel("Strategy", append(lines, splitLines(p.list.View())...), p.w, p.h, true)
+	st := p.look.st
+	lines := splitLines(p.list.View())
+	n := len(p.list.Items())
+	title := "Strategy"
+	if shown := p.list.Paginator.PerPage; shown < n {
+		title = fmt.Sprintf("Strategy (page %d of %d, ↑/↓ scrolls)", p.list.Paginator.Page+1, p.list.Paginator.TotalPages)
+	}
+	chosen := p.Chosen()
+	lines = append(lines, "")
+	lines = append(lines, wrapAll([]string{st.accent.Render(chosen.Name+": ") + chosen.Summary}, p.w-4)...)
+	return p.look.panel(title, lines, p.w, p.h, true)
 }
 
 // splitLines is a block's lines; an empty block has none.

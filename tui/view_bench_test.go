@@ -47,24 +47,40 @@ func benchModel() *Model {
 				Lock: &snap.Locks[len(snap.Locks)-25], Why: "waits", Conflict: &locks.Conflict{Held: 2, Wanted: 4}})
 		}
 	}
-	m.sessions.SetSessions(infos)
-	m.setSnapshot(snap)
-	m.sel.cur = 0
+	m.live.sessions, m.live.snap = infos, snap
+	for i, info := range infos {
+		if info.State == sim.Waiting {
+			m.live.waitSince[info.Name] = now.Add(-time.Duration(10-i) * time.Second)
+		}
+	}
 	m.starting, m.runID, m.deadlock = false, "bench1", time.Second
 	for k := range 50 {
-		m.log.Add(now, "T1", fmt.Sprintf("✓ statement %d", k), false)
+		m.log.Add(logEntry{at: now, who: "T1", text: fmt.Sprintf("✓ statement %d", k)})
 	}
 	return m
 }
 
-// BenchmarkView is one frame with 8 sessions and 200 lock rows.
+// BenchmarkView is one frame with 8 sessions and 200 lock rows, seven of
+// the sessions waiting in a chain: the newest wait explained.
 func BenchmarkView(b *testing.B) {
 	m := benchModel()
-	if got := m.render(); !strings.Contains(got, "T1") || !strings.Contains(got, "table_1") {
+	if got := m.render(); !strings.Contains(got, "T1") || !strings.Contains(got, "table_1") || !strings.Contains(got, "Why T8 waits") {
 		b.Fatalf("the bench screen is not the busy one:\n%s", got)
 	}
-	b.ReportMetric(float64(len(m.locks.snap.Locks)), "lock-rows")
+	b.ReportMetric(float64(len(m.live.snap.Locks)), "lock-rows")
 	for b.Loop() {
+		_ = m.render()
+	}
+}
+
+// BenchmarkViewAfterPoll is the frame after a poll: the lock list is
+// rebuilt from the new snapshot.
+func BenchmarkViewAfterPoll(b *testing.B) {
+	m := benchModel()
+	snap := m.live.snap
+	for b.Loop() {
+		next := *snap
+		m.live.snap = &next
 		_ = m.render()
 	}
 }

@@ -1,0 +1,317 @@
+package tui
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+
+	"lockstep/ledger"
+	"lockstep/locks"
+	"lockstep/sim"
+)
+
+// frame is everything the screen shows of the run at one moment: the live
+// state, which the engine's events keep up to date, or a moment of the past
+// in history mode. Frames share what does not change once made (snapshots,
+// cycles), so keeping hundreds costs little.
+type frame struct {
+	at   time.Time
+	what string // the event that made the frame, as the log words it
+	gen  int
+
+	sessions []sim.SessionInfo
+	snap     *locks.Snapshot
+	// waitSince is when each waiting session began to wait: the newest wait
+	// is the one the screen explains unless the user chose another.
+	waitSince map[string]time.Time
+	// cycle is a deadlock that stands; broken is the last one the server
+	// broke, shown until the next step.
+	cycle  *locks.Cycle
+	broken *brokenDeadlock
+	books  booksState
+	// results are the rows each statement returned, by session and step
+	// (-1 for the session's last typed statement).
+	results map[resultKey]result
+	// lost is set while the observer cannot reach the server: what the
+	// screen shows is then the last it knew, not live.
+	lost    bool
+	lostWhy string
+	logLen  int // how many log lines had been written
+}
+
+// brokenDeadlock is a deadlock the server broke: the cycle as it stood,
+// its victim and the server's DETAIL, each process named with its session.
+type brokenDeadlock struct {
+	cycle  *locks.Cycle
+	victim string
+	detail string
+}
+
+// booksState is the last read of the balances, and why the last read
+// failed if it did.
+type booksState struct {
+	accounts   []ledger.Account
+	books      *ledger.Books
+	byDatabase map[string][]ledger.Account
+	problem    string
+	read       bool
+}
+
+type resultKey struct {
+	session string
+	step    int
+}
+
+// result is what a statement returned: a few of its rows and their count.
+type result struct {
+	sql     string
+	columns []string
+	rows    [][]string
+	total   int
+}
+
+// maxResultRows is how many rows of a result the screen keeps.
+const maxResultRows = 3
+
+// copy is the frame as it is now, to keep while the live one moves on.
+func (f *frame) copy() frame {
+	c := *f
+	c.waitSince = make(map[string]time.Time, len(f.waitSince))
+	for k, v := range f.waitSince {
+		c.waitSince[k] = v
+	}
+	c.results = make(map[resultKey]result, len(f.results))
+	for k, v := range f.results {
+		c.results[k] = v
+	}
+	return c
+}
+
+// newestWait is the session that began to wait last, if any waits.
+func (f *frame) newestWait() (string, bool) {
+	name, at := "", time.Time{}
+	for _, s := range f.sessions {
+		if s.State != sim.Waiting {
+			continue
+		}
+		if t, ok := f.waitSince[s.Name]; ok && (name == "" || t.After(at)) {
+			name, at = s.Name, t
+		}
+	}
+	return name, name != ""
+}
+
+// apply takes one engine event into the frame. It says whether the event
+// is one the history keeps a frame for, and the log line it makes.
+func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
+	f.at = ev.Time
+	line = logEntry{at: ev.Time, who: ev.Session}
+	switch ev.Kind {
+	case sim.Polled:
+		f.snap, f.lost, f.lostWhy = ev.Snapshot, false, ""
+		if f.cycle != nil && len(ev.Snapshot.Graph.Cycles) == 0 {
+			f.cycle = nil // broken by a timeout or a cancel, not by the server's check
+		}
+		return false, logEntry{}
+	case sim.BooksRead:
+		f.books = readBooks(f.books, *ev.Books)
+		return false, logEntry{}
+	case sim.ObserverLost:
+		f.lost, f.lostWhy = true, ev.Cause.Error()
+		line.text, line.bad = "⚠ the observer lost the server: the screen shows the last it knew (r reconnects)", true
+	case sim.ResetDone:
+		*f = frame{at: ev.Time, gen: ev.Gen, sessions: f.sessions, books: f.books, waitSince: map[string]time.Time{}, results: map[resultKey]result{}}
+		line.text = "reset: sessions rolled back, ledger re-created"
+	case sim.DeadlockFormed:
+		line.text, line.bad = "⚠ deadlock: "+ev.Cycle.String(), true
+		if ev.Cycle.Distributed {
+			line.text = "⚠ distributed deadlock (no server sees it): " + ev.Cycle.String()
+		}
+		if f.standing(ev.Cycle) {
+			f.cycle, f.broken = ev.Cycle, nil
+		} else if f.broken != nil && f.broken.cycle == nil {
+			// The poll that saw the cycle ended after the server broke it:
+			// the broken deadlock gets its drawing.
+			f.broken.cycle = ev.Cycle
+			line.text += " (seen as the server broke it)"
+		}
+	case sim.Notice:
+		line.text = fmt.Sprintf("⚠ %s: %s", ev.Message.Severity, ev.Message.Message)
+	default:
+		f.sessions = patched(f.sessions, ev)
+		line = f.applyStatement(ev)
+		if line.text == "" {
+			return false, logEntry{}
+		}
+	}
+	f.what = line.text
+	return true, line
+}
+
+// standing says whether every waiter of the cycle still waits (a session
+// the application makes wait, on its other connection, is not itself
+// waiting on the server).
+func (f *frame) standing(c *locks.Cycle) bool {
+	for _, e := range c.Edges {
+		if e.Application {
+			continue
+		}
+		for _, s := range f.sessions {
+			if s.Name == e.Waiter && s.State != sim.Waiting {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// patched is the sessions as a statement's event leaves them: the engine
+// reports its sessions once a burst of events is read, and a frame of
+// history in the middle of the burst shows each as it stood then.
+func patched(sessions []sim.SessionInfo, ev sim.Event) []sim.SessionInfo {
+	if ev.Index < 0 || ev.Index >= len(sessions) {
+		return sessions
+	}
+	out := append([]sim.SessionInfo(nil), sessions...)
+	s := &out[ev.Index]
+	s.State = ev.State
+	switch ev.Kind {
+	case sim.Started:
+		s.Current, s.CurrentStep = ev.SQL, ev.Step
+	case sim.WaitingForLock:
+		s.Current, s.CurrentStep, s.BlockedBy = ev.SQL, ev.Step, ev.BlockedBy
+	case sim.Completed, sim.Error, sim.ConnectionLost:
+		s.Current, s.CurrentStep, s.BlockedBy = "", -1, nil
+		if ev.Kind == sim.Completed && ev.Step >= 0 {
+			s.Next = ev.Step + 1
+		}
+		if ev.Kind == sim.Error {
+			s.LastErr, s.ErrAt = ev.Err, ev.Step
+		}
+	}
+	return out
+}
+
+// applyStatement takes a statement's event: started, waiting, ended.
+func (f *frame) applyStatement(ev sim.Event) logEntry {
+	line := logEntry{at: ev.Time, who: ev.Session}
+	switch ev.Kind {
+	case sim.Started:
+		if !ev.Auto {
+			f.broken = nil // a broken deadlock stays on screen until the next step
+		}
+		if ev.Auto {
+			line.text = "↺ " + ev.SQL + "  (the application gives the transfer up)"
+		}
+	case sim.WaitingForLock:
+		if _, ok := f.waitSince[ev.Session]; !ok {
+			f.waitSince[ev.Session] = ev.Time
+		}
+		line.text = "⏳ waits for " + strings.Join(ev.BlockedBy, ", ") + ": " + oneLine(ev.SQL)
+	case sim.Completed:
+		delete(f.waitSince, ev.Session)
+		if ev.Step >= 0 {
+			// What was typed shows where it ran until the script goes on.
+			delete(f.results, resultKey{ev.Session, -1})
+		}
+		f.keepResult(ev)
+		line.text = "✓ " + oneLine(ev.SQL)
+		if ev.Tag != "" {
+			line.text += "  → " + ev.Tag
+		}
+	case sim.Error:
+		delete(f.waitSince, ev.Session)
+		line.text, line.bad = fmt.Sprintf("✗ %s (SQLSTATE %s)", ev.Err.Message, ev.Err.SQLState), true
+		if ev.Err.SQLState == pgerrcode.DeadlockDetected {
+			f.broken = &brokenDeadlock{cycle: f.cycle, victim: ev.Session, detail: namedProcesses(ev.Err.Detail, f.sessions)}
+			f.cycle = nil
+		}
+	case sim.ConnectionLost:
+		delete(f.waitSince, ev.Session)
+		line.text, line.bad = "✗ connection lost: "+ev.Cause.Error(), true
+	}
+	return line
+}
+
+// keepResult keeps the rows a statement returned, a few of them.
+func (f *frame) keepResult(ev sim.Event) {
+	r := ev.LastRows()
+	if r == nil || ev.Auto {
+		return
+	}
+	kept := result{sql: ev.SQL, columns: r.Columns, total: len(r.Rows)}
+	for i, row := range r.Rows {
+		if i == maxResultRows {
+			break
+		}
+		cells := make([]string, len(row))
+		for j, v := range row {
+			cells[j] = v
+			if i < len(r.Null) && j < len(r.Null[i]) && r.Null[i][j] {
+				cells[j] = "NULL"
+			}
+		}
+		kept.rows = append(kept.rows, cells)
+	}
+	f.results[resultKey{ev.Session, ev.Step}] = kept
+}
+
+// readBooks takes a read of the balances; one that failed keeps the last
+// read and says why.
+func readBooks(old booksState, b sim.Balances) booksState {
+	switch {
+	case errors.Is(b.Err, sim.ErrLedgerLocked):
+		old.problem = "balances not read: a session holds the accounts table exclusively (shown as last read)"
+	case b.Err != nil:
+		old.problem = "balances not read: " + b.Err.Error()
+	case b.ByDatabase != nil:
+		return booksState{byDatabase: b.ByDatabase, read: true}
+	default:
+		return booksState{accounts: b.Accounts, books: b.Books, read: true}
+	}
+	return old
+}
+
+// maxHistory is how many frames history mode can go back through.
+const maxHistory = 2000
+
+// history is the frames the run went through, oldest first.
+type history struct {
+	frames []frame
+	// unpolled and unread are the first frames no poll, and no read of the
+	// balances, has followed yet.
+	unpolled, unread int
+}
+
+// push keeps a frame; the oldest go past maxHistory. It returns how many
+// went.
+func (h *history) push(f frame) int {
+	h.frames = append(h.frames, f)
+	n := len(h.frames) - maxHistory
+	if n <= 0 {
+		return 0
+	}
+	h.frames = h.frames[n:]
+	h.unpolled, h.unread = max(0, h.unpolled-n), max(0, h.unread-n)
+	return n
+}
+
+// settle gives the frames since the last poll (or read of the balances)
+// what it found: each event's screen as it was once the event had been seen.
+func (h *history) settle(live *frame, kind sim.EventKind) {
+	switch kind {
+	case sim.Polled:
+		for i := h.unpolled; i < len(h.frames); i++ {
+			h.frames[i].snap, h.frames[i].lost = live.snap, live.lost
+		}
+		h.unpolled = len(h.frames)
+	case sim.BooksRead:
+		for i := h.unread; i < len(h.frames); i++ {
+			h.frames[i].books = live.books
+		}
+		h.unread = len(h.frames)
+	}
+}
