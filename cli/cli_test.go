@@ -85,6 +85,8 @@ func TestBadInputIsOneLineAndExitCode2(t *testing.T) {
 		"too many":         {[]string{"run", "--sessions", "12"}, "--sessions 12: choose 2 to 9"},
 		"bad order":        {[]string{"run", "--order", "T1,T5"}, `"T5" is not a session`},
 		"bad direction":    {[]string{"run", "--direction", "up"}, `unknown --direction "up"`},
+		"ring of 9":        {[]string{"run", "--direction", "ring", "--sessions", "9"}, "needs 9 accounts; the ledger has 2: add --accounts 9"},
+		"bad theme":        {[]string{"--theme", "neon"}, `unknown theme "neon": use default or projector`},
 		"bad schema":       {[]string{"reset", "--schema", "Robert'); DROP"}, "invalid --schema"},
 		"unreachable":      {[]string{"reset", "--dsn", "postgres://bob:s3cretpw@127.0.0.1:1/x"}, "cannot reach PostgreSQL at 127.0.0.1:1"},
 		"unparsable dsn":   {[]string{"reset", "--dsn", "postgres://bob:s3cretpw@host:port/x"}, "invalid --dsn"},

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -93,6 +94,9 @@ func (f *runFlags) config(a *app) (sim.Config, []int, error) {
 	cfg = sim.Config{Ledger: a.ledger, Strategy: strategy, Sessions: f.sessions, Direction: dir,
 		Amount: amount, Setup: setup, Poll: f.poll}
 	if err := cfg.Validate(); err != nil {
+		if few := (*sim.TooFewAccountsError)(nil); errors.As(err, &few) {
+			return cfg, nil, badInput(fmt.Errorf("%w: add --accounts %d", err, few.Sessions))
+		}
 		return cfg, nil, badInput(err)
 	}
 	order, err := sim.ParseOrder(f.order, f.sessions)

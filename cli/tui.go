@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"lockstep/db"
+	"lockstep/scenario"
 	"lockstep/tui"
 )
 
@@ -59,5 +60,5 @@ func (a *app) runTUI(cmd *cobra.Command, rf *runFlags, sf *scenarioFlags, pf *po
 		server = "throwaway PostgreSQL " + srv.Version()
 	}
 	return tui.Run(ctx, tui.Options{DB: d, Config: cfg, Order: order, Server: server, Transfers: transfers,
-		ScenarioSummary: summary, Theme: a.theme})
+		ScenarioSummary: summary, ScenarioExpected: scenario.Expected(sf.scenario, sf.isolation), Theme: a.theme})
 }

@@ -68,6 +68,25 @@ func ParseIsolation(s string) (string, error) {
 	return "", fmt.Errorf("unknown isolation level %q: use read-committed, repeatable-read or serializable", s)
 }
 
+// Expected is what PostgreSQL's documentation says built-in scenario name
+// does at an isolation level ("" is read committed): "at SERIALIZABLE:
+// prevented: …". It is "" for a file, or a scenario that takes no level.
+func Expected(name, isolation string) string {
+	level := "read committed"
+	if isolation != "" {
+		var err error
+		if level, err = ParseIsolation(isolation); err != nil {
+			return ""
+		}
+	}
+	for _, b := range Builtins() {
+		if outcome, ok := b.Outcomes[level]; ok && b.Name == name {
+			return "at " + strings.ToUpper(level) + ": " + outcome
+		}
+	}
+	return ""
+}
+
 // LoadBuiltin parses scenario name, at isolation level (read committed when
 // empty) for scenarios that take one.
 func LoadBuiltin(name, isolation string) (*Spec, error) {

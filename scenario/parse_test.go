@@ -412,3 +412,18 @@ func specPath(name string) string {
 	}
 	return filepath.Join("..", "isolation", "testdata", name)
 }
+
+func TestExpected(t *testing.T) {
+	for _, c := range []struct{ name, isolation, want string }{
+		{"write-skew", "serializable", "at SERIALIZABLE: prevented: one transaction fails with a serialization failure"},
+		{"write-skew", "", "at READ COMMITTED: anomaly: both doctors go off call"},
+		{"lost-update", "repeatable-read", "at REPEATABLE READ: prevented: the second writer fails with a serialization failure"},
+		{"coupled", "", ""},
+		{"write-skew", "chaos", ""},
+		{"testdata/x.spec", "", ""},
+	} {
+		if got := Expected(c.name, c.isolation); got != c.want {
+			t.Errorf("Expected(%q, %q) = %q, want %q", c.name, c.isolation, got, c.want)
+		}
+	}
+}

@@ -143,6 +143,14 @@ func CheckPoll(d time.Duration) error {
 }
 
 // Validate reports a config that cannot run, in words a user can act on.
+// TooFewAccountsError is a ring with more sessions than the ledger has
+// accounts: each session moves money to the next account.
+type TooFewAccountsError struct{ Sessions, Have int }
+
+func (e *TooFewAccountsError) Error() string {
+	return fmt.Sprintf("a ring of %d sessions needs %d accounts; the ledger has %d", e.Sessions, e.Sessions, e.Have)
+}
+
 func (c Config) Validate() error {
 	if c.Scenario != nil {
 		if n := len(c.Scenario.Sessions); n < 1 || n > MaxSessions {
@@ -166,7 +174,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%d transfers for %d sessions", len(c.Transfers), c.Sessions)
 	}
 	if c.Direction == Ring && c.Setup.Accounts < c.Sessions {
-		return fmt.Errorf("a ring of %d sessions needs %d accounts; the ledger has %d", c.Sessions, c.Sessions, c.Setup.Accounts)
+		return &TooFewAccountsError{Sessions: c.Sessions, Have: c.Setup.Accounts}
 	}
 	for i, t := range c.transfers() {
 		if t.From == t.To || t.From < 1 || t.To < 1 || int(max(t.From, t.To)) > c.Setup.Accounts {

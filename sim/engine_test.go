@@ -506,3 +506,40 @@ func TestTypedNextStatementIsTheStep(t *testing.T) {
 		t.Fatalf("other typed SQL moved the script to %d", s.Next)
 	}
 }
+
+// TestSnapshotTakenByTheFirstStep: lockstep's own reads of a session's
+// settings must not take the snapshot of a REPEATABLE READ transaction its
+// setup began: the first step takes it, after w's commit, and sees it.
+func TestSnapshotTakenByTheFirstStep(t *testing.T) {
+	t.Parallel()
+	sc, err := scenario.Parse("snapshot.spec", []byte(`
+setup { CREATE TABLE snap (id int PRIMARY KEY, v int); INSERT INTO snap VALUES (1, 0); }
+teardown { DROP TABLE snap; }
+session w
+step w1 { UPDATE snap SET v = 1 WHERE id = 1; }
+session r
+setup { BEGIN ISOLATION LEVEL REPEATABLE READ; SET lock_timeout = '5s'; }
+step r1 { SELECT v FROM snap WHERE id = 1; }
+step r2 { COMMIT; }
+permutation w1 r1 r2
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	eng, err := sim.New(ctx, sim.Config{DB: dbtest.Schema(t), Scenario: sc, ScenarioName: "snapshot", Sessions: 2, Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close(ctx)
+	o := play(t, eng, []int{0, 1, 1})
+	for _, ev := range o.events {
+		if ev.Kind == sim.Completed && ev.Session == "T2" && ev.Step == 0 {
+			if r := ev.LastRows(); r == nil || len(r.Rows) != 1 || r.Rows[0][0] != "1" {
+				t.Fatalf("r1 read %+v; want v = 1, committed before its snapshot", r)
+			}
+			return
+		}
+	}
+	t.Fatalf("r1 never completed: %+v", o.events)
+}

@@ -296,10 +296,15 @@ func touchesTimeouts(sql string) bool {
 // distributed deadlock ends by itself, and its deadlock_timeout, which
 // decides when it runs the server's deadlock check. Only the session's
 // worker calls it, or its starter.
+// SHOW, not SELECT current_setting: a utility statement takes no snapshot,
+// so reading them inside a REPEATABLE READ or SERIALIZABLE transaction
+// does not fix the snapshot its next statement would have taken.
 func (s *session) readTimeouts(ctx context.Context) {
 	var lock, deadlock string
-	err := s.conn.QueryRow(ctx, "SELECT current_setting('lock_timeout'), current_setting('deadlock_timeout')").Scan(&lock, &deadlock)
-	if err != nil {
+	if err := s.conn.QueryRow(ctx, "SHOW lock_timeout").Scan(&lock); err != nil {
+		return
+	}
+	if err := s.conn.QueryRow(ctx, "SHOW deadlock_timeout").Scan(&deadlock); err != nil {
 		return
 	}
 	s.e.mu.Lock()

@@ -14,13 +14,17 @@ type accountsPane struct {
 	look     *look
 	w, h     int
 	scenario bool // a one-database scenario: no ledger
+	expected string
 	b        booksState
 }
 
 func (p *accountsPane) SetSize(w, h int) { p.w, p.h = w, h }
 
-// Show takes the frame's last read of the balances.
-func (p *accountsPane) Show(f *frame, scenario bool) { p.b, p.scenario = f.books, scenario }
+// Show takes the frame's last read of the balances; in a scenario, what
+// PostgreSQL's documentation says it does instead.
+func (p *accountsPane) Show(f *frame, scenario bool, expected string) {
+	p.b, p.scenario, p.expected = f.books, scenario, expected
+}
 
 // Lines are the pane's body at width w.
 func (p *accountsPane) Lines(w int) []string {
@@ -39,6 +43,9 @@ func (p *accountsPane) Lines(w int) []string {
 	switch {
 	case p.b.byDatabase != nil:
 		lines = append(lines, p.twoDatabases()...)
+	case p.scenario && p.expected != "":
+		lines = append(lines, "PostgreSQL's documented outcome "+p.expected,
+			st.subtle.Render("compare it with the results in the sessions' columns"))
 	case p.scenario:
 		lines = append(lines, st.subtle.Render("a scenario has no ledger: its own tables, in its setup"))
 	case !p.b.read:
@@ -65,7 +72,11 @@ func (p *accountsPane) Verdict() string {
 }
 
 func (p *accountsPane) View() []string {
-	return p.look.panel("Accounts (committed)", p.Lines(p.w-4), p.w, p.h, false)
+	title := "Accounts (committed)"
+	if p.scenario {
+		title = "Outcome"
+	}
+	return p.look.panel(title, p.Lines(p.w-4), p.w, p.h, false)
 }
 
 // twoDatabases is both databases' balances, side by side.

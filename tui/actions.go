@@ -303,6 +303,7 @@ func (m *Model) nextFix() tea.Cmd {
 			m.opts.ScenarioSummary = b.Summary
 		}
 	}
+	m.opts.ScenarioExpected = scenario.Expected(next, "")
 	cfg := m.cfg
 	cfg.Scenario, cfg.ScenarioName, cfg.Sessions = sc, next, len(sc.Sessions)
 	m.cfg = cfg

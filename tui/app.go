@@ -339,7 +339,7 @@ func (m *Model) showFrame() {
 	m.explain.Show(f, now)
 	m.graph.Show(f)
 	m.locks.Show(f)
-	m.accounts.Show(f, !m.cfg.HasLedger())
+	m.accounts.Show(f, !m.cfg.HasLedger(), m.opts.ScenarioExpected)
 	limit := -1
 	if m.mode == modeHistory {
 		limit = f.logLen

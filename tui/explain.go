@@ -81,9 +81,14 @@ func (p *explainPane) content(w int) (string, []string) {
 		return p.wait(name, w)
 	}
 	st := p.look.st
-	return "Why does a session wait?", wrapAll([]string{st.subtle.Render("No session waits. Step the sessions (space, or 1–9): " +
+	lines := wrapAll([]string{st.subtle.Render("No session waits. Step the sessions (space, or 1–9): " +
 		"when one waits, this pane says why — the lock it wants, who holds a conflicting one, and the row of PostgreSQL's conflict table that decides it. " +
 		"↑/↓ explain any lock instead.")}, w)
+	if len(lines) > 2 && p.room < 8 {
+		// Short of room, the sessions matter more than the instructions.
+		lines = wrapAll([]string{st.subtle.Render("No session waits: step with space or 1–9, and when one waits this pane says why. ↑/↓ explain a lock.")}, w)
+	}
+	return "Why does a session wait?", lines
 }
 
 // wait explains the newest wait: the statement, each of its edges, and the

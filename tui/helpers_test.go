@@ -14,6 +14,7 @@ import (
 	"lockstep/db"
 	"lockstep/db/dbtest"
 	"lockstep/ledger"
+	"lockstep/scenario"
 	"lockstep/sim"
 )
 
@@ -256,4 +257,35 @@ func victim(m *Model) string {
 		return ""
 	}
 	return m.live.broken.victim
+}
+
+// coupledDeadlock opens the coupled scenario at width×height and steps it,
+// by hand, into its distributed deadlock: T1@B, T2@A, T1@A (waits), T2@B
+// (waits) — the spec's permutation.
+func coupledDeadlock(t *testing.T, width, height int) *driver {
+	t.Helper()
+	sc, err := scenario.LoadBuiltin("coupled", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := dbtest.SchemaOn(t, dbtest.TwoPhase(t))
+	opts := testOptions(t, "for-update")
+	opts.DB = a
+	opts.Transfers = opts.Config
+	opts.Config = sim.Config{Scenario: sc, ScenarioName: "coupled", Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond,
+		Ledger: dbtest.Ledger(t), Setup: ledger.DefaultSetup(), DB2: dbtest.Second(t, a, nil)}
+	opts.ScenarioSummary = "two databases kept in sync"
+	m := New(context.Background(), opts)
+	t.Cleanup(m.Close)
+	d := newTestDriver(t, m)
+	d.start(width, height)
+	for _, k := range []string{"2", "3", "1", "4"} {
+		i := int(k[0] - '1')
+		d.key(k)
+		d.until("the step settles", func() bool {
+			return d.quiet() && (m.live.sessions[i].Next == 1 || m.live.sessions[i].State == sim.Waiting)
+		})
+	}
+	d.until("the distributed deadlock", func() bool { return m.live.cycle != nil && d.quiet() })
+	return d
 }

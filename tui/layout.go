@@ -68,12 +68,9 @@ func (m *Model) render() string {
 // grid is the layout with room for everything: the sessions; the
 // explanation beside the graph and the accounts; the locks beside the log.
 func (m *Model) grid(bodyH int) []string {
-	sessH := m.sessions.Fit(m.width, max(8, bodyH*36/100))
-	m.sessions.SetSize(m.width, sessH)
-	rows := m.sessions.View()
-	rest := bodyH - sessH
-	if below := m.menus(m.width, rest); below != nil {
-		return append(rows, below...)
+	rows, rest, menu := m.sessionsOver(max(8, bodyH*40/100), bodyH)
+	if menu {
+		return rows
 	}
 	leftW := min(max(74, m.width*60/100), m.width-36)
 	rightW := m.width - leftW
@@ -95,12 +92,9 @@ func (m *Model) grid(bodyH int) []string {
 // compact is the layout for smaller terminals: the sessions, the
 // explanation, and below them one pane at a time behind a tab bar.
 func (m *Model) compact(bodyH int) []string {
-	sessH := m.sessions.Fit(m.width, max(7, bodyH*30/100))
-	m.sessions.SetSize(m.width, sessH)
-	rows := m.sessions.View()
-	rest := bodyH - sessH
-	if below := m.menus(m.width, rest); below != nil {
-		return append(rows, below...)
+	rows, rest, menu := m.sessionsOver(max(7, bodyH*30/100), bodyH)
+	if menu {
+		return rows
 	}
 	// Below the explanation, room for the tab bar and two locks: the one a
 	// session waits for and the one that blocks it.
@@ -109,9 +103,7 @@ func (m *Model) compact(bodyH int) []string {
 	if spare := rest - whyH - 7; spare > 0 {
 		// The explanation is short: the sessions take what the tab pane
 		// does not need.
-		sessH = m.sessions.Fit(m.width, sessH+spare)
-		m.sessions.SetSize(m.width, sessH)
-		rows, rest = m.sessions.View(), bodyH-sessH
+		rows, rest, _ = m.sessionsOver(bodyH-rest+spare, bodyH)
 	}
 	m.explain.SetSize(m.width, whyH)
 	rows = append(rows, m.explain.View(title, explain)...)
@@ -120,22 +112,33 @@ func (m *Model) compact(bodyH int) []string {
 		return rows
 	}
 	rows = append(rows, m.tabBar())
-	var pane []string
-	switch tabNames[m.tab] {
-	case "Locks":
-		m.locks.SetSize(m.width, tabH-1)
-		pane = m.locks.View()
-	case "Graph":
-		m.graph.SetSize(m.width, tabH-1)
-		pane = m.graph.View()
-	case "Log":
-		m.log.SetSize(m.width, tabH-1)
-		pane = m.log.View()
-	case "Accounts":
-		m.accounts.SetSize(m.width, tabH-1)
-		pane = m.accounts.View()
+	pane := m.tabPanes()[m.tab]
+	pane.SetSize(m.width, tabH-1)
+	return append(rows, pane.View()...)
+}
+
+// tabPane is a pane the compact layout shows behind the tab bar.
+type tabPane interface {
+	SetSize(w, h int)
+	View() []string
+}
+
+// tabPanes are the panes behind tabNames, in order.
+func (m *Model) tabPanes() []tabPane {
+	return []tabPane{m.locks, m.graph, m.log, m.accounts}
+}
+
+// sessionsOver draws the sessions in at most maxH of bodyH lines, and
+// under them the strategy menu or the set-up form when one is open (menu).
+// rest is the room left below the sessions.
+func (m *Model) sessionsOver(maxH, bodyH int) (rows []string, rest int, menu bool) {
+	sessH := m.sessions.Fit(m.width, maxH)
+	m.sessions.SetSize(m.width, sessH)
+	rows, rest = m.sessions.View(), bodyH-sessH
+	if below := m.menus(m.width, rest); below != nil {
+		return append(rows, below...), 0, true
 	}
-	return append(rows, pane...)
+	return rows, rest, false
 }
 
 // tabBar names the compact layout's panes, the shown one marked, and ends
@@ -144,6 +147,9 @@ func (m *Model) tabBar() string {
 	st := m.look.st
 	var parts []string
 	for i, name := range tabNames {
+		if name == "Accounts" && !m.cfg.HasLedger() {
+			name = "Outcome" // a scenario's tables are its own
+		}
 		if i == m.tab {
 			parts = append(parts, st.selected.Render("["+name+"]"))
 		} else {

@@ -116,10 +116,7 @@ func (p *logPane) refresh() {
 	w := p.w - 4
 	var lines []string
 	for _, e := range entries {
-		who := e.who
-		if who == "" {
-			who = "··"
-		}
+		who := e.who // blank for the run's own lines: ready, deadlock, reset
 		text := vol.Text(e.text)
 		if e.bad {
 			text = st.bad.Render(text)

@@ -10,7 +10,6 @@ import (
 
 	"lockstep/db"
 	"lockstep/db/dbtest"
-	"lockstep/ledger"
 	"lockstep/scenario"
 	"lockstep/sim"
 )
@@ -321,29 +320,8 @@ func TestScenarioInTheInterface(t *testing.T) {
 // finishes its prepared transaction with C.
 func TestCoupledInTheInterface(t *testing.T) {
 	t.Parallel()
-	sc, err := scenario.LoadBuiltin("coupled", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := dbtest.SchemaOn(t, dbtest.TwoPhase(t))
-	opts := testOptions(t, "for-update")
-	opts.DB = a
-	opts.Transfers = opts.Config
-	opts.Config = sim.Config{Scenario: sc, ScenarioName: "coupled", Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond,
-		Ledger: dbtest.Ledger(t), Setup: ledger.DefaultSetup(), DB2: dbtest.Second(t, a, nil)}
-	m := New(context.Background(), opts)
-	t.Cleanup(m.Close)
-	d := newTestDriver(t, m)
-	d.start(130, 42)
-	// T1@B, T2@A, T1@A (waits), T2@B (waits): the permutation, by hand.
-	for _, k := range []string{"2", "3", "1", "4"} {
-		i := int(k[0] - '1')
-		d.key(k)
-		d.until("the step settles", func() bool {
-			return d.quiet() && (m.live.sessions[i].Next == 1 || m.live.sessions[i].State == sim.Waiting)
-		})
-	}
-	d.until("the distributed deadlock", func() bool { return m.live.cycle != nil && d.quiet() })
+	d := coupledDeadlock(t, 130, 42)
+	m := d.m
 	s := d.screen()
 	if !strings.Contains(s, "DISTRIBUTED DEADLOCK") || !strings.Contains(s, "No server sees this cycle") || !strings.Contains(s, "T1@B ⇢ T1@A") {
 		t.Fatalf("distributed deadlock screen:\n%s", s)

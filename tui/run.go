@@ -35,6 +35,9 @@ type Options struct {
 	Transfers sim.Config
 	// ScenarioSummary is the header's line for a scenario.
 	ScenarioSummary string
+	// ScenarioExpected is what PostgreSQL's documentation says a built-in
+	// scenario does at its isolation level (scenario.Expected).
+	ScenarioExpected string
 	// Clock is the time the screen shows ages and countdowns against; nil
 	// means time.Now.
 	Clock func() time.Time

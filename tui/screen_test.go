@@ -12,9 +12,7 @@ import (
 	"github.com/charmbracelet/x/exp/golden"
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
-	"lockstep/db/dbtest"
 	"lockstep/ledger"
-	"lockstep/scenario"
 	"lockstep/sim"
 )
 
@@ -230,29 +228,7 @@ func TestTypedSelectScreens(t *testing.T) {
 // deadlock: every edge, the application's included, with its holder.
 func TestCoupledScreens(t *testing.T) {
 	t.Parallel()
-	sc, err := scenario.LoadBuiltin("coupled", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := dbtest.SchemaOn(t, dbtest.TwoPhase(t))
-	opts := testOptions(t, "for-update")
-	opts.DB = a
-	opts.Transfers = opts.Config
-	opts.Config = sim.Config{Scenario: sc, ScenarioName: "coupled", Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond,
-		Ledger: dbtest.Ledger(t), Setup: ledger.DefaultSetup(), DB2: dbtest.Second(t, a, nil)}
-	opts.ScenarioSummary = "two databases kept in sync"
-	m := New(context.Background(), opts)
-	t.Cleanup(m.Close)
-	d := newTestDriver(t, m)
-	d.start(120, 40)
-	for _, k := range []string{"2", "3", "1", "4"} {
-		i := int(k[0] - '1')
-		d.key(k)
-		d.until("the step settles", func() bool {
-			return d.quiet() && (m.live.sessions[i].Next == 1 || m.live.sessions[i].State == sim.Waiting)
-		})
-	}
-	d.until("the distributed deadlock", func() bool { return m.live.cycle != nil && d.quiet() })
+	d := coupledDeadlock(t, 120, 40)
 	if s := d.screen(); !strings.Contains(s, "T1@A ──▶ T2@A ──▶ T2@B ──▶ T1@B ──▶ T1@A") {
 		t.Fatalf("the cycle through both databases:\n%s", s)
 	}
@@ -286,11 +262,17 @@ func headerOf(screen string) string {
 
 // leftPanes is the text of the screen's left-hand panes, their lines joined
 // with single spaces: words the pane wrapped read as one sentence again.
-func leftPanes(screen string) string {
+func leftPanes(screen string) string { return paneText(screen, 1) }
+
+// rightPanes is the same for the panes on the right of the grid layout.
+func rightPanes(screen string) string { return paneText(screen, 3) }
+
+// paneText joins the words of field col of the screen's lines split at "│".
+func paneText(screen string, col int) string {
 	var words []string
 	for _, l := range strings.Split(screen, "\n") {
-		if parts := strings.Split(l, "│"); len(parts) > 2 {
-			words = append(words, strings.Fields(parts[1])...)
+		if parts := strings.Split(l, "│"); len(parts) > col+1 {
+			words = append(words, strings.Fields(parts[col])...)
 		}
 	}
 	return strings.Join(words, " ")

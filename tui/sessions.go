@@ -99,22 +99,23 @@ func (p *sessionsPane) View() []string {
 		// Where the rows do not all fit, each says whom it waits for but not
 		// the lock behind it (the why pane's): every session stays in view.
 		brief := p.rowLines(innerW, false) > innerH
-		start := 0
+		var rows columnLines
 		for i := range p.f.sessions {
 			if i == p.sel {
-				start = len(body)
+				rows.focus = len(rows.lines)
 			}
-			body = append(body, p.row(i, innerW, brief)...)
+			rows.add(p.row(i, innerW, brief))
 		}
-		body = window(body, innerH, start, p.look.st)
+		body = window(rows, innerH, p.look.st)
 	} else {
 		colW := innerW / cols
 		body = make([]string, innerH)
 		for i := range p.f.sessions {
-			lines, focus := p.columnFocus(i, colW-2)
+			c := p.columnFocus(i, colW-2)
 			// The title and the state stay; the script scrolls under them.
 			const head = 2
-			lines = append(lines[:head:head], window(lines[head:], innerH-head, focus-head, p.look.st)...)
+			script := columnLines{lines: c.lines[head:], firsts: c.firsts[head:], focus: c.focus - head}
+			lines := append(c.lines[:head:head], window(script, innerH-head, p.look.st)...)
 			for k := range body {
 				l := ""
 				if k < len(lines) {
@@ -127,15 +128,20 @@ func (p *sessionsPane) View() []string {
 	return p.look.panel("Sessions", body, p.w, p.h, false)
 }
 
-// window keeps h of lines with line focus in view, marking what it leaves
-// out above and below.
-func window(lines []string, h, focus int, st styles) []string {
+// window keeps h of c's lines with its focus line in view, marking what it
+// leaves out above and below.
+func window(c columnLines, h int, st styles) []string {
+	lines, focus := c.lines, c.focus
 	if len(lines) <= h || h < 3 {
 		return lines
 	}
 	// The focus line a third of the way down, under the marker that
 	// replaces the first line: what was just done stays in view above it.
 	start := min(max(0, focus-h/3-1), len(lines)-h)
+	// The first line shown begins a statement.
+	for start > 0 && start+1 < focus && start+h < len(lines) && !c.firsts[start+1] {
+		start++
+	}
 	out := append([]string(nil), lines[start:start+h]...)
 	if start > 0 {
 		out[0] = st.subtle.Render(moreLines("↑", start))
@@ -213,14 +219,29 @@ func (p *sessionsPane) state(s sim.SessionInfo) string {
 }
 
 func (p *sessionsPane) column(i, w int) []string {
-	lines, _ := p.columnFocus(i, w)
-	return lines
+	return p.columnFocus(i, w).lines
+}
+
+// columnLines is a session's column: its lines, the one its active
+// statement starts on, and which lines begin a statement (a window over
+// the column starts on one, not in the middle of a statement).
+type columnLines struct {
+	lines  []string
+	firsts []bool
+	focus  int
+}
+
+// add appends one item's lines: a statement, a result, a tail.
+func (c *columnLines) add(text []string) {
+	for j, l := range text {
+		c.lines = append(c.lines, l)
+		c.firsts = append(c.firsts, j == 0)
+	}
 }
 
 // columnFocus is session i's column at width w — title, state, script,
-// what it waits for or why it failed — and the line its active statement
-// starts on.
-func (p *sessionsPane) columnFocus(i, w int) ([]string, int) {
+// what it waits for or why it failed.
+func (p *sessionsPane) columnFocus(i, w int) columnLines {
 	st := p.look.st
 	s := p.f.sessions[i]
 	title := p.title(s)
@@ -229,47 +250,46 @@ func (p *sessionsPane) columnFocus(i, w int) ([]string, int) {
 	} else {
 		title = st.bold.Render("  " + title)
 	}
-	lines := []string{ansi.Truncate(title, w, "…"), ansi.Truncate(p.state(s), w, "…")}
-	focus := 0
+	var c columnLines
+	c.add([]string{ansi.Truncate(title, w, "…")})
+	c.add([]string{ansi.Truncate(p.state(s), w, "…")})
 	typedAt := min(s.Next, len(s.Statements))
 	for k, sql := range s.Statements {
 		if k == typedAt {
-			lines = p.typed(s, lines, w, &focus)
+			p.typed(s, &c, w)
 		}
 		mark, style, active := p.mark(s, k)
-		if active && focus == 0 {
-			focus = len(lines)
+		if active && c.focus == 0 {
+			c.focus = len(c.lines)
 		}
 		text := p.statement(s, k, sql, mark, style, w)
 		if r, ok := p.f.results[resultKey{s.Name, k}]; ok && k < s.Next {
 			text = withResult(text, resultLines(r, w, st), w)
 		}
-		lines = append(lines, text...)
+		c.add(text)
 	}
 	if typedAt == len(s.Statements) {
-		lines = p.typed(s, lines, w, &focus)
+		p.typed(s, &c, w)
 	}
-	for _, l := range wrapLines(p.tail(s), w) {
-		lines = append(lines, l)
-	}
-	return lines, focus
+	c.add(wrapLines(p.tail(s), w))
+	return c
 }
 
 // typed adds what the user typed into session s — the statement in flight,
 // or the last one and its rows — where it ran: after the script's done
 // statements, before the next. It is the line the column keeps in view.
-func (p *sessionsPane) typed(s sim.SessionInfo, lines []string, w int, focus *int) []string {
+func (p *sessionsPane) typed(s sim.SessionInfo, c *columnLines, w int) {
 	st := p.look.st
 	if s.Current != "" && s.CurrentStep < 0 {
-		*focus = len(lines)
-		return append(lines, p.statement(s, -1, s.Current, "… ", st.run.Render, w)...)
+		c.focus = len(c.lines)
+		c.add(p.statement(s, -1, s.Current, "… ", st.run.Render, w))
+		return
 	}
 	if r, ok := p.f.results[resultKey{s.Name, -1}]; ok {
-		*focus = len(lines)
+		c.focus = len(c.lines)
 		text := p.statement(s, -1, r.sql, "⌨ ", st.accent.Render, w)
-		return append(lines, withResult(text, resultLines(r, w, st), w)...)
+		c.add(withResult(text, resultLines(r, w, st), w))
 	}
-	return lines
 }
 
 // mark is how a script statement shows: done, failed, in flight, waiting,
