@@ -86,6 +86,20 @@ func TestTypedSQLKeys(t *testing.T) {
 	if m.mode != modeTyping {
 		t.Fatal("e does not open the SQL input")
 	}
+	// The server's WARNING is not swallowed.
+	for _, r := range "COMMIT" {
+		d.key(string(r))
+	}
+	d.key("enter")
+	d.until("the warning is logged", func() bool {
+		for _, e := range m.log.entries {
+			if e.text == "⚠ WARNING: there is no transaction in progress" {
+				return d.quiet()
+			}
+		}
+		return false
+	})
+	d.key("e")
 	for _, r := range "BEGIN" {
 		d.key(string(r))
 	}
