@@ -21,11 +21,13 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	if msg.String() == "ctrl+c" {
 		return tea.Quit
 	}
-	if msg.Mod&tea.ModAlt != 0 && msg.Mod&tea.ModCtrl == 0 && m.mode == modeNormal {
+	if msg.Mod&tea.ModAlt != 0 && msg.Mod&tea.ModCtrl == 0 && m.mode != modeTyping {
 		// Esc and a key pressed quickly after it arrive as alt+key: they
-		// are two keys, and the second must not be lost.
-		m.sel.Clear()
+		// are two keys, and the second must not be lost. (The input line
+		// keeps its alt keys: alt+← moves a word.)
+		esc := m.handleKey(tea.KeyPressMsg{Code: tea.KeyEscape})
 		msg.Mod &^= tea.ModAlt
+		return tea.Batch(esc, m.handleKey(msg))
 	}
 	switch m.mode {
 	case modeQuit:

@@ -89,6 +89,12 @@ func TestHistoryKeys(t *testing.T) {
 	if m.histPos != at || m.shown().cycle == nil {
 		t.Errorf("→ from the first moment %d times: at %d, want %d", at, m.histPos, at)
 	}
+	// Esc and h typed fast arrive as alt+h: back to live, then into
+	// history again.
+	d.send(tea.KeyPressMsg{Code: 'h', Text: "h", Mod: tea.ModAlt})
+	if m.mode != modeHistory || m.histPos != len(m.hist.frames)-1 {
+		t.Errorf("esc+h: mode %v at %d of %d", m.mode, m.histPos, len(m.hist.frames))
+	}
 	d.key("esc")
 	if m.mode != modeNormal || m.shown() != &m.live || strings.Contains(d.screen(), "HISTORY") {
 		t.Errorf("esc should return to the live screen:\n%s", d.screen())
