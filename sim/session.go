@@ -260,7 +260,10 @@ func (s *session) run(j job) {
 		rollback := j.step >= 0 && e.autoRollbackOnError() && s.conn.PgConn().TxStatus() == 'E'
 		s.finish(j, res, took, ServerError(err), rollback)
 		if rollback {
-			s.run(job{gen: j.gen, seq: j.seq, step: autoRollback, sql: "ROLLBACK"})
+			e.mu.Lock()
+			seq := s.seq
+			e.mu.Unlock()
+			s.run(job{gen: j.gen, seq: seq, step: autoRollback, sql: "ROLLBACK"})
 		}
 	case isPg || s.conn.IsClosed() || pgconn.SafeToRetry(err) || isConnError(err):
 		// A FATAL error (pg_terminate_backend, a server shutdown) ends the
@@ -380,7 +383,10 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	s.settled++
 	state := s.state
 	if rollbackNext {
-		s.state, s.current = Running, "ROLLBACK"
+		// A new statement: a poll begun while the failed one waited must
+		// not take the ROLLBACK for a waiter.
+		s.seq++
+		s.state, s.current, s.curStep = Running, "ROLLBACK", -1
 	} else {
 		e.cond.Broadcast()
 	}

@@ -37,8 +37,9 @@ func (masked) DeadlockTimeout(time.Duration) string { return "··" }
 func (masked) Text(s string) string                 { return longNumber.ReplaceAllString(s, "N") }
 
 // testOptions is the lecture's set-up on a schema of the test's own. T2's
-// short deadlock_timeout makes it the certain victim of a deadlock that T2
-// closes.
+// shorter deadlock_timeout makes it the certain victim of a deadlock that T2
+// closes; it is the server's default, 1 s, so that the observer, polling
+// every 50 ms, sees the cycle stand before the server's check breaks it.
 func testOptions(t *testing.T, strategy string) Options {
 	t.Helper()
 	s, err := ledger.Lookup(strategy)
@@ -52,8 +53,8 @@ func testOptions(t *testing.T, strategy string) Options {
 		Config: sim.Config{
 			Ledger: dbtest.Ledger(t), Strategy: s, Sessions: 2, Setup: ledger.DefaultSetup(), Poll: 50 * time.Millisecond,
 			Init: map[string][]string{
-				"T1": {"SET deadlock_timeout = '10s'"},
-				"T2": {"SET deadlock_timeout = '100ms'"},
+				"T1": {"SET deadlock_timeout = '1min'"},
+				"T2": {"SET deadlock_timeout = '1s'"},
 			},
 		},
 	}

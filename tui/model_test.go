@@ -207,7 +207,7 @@ func TestEngineEvents(t *testing.T) {
 	if m.live.sessions[0].State != sim.Waiting || !strings.Contains(d.screen(), "⏳ waits for T2") {
 		t.Fatalf("T1 should wait:\n%s", d.screen())
 	}
-	d.key("2") // T2 closes the cycle; T2 (deadlock_timeout 100ms) is the victim
+	d.key("2") // T2 closes the cycle; T2 (deadlock_timeout 1s) is the victim
 	d.until("the deadlock was seen", func() bool { return m.live.cycle != nil || victim(m) != "" })
 	d.until("the victim", func() bool {
 		return victim(m) == "T2" && d.quiet() && m.live.sessions[0].State == sim.InTransaction

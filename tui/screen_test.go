@@ -173,7 +173,9 @@ func TestRingScreens(t *testing.T) {
 	for i := 1; i <= 8; i++ {
 		opts.Config.Init[fmt.Sprintf("T%d", i)] = []string{"SET deadlock_timeout = '1min'"}
 	}
-	opts.Config.Init["T9"] = []string{"SET deadlock_timeout = '10ms'"}
+	// 1 s, the server's default: time for the observer to see the ring
+	// stand before T9's check breaks it.
+	opts.Config.Init["T9"] = []string{"SET deadlock_timeout = '1s'"}
 	m := New(context.Background(), opts)
 	t.Cleanup(m.Close)
 	d := newTestDriver(t, m)
