@@ -193,17 +193,9 @@ func (p *sessionsPane) badge(s sim.State) string {
 	return s.String()
 }
 
-// shortBadge is the badge in fewer words, for a row's narrow state column.
-func (p *sessionsPane) shortBadge(s sim.State) string {
-	st := p.look.st
-	switch s {
-	case sim.Aborted:
-		return st.bad.Render("✗ aborted")
-	case sim.Failed:
-		return st.bad.Render("✗ no connection")
-	}
-	return p.badge(s)
-}
+// shortBadges are the badges too wide for a row's state column, in fewer
+// words.
+var shortBadges = map[sim.State]string{sim.Aborted: "✗ aborted", sim.Failed: "✗ no connection"}
 
 // title names the session and what it does.
 func (p *sessionsPane) title(s sim.SessionInfo) string {
@@ -411,7 +403,9 @@ func (p *sessionsPane) row(i, w int, brief bool) []string {
 	indent := 24
 	head := name + " " + p.badge(s.State)
 	if ansi.StringWidth(head) >= indent {
-		head = name + " " + p.shortBadge(s.State) // never cut in the middle of a word
+		if short, ok := shortBadges[s.State]; ok {
+			head = name + " " + p.look.st.bad.Render(short) // never cut in the middle of a word
+		}
 	}
 	waitsFor := ""
 	if s.State == sim.Waiting && len(s.BlockedBy) > 0 {
