@@ -80,7 +80,7 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 		return nil, fmt.Errorf("writing %s: %w", ownerFile, err)
 	}
 	if cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+		if err := os.Chown(dir, int(cred.uid), int(cred.gid)); err != nil {
 			return nil, fmt.Errorf("handing %s to the postgres user: %w", dir, err)
 		}
 	}
@@ -96,10 +96,13 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 	return s, nil
 }
 
+// runAs is the user a server program runs as.
+type runAs struct{ uid, gid uint32 }
+
 // serverCredential returns the identity to run the server as: nil for the
 // current user, or the postgres system user when running as root, because
 // initdb and postgres refuse to run as root.
-func serverCredential() (*syscall.Credential, error) {
+func serverCredential() (*runAs, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
@@ -111,7 +114,7 @@ func serverCredential() (*syscall.Credential, error) {
 	}
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	return &runAs{uid: uint32(uid), gid: uint32(gid)}, nil
 }
 
 func (s *Server) dataDir() string { return filepath.Join(s.dir, "data") }
@@ -128,13 +131,13 @@ func childEnv() []string {
 	return append(env, "LC_ALL=C")
 }
 
-func (s *Server) initdb(ctx context.Context, cred *syscall.Credential) error {
+func (s *Server) initdb(ctx context.Context, cred *runAs) error {
 	cmd := exec.CommandContext(ctx, filepath.Join(s.bins.Dir, "initdb"),
 		"-D", s.dataDir(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C",
 		"--no-sync", "--no-instructions")
 	cmd.Dir = s.dir
 	cmd.Env = childEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = childAttr(cred, syscall.SIGKILL)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -146,7 +149,7 @@ func (s *Server) initdb(ctx context.Context, cred *syscall.Credential) error {
 	return nil
 }
 
-func (s *Server) start(opts ServerOptions, cred *syscall.Credential) error {
+func (s *Server) start(opts ServerOptions, cred *runAs) error {
 	prepared := opts.MaxPreparedTransactions
 	if prepared == 0 {
 		prepared = 16
@@ -174,15 +177,9 @@ func (s *Server) start(opts ServerOptions, cred *syscall.Credential) error {
 	cmd.Dir = s.dir
 	cmd.Env = childEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: cred,
-		// If lockstep dies, even by kill -9, the kernel sends SIGQUIT (immediate
-		// shutdown) to the postmaster, whose backends then exit with it.
-		Pdeathsig: syscall.SIGQUIT,
-		// Its own process group: a Ctrl-C at the terminal reaches lockstep only,
-		// which rolls its sessions back before stopping the server.
-		Setpgid: true,
-	}
+	// If lockstep dies, even by kill -9, SIGQUIT (immediate shutdown) goes
+	// to the postmaster, whose backends then exit with it (Linux).
+	cmd.SysProcAttr = childAttr(cred, syscall.SIGQUIT)
 	s.done = make(chan struct{})
 	started := make(chan error, 1)
 	go func() {
@@ -260,8 +257,8 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
 		if s.cmd != nil {
-			// SIGQUIT is PostgreSQL's immediate shutdown: nothing here is worth a checkpoint.
-			_ = s.cmd.Process.Signal(syscall.SIGQUIT)
+			// Immediate shutdown: nothing here is worth a checkpoint.
+			_ = quit(s.cmd.Process)
 			select {
 			case <-s.done:
 			case <-time.After(10 * time.Second):
@@ -308,11 +305,6 @@ func readPid(path string) (int, bool) {
 	first, _, _ := strings.Cut(string(b), "\n")
 	pid, err := strconv.Atoi(strings.TrimSpace(first))
 	return pid, err == nil && pid > 0
-}
-
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func lastLine(s string) string {

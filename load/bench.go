@@ -71,28 +71,19 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 			return res, fmt.Errorf("connecting worker %d: %w", i+1, err)
 		}
 	}
-	var socks []*socket
+	var run func(time.Time) (Tally, []time.Duration, error)
 	if !cfg.goroutines {
-		if socks, err = takeSockets(ctx, conns); err != nil {
+		var release func()
+		if run, release, err = driver(ctx, cfg, conns); err != nil {
 			return res, err
 		}
-		defer func() {
-			for _, s := range socks {
-				s.close()
-			}
-		}()
+		defer release()
+	}
+	if run == nil {
+		run = func(start time.Time) (Tally, []time.Duration, error) { return runWorkers(ctx, cfg, conns, start) }
 	}
 	start := time.Now()
-	var (
-		total     Tally
-		latencies []time.Duration
-	)
-	if socks != nil {
-		rnd := rand.New(rand.NewPCG(uint64(len(conns)), uint64(start.UnixNano())))
-		total, latencies, err = drive(ctx, socks, cfg.Strategy, cfg.DB.Schema(), cfg.Accounts, rnd, start.Add(cfg.Duration))
-	} else {
-		total, latencies, err = runWorkers(ctx, cfg, conns, start)
-	}
+	total, latencies, err := run(start)
 	elapsed := time.Since(start)
 	if err != nil {
 		return res, err

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -193,8 +192,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 		p := &process{name: fmt.Sprintf("W%d", seq), done: make(chan struct{})}
 		p.cmd = cfg.Command(runID, p.name, uint64(seq))
 		p.cmd.Env = append(p.cmd.Environ(), cfg.DB.ChildEnv()...)
-		// Its own process group: a Ctrl-C reaches the supervisor, which ends the workers itself.
-		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		p.cmd.SysProcAttr = workerAttr()
 		p.cmd.Stderr = &p.stderr
 		out, err := p.cmd.StdoutPipe()
 		if err != nil {
@@ -275,7 +273,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 		victim.mu.Lock()
 		mid := victim.midStep
 		victim.mu.Unlock()
-		_ = victim.cmd.Process.Signal(syscall.SIGKILL)
+		_ = victim.cmd.Process.Kill()
 		<-victim.done
 		res.Kills++
 		if inTx {
@@ -292,7 +290,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 	}
 	// The end: workers stop at SIGTERM (their transaction in flight rolls back).
 	for _, p := range alive {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = stopWorker(p.cmd.Process)
 	}
 	for _, p := range alive {
 		select {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"golang.org/x/sys/unix"
@@ -373,33 +374,23 @@ func (d *driven) parse() (txStatus byte, answered bool, err error) {
 	return 0, false, nil
 }
 
-// decodeRow is a DataRow's values as text, NULL as "" as in
-// ledger.QueryFirstRow (no statement here reads a NULL). pgproto3's decoder
-// would do, but it makes room for many values each time: half of what a
-// driven run allocated.
-func decodeRow(body []byte) ([]any, error) {
-	bad := errors.New("the server sent a malformed DataRow")
-	if len(body) < 2 {
-		return nil, bad
+// driver readies conns to be driven from one goroutine (drive): run
+// drives them from start, and release gives their sockets back. run is nil,
+// and conns are as they were, when their sockets cannot be taken
+// (takeSockets).
+func driver(ctx context.Context, cfg BenchConfig, conns []*pgx.Conn) (run func(start time.Time) (Tally, []time.Duration, error), release func(), err error) {
+	socks, err := takeSockets(ctx, conns)
+	if err != nil || socks == nil {
+		return nil, func() {}, err
 	}
-	n := int(binary.BigEndian.Uint16(body))
-	body = body[2:]
-	row := make([]any, n)
-	for i := range row {
-		if len(body) < 4 {
-			return nil, bad
+	release = func() {
+		for _, s := range socks {
+			s.close()
 		}
-		size := int(int32(binary.BigEndian.Uint32(body)))
-		body = body[4:]
-		if size < 0 {
-			row[i] = ""
-			continue
-		}
-		if len(body) < size {
-			return nil, bad
-		}
-		row[i] = string(body[:size])
-		body = body[size:]
 	}
-	return row, nil
+	run = func(start time.Time) (Tally, []time.Duration, error) {
+		rnd := rand.New(rand.NewPCG(uint64(len(conns)), uint64(start.UnixNano())))
+		return drive(ctx, socks, cfg.Strategy, cfg.DB.Schema(), cfg.Accounts, rnd, start.Add(cfg.Duration))
+	}
+	return run, release, nil
 }
