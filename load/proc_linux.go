@@ -1,9 +1,6 @@
 package load
 
-import (
-	"os"
-	"syscall"
-)
+import "syscall"
 
 // workerAttr puts a chaos worker in a process group of its own — a Ctrl-C
 // reaches the supervisor, which ends the workers itself — and has the
@@ -11,7 +8,3 @@ import (
 func workerAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
-
-// stopWorker asks a worker to stop: at SIGTERM its transaction in flight
-// rolls back.
-func stopWorker(p *os.Process) error { return p.Signal(syscall.SIGTERM) }

@@ -302,16 +302,15 @@ func touchesTimeouts(sql string) bool {
 // SHOW, not SELECT current_setting: a utility statement takes no snapshot,
 // so reading them inside a REPEATABLE READ or SERIALIZABLE transaction
 // does not fix the snapshot its next statement would have taken.
+// Both in one round trip (the simple protocol's two statements).
 func (s *session) readTimeouts(ctx context.Context) {
-	var lock, deadlock string
-	if err := s.conn.QueryRow(ctx, "SHOW lock_timeout").Scan(&lock); err != nil {
-		return
-	}
-	if err := s.conn.QueryRow(ctx, "SHOW deadlock_timeout").Scan(&deadlock); err != nil {
+	res, err := s.conn.PgConn().Exec(ctx, "SHOW lock_timeout; SHOW deadlock_timeout").ReadAll()
+	if err != nil || len(res) != 2 || len(res[0].Rows) != 1 || len(res[1].Rows) != 1 {
 		return
 	}
 	s.e.mu.Lock()
-	s.lockTimeout, s.deadlockTimeout = locks.ParsePgDuration(lock), locks.ParsePgDuration(deadlock)
+	s.lockTimeout = locks.ParsePgDuration(string(res[0].Rows[0][0]))
+	s.deadlockTimeout = locks.ParsePgDuration(string(res[1].Rows[0][0]))
 	s.e.mu.Unlock()
 }
 

@@ -102,15 +102,3 @@ func wrapAll(lines []string, w int) []string {
 
 // oneLine puts SQL on one line, its runs of blanks made single spaces.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-// elideMiddle shortens s to w cells by cutting its middle, keeping the
-// start and the end of a statement (where FOR UPDATE and RETURNING are).
-func elideMiddle(s string, w int) string {
-	r := []rune(s)
-	if len(r) <= w || w < 8 {
-		return ansi.Truncate(s, w, "…")
-	}
-	head := (w - 1) * 6 / 10
-	tail := w - 1 - head
-	return string(r[:head]) + "…" + string(r[len(r)-tail:])
-}

@@ -27,6 +27,9 @@ type sessionsPane struct {
 	now    time.Time
 	sel    int
 	asRows bool // a row each, whatever the width
+	// brief: the rows do not all fit, so each says whom it waits for but
+	// not the lock behind it (the why pane's): every session stays in view.
+	brief bool
 }
 
 func (p *sessionsPane) SetSize(w, h int) { p.w, p.h = w, h }
@@ -69,7 +72,7 @@ func columns(n, w int) int {
 // row each otherwise — and returns the height that needs.
 func (p *sessionsPane) Fit(w, maxH int) int {
 	n := len(p.f.sessions)
-	p.asRows = true
+	p.asRows, p.brief = true, false
 	if cols := columns(n, w); cols > 0 {
 		colW := (w - 4) / cols
 		longest := 0
@@ -83,6 +86,7 @@ func (p *sessionsPane) Fit(w, maxH int) int {
 	}
 	lines := p.rowLines(w-4, false)
 	if lines+3 > maxH {
+		p.brief = true
 		lines = p.rowLines(w-4, true)
 	}
 	return min(lines+3, maxH)
@@ -96,15 +100,12 @@ func (p *sessionsPane) View() []string {
 	innerW, innerH := p.w-4, p.h-3
 	var body []string
 	if cols := columns(n, p.w); cols == 0 || p.asRows {
-		// Where the rows do not all fit, each says whom it waits for but not
-		// the lock behind it (the why pane's): every session stays in view.
-		brief := p.rowLines(innerW, false) > innerH
 		var rows columnLines
 		for i := range p.f.sessions {
 			if i == p.sel {
 				rows.focus = len(rows.lines)
 			}
-			rows.add(p.row(i, innerW, brief))
+			rows.add(p.row(i, innerW, p.brief))
 		}
 		body = window(rows, innerH, p.look.st)
 	} else {
