@@ -71,12 +71,13 @@ type app struct {
 	schema          string
 	deadlockTimeout time.Duration
 	theme           string
+	stderr          io.Writer // for progress lines, such as a first start's template
 }
 
 // Execute builds the root command and runs it with args (os.Args[1:] when nil).
 // schemaSQL is the ledger's DDL, embedded by main.
 func Execute(ctx context.Context, schemaSQL string, args []string, stdout, stderr io.Writer) error {
-	a := &app{ledger: ledger.New(schemaSQL)}
+	a := &app{ledger: ledger.New(schemaSQL), stderr: stderr}
 	root := a.rootCommand()
 	if args != nil {
 		root.SetArgs(args)
@@ -144,9 +145,11 @@ func (a *app) openWith(ctx context.Context, lookupEnv func(string) (string, bool
 		return nil, badInput(fmt.Errorf("--deadlock-timeout %s: must be positive", a.deadlockTimeout))
 	}
 	d, err := db.Open(ctx, db.Options{
-		DSN:       a.dsn,
-		Schema:    a.schema,
-		Server:    db.ServerOptions{DeadlockTimeout: a.deadlockTimeout},
+		DSN:    a.dsn,
+		Schema: a.schema,
+		Server: db.ServerOptions{DeadlockTimeout: a.deadlockTimeout, Progress: func(msg string) {
+			fmt.Fprintf(a.stderr, "lockstep: %s\n", msg)
+		}},
 		LookupEnv: lookupEnv,
 	})
 	if err != nil {

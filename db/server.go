@@ -31,8 +31,22 @@ type ServerOptions struct {
 	DeadlockTimeout time.Duration
 	// MaxPreparedTransactions enables PREPARE TRANSACTION; 0 means the default of 16.
 	MaxPreparedTransactions int
-	// TempDir is where the server's private dir is made; "" means os.TempDir().
+	// TempDir is where the server's private dir is made; "" means the first
+	// of $TMPDIR, /tmp and /var/tmp that the server's user can enter.
 	TempDir string
+	// CacheDir keeps the data-directory template; "" means lockstep's dir in
+	// the user's cache directory.
+	CacheDir string
+	// NoTemplate runs initdb on every start, neither using nor keeping a template.
+	NoTemplate bool
+	// Progress, when set, is told what a slow start is doing, in one line.
+	Progress func(string)
+}
+
+func (o ServerOptions) progress(format string, args ...any) {
+	if o.Progress != nil {
+		o.Progress(fmt.Sprintf(format, args...))
+	}
 }
 
 // Server is a private, throwaway PostgreSQL: a fresh data directory in a 0700
@@ -42,13 +56,19 @@ type Server struct {
 	bins     Binaries
 	cmd      *exec.Cmd
 	done     chan struct{} // closed when the postmaster has exited
+	guard    func()        // ends what stops the server if lockstep dies
 	stopOnce sync.Once
 	stopErr  error
+
+	ranInitdb bool // the data dir is initdb's, not a template's copy
 }
 
 // StartServer initialises and starts a throwaway server and waits until it
 // accepts connections. The caller must call Stop on every exit path.
 func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
+	if err := throwawayUnsupported(); err != nil {
+		return nil, err
+	}
 	bins, err := FindBinaries()
 	if err != nil {
 		return nil, err
@@ -57,18 +77,13 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 	if err != nil {
 		return nil, err
 	}
-	base := opts.TempDir
-	if base == "" {
-		base = os.TempDir()
+	candidates := tempCandidates()
+	if opts.TempDir != "" {
+		candidates = []string{opts.TempDir}
 	}
-	// A Unix socket path is limited to about 107 bytes; a long TMPDIR would not fit.
-	if len(base) > 60 {
-		base = "/tmp"
-	}
-	removeStale(base)
-	dir, err := os.MkdirTemp(base, dirPrefix)
+	dir, err := makeServerDir(candidates, cred)
 	if err != nil {
-		return nil, fmt.Errorf("creating the throwaway server's temp dir: %w", err)
+		return nil, err
 	}
 	s := &Server{dir: dir, bins: bins}
 	defer func() {
@@ -84,7 +99,7 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 			return nil, fmt.Errorf("handing %s to the postgres user: %w", dir, err)
 		}
 	}
-	if err := s.initdb(ctx, cred); err != nil {
+	if err := s.makeDataDir(ctx, cred, opts); err != nil {
 		return nil, err
 	}
 	if err := s.start(opts, cred); err != nil {
@@ -97,7 +112,11 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 }
 
 // runAs is the user a server program runs as.
-type runAs struct{ uid, gid uint32 }
+type runAs struct {
+	name     string
+	uid, gid uint32
+	groups   []uint32 // supplementary groups
+}
 
 // serverCredential returns the identity to run the server as: nil for the
 // current user, or the postgres system user when running as root, because
@@ -114,7 +133,14 @@ func serverCredential() (*runAs, error) {
 	}
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	return &runAs{uid: uint32(uid), gid: uint32(gid)}, nil
+	r := &runAs{name: u.Username, uid: uint32(uid), gid: uint32(gid)}
+	ids, _ := u.GroupIds()
+	for _, id := range ids {
+		if g, err := strconv.ParseUint(id, 10, 32); err == nil {
+			r.groups = append(r.groups, uint32(g))
+		}
+	}
+	return r, nil
 }
 
 func (s *Server) dataDir() string { return filepath.Join(s.dir, "data") }
@@ -131,7 +157,44 @@ func childEnv() []string {
 	return append(env, "LC_ALL=C")
 }
 
+// makeDataDir fills the data dir: a copy of the template when there is a
+// sound one, else initdb's output, kept as the template for next time.
+func (s *Server) makeDataDir(ctx context.Context, cred *runAs, opts ServerOptions) error {
+	cache := opts.CacheDir
+	if cache == "" {
+		cache = defaultCacheDir()
+	}
+	if opts.NoTemplate || cache == "" {
+		return s.initdb(ctx, cred)
+	}
+	tpl := templatePath(cache, s.bins.Version)
+	err := useTemplate(tpl, s.dataDir(), cred)
+	if err == nil {
+		return nil
+	}
+	if rmErr := os.RemoveAll(s.dataDir()); rmErr != nil {
+		return fmt.Errorf("removing a partial copy of the template: %w", rmErr)
+	}
+	if !errors.Is(err, errNoTemplate) {
+		opts.progress("the PostgreSQL template in %s is damaged (%v); preparing it again…", tpl, err)
+		_ = os.RemoveAll(tpl)
+	} else if err := os.MkdirAll(cache, 0o700); err != nil {
+		opts.progress("cannot keep a template in %s (%v): every start will run initdb", cache, errors.Unwrap(err))
+		return s.initdb(ctx, cred)
+	} else {
+		opts.progress("preparing a PostgreSQL %s template in %s (once)…", s.bins.Version, tpl)
+	}
+	if err := s.initdb(ctx, cred); err != nil {
+		return err
+	}
+	if err := saveTemplate(s.dataDir(), tpl); err != nil {
+		opts.progress("cannot keep a template in %s (%v): every start will run initdb", cache, err)
+	}
+	return nil
+}
+
 func (s *Server) initdb(ctx context.Context, cred *runAs) error {
+	s.ranInitdb = true
 	cmd := exec.CommandContext(ctx, filepath.Join(s.bins.Dir, "initdb"),
 		"-D", s.dataDir(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C",
 		"--no-sync", "--no-instructions")
@@ -201,6 +264,11 @@ func (s *Server) start(opts ServerOptions, cred *runAs) error {
 		return fmt.Errorf("starting postgres: %w", err)
 	}
 	s.cmd = cmd
+	guard, err := guardServer(cmd.Process.Pid)
+	if err != nil {
+		return fmt.Errorf("starting the watcher that stops the server if lockstep dies: %w", err)
+	}
+	s.guard = guard
 	return nil
 }
 
@@ -256,6 +324,9 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 // to call more than once and from any exit path.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
+		if s.guard != nil {
+			s.guard()
+		}
 		if s.cmd != nil {
 			// Immediate shutdown: nothing here is worth a checkpoint.
 			_ = quit(s.cmd.Process)

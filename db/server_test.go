@@ -33,10 +33,15 @@ func init() {
 }
 
 // sharedTempDir is a fresh dir the postgres user can traverse when tests run
-// as root (the server runs as postgres then).
+// as root (the server runs as postgres then), made where a server's own dir
+// would be.
 func sharedTempDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "lstest")
+	cred, err := serverCredential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := makeServerDir(tempCandidates(), cred)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,20 +162,34 @@ func TestFindBinariesNewestFirst(t *testing.T) {
 }
 
 // BenchmarkStartServer is a throwaway server from nothing to accepting
-// connections (initdb, start, first connection), then stopped and deleted.
+// connections, then stopped and deleted: cold runs initdb every time, warm
+// copies a template made beforehand.
 func BenchmarkStartServer(b *testing.B) {
 	ctx := context.Background()
-	for b.Loop() {
-		s, err := StartServer(ctx, ServerOptions{})
-		if err != nil {
-			b.Fatal(err)
+	cache := b.TempDir()
+	bench := func(opts ServerOptions) func(*testing.B) {
+		return func(b *testing.B) {
+			for b.Loop() {
+				s, err := StartServer(ctx, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := s.Stop(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
 		}
-		b.StopTimer()
-		if err := s.Stop(); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
 	}
+	b.Run("cold", bench(ServerOptions{NoTemplate: true}))
+	warm := ServerOptions{CacheDir: cache}
+	s, err := StartServer(ctx, warm) // makes the template
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.Stop()
+	b.Run("warm", bench(warm))
 }
 
 // tasks is the set of this process's OS threads.
