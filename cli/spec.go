@@ -50,7 +50,9 @@ func (a *app) specCommand() *cobra.Command {
 				return err
 			}
 			defer d.Close()
-			r := &isolation.Runner{DB: d, Out: cmd.OutOrStdout(), StuckAfter: stuckAfter}
+			r := &isolation.Runner{DB: d, Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), StuckAfter: stuckAfter,
+				// As the tester does, sessions are named PGAPPNAME/SESSION when it is set.
+				AppName: os.Getenv("PGAPPNAME")}
 			err = r.Run(ctx, s, permutation)
 			if errors.Is(err, isolation.ErrSetupFailed) || errors.Is(err, isolation.ErrStuck) {
 				return &ExitError{Code: ExitFailure, Err: err}

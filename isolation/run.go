@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,8 +34,14 @@ import (
 type Runner struct {
 	DB  *db.Database
 	Out io.Writer
+	// Err takes what the tester writes to its standard error (unused step
+	// names); nil means Out.
+	Err io.Writer
 	// RunID names the sessions lockstep/<RunID>/T1 …; empty means a random one.
 	RunID db.RunID
+	// AppName, when set, names the sessions AppName/SESSION in
+	// application_name instead, as the tester does with PGAPPNAME.
+	AppName string
 	// StuckAfter is how long every running step may wait, as the server
 	// says, with no deadlock the server could break, before the runner
 	// declares the permutation stuck and cancels a step; zero means 2s.
@@ -62,6 +69,7 @@ func (r *Runner) Run(ctx context.Context, s *scenario.Spec, k int) (err error) {
 	for i, ss := range s.Sessions {
 		p.index[ss] = i
 	}
+	r.reportUnused(s)
 	fmt.Fprintf(p.out, "Parsed test spec with %d sessions\n", len(s.Sessions))
 	defer func() {
 		if p.eng != nil {
@@ -90,6 +98,36 @@ func (r *Runner) Run(ctx context.Context, s *scenario.Spec, k int) (err error) {
 	return nil
 }
 
+// reportUnused names the steps no permutation line uses, in the order of
+// their names, as the tester does on its standard error before it starts.
+func (r *Runner) reportUnused(s *scenario.Spec) {
+	if len(s.Permutations) == 0 {
+		return // every step is in the interleavings
+	}
+	used := map[*scenario.Step]bool{}
+	for _, perm := range s.Permutations {
+		for _, ps := range perm.Steps {
+			used[ps.Step] = true
+		}
+	}
+	var unused []string
+	for _, ss := range s.Sessions {
+		for _, st := range ss.Steps {
+			if !used[st] {
+				unused = append(unused, st.Name)
+			}
+		}
+	}
+	slices.Sort(unused)
+	w := r.Err
+	if w == nil {
+		w = r.Out
+	}
+	for _, name := range unused {
+		fmt.Fprintf(w, "unused step name: %s\n", name)
+	}
+}
+
 // setUp starts the engine for the first permutation, and runs the setup
 // blocks again for the others. A failed setup block is printed as the
 // tester prints it.
@@ -102,8 +140,11 @@ func (p *player) setUp(ctx context.Context, first bool) error {
 		}
 		// The player asks the observer for a poll whenever it needs to know
 		// whether a step waits; between those it polls at its usual pace.
-		p.eng, err = sim.New(ctx, sim.Config{DB: p.r.DB.WithoutSchema(), Scenario: p.spec, Sessions: len(p.spec.Sessions),
-			RunID: run})
+		cfg := sim.Config{DB: p.r.DB.WithoutSchema(), Scenario: p.spec, Sessions: len(p.spec.Sessions), RunID: run}
+		if p.r.AppName != "" {
+			cfg.AppName = func(i int) string { return p.r.AppName + "/" + p.spec.Sessions[i].Name }
+		}
+		p.eng, err = sim.New(ctx, cfg)
 		if err == nil {
 			err = p.drain(ctx)
 		}

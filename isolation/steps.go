@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"lockstep/locks"
@@ -274,7 +275,7 @@ func (p *player) serverSaysWaiting(ctx context.Context, a *active) (bool, error)
 		}
 		if p.snap != nil && !p.snap.Taken.Before(since) {
 			b, ok := p.snap.Backend(p.eng.SessionName(a.sess))
-			if !ok || !b.Waiting() {
+			if !ok || !p.blockedBySessions(b) {
 				return false, nil
 			}
 			// As the tester reads what arrived while it asked (PQconsumeInput
@@ -289,6 +290,27 @@ func (p *player) serverSaysWaiting(ctx context.Context, a *active) (bool, error)
 	return false, nil
 }
 
+// blockedBySessions says whether the server says b waits for one of the
+// spec's own sessions — for a lock, through a parallel worker, or for a
+// safe snapshot — which is what the tester asks
+// (pg_isolation_test_session_is_blocked): a wait on anything else, such as
+// a prepared transaction or autovacuum, is not a step waiting.
+func (p *player) blockedBySessions(b locks.Backend) bool {
+	if !b.Waiting() {
+		return false
+	}
+	ours := map[int32]bool{}
+	for _, s := range p.eng.Sessions() {
+		ours[s.Pid] = true
+	}
+	for _, pid := range slices.Concat(b.BlockedBy, b.SafeSnapshotBlockedBy) {
+		if ours[pid] {
+			return true
+		}
+	}
+	return false
+}
+
 // allStuck says whether, in the latest poll, every running step waits and
 // no deadlock is there for the server to break.
 func (p *player) allStuck() bool {
@@ -297,7 +319,7 @@ func (p *player) allStuck() bool {
 	}
 	for _, o := range p.active {
 		if o != nil && o.end == nil {
-			if b, ok := p.snap.Backend(p.eng.SessionName(o.sess)); !ok || !b.Waiting() {
+			if b, ok := p.snap.Backend(p.eng.SessionName(o.sess)); !ok || !p.blockedBySessions(b) {
 				return false
 			}
 		}
@@ -404,11 +426,38 @@ func (p *player) printEnd(ev sim.Event) {
 	case ev.Err != nil:
 		fmt.Fprintf(p.out, "%s\n", ev.Err.Message)
 	case ev.Kind == sim.ConnectionLost:
+		// The server's FATAL message, if it sent one, then what libpq says
+		// when it finds the socket closed: a second result, with no fields.
 		if m := sim.ServerError(ev.Cause); m != nil {
 			fmt.Fprintf(p.out, "%s:  %s\n", m.Severity, m.Message)
-		} else {
-			fmt.Fprintf(p.out, "%s\n", ev.Cause)
 		}
+		fmt.Fprintf(p.out, "%s\n", connectionClosed)
+	}
+	p.printNotifications(ev)
+}
+
+// connectionClosed is libpq's message for a connection the server closed.
+const connectionClosed = "server closed the connection unexpectedly\n" +
+	"\tThis probably means the server terminated abnormally\n" +
+	"\tbefore or while processing the request.\n"
+
+// printNotifications prints the NOTIFY messages that came with a step's
+// end, naming the session that sent each, as the tester does after a
+// step's results.
+func (p *player) printNotifications(ev sim.Event) {
+	if len(ev.Notifications) == 0 {
+		return
+	}
+	senders := map[uint32]string{}
+	for i, s := range p.eng.Sessions() {
+		senders[uint32(s.Pid)] = p.spec.Sessions[i].Name
+	}
+	for _, n := range ev.Notifications {
+		from, ok := senders[n.Pid]
+		if !ok {
+			from = fmt.Sprintf("PID %d", n.Pid)
+		}
+		fmt.Fprintf(p.out, "%s: NOTIFY \"%s\" with payload \"%s\" from %s\n", p.spec.Sessions[ev.Index].Name, n.Channel, n.Payload, from)
 	}
 }
 

@@ -173,7 +173,11 @@ func (s *Snapshot) heldBy(session string, like *Lock) []Lock {
 // explain fills in the edge's one-line reason and deciding table cell.
 func (s *Snapshot) explain(e *Edge, waiter *Backend) {
 	w := e.Lock
-	if w == nil {
+	switch {
+	case w == nil && waiter.WaitsThroughWorker():
+		e.Why = fmt.Sprintf("%s's parallel query waits for its workers, and one of them waits for a lock %s holds", e.Waiter, e.Holder)
+		return
+	case w == nil:
 		e.Why = fmt.Sprintf("%s waits for %s (the server names no lock)", e.Waiter, e.Holder)
 		return
 	}

@@ -33,6 +33,21 @@ type Observer struct {
 	label string
 	// prepared adds the run's prepared transactions to every poll.
 	prepared bool
+	// byPid names the sessions found by pid rather than application_name.
+	byPid map[int32]string
+	pids  []int32
+}
+
+// Named tells the observer which backends to read by pid, and their
+// session names, besides those the run's application_name finds: sessions
+// whose application_name is the user's to choose (the isolation tester
+// names them PGAPPNAME/session). Only the polling goroutine calls it.
+func (o *Observer) Named(byPid map[int32]string) {
+	o.byPid = byPid
+	o.pids = o.pids[:0]
+	for pid := range byPid {
+		o.pids = append(o.pids, pid)
+	}
 }
 
 // pollSQL is the poll: one query, kept as SQL in poll.sql.
@@ -150,7 +165,11 @@ func (o *Observer) RowLocksAvailable() (bool, string) { return o.rowLocks != "",
 // Poll reads the run's lock state once and builds its wait-for graph.
 func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 	snap := &Snapshot{Taken: time.Now(), DeadlockTimeout: o.deadlock}
-	rows, err := o.conn.Query(ctx, o.query, o.run.Like("T"), o.run.Like(""), o.prepared)
+	pids := o.pids
+	if pids == nil {
+		pids = []int32{}
+	}
+	rows, err := o.conn.Query(ctx, o.query, o.run.Like("T"), o.run.Like(""), o.prepared, pids)
 	if err != nil {
 		return nil, fmt.Errorf("polling pg_locks: %w", err)
 	}
@@ -183,6 +202,9 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 			return nil, fmt.Errorf("reading pg_locks: %w", err)
 		}
 		b.Session, _ = o.run.Name(app)
+		if name, ok := o.byPid[b.Pid]; ok && b.Pid != 0 {
+			b.Session = name
+		}
 		if gid, ok := strings.CutPrefix(app, preparedPrefix); ok {
 			b.Prepared, b.Session = gid, PreparedName(o.run, gid)
 		}

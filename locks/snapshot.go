@@ -21,7 +21,8 @@ type Backend struct {
 	XactStart     *time.Time
 	Xid           uint32 // backend_xid; 0 before the transaction writes
 	Query         string
-	// BlockedBy is pg_blocking_pids, read only while the backend waits for a lock.
+	// BlockedBy is pg_blocking_pids, read only while the backend waits for a
+	// lock or for its parallel workers.
 	BlockedBy []int32
 	// Database labels the backend's database in a two-database run.
 	Database string
@@ -34,8 +35,16 @@ type Backend struct {
 	SafeSnapshotBlockedBy []int32
 }
 
-// WaitingForLock is true when the server says the backend waits for a heavyweight lock.
-func (b Backend) WaitingForLock() bool { return b.WaitEventType == "Lock" && len(b.BlockedBy) > 0 }
+// WaitingForLock is true when the server says the backend waits for a
+// heavyweight lock: itself, or one of its parallel query's workers, while
+// it waits for them.
+func (b Backend) WaitingForLock() bool {
+	return (b.WaitEventType == "Lock" || b.WaitEventType == "IPC") && len(b.BlockedBy) > 0
+}
+
+// WaitsThroughWorker is true when the backend's lock wait is a parallel
+// worker's: the backend itself waits for its workers.
+func (b Backend) WaitsThroughWorker() bool { return b.WaitEventType == "IPC" && len(b.BlockedBy) > 0 }
 
 // WaitingForSnapshot is true when a deferrable transaction waits for a safe snapshot.
 func (b Backend) WaitingForSnapshot() bool { return len(b.SafeSnapshotBlockedBy) > 0 }

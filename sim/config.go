@@ -90,6 +90,10 @@ type Config struct {
 	Poll time.Duration
 	// RunID names the run in application_name; empty means a random one.
 	RunID db.RunID
+	// AppName, when set, gives session i's application_name instead of the
+	// run's lockstep/<run>/T1 (the isolation tester's PGAPPNAME/session);
+	// the observer then finds the sessions by their backends' pids.
+	AppName func(i int) string
 	// Init is SQL run on a session's connection when it connects, by session
 	// name: e.g. {"T1": {"SET deadlock_timeout = '10s'"}} to choose the victim.
 	Init map[string][]string

@@ -161,6 +161,17 @@ type Event struct {
 	Stall    Stall
 	Prepared *Prepared
 	Commit   bool
+	// Notifications are the LISTEN/NOTIFY messages that came on the
+	// session's connection since its previous statement ended, delivered
+	// with a statement's end (Completed, Error) as libpq's PQnotifies would
+	// hand them over then.
+	Notifications []Notification
+}
+
+// Notification is one NOTIFY delivered to a session that listens.
+type Notification struct {
+	Channel, Payload string
+	Pid              uint32 // the notifying backend's
 }
 
 // LastRows is the last result set of the event's results: its columns and

@@ -232,6 +232,15 @@ func (e *Engine) poll() (*locks.Snapshot, error) {
 	obs := make([]*locks.Observer, len(e.sides))
 	for i, sd := range e.sides {
 		obs[i] = sd.obs
+		if e.cfg.AppName != nil {
+			byPid := map[int32]string{}
+			for _, s := range e.sessions {
+				if s.side == sd && s.pid != 0 {
+					byPid[s.pid] = s.name
+				}
+			}
+			sd.obs.Named(byPid)
+		}
 	}
 	e.mu.Unlock()
 	snaps := make([]*locks.Snapshot, len(obs))

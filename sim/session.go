@@ -52,6 +52,9 @@ type session struct {
 	// deadlockTimeout is the session's own deadlock_timeout as last read:
 	// each backend runs the deadlock check after its own.
 	deadlockTimeout time.Duration
+	// notifications came on the connection since a statement last ended;
+	// only the session's worker touches them (pgx reads on it).
+	notifications []Notification
 }
 
 type job struct {
@@ -76,8 +79,15 @@ type ctlJob struct {
 
 // connect opens the session's connection, named for the observer.
 func (s *session) connect(ctx context.Context) error {
-	cfg := s.side.db.ConnConfig(s.side.run.AppName(s.name))
+	app := s.side.run.AppName(s.name)
+	if s.e.cfg.AppName != nil {
+		app = s.e.cfg.AppName(s.idx)
+	}
+	cfg := s.side.db.ConnConfig(app)
 	cfg.OnNotice = s.notice
+	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
+		s.notifications = append(s.notifications, Notification{Channel: n.Channel, Payload: n.Payload, Pid: n.PID})
+	}
 	conn, err := s.side.db.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
@@ -170,7 +180,7 @@ func (s *session) doControl(c ctlJob) error {
 // result up to the first error, and the first row of the last result that
 // had rows (for a script to record).
 func runSQL(ctx context.Context, conn *pgconn.PgConn, sql string) ([]Result, []any, error) {
-	results, err := conn.Exec(ctx, sql).ReadAll()
+	results, err := readAll(conn.Exec(ctx, sql))
 	var out []Result
 	var first []any
 	for _, res := range results {
@@ -190,6 +200,23 @@ func runSQL(ctx context.Context, conn *pgconn.PgConn, sql string) ([]Result, []a
 		out = append(out, r)
 	}
 	return out, first, err
+}
+
+// readAll is pgconn's ReadAll keeping the columns of a result without
+// rows: pgconn copies a result's field descriptions only along with its
+// first row, and a SELECT that finds nothing is printed with its header.
+func readAll(mrr *pgconn.MultiResultReader) ([]*pgconn.Result, error) {
+	var results []*pgconn.Result
+	for mrr.NextResult() {
+		rr := mrr.ResultReader()
+		res := rr.Read()
+		if res.FieldDescriptions == nil && rr.FieldDescriptions() != nil {
+			// Copied at once: pgconn reuses the slice for the next result.
+			res.FieldDescriptions = slices.Clone(rr.FieldDescriptions())
+		}
+		results = append(results, res)
+	}
+	return results, mrr.Close()
 }
 
 // textResult is a result with its values as text, NULLs marked.
@@ -391,7 +418,8 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	}
 	e.mu.Unlock()
 	ev := Event{Gen: j.gen, Session: s.name, Index: s.idx, Step: step, Auto: auto, SQL: j.sql,
-		Tag: tag, Results: res, Duration: took, State: state}
+		Tag: tag, Results: res, Duration: took, State: state, Notifications: s.notifications}
+	s.notifications = nil
 	if se != nil {
 		ev.Kind, ev.Err = Error, se
 	} else {

@@ -33,7 +33,7 @@ type jsonEvent struct {
 	Why        []string   `json:"why,omitempty"`
 	Tag        string     `json:"tag,omitempty"`
 	Columns    []string   `json:"columns,omitempty"`
-	Rows       [][]string `json:"rows,omitempty"`
+	Rows       [][]string `json:"rows,omitzero"`
 	ElapsedMS  float64    `json:"elapsed_ms"`
 	DurationMS float64    `json:"duration_ms,omitempty"`
 	Cycle      string     `json:"cycle,omitempty"`

@@ -487,8 +487,11 @@ func (p *sessionsPane) rowStatement(s sim.SessionInfo) (int, string) {
 // resultLines show the rows a statement returned: one value inline, or a
 // few rows and how many there were.
 func resultLines(r result, w int, st styles) []string {
-	if r.total == 1 && len(r.columns) == 1 {
+	switch {
+	case r.total == 1 && len(r.columns) == 1:
 		return []string{"  " + st.accent.Render(ansi.Truncate("→ "+r.columns[0]+" = "+r.rows[0][0], w-2, "…"))}
+	case r.total == 0:
+		return []string{"  " + st.accent.Render(ansi.Truncate("→ no rows ("+strings.Join(r.columns, " | ")+")", w-2, "…"))}
 	}
 	out := []string{"  " + st.accent.Render(ansi.Truncate(fmt.Sprintf("→ %d rows: %s", r.total, strings.Join(r.columns, " | ")), w-2, "…"))}
 	for _, row := range r.rows {
