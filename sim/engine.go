@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"lockstep/db"
 	"lockstep/ledger"
 	"lockstep/locks"
@@ -61,7 +63,9 @@ type Engine struct {
 	obsDone   chan struct{}
 	observing bool
 	seenCycle map[string]bool
-	workers   sync.WaitGroup
+	// polls counts the snapshots applied; a waiter on e.cond may wait for a fresh one.
+	polls   int
+	workers sync.WaitGroup
 }
 
 // New connects the control connections, the sessions and the observers,
@@ -117,17 +121,38 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 			s.side = e.sides[1]
 		}
 		s.script = e.scriptFor(s)
-		if err = s.connect(ctx); err != nil {
-			return nil, fmt.Errorf("starting session %s: %w", s.name, err)
-		}
 		e.sessions = append(e.sessions, s)
-		e.workers.Add(1)
-		go s.work()
+	}
+	// The sessions and observers connect at once: each connection costs the
+	// server a process start.
+	var g errgroup.Group
+	for _, s := range e.sessions {
+		g.Go(func() error {
+			if err := s.connect(ctx); err != nil {
+				return fmt.Errorf("starting session %s: %w", s.name, err)
+			}
+			return nil
+		})
 	}
 	for _, sd := range e.sides {
-		if sd.obsConn, sd.obs, err = sd.newObserver(ctx, cfg.usesTwoPhaseCommit()); err != nil {
-			return nil, err
+		g.Go(func() (err error) {
+			sd.obsConn, sd.obs, err = sd.newObserver(ctx, cfg.usesTwoPhaseCommit())
+			return err
+		})
+	}
+	if err = g.Wait(); err != nil {
+		// No worker runs yet: close what connected here, not through Close.
+		for _, s := range e.sessions {
+			if s.conn != nil {
+				s.conn.Close(ctx)
+			}
 		}
+		e.sessions = nil
+		return nil, err
+	}
+	for _, s := range e.sessions {
+		e.workers.Add(1)
+		go s.work()
 	}
 	e.lifeMu.Lock()
 	err = e.setup(ctx)
@@ -309,7 +334,9 @@ func (e *Engine) dispatch(s *session, j job) {
 	s.startedAt = time.Now()
 	s.waitKey = ""
 	s.jobs <- j // the worker is idle (not busy), so it is waiting on jobs
-	e.kickObserver()
+	if !e.cfg.PollOnRequest {
+		e.kickObserver()
+	}
 }
 
 // Cancel asks the server to cancel session i's running statement (pg_cancel_backend).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -78,10 +79,7 @@ func (e *Engine) teardownAll(ctx context.Context) error {
 	}
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
-	err := e.reconnectControls(ctx)
-	if err == nil {
-		err = e.teardown(ctx)
-	}
+	err := e.onControls(ctx, e.teardown)
 	e.mu.Lock()
 	e.down = true
 	e.mu.Unlock()
@@ -108,10 +106,7 @@ func (e *Engine) Setup(ctx context.Context) error {
 // setup prepares the data and the sessions; e.lifeMu is held.
 func (e *Engine) setup(ctx context.Context) error {
 	e.ctlMu.Lock()
-	err := e.reconnectControls(ctx)
-	if err == nil {
-		err = e.prepare(ctx)
-	}
+	err := e.onControls(ctx, e.prepare)
 	e.ctlMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("setting the run up: %w", err)
@@ -133,6 +128,24 @@ func (e *Engine) eachSession(ctx context.Context, kind ctlKind, doing string) er
 		}
 	}
 	return nil
+}
+
+// onControls runs fn on the control connections, replacing lost ones
+// first; when fn fails because a control connection was lost meanwhile (an
+// administrator ended it, say, after its last ping), it replaces it and
+// runs fn once more. e.ctlMu is held.
+func (e *Engine) onControls(ctx context.Context, fn func(context.Context) error) error {
+	if err := e.reconnectControls(ctx); err != nil {
+		return err
+	}
+	err := fn(ctx)
+	if err == nil || !slices.ContainsFunc(e.sides, func(sd *side) bool { return sd.ctl.IsClosed() }) {
+		return err
+	}
+	if err := e.reconnectControls(ctx); err != nil {
+		return err
+	}
+	return fn(ctx)
 }
 
 // reconnectControls replaces lost control connections; e.ctlMu is held.

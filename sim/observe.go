@@ -16,7 +16,9 @@ func (e *Engine) changed() {
 	e.mu.Lock()
 	e.booksStale = true
 	e.mu.Unlock()
-	e.kickObserver()
+	if !e.cfg.PollOnRequest {
+		e.kickObserver()
+	}
 }
 
 // kickObserver asks for a poll now (after a step), without blocking.
@@ -61,7 +63,7 @@ func (e *Engine) observe() {
 		switch {
 		case err == nil:
 			lost = false
-			if e.apply(gen, seqs, snap) {
+			if e.apply(gen, seqs, snap) && !e.cfg.PollOnRequest {
 				next = min(retry, e.cfg.Poll)
 				retry *= 2
 			}
@@ -103,6 +105,8 @@ func (e *Engine) emitBooks(gen int) {
 func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot) (unsettled bool) {
 	var out []Event
 	e.mu.Lock()
+	e.polls++
+	e.cond.Broadcast()
 	if gen != e.gen {
 		e.mu.Unlock()
 		return true // a reset happened mid-poll; look again

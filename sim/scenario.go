@@ -82,6 +82,12 @@ func (e *BlockError) Unwrap() error { return e.Err }
 func (e *Engine) prepare(ctx context.Context) error {
 	sc := e.cfg.Scenario
 	for _, sd := range e.sides {
+		// Re-creating the ledger or the schema must not queue behind a session.
+		if sc == nil || e.cfg.TwoDatabases() || sd.db.Schema() != "" {
+			if err := sd.timed(ctx); err != nil {
+				return err
+			}
+		}
 		if sc == nil || e.cfg.TwoDatabases() {
 			if err := e.cfg.Ledger.Reset(ctx, sd.ctl, sd.db.Schema(), e.cfg.Setup); err != nil {
 				if sd.label != "" {

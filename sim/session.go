@@ -331,6 +331,9 @@ func touchesTimeouts(sql string) bool {
 // does not fix the snapshot its next statement would have taken.
 // Both in one round trip (the simple protocol's two statements).
 func (s *session) readTimeouts(ctx context.Context) {
+	if s.e.cfg.PollOnRequest {
+		return
+	}
 	res, err := s.conn.PgConn().Exec(ctx, "SHOW lock_timeout; SHOW deadlock_timeout").ReadAll()
 	if err != nil || len(res) != 2 || len(res[0].Rows) != 1 || len(res[1].Rows) != 1 {
 		return
@@ -430,8 +433,10 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 }
 
 // awaitIdle waits, with e.mu held, until the named sessions have no
-// statement in flight, or until deadline (a bound, not a guess: a blocker
-// may run a long statement after releasing its locks).
+// statement in flight, or until a poll taken after the call says that
+// those still busy wait (they did not release the lock: a soft deadlock's
+// queue was rearranged, say), or until deadline (a bound, not a guess: a
+// blocker may run a long statement after releasing its locks).
 func (e *Engine) awaitIdle(names []string, deadline time.Time) {
 	timer := time.AfterFunc(time.Until(deadline), func() {
 		e.mu.Lock()
@@ -439,17 +444,25 @@ func (e *Engine) awaitIdle(names []string, deadline time.Time) {
 		e.mu.Unlock()
 	})
 	defer timer.Stop()
+	// The poll under way may have been taken before the release; the one
+	// after it was not.
+	fresh := e.polls + 2
+	e.kickObserver()
 	for time.Now().Before(deadline) {
-		busy := false
+		busy, running := false, false
 		for _, o := range e.sessions {
 			// A prepared transaction ("prepared T1@A") ends by its own
 			// session's COMMIT PREPARED, as a rule.
 			if o.state.Busy() && (slices.Contains(names, o.name) || slices.Contains(names, locks.PreparedLabel(o.name))) {
 				busy = true
+				running = running || o.state == Running
 			}
 		}
-		if !busy {
+		if !busy || (!running && e.polls >= fresh) {
 			return
+		}
+		if e.polls < fresh {
+			e.kickObserver()
 		}
 		e.cond.Wait()
 	}

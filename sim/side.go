@@ -27,7 +27,16 @@ type side struct {
 	ctl     *pgx.Conn
 	obs     *locks.Observer
 	obsConn *pgx.Conn
+	// ctlFree says a block lifted the control connection's lock_timeout;
+	// what must not wait behind a session puts it back first (timed).
+	ctlFree bool
+	// ctlChecked is when the control connection last answered a ping.
+	ctlChecked time.Time
 }
+
+// pingEvery bounds how often a control connection is pinged before use: a
+// spec's permutations set up and tear down hundreds of times a second.
+const pingEvery = time.Second
 
 // what names the side in messages: "database B (lockstep_b)".
 func (sd *side) what() string {
@@ -55,8 +64,12 @@ func (sd *side) controlConn(ctx context.Context) (*pgx.Conn, error) {
 // away and came back); the engine's ctlMu is held.
 func (sd *side) reconnectControl(ctx context.Context) error {
 	// pgx learns that the server hung up only when it next uses the
-	// connection: ask it.
+	// connection: ask it, unless it answered a moment ago.
+	if !sd.ctl.IsClosed() && time.Since(sd.ctlChecked) < pingEvery {
+		return nil
+	}
 	if !sd.ctl.IsClosed() && sd.ctl.Ping(ctx) == nil {
+		sd.ctlChecked = time.Now()
 		return nil
 	}
 	sd.ctl.Close(ctx)
@@ -64,20 +77,34 @@ func (sd *side) reconnectControl(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sd.ctl = conn
+	sd.ctl, sd.ctlFree, sd.ctlChecked = conn, false, time.Now()
+	return nil
+}
+
+// timed puts the control connection's lock_timeout back after a block
+// lifted it, before a use that must not queue behind a session.
+func (sd *side) timed(ctx context.Context) error {
+	if !sd.ctlFree {
+		return nil
+	}
+	if _, err := sd.ctl.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
+		return fmt.Errorf("setting the control connection's lock_timeout in %s: %w", sd.what(), err)
+	}
+	sd.ctlFree = false
 	return nil
 }
 
 // execBlock runs a scenario's setup or teardown block on the control
-// connection, free of its lock_timeout: a block waits like any client.
+// connection, free of its lock_timeout: a block waits like any client. The
+// timeout stays lifted for the next block; timed puts it back when needed.
 func (sd *side) execBlock(ctx context.Context, sql string) ([]Result, error) {
-	if _, err := sd.ctl.Exec(ctx, "RESET lock_timeout"); err != nil {
-		return nil, err
+	if !sd.ctlFree {
+		if _, err := sd.ctl.Exec(ctx, "RESET lock_timeout"); err != nil {
+			return nil, err
+		}
+		sd.ctlFree = true
 	}
 	res, _, err := runSQL(ctx, sd.ctl.PgConn(), sql)
-	if _, rerr := sd.ctl.Exec(ctx, "SET lock_timeout = '50ms'"); rerr != nil && err == nil {
-		err = rerr
-	}
 	return res, err
 }
 
@@ -190,12 +217,18 @@ func (sd *side) accounts(ctx context.Context) ([]ledger.Account, error) {
 	if err := sd.reconnectControl(ctx); err != nil {
 		return nil, err
 	}
+	if err := sd.timed(ctx); err != nil {
+		return nil, err
+	}
 	accounts, err := ledger.Accounts(ctx, sd.ctl)
 	return accounts, sd.ledgerError(err)
 }
 
 // books checks the side's books; the engine's ctlMu is held.
 func (sd *side) books(ctx context.Context) (ledger.Books, error) {
+	if err := sd.timed(ctx); err != nil {
+		return ledger.Books{}, err
+	}
 	books, err := ledger.CheckBooks(ctx, sd.ctl)
 	return books, sd.ledgerError(err)
 }
