@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,9 +125,12 @@ func Open(ctx context.Context, opts Options) (*Database, error) {
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&d.version); err != nil {
-		d.Close()
-		return nil, fmt.Errorf("reading the server version: %w", err)
+	// The server reports its version when a connection starts.
+	if d.version = conn.PgConn().ParameterStatus("server_version"); d.version == "" {
+		if err := conn.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&d.version); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("reading the server version: %w", err)
+		}
 	}
 	return d, nil
 }
@@ -271,9 +275,40 @@ func (d *Database) EndBackends(ctx context.Context, pattern string) error {
 		return fmt.Errorf("checking that no backend matches %s: %w", pattern, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	return endBackends(ctx, conn, pattern)
+}
+
+// EndBackendsOn is EndBackends on conns, a run's connections about to be
+// closed (one per server it uses): each first takes a name outside the
+// run, so that none ends another, and their own backends, lingering a
+// moment after the close, match nobody's pattern.
+func EndBackendsOn(ctx context.Context, pattern string, conns ...*pgx.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, conn := range conns {
+		if _, err := conn.Exec(ctx, "SET application_name = ''"); err != nil {
+			return fmt.Errorf("ending backends %s: %w", pattern, err)
+		}
+	}
+	for _, conn := range conns {
+		if err := endBackends(ctx, conn, pattern); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func endBackends(ctx context.Context, conn *pgx.Conn, pattern string) error {
+	// From PostgreSQL 14 on, pg_terminate_backend can wait for the backend
+	// to be gone; before, the loop below looks again until it is.
+	terminate := "pg_terminate_backend(pid)"
+	major, _, _ := strings.Cut(conn.PgConn().ParameterStatus("server_version"), ".")
+	if n, err := strconv.Atoi(major); err == nil && n >= 14 {
+		terminate = "pg_terminate_backend(pid, 1000)"
+	}
 	for {
 		var left int
-		err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		err := conn.QueryRow(ctx, `SELECT count(`+terminate+`) FROM pg_stat_activity
 			WHERE application_name LIKE $1 AND pid <> pg_backend_pid()`, pattern).Scan(&left)
 		if err != nil {
 			return fmt.Errorf("ending backends %s: %w", pattern, err)

@@ -141,7 +141,7 @@ func (p *player) setUp(ctx context.Context, first bool) error {
 		// The player asks the observer for a poll whenever it needs to know
 		// whether a step waits; between those it polls at its usual pace.
 		cfg := sim.Config{DB: p.r.DB.WithoutSchema(), Scenario: p.spec, Sessions: len(p.spec.Sessions), RunID: run,
-			PollOnRequest: true}
+			Lean: true}
 		if p.r.AppName != "" {
 			cfg.AppName = func(i int) string { return p.r.AppName + "/" + p.spec.Sessions[i].Name }
 		}

@@ -88,11 +88,12 @@ type Config struct {
 	Setup     ledger.Setup
 	// Poll is the observer's interval; zero means DefaultPoll.
 	Poll time.Duration
-	// PollOnRequest keeps the observer from polling right after every
-	// statement: a view that asks for the polls it needs (PollNow), as the
-	// isolation tester asks only when a step has not finished at once,
-	// spares the server the rest.
-	PollOnRequest bool
+	// Lean suits a view that needs to know only who waits for whom, and
+	// only when it asks, as the isolation tester does: the observer polls
+	// when asked (PollNow) rather than right after every statement, and
+	// reads no lock rows; sessions do not read their timeouts, which serve
+	// only to predict when a deadlock breaks.
+	Lean bool
 	// RunID names the run in application_name; empty means a random one.
 	RunID db.RunID
 	// AppName, when set, gives session i's application_name instead of the

@@ -98,16 +98,6 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if cfg.TwoDatabases() {
 		e.sides = []*side{{label: "A", db: cfg.DB, run: runID}, {label: "B", db: cfg.DB2, run: runID}}
 	}
-	for _, sd := range e.sides {
-		if sd.ctl, err = sd.controlConn(ctx); err != nil {
-			return nil, err
-		}
-		if cfg.usesTwoPhaseCommit() {
-			if err = sd.checkPrepared(ctx); err != nil {
-				return nil, err
-			}
-		}
-	}
 	var transfers []ledger.Transfer
 	if cfg.Scenario == nil {
 		transfers = cfg.transfers()
@@ -123,9 +113,17 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		s.script = e.scriptFor(s)
 		e.sessions = append(e.sessions, s)
 	}
-	// The sessions and observers connect at once: each connection costs the
-	// server a process start.
+	// The control connections, sessions and observers connect at once: each
+	// connection costs the server a process start.
 	var g errgroup.Group
+	for _, sd := range e.sides {
+		g.Go(func() (err error) {
+			if sd.ctl, err = sd.controlConn(ctx); err != nil || !cfg.usesTwoPhaseCommit() {
+				return err
+			}
+			return sd.checkPrepared(ctx)
+		})
+	}
 	for _, s := range e.sessions {
 		g.Go(func() error {
 			if err := s.connect(ctx); err != nil {
@@ -136,18 +134,25 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	}
 	for _, sd := range e.sides {
 		g.Go(func() (err error) {
-			sd.obsConn, sd.obs, err = sd.newObserver(ctx, cfg.usesTwoPhaseCommit())
+			sd.obsConn, sd.obs, err = sd.newObserver(ctx, cfg.usesTwoPhaseCommit(), cfg.Lean)
 			return err
 		})
 	}
 	if err = g.Wait(); err != nil {
-		// No worker runs yet: close what connected here, not through Close.
+		// No worker runs yet and no setup ran: close what connected here,
+		// not through Close.
 		for _, s := range e.sessions {
 			if s.conn != nil {
 				s.conn.Close(ctx)
 			}
 		}
 		e.sessions = nil
+		for _, sd := range e.sides {
+			if sd.ctl != nil {
+				sd.ctl.Close(ctx)
+				sd.ctl = nil
+			}
+		}
 		return nil, err
 	}
 	for _, s := range e.sessions {
@@ -334,7 +339,7 @@ func (e *Engine) dispatch(s *session, j job) {
 	s.startedAt = time.Now()
 	s.waitKey = ""
 	s.jobs <- j // the worker is idle (not busy), so it is waiting on jobs
-	if !e.cfg.PollOnRequest {
+	if !e.cfg.Lean {
 		e.kickObserver()
 	}
 }

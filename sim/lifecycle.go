@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"lockstep/db"
 )
 
 // quiesce cancels every statement in flight and waits until no session is
@@ -229,15 +233,27 @@ func (e *Engine) Close(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
+		// Belt and braces: no backend of this run may outlive it.
+		var conns []*pgx.Conn
+		for _, sd := range e.sides {
+			if !sd.ctl.IsClosed() {
+				conns = append(conns, sd.ctl)
+			} else if err := sd.db.EndBackends(ctx, e.runID.Like("")); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := db.EndBackendsOn(ctx, e.runID.Like(""), conns...); err != nil {
+			errs = append(errs, err)
+		}
 		for _, sd := range e.sides {
 			sd.ctl.Close(ctx)
 		}
 		e.ctlMu.Unlock()
-	}
-	for _, sd := range e.sides {
-		// Belt and braces: no backend of this run may outlive it.
-		if err := sd.db.EndBackends(ctx, e.runID.Like("")); err != nil {
-			errs = append(errs, err)
+	} else {
+		for _, sd := range e.sides {
+			if err := sd.db.EndBackends(ctx, e.runID.Like("")); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	e.emitMu.Lock()

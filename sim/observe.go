@@ -16,7 +16,7 @@ func (e *Engine) changed() {
 	e.mu.Lock()
 	e.booksStale = true
 	e.mu.Unlock()
-	if !e.cfg.PollOnRequest {
+	if !e.cfg.Lean {
 		e.kickObserver()
 	}
 }
@@ -63,7 +63,7 @@ func (e *Engine) observe() {
 		switch {
 		case err == nil:
 			lost = false
-			if e.apply(gen, seqs, snap) && !e.cfg.PollOnRequest {
+			if e.apply(gen, seqs, snap) && !e.cfg.Lean {
 				next = min(retry, e.cfg.Poll)
 				retry *= 2
 			}
@@ -266,7 +266,7 @@ func (e *Engine) reconnectObservers() {
 		if !sd.obsConn.IsClosed() {
 			continue
 		}
-		conn, obs, err := sd.newObserver(ctx, e.cfg.usesTwoPhaseCommit())
+		conn, obs, err := sd.newObserver(ctx, e.cfg.usesTwoPhaseCommit(), e.cfg.Lean)
 		if err != nil {
 			continue
 		}

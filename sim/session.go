@@ -331,7 +331,7 @@ func touchesTimeouts(sql string) bool {
 // does not fix the snapshot its next statement would have taken.
 // Both in one round trip (the simple protocol's two statements).
 func (s *session) readTimeouts(ctx context.Context) {
-	if s.e.cfg.PollOnRequest {
+	if s.e.cfg.Lean {
 		return
 	}
 	res, err := s.conn.PgConn().Exec(ctx, "SHOW lock_timeout; SHOW deadlock_timeout").ReadAll()
@@ -447,7 +447,6 @@ func (e *Engine) awaitIdle(names []string, deadline time.Time) {
 	// The poll under way may have been taken before the release; the one
 	// after it was not.
 	fresh := e.polls + 2
-	e.kickObserver()
 	for time.Now().Before(deadline) {
 		busy, running := false, false
 		for _, o := range e.sessions {
@@ -461,7 +460,8 @@ func (e *Engine) awaitIdle(names []string, deadline time.Time) {
 		if !busy || (!running && e.polls >= fresh) {
 			return
 		}
-		if e.polls < fresh {
+		if !running {
+			// Only waiters are left: ask the server whether they still wait.
 			e.kickObserver()
 		}
 		e.cond.Wait()
