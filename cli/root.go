@@ -89,6 +89,11 @@ func Execute(ctx context.Context, schemaSQL string, args []string, stdout, stder
 		fang.WithoutManpage(),
 		fang.WithErrorHandler(func(w io.Writer, _ fang.Styles, err error) {
 			// One line: what is wrong and how to fix it. No usage dump.
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				// A signal ended the command; it cleaned up before returning.
+				fmt.Fprintln(w, "lockstep: interrupted; open transactions rolled back, connections closed")
+				return
+			}
 			fmt.Fprintf(w, "lockstep: %v\n", err)
 		}),
 	)

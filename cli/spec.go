@@ -25,7 +25,8 @@ func (a *app) specCommand() *cobra.Command {
 		Long: "spec reads a spec file in the format of PostgreSQL's isolation tester (src/test/isolation/specs) and\n" +
 			"runs its permutations — or every interleaving when it lists none — on real sessions, printing output in\n" +
 			"the format of the tester's expected/*.out files, so the two can be diffed. A step waits only when the\n" +
-			"server says so. A permutation that can make no progress is reported, not left to hang.",
+			"server says so. A permutation that can make no progress is reported, not left to hang. The spec's\n" +
+			"tables go where the tester's would (the server's search_path), or into --schema when it is given.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if args[0] == "pool" {
@@ -41,8 +42,8 @@ func (a *app) specCommand() *cobra.Command {
 						args[0], ss.Name, args[0], args[0]))
 				}
 			}
-			if n := s.NumPermutations(); permutation < 0 || permutation > n {
-				return badInput(fmt.Errorf("--permutation %d: the spec has %d permutations, counted from 1", permutation, n))
+			if _, err := isolation.Plan(s, permutation); err != nil {
+				return badInput(err)
 			}
 			ctx := cmd.Context()
 			d, err := a.open(ctx)
@@ -53,6 +54,9 @@ func (a *app) specCommand() *cobra.Command {
 			r := &isolation.Runner{DB: d, Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), StuckAfter: stuckAfter,
 				// As the tester does, sessions are named PGAPPNAME/SESSION when it is set.
 				AppName: os.Getenv("PGAPPNAME")}
+			if cmd.Flags().Changed("schema") {
+				r.Schema = a.schema
+			}
 			err = r.Run(ctx, s, permutation)
 			if errors.Is(err, isolation.ErrSetupFailed) || errors.Is(err, isolation.ErrStuck) {
 				return &ExitError{Code: ExitFailure, Err: err}

@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"math/big"
 	"slices"
 	"strings"
 	"time"
@@ -42,6 +44,11 @@ type Runner struct {
 	// AppName, when set, names the sessions AppName/SESSION in
 	// application_name instead, as the tester does with PGAPPNAME.
 	AppName string
+	// Schema, when set, is where the spec's tables go: it is created (marked
+	// as lockstep's) and is every connection's search_path, so that specs
+	// run by several users of one server do not collide. Empty keeps the
+	// server's own search_path, as the tester does.
+	Schema string
 	// StuckAfter is how long every running step may wait, as the server
 	// says, with no deadlock the server could break, before the runner
 	// declares the permutation stuck and cancels a step; zero means 2s.
@@ -54,16 +61,41 @@ var ErrSetupFailed = errors.New("setup failed")
 // ErrStuck is returned when a permutation cannot finish.
 var ErrStuck = errors.New("failed to complete permutation due to mutually-blocking steps")
 
-// Run prints the header and runs the permutations: the scenario's own, or
-// every interleaving when it lists none; only permutation k (1-based) when
-// k > 0.
-func (r *Runner) Run(ctx context.Context, s *scenario.Spec, k int) (err error) {
-	perms := s.RunPermutations()
-	if k > len(perms) || k < 0 {
-		return fmt.Errorf("permutation %d: the spec has %d permutations", k, len(perms))
+// MaxInterleavings bounds the permutations a spec without permutation
+// lines may ask for: beyond it the run is refused before it starts.
+const MaxInterleavings = 10000
+
+// ErrTooManyPermutations refuses a spec whose interleavings are too many to
+// run; the error says how many and what to do instead.
+var ErrTooManyPermutations = errors.New("too many permutations")
+
+// Plan is the permutations a run of s plays, made one at a time as they
+// are played: the spec's own, or every interleaving when it lists none;
+// only permutation k (1-based) when k > 0. It refuses a k out of range and
+// a spec whose interleavings are too many to run.
+func Plan(s *scenario.Spec, k int) (iter.Seq[scenario.Permutation], error) {
+	switch n := s.CountPermutations(); {
+	case k > 0:
+		perm, err := s.Permutation(k)
+		if err != nil {
+			return nil, fmt.Errorf("--permutation %d: %w", k, err)
+		}
+		return slices.Values([]scenario.Permutation{perm}), nil
+	case k < 0:
+		return nil, fmt.Errorf("--permutation %d: counted from 1", k)
+	case n.Cmp(big.NewInt(MaxInterleavings)) > 0:
+		return nil, fmt.Errorf("%w: the spec lists no permutations, and its sessions' steps interleave in %s ways "+
+			"(more than %d); add permutation lines for the orders you want, or run one with --permutation K",
+			ErrTooManyPermutations, n, MaxInterleavings)
 	}
-	if k > 0 {
-		perms = perms[k-1 : k]
+	return s.RunPermutations(), nil
+}
+
+// Run prints the header and runs the permutations Plan gives.
+func (r *Runner) Run(ctx context.Context, s *scenario.Spec, k int) (err error) {
+	perms, err := Plan(s, k)
+	if err != nil {
+		return err
 	}
 	p := &player{r: r, spec: s, out: r.Out, index: map[*scenario.Session]int{}}
 	for i, ss := range s.Sessions {
@@ -76,15 +108,17 @@ func (r *Runner) Run(ctx context.Context, s *scenario.Spec, k int) (err error) {
 			err = errors.Join(err, p.eng.Close(context.WithoutCancel(ctx)))
 		}
 	}()
-	for i, perm := range perms {
+	first := true
+	for perm := range perms {
 		var names []string
 		for _, ps := range perm.Steps {
 			names = append(names, ps.Step.Name)
 		}
 		fmt.Fprintf(p.out, "\nstarting permutation: %s\n", strings.Join(names, " "))
-		if err := p.setUp(ctx, i == 0); err != nil {
+		if err := p.setUp(ctx, first); err != nil {
 			return err
 		}
+		first = false
 		if err := p.play(ctx, perm); err != nil {
 			return err
 		}
@@ -140,7 +174,13 @@ func (p *player) setUp(ctx context.Context, first bool) error {
 		}
 		// The player asks the observer for a poll whenever it needs to know
 		// whether a step waits; between those it polls at its usual pace.
-		cfg := sim.Config{DB: p.r.DB.WithoutSchema(), Scenario: p.spec, Sessions: len(p.spec.Sessions), RunID: run,
+		d := p.r.DB.WithoutSchema()
+		if p.r.Schema != "" {
+			if d, err = p.r.DB.WithSchema(p.r.Schema); err != nil {
+				return err
+			}
+		}
+		cfg := sim.Config{DB: d, Scenario: p.spec, Sessions: len(p.spec.Sessions), RunID: run,
 			Lean: true}
 		if p.r.AppName != "" {
 			cfg.AppName = func(i int) string { return p.r.AppName + "/" + p.spec.Sessions[i].Name }

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -53,6 +54,14 @@ func stepNames(steps []*Step) string {
 		s = append(s, st.Name)
 	}
 	return strings.Join(s, " ")
+}
+
+func permNames(p Permutation) string {
+	var steps []*Step
+	for _, ps := range p.Steps {
+		steps = append(steps, ps.Step)
+	}
+	return stepNames(steps)
 }
 
 func TestParseRealSpecs(t *testing.T) {
@@ -262,10 +271,22 @@ func TestIdentifiers(t *testing.T) {
 	}
 }
 
-func TestAllPermutations(t *testing.T) {
+// interleavings collects a spec's interleavings as step names.
+func interleavings(s *Spec) []string {
+	var out []string
+	for steps := range s.Interleavings() {
+		out = append(out, stepNames(steps))
+	}
+	return out
+}
+
+func TestInterleavings(t *testing.T) {
 	t.Parallel()
-	// Order of the "starting permutation:" lines in PostgreSQL's
-	// src/test/isolation/expected/nowait.out (a spec without permutation lines).
+	// The isolation tester's order: depth first, sessions in file order.
+	two, err := Parse("t.spec", []byte("session s1 step s1a {} step s1b {} session s2 step s2a {} step s2b {}"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := []string{
 		"s1a s1b s2a s2b",
 		"s1a s2a s1b s2b",
@@ -274,38 +295,79 @@ func TestAllPermutations(t *testing.T) {
 		"s2a s1a s2b s1b",
 		"s2a s2b s1a s1b",
 	}
-	s := parseFile(t, "nowait.spec")
-	var got []string
-	for _, p := range s.AllPermutations() {
-		got = append(got, stepNames(p))
-	}
-	if !equalStrings(got, want) {
-		t.Errorf("AllPermutations =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-
-	counts := []struct {
-		file string
-		n    int
-	}{
-		{"deadlock-simple.spec", 20},    // 6!/(3!3!)
-		{"deadlock-soft-2.spec", 25200}, // 10!/(3!3!2!2!)
-		{"features.spec", 6},            // 4!/(2!2!)
-	}
-	for _, c := range counts {
-		if n := len(parseFile(t, c.file).AllPermutations()); n != c.n {
-			t.Errorf("%s: %d permutations, want %d", c.file, n, c.n)
-		}
+	if got := interleavings(two); !equalStrings(got, want) {
+		t.Errorf("Interleavings =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
 	three, err := Parse("t.spec", []byte("session a step a1 {} step a2 {} session b step b1 {} session c step c1 {}"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := three.AllPermutations()
-	if len(all) != 12 || stepNames(all[0]) != "a1 a2 b1 c1" || stepNames(all[1]) != "a1 a2 c1 b1" ||
-		stepNames(all[11]) != "c1 b1 a1 a2" {
-		t.Errorf("three sessions: %d permutations, first %q, second %q, last %q",
-			len(all), stepNames(all[0]), stepNames(all[1]), stepNames(all[len(all)-1]))
+	all := interleavings(three)
+	if len(all) != 12 || all[0] != "a1 a2 b1 c1" || all[1] != "a1 a2 c1 b1" || all[11] != "c1 b1 a1 a2" {
+		t.Errorf("three sessions: %d permutations, first %q, second %q, last %q", len(all), all[0], all[1], all[len(all)-1])
+	}
+	// Permutation k finds the k-th without making the others.
+	for _, s := range []*Spec{two, three} {
+		all := interleavings(s)
+		if n := s.CountPermutations(); n.Int64() != int64(len(all)) {
+			t.Errorf("CountPermutations = %s; there are %d", n, len(all))
+		}
+		for k, want := range all {
+			p, err := s.Permutation(k + 1)
+			if err != nil || permNames(p) != want {
+				t.Errorf("Permutation(%d) = %q, %v; want %q", k+1, permNames(p), err, want)
+			}
+		}
+		if _, err := s.Permutation(len(all) + 1); err == nil {
+			t.Errorf("Permutation(%d) of %d: no error", len(all)+1, len(all))
+		}
+	}
+
+	counts := []struct {
+		steps []int
+		n     string
+	}{
+		{[]int{3, 3}, "20"},          // 6!/(3!3!)
+		{[]int{3, 3, 2, 2}, "25200"}, // 10!/(3!3!2!2!)
+		{[]int{40, 40, 40}, "12315686996104586105755778762527877375925475388598463020"}, // 120!/(40!40!40!)
+	}
+	for _, c := range counts {
+		var src strings.Builder
+		for i, n := range c.steps {
+			fmt.Fprintf(&src, "session s%d\n", i)
+			for j := range n {
+				fmt.Fprintf(&src, "step s%d_%d { SELECT 1; }\n", i, j)
+			}
+		}
+		s, err := Parse("count.spec", []byte(src.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.CountPermutations().String(); got != c.n {
+			t.Errorf("%v steps: %s permutations, want %s", c.steps, got, c.n)
+		}
+	}
+	// The runaway spec yields its first interleavings at once.
+	var src strings.Builder
+	for i := range 3 {
+		fmt.Fprintf(&src, "session s%d\n", i)
+		for j := range 40 {
+			fmt.Fprintf(&src, "step s%d_%d { SELECT 1; }\n", i, j)
+		}
+	}
+	big, err := Parse("big.spec", []byte(src.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range big.Interleavings() {
+		if n++; n == 3 {
+			break
+		}
+	}
+	if p, err := big.Permutation(1); err != nil || len(p.Steps) != 120 || p.Steps[119].Step.Name != "s2_39" {
+		t.Errorf("Permutation(1) of the runaway spec: %d steps, %v", len(p.Steps), err)
 	}
 }
 

@@ -34,6 +34,8 @@ package scenario
 import (
 	"errors"
 	"fmt"
+	"iter"
+	"math/big"
 )
 
 // Spec is a parsed isolation-tester spec file.
@@ -98,60 +100,137 @@ func (s *Spec) Step(name string) *Step {
 	return nil
 }
 
-// AllPermutations returns every interleaving of the sessions' steps that
-// keeps each session's own step order, in the order isolationtester's
-// run_all_permutations_recurse enumerates them: depth first, at each position
-// trying the sessions in file order. It ignores s.Permutations; the isolation
-// tester runs these only when s.Permutations is empty. The count is the
-// multinomial (n1+...+nk)!/(n1!...nk!), which grows fast.
-func (s *Spec) AllPermutations() [][]*Step {
-	total := 0
-	for _, sess := range s.Sessions {
-		total += len(sess.Steps)
+// Interleavings yields every interleaving of the sessions' steps that
+// keeps each session's own step order, one at a time, in the order
+// isolationtester's run_all_permutations_recurse enumerates them: depth
+// first, at each position trying the sessions in file order. It ignores
+// s.Permutations; the isolation tester runs these only when s.Permutations
+// is empty. There are (n1+...+nk)!/(n1!...nk!) of them, which grows fast:
+// see CountPermutations. The slice yielded is reused for the next one.
+func (s *Spec) Interleavings() iter.Seq[[]*Step] {
+	return func(yield func([]*Step) bool) {
+		total := 0
+		for _, sess := range s.Sessions {
+			total += len(sess.Steps)
+		}
+		piles := make([]int, len(s.Sessions))
+		cur := make([]*Step, 0, total)
+		var rec func() bool
+		rec = func() bool {
+			if len(cur) == total {
+				return yield(cur)
+			}
+			for i, sess := range s.Sessions {
+				if piles[i] < len(sess.Steps) {
+					cur = append(cur, sess.Steps[piles[i]])
+					piles[i]++
+					more := rec()
+					piles[i]--
+					cur = cur[:len(cur)-1]
+					if !more {
+						return false
+					}
+				}
+			}
+			return true
+		}
+		rec()
 	}
-	piles := make([]int, len(s.Sessions))
-	cur := make([]*Step, 0, total)
-	var out [][]*Step
-	var rec func()
-	rec = func() {
-		found := false
-		for i, sess := range s.Sessions {
-			if piles[i] < len(sess.Steps) {
-				cur = append(cur, sess.Steps[piles[i]])
-				piles[i]++
-				rec()
-				piles[i]--
-				cur = cur[:len(cur)-1]
-				found = true
+}
+
+// RunPermutations yields the permutations a run plays, one at a time: the
+// listed ones, or every interleaving when none is listed.
+func (s *Spec) RunPermutations() iter.Seq[Permutation] {
+	return func(yield func(Permutation) bool) {
+		if len(s.Permutations) > 0 {
+			for _, p := range s.Permutations {
+				if !yield(p) {
+					return
+				}
+			}
+			return
+		}
+		for steps := range s.Interleavings() {
+			if !yield(asPermutation(steps)) {
+				return
 			}
 		}
-		if !found {
-			out = append(out, append([]*Step(nil), cur...))
+	}
+}
+
+func asPermutation(steps []*Step) Permutation {
+	p := Permutation{Steps: make([]PermutationStep, len(steps))}
+	for i, st := range steps {
+		p.Steps[i] = PermutationStep{Step: st}
+	}
+	return p
+}
+
+// CountPermutations is how many permutations a run plays: the listed ones,
+// or the multinomial count of interleavings, which may be astronomical.
+func (s *Spec) CountPermutations() *big.Int {
+	if len(s.Permutations) > 0 {
+		return big.NewInt(int64(len(s.Permutations)))
+	}
+	piles := make([]int, len(s.Sessions))
+	for i, sess := range s.Sessions {
+		piles[i] = len(sess.Steps)
+	}
+	return multinomial(piles)
+}
+
+// multinomial is (n1+...+nk)! / (n1!...nk!) for the piles n.
+func multinomial(piles []int) *big.Int {
+	out, total := big.NewInt(1), 0
+	for _, n := range piles {
+		for i := 1; i <= n; i++ {
+			total++
+			out.Mul(out, big.NewInt(int64(total)))
+			out.Div(out, big.NewInt(int64(i)))
 		}
 	}
-	rec()
 	return out
 }
 
-// RunPermutations are the permutations a run plays: the listed ones, or
-// every interleaving when none is listed.
-func (s *Spec) RunPermutations() []Permutation {
+// Permutation returns permutation k (counting from 1) of RunPermutations
+// without building the ones before it: an interleaving is found by
+// counting, at each position, the interleavings that begin with each
+// session's next step.
+func (s *Spec) Permutation(k int) (Permutation, error) {
+	n := s.CountPermutations()
+	if k < 1 || big.NewInt(int64(k)).Cmp(n) > 0 {
+		return Permutation{}, fmt.Errorf("the spec has %s permutations, counted from 1", n)
+	}
 	if len(s.Permutations) > 0 {
-		return s.Permutations
+		return s.Permutations[k-1], nil
 	}
-	var perms []Permutation
-	for _, steps := range s.AllPermutations() {
-		var p Permutation
-		for _, st := range steps {
-			p.Steps = append(p.Steps, PermutationStep{Step: st})
+	left := make([]int, len(s.Sessions))
+	for i, sess := range s.Sessions {
+		left[i] = len(sess.Steps)
+	}
+	rank := big.NewInt(int64(k - 1))
+	var steps []*Step
+	for {
+		chose := false
+		for i, sess := range s.Sessions {
+			if left[i] == 0 {
+				continue
+			}
+			left[i]--
+			count := multinomial(left)
+			if rank.Cmp(count) < 0 {
+				steps = append(steps, sess.Steps[len(sess.Steps)-left[i]-1])
+				chose = true
+				break
+			}
+			rank.Sub(rank, count)
+			left[i]++
 		}
-		perms = append(perms, p)
+		if !chose {
+			return asPermutation(steps), nil
+		}
 	}
-	return perms
 }
-
-// NumPermutations is how many permutations a run plays.
-func (s *Spec) NumPermutations() int { return len(s.RunPermutations()) }
 
 // SessionOrder is permutation k (counting from 1) as the sessions to step,
 // by index: stepping each session's steps in its own order, a permutation is
