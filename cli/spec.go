@@ -11,6 +11,7 @@ import (
 
 	"lockstep/isolation"
 	"lockstep/scenario"
+	"lockstep/sim"
 )
 
 func (a *app) specCommand() *cobra.Command {
@@ -58,8 +59,11 @@ func (a *app) specCommand() *cobra.Command {
 				r.Schema = a.schema
 			}
 			err = r.Run(ctx, s, permutation)
-			if errors.Is(err, isolation.ErrSetupFailed) || errors.Is(err, isolation.ErrStuck) {
+			switch {
+			case errors.Is(err, isolation.ErrSetupFailed) || errors.Is(err, isolation.ErrStuck):
 				return &ExitError{Code: ExitFailure, Err: err}
+			case errors.Is(err, sim.ErrNoPreparedTransactions):
+				return badInput(err)
 			}
 			return err
 		},
@@ -73,6 +77,9 @@ func (a *app) specCommand() *cobra.Command {
 // loadSpec reads a spec file, or else a built-in scenario of that name.
 func loadSpec(arg, level string) (*scenario.Spec, error) {
 	src, err := os.ReadFile(arg)
+	if st, serr := os.Stat(arg); serr == nil && st.IsDir() {
+		return nil, fmt.Errorf("%s is a directory; pass a spec file (NAME.spec) or a built-in scenario's name (lockstep scenarios lists them)", arg)
+	}
 	switch {
 	case err == nil:
 		if level != "" {
@@ -81,6 +88,9 @@ func loadSpec(arg, level string) (*scenario.Spec, error) {
 		return scenario.Parse(arg, src)
 	case errors.Is(err, os.ErrNotExist) && !strings.ContainsAny(arg, "/."):
 		return scenario.LoadBuiltin(arg, level)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no spec file %s; pass a spec file (NAME.spec) or a built-in scenario's name (lockstep scenarios lists them)", arg)
 	}
 	return nil, fmt.Errorf("reading the spec: %w", err)
 }

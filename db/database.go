@@ -336,3 +336,6 @@ func (d *Database) ChildEnv() []string {
 	}
 	return nil // the PG* variables the child inherits say it all
 }
+
+// User is the role lockstep connects as.
+func (d *Database) User() string { return d.config.User }

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
+
 	"lockstep/db"
 	"lockstep/scenario"
 	"lockstep/sim"
@@ -200,6 +202,10 @@ func (p *player) setUp(ctx context.Context, first bool) error {
 		fmt.Fprintf(p.out, "setup of session %s failed: %s", be.Block.Session, libpqMessage(be.Err))
 	} else {
 		fmt.Fprintf(p.out, "setup failed: %s", libpqMessage(be.Err))
+	}
+	if db.SQLState(be.Err) == pgerrcode.InsufficientPrivilege {
+		return fmt.Errorf("%w: the spec's setup needs a privilege role %s does not have (PostgreSQL's own specs run as a superuser)",
+			ErrSetupFailed, p.r.DB.User())
 	}
 	return ErrSetupFailed
 }
