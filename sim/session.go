@@ -265,7 +265,9 @@ func (s *session) run(j job) {
 	if auto {
 		step = -1
 	}
-	e.emit(Event{Gen: j.gen, Kind: Started, Session: s.name, Index: s.idx, Step: step, Auto: auto, SQL: j.sql, State: Running})
+	if !e.cfg.Lean { // a lean view learns of a statement from its own call
+		e.emit(Event{Gen: j.gen, Kind: Started, Session: s.name, Index: s.idx, Step: step, Auto: auto, SQL: j.sql, State: Running})
+	}
 	start := time.Now()
 	res, first, err := runSQL(e.ctx, s.conn.PgConn(), j.sql)
 	took := time.Since(start)
