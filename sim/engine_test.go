@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -542,4 +543,35 @@ permutation w1 r1 r2
 		}
 	}
 	t.Fatalf("r1 never completed: %+v", o.events)
+}
+
+// A result set without rows keeps its columns, for every view to print
+// (pgconn gives a result's columns only along with its first row); and a
+// LISTEN/NOTIFY notification comes with the end of the statement during
+// which it arrived.
+func TestEmptyResultsAndNotifications(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, "for-update", sim.Same)
+	ev := exec(t, eng, 0, "SELECT id, balance FROM accounts WHERE false; SELECT 1 AS one WHERE false")
+	if ev.Kind != sim.Completed || len(ev.Results) != 2 {
+		t.Fatalf("two empty SELECTs: %v %+v", ev.Kind, ev.Results)
+	}
+	for i, want := range [][]string{{"id", "balance"}, {"one"}} {
+		if r := ev.Results[i]; !slices.Equal(r.Columns, want) || r.Rows == nil || len(r.Rows) != 0 {
+			t.Errorf("result %d: columns %q, rows %#v; want %q and no rows", i, r.Columns, r.Rows, want)
+		}
+	}
+	exec(t, eng, 1, "LISTEN lockstep_test")
+	sent := exec(t, eng, 0, "NOTIFY lockstep_test, 'hello'")
+	if len(sent.Notifications) != 0 {
+		t.Errorf("the sender, not listening, got %+v", sent.Notifications)
+	}
+	got := exec(t, eng, 1, "SELECT 1")
+	sender := uint32(eng.Sessions()[0].Pid)
+	if len(got.Notifications) != 1 || got.Notifications[0] != (sim.Notification{Channel: "lockstep_test", Payload: "hello", Pid: sender}) {
+		t.Fatalf("the listener's next statement brought %+v; want hello from pid %d", got.Notifications, sender)
+	}
+	if again := exec(t, eng, 1, "SELECT 1"); len(again.Notifications) != 0 {
+		t.Errorf("a notification came twice: %+v", again.Notifications)
+	}
 }

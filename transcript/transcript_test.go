@@ -86,3 +86,20 @@ func TestJSONCarriesLockstepsDecisionsAsNotes(t *testing.T) {
 		t.Errorf("summary: %v", lines[2])
 	}
 }
+
+// A statement that found nothing says so in JSON: its columns and an empty
+// rows array.
+func TestJSONEmptyResultHasColumnsAndRows(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	NewJSON(&out).Event(sim.Event{Kind: sim.Completed, Session: "T1", SQL: "SELECT 1 AS x WHERE false",
+		Results: []sim.Result{{Tag: "SELECT 0", Columns: []string{"x"}, Rows: [][]string{}}}})
+	if s := out.String(); !strings.Contains(s, `"columns":["x"],"rows":[]`) {
+		t.Fatalf("JSON of an empty result: %s", s)
+	}
+	out.Reset()
+	NewJSON(&out).Event(sim.Event{Kind: sim.Completed, Session: "T1", SQL: "BEGIN", Results: []sim.Result{{Tag: "BEGIN"}}})
+	if s := out.String(); strings.Contains(s, `"rows"`) || strings.Contains(s, `"columns"`) {
+		t.Fatalf("JSON of a statement without a result set: %s", s)
+	}
+}
