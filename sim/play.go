@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // ParseOrder reads a stored order: session names such as T1,T2,T2 for n sessions.
@@ -95,7 +94,9 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 			done = done && seen[s.Index] >= s.Settled
 		}
 		for _, k := range skipped {
-			onEvent(Event{Kind: Skipped, Session: sessions[k].Name, Index: k, Step: -1, Time: time.Now()})
+			// Through the events, in order: a statement's events already
+			// sent come before the skip, as their times say.
+			e.emit(Event{Gen: e.generation(), Kind: Skipped, Session: sessions[k].Name, Index: k, Step: -1})
 		}
 		if done {
 			return nil
