@@ -88,6 +88,9 @@ func (f *runFlags) config(a *app) (sim.Config, []int, error) {
 	if err != nil || !amount.IsPositive() || amount.Exponent() < -2 {
 		return cfg, nil, badInput(fmt.Errorf("--amount %q: write a positive amount like 10.00", f.amount))
 	}
+	if err := ledger.CheckBalance(amount); err != nil {
+		return cfg, nil, badInput(fmt.Errorf("--amount %s: %w", amount.StringFixed(2), err))
+	}
 	if f.poll <= 0 {
 		return cfg, nil, badInput(fmt.Errorf("--poll %s: must be positive", f.poll))
 	}

@@ -20,7 +20,8 @@ func (a *app) runCommand() *cobra.Command {
 		Short: "Step the sessions headless and print a transcript",
 		Long: "run steps the sessions through their transfers — first in --order, then round-robin, skipping\n" +
 			"sessions that wait or have finished — and prints a transcript in the style of PostgreSQL's isolation\n" +
-			"tester, each wait explained, then the balances and whether the books are kept.",
+			"tester, each wait explained, then the balances and whether the books are kept. Exit code 1 when\n" +
+			"the books end broken (as chaos).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if sf.scenario == "pool" {
@@ -67,7 +68,14 @@ func (a *app) runCommand() *cobra.Command {
 				return fmt.Errorf("running the sessions: %w", err)
 			}
 			t.End(outcome)
-			return eng.Close(ctx)
+			if err := eng.Close(ctx); err != nil {
+				return err
+			}
+			if outcome.Books != nil && !outcome.Books.OK() {
+				// As chaos does: the strategy broke the ledger's invariant.
+				return &ExitError{Code: ExitFailure, Err: fmt.Errorf("the books are broken under strategy %s: %s", cfg.Name(), outcome.Books.Summary())}
+			}
+			return nil
 		},
 	}
 	rf.register(cmd, "for-update")

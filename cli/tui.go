@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"lockstep/db"
+	"lockstep/ledger"
 	"lockstep/scenario"
 	"lockstep/tui"
 )
@@ -59,6 +61,10 @@ func (a *app) runTUI(cmd *cobra.Command, rf *runFlags, sf *scenarioFlags, pf *po
 	if srv := d.Server(); srv != nil {
 		server = "throwaway PostgreSQL " + srv.Version()
 	}
-	return tui.Run(ctx, tui.Options{DB: d, Config: cfg, Order: order, Server: server, Transfers: transfers,
+	err = tui.Run(ctx, tui.Options{DB: d, Config: cfg, Order: order, Server: server, Transfers: transfers,
 		ScenarioSummary: summary, ScenarioExpected: scenario.Expected(sf.scenario, sf.isolation), Theme: a.theme})
+	if errors.Is(err, ledger.ErrSchemaInUse) || errors.Is(err, ledger.ErrSchemaNotYours) {
+		return badInput(err)
+	}
+	return err
 }

@@ -22,14 +22,46 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// DefaultSchema is the schema the ledger lives in unless --schema says otherwise.
+// DefaultSchema is the schema the ledger lives in on the throwaway server
+// unless --schema says otherwise. On a server someone else runs, the
+// default is the login's own: lockstep_<role> (DefaultSchemaFor).
 const DefaultSchema = "lockstep"
+
+// DefaultSchemaFor is the schema a role's runs use by default on a shared
+// server, so that a class of students with their own logins never collide:
+// lockstep_<role>, the role's name made a plain identifier.
+func DefaultSchemaFor(role string) string {
+	var b strings.Builder
+	b.WriteString("lockstep_")
+	for _, r := range strings.ToLower(role) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	s := b.String()
+	if len(s) > 63 {
+		s = s[:63]
+	}
+	return s
+}
+
+func defaultSchemaFor(source, role string) string {
+	if source == "throwaway" {
+		return DefaultSchema
+	}
+	return DefaultSchemaFor(role)
+}
 
 // Options say where the database comes from.
 type Options struct {
 	// DSN is the --dsn flag; it wins over everything else.
 	DSN string
-	// Schema is the ledger's schema, set as every connection's search_path.
+	// Schema is the ledger's schema, set as every connection's search_path;
+	// "" means the default: lockstep on the throwaway server, lockstep_<role>
+	// on any other.
 	Schema string
 	// Server tunes the throwaway server, when one is started.
 	Server ServerOptions
@@ -73,11 +105,10 @@ func Open(ctx context.Context, opts Options) (*Database, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	if opts.Schema == "" {
-		opts.Schema = DefaultSchema
-	}
-	if err := ValidateSchema(opts.Schema); err != nil {
-		return nil, err
+	if opts.Schema != "" {
+		if err := ValidateSchema(opts.Schema); err != nil {
+			return nil, err
+		}
 	}
 	d := &Database{schema: opts.Schema}
 	dsn, source := opts.DSN, "--dsn"
@@ -119,6 +150,9 @@ func Open(ctx context.Context, opts Options) (*Database, error) {
 		cfg.ConnectTimeout = 5 * time.Second
 	}
 	d.config = cfg
+	if d.schema == "" {
+		d.schema = defaultSchemaFor(source, cfg.User)
+	}
 	conn, err := d.Connect(ctx, AppName("check"))
 	if err != nil {
 		d.Close()
@@ -258,6 +292,12 @@ func explainConnectError(cfg *pgx.ConnConfig, err error) error {
 	cause := err.Error()
 	if i := strings.LastIndex(cause, ": "); i >= 0 {
 		cause = cause[i+2:]
+	}
+	var opErr *net.OpError
+	if !errors.As(err, &opErr) || opErr.Op != "dial" {
+		// The connection was made, and what answered did not speak
+		// PostgreSQL's protocol (an SSH or HTTP server on that port).
+		return fmt.Errorf("something answered at %s, but it is not PostgreSQL; check the port (PostgreSQL's is usually 5432)", where)
 	}
 	return fmt.Errorf("cannot reach PostgreSQL at %s: %s; is the server running? (or omit --dsn to use a throwaway server)", where, cause)
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -21,6 +22,87 @@ const schemaMark = "lockstep ledger: created by lockstep, dropped by lockstep re
 
 // ErrUnmarkedSchema is returned when reset would drop a schema lockstep did not create.
 var ErrUnmarkedSchema = errors.New("schema exists and was not created by lockstep")
+
+// ErrSchemaNotYours is returned when the schema belongs to another role.
+var ErrSchemaNotYours = errors.New("the schema belongs to another role")
+
+// ErrSchemaInUse is returned when another lockstep run is live on the schema.
+var ErrSchemaInUse = errors.New("another lockstep run is using the schema")
+
+// claimSQL is the advisory key a run holds, shared, on its schema while it is
+// live: (hashtext(schema), 0). The ledger's own advisory keys are
+// (hashtext(schema), account id), and account ids start at 1.
+const claimSQL = "hashtext($1), 0"
+
+// Claim marks schema as in use by the caller's run for as long as conn
+// lives (a session-level advisory lock, shared: readers of one schema do
+// not exclude each other). Reset refuses to drop a schema another
+// connection claims. It fails with ErrSchemaInUse while another run is
+// re-creating the schema.
+func Claim(ctx context.Context, conn *pgx.Conn, schema string) error {
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock_shared("+claimSQL+")", schema).Scan(&ok); err != nil {
+		return fmt.Errorf("claiming schema %s: %w", schema, err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: schema %s is being re-created by another lockstep right now; try again, or use another --schema", ErrSchemaInUse, schema)
+	}
+	return nil
+}
+
+// claimants names the other backends that claim schema: who runs lockstep
+// there, for the refusal.
+func claimants(ctx context.Context, q Querier, schema string) string {
+	rows, err := q.Query(ctx, `SELECT a.usename, a.application_name, a.pid, to_char(a.backend_start, 'HH24:MI:SS')
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.classid = hashtext($1)::oid AND l.objid = 0 AND l.objsubid = 2
+		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND l.pid <> pg_backend_pid()
+		ORDER BY a.backend_start`, schema)
+	if err != nil {
+		return "another connection"
+	}
+	var who []string
+	for rows.Next() {
+		var user, app, since string
+		var pid int32
+		if rows.Scan(&user, &app, &pid, &since) == nil {
+			run := app
+			if rest, ok := strings.CutPrefix(app, "lockstep/"); ok {
+				run, _, _ = strings.Cut(rest, "/")
+				run = "run " + run
+			}
+			who = append(who, fmt.Sprintf("role %s, %s (pid %d, since %s)", user, run, pid, since))
+		}
+	}
+	rows.Close()
+	if len(who) == 0 {
+		return "another connection"
+	}
+	return strings.Join(who, "; ")
+}
+
+// checkOwner refuses a schema that exists and belongs to a role the
+// current one is not a member of (PostgreSQL would refuse to drop it, or
+// to create tables in it).
+func checkOwner(ctx context.Context, q Querier, schema string) error {
+	var owner string
+	var mine bool
+	err := q.QueryRow(ctx, `SELECT pg_get_userbyid(nspowner), pg_has_role(nspowner, 'USAGE')
+		FROM pg_namespace WHERE nspname = $1`, schema).Scan(&owner, &mine)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), err == nil && mine:
+		return nil
+	case err != nil:
+		return fmt.Errorf("looking up schema %s: %w", schema, err)
+	}
+	var me string
+	if err := q.QueryRow(ctx, "SELECT current_user").Scan(&me); err != nil {
+		return fmt.Errorf("looking up the current role: %w", err)
+	}
+	return fmt.Errorf("%w: schema %s belongs to role %s; use one of your own, %s: leave out --schema, or pass --schema %s",
+		ErrSchemaNotYours, schema, owner, db.DefaultSchemaFor(me), db.DefaultSchemaFor(me))
+}
 
 // Querier is what the ledger's queries run on: a connection, a pool or a transaction.
 type Querier interface {
@@ -102,6 +184,9 @@ func (l *Ledger) Reset(ctx context.Context, conn *pgx.Conn, schema string, setup
 		return err
 	}
 	ident := pgx.Identifier{schema}.Sanitize()
+	if err := checkOwner(ctx, conn, schema); err != nil {
+		return err
+	}
 	var comment *string
 	err := conn.QueryRow(ctx,
 		"SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1", schema).Scan(&comment)
@@ -113,6 +198,16 @@ func (l *Ledger) Reset(ctx context.Context, conn *pgx.Conn, schema string, setup
 		return fmt.Errorf("%w: refusing to drop schema %q; choose another schema, or drop it yourself if it is yours to drop", ErrUnmarkedSchema, schema)
 	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		// No other run may be live on the schema: its claim, shared,
+		// conflicts with this lock (the caller's own claim does not).
+		var free bool
+		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock("+claimSQL+")", schema).Scan(&free); err != nil {
+			return fmt.Errorf("checking that no other lockstep uses schema %s: %w", schema, err)
+		}
+		if !free {
+			return fmt.Errorf("%w: refusing to re-create schema %s under a live run (%s); use another --schema, or wait for that run to end",
+				ErrSchemaInUse, schema, claimants(ctx, tx, schema))
+		}
 		steps := []string{
 			"DROP SCHEMA IF EXISTS " + ident + " CASCADE",
 			"CREATE SCHEMA " + ident,
@@ -150,6 +245,9 @@ func (l *Ledger) ResetDatabase(ctx context.Context, d *db.Database, setup Setup)
 // drop it.
 func EnsureSchema(ctx context.Context, conn *pgx.Conn, schema string) error {
 	ident := pgx.Identifier{schema}.Sanitize()
+	if err := checkOwner(ctx, conn, schema); err != nil {
+		return err
+	}
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil {
 		return fmt.Errorf("looking up schema %s: %w", schema, err)

@@ -57,6 +57,14 @@ func (sd *side) controlConn(ctx context.Context) (*pgx.Conn, error) {
 		conn.Close(ctx)
 		return nil, fmt.Errorf("setting up the control connection to %s: %w", sd.what(), err)
 	}
+	// The run's claim on its schema, for as long as the run lives: no
+	// other lockstep may re-create the schema under it.
+	if schema := sd.db.Schema(); schema != "" {
+		if err := ledger.Claim(ctx, conn, schema); err != nil {
+			conn.Close(ctx)
+			return nil, err
+		}
+	}
 	return conn, nil
 }
 

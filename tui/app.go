@@ -42,6 +42,7 @@ type Model struct {
 	gen      int
 	starting bool
 	fatal    string
+	fatalErr error // why the sessions could not start, kept for Run's error
 
 	width, height int
 	look          *look
@@ -191,7 +192,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, waitEvents(m.engID, m.eng)
 	case engineFailedMsg:
 		if msg.id == m.engID {
-			m.starting, m.fatal, m.eng = false, msg.err.Error(), nil
+			m.starting, m.fatal, m.fatalErr, m.eng = false, msg.err.Error(), msg.err, nil
 		}
 		return m, nil
 	case eventsMsg:

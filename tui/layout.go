@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -8,6 +9,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"lockstep/ledger"
 )
 
 // Minimum terminal size; below it one line asks for more.
@@ -51,7 +54,7 @@ func (m *Model) render() string {
 	case m.fatal != "" || m.starting:
 		msg := "starting the sessions…"
 		if m.fatal != "" {
-			msg = "could not start the sessions: " + m.fatal + "\n\nm picks another strategy, s another set-up, q quits."
+			msg = "could not start the sessions: " + m.fatal + "\n\n" + fatalRemedy(m.fatalErr)
 		}
 		rows = m.look.panel("Sessions", wrapAll(strings.Split(msg, "\n"), m.width-4), m.width, bodyH, false)
 	case m.logFull:
@@ -63,6 +66,16 @@ func (m *Model) render() string {
 		rows = m.compact(bodyH)
 	}
 	return header + "\n" + strings.Join(rows, "\n") + "\n" + footer
+}
+
+// fatalRemedy says what the user can do when the sessions could not start:
+// a schema another run holds, or another role owns, needs another --schema,
+// which only a new start can take.
+func fatalRemedy(err error) string {
+	if errors.Is(err, ledger.ErrSchemaInUse) || errors.Is(err, ledger.ErrSchemaNotYours) {
+		return "q quits; start again with another --schema (or wait for the other run to end)."
+	}
+	return "m picks another strategy, s another set-up, q quits."
 }
 
 // grid is the layout with room for everything: the sessions; the
@@ -201,8 +214,12 @@ func (m *Model) viewHeader() string {
 		if m.cfg.TwoDatabases() && m.cfg.DB2 != nil {
 			server += fmt.Sprintf(" · A = %s, B = %s", m.cfg.DB.Name(), m.cfg.DB2.Name())
 		}
+		deadlock, run := "—", "—" // until a run has started
+		if m.runID != "" {
+			deadlock, run = vol.DeadlockTimeout(m.deadlock), vol.RunID(m.runID)
+		}
 		line2 = st.subtle.Render(fmt.Sprintf("%s · poll %s · deadlock_timeout %s · run %s · %s",
-			server, m.cfg.Poll, vol.DeadlockTimeout(m.deadlock), vol.RunID(m.runID), auto))
+			server, m.cfg.Poll, deadlock, run, auto))
 	}
 	return ansi.Truncate(line1, m.width, "…") + "\n" + ansi.Truncate(line2, m.width, "…")
 }

@@ -89,8 +89,19 @@ func roundAge(d time.Duration) string {
 func Run(ctx context.Context, opts Options, progOpts ...tea.ProgramOption) error {
 	m := New(ctx, opts)
 	defer m.Close()
-	return runProgram(ctx, m, progOpts)
+	if err := runProgram(ctx, m, progOpts); err != nil {
+		return err
+	}
+	if m.fatalErr != nil && m.eng == nil {
+		// Quit while the sessions could not start: the run did not happen.
+		return fmt.Errorf("%w: %w", ErrNotStarted, m.fatalErr)
+	}
+	return nil
 }
+
+// ErrNotStarted is returned when the user quits an interface whose sessions
+// could not start.
+var ErrNotStarted = errors.New("the sessions could not start")
 
 // runProgram runs a Bubble Tea program until it quits or ctx ends. A program
 // killed because ctx ended (Ctrl-C, SIGTERM, SIGHUP) is no error: the

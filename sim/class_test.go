@@ -1,0 +1,121 @@
+package sim_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"lockstep/db"
+	"lockstep/db/dbtest"
+	"lockstep/ledger"
+	"lockstep/sim"
+)
+
+// student creates a role that may only connect to the test database and
+// create schemas in it, as a school server gives each student, and opens
+// the database as that role with the default schema.
+func student(t *testing.T, name string) *db.Database {
+	t.Helper()
+	ctx := context.Background()
+	admin := dbtest.DB(t)
+	conn, err := admin.Connect(ctx, db.AppName("test-roles"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	role := name + "_" + strings.ToLower(string(db.NewRunID()))
+	for _, sql := range []string{
+		"CREATE ROLE " + role + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE",
+		"GRANT CONNECT, CREATE ON DATABASE " + admin.Name() + " TO " + role,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		conn, err := admin.Connect(ctx, db.AppName("test-roles"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(ctx)
+		for _, sql := range []string{"DROP OWNED BY " + role + " CASCADE", "DROP ROLE " + role} {
+			if _, err := conn.Exec(ctx, sql); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	u, err := url.Parse(dbtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	d, err := db.Open(ctx, db.Options{DSN: u.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func engineFor(ctx context.Context, t *testing.T, d *db.Database) (*sim.Engine, error) {
+	t.Helper()
+	s, err := ledger.Lookup("for-update")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := sim.New(ctx, sim.Config{DB: d, Ledger: dbtest.Ledger(t), Strategy: s, Sessions: 2,
+		Setup: ledger.DefaultSetup(), Poll: 50 * time.Millisecond})
+	if err == nil {
+		t.Cleanup(func() { eng.Close(ctx) })
+	}
+	return eng, err
+}
+
+// A class on one server: each student's runs go to a schema of their own by
+// default; a second run on a live run's schema is refused, naming the run;
+// another student's schema is refused, naming its owner.
+func TestAClassSharesOneServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ann, bob := student(t, "ls_ann"), student(t, "ls_bob")
+	if !strings.HasPrefix(ann.Schema(), "lockstep_ls_ann_") || ann.Schema() == bob.Schema() {
+		t.Fatalf("default schemas %q and %q", ann.Schema(), bob.Schema())
+	}
+	first, err := engineFor(ctx, t, ann)
+	if err != nil {
+		t.Fatalf("ann's run, a role with CONNECT and CREATE only: %v", err)
+	}
+	if _, err := engineFor(ctx, t, bob); err != nil {
+		t.Fatalf("bob's run beside ann's: %v", err)
+	}
+
+	_, err = engineFor(ctx, t, ann)
+	if !errors.Is(err, ledger.ErrSchemaInUse) || !strings.Contains(err.Error(), "run "+string(first.RunID())) {
+		t.Fatalf("a second run on ann's live schema: %v", err)
+	}
+	// The first run goes on, its ledger untouched.
+	if _, books, err := first.Books(ctx); err != nil || !books.OK() {
+		t.Fatalf("ann's first run after the refusal: books %+v, %v", books, err)
+	}
+
+	bobOnAnns, err := bob.WithSchema(ann.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = engineFor(ctx, t, bobOnAnns)
+	annRole := strings.TrimPrefix(ann.Schema(), "lockstep_")
+	if !errors.Is(err, ledger.ErrSchemaNotYours) || !strings.Contains(err.Error(), "belongs to role "+annRole) {
+		t.Fatalf("bob on ann's schema: %v", err)
+	}
+
+	// Once the first run ends, its schema may be re-created.
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engineFor(ctx, t, ann); err != nil {
+		t.Fatalf("ann's run after the first ended: %v", err)
+	}
+}
