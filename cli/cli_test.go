@@ -421,3 +421,45 @@ func TestBenchVsPgbench(t *testing.T) {
 		t.Errorf("ratio_vs_pgbench %v, want %v", sum.Ratio, want)
 	}
 }
+
+// clean removes what lockstep made — the run's marked schema — and nothing
+// it did not: a schema of the same user without lockstep's mark stays.
+func TestCleanRemovesOnlyWhatLockstepMade(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	args := withDB(t, "reset")
+	if _, errOut, code := lockstep(t, args...); code != 0 {
+		t.Fatalf("reset: exit %d: %s", code, errOut)
+	}
+	schema := args[len(args)-1]
+	foreign := schema + "_theirs"
+	conn, err := pgx.Connect(ctx, dbtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+foreign); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+foreign)
+	cleanArgs := append([]string{"clean"}, args[1:]...)
+	if _, errOut, code := lockstep(t, cleanArgs...); code != cli.ExitBadInput || !strings.Contains(errOut, "pass --yes") {
+		t.Fatalf("clean without --yes, not on a terminal: exit %d: %s", code, errOut)
+	}
+	out, errOut, code := lockstep(t, append(cleanArgs, "--yes")...)
+	if code != 0 || !strings.Contains(out, "removed schema "+schema+"\n") || strings.Contains(out, foreign) {
+		t.Fatalf("clean --yes: exit %d: %s%s", code, out, errOut)
+	}
+	var left []string
+	rows, err := conn.Query(ctx, "SELECT nspname FROM pg_namespace WHERE nspname IN ($1, $2) ORDER BY 1", schema, foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(left) != 1 || left[0] != foreign {
+		t.Fatalf("after clean: %v left (%v); want only %s", left, err, foreign)
+	}
+	if out, _, code := lockstep(t, append(cleanArgs, "--yes")...); code != 0 || !strings.Contains(out, "nothing to remove") {
+		t.Fatalf("a second clean: exit %d: %s", code, out)
+	}
+}

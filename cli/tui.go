@@ -19,6 +19,9 @@ func (a *app) openSecond(ctx context.Context, first *db.Database) (*db.Database,
 	if err != nil {
 		return nil, badInput(err)
 	}
+	if d.Created() {
+		fmt.Fprintf(a.stderr, "lockstep: created database %s beside %s for the second side (lockstep clean --all-mine drops it)\n", d.Name(), first.Name())
+	}
 	return d, nil
 }
 

@@ -80,6 +80,7 @@ type Database struct {
 	schema  string
 	source  string
 	version string
+	created bool // CREATE DATABASE was this lockstep's (the second database)
 }
 
 // libpqVars are the environment variables whose presence means the user has

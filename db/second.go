@@ -11,6 +11,13 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// DatabaseMark is the comment on a database lockstep created.
+const DatabaseMark = "created by lockstep for two-database runs; lockstep clean --all-mine drops it"
+
+// Created says whether this lockstep created the database (the second
+// database of a coupled run), so that the command can say so.
+func (d *Database) Created() bool { return d.created }
+
 // SecondName is the database lockstep creates beside the first one when no
 // --dsn2 names a second database.
 const SecondName = "lockstep_b"
@@ -69,6 +76,12 @@ func (d *Database) sibling(ctx context.Context, name string) (*Database, error) 
 		if code := SQLState(err); code != pgerrcode.DuplicateDatabase && code != pgerrcode.UniqueViolation {
 			return nil, fmt.Errorf("creating the second database %s (or pass --dsn2): %w", name, err)
 		}
+	} else {
+		// Marked, so that lockstep clean may drop it and nothing it did not make.
+		if _, err := conn.Exec(ctx, "COMMENT ON DATABASE "+pgx.Identifier{name}.Sanitize()+" IS '"+DatabaseMark+"'"); err != nil {
+			return nil, fmt.Errorf("marking the second database %s: %w", name, err)
+		}
+		c.created = true
 	}
 	if err := c.check(ctx); err != nil {
 		return nil, fmt.Errorf("the second database %s: %w", name, err)

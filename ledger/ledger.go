@@ -50,8 +50,8 @@ func Claim(ctx context.Context, conn *pgx.Conn, schema string) error {
 	return nil
 }
 
-// claimants names the other backends that claim schema: who runs lockstep
-// there, for the refusal.
+// claimants names the other backends that claim schema — who runs lockstep
+// there, for a refusal — or is "" when none does.
 func claimants(ctx context.Context, q Querier, schema string) string {
 	rows, err := q.Query(ctx, `SELECT a.usename, a.application_name, a.pid, to_char(a.backend_start, 'HH24:MI:SS')
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -60,7 +60,7 @@ func claimants(ctx context.Context, q Querier, schema string) string {
 		  AND l.pid <> pg_backend_pid()
 		ORDER BY a.backend_start`, schema)
 	if err != nil {
-		return "another connection"
+		return ""
 	}
 	var who []string
 	for rows.Next() {
@@ -76,9 +76,6 @@ func claimants(ctx context.Context, q Querier, schema string) string {
 		}
 	}
 	rows.Close()
-	if len(who) == 0 {
-		return "another connection"
-	}
 	return strings.Join(who, "; ")
 }
 
@@ -205,8 +202,12 @@ func (l *Ledger) Reset(ctx context.Context, conn *pgx.Conn, schema string, setup
 			return fmt.Errorf("checking that no other lockstep uses schema %s: %w", schema, err)
 		}
 		if !free {
+			who := claimants(ctx, tx, schema)
+			if who == "" {
+				who = "another connection"
+			}
 			return fmt.Errorf("%w: refusing to re-create schema %s under a live run (%s); use another --schema, or wait for that run to end",
-				ErrSchemaInUse, schema, claimants(ctx, tx, schema))
+				ErrSchemaInUse, schema, who)
 		}
 		steps := []string{
 			"DROP SCHEMA IF EXISTS " + ident + " CASCADE",

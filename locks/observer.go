@@ -159,8 +159,11 @@ func (o *Observer) setUpRowLocks(ctx context.Context) {
 		if errors.As(err, &pgErr) {
 			msg = pgErr.Message
 		}
-		o.rowNote = "row locks not shown: the pgrowlocks extension cannot be created here (" + msg +
-			"); row-level locks live in the row headers, not in pg_locks"
+		cfg := o.conn.Config()
+		o.rowNote = fmt.Sprintf("row locks not shown: they live in the rows, not in pg_locks, and pgrowlocks, "+
+			"which reads them, is not installed in database %s; role %s may not install it (%s). "+
+			"An administrator can, once, for every role: CREATE EXTENSION pgrowlocks; in database %s.",
+			cfg.Database, cfg.User, msg, cfg.Database)
 		return
 	}
 	o.rowLocks = find()

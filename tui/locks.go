@@ -27,7 +27,7 @@ func (p *locksPane) Show(f *frame) { p.snap = f.snap }
 
 func (p *locksPane) View() []string {
 	st := p.look.st
-	innerH := p.h - 3
+	innerH, innerW := p.h-3, p.w-4
 	var idx []int
 	for i, it := range p.sel.items {
 		if it.edge == nil {
@@ -38,10 +38,13 @@ func (p *locksPane) View() []string {
 	header := st.subtle.Render(fmt.Sprintf(" %-*s %-8s %-22s %-17s %s", sessW, "", "type", "on", "mode", "status"))
 	lines := []string{header}
 	room := innerH - 1
-	note := ""
+	// A note on missing row locks is said in full, however many lines.
+	var note []string
 	if p.snap != nil && p.snap.RowLockNote != "" {
-		note = st.subtle.Render(p.snap.RowLockNote)
-		room--
+		for _, l := range wrapAll([]string{p.snap.RowLockNote}, innerW) {
+			note = append(note, st.subtle.Render(l))
+		}
+		room -= len(note)
 	}
 	start := 0
 	for k, i := range idx {
@@ -71,13 +74,16 @@ func (p *locksPane) View() []string {
 	if len(idx) == 0 {
 		lines = append(lines, st.subtle.Render(" no locks: no session has a transaction open"))
 	}
-	if note != "" {
+	if len(note) > 0 && len(note) < innerH {
 		for len(lines) < innerH {
 			lines = append(lines, "")
 		}
-		lines = append(lines[:innerH-1], note)
+		lines = append(lines[:innerH-len(note)], note...)
 	}
 	title := "Locks, those behind the waits first (pg_locks, pgrowlocks)"
+	if p.snap != nil && p.snap.RowLockNote != "" {
+		title = "Locks, those behind the waits first (pg_locks; no row locks)"
+	}
 	if len(idx) > room {
 		title += fmt.Sprintf(" — %d of %d, ↑/↓", min(room, len(idx)), len(idx))
 	}

@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/charmbracelet/x/term"
+	"github.com/spf13/cobra"
+
+	"lockstep/db"
+	"lockstep/ledger"
+)
+
+func (a *app) cleanCommand() *cobra.Command {
+	var all, yes bool
+	cmd := &cobra.Command{
+		Use:   "clean",
+		Short: "Remove what lockstep left on a server for your login",
+		Long: "clean lists what lockstep created on the server for your login and left there — the run's schema\n" +
+			"(every schema lockstep marked as its own, with --all-mine), prepared transactions of runs that have\n" +
+			"ended, and with --all-mine the database " + db.SecondName + " of two-database runs when lockstep created it\n" +
+			"and nothing else lives there — and removes them after you confirm (--yes: without asking). Nothing\n" +
+			"lockstep did not create is touched, nor anything a live run uses. The pgrowlocks extension stays: it\n" +
+			"serves everyone on the database.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			d, err := a.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			out := cmd.OutOrStdout()
+			if d.Server() != nil {
+				fmt.Fprintln(out, "nothing to clean: the throwaway server is deleted, whole, as lockstep exits (give --dsn for a server of your own)")
+				return nil
+			}
+			conn, err := d.Connect(ctx, db.AppName("clean"))
+			if err != nil {
+				return err
+			}
+			defer conn.Close(context.WithoutCancel(ctx))
+			list, err := ledger.Leftovers(ctx, conn, d.Schema(), all)
+			if err != nil {
+				return err
+			}
+			a.checkSecond(ctx, d, list)
+			fmt.Fprintf(out, "lockstep's leftovers on %s:\n", d.Describe())
+			var remove []ledger.Leftover
+			for _, l := range list {
+				fmt.Fprintf(out, "  %s\n", l)
+				if l.Keep == "" {
+					remove = append(remove, l)
+				}
+			}
+			if len(remove) == 0 {
+				if len(list) == 0 {
+					fmt.Fprintln(out, "  none")
+				}
+				hint := ""
+				if !all {
+					hint = " (--all-mine looks for every schema of yours, and " + db.SecondName + ")"
+				}
+				fmt.Fprintf(out, "nothing to remove%s\n", hint)
+				return nil
+			}
+			if !yes {
+				ok, err := confirm(cmd.InOrStdin(), out, len(remove))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					fmt.Fprintln(out, "nothing removed")
+					return nil
+				}
+			}
+			for _, l := range remove {
+				if err := ledger.Remove(ctx, conn, l); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "removed %s %s\n", l.Kind, l.Name)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all-mine", false, "every schema lockstep made for your login on this database, and "+db.SecondName)
+	cmd.Flags().BoolVar(&yes, "yes", false, "remove without asking (for scripts)")
+	return cmd
+}
+
+// checkSecond keeps the second database when anything but lockstep's own
+// lives there.
+func (a *app) checkSecond(ctx context.Context, d *db.Database, list []ledger.Leftover) {
+	for i, l := range list {
+		if l.Kind != "database" || l.Keep != "" {
+			continue
+		}
+		second, err := db.OpenSecond(ctx, d, "")
+		if err != nil {
+			list[i].Keep = "cannot look inside it: " + err.Error()
+			continue
+		}
+		conn, err := second.Connect(ctx, db.AppName("clean"))
+		if err != nil {
+			list[i].Keep = "cannot look inside it: " + err.Error()
+			continue
+		}
+		why, err := ledger.SecondHoldsOnlyLockstep(ctx, conn)
+		conn.Close(context.WithoutCancel(ctx))
+		switch {
+		case err != nil:
+			list[i].Keep = err.Error()
+		case why != "":
+			list[i].Keep = why
+		}
+	}
+}
+
+// confirm asks before removing, on a terminal; elsewhere it wants --yes.
+func confirm(in io.Reader, out io.Writer, n int) (bool, error) {
+	if f, ok := in.(*os.File); !ok || !term.IsTerminal(f.Fd()) {
+		return false, badInput(errors.New("clean asks before it removes anything: pass --yes to remove without asking"))
+	}
+	fmt.Fprintf(out, "remove these %d? [y/N] ", n)
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes", nil
+}
