@@ -251,6 +251,9 @@ func (s *Snapshot) explainRowWait(e *Edge, waiter *Backend) {
 			}
 			e.Why = fmt.Sprintf("%s: %s holds %s on accounts id=%d (%s), which conflicts with %s",
 				prefix, e.Holder, r.Mode, r.Account, by, want)
+			if r.Inferred {
+				e.Why += fmt.Sprintf(" (by the statements lockstep sent %s)", e.Holder)
+			}
 			e.Conflict = &Conflict{Row: true, Held: int(r.Mode), Wanted: int(want)}
 			e.HeldRow = &r
 			return

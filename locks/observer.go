@@ -38,7 +38,18 @@ type Observer struct {
 	// byPid names the sessions found by pid rather than application_name.
 	byPid map[int32]string
 	pids  []int32
+	// inferred are the row locks the run's sessions hold by what they were
+	// sent, used where pgrowlocks cannot be read.
+	inferred []RowLock
 }
+
+// Infer gives the observer the row locks the sessions hold by the statements
+// they were sent (a foreign-key check's FOR KEY SHARE, a SELECT … FOR
+// UPDATE, an UPDATE's FOR NO KEY UPDATE). Where pgrowlocks cannot be read,
+// polls report these, marked Inferred, so that a wait on a transaction is
+// still explained by the row modes that decide it. Only the polling
+// goroutine calls it.
+func (o *Observer) Infer(rows []RowLock) { o.inferred = rows }
 
 // Named tells the observer which backends to read by pid, and their
 // session names, besides those the run's application_name finds: sessions
@@ -154,16 +165,10 @@ func (o *Observer) setUpRowLocks(ctx context.Context) {
 		if o.rowLocks = find(); o.rowLocks != "" {
 			return
 		}
-		msg := err.Error()
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) {
-			msg = pgErr.Message
-		}
 		cfg := o.conn.Config()
-		o.rowNote = fmt.Sprintf("row locks not shown: they live in the rows, not in pg_locks, and pgrowlocks, "+
-			"which reads them, is not installed in database %s; role %s may not install it (%s). "+
-			"An administrator can, once, for every role: CREATE EXTENSION pgrowlocks; in database %s.",
-			cfg.Database, cfg.User, msg, cfg.Database)
+		o.rowNote = fmt.Sprintf("row locks: from the statements lockstep sent, not read from the rows "+
+			"(pgrowlocks is not in database %s, and role %s may not add it; an administrator can, once, for every role: "+
+			"CREATE EXTENSION pgrowlocks;)", cfg.Database, cfg.User)
 		return
 	}
 	o.rowLocks = find()
@@ -304,6 +309,12 @@ func (o *Observer) readRows(ctx context.Context, snap *Snapshot, touched, exclus
 		}
 	}
 	if o.rowLocks == "" {
+		for _, r := range o.inferred {
+			if _, ok := snap.Backend(r.Session); ok {
+				r.Database = o.label
+				snap.RowLocks = append(snap.RowLocks, r)
+			}
+		}
 		return nil
 	}
 	return o.readRowLocks(ctx, snap)

@@ -162,6 +162,9 @@ type RowLock struct {
 	Mode     RowMode
 	// Raw is pgrowlocks' own word for the mode: "For Key Share", "No Key Update", …
 	Raw string
+	// Inferred marks a row lock known from the statements lockstep sent the
+	// session (where pgrowlocks cannot be read), not read from the row.
+	Inferred bool
 }
 
 // Snapshot is one poll: the run's backends, their locks, row locks and the wait-for graph.

@@ -19,8 +19,18 @@ import (
 // the database as that role with the default schema.
 func student(t *testing.T, name string) *db.Database {
 	t.Helper()
+	return studentOn(t, name, "")
+}
+
+// studentOn is student on database dbname of the test server ("" the test
+// database), which the role may connect to and create schemas in.
+func studentOn(t *testing.T, name, dbname string) *db.Database {
+	t.Helper()
 	ctx := context.Background()
 	admin := dbtest.DB(t)
+	if dbname == "" {
+		dbname = admin.Name()
+	}
 	conn, err := admin.Connect(ctx, db.AppName("test-roles"))
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +39,7 @@ func student(t *testing.T, name string) *db.Database {
 	role := name + "_" + strings.ToLower(string(db.NewRunID()))
 	for _, sql := range []string{
 		"CREATE ROLE " + role + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE",
-		"GRANT CONNECT, CREATE ON DATABASE " + admin.Name() + " TO " + role,
+		"GRANT CONNECT, CREATE ON DATABASE " + dbname + " TO " + role,
 	} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			t.Fatal(err)
@@ -53,6 +63,7 @@ func student(t *testing.T, name string) *db.Database {
 		t.Fatal(err)
 	}
 	u.User = url.User(role)
+	u.Path = "/" + dbname
 	d, err := db.Open(ctx, db.Options{DSN: u.String()})
 	if err != nil {
 		t.Fatal(err)
@@ -117,5 +128,57 @@ func TestAClassSharesOneServer(t *testing.T) {
 	}
 	if _, err := engineFor(ctx, t, ann); err != nil {
 		t.Fatalf("ann's run after the first ended: %v", err)
+	}
+}
+
+// Without pgrowlocks (a fresh database, a role that may not create the
+// extension), the lecture's wait is still explained by its row modes —
+// FOR KEY SHARE taken by T1's foreign-key check against T2's FOR UPDATE,
+// Table 13.3 — known from the statements lockstep sent.
+func TestRowModesWithoutPgrowlocks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin, err := dbtest.DB(t).Connect(ctx, db.AppName("test-createdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	dbname := "ls_class_" + strings.ToLower(string(db.NewRunID()))
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+dbname); err != nil {
+		t.Fatal(err)
+	}
+	d := studentOn(t, "ls_carol", dbname)
+	t.Cleanup(func() { // before the role goes: the role has rights on it
+		conn, err := dbtest.DB(t).Connect(ctx, db.AppName("test-createdb"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+dbname+" WITH (FORCE)"); err != nil {
+			t.Error(err)
+		}
+	})
+	eng, err := engineFor(ctx, t, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, note := eng.Observer().RowLocksAvailable(); ok || !strings.Contains(note, "CREATE EXTENSION pgrowlocks;") {
+		t.Fatalf("pgrowlocks available %v, note %q", ok, note)
+	}
+	for range 4 { // BEGIN and the three inserts
+		step(t, eng, 0)
+		step(t, eng, 1)
+	}
+	// Both hold FOR KEY SHARE on account 1 (their foreign-key checks): T2's
+	// SELECT … FOR UPDATE of it waits for T1.
+	ev := step(t, eng, 1)
+	if ev.Kind != sim.WaitingForLock || len(ev.Waits) != 1 {
+		t.Fatalf("T1: %v, waits %+v", ev.Kind, ev.Waits)
+	}
+	e := ev.Waits[0]
+	if e.HeldRow == nil || !e.HeldRow.Inferred || e.Conflict == nil || !e.Conflict.Row ||
+		!strings.Contains(e.Why, "T1 holds FOR KEY SHARE on accounts id=1 (a foreign-key check), which conflicts with FOR UPDATE") {
+		t.Fatalf("the wait's explanation: %+v", e)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"lockstep/ledger"
 	"lockstep/locks"
 )
 
@@ -236,6 +237,15 @@ func (e *Engine) poll() (*locks.Snapshot, error) {
 	obs := make([]*locks.Observer, len(e.sides))
 	for i, sd := range e.sides {
 		obs[i] = sd.obs
+		if e.cfg.Scenario == nil {
+			var rows []locks.RowLock
+			for _, s := range e.sessions {
+				if s.side == sd {
+					rows = append(rows, s.inferredRowLocks()...)
+				}
+			}
+			sd.obs.Infer(rows)
+		}
 		if e.cfg.AppName != nil {
 			byPid := map[int32]string{}
 			for _, s := range e.sessions {
@@ -256,6 +266,55 @@ func (e *Engine) poll() (*locks.Snapshot, error) {
 		snaps[i] = snap
 	}
 	return locks.Merge(snaps...), nil
+}
+
+// inferredRowLocks are the row locks the session's open transaction holds by
+// the transfer statements it has run, strongest per account: an entry's
+// foreign-key check (and a transfer's two) takes FOR KEY SHARE on its account, SELECT … FOR UPDATE
+// (or FOR NO KEY UPDATE) that mode, an UPDATE of the balance FOR NO KEY
+// UPDATE. An aborted transaction has released them; typed SQL is not
+// counted. e.mu is held.
+func (s *session) inferredRowLocks() []locks.RowLock {
+	ls, ok := s.script.(*ledger.Script)
+	if !ok || s.pid == 0 {
+		return nil
+	}
+	switch s.state {
+	case InTransaction, Running, Waiting:
+	default:
+		return nil
+	}
+	strongest := map[int64]locks.RowMode{}
+	var order []int64
+	take := func(account int64, mode locks.RowMode) {
+		cur, seen := strongest[account]
+		if !seen {
+			order = append(order, account)
+		}
+		if !seen || mode > cur {
+			strongest[account] = mode
+		}
+	}
+	for _, st := range ls.Statements[:min(s.next, len(ls.Statements))] {
+		switch {
+		case st.Kind == ledger.InsertTransfer: // its two foreign keys to accounts
+			take(st.Transfer.From, locks.ForKeyShare)
+			take(st.Transfer.To, locks.ForKeyShare)
+		case st.Kind == ledger.InsertEntry:
+			take(st.Account, locks.ForKeyShare)
+		case st.Kind == ledger.ReadBalance && st.Lock == "FOR UPDATE":
+			take(st.Account, locks.ForUpdate)
+		case st.Kind == ledger.ReadBalance && st.Lock == "FOR NO KEY UPDATE":
+			take(st.Account, locks.ForNoKeyUpdate)
+		case st.Kind == ledger.SetBalance, st.Kind == ledger.AddBalance:
+			take(st.Account, locks.ForNoKeyUpdate)
+		}
+	}
+	out := make([]locks.RowLock, 0, len(order))
+	for _, acc := range order {
+		out = append(out, locks.RowLock{Account: acc, Pid: s.pid, Session: s.name, Mode: strongest[acc], Inferred: true})
+	}
+	return out
 }
 
 // reconnectObservers replaces lost observer connections, where the server answers.

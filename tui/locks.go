@@ -41,7 +41,12 @@ func (p *locksPane) View() []string {
 	// A note on missing row locks is said in full, however many lines.
 	var note []string
 	if p.snap != nil && p.snap.RowLockNote != "" {
-		for _, l := range wrapAll([]string{p.snap.RowLockNote}, innerW) {
+		wrapped := wrapAll([]string{p.snap.RowLockNote}, innerW)
+		if room-len(wrapped) < 2 && len(idx) > 0 {
+			// Too small a pane to say it all and still show the locks.
+			wrapped = []string{ansi.Truncate(p.snap.RowLockNote, innerW, "…")}
+		}
+		for _, l := range wrapped {
 			note = append(note, st.subtle.Render(l))
 		}
 		room -= len(note)
@@ -82,7 +87,7 @@ func (p *locksPane) View() []string {
 	}
 	title := "Locks, those behind the waits first (pg_locks, pgrowlocks)"
 	if p.snap != nil && p.snap.RowLockNote != "" {
-		title = "Locks, those behind the waits first (pg_locks; no row locks)"
+		title = "Locks, those behind the waits first (pg_locks; rows: see below)"
 	}
 	if len(idx) > room {
 		title += fmt.Sprintf(" — %d of %d, ↑/↓", min(room, len(idx)), len(idx))
@@ -122,6 +127,9 @@ func (p *locksPane) line(it item, sessW int) string {
 	case it.row != nil:
 		r := it.row
 		status := "row lock"
+		if r.Inferred {
+			status = "row lock, by its statements"
+		}
 		if who := p.blocks(func(e locks.Edge) bool {
 			return e.HeldRow != nil && e.HeldRow.Session == r.Session && e.HeldRow.Account == r.Account && e.HeldRow.Mode == r.Mode
 		}); who != "" {
