@@ -463,3 +463,39 @@ func TestCleanRemovesOnlyWhatLockstepMade(t *testing.T) {
 		t.Fatalf("a second clean: exit %d: %s", code, out)
 	}
 }
+
+// run drops the schema it made at the end, and says so, unless --keep.
+func TestRunDropsItsSchemaUnlessKept(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	exists := func(schema string) bool {
+		var ok bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	for _, keep := range []bool{false, true} {
+		args := withDB(t, "run", "--strategy", "ordered")
+		if keep {
+			args = append(args, "--keep")
+		}
+		schema := args[len(args)-1]
+		if keep {
+			schema = args[len(args)-2]
+		}
+		_, errOut, code := lockstep(t, args...)
+		if code != 0 {
+			t.Fatalf("run (keep %v): exit %d: %s", keep, code, errOut)
+		}
+		said := strings.Contains(errOut, "dropped schema "+schema)
+		if exists(schema) != keep || said == keep {
+			t.Errorf("run (keep %v): schema %s exists %v; stderr %q", keep, schema, exists(schema), errOut)
+		}
+	}
+}

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"lockstep/db"
+	"lockstep/ledger"
 	"lockstep/sim"
 	"lockstep/transcript"
 )
@@ -13,7 +16,7 @@ func (a *app) runCommand() *cobra.Command {
 	var rf runFlags
 	var sf scenarioFlags
 	var pf poolFlags
-	var asJSON bool
+	var asJSON, keep bool
 	var resolve string
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -71,6 +74,11 @@ func (a *app) runCommand() *cobra.Command {
 			if err := eng.Close(ctx); err != nil {
 				return err
 			}
+			if !keep {
+				if err := a.dropRunSchema(ctx, cfg.DB, cfg.DB2); err != nil {
+					return err
+				}
+			}
 			if outcome.Books != nil && !outcome.Books.OK() {
 				// As chaos does: the strategy broke the ledger's invariant.
 				return &ExitError{Code: ExitFailure, Err: fmt.Errorf("the books are broken under strategy %s: %s", cfg.Name(), outcome.Books.Summary())}
@@ -82,8 +90,31 @@ func (a *app) runCommand() *cobra.Command {
 	sf.register(cmd)
 	pf.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per event, then a summary object")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the run's schema (the ledger, a scenario's tables) on a server you named; by default run drops it at the end")
 	cmd.Flags().StringVar(&resolve, "resolve", "commit", "what to do with a prepared transaction the run leaves behind: commit or rollback (COMMIT/ROLLBACK PREPARED)")
 	return cmd
+}
+
+// dropRunSchema drops the schema the run made, in each of its databases,
+// on a server someone else runs (the throwaway server goes whole), and
+// says so.
+func (a *app) dropRunSchema(ctx context.Context, dbs ...*db.Database) error {
+	for _, d := range dbs {
+		if d == nil || d.Server() != nil {
+			continue
+		}
+		conn, err := d.Connect(ctx, db.AppName("drop"))
+		if err != nil {
+			return err
+		}
+		err = ledger.Remove(ctx, conn, ledger.Leftover{Kind: "schema", Name: d.Schema()})
+		conn.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return fmt.Errorf("dropping the run's schema %s in %s: %w", d.Schema(), d.Name(), err)
+		}
+		fmt.Fprintf(a.stderr, "lockstep: dropped schema %s in %s, made for this run (--keep keeps it)\n", d.Schema(), d.Name())
+	}
+	return nil
 }
 
 func parseResolve(s string) (commit bool, err error) {
