@@ -218,6 +218,10 @@ func (sd *side) endPrepared(ctx context.Context, gid string, commit bool) error 
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
+// ErrLedgerGone says the ledger's tables are gone: someone dropped the
+// run's schema, or its tables, from outside the run.
+var ErrLedgerGone = errors.New("the ledger is gone")
+
 // ErrLedgerLocked says the balances could not be read because a session
 // holds the accounts table exclusively.
 var ErrLedgerLocked = errors.New("a session holds the accounts table exclusively")
@@ -250,6 +254,9 @@ func (sd *side) ledgerError(err error) error {
 		return nil
 	case db.SQLState(err) == pgerrcode.LockNotAvailable:
 		return fmt.Errorf("%w: %w", ErrLedgerLocked, err)
+	case db.SQLState(err) == pgerrcode.UndefinedTable || db.SQLState(err) == pgerrcode.InvalidSchemaName:
+		return fmt.Errorf("%w: schema %s in %s has lost its tables (dropped from outside this run); a reset re-creates them",
+			ErrLedgerGone, sd.db.Schema(), sd.db.Name())
 	case sd.label != "":
 		return fmt.Errorf("reading the balances in %s: %w", sd.what(), err)
 	}

@@ -265,6 +265,8 @@ func readBooks(old booksState, b sim.Balances) booksState {
 	switch {
 	case errors.Is(b.Err, sim.ErrLedgerLocked):
 		old.problem = "balances not read: a session holds the accounts table exclusively (shown as last read)"
+	case errors.Is(b.Err, sim.ErrLedgerGone):
+		old.problem = "balances not read: " + strings.TrimPrefix(b.Err.Error(), sim.ErrLedgerGone.Error()+": ") + " (r)"
 	case b.Err != nil:
 		old.problem = "balances not read: " + b.Err.Error()
 	case b.ByDatabase != nil:
