@@ -124,7 +124,14 @@ func (f *scenarioFlags) register(cmd *cobra.Command) {
 
 // config builds the engine's config for the scenario the flags name, with
 // the permutation's session order and the scenario's one-line summary.
-func (f *scenarioFlags) config(a *app, rf *runFlags) (sim.Config, []int, string, error) {
+func (f *scenarioFlags) config(a *app, rf *runFlags, fix string) (sim.Config, []int, string, error) {
+	if fix != "" && fix != "none" {
+		name, err := scenario.WithFix(f.scenario, fix)
+		if err != nil {
+			return sim.Config{}, nil, "", badInput(err)
+		}
+		f.scenario = name
+	}
 	sc, err := loadSpec(f.scenario, f.isolation)
 	if err != nil {
 		return sim.Config{}, nil, "", badInput(err)

@@ -24,7 +24,7 @@ func (f *poolFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.IntVar(&f.size, "pool-size", 4, "--scenario pool: the pool's size P (its MaxConns)")
 	fl.IntVar(&f.tasks, "tasks", 0, "--scenario pool: tasks running at once (default: the pool's size)")
-	fl.StringVar(&f.fix, "fix", "none", "--scenario pool: none, up-front, pool-per-database or semaphore")
+	fl.StringVar(&f.fix, "fix", "none", "the scenario's fix: for pool none, up-front, pool-per-database or semaphore; for ddl-queue lock-timeout; for job-queue nowait or skip-locked; for coupled ordered, lock-timeout, 2pc")
 }
 
 // poolSetup checks the flags, opens both databases and builds the pool

@@ -40,7 +40,7 @@ func (a *app) runCommand() *cobra.Command {
 			}
 			summary := ""
 			if sf.scenario != "" {
-				if cfg, order, summary, err = sf.config(a, &rf); err != nil {
+				if cfg, order, summary, err = sf.config(a, &rf, pf.fix); err != nil {
 					return err
 				}
 			}

@@ -42,7 +42,7 @@ func (a *app) runTUI(cmd *cobra.Command, rf *runFlags, sf *scenarioFlags, pf *po
 	transfers := cfg
 	summary := ""
 	if sf.scenario != "" {
-		if cfg, order, summary, err = sf.config(a, rf); err != nil {
+		if cfg, order, summary, err = sf.config(a, rf, pf.fix); err != nil {
 			return err
 		}
 	}

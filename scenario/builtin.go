@@ -110,3 +110,53 @@ func LoadBuiltin(name, isolation string) (*Spec, error) {
 	}
 	return nil, fmt.Errorf("no scenario or file %q: the built-in scenarios are %s (see lockstep scenarios)", name, strings.Join(names, ", "))
 }
+
+// fixFamilies are the built-in scenarios that show a problem, each followed
+// by its fixes, in the order the interface's f key cycles them.
+var fixFamilies = [][]string{
+	{"coupled", "coupled-ordered", "coupled-lock-timeout", "coupled-2pc", "coupled-2pc-interrupted"},
+	{"ddl-queue", "ddl-queue-lock-timeout"},
+	{"job-queue", "job-queue-nowait", "job-queue-skip-locked"},
+}
+
+// FixFamily is the scenario name belongs to, the problem first and then its
+// fixes; nil when name has no fixes.
+func FixFamily(name string) []string {
+	for _, f := range fixFamilies {
+		for _, n := range f {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+// WithFix is the scenario of name's family that applies fix ("lock-timeout"
+// for ddl-queue is ddl-queue-lock-timeout; "none" is the problem itself).
+func WithFix(name, fix string) (string, error) {
+	family := FixFamily(name)
+	if family == nil {
+		return "", fmt.Errorf("--fix %s: scenario %s has no fixes; the ones that do: %s", fix, name, strings.Join(problems(), ", "))
+	}
+	if fix == "none" {
+		return family[0], nil
+	}
+	var fixes []string
+	for _, n := range family[1:] {
+		f := strings.TrimPrefix(n, family[0]+"-")
+		if f == fix {
+			return n, nil
+		}
+		fixes = append(fixes, f)
+	}
+	return "", fmt.Errorf("--fix %s: the fixes of %s are none, %s", fix, family[0], strings.Join(fixes, ", "))
+}
+
+func problems() []string {
+	var out []string
+	for _, f := range fixFamilies {
+		out = append(out, f[0])
+	}
+	return out
+}

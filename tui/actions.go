@@ -280,19 +280,18 @@ func (m *Model) autoplayBeat(msg autoplayMsg) tea.Cmd {
 	return next
 }
 
-// coupledFixes are the coupled scenario and its fixes, in the order f cycles them.
-var coupledFixes = []string{"coupled", "coupled-ordered", "coupled-lock-timeout", "coupled-2pc", "coupled-2pc-interrupted"}
-
-// nextFix switches a coupled run to the next of its fixes: a new run.
+// nextFix switches a scenario with fixes (coupled, ddl-queue, job-queue) to
+// the next of them: a new run.
 func (m *Model) nextFix() tea.Cmd {
-	if !m.cfg.TwoDatabases() {
-		m.status = "f switches among the coupled scenario's fixes: start with lockstep --scenario coupled"
+	family := scenario.FixFamily(m.cfg.ScenarioName)
+	if family == nil {
+		m.status = "f cycles a scenario's fixes: start with lockstep --scenario coupled, ddl-queue or job-queue"
 		return nil
 	}
-	next := coupledFixes[0]
-	for i, name := range coupledFixes {
+	next := family[0]
+	for i, name := range family {
 		if name == m.cfg.ScenarioName {
-			next = coupledFixes[(i+1)%len(coupledFixes)]
+			next = family[(i+1)%len(family)]
 		}
 	}
 	sc, err := scenario.LoadBuiltin(next, "")
