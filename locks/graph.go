@@ -199,6 +199,14 @@ func (s *Snapshot) explain(e *Edge, waiter *Backend) {
 	case "transactionid":
 		s.explainRowWait(e, waiter)
 		return
+	case "virtualxid":
+		// No conflict table decides this: a virtual transaction id's lock
+		// is its owner's until the transaction ends.
+		e.Conflict = nil
+		e.Why = fmt.Sprintf("%s waits for %s's transaction to end, whatever it holds: %s waits for every transaction that "+
+			"could still see the table as it was (a snapshot taken before it began), here %s's; it asks for ShareLock on "+
+			"%s's virtual transaction %s, which only its end releases", e.Waiter, e.Holder, e.Waiter, e.Holder, e.Holder, w.VirtualXID)
+		return
 	case "tuple":
 		if heldOK {
 			e.Why = fmt.Sprintf("%s queues for %s: %s is ahead in that row's queue (it holds the tuple lock while it waits for the row's locker to end)",

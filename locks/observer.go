@@ -278,9 +278,20 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading pg_locks: %w", err)
 	}
+	// Every backend holds ExclusiveLock on its own virtual transaction id;
+	// whoever waits on one waits for that transaction to end.
+	vxOwner := map[string]string{}
+	for _, l := range snap.Locks {
+		if l.Type == "virtualxid" && l.Granted && l.Mode == "ExclusiveLock" {
+			vxOwner[l.VirtualXID] = l.Session
+		}
+	}
 	for i := range snap.Locks {
-		if l := &snap.Locks[i]; l.Type == "transactionid" {
+		switch l := &snap.Locks[i]; l.Type {
+		case "transactionid":
 			l.TxOwner = xidOwner[l.TransactionID]
+		case "virtualxid":
+			l.TxOwner = vxOwner[l.VirtualXID]
 		}
 	}
 	if err := o.readRows(ctx, snap, needRows, exclusive, tupleCtids); err != nil {

@@ -68,7 +68,8 @@ type Lock struct {
 	// Account is the ledger account a tuple or advisory lock concerns, 0 if none.
 	Account       int64
 	TransactionID uint32 // transactionid locks
-	// TxOwner is the session whose transaction a transactionid lock is, if one of this run's.
+	// TxOwner is the session whose transaction a transactionid or virtualxid
+	// lock is, if one of this run's.
 	TxOwner    string
 	VirtualXID string
 	ClassID    uint32 // advisory: first key half
@@ -113,7 +114,10 @@ func (l Lock) Target() string {
 		}
 		return fmt.Sprintf("transaction %d", l.TransactionID)
 	case "virtualxid":
-		return "its own virtual transaction " + l.VirtualXID
+		if l.TxOwner != "" {
+			return l.TxOwner + "'s transaction (virtual " + l.VirtualXID + ")"
+		}
+		return "virtual transaction " + l.VirtualXID
 	case "advisory":
 		if l.Account != 0 {
 			return fmt.Sprintf("advisory key → account %d", l.Account)

@@ -11,6 +11,7 @@ import (
 	"lockstep/db"
 	"lockstep/db/dbtest"
 	"lockstep/ledger"
+	"lockstep/scenario"
 	"lockstep/sim"
 )
 
@@ -180,5 +181,39 @@ func TestRowModesWithoutPgrowlocks(t *testing.T) {
 	if e.HeldRow == nil || !e.HeldRow.Inferred || e.Conflict == nil || !e.Conflict.Row ||
 		!strings.Contains(e.Why, "T1 holds FOR KEY SHARE on accounts id=1 (a foreign-key check), which conflicts with FOR UPDATE") {
 		t.Fatalf("the wait's explanation: %+v", e)
+	}
+}
+
+// CREATE INDEX CONCURRENTLY waits on an idle transaction's virtual
+// transaction id: the wait is explained as a wait for that transaction to
+// end, whatever it holds, with no conflict table deciding it.
+func TestCICWaitsOnAVirtualTransaction(t *testing.T) {
+	t.Parallel()
+	sc, err := scenario.LoadBuiltin("cic-waits", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	eng, err := sim.New(ctx, sim.Config{DB: dbtest.Schema(t), Scenario: sc, ScenarioName: "cic-waits", Sessions: len(sc.Sessions),
+		Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(ctx) })
+	if ev := step(t, eng, 0); ev.Kind != sim.Completed { // the idle transaction's read
+		t.Fatalf("i_read: %v", ev.Kind)
+	}
+	ev := step(t, eng, 1)
+	if ev.Kind != sim.WaitingForLock || len(ev.Waits) != 1 {
+		t.Fatalf("CREATE INDEX CONCURRENTLY: %v %+v", ev.Kind, ev.Waits)
+	}
+	e := ev.Waits[0]
+	if e.Lock == nil || e.Lock.Type != "virtualxid" || e.Holder != "T1" || e.Conflict != nil ||
+		!strings.Contains(e.Why, "T2 waits for T1's transaction to end, whatever it holds") ||
+		!strings.Contains(e.Lock.Target(), "T1's transaction (virtual ") {
+		t.Fatalf("the wait: %+v (target %q)", e, e.Lock.Target())
+	}
+	if ev := step(t, eng, 0); ev.Kind != sim.Completed { // COMMIT
+		t.Fatalf("i_end: %v", ev.Kind)
 	}
 }
