@@ -39,6 +39,9 @@ type Edge struct {
 	Why string
 	// Conflict is the deciding cell, when a conflict table decides the edge.
 	Conflict *Conflict
+	// Queued marks a soft block: the holder holds nothing that conflicts,
+	// it is ahead in the lock's queue with a conflicting request.
+	Queued bool
 	// Application marks an edge no server sees: one logical session's
 	// connection holds its transaction open while the same session's
 	// connection to another database waits (see Merge).
@@ -229,6 +232,7 @@ func (s *Snapshot) explain(e *Edge, waiter *Backend) {
 	if !heldOK {
 		// pg_blocking_pids also names backends ahead in the queue whose own
 		// request conflicts, though they hold nothing yet.
+		e.Queued = true
 		e.Why = fmt.Sprintf("%s wants %s on %s and queues behind %s, which is ahead of it waiting for a conflicting lock",
 			e.Waiter, w.ModeWords(), w.Target(), e.Holder)
 		return

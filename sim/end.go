@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -21,6 +22,11 @@ type Tally struct {
 	Distributed int
 	// Resolved counts the prepared transactions lockstep finished.
 	Resolved int
+	// QueueWaits counts the waits behind another waiter's queued request
+	// (a soft block): the waiter conflicts with nothing held.
+	QueueWaits int
+	// BySQLState counts the errors by SQLSTATE.
+	BySQLState map[string]int
 }
 
 // Add counts one event.
@@ -32,10 +38,17 @@ func (t *Tally) Add(ev Event) {
 		}
 	case WaitingForLock:
 		t.Waits++
+		if slices.ContainsFunc(ev.Waits, func(e locks.Edge) bool { return e.Queued }) {
+			t.QueueWaits++
+		}
 	case Resolved:
 		t.Resolved++
 	case Error:
 		t.Errors++
+		if t.BySQLState == nil {
+			t.BySQLState = map[string]int{}
+		}
+		t.BySQLState[ev.Err.SQLState]++
 		switch ev.Err.SQLState {
 		case pgerrcode.DeadlockDetected:
 			t.Deadlocks++

@@ -95,6 +95,11 @@ func (j *JSON) End(o sim.Outcome) {
 		"deadlocks":              t.Deadlocks,
 		"serialization_failures": t.SerializationFailures,
 		"errors":                 t.Errors,
+		"queue_waits":            t.QueueWaits,
+		"errors_by_sqlstate":     t.BySQLState,
+	}
+	if t.BySQLState == nil {
+		out["errors_by_sqlstate"] = map[string]int{}
 	}
 	switch {
 	case o.ByDatabase != nil:
