@@ -11,6 +11,7 @@ import (
 	"lockstep/db"
 	"lockstep/db/dbtest"
 	"lockstep/ledger"
+	"lockstep/locks"
 	"lockstep/scenario"
 	"lockstep/sim"
 )
@@ -188,7 +189,6 @@ func TestRowModesWithoutPgrowlocks(t *testing.T) {
 // transaction id: the wait is explained as a wait for that transaction to
 // end, whatever it holds, with no conflict table deciding it.
 func TestCICWaitsOnAVirtualTransaction(t *testing.T) {
-	t.Parallel()
 	sc, err := scenario.LoadBuiltin("cic-waits", "")
 	if err != nil {
 		t.Fatal(err)
@@ -203,10 +203,14 @@ func TestCICWaitsOnAVirtualTransaction(t *testing.T) {
 	if ev := step(t, eng, 0); ev.Kind != sim.Completed { // the idle transaction's read
 		t.Fatalf("i_read: %v", ev.Kind)
 	}
-	ev := step(t, eng, 1)
-	if ev.Kind != sim.WaitingForLock || len(ev.Waits) != 1 {
-		t.Fatalf("CREATE INDEX CONCURRENTLY: %v %+v", ev.Kind, ev.Waits)
+	if err := eng.Step(1); err != nil {
+		t.Fatal(err)
 	}
+	// It waits for every older transaction in the database, one after the
+	// other (other tests' too, on a shared server), and at last for T1's.
+	ev := next(t, eng, func(ev sim.Event) bool {
+		return ev.Kind == sim.WaitingForLock && ev.Session == "T2" && len(ev.Waits) == 1 && ev.Waits[0].Holder == "T1"
+	})
 	e := ev.Waits[0]
 	if e.Lock == nil || e.Lock.Type != "virtualxid" || e.Holder != "T1" || e.Conflict != nil ||
 		!strings.Contains(e.Why, "T2 waits for T1's transaction to end, whatever it holds") ||
@@ -215,5 +219,44 @@ func TestCICWaitsOnAVirtualTransaction(t *testing.T) {
 	}
 	if ev := step(t, eng, 0); ev.Kind != sim.Completed { // COMMIT
 		t.Fatalf("i_end: %v", ev.Kind)
+	}
+}
+
+// A migration queued behind a long read: a later read waits behind the
+// migration's queued request though it conflicts with nothing held. The
+// lock's queue shows it: T1 holds, T2 waits for T1, T3 waits behind T2.
+func TestDDLQueueSoftBlock(t *testing.T) {
+	t.Parallel()
+	sc, err := scenario.LoadBuiltin("ddl-queue", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	eng, err := sim.New(ctx, sim.Config{DB: dbtest.Schema(t), Scenario: sc, ScenarioName: "ddl-queue", Sessions: len(sc.Sessions),
+		Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(ctx) })
+	step(t, eng, 0) // the long read
+	if ev := step(t, eng, 1); ev.Kind != sim.WaitingForLock || ev.Waits[0].Queued {
+		t.Fatalf("the migration: %v %+v", ev.Kind, ev.Waits)
+	}
+	ev := step(t, eng, 2)
+	if ev.Kind != sim.WaitingForLock || len(ev.Waits) != 1 || ev.Waits[0].Holder != "T2" || !ev.Waits[0].Queued {
+		t.Fatalf("the read after the migration: %v %+v", ev.Kind, ev.Waits)
+	}
+	var q *locks.Queue
+	for _, qq := range ev.Snapshot.Queues() {
+		if strings.HasSuffix(qq.Target, "ls_orders") {
+			q = &qq
+		}
+	}
+	if q == nil || len(q.Holders) != 1 || q.Holders[0].Session != "T1" || len(q.Waiters) != 2 ||
+		q.Waiters[0].Session != "T2" || q.Waiters[0].Soft || q.Waiters[1].Session != "T3" || !q.Waiters[1].Soft {
+		t.Fatalf("the queue on ls_orders: %+v", q)
+	}
+	if got := q.String(); !strings.Contains(got, "1. T2 ACCESS EXCLUSIVE, waits for T1 · 2. T3 ACCESS SHARE, behind T2's queued request") {
+		t.Errorf("queue line: %s", got)
 	}
 }

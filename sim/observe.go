@@ -145,7 +145,7 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot) (unsettled boo
 		}
 		s.waitKey, s.blockedBy, s.waits, s.waited = key, blockers, edges, true
 		out = append(out, Event{Gen: gen, Kind: WaitingForLock, Session: s.name, Index: s.idx, Step: s.curStep,
-			SQL: s.current, BlockedBy: blockers, Waits: edges, State: Waiting, Duration: time.Since(s.startedAt)})
+			SQL: s.current, BlockedBy: blockers, Waits: edges, State: Waiting, Duration: time.Since(s.startedAt), Snapshot: snap})
 	}
 	for ci := range snap.Graph.Cycles {
 		if snap.Graph.Cycles[ci].Distributed {

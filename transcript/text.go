@@ -83,6 +83,7 @@ func (t *Text) Event(ev sim.Event) {
 		for _, e := range ev.Waits {
 			fmt.Fprintf(t.w, "  -- %s\n", e.Why)
 		}
+		t.queue(ev)
 	case sim.Completed, sim.Error:
 		if !ev.Auto {
 			t.statementEnd(ev)
@@ -96,6 +97,28 @@ func (t *Text) Event(ev sim.Event) {
 	case sim.Stalled, sim.Resolved:
 		for _, line := range noteLines(ev) {
 			fmt.Fprintf(t.w, "lockstep: %s\n", line)
+		}
+	}
+}
+
+// queue prints the lock queue of the object a waiter waits for, when more
+// than one waits there or one waits only behind another's request: the
+// order, and hard blocks told from soft ones, are the lesson then.
+func (t *Text) queue(ev sim.Event) {
+	if ev.Snapshot == nil || len(ev.Waits) == 0 || ev.Waits[0].Lock == nil {
+		return
+	}
+	target := ev.Waits[0].Lock.Target()
+	for _, q := range ev.Snapshot.Queues() {
+		if q.Target != target {
+			continue
+		}
+		soft := false
+		for _, w := range q.Waiters {
+			soft = soft || w.Soft
+		}
+		if len(q.Waiters) > 1 || soft {
+			fmt.Fprintf(t.w, "  -- lock queue on %s\n", q)
 		}
 	}
 }

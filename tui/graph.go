@@ -62,6 +62,15 @@ func (p *graphPane) Lines(w int) []string {
 			lines = append(lines, wrapAll([]string{st.wait.Render(chain)}, w)...)
 		}
 	}
+	// A lock's queue, when more than one waits there or one waits only
+	// behind another's request: the order is the lesson then.
+	if p.f.snap != nil {
+		for _, q := range p.f.snap.Queues() {
+			if line, ok := queueLine(q); ok {
+				lines = append(lines, wrapAll([]string{st.wait.Render(line)}, w)...)
+			}
+		}
+	}
 	if len(lines) > 0 {
 		lines = append(lines, "")
 	}
@@ -103,6 +112,32 @@ func (p *graphPane) edgeLines(e *locks.Edge, inCycle bool, w int) []string {
 func (p *graphPane) View() []string {
 	title := "Wait-for graph (waiter ──▶ holder)"
 	return p.look.panel(title, p.Lines(p.w-4), p.w, p.h, false)
+}
+
+// queueLine draws a lock's queue in one line, holders first, then the
+// waiters in the order the server queued them, a soft block marked:
+// "queue on ls_orders: T1 holds ▸ T2 ▸ T3 (behind T2's request)".
+func queueLine(q locks.Queue) (string, bool) {
+	soft := false
+	for _, w := range q.Waiters {
+		soft = soft || w.Soft
+	}
+	if len(q.Waiters) < 2 && !soft {
+		return "", false
+	}
+	var holders []string
+	for _, h := range q.Holders {
+		holders = append(holders, h.Session)
+	}
+	parts := []string{"queue on " + q.Target + ": " + strings.Join(holders, ", ") + " holds"}
+	for _, w := range q.Waiters {
+		part := w.Session
+		if w.Soft {
+			part += " (behind " + strings.Join(w.Behind, ", ") + "'s request)"
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, " ▸ "), true
 }
 
 // cycleDrawing is a cycle as its sessions: "T1 ──▶ T2 ──▶ T1".
