@@ -65,6 +65,7 @@ type pgbenchRow struct {
 // benchFlags are bench's flags, and what they parse to.
 type benchFlags struct {
 	strategies, workers, accounts string
+	workload                      string
 	duration                      time.Duration
 	asCSV, asJSON, vsPgbench      bool
 
@@ -86,6 +87,10 @@ func (f *benchFlags) parse() error {
 		return badInput(err)
 	}
 	switch {
+	case f.workload != "transfers" && f.workload != "job-queue":
+		return badInput(fmt.Errorf("--workload %q: use transfers or job-queue", f.workload))
+	case f.workload == "job-queue" && (f.vsPgbench || f.asCSV):
+		return badInput(fmt.Errorf("--workload job-queue: --vs-pgbench and --csv are for transfers; use --json"))
 	case f.duration <= 0:
 		return badInput(fmt.Errorf("--duration %s: must be positive", f.duration))
 	case f.asCSV && f.asJSON:
@@ -120,6 +125,9 @@ func (a *app) benchCommand() *cobra.Command {
 			defer d.Close()
 			out := cmd.OutOrStdout()
 			b := &benchRun{a: a, f: &f, d: d, out: out, progress: cmd.ErrOrStderr()}
+			if f.workload == "job-queue" {
+				return b.benchJobs(ctx)
+			}
 			results, err := b.matrix(ctx)
 			if err != nil {
 				return err
@@ -151,6 +159,7 @@ func (a *app) benchCommand() *cobra.Command {
 	fl.StringVar(&f.workers, "workers", "1,2,4,8,16", "worker counts, separated by commas")
 	fl.StringVar(&f.accounts, "accounts", "100", "account counts, separated by commas (e.g. 2,100,10000)")
 	fl.DurationVar(&f.duration, "duration", 2*time.Second, "how long each combination runs")
+	fl.StringVar(&f.workload, "workload", "transfers", "transfers (the strategies), or job-queue: workers taking jobs FOR UPDATE, NOWAIT and SKIP LOCKED")
 	fl.BoolVar(&f.asCSV, "csv", false, "print CSV")
 	fl.BoolVar(&f.asJSON, "json", false, "print one JSON object per combination")
 	fl.BoolVar(&f.vsPgbench, "vs-pgbench", false, "also run pgbench with the ordered strategy's statements and compare")

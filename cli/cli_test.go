@@ -107,6 +107,8 @@ func TestBadInputIsOneLineAndExitCode2(t *testing.T) {
 		"spec runaway":     {[]string{"spec", "testdata/runaway.spec"}, "interleave in 12315686996104586105755778762527877375925475388598463020 ways (more than 10000); add permutation lines"},
 		"spec permutation": {[]string{"spec", "testdata/runaway.spec", "--permutation", "0"}, "interleave in"},
 		"amount too big":   {[]string{"run", "--amount", "99999999999"}, "--amount 99999999999.00: NUMERIC(12,2) holds at most 9999999999.99"},
+		"bench workload":   {[]string{"bench", "--workload", "queue"}, `--workload "queue": use transfers or job-queue`},
+		"fix unknown":      {[]string{"run", "--scenario", "job-queue", "--fix", "bogus"}, "the fixes of job-queue are none, nowait, skip-locked"},
 		"pool fix":         {[]string{"run", "--scenario", "pool", "--fix", "magic"}, `unknown pool fix "magic"`},
 		"pool size":        {[]string{"run", "--scenario", "pool", "--pool-size", "1"}, "--pool-size 1: at least 2"},
 		"resolve":          {[]string{"run", "--scenario", "coupled", "--resolve", "maybe"}, `--resolve "maybe": use commit or rollback`},

@@ -302,3 +302,26 @@ func TestDecodeRow(t *testing.T) {
 		}
 	}
 }
+
+// The job-queue workload: every mode finishes jobs; waiting (FOR UPDATE)
+// and passing over locked jobs (SKIP LOCKED) never fail with 55P03.
+func TestJobQueueModes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.Schema(t)
+	for _, mode := range load.JobModes {
+		r, err := load.JobQueue(ctx, load.JobConfig{DB: d, Mode: mode, Workers: 2, Duration: 200 * time.Millisecond, Jobs: 5000})
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		if r.Done == 0 || r.Throughput <= 0 || r.P50 <= 0 {
+			t.Errorf("%s: %+v", mode, r)
+		}
+		if mode != "nowait" && r.LockErrors != 0 {
+			t.Errorf("%s failed with 55P03 %d times", mode, r.LockErrors)
+		}
+	}
+	if _, err := load.JobQueue(ctx, load.JobConfig{DB: d, Mode: "yolo", Workers: 1, Duration: time.Millisecond}); err == nil {
+		t.Error("an unknown mode ran")
+	}
+}
