@@ -45,7 +45,7 @@ func Merge(snaps ...*Snapshot) *Snapshot {
 	for i := range out.Graph.Edges {
 		e := &out.Graph.Edges[i]
 		for _, a := range app {
-			if a.Waiter == e.Holder {
+			if a.Waiter == e.Holder && !isActive(out.Backends, a.Waiter) {
 				e.Why += fmt.Sprintf("; the server sees %s only as idle in transaction: its application is waiting on %s", e.Holder, a.Holder)
 				break
 			}
@@ -69,10 +69,16 @@ func applicationEdges(backends []Backend) []Edge {
 			if h.Prepared != "" || h.Session == w.Session || Logical(h.Session) != Logical(w.Session) || h.XactStart == nil {
 				continue
 			}
+			why := fmt.Sprintf("%s cannot end its transaction in %s until %s's statement returns: the application holds one open while it waits on the other (no server sees this)",
+				Logical(h.Session), dbOf(h), w.Session)
+			if h.State == "active" {
+				// A statement running while its other connection waits: its
+				// remote part (postgres_fdw), which it waits for.
+				why = fmt.Sprintf("%s's statement in %s waits for its remote part, %s, in %s (postgres_fdw): no server sees this wait",
+					h.Session, dbOf(h), w.Session, dbOf(w))
+			}
 			edges = append(edges, Edge{
-				Waiter: h.Session, WaiterPid: h.Pid, Holder: w.Session, HolderPid: w.Pid, Application: true,
-				Why: fmt.Sprintf("%s cannot end its transaction in %s until %s's statement returns: the application holds one open while it waits on the other (no server sees this)",
-					Logical(h.Session), dbOf(h), w.Session),
+				Waiter: h.Session, WaiterPid: h.Pid, Holder: w.Session, HolderPid: w.Pid, Application: true, Why: why,
 			})
 		}
 	}
@@ -86,4 +92,16 @@ func dbOf(b Backend) string {
 	}
 	_, db, _ := strings.Cut(b.Session, "@")
 	return db
+}
+
+// isActive says whether the session's backend is running a statement (a
+// postgres_fdw statement waiting for its remote part), not idle in
+// transaction.
+func isActive(backends []Backend, session string) bool {
+	for _, b := range backends {
+		if b.Session == session {
+			return b.State == "active"
+		}
+	}
+	return false
 }

@@ -264,3 +264,42 @@ func TestInterruptedTwoPhaseCommit(t *testing.T) {
 		}
 	}
 }
+
+// Two databases joined with postgres_fdw, updated in opposite orders: each
+// server sees one lock wait and a statement waiting on its remote part
+// (wait event Extension), no cycle. lockstep names the remote backends and
+// finds the cycle across both; the run then ends cleanly on both sides.
+func TestFDWDistributedDeadlock(t *testing.T) {
+	eng, order := newCoupled(t, dbtest.DB(t), "fdw-deadlock")
+	hit, _ := playUntil(t, eng, order, func(ev sim.Event) bool {
+		return ev.Kind == sim.DeadlockFormed
+	})
+	if hit == nil {
+		t.Fatal("the permutation ended without a cycle")
+	}
+	c := hit.Cycle
+	if !c.Distributed || c.String() != "T1@A → T1@B → T2@B → T2@A → T1@A" {
+		t.Fatalf("cycle %s: distributed %v", c, c.Distributed)
+	}
+	var app, server int
+	for _, e := range c.Edges {
+		if e.Application {
+			app++
+		} else {
+			server++
+		}
+	}
+	if app != 2 || server != 2 {
+		t.Fatalf("%d application and %d server edges, want 2 and 2", app, server)
+	}
+	// T1@A's statement waits for its remote part: the engine says so.
+	var t1 sim.SessionInfo
+	for _, s := range eng.Sessions() {
+		if s.Name == "T1@A" {
+			t1 = s
+		}
+	}
+	if t1.State != sim.Waiting || len(t1.Waits) != 1 || !strings.Contains(t1.Waits[0].Why, "waits for its remote part, T1@B, in B (postgres_fdw)") {
+		t.Fatalf("T1@A: %v, waits %+v", t1.State, t1.Waits)
+	}
+}

@@ -117,7 +117,7 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot) (unsettled boo
 			continue
 		}
 		b, ok := snap.Backend(s.name)
-		if !ok || !b.Waiting() {
+		if !ok || (!b.Waiting() && !waitsThroughApplication(snap, s.name)) {
 			if s.state == Waiting {
 				s.state = Running // the wait is over but the statement is still going
 			}
@@ -335,4 +335,20 @@ func (e *Engine) reconnectObservers() {
 		e.mu.Unlock()
 		old.Close(ctx)
 	}
+}
+
+// waitsThroughApplication says whether a session's running statement waits
+// for another connection of its logical session, which no server sees: a
+// postgres_fdw statement waiting for its remote part (T1@A for T1@B).
+func waitsThroughApplication(snap *locks.Snapshot, session string) bool {
+	b, ok := snap.Backend(session)
+	if !ok || b.State != "active" {
+		return false
+	}
+	for _, e := range snap.Graph.Edges {
+		if e.Application && e.Waiter == session {
+			return true
+		}
+	}
+	return false
 }

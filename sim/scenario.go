@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"lockstep/ledger"
@@ -41,8 +42,18 @@ func (e *Engine) scriptFor(s *session) Script {
 
 // runSQL fills a scenario statement in for this run: <run> becomes the run's
 // id, so that a prepared transaction's global id (unique on the whole
-// server) is the run's own: PREPARE TRANSACTION 'lockstep/<run>/T1@A'.
-func (e *Engine) runSQL(sql string) string { return strings.ReplaceAll(sql, "<run>", string(e.runID)) }
+// server) is the run's own: PREPARE TRANSACTION 'lockstep/<run>/T1@A'. In a
+// two-database run, <b_host>, <b_port>, <b_dbname>, <b_user> and
+// <b_schema> say how to reach database B from A (a postgres_fdw server).
+func (e *Engine) runSQL(sql string) string {
+	sql = strings.ReplaceAll(sql, "<run>", string(e.runID))
+	if e.cfg.DB2 != nil && strings.Contains(sql, "<b_") {
+		c := e.cfg.DB2.ConnConfig("")
+		sql = strings.NewReplacer("<b_host>", c.Host, "<b_port>", strconv.Itoa(int(c.Port)), "<b_dbname>", c.Database,
+			"<b_user>", c.User, "<b_schema>", e.cfg.DB2.Schema()).Replace(sql)
+	}
+	return sql
+}
 
 // autoRollbackOnError says whether a failed script statement rolls the
 // transaction back and ends the script, as application code would: yes for
@@ -107,7 +118,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 			}
 		}
 		for _, sql := range sc.Setup {
-			if err := e.runBlock(ctx, sd, Block{}, sql); err != nil {
+			if err := e.runBlock(ctx, sd, Block{}, e.runSQL(sql)); err != nil {
 				return err
 			}
 		}
@@ -141,7 +152,7 @@ func (e *Engine) teardown(ctx context.Context) error {
 	}
 	var errs []error
 	for _, sd := range e.sides {
-		if err := e.runBlock(ctx, sd, Block{Teardown: true}, sc.Teardown); err != nil {
+		if err := e.runBlock(ctx, sd, Block{Teardown: true}, e.runSQL(sc.Teardown)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -158,7 +169,7 @@ func (s *session) setup(ctx context.Context) error {
 		return nil
 	}
 	b := Block{Session: sc.Sessions[s.idx].Name}
-	res, _, err := runSQL(ctx, s.conn.PgConn(), sc.Sessions[s.idx].Setup)
+	res, _, err := runSQL(ctx, s.conn.PgConn(), e.runSQL(sc.Sessions[s.idx].Setup))
 	e.emit(Event{Gen: e.generation(), Kind: BlockRan, Session: s.name, Index: s.idx, Step: -1, SQL: sc.Sessions[s.idx].Setup,
 		Block: b, Results: res, Err: ServerError(err)})
 	if err != nil {
@@ -182,7 +193,7 @@ func (s *session) teardown(ctx context.Context) {
 	}
 	e := s.e
 	if sc := e.cfg.Scenario; sc != nil && sc.Sessions[s.idx].Teardown != "" {
-		res, _, err := runSQL(ctx, s.conn.PgConn(), sc.Sessions[s.idx].Teardown)
+		res, _, err := runSQL(ctx, s.conn.PgConn(), e.runSQL(sc.Sessions[s.idx].Teardown))
 		e.emit(Event{Gen: e.generation(), Kind: BlockRan, Session: s.name, Index: s.idx, Step: -1, SQL: sc.Sessions[s.idx].Teardown,
 			Block: Block{Teardown: true, Session: sc.Sessions[s.idx].Name}, Results: res, Err: ServerError(err)})
 	}
