@@ -115,7 +115,7 @@ func LoadBuiltin(name, isolation string) (*Spec, error) {
 // by its fixes, in the order the interface's f key cycles them.
 var fixFamilies = [][]string{
 	{"coupled", "coupled-ordered", "coupled-lock-timeout", "coupled-2pc", "coupled-2pc-interrupted"},
-	{"ddl-queue", "ddl-queue-lock-timeout"},
+	{"ddl-queue", "ddl-queue-lock-timeout", "ddl-queue-idle-timeout"},
 	{"job-queue", "job-queue-nowait", "job-queue-skip-locked"},
 }
 
