@@ -19,10 +19,13 @@ type Queue struct {
 type QueueEntry struct {
 	Session string
 	Mode    string // in the documentation's words: "ACCESS SHARE"
-	// Behind names, for a waiter, whom it waits for; Soft marks a waiter
-	// that conflicts with nothing held, only with a request queued ahead.
-	Behind []string
-	Soft   bool
+	// WaitsFor names, for a waiter, the holders it conflicts with (a hard
+	// block); Behind, those ahead in the queue whose requests it conflicts
+	// with though they hold nothing yet (a soft block). Soft marks a
+	// waiter blocked only so.
+	WaitsFor []string
+	Behind   []string
+	Soft     bool
 }
 
 // Queues lists the snapshot's objects with waiters, each with its holders
@@ -51,14 +54,16 @@ func (s *Snapshot) Queues() []Queue {
 			q.Holders = append(q.Holders, e)
 			continue
 		}
-		soft := false
 		for _, edge := range s.Graph.Edges {
-			if edge.WaiterPid == l.Pid {
+			switch {
+			case edge.WaiterPid != l.Pid:
+			case edge.Queued:
 				e.Behind = append(e.Behind, edge.Holder)
-				soft = soft || edge.Queued
+			default:
+				e.WaitsFor = append(e.WaitsFor, edge.Holder)
 			}
 		}
-		e.Soft = soft
+		e.Soft = len(e.WaitsFor) == 0 && len(e.Behind) > 0
 		if l.WaitStart != nil {
 			waitStart[l.Session] = l.WaitStart.UnixNano()
 		}
@@ -88,11 +93,14 @@ func (q Queue) String() string {
 	}
 	var waits []string
 	for i, w := range q.Waiters {
-		how := "waits for " + strings.Join(w.Behind, ", ")
-		if w.Soft {
-			how = "behind " + strings.Join(w.Behind, ", ") + "'s queued request"
+		var how []string
+		if len(w.WaitsFor) > 0 {
+			how = append(how, "waits for "+strings.Join(w.WaitsFor, ", "))
 		}
-		waits = append(waits, fmt.Sprintf("%d. %s %s, %s", i+1, w.Session, w.Mode, how))
+		if len(w.Behind) > 0 {
+			how = append(how, "behind "+strings.Join(w.Behind, ", ")+"'s queued request")
+		}
+		waits = append(waits, fmt.Sprintf("%d. %s %s, %s", i+1, w.Session, w.Mode, strings.Join(how, " and ")))
 	}
 	return fmt.Sprintf("%s: held by %s; queue: %s", q.Target, strings.Join(held, ", "), strings.Join(waits, " · "))
 }

@@ -115,7 +115,7 @@ func (t *Text) queue(ev sim.Event) {
 		}
 		soft := false
 		for _, w := range q.Waiters {
-			soft = soft || w.Soft
+			soft = soft || len(w.Behind) > 0
 		}
 		if len(q.Waiters) > 1 || soft {
 			fmt.Fprintf(t.w, "  -- lock queue on %s\n", q)

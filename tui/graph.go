@@ -120,7 +120,7 @@ func (p *graphPane) View() []string {
 func queueLine(q locks.Queue) (string, bool) {
 	soft := false
 	for _, w := range q.Waiters {
-		soft = soft || w.Soft
+		soft = soft || len(w.Behind) > 0
 	}
 	if len(q.Waiters) < 2 && !soft {
 		return "", false
@@ -132,7 +132,7 @@ func queueLine(q locks.Queue) (string, bool) {
 	parts := []string{"queue on " + q.Target + ": " + strings.Join(holders, ", ") + " holds"}
 	for _, w := range q.Waiters {
 		part := w.Session
-		if w.Soft {
+		if len(w.Behind) > 0 {
 			part += " (behind " + strings.Join(w.Behind, ", ") + "'s request)"
 		}
 		parts = append(parts, part)
