@@ -50,6 +50,15 @@ func Claim(ctx context.Context, conn *pgx.Conn, schema string) error {
 	return nil
 }
 
+// Release ends conn's claim on schema (Claim) at once: a closed
+// connection's backend lingers a moment, and with it its locks.
+func Release(ctx context.Context, conn *pgx.Conn, schema string) error {
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock_shared("+claimSQL+")", schema); err != nil {
+		return fmt.Errorf("releasing schema %s: %w", schema, err)
+	}
+	return nil
+}
+
 // claimants names the other backends that claim schema — who runs lockstep
 // there, for a refusal — or is "" when none does.
 func claimants(ctx context.Context, q Querier, schema string) string {
@@ -68,6 +77,9 @@ func claimants(ctx context.Context, q Querier, schema string) string {
 		var pid int32
 		if rows.Scan(&user, &app, &pid, &since) == nil {
 			run := app
+			if run == "" {
+				run = "a connection without a name"
+			}
 			if rest, ok := strings.CutPrefix(app, "lockstep/"); ok {
 				run, _, _ = strings.Cut(rest, "/")
 				run = "run " + run

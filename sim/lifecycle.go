@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"lockstep/db"
+	"lockstep/ledger"
 )
 
 // quiesce cancels every statement in flight and waits until no session is
@@ -236,6 +237,11 @@ func (e *Engine) Close(ctx context.Context) error {
 		// Belt and braces: no backend of this run may outlive it.
 		var conns []*pgx.Conn
 		for _, sd := range e.sides {
+			if schema := sd.db.Schema(); schema != "" && !sd.ctl.IsClosed() {
+				if err := ledger.Release(ctx, sd.ctl, schema); err != nil {
+					errs = append(errs, err)
+				}
+			}
 			if !sd.ctl.IsClosed() {
 				conns = append(conns, sd.ctl)
 			} else if err := sd.db.EndBackends(ctx, e.runID.Like("")); err != nil {

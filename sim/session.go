@@ -372,8 +372,11 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	if se == nil && len(s.blockedBy) > 0 {
 		// The statement was released by its blockers' transactions ending:
 		// report it after what they did (a COMMIT, or a deadlock error and
-		// the ROLLBACK after it), so transcripts read in causal order.
-		e.awaitIdle(s.blockedBy, time.Now().Add(2*time.Second))
+		// the ROLLBACK after it), so transcripts read in causal order. The
+		// blockers last seen may not be all: a wait on a multixact waits
+		// for its members one after the other, so a transaction ending
+		// right now counts too.
+		e.awaitIdle(append(slices.Clone(s.blockedBy), e.ending(s)...), time.Now().Add(2*time.Second))
 	}
 	tx := s.conn.PgConn().TxStatus()
 	verb := strings.ToUpper(strings.TrimRight(strings.TrimSpace(j.sql), ";"))
@@ -432,6 +435,22 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	}
 	e.emit(ev)
 	e.changed()
+}
+
+// ending names the other sessions whose statement in flight ends their
+// transaction (COMMIT, ROLLBACK, END, ABORT); e.mu is held.
+func (e *Engine) ending(s *session) []string {
+	var out []string
+	for _, o := range e.sessions {
+		if o == s || o.state != Running {
+			continue
+		}
+		verb := strings.ToUpper(strings.TrimRight(strings.TrimSpace(o.current), ";"))
+		if verb == "COMMIT" || verb == "ROLLBACK" || verb == "END" || verb == "ABORT" {
+			out = append(out, o.name)
+		}
+	}
+	return out
 }
 
 // awaitIdle waits, with e.mu held, until the named sessions have no
