@@ -141,6 +141,7 @@ func Run(ctx context.Context, cfg Config, report func(Event)) (res Result, err e
 			res.RolledBack++
 		}
 	}
+	r.settle()
 	res.Final = r.poolStates()
 	r.emit(Event{Kind: KindFinished, Pools: res.Final, Tasks: slices.Clone(r.states)})
 	if err := errors.Join(errs...); err != nil {
@@ -255,6 +256,22 @@ func (r *run) serves() [][2]bool {
 
 // poolStates reads every pool's statistics, with the waiting acquirers
 // derived from the tasks' phases (pgxpool does not count them).
+// settle waits, a little at most, until every pool has taken back the
+// connections the tasks released: pgxpool gives back a connection it must
+// destroy (one left busy or in a transaction) in the background, so a pool
+// may count it in use a moment after its task has ended.
+func (r *run) settle() {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		busy := false
+		for _, p := range r.pools {
+			busy = busy || p.pool.Stat().AcquiredConns() > 0
+		}
+		if !busy {
+			return
+		}
+	}
+}
+
 func (r *run) poolStates() []PoolState {
 	_, waiting := tally(r.serves(), r.states)
 	out := make([]PoolState, len(r.pools))
