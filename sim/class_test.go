@@ -189,17 +189,7 @@ func TestRowModesWithoutPgrowlocks(t *testing.T) {
 // transaction id: the wait is explained as a wait for that transaction to
 // end, whatever it holds, with no conflict table deciding it.
 func TestCICWaitsOnAVirtualTransaction(t *testing.T) {
-	sc, err := scenario.LoadBuiltin("cic-waits", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	eng, err := sim.New(ctx, sim.Config{DB: dbtest.Schema(t), Scenario: sc, ScenarioName: "cic-waits", Sessions: len(sc.Sessions),
-		Poll: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(ctx) })
+	eng := scenarioEngine(t, "cic-waits")
 	if ev := step(t, eng, 0); ev.Kind != sim.Completed { // the idle transaction's read
 		t.Fatalf("i_read: %v", ev.Kind)
 	}
@@ -227,17 +217,7 @@ func TestCICWaitsOnAVirtualTransaction(t *testing.T) {
 // lock's queue shows it: T1 holds, T2 waits for T1, T3 waits behind T2.
 func TestDDLQueueSoftBlock(t *testing.T) {
 	t.Parallel()
-	sc, err := scenario.LoadBuiltin("ddl-queue", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	eng, err := sim.New(ctx, sim.Config{DB: dbtest.Schema(t), Scenario: sc, ScenarioName: "ddl-queue", Sessions: len(sc.Sessions),
-		Poll: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(ctx) })
+	eng := scenarioEngine(t, "ddl-queue")
 	step(t, eng, 0) // the long read
 	if ev := step(t, eng, 1); ev.Kind != sim.WaitingForLock || ev.Waits[0].Queued {
 		t.Fatalf("the migration: %v %+v", ev.Kind, ev.Waits)
@@ -259,4 +239,22 @@ func TestDDLQueueSoftBlock(t *testing.T) {
 	if got := q.String(); !strings.Contains(got, "1. T2 ACCESS EXCLUSIVE, waits for T1 · 2. T3 ACCESS SHARE, behind T2's queued request") {
 		t.Errorf("queue line: %s", got)
 	}
+}
+
+// scenarioEngine starts an engine on built-in scenario name, in a schema of
+// the test's own, closed when the test ends.
+func scenarioEngine(t *testing.T, name string) *sim.Engine {
+	t.Helper()
+	sc, err := scenario.LoadBuiltin(name, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	eng, err := sim.New(ctx, sim.Config{DB: dbtest.Schema(t), Scenario: sc, ScenarioName: name, Sessions: len(sc.Sessions),
+		Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(ctx) })
+	return eng
 }
