@@ -42,6 +42,10 @@ type Edge struct {
 	// Queued marks a soft block: the holder holds nothing that conflicts,
 	// it is ahead in the lock's queue with a conflicting request.
 	Queued bool
+	// Remote marks an application edge from a statement to its own remote
+	// part (postgres_fdw), rather than a transaction the application holds
+	// open.
+	Remote bool
 	// Application marks an edge no server sees: one logical session's
 	// connection holds its transaction open while the same session's
 	// connection to another database waits (see Merge).
@@ -50,7 +54,10 @@ type Edge struct {
 
 // Label is the edge's lock in a few words: "ShareLock on T1's transaction".
 func (e Edge) Label() string {
-	if e.Application {
+	switch {
+	case e.Application && e.Remote:
+		return "its statement's remote part (postgres_fdw)"
+	case e.Application:
 		return "the application, on its other connection"
 	}
 	if e.Lock == nil {

@@ -79,6 +79,7 @@ func applicationEdges(backends []Backend) []Edge {
 			}
 			edges = append(edges, Edge{
 				Waiter: h.Session, WaiterPid: h.Pid, Holder: w.Session, HolderPid: w.Pid, Application: true, Why: why,
+				Remote: h.State == "active",
 			})
 		}
 	}
