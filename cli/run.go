@@ -56,6 +56,11 @@ func (a *app) runCommand() *cobra.Command {
 					return err
 				}
 			}
+			stop, err := a.startPooler(ctx, &cfg, d)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			eng, err := sim.New(ctx, cfg)
 			if err != nil {
 				return badInput(err)

@@ -10,6 +10,7 @@ import (
 	"lockstep/db"
 	"lockstep/ledger"
 	"lockstep/scenario"
+	"lockstep/sim"
 	"lockstep/tui"
 )
 
@@ -23,6 +24,25 @@ func (a *app) openSecond(ctx context.Context, first *db.Database) (*db.Database,
 		fmt.Fprintf(a.stderr, "lockstep: created database %s beside %s for the second side (lockstep clean --all-mine drops it)\n", d.Name(), first.Name())
 	}
 	return d, nil
+}
+
+// startPooler puts a transaction-pooling PgBouncer between the sessions and
+// the server when the scenario asks for one, and says so; stop ends it.
+func (a *app) startPooler(ctx context.Context, cfg *sim.Config, d *db.Database) (stop func(), err error) {
+	if cfg.Scenario == nil || !scenario.NeedsPooler(cfg.ScenarioName) {
+		return func() {}, nil
+	}
+	p, err := db.StartPooler(ctx, d)
+	if err != nil {
+		if errors.Is(err, db.ErrNoPgbouncer) {
+			return nil, badInput(fmt.Errorf("scenario %s runs its sessions through PgBouncer: %w", cfg.ScenarioName, err))
+		}
+		return nil, fmt.Errorf("starting PgBouncer for scenario %s: %w", cfg.ScenarioName, err)
+	}
+	cfg.SessionDB = d.Through(p)
+	fmt.Fprintf(a.stderr, "lockstep: the sessions reach the server through PgBouncer (transaction pooling, %d server connections), started in %s\n",
+		db.PoolerServers, p.Dir())
+	return func() { _ = p.Stop() }, nil
 }
 
 // runTUI opens the interface in the set-up the flags describe.
@@ -60,6 +80,11 @@ func (a *app) runTUI(cmd *cobra.Command, rf *runFlags, sf *scenarioFlags, pf *po
 			return err
 		}
 	}
+	stop, err := a.startPooler(ctx, &cfg, d)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	server := d.Describe()
 	if srv := d.Server(); srv != nil {
 		server = "throwaway PostgreSQL " + srv.Version()

@@ -81,6 +81,7 @@ type Database struct {
 	source  string
 	version string
 	created bool // CREATE DATABASE was this lockstep's (the second database)
+	pooled  bool // reached through a pooler lockstep started (Through)
 }
 
 // libpqVars are the environment variables whose presence means the user has

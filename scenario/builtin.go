@@ -117,6 +117,7 @@ var fixFamilies = [][]string{
 	{"coupled", "coupled-ordered", "coupled-lock-timeout", "coupled-2pc", "coupled-2pc-interrupted"},
 	{"ddl-queue", "ddl-queue-lock-timeout", "ddl-queue-idle-timeout"},
 	{"job-queue", "job-queue-nowait", "job-queue-skip-locked"},
+	{"pooler-advisory", "pooler-advisory-xact"},
 }
 
 // FixFamily is the scenario name belongs to, the problem first and then its
@@ -159,4 +160,15 @@ func problems() []string {
 		out = append(out, f[0])
 	}
 	return out
+}
+
+// NeedsPooler says whether built-in scenario name runs its sessions through
+// a transaction-pooling PgBouncer ("# pooler: transaction" in its header).
+func NeedsPooler(name string) bool {
+	for _, b := range Builtins() {
+		if b.Name == name {
+			return strings.Contains(b.source, "\n# pooler: transaction\n")
+		}
+	}
+	return false
 }

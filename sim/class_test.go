@@ -258,3 +258,81 @@ func scenarioEngine(t *testing.T, name string) *sim.Engine {
 	t.Cleanup(func() { eng.Close(ctx) })
 	return eng
 }
+
+// poolerEngine is scenarioEngine with the sessions going through a
+// transaction-pooling PgBouncer of lockstep's own.
+func poolerEngine(t *testing.T, name string) *sim.Engine {
+	t.Helper()
+	sc, err := scenario.LoadBuiltin(name, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d := dbtest.Schema(t)
+	p, err := db.StartPooler(ctx, d)
+	if err != nil {
+		t.Fatalf("starting PgBouncer (CI installs it; apt-get install pgbouncer): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	eng, err := sim.New(ctx, sim.Config{DB: d, SessionDB: d.Through(p), Scenario: sc, ScenarioName: name,
+		Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(ctx) })
+	return eng
+}
+
+func firstValue(t *testing.T, ev sim.Event) string {
+	t.Helper()
+	r := ev.LastRows()
+	if ev.Kind != sim.Completed || r == nil || len(r.Rows) != 1 {
+		t.Fatalf("%s: %v %+v", ev.SQL, ev.Kind, ev.Results)
+	}
+	return r.Rows[0][0]
+}
+
+// Through a transaction-pooling PgBouncer, a session-level advisory lock
+// belongs to the server connection: the next client on it gets the lock
+// too, and a client on the other connection waits for whoever uses the
+// first one now. The fix, pg_advisory_xact_lock in a transaction, keeps
+// lock and client together.
+func TestPoolerAdvisoryLeak(t *testing.T) {
+	eng := poolerEngine(t, "pooler-advisory")
+	step(t, eng, 0) // T1: pg_advisory_lock(42), autocommit
+	if got := firstValue(t, step(t, eng, 1)); got != "t" {
+		t.Fatalf("T2's pg_try_advisory_lock(42) while T1 holds it: %q, want t (the same server connection)", got)
+	}
+	step(t, eng, 1) // T2 holds the connection in a transaction
+	ev := step(t, eng, 2)
+	if ev.Kind != sim.WaitingForLock || len(ev.Waits) != 1 || ev.Waits[0].Holder != "T2" {
+		t.Fatalf("T3's pg_advisory_lock(42): %v %+v; want a wait for T2's connection", ev.Kind, ev.Waits)
+	}
+	step(t, eng, 1) // T2: COMMIT
+	if got := firstValue(t, step(t, eng, 0)); got != "t" {
+		t.Fatalf("T1's unlock: %q", got)
+	}
+	if err := eng.Step(1); err != nil { // T2's unlock: the connection's second hold
+		t.Fatal(err)
+	}
+	next(t, eng, func(ev sim.Event) bool { return ev.Kind == sim.Completed && ev.Session == "T3" })
+}
+
+func TestPoolerAdvisoryXactFix(t *testing.T) {
+	eng := poolerEngine(t, "pooler-advisory-xact")
+	step(t, eng, 0) // T1: BEGIN; pg_advisory_xact_lock(42)
+	if got := firstValue(t, step(t, eng, 1)); got != "f" {
+		t.Fatalf("T2's pg_try_advisory_xact_lock(42) while T1 holds it: %q, want f", got)
+	}
+	step(t, eng, 1) // T2: COMMIT
+	ev := step(t, eng, 2)
+	if ev.Kind != sim.WaitingForLock || len(ev.Waits) != 1 || ev.Waits[0].Holder != "T1" {
+		t.Fatalf("T3: %v %+v; want a wait for T1", ev.Kind, ev.Waits)
+	}
+	step(t, eng, 0) // T1: COMMIT
+	next(t, eng, func(ev sim.Event) bool { return ev.Kind == sim.Completed && ev.Session == "T3" })
+}

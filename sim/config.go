@@ -96,6 +96,10 @@ type Config struct {
 	Lean bool
 	// RunID names the run in application_name; empty means a random one.
 	RunID db.RunID
+	// SessionDB, when set, is how the sessions of the first database
+	// connect — through a pooler (db.Database.Through) — while the
+	// observer and the control connection reach the server directly.
+	SessionDB *db.Database
 	// AppName, when set, gives session i's application_name instead of the
 	// run's lockstep/<run>/T1 (the isolation tester's PGAPPNAME/session);
 	// the observer then finds the sessions by their backends' pids.

@@ -352,10 +352,15 @@ func (e *Engine) Cancel(ctx context.Context, i int) error {
 		return fmt.Errorf("%w: T%d", ErrNoSession, i+1)
 	}
 	s := e.sessions[i]
-	busy, pid := s.state.Busy(), s.pid
+	busy, pid, conn := s.state.Busy(), s.pid, s.conn
 	e.mu.Unlock()
 	if !busy {
 		return fmt.Errorf("%s has no statement running", s.name)
+	}
+	if pid == 0 && conn != nil {
+		// Through a pooler the backend is the pooler's to name: the cancel
+		// goes through the pooler too.
+		return conn.PgConn().CancelRequest(ctx)
 	}
 	return e.signalBackend(ctx, s.side, "pg_cancel_backend", pid)
 }
@@ -377,6 +382,9 @@ func (e *Engine) Terminate(ctx context.Context, i int) error {
 // signalBackend cancels (pg_cancel_backend) or ends (pg_terminate_backend)
 // a backend from the side's control connection.
 func (e *Engine) signalBackend(ctx context.Context, sd *side, fn string, pid int32) error {
+	if pid == 0 {
+		return nil // a pooled session's backend is not its own to signal
+	}
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
 	if _, err := sd.ctl.Exec(ctx, "SELECT "+fn+"($1)", pid); err != nil {

@@ -20,15 +20,20 @@ func (e *Engine) quiesce(ctx context.Context) {
 	type busy struct {
 		side *side
 		pid  int32
+		conn *pgx.Conn
 	}
 	var pids []busy
 	for _, s := range e.sessions {
 		if s.state.Busy() {
-			pids = append(pids, busy{s.side, s.pid})
+			pids = append(pids, busy{s.side, s.pid, s.conn})
 		}
 	}
 	e.mu.Unlock()
 	for _, b := range pids {
+		if b.pid == 0 && b.conn != nil {
+			_ = b.conn.PgConn().CancelRequest(ctx) // through the pooler
+			continue
+		}
 		_ = e.signalBackend(ctx, b.side, "pg_cancel_backend", b.pid)
 	}
 	timer := time.AfterFunc(5*time.Second, func() {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -108,6 +109,16 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot) (unsettled boo
 	e.mu.Lock()
 	e.polls++
 	e.cond.Broadcast()
+	if e.cfg.SessionDB != nil && e.cfg.SessionDB.Pooled() {
+		// Through a pooler a session is named by the server connection it
+		// uses now, which may hold what another client took.
+		for i := range snap.Graph.Edges {
+			if ed := &snap.Graph.Edges[i]; !ed.Application {
+				ed.Why += fmt.Sprintf(" — through the pooler, %s is only whoever uses that server connection now: "+
+					"a session-level lock stays with the connection, whichever client took it", ed.Holder)
+			}
+		}
+	}
 	if gen != e.gen {
 		e.mu.Unlock()
 		return true // a reset happened mid-poll; look again

@@ -83,12 +83,16 @@ func (s *session) connect(ctx context.Context) error {
 	if s.e.cfg.AppName != nil {
 		app = s.e.cfg.AppName(s.idx)
 	}
-	cfg := s.side.db.ConnConfig(app)
+	via := s.side.db
+	if e := s.e; e.cfg.SessionDB != nil && s.side == e.sides[0] {
+		via = e.cfg.SessionDB // the application's way in: a pooler
+	}
+	cfg := via.ConnConfig(app)
 	cfg.OnNotice = s.notice
 	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
 		s.notifications = append(s.notifications, Notification{Channel: n.Channel, Payload: n.Payload, Pid: n.PID})
 	}
-	conn, err := s.side.db.ConnectConfig(ctx, cfg)
+	conn, err := via.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -104,6 +108,9 @@ func (s *session) connect(ctx context.Context) error {
 	s.conn = conn
 	s.e.mu.Lock()
 	s.pid = int32(conn.PgConn().PID())
+	if via.Pooled() {
+		s.pid = 0 // the pooler's make-believe, no server backend's
+	}
 	s.e.mu.Unlock()
 	s.readTimeouts(ctx)
 	return nil

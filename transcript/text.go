@@ -58,6 +58,8 @@ func (t *Text) Begin(eng *sim.Engine, server, summary string) {
 			fmt.Fprintf(t.w, "%s: %s (pid %d)\n", s.Name, s.Transfer, s.Pid)
 		case s.Database != "":
 			fmt.Fprintf(t.w, "%s: logical session %s's connection to database %s (pid %d)\n", s.Name, locks.Logical(s.Name), s.Database, s.Pid)
+		case s.Pid == 0:
+			fmt.Fprintf(t.w, "%s: session %s (through the pooler: its server connection changes with each transaction)\n", s.Name, s.Label)
 		default:
 			fmt.Fprintf(t.w, "%s: session %s (pid %d)\n", s.Name, s.Label, s.Pid)
 		}

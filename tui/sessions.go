@@ -215,6 +215,9 @@ func (p *sessionsPane) state(s sim.SessionInfo) string {
 		line += st.wait.Render(" " + vol.Age(p.now.Sub(t)))
 	}
 	info := " · pid " + vol.Pid(s.Pid)
+	if s.Pid == 0 {
+		info = " · via the pooler" // its server connection changes with each transaction
+	}
 	if p.f.snap != nil {
 		if b, ok := p.f.snap.Backend(s.Name); ok && b.XactStart != nil {
 			info += " · tx " + vol.Age(p.now.Sub(*b.XactStart))
