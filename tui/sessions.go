@@ -216,7 +216,14 @@ func (p *sessionsPane) state(s sim.SessionInfo) string {
 	}
 	info := " · pid " + vol.Pid(s.Pid)
 	if s.Pid == 0 {
-		info = " · via the pooler" // its server connection changes with each transaction
+		// Through a pooler: the server connection it runs on changes with
+		// each transaction; the server names it by the client last on it.
+		info = " · via pooler"
+		if p.f.snap != nil {
+			if b, ok := p.f.snap.Backend(s.Name); ok {
+				info += " → pid " + vol.Pid(b.Pid)
+			}
+		}
 	}
 	if p.f.snap != nil {
 		if b, ok := p.f.snap.Backend(s.Name); ok && b.XactStart != nil {
