@@ -78,6 +78,10 @@ func StartPooler(ctx context.Context, upstream *Database) (_ *Pooler, err error)
 			_ = p.Stop()
 		}
 	}()
+	// As for the server's dir: a later start removes it if lockstep died.
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", ownerFile, err)
+	}
 	up := upstream.config
 	target := fmt.Sprintf("host=%s port=%d user=%s", up.Host, up.Port, up.User)
 	if up.Password != "" {

@@ -364,6 +364,9 @@ func removeStale(base string) {
 		if pm, ok := readPid(filepath.Join(d, "data", "postmaster.pid")); ok && processAlive(pm) {
 			continue
 		}
+		if pb, ok := readPid(filepath.Join(d, "pgbouncer.pid")); ok && processAlive(pb) {
+			continue
+		}
 		_ = os.RemoveAll(d)
 	}
 }
