@@ -108,6 +108,8 @@ func TestBadInputIsOneLineAndExitCode2(t *testing.T) {
 		"spec permutation": {[]string{"spec", "testdata/runaway.spec", "--permutation", "0"}, "interleave in"},
 		"amount too big":   {[]string{"run", "--amount", "99999999999"}, "--amount 99999999999.00: NUMERIC(12,2) holds at most 9999999999.99"},
 		"bench workload":   {[]string{"bench", "--workload", "queue"}, `--workload "queue": use transfers or job-queue`},
+		"watch pid":        {[]string{"watch", "--pid", "12,x"}, `--pid "12,x": give backend pids separated by commas`},
+		"watch every":      {[]string{"watch", "--every", "0s"}, "--every 0s: must be positive"},
 		"fix unknown":      {[]string{"run", "--scenario", "job-queue", "--fix", "bogus"}, "the fixes of job-queue are none, nowait, skip-locked"},
 		"pool fix":         {[]string{"run", "--scenario", "pool", "--fix", "magic"}, `unknown pool fix "magic"`},
 		"pool size":        {[]string{"run", "--scenario", "pool", "--pool-size", "1"}, "--pool-size 1: at least 2"},

@@ -134,7 +134,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.dsn2, "dsn2", "", "the second database of a two-database scenario such as coupled (default: database "+db.SecondName+" beside the first, created if missing)")
 	pf.StringVar(&a.schema, "schema", "", "schema the ledger lives in (default: lockstep on the throwaway server, lockstep_<your login> on a server you name, so a class can share one)")
 	pf.DurationVar(&a.deadlockTimeout, "deadlock-timeout", time.Second, "deadlock_timeout of the throwaway server")
-	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand(), a.scenariosCommand(), a.cleanCommand(), a.classCommand())
+	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand(), a.scenariosCommand(), a.cleanCommand(), a.classCommand(), a.watchCommand())
 	return root
 }
 
