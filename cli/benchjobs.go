@@ -44,15 +44,11 @@ func printJobTable(w io.Writer, rs []load.JobResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "take next job with\tworkers\tjobs/s\tp50 ms\tp99 ms\t55P03 errors\tfound none\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%d\t\n", jobClauseWords(r.Mode), r.Workers, r.Throughput, r.P50ms, r.P99ms, r.LockErrors, r.Empty)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.2f\t%d\t%d\t\n", load.JobClause(r.Mode), r.Workers, r.Throughput, r.P50ms, r.P99ms, r.LockErrors, r.Empty)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nFOR UPDATE: the workers queue for the same first job and run one after the other; NOWAIT: they fail\n"+
 		"(55P03) instead of waiting and must retry; SKIP LOCKED: each takes a job nobody holds, side by side.")
-}
-
-func jobClauseWords(mode string) string {
-	return map[string]string{"for-update": "FOR UPDATE", "nowait": "FOR UPDATE NOWAIT", "skip-locked": "FOR UPDATE SKIP LOCKED"}[mode]
 }
 
 func printJobChart(w io.Writer, rs []load.JobResult, workers []int, colour bool) {
@@ -71,7 +67,7 @@ func printJobChart(w io.Writer, rs []load.JobResult, workers []int, colour bool)
 			}
 		}
 		series = append(series, line)
-		names = append(names, jobClauseWords(mode))
+		names = append(names, load.JobClause(mode))
 	}
 	var ws []string
 	for _, wk := range workers {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/term"
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"lockstep/db"
@@ -29,50 +30,62 @@ func (a *app) classCommand() *cobra.Command {
 			"the list once, for a script.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if every <= 0 {
-				return badInput(fmt.Errorf("--every %s: must be positive", every))
+			hint := " (Ctrl-C ends)"
+			if once {
+				hint = ""
 			}
-			ctx := cmd.Context()
-			d, err := a.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			conn, err := d.Connect(ctx, db.AppName("class"))
-			if err != nil {
-				return err
-			}
-			defer conn.Close(context.WithoutCancel(ctx))
-			out := cmd.OutOrStdout()
-			f, isFile := out.(*os.File)
-			clear := !once && isFile && term.IsTerminal(f.Fd())
-			for {
+			return a.lookEvery(cmd, "class", every, !once, func(ctx context.Context, d *db.Database, conn *pgx.Conn, out io.Writer) (bool, error) {
 				runs, err := locks.Class(ctx, conn)
 				if err != nil {
-					return err
-				}
-				if clear {
-					fmt.Fprint(out, "\x1b[H\x1b[2J")
-				}
-				hint := " (Ctrl-C ends)"
-				if once {
-					hint = ""
+					return false, err
 				}
 				printClass(out, d.Describe()+hint, runs)
-				if once {
-					return nil
-				}
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(every):
-				}
-			}
+				return once, nil
+			})
 		},
 	}
 	cmd.Flags().DurationVar(&every, "every", time.Second, "how often to look again")
 	cmd.Flags().BoolVar(&once, "once", false, "print the list once and exit")
 	return cmd
+}
+
+// lookEvery opens the database and a connection of its own named what,
+// and calls look on it every interval until look says it is done or a
+// signal ends the command. With clear, on a terminal, each look starts on
+// a cleared screen.
+func (a *app) lookEvery(cmd *cobra.Command, what string, every time.Duration, clear bool,
+	look func(ctx context.Context, d *db.Database, conn *pgx.Conn, out io.Writer) (done bool, err error)) error {
+	if every <= 0 {
+		return badInput(fmt.Errorf("--every %s: must be positive", every))
+	}
+	ctx := cmd.Context()
+	d, err := a.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	conn, err := d.Connect(ctx, db.AppName(what))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	out := cmd.OutOrStdout()
+	f, isFile := out.(*os.File)
+	clear = clear && isFile && term.IsTerminal(f.Fd())
+	for {
+		if clear {
+			fmt.Fprint(out, "\x1b[H\x1b[2J")
+		}
+		done, err := look(ctx, d, conn, out)
+		if done || err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
 }
 
 func printClass(w io.Writer, server string, runs []locks.Run) {

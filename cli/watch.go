@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
+	"io"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/x/term"
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"lockstep/db"
@@ -34,9 +34,6 @@ func (a *app) watchCommand() *cobra.Command {
 			"the next deadlock and prints it. It only reads pg_stat_activity and pg_locks.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if every <= 0 {
-				return badInput(fmt.Errorf("--every %s: must be positive", every))
-			}
 			for _, p := range strings.Split(pids, ",") {
 				if p = strings.TrimSpace(p); p == "" {
 					continue
@@ -47,55 +44,34 @@ func (a *app) watchCommand() *cobra.Command {
 				}
 				f.Pids = append(f.Pids, int32(n))
 			}
-			ctx := cmd.Context()
-			d, err := a.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			conn, err := d.Connect(ctx, db.AppName("watch"))
-			if err != nil {
-				return err
-			}
-			defer conn.Close(context.WithoutCancel(ctx))
-			obs, err := locks.NewObserver(ctx, conn, db.RunID("watch"), "", locks.WithoutRowLocks())
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			file, isFile := out.(*os.File)
-			clear := !once && !asJSON && !untilDeadlock && isFile && term.IsTerminal(file.Fd())
-			for {
+			var obs *locks.Observer
+			clear := !once && !asJSON && !untilDeadlock
+			return a.lookEvery(cmd, "watch", every, clear, func(ctx context.Context, d *db.Database, conn *pgx.Conn, out io.Writer) (bool, error) {
+				if obs == nil {
+					var err error
+					if obs, err = locks.NewObserver(ctx, conn, db.RunID("watch"), "", locks.WithoutRowLocks()); err != nil {
+						return false, err
+					}
+				}
 				targets, err := locks.WatchTargets(ctx, conn, f)
 				if err != nil {
-					return err
+					return false, err
 				}
 				obs.Named(targets)
 				snap, err := obs.Poll(ctx)
 				if err != nil {
-					return err
+					return false, err
 				}
 				tree := locks.BuildTree(snap)
-				show := once || !untilDeadlock || len(tree.Cycles) > 0
 				switch {
-				case !show:
+				case untilDeadlock && len(tree.Cycles) == 0 && !once:
 				case asJSON:
 					_ = json.NewEncoder(out).Encode(map[string]any{"time": snap.Taken, "sessions": len(targets), "tree": tree})
 				default:
-					if clear {
-						fmt.Fprint(out, "\x1b[H\x1b[2J")
-					}
 					fmt.Fprintf(out, "%s — %d sessions watched on %s\n%s", snap.Taken.Format("15:04:05.000"), len(targets), d.Describe(), tree)
 				}
-				if once || (untilDeadlock && len(tree.Cycles) > 0) {
-					return nil
-				}
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(every):
-				}
-			}
+				return once || (untilDeadlock && len(tree.Cycles) > 0), nil
+			})
 		},
 	}
 	fl := cmd.Flags()

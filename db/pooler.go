@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -27,14 +26,7 @@ const PoolerServers = 2
 // Pooler is a PgBouncer in transaction pooling mode that lockstep started
 // in front of a database, as a class of applications would run one: a
 // client holds a server connection only for the length of a transaction.
-type Pooler struct {
-	dir      string
-	cmd      *exec.Cmd
-	done     chan struct{}
-	guard    func()
-	stopOnce sync.Once
-	stopErr  error
-}
+type Pooler struct{ daemon }
 
 // ErrNoPgbouncer says PgBouncer is not installed.
 var ErrNoPgbouncer = errors.New("PgBouncer is not installed: apt-get install pgbouncer (Debian, Ubuntu), dnf install pgbouncer (Fedora), brew install pgbouncer (macOS)")
@@ -72,7 +64,7 @@ func StartPooler(ctx context.Context, upstream *Database) (_ *Pooler, err error)
 	if err != nil {
 		return nil, err
 	}
-	p := &Pooler{dir: dir}
+	p := &Pooler{daemon{dir: dir}}
 	defer func() {
 		if err != nil {
 			_ = p.Stop()
@@ -120,23 +112,8 @@ func StartPooler(ctx context.Context, upstream *Database) (_ *Pooler, err error)
 	cmd.Dir = dir
 	cmd.Env = childEnv()
 	cmd.SysProcAttr = childAttr(cred, syscall.SIGTERM)
-	p.done = make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		defer close(p.done)
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	if err := p.run(cmd, nil); err != nil {
 		return nil, fmt.Errorf("starting PgBouncer: %w", err)
-	}
-	p.cmd = cmd
-	if p.guard, err = guardServer(cmd.Process.Pid); err != nil {
-		return nil, err
 	}
 	return p, p.waitReady(ctx, up.User)
 }
@@ -170,24 +147,8 @@ func (p *Pooler) Dir() string { return p.dir }
 // Stop shuts PgBouncer down at once and deletes its dir. It is safe to call
 // more than once and from any exit path.
 func (p *Pooler) Stop() error {
-	p.stopOnce.Do(func() {
-		if p.guard != nil {
-			p.guard()
-		}
-		if p.cmd != nil {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM) // PgBouncer's immediate shutdown
-			select {
-			case <-p.done:
-			case <-time.After(5 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if err := os.RemoveAll(p.dir); err != nil {
-			p.stopErr = fmt.Errorf("removing %s: %w", p.dir, err)
-		}
-	})
-	return p.stopErr
+	// SIGTERM is PgBouncer's immediate shutdown.
+	return p.stop(func(proc *os.Process) error { return proc.Signal(syscall.SIGTERM) }, 5*time.Second)
 }
 
 // Through is the same database reached through pooler p: connections made

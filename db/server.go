@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -52,13 +51,8 @@ func (o ServerOptions) progress(format string, args ...any) {
 // Server is a private, throwaway PostgreSQL: a fresh data directory in a 0700
 // temp dir, reachable only through a Unix socket in that dir.
 type Server struct {
-	dir      string
-	bins     Binaries
-	cmd      *exec.Cmd
-	done     chan struct{} // closed when the postmaster has exited
-	guard    func()        // ends what stops the server if lockstep dies
-	stopOnce sync.Once
-	stopErr  error
+	daemon
+	bins Binaries
 
 	ranInitdb bool // the data dir is initdb's, not a template's copy
 }
@@ -85,7 +79,7 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, bins: bins}
+	s := &Server{daemon: daemon{dir: dir}, bins: bins}
 	defer func() {
 		if err != nil {
 			_ = s.Stop()
@@ -243,32 +237,9 @@ func (s *Server) start(opts ServerOptions, cred *runAs) error {
 	// If lockstep dies, even by kill -9, SIGQUIT (immediate shutdown) goes
 	// to the postmaster, whose backends then exit with it (Linux).
 	cmd.SysProcAttr = childAttr(cred, syscall.SIGQUIT)
-	s.done = make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		defer close(s.done)
-		defer logf.Close()
-		// The parent-death signal fires when the *thread* that forked a child
-		// ends, and Go ends a thread only when a goroutine locked to it
-		// returns. So nothing here locks one: a locked goroutine that ended
-		// when this server stopped would take its thread with it, and with it
-		// any other child that thread had forked (a chaos worker, say).
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	if err := s.run(cmd, logf); err != nil {
 		return fmt.Errorf("starting postgres: %w", err)
 	}
-	s.cmd = cmd
-	guard, err := guardServer(cmd.Process.Pid)
-	if err != nil {
-		return fmt.Errorf("starting the watcher that stops the server if lockstep dies: %w", err)
-	}
-	s.guard = guard
 	return nil
 }
 
@@ -323,25 +294,8 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 // Stop shuts the server down at once and deletes its directory. It is safe
 // to call more than once and from any exit path.
 func (s *Server) Stop() error {
-	s.stopOnce.Do(func() {
-		if s.guard != nil {
-			s.guard()
-		}
-		if s.cmd != nil {
-			// Immediate shutdown: nothing here is worth a checkpoint.
-			_ = quit(s.cmd.Process)
-			select {
-			case <-s.done:
-			case <-time.After(10 * time.Second):
-				_ = s.cmd.Process.Kill()
-				<-s.done
-			}
-		}
-		if err := os.RemoveAll(s.dir); err != nil {
-			s.stopErr = fmt.Errorf("removing %s: %w", s.dir, err)
-		}
-	})
-	return s.stopErr
+	// Immediate shutdown: nothing here is worth a checkpoint.
+	return s.stop(quit, 10*time.Second)
 }
 
 // removeStale deletes lockstep temp dirs left by a lockstep that is gone and

@@ -300,8 +300,8 @@ func (p *player) blockedBySessions(b locks.Backend) bool {
 		return false
 	}
 	ours := map[int32]bool{}
-	for _, s := range p.eng.Sessions() {
-		ours[s.Pid] = true
+	for _, pid := range p.eng.Pids() {
+		ours[pid] = true
 	}
 	for _, pid := range slices.Concat(b.BlockedBy, b.SafeSnapshotBlockedBy) {
 		if ours[pid] {
@@ -449,8 +449,8 @@ func (p *player) printNotifications(ev sim.Event) {
 		return
 	}
 	senders := map[uint32]string{}
-	for i, s := range p.eng.Sessions() {
-		senders[uint32(s.Pid)] = p.spec.Sessions[i].Name
+	for i, pid := range p.eng.Pids() {
+		senders[uint32(pid)] = p.spec.Sessions[i].Name
 	}
 	for _, n := range ev.Notifications {
 		from, ok := senders[n.Pid]

@@ -22,6 +22,9 @@ var JobModes = []string{"for-update", "nowait", "skip-locked"}
 // jobClause is each mode's locking clause.
 var jobClause = map[string]string{"for-update": "FOR UPDATE", "nowait": "FOR UPDATE NOWAIT", "skip-locked": "FOR UPDATE SKIP LOCKED"}
 
+// JobClause is a mode's locking clause, as the workers write it.
+func JobClause(mode string) string { return jobClause[mode] }
+
 // JobConfig is one run of the job-queue workload.
 type JobConfig struct {
 	DB       *db.Database

@@ -87,6 +87,18 @@ func (e *Engine) Sessions() []SessionInfo {
 	return out
 }
 
+// Pids are the sessions' backend pids, by index (0 where unknown): what
+// Sessions says of them, without copying the rest.
+func (e *Engine) Pids() []int32 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]int32, len(e.sessions))
+	for i, s := range e.sessions {
+		out[i] = s.pid
+	}
+	return out
+}
+
 // SessionName is session i's name (T1, T1@A), as events and snapshots give it.
 func (e *Engine) SessionName(i int) string { return e.cfg.sessionName(i) }
 

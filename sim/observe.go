@@ -248,7 +248,7 @@ func (e *Engine) poll() (*locks.Snapshot, error) {
 	obs := make([]*locks.Observer, len(e.sides))
 	for i, sd := range e.sides {
 		obs[i] = sd.obs
-		if e.cfg.Scenario == nil {
+		if ok, _ := sd.obs.RowLocksAvailable(); !ok && e.cfg.Scenario == nil {
 			var rows []locks.RowLock
 			for _, s := range e.sessions {
 				if s.side == sd {

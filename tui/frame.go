@@ -24,6 +24,9 @@ type frame struct {
 
 	sessions []sim.SessionInfo
 	snap     *locks.Snapshot
+	// queues are the snapshot's lock queues worth drawing, drawn once per
+	// poll rather than on every frame.
+	queues []string
 	// waitSince is when each waiting session began to wait: the newest wait
 	// is the one the screen explains unless the user chose another.
 	waitSince map[string]time.Time
@@ -112,6 +115,12 @@ func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
 	switch ev.Kind {
 	case sim.Polled:
 		f.snap, f.lost, f.lostWhy = ev.Snapshot, false, ""
+		f.queues = f.queues[:0:0]
+		for _, q := range ev.Snapshot.Queues() {
+			if line, ok := queueLine(q); ok {
+				f.queues = append(f.queues, line)
+			}
+		}
 		if f.cycle != nil && len(ev.Snapshot.Graph.Cycles) == 0 {
 			f.cycle = nil // broken by a timeout or a cancel, not by the server's check
 		}
@@ -307,7 +316,7 @@ func (h *history) settle(live *frame, kind sim.EventKind) {
 	switch kind {
 	case sim.Polled:
 		for i := h.unpolled; i < len(h.frames); i++ {
-			h.frames[i].snap, h.frames[i].lost = live.snap, live.lost
+			h.frames[i].snap, h.frames[i].lost, h.frames[i].queues = live.snap, live.lost, live.queues
 		}
 		h.unpolled = len(h.frames)
 	case sim.BooksRead:

@@ -64,12 +64,8 @@ func (p *graphPane) Lines(w int) []string {
 	}
 	// A lock's queue, when more than one waits there or one waits only
 	// behind another's request: the order is the lesson then.
-	if p.f.snap != nil {
-		for _, q := range p.f.snap.Queues() {
-			if line, ok := queueLine(q); ok {
-				lines = append(lines, wrapAll([]string{st.wait.Render(line)}, w)...)
-			}
-		}
+	for _, line := range p.f.queues {
+		lines = append(lines, wrapAll([]string{st.wait.Render(line)}, w)...)
 	}
 	if len(lines) > 0 {
 		lines = append(lines, "")
