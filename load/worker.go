@@ -77,9 +77,14 @@ func (w *Worker) Run(ctx context.Context) (Tally, error) {
 	// pgconn watch it from a goroutine per statement, which costs the server
 	// CPU it needs on a small machine. When ctx ends, a cancel request
 	// interrupts whatever statement is in flight instead.
+	// A strategy without a transaction is never cancelled: a cancel between
+	// its autocommit statements would leave a transfer half made, and its
+	// short statements end by themselves; the loop stops after the transfer.
 	stmtCtx := context.WithoutCancel(ctx)
-	stop := context.AfterFunc(ctx, func() { _ = w.Conn.PgConn().CancelRequest(context.Background()) })
-	defer stop()
+	if w.Strategy.Transactional {
+		stop := context.AfterFunc(ctx, func() { _ = w.Conn.PgConn().CancelRequest(context.Background()) })
+		defer stop()
+	}
 	var t Tally
 	for ctx.Err() == nil {
 		start := time.Now()
