@@ -109,7 +109,8 @@ func TestBadInputIsOneLineAndExitCode2(t *testing.T) {
 		"amount too big":   {[]string{"run", "--amount", "99999999999"}, "--amount 99999999999.00: NUMERIC(12,2) holds at most 9999999999.99"},
 		"bench workload":   {[]string{"bench", "--workload", "queue"}, `--workload "queue": use transfers or job-queue`},
 		"watch pid":        {[]string{"watch", "--pid", "12,x"}, `--pid "12,x": give backend pids separated by commas`},
-		"watch every":      {[]string{"watch", "--every", "0s"}, "--every 0s: must be positive"},
+		"watch poll":       {[]string{"watch", "--poll", "0s"}, "--poll 0s: must be positive"},
+		"watch both":       {[]string{"watch", "--database", "x", "--all"}, "--database and --all: choose one"},
 		"fix unknown":      {[]string{"run", "--scenario", "job-queue", "--fix", "bogus"}, "the fixes of job-queue are none, nowait, skip-locked"},
 		"pool fix":         {[]string{"run", "--scenario", "pool", "--fix", "magic"}, `unknown pool fix "magic"`},
 		"pool size":        {[]string{"run", "--scenario", "pool", "--pool-size", "1"}, "--pool-size 1: at least 2"},
@@ -501,5 +502,77 @@ func TestRunDropsItsSchemaUnlessKept(t *testing.T) {
 		if exists(schema) != keep || said == keep {
 			t.Errorf("run (keep %v): schema %s exists %v; stderr %q", keep, schema, exists(schema), errOut)
 		}
+	}
+}
+
+// watch --once --json reports an application's waits as a tree: the root
+// blocker idle in its transaction, the waiter under it with its lock.
+func TestWatchOnceJSON(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app := fmt.Sprintf("cliwatch%d_%d", os.Getpid(), schemaSeq.Add(1))
+	conn := func(n string) *pgx.Conn {
+		cfg, err := pgx.ParseConfig(dbtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["application_name"] = app + "_" + n
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		return c
+	}
+	a, b := conn("a"), conn("b")
+	if _, err := a.Exec(ctx, "CREATE TABLE "+app+" (id int PRIMARY KEY, v int); INSERT INTO "+app+" VALUES (1, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c := conn("cleanup")
+		c.Exec(context.Background(), "DROP TABLE IF EXISTS "+app)
+	})
+	if _, err := a.Exec(ctx, "BEGIN; DELETE FROM "+app+" WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := b.Exec(ctx, "UPDATE "+app+" SET v = 2 WHERE id = 1"); done <- err }()
+	type node struct {
+		Session, State, Query, Lock, Waits string
+		Soft                               bool
+		Waiters                            []node
+	}
+	var got struct {
+		Watched int
+		Tree    struct{ Roots []node }
+	}
+	// Until b is seen waiting: the watch is headless and looks once per call.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		out, errOut, code := lockstep(t, "watch", "--dsn", dbtest.DSN(t), "--app", app+"_%", "--once", "--json")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%v: %q", err, out)
+		}
+		if len(got.Tree.Roots) == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if got.Watched != 2 || len(got.Tree.Roots) != 1 {
+		t.Fatalf("%+v", got)
+	}
+	root := got.Tree.Roots[0]
+	if !strings.HasPrefix(root.Session, app+"_a ") || root.State != "idle in transaction" || !strings.Contains(root.Query, "DELETE FROM") ||
+		len(root.Waiters) != 1 || !strings.HasPrefix(root.Waiters[0].Session, app+"_b ") || root.Waiters[0].Soft ||
+		!strings.Contains(root.Waiters[0].Lock, "ShareLock on "+root.Session+"'s transaction") ||
+		!strings.Contains(root.Waiters[0].Waits, "holds a lock on the row at (0,1) in public."+app+" that conflicts with FOR NO KEY UPDATE") {
+		t.Errorf("%+v", got)
+	}
+	if _, err := a.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,82 +5,216 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
 	"lockstep/db"
 	"lockstep/locks"
+	"lockstep/tui"
 )
 
+// watchFlags are lockstep watch's flags.
+type watchFlags struct {
+	opts          locks.WatchOptions
+	pids          string
+	database      string
+	poll          time.Duration
+	once, asJSON  bool
+	untilDeadlock bool
+}
+
 func (a *app) watchCommand() *cobra.Command {
-	var (
-		f             locks.WatchFilter
-		pids          string
-		every         time.Duration
-		once, asJSON  bool
-		untilDeadlock bool
-	)
+	var wf watchFlags
 	cmd := &cobra.Command{
 		Use:   "watch",
 		Short: "Watch the locks of sessions lockstep did not start: who waits for whom, and why, as a tree",
 		Long: "watch points lockstep's observer at any application's sessions on the server (--dsn): by default every\n" +
 			"client session of the database but its own. It draws the waits as a tree — the root blockers first,\n" +
 			"each waiter under what it waits for, with the lock and the conflict in words, queueing told from\n" +
-			"blocking — and refreshes it. --once prints it once (--json: one object), --until-deadlock waits for\n" +
-			"the next deadlock and prints it. It only reads pg_stat_activity and pg_locks.",
+			"blocking — keeps a history of long waits and deadlocks, and can cancel or terminate a backend after\n" +
+			"asking (not with --read-only). --once prints the tree once (--json: one object), --until-deadlock\n" +
+			"waits for the next deadlock and prints it. It reads pg_stat_activity, and pg_locks only while someone waits.",
+		Example: "  lockstep watch --dsn postgres://me@localhost/shop --app psql\n" +
+			"  lockstep watch --app 'lockstep/%' --once --json",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, p := range strings.Split(pids, ",") {
-				if p = strings.TrimSpace(p); p == "" {
-					continue
-				}
-				n, err := strconv.Atoi(p)
-				if err != nil || n <= 0 {
-					return badInput(fmt.Errorf("--pid %q: give backend pids separated by commas", pids))
-				}
-				f.Pids = append(f.Pids, int32(n))
-			}
-			var obs *locks.Observer
-			clear := !once && !asJSON && !untilDeadlock
-			return a.lookEvery(cmd, "watch", every, clear, func(ctx context.Context, d *db.Database, conn *pgx.Conn, out io.Writer) (bool, error) {
-				if obs == nil {
-					var err error
-					if obs, err = locks.NewObserver(ctx, conn, db.RunID("watch"), "", locks.WithoutRowLocks()); err != nil {
-						return false, err
-					}
-				}
-				targets, err := locks.WatchTargets(ctx, conn, f)
-				if err != nil {
-					return false, err
-				}
-				obs.Named(targets)
-				snap, err := obs.Poll(ctx)
-				if err != nil {
-					return false, err
-				}
-				tree := locks.BuildTree(snap)
-				switch {
-				case untilDeadlock && len(tree.Cycles) == 0 && !once:
-				case asJSON:
-					_ = json.NewEncoder(out).Encode(map[string]any{"time": snap.Taken, "sessions": len(targets), "tree": tree})
-				default:
-					fmt.Fprintf(out, "%s — %d sessions watched on %s\n%s", snap.Taken.Format("15:04:05.000"), len(targets), d.Describe(), tree)
-				}
-				return once || (untilDeadlock && len(tree.Cycles) > 0), nil
-			})
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.watch(cmd, wf) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.App, "app", "", "only sessions whose application_name matches this LIKE pattern (e.g. psql, 'lockstep/%')")
-	fl.StringVar(&f.User, "user", "", "only sessions of this role")
-	fl.StringVar(&pids, "pid", "", "only these backend pids, separated by commas")
-	fl.DurationVar(&every, "every", 500*time.Millisecond, "how often to look again")
-	fl.BoolVar(&once, "once", false, "print the tree once and exit")
-	fl.BoolVar(&asJSON, "json", false, "print the tree as JSON, one object per look")
-	fl.BoolVar(&untilDeadlock, "until-deadlock", false, "wait for the next deadlock and print it")
+	fl.StringVar(&wf.opts.Filter.App, "app", "", "only sessions whose application_name matches this LIKE pattern (e.g. psql, 'lockstep/%')")
+	fl.StringVar(&wf.opts.Filter.User, "user", "", "only sessions of this role")
+	fl.StringVar(&wf.database, "database", "", "watch this database of the server instead of the connection's")
+	fl.BoolVar(&wf.opts.Filter.AllDatabases, "all", false, "sessions of every database of the server, not only the connection's")
+	fl.StringVar(&wf.pids, "pid", "", "only these backend pids, separated by commas")
+	fl.DurationVar(&wf.poll, "poll", 500*time.Millisecond, "how often to look again")
+	fl.DurationVar(&wf.opts.Threshold, "history-after", time.Second, "keep in the history every wait that lasts this long")
+	fl.BoolVar(&wf.opts.ReadOnly, "read-only", false, "never cancel or terminate a backend")
+	fl.BoolVar(&wf.once, "once", false, "print the tree once and exit")
+	fl.BoolVar(&wf.asJSON, "json", false, "print JSON instead of text, one object per look")
+	fl.BoolVar(&wf.untilDeadlock, "until-deadlock", false, "wait for the next deadlock and print it")
+	fl.StringVar(&a.theme, "theme", a.theme, "default, or projector: high contrast on a black screen")
 	return cmd
+}
+
+func (a *app) watch(cmd *cobra.Command, wf watchFlags) error {
+	for _, p := range strings.Split(wf.pids, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(p, 10, 32)
+		if err != nil || n <= 0 {
+			return badInput(fmt.Errorf("--pid %q: give backend pids separated by commas, e.g. --pid 4711,4712", wf.pids))
+		}
+		wf.opts.Filter.Pids = append(wf.opts.Filter.Pids, int32(n))
+	}
+	if wf.poll <= 0 {
+		return badInput(fmt.Errorf("--poll %s: must be positive, e.g. --poll 500ms", wf.poll))
+	}
+	if wf.opts.Threshold <= 0 {
+		return badInput(fmt.Errorf("--history-after %s: must be positive, e.g. --history-after 1s", wf.opts.Threshold))
+	}
+	if wf.database != "" && wf.opts.Filter.AllDatabases {
+		return badInput(fmt.Errorf("--database and --all: choose one (--all watches every database)"))
+	}
+	theme, err := tui.ParseTheme(a.theme)
+	if err != nil {
+		return badInput(fmt.Errorf("--theme: %w", err))
+	}
+	out := cmd.OutOrStdout()
+	f, isFile := out.(*os.File)
+	interactive := isFile && term.IsTerminal(f.Fd()) && !wf.once && !wf.asJSON && !wf.untilDeadlock
+
+	ctx := cmd.Context()
+	d, err := a.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	cfg := d.ConnConfig(db.AppName("watch"))
+	if wf.database != "" {
+		cfg.Database = wf.database
+	}
+	conn, err := d.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return badInput(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	wf.opts.ServerLog = d.ServerLog()
+	w, err := locks.NewWatch(ctx, conn, wf.opts)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	where := d.Describe()
+	if wf.database != "" {
+		where += " (database " + wf.database + ")"
+	}
+	if interactive {
+		return tui.RunWatch(ctx, tui.WatchOptions{Watch: w, Poll: wf.poll, Server: where, Filter: describeFilter(wf.opts.Filter), Theme: theme})
+	}
+	if !wf.asJSON {
+		for _, n := range w.Notes() {
+			fmt.Fprintf(a.stderr, "lockstep: %s\n", n)
+		}
+	}
+	for {
+		look, err := w.Poll(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		done := wf.once
+		switch {
+		case wf.untilDeadlock:
+			ev, ok := deadlockIn(look)
+			if ok {
+				done = true
+				printDeadlock(out, look, ev, wf.asJSON)
+			} else if wf.once {
+				fmt.Fprintln(out, "no deadlock now")
+			}
+		case wf.asJSON:
+			_ = json.NewEncoder(out).Encode(watchJSON(look, w))
+		default:
+			fmt.Fprintf(out, "%s — %d sessions watched (%s) on %s — %d in a transaction, %d idle in one\n%s",
+				look.Taken.Format("15:04:05.000"), look.Watched, describeFilter(wf.opts.Filter), where,
+				look.InTransaction, look.IdleInTransaction, look.Tree.Draw(look.Taken))
+			for _, ev := range look.New {
+				fmt.Fprintf(out, "history: %s %s\n", ev.Time.Format("15:04:05"), ev.What)
+			}
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wf.poll):
+		}
+	}
+}
+
+// describeFilter says in words which sessions a watch chooses.
+func describeFilter(f locks.WatchFilter) string {
+	var parts []string
+	if f.App != "" {
+		parts = append(parts, "application_name LIKE '"+f.App+"'")
+	}
+	if f.User != "" {
+		parts = append(parts, "user "+f.User)
+	}
+	if len(f.Pids) > 0 {
+		var ps []string
+		for _, p := range f.Pids {
+			ps = append(ps, strconv.Itoa(int(p)))
+		}
+		parts = append(parts, "pid "+strings.Join(ps, ","))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "every client session")
+	}
+	if f.AllDatabases {
+		parts = append(parts, "every database")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// deadlockIn is the deadlock a look shows: one standing, or one the server
+// has just broken.
+func deadlockIn(look *locks.Look) (locks.WatchEvent, bool) {
+	for _, ev := range look.New {
+		if ev.Kind == "deadlock" || ev.Kind == "server" {
+			return ev, true
+		}
+	}
+	return locks.WatchEvent{}, false
+}
+
+func printDeadlock(out io.Writer, look *locks.Look, ev locks.WatchEvent, asJSON bool) {
+	if asJSON {
+		_ = json.NewEncoder(out).Encode(map[string]any{"time": look.Taken, "deadlock": ev})
+		return
+	}
+	fmt.Fprintf(out, "%s %s\n", ev.Time.Format("15:04:05.000"), ev.What)
+	for _, s := range ev.Statements {
+		fmt.Fprintf(out, "  %s\n", s)
+	}
+	if ev.Detail != "" {
+		fmt.Fprintf(out, "the server's report:\n  %s\n", strings.ReplaceAll(ev.Detail, "\n", "\n  "))
+	}
+	fmt.Fprint(out, ev.Tree.Draw(look.Taken))
+}
+
+func watchJSON(look *locks.Look, w *locks.Watch) map[string]any {
+	return map[string]any{
+		"time": look.Taken, "watched": look.Watched, "in_transaction": look.InTransaction,
+		"idle_in_transaction": look.IdleInTransaction, "poll_ms": float64(look.Took.Microseconds()) / 1000,
+		"read_pg_locks": look.ReadLocks, "tree": look.Tree, "new_history": look.New, "notes": w.Notes(),
+	}
 }

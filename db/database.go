@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -381,3 +382,23 @@ func (d *Database) ChildEnv() []string {
 
 // User is the role lockstep connects as.
 func (d *Database) User() string { return d.config.User }
+
+// ServerLog is the server's log file when lockstep can read it: the
+// throwaway server's, whether this lockstep started it or another one
+// (lockstep db) did and the connection reaches it through its socket dir.
+// "" otherwise.
+func (d *Database) ServerLog() string {
+	dir := d.config.Host
+	if d.server != nil {
+		dir = d.server.dir
+	}
+	if !filepath.IsAbs(dir) {
+		return ""
+	}
+	for _, name := range []string{ownerFile, "server.log"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			return ""
+		}
+	}
+	return filepath.Join(dir, "server.log")
+}

@@ -222,6 +222,9 @@ func (s *Server) start(opts ServerOptions, cred *runAs) error {
 		"-c", "max_connections=200",
 		"-c", "max_prepared_transactions=" + strconv.Itoa(prepared),
 		"-c", "unix_socket_permissions=0700",
+		// A wait longer than deadlock_timeout is logged, and so is the
+		// deadlock check's verdict: lockstep watch reads both from the log.
+		"-c", "log_lock_waits=on",
 	}
 	if opts.DeadlockTimeout > 0 {
 		args = append(args, "-c", fmt.Sprintf("deadlock_timeout=%dms", opts.DeadlockTimeout.Milliseconds()))

@@ -250,12 +250,20 @@ func (s *Snapshot) explain(e *Edge, waiter *Backend) {
 // explainRowWait explains a wait on another transaction's id: the waiter
 // needs a row that transaction has locked, and waits for it to end.
 func (s *Snapshot) explainRowWait(e *Edge, waiter *Backend) {
+	// The holder's ExclusiveLock on its transaction id against the waiter's
+	// ShareLock is no table-level conflict: the row lock behind it decides.
+	e.Conflict = nil
 	want, wantOK := wantedRowMode(waiter.Query)
 	account := int64(0)
+	row := "a row"
 	for _, l := range s.Locks {
 		// The granted tuple lock (not an SIReadLock) marks the row it queues for.
-		if l.Pid == waiter.Pid && l.Type == "tuple" && l.Granted && l.Mode != "SIReadLock" && l.Account != 0 {
-			account = l.Account
+		if l.Pid == waiter.Pid && l.Type == "tuple" && l.Granted && l.Mode != "SIReadLock" {
+			if l.Account != 0 {
+				account = l.Account
+			} else if l.Relation != "" {
+				row = fmt.Sprintf("the row at %s in %s", l.Ctid(), l.Relation)
+			}
 		}
 	}
 	prefix := fmt.Sprintf("%s wants ShareLock on %s's transaction, i.e. waits for it to end", e.Waiter, e.Holder)
@@ -278,7 +286,6 @@ func (s *Snapshot) explainRowWait(e *Edge, waiter *Backend) {
 			return
 		}
 	}
-	row := "a row"
 	if account != 0 {
 		row = fmt.Sprintf("accounts id=%d", account)
 	}

@@ -240,6 +240,11 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 			b.Prepared, b.Session = gid, PreparedName(o.run, gid)
 		}
 		b.Xid = uint32(xid)
+		if b.Query == HiddenQuery && len(b.BlockedBy) > 0 {
+			// The server hides the wait event from this role; pg_blocking_pids
+			// still says the backend waits for a lock.
+			b.WaitEventType = "Lock"
+		}
 		b.Database = o.label
 		if !seen[app] {
 			seen[app] = true

@@ -12,7 +12,8 @@
 -- A backend holding no lock comes back once, with NULL lock columns.
 -- Relation names are resolved only for locks in this database (or shared
 -- catalogs): an oid from another database would name the wrong table.
--- pg_blocking_pids is asked only of backends that wait, since it takes the
+-- pg_blocking_pids is asked only of backends that wait (or whose wait the
+-- server hides from a role without pg_read_all_stats), since it takes the
 -- lock manager's partition locks: for a lock, or for inter-process
 -- communication — a parallel query's leader waits so for its workers, and
 -- pg_blocking_pids answers for the leader's whole lock group. l.waitstart exists from PostgreSQL 14 on;
@@ -26,13 +27,13 @@ WITH backend AS (
            a.xact_start,
            coalesce(a.backend_xid::text, '0')::bigint  AS xid,
            coalesce(a.query, '')                       AS query,
-           CASE WHEN a.wait_event_type IN ('Lock', 'IPC') THEN pg_blocking_pids(a.pid) END
+           CASE WHEN a.wait_event_type IN ('Lock', 'IPC') OR a.state IS NULL THEN pg_blocking_pids(a.pid) END
                                                        AS blocking_pids,
            CASE WHEN a.wait_event = 'SafeSnapshot' THEN pg_safe_snapshot_blocking_pids(a.pid) END
                                                        AS safe_snapshot_blocking_pids,
            NULL::text                                  AS virtualtransaction
     FROM pg_stat_activity a
-    WHERE (a.application_name LIKE $1 OR a.pid = ANY($4)) AND a.datname = current_database()
+    WHERE (a.application_name LIKE $1 AND a.datname = current_database()) OR a.pid = ANY($4)
   UNION ALL
     SELECT 0,
            'prepared:' || p.gid,

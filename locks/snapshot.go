@@ -15,6 +15,7 @@ import (
 type Backend struct {
 	Pid           int32
 	Session       string // "T1", from application_name lockstep/<run>/T1
+	User          string // the role, where the view reads it (watch)
 	State         string // pg_stat_activity.state: active, idle in transaction, …
 	WaitEventType string
 	WaitEvent     string

@@ -2,109 +2,368 @@ package locks_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"lockstep/db"
 	"lockstep/db/dbtest"
 	"lockstep/locks"
 )
 
-// watch finds sessions lockstep did not start, by their application's name,
-// and draws their waits as a tree: the root blocker, a waiter under it, and
-// a waiter with two blockers under each.
-func TestWatchTree(t *testing.T) {
-	t.Parallel()
+// app is an application the watch tests start: plain pgx connections named
+// <prefix>_<name>, each with a table w of its own schema to lock.
+type app struct {
+	t      *testing.T
+	d      *db.Database
+	prefix string
+	conns  map[string]*pgx.Conn
+	pids   map[string]int32
+	done   map[string]chan error
+}
+
+func newApp(t *testing.T, names ...string) *app {
+	t.Helper()
 	ctx := context.Background()
-	d := dbtest.Schema(t)
-	app := "tapp_" + string(db.NewRunID())
-	conns := map[string]*pgx.Conn{}
-	for _, n := range []string{"a", "b", "c"} {
-		cfg := d.ConnConfig(app + "_" + n)
-		c, err := pgx.ConnectConfig(ctx, cfg)
+	a := &app{t: t, d: dbtest.Schema(t), prefix: "tapp_" + string(db.NewRunID()),
+		conns: map[string]*pgx.Conn{}, pids: map[string]int32{}, done: map[string]chan error{}}
+	for _, n := range names {
+		c, err := pgx.ConnectConfig(ctx, a.d.ConnConfig(a.prefix+"_"+n))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close(ctx)
-		conns[n] = c
+		t.Cleanup(func() { c.Close(context.Background()) })
+		a.conns[n], a.pids[n] = c, int32(c.PgConn().PID())
 	}
-	ddl := "CREATE SCHEMA IF NOT EXISTS " + d.Schema() + "; CREATE TABLE " + d.Schema() + ".w (id int PRIMARY KEY, v int); INSERT INTO " + d.Schema() + ".w VALUES (1, 0)"
-	if _, err := conns["a"].Exec(ctx, ddl); err != nil {
+	a.exec(names[0], "CREATE SCHEMA IF NOT EXISTS "+a.d.Schema()+"; CREATE TABLE "+a.d.Schema()+
+		".w (id int PRIMARY KEY, v int); INSERT INTO "+a.d.Schema()+".w VALUES (1, 0), (2, 0)")
+	return a
+}
+
+// exec runs sql on session n and fails the test on an error.
+func (a *app) exec(n string, sql string) {
+	a.t.Helper()
+	if _, err := a.conns[n].Exec(context.Background(), sql); err != nil {
+		a.t.Fatalf("%s: %s: %v", n, sql, err)
+	}
+}
+
+// start runs sql on session n without waiting for it; wait collects it.
+func (a *app) start(n string, sql string) {
+	ch := make(chan error, 1)
+	a.done[n] = ch
+	go func() { _, err := a.conns[n].Exec(context.Background(), sql); ch <- err }()
+}
+
+func (a *app) wait(n string) error { return <-a.done[n] }
+
+// name is how the watch names session n.
+func (a *app) name(n string) string { return fmt.Sprintf("%s_%s %d", a.prefix, n, a.pids[n]) }
+
+// watch is a watch on the app's sessions, on a connection of the test's.
+func (a *app) watch(opts locks.WatchOptions) *locks.Watch {
+	a.t.Helper()
+	return a.watchAs(a.d.ConnConfig("test-watch"), opts)
+}
+
+func (a *app) watchAs(cfg *pgx.ConnConfig, opts locks.WatchOptions) *locks.Watch {
+	a.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.t.Cleanup(func() { conn.Close(context.Background()) })
+	if opts.Filter.App == "" {
+		opts.Filter.App = a.prefix + "%"
+	}
+	w, err := locks.NewWatch(ctx, conn, opts)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.t.Cleanup(w.Close)
+	return w
+}
+
+// until polls until ok says the look is the one wanted; the deadline only
+// guards against a hang.
+func until(t *testing.T, w *locks.Watch, what string, ok func(*locks.Look) bool) *locks.Look {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		look, err := w.Poll(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(look) {
+			return look
+		}
+		if time.Now().After(deadline) {
+			for _, b := range look.Snapshot.Backends {
+				t.Logf("%+v", b)
+			}
+			t.Logf("%d locks, %+v", len(look.Snapshot.Locks), look)
+			t.Fatalf("never saw %s; last tree:\n%s", what, look.Tree)
+		}
+	}
+}
+
+func find(t locks.Tree, session string) []locks.TreeNode {
+	var out []locks.TreeNode
+	t.Walk(func(n *locks.TreeNode, _ int) {
+		if n.Session == session {
+			out = append(out, *n)
+		}
+	})
+	return out
+}
+
+// A chain of three: c waits for b, which waits for a, idle in its transaction.
+func TestWatchChain(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, "a", "b", "c")
+	w := a.watch(locks.WatchOptions{})
+	look := until(t, w, "no wait", func(l *locks.Look) bool { return l.Watched == 3 })
+	if look.ReadLocks || len(look.Tree.Roots) != 0 {
+		t.Fatalf("no one waits, yet pg_locks was read (%v) or a tree drawn:\n%s", look.ReadLocks, look.Tree)
+	}
+	a.exec("a", "BEGIN; UPDATE w SET v = 1 WHERE id = 1")
+	a.exec("b", "BEGIN; UPDATE w SET v = 2 WHERE id = 2")
+	a.start("b", "UPDATE w SET v = 2 WHERE id = 1")
+	a.start("c", "UPDATE w SET v = 3 WHERE id = 2")
+	look = until(t, w, "the chain", func(l *locks.Look) bool {
+		return len(l.Tree.Roots) == 1 && len(l.Tree.Roots[0].Waiters) == 1 && len(l.Tree.Roots[0].Waiters[0].Waiters) == 1
+	})
+	root := look.Tree.Roots[0]
+	b, c := root.Waiters[0], root.Waiters[0].Waiters[0]
+	if root.Session != a.name("a") || root.State != "idle in transaction" || root.User == "" || root.XactStart == nil {
+		t.Errorf("root: %+v", root)
+	}
+	if b.Session != a.name("b") || c.Session != a.name("c") || b.Soft || c.Soft ||
+		!strings.Contains(b.Lock, "ShareLock on "+a.name("a")+"'s transaction") || !strings.Contains(c.Waits, "waits for it to end") {
+		t.Errorf("chain:\n%s", look.Tree)
+	}
+	if !look.ReadLocks || look.Watched != 3 || look.IdleInTransaction != 1 || look.InTransaction != 3 {
+		t.Errorf("counts: %+v", look)
+	}
+	if s := look.Tree.String(); !strings.Contains(s, "└─ "+b.Session+" waits for it: UPDATE w SET v = 2 WHERE id = 1") ||
+		!strings.Contains(s, "     └─ "+c.Session+" waits for it: UPDATE w SET v = 3 WHERE id = 2") {
+		t.Errorf("drawn:\n%s", s)
+	}
+	a.exec("a", "COMMIT")
+	if err := a.wait("b"); err != nil {
 		t.Fatal(err)
 	}
-	for _, sql := range []string{"BEGIN", "UPDATE w SET v = v + 1 WHERE id = 1"} {
-		if _, err := conns["a"].Exec(ctx, sql); err != nil {
+	a.exec("b", "COMMIT")
+	if err := a.wait("c"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two blockers on one waiter: c's EXCLUSIVE waits for a's and b's SHARE,
+// and is drawn under both, hard each time.
+func TestWatchTwoBlockers(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, "a", "b", "c")
+	w := a.watch(locks.WatchOptions{})
+	a.exec("a", "BEGIN; LOCK w IN SHARE MODE")
+	a.exec("b", "BEGIN; LOCK w IN SHARE MODE")
+	a.start("c", "BEGIN; LOCK w IN EXCLUSIVE MODE; COMMIT")
+	look := until(t, w, "c under a and b", func(l *locks.Look) bool { return len(find(l.Tree, a.name("c"))) == 2 })
+	if len(look.Tree.Roots) != 2 {
+		t.Fatalf("roots:\n%s", look.Tree)
+	}
+	for _, c := range find(look.Tree, a.name("c")) {
+		if c.Soft || c.Lock != "EXCLUSIVE on w" || !strings.Contains(c.Waits, "holds SHARE on it") {
+			t.Errorf("c: %+v", c)
+		}
+	}
+	a.exec("a", "COMMIT")
+	a.exec("b", "COMMIT")
+	if err := a.wait("c"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A queue behind an ACCESS EXCLUSIVE request: b's LOCK waits for a's
+// ACCESS SHARE; c's SELECT conflicts with nothing held, and queues behind b.
+func TestWatchQueue(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, "a", "b", "c")
+	w := a.watch(locks.WatchOptions{})
+	a.exec("a", "BEGIN; SELECT count(*) FROM w")
+	a.start("b", "BEGIN; LOCK w; COMMIT")
+	until(t, w, "b waiting", func(l *locks.Look) bool { return len(find(l.Tree, a.name("b"))) == 1 })
+	a.start("c", "SELECT count(*) FROM w")
+	look := until(t, w, "c queued behind b", func(l *locks.Look) bool {
+		cs := find(l.Tree, a.name("c"))
+		return len(cs) == 1 && cs[0].Soft
+	})
+	if len(look.Tree.Roots) != 1 || look.Tree.Roots[0].Session != a.name("a") {
+		t.Fatalf("roots:\n%s", look.Tree)
+	}
+	b := look.Tree.Roots[0].Waiters[0]
+	if b.Session != a.name("b") || b.Soft || b.Lock != "ACCESS EXCLUSIVE on w" || len(b.Waiters) != 1 ||
+		!strings.Contains(b.Waiters[0].Waits, "queues behind "+a.name("b")) {
+		t.Errorf("queue:\n%s", look.Tree)
+	}
+	if !strings.Contains(look.Tree.String(), a.name("c")+" queues behind it") {
+		t.Errorf("drawn:\n%s", look.Tree)
+	}
+	a.exec("a", "COMMIT")
+	for _, n := range []string{"b", "c"} {
+		if err := a.wait(n); err != nil {
 			t.Fatal(err)
 		}
 	}
-	watcher, err := d.Connect(ctx, db.AppName("test-watch"))
-	if err != nil {
-		t.Fatal(err)
+}
+
+// A deadlock is recorded while it stands, with its statements; a read-only
+// watch refuses to break it; cancelling one member does; and a deadlock the
+// server breaks is recorded as its verdict.
+func TestWatchDeadlockHistoryAndSignals(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, "a", "b")
+	w := a.watch(locks.WatchOptions{Threshold: time.Millisecond, ServerLog: a.d.ServerLog()})
+	ro := a.watch(locks.WatchOptions{ReadOnly: true})
+	// The server's check would break the cycle after deadlock_timeout: put it
+	// off, so that it stands until the test breaks it.
+	for _, n := range []string{"a", "b"} {
+		a.exec(n, "SET deadlock_timeout = '1h'")
 	}
-	defer watcher.Close(ctx)
-	obs, err := locks.NewObserver(ctx, watcher, db.RunID("watch"), "", locks.WithoutRowLocks())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tree locks.Tree
-	// until polls the server until the tree has the shape wanted (the
-	// deadline is only a guard against a hang).
-	until := func(waiters int) {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			targets, err := locks.WatchTargets(ctx, watcher, locks.WatchFilter{App: app + "%"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			obs.Named(targets)
-			snap, err := obs.Poll(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tree = locks.BuildTree(snap)
-			if len(targets) == 3 && len(tree.Roots) == 1 && len(tree.Roots[0].Waiters) == waiters {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the tree never formed: %s", tree)
-			}
+	a.exec("a", "BEGIN; UPDATE w SET v = 1 WHERE id = 1")
+	a.exec("b", "BEGIN; UPDATE w SET v = 2 WHERE id = 2")
+	a.start("a", "UPDATE w SET v = 1 WHERE id = 2")
+	a.start("b", "UPDATE w SET v = 2 WHERE id = 1")
+	look := until(t, w, "the deadlock", func(l *locks.Look) bool { return len(l.Tree.Cycles) == 1 })
+	var dl *locks.WatchEvent
+	for _, ev := range w.History() {
+		if ev.Kind == "deadlock" {
+			dl = &ev
 		}
 	}
-	done := make(chan error, 2)
-	go func() { _, err := conns["b"].Exec(ctx, "UPDATE w SET v = v + 1 WHERE id = 1"); done <- err }()
-	until(1) // b waits for a
-	go func() { _, err := conns["c"].Exec(ctx, "BEGIN; LOCK w; COMMIT"); done <- err }()
-	until(2) // and c for both
-	root := tree.Roots[0]
-	if !strings.HasPrefix(root.Session, app+"_a ") || root.State != "idle in transaction" {
-		t.Fatalf("root: %+v", root)
+	if dl == nil || !strings.Contains(dl.What, a.name("a")) || !strings.Contains(dl.What, a.name("b")) || dl.Ended ||
+		len(dl.Statements) != 2 || !strings.Contains(strings.Join(dl.Statements, "\n"), "UPDATE w SET v = 2 WHERE id = 1") ||
+		len(dl.Tree.Cycles) != 1 {
+		t.Fatalf("history: %+v (tree now:\n%s)", w.History(), look.Tree)
 	}
-	var b, c locks.TreeNode
-	for _, w := range root.Waiters {
-		switch {
-		case strings.HasPrefix(w.Session, app+"_b "):
-			b = w
-		case strings.HasPrefix(w.Session, app+"_c "):
-			c = w
+	waits := 0
+	for _, ev := range w.History() {
+		if ev.Kind == "wait" {
+			waits++
 		}
 	}
-	// b waits for a's row; c waits for a (and, under b, for b too): two blockers.
-	if b.Session == "" || !strings.Contains(b.Waits, "waits for it to end") || len(b.Waiters) != 1 ||
-		!strings.HasPrefix(b.Waiters[0].Session, app+"_c ") || c.Session == "" || !strings.Contains(c.Lock, "ACCESS EXCLUSIVE") {
-		t.Fatalf("tree:\n%s", tree)
+	if waits != 2 {
+		t.Errorf("two waits over 1ms, history: %+v", w.History())
 	}
-	if s := tree.String(); !strings.Contains(s, "idle in transaction") || !strings.Contains(s, "└─ "+b.Session+" waits for it") {
-		t.Errorf("drawn tree:\n%s", s)
+	// Read-only: refused, and b still waits.
+	if err := ro.Signal(context.Background(), a.pids["b"], false); !errors.Is(err, locks.ErrReadOnly) {
+		t.Fatalf("read-only signal: %v", err)
 	}
-	if _, err := conns["a"].Exec(ctx, "COMMIT"); err != nil {
+	until(t, ro, "b still waiting", func(l *locks.Look) bool { return len(find(l.Tree, a.name("b"))) > 0 })
+	// Cancel b's statement: the cycle ends, b's transaction is aborted.
+	if err := w.Signal(context.Background(), a.pids["b"], false); err != nil {
 		t.Fatal(err)
 	}
-	for range 2 {
-		if err := <-done; err != nil {
-			t.Fatal(err)
+	var pgErr *pgconn.PgError
+	if err := a.wait("b"); !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.QueryCanceled {
+		t.Fatalf("b after the cancel: %v", err)
+	}
+	a.exec("b", "ROLLBACK")
+	if err := a.wait("a"); err != nil {
+		t.Fatal(err)
+	}
+	a.exec("a", "COMMIT")
+	until(t, w, "the deadlock ended", func(*locks.Look) bool {
+		h := w.History()
+		for _, ev := range h {
+			if ev.Kind == "deadlock" && ev.Ended {
+				return true
+			}
 		}
+		return false
+	})
+	// Terminate ends the session itself.
+	if err := w.Signal(context.Background(), a.pids["b"], true); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.conns["b"].Ping(context.Background()); err == nil {
+		t.Error("b still answers after pg_terminate_backend")
+	}
+	if err := w.Signal(context.Background(), 1, false); err == nil || !strings.Contains(err.Error(), "not a backend") {
+		t.Errorf("signal to pid 1: %v", err)
+	}
+
+	// Now a deadlock the server breaks, at once: its verdict is recorded.
+	c := newApp(t, "a", "b")
+	cw := c.watch(locks.WatchOptions{ServerLog: c.d.ServerLog()})
+	until(t, cw, "the first look", func(*locks.Look) bool { return true })
+	c.exec("a", "SET deadlock_timeout = '10ms'; BEGIN; UPDATE w SET v = 1 WHERE id = 1")
+	c.exec("b", "SET deadlock_timeout = '10ms'; BEGIN; UPDATE w SET v = 2 WHERE id = 2")
+	c.start("a", "UPDATE w SET v = 1 WHERE id = 2")
+	until(t, cw, "a waiting", func(l *locks.Look) bool { return len(find(l.Tree, c.name("a"))) > 0 })
+	c.start("b", "UPDATE w SET v = 2 WHERE id = 1")
+	errA, errB := c.wait("a"), c.wait("b")
+	if (errA == nil) == (errB == nil) {
+		t.Fatalf("one of the two should be the victim: %v, %v", errA, errB)
+	}
+	victim := "a"
+	if errB != nil {
+		victim = "b"
+	}
+	until(t, cw, "the server's verdict", func(*locks.Look) bool {
+		for _, ev := range cw.History() {
+			if ev.Kind != "server" {
+				continue
+			}
+			if c.d.ServerLog() == "" {
+				return true // the counter only: it says how many, not whose
+			}
+			if strings.Contains(ev.Detail, fmt.Sprintf("Process %d", c.pids[victim])) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// A role without pg_read_all_stats sees the waits, not the statements, and is told so.
+func TestWatchPlainRole(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, "a", "b")
+	role := "watcher_" + strings.ToLower(string(db.NewRunID()))
+	a.exec("a", "CREATE ROLE "+role+" LOGIN")
+	t.Cleanup(func() {
+		c, err := pgx.ConnectConfig(context.Background(), a.d.ConnConfig("test-cleanup"))
+		if err == nil {
+			c.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+			c.Close(context.Background())
+		}
+	})
+	cfg := a.d.ConnConfig("test-watch")
+	cfg.User = role
+	w := a.watchAs(cfg, locks.WatchOptions{})
+	if notes := strings.Join(w.Notes(), "\n"); !strings.Contains(notes, "lacks pg_read_all_stats") {
+		t.Errorf("notes: %q", notes)
+	}
+	a.exec("a", "BEGIN; UPDATE w SET v = 1 WHERE id = 1")
+	a.start("b", "UPDATE w SET v = 2 WHERE id = 1")
+	look := until(t, w, "b under a", func(l *locks.Look) bool { return len(find(l.Tree, a.name("b"))) == 1 })
+	b := find(look.Tree, a.name("b"))[0]
+	if look.Tree.Roots[0].Session != a.name("a") || b.Query != locks.HiddenQuery || !strings.Contains(b.Lock, "ShareLock") {
+		t.Errorf("tree as a plain role:\n%s", look.Tree)
+	}
+	if s := look.Tree.String(); !strings.Contains(s, "statement hidden") {
+		t.Errorf("drawn:\n%s", s)
+	}
+	a.exec("a", "COMMIT")
+	if err := a.wait("b"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -91,11 +91,17 @@ func fit(s string, w int) string {
 	return s + strings.Repeat(" ", max(0, w-sw))
 }
 
-// wrapAll wraps each line to w cells.
+// wrapAll wraps each line to w cells, never breaking a phrase that carries
+// the lesson ("FOR NO KEY UPDATE", "WHERE id = 1") across two lines.
 func wrapAll(lines []string, w int) []string {
 	var out []string
 	for _, l := range lines {
-		out = append(out, strings.Split(ansi.Wrap(l, w, ""), "\n")...)
+		glued := lessonRE.ReplaceAllStringFunc(l, func(phrase string) string {
+			return strings.Join(strings.Fields(phrase), nbsp)
+		})
+		for _, wrapped := range strings.Split(ansi.Wrap(glued, w, ""), "\n") {
+			out = append(out, strings.ReplaceAll(wrapped, nbsp, " "))
+		}
 	}
 	return out
 }

@@ -47,7 +47,7 @@ func compactSQL(sql string, width int, brief bool) string {
 
 // lessonRE matches the phrases a line break must not split: a row lock's
 // clause and a WHERE's first condition.
-var lessonRE = regexp.MustCompile(`(?i)\bFOR\s+(?:NO\s+KEY\s+UPDATE|KEY\s+SHARE|UPDATE|SHARE)(?:\s+(?:SKIP\s+LOCKED|NOWAIT))?|\bWHERE\s+\S+\s*(?:IN\s*\([^)]*\)|(?:=|<>|!=|<=|>=|<|>)\s*\S+)`)
+var lessonRE = regexp.MustCompile(`(?i)\bFOR\s+(?:NO\s+KEY\s+UPDATE|KEY\s+SHARE|UPDATE|SHARE)\b(?:\s+(?:SKIP\s+LOCKED|NOWAIT))?|\bWHERE\s+\S+\s*(?:IN\s*\([^)]*\)|(?:=|<>|!=|<=|>=|<|>)\s*\S+)`)
 
 // nbsp joins the words of a phrase that wraps as one.
 const nbsp = "\u00a0"

@@ -1,0 +1,164 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"lockstep/db"
+	"lockstep/db/dbtest"
+	"lockstep/locks"
+
+	tea "charm.land/bubbletea/v2"
+)
+
+// watchApp is an application of two sessions: a holds a row, idle in its
+// transaction; b waits for it.
+type watchApp struct {
+	d      *db.Database
+	prefix string
+	a, b   *pgx.Conn
+	bDone  chan error
+}
+
+func newWatchApp(t *testing.T) *watchApp {
+	t.Helper()
+	ctx := context.Background()
+	w := &watchApp{d: dbtest.Schema(t), prefix: "tuiwatch_" + string(db.NewRunID()), bDone: make(chan error, 1)}
+	conn := func(n string) *pgx.Conn {
+		c, err := pgx.ConnectConfig(ctx, w.d.ConnConfig(w.prefix+"_"+n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		return c
+	}
+	w.a, w.b = conn("a"), conn("b")
+	s := w.d.Schema()
+	if _, err := w.a.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s+"; CREATE TABLE "+s+".w (id int PRIMARY KEY, v int); INSERT INTO "+s+".w VALUES (1, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.a.Exec(ctx, "BEGIN; UPDATE w SET v = 1 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		_, err := w.b.Exec(ctx, "UPDATE w SET v = 2 WHERE id = 1")
+		w.bDone <- err
+	}()
+	// Before the connections close: b's statement ends when a's transaction does.
+	t.Cleanup(func() {
+		w.a.Exec(context.Background(), "ROLLBACK")
+		<-finished
+	})
+	return w
+}
+
+// model is the watch view over the app's sessions, sized w×h.
+func (wa *watchApp) model(t *testing.T, readOnly bool, w, h int) *watchModel {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := wa.d.Connect(ctx, "test-watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	lw, err := locks.NewWatch(ctx, conn, locks.WatchOptions{Filter: locks.WatchFilter{App: wa.prefix + "_%"}, ReadOnly: readOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newWatchModel(ctx, WatchOptions{Watch: lw, Server: "test", Filter: wa.prefix})
+	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	return m
+}
+
+// pollUntil looks again until cond holds; the guard is against a hang.
+func pollUntil(t *testing.T, m *watchModel, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); {
+		m.polling = false
+		m.Update(m.poll()())
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s\n%s", what, stripped(m.View().Content))
+		}
+	}
+}
+
+func press(m *watchModel, keys ...string) tea.Cmd {
+	var cmd tea.Cmd
+	for _, k := range keys {
+		_, cmd = m.Update(keyMsg(k))
+	}
+	return cmd
+}
+
+// The screen answers "why is b waiting?" at every size without a key:
+// the blocker idle in its transaction, b under it with its statement, and why.
+func TestWatchScreen(t *testing.T) {
+	t.Parallel()
+	wa := newWatchApp(t)
+	for _, size := range [][2]int{{120, 40}, {100, 30}, {80, 24}} {
+		m := wa.model(t, true, size[0], size[1])
+		pollUntil(t, m, "b waiting", func() bool { return m.look != nil && len(m.look.Tree.Roots) == 1 })
+		press(m, "down") // select b
+		screen := stripped(m.View().Content)
+		for _, want := range []string{"idle in transaction", "UPDATE w SET v = 1 WHERE id = 1", "UPDATE w SET v = 2 WHERE id = 1",
+			"waits for it", "Why " + wa.prefix + "_b", "wants ShareLock on", "FOR NO KEY UPDATE"} {
+			if !strings.Contains(screen, want) {
+				t.Errorf("%dx%d: %q missing:\n%s", size[0], size[1], want, screen)
+			}
+		}
+		if lines := strings.Split(screen, "\n"); len(lines) > size[1] {
+			t.Errorf("%dx%d: %d lines", size[0], size[1], len(lines))
+		}
+	}
+}
+
+// Cancel asks first, naming pid, user and statement; n sends nothing, y
+// cancels; a read-only watch refuses.
+func TestWatchCancelNeedsConfirmation(t *testing.T) {
+	t.Parallel()
+	wa := newWatchApp(t)
+	ro := wa.model(t, true, 100, 30)
+	pollUntil(t, ro, "b waiting", func() bool { return ro.look != nil && len(ro.look.Tree.Roots) == 1 })
+	press(ro, "down", "k")
+	if ro.confirm != nil || !strings.Contains(ro.status, "read-only") {
+		t.Fatalf("read-only: confirm %v, status %q", ro.confirm, ro.status)
+	}
+
+	m := wa.model(t, false, 100, 30)
+	pollUntil(t, m, "b waiting", func() bool { return m.look != nil && len(m.look.Tree.Roots) == 1 })
+	press(m, "down", "k")
+	bPid := wa.b.PgConn().PID()
+	screen := stripped(m.View().Content)
+	want := fmt.Sprintf("Cancel the statement of pid %d — user %s, %s_b %d — running: UPDATE w SET v = 2 WHERE id = 1",
+		bPid, wa.d.User(), wa.prefix, bPid)
+	if m.confirm == nil || !strings.Contains(strings.ReplaceAll(screen, "\n", " "), want) {
+		t.Fatalf("no confirmation naming %q:\n%s", want, screen)
+	}
+	press(m, "n")
+	if m.confirm != nil || m.status != "nothing sent" {
+		t.Fatalf("after n: %v %q", m.confirm, m.status)
+	}
+	pollUntil(t, m, "b still waiting", func() bool { return len(m.look.Tree.Roots) == 1 })
+	cmd := press(m, "k", "y")
+	if cmd == nil {
+		t.Fatal("y sent nothing")
+	}
+	m.Update(cmd())
+	if !strings.Contains(m.status, fmt.Sprintf("cancelled the statement of pid %d", bPid)) {
+		t.Errorf("status %q", m.status)
+	}
+	var pgErr *pgconn.PgError
+	if err := <-wa.bDone; !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.QueryCanceled {
+		t.Errorf("b after the cancel: %v", err)
+	}
+}
