@@ -2,6 +2,7 @@ package db
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,8 @@ type ServerOptions struct {
 	DeadlockTimeout time.Duration
 	// MaxPreparedTransactions enables PREPARE TRANSACTION; 0 means the default of 16.
 	MaxPreparedTransactions int
+	// MaxConnections is the server's max_connections; 0 means 200.
+	MaxConnections int
 	// TempDir is where the server's private dir is made; "" means the first
 	// of $TMPDIR, /tmp and /var/tmp that the server's user can enter.
 	TempDir string
@@ -219,7 +222,7 @@ func (s *Server) start(opts ServerOptions, cred *runAs) error {
 		"-c", "fsync=off",
 		"-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off",
-		"-c", "max_connections=200",
+		"-c", "max_connections=" + strconv.Itoa(cmp.Or(opts.MaxConnections, 200)),
 		"-c", "max_prepared_transactions=" + strconv.Itoa(prepared),
 		"-c", "unix_socket_permissions=0700",
 		// A wait longer than deadlock_timeout is logged, and so is the

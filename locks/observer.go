@@ -63,6 +63,11 @@ func (o *Observer) Named(byPid map[int32]string) {
 	}
 }
 
+type backendKey struct {
+	pid int32
+	app string
+}
+
 // pollSQL is the poll: one query, kept as SQL in poll.sql.
 //
 //go:embed poll.sql
@@ -205,7 +210,9 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 		return nil, fmt.Errorf("polling pg_locks: %w", err)
 	}
 	var (
-		seen       = map[string]bool{}
+		// seen is by pid and name: sessions found by pid may share an
+		// application_name (two psql windows), prepared transactions share pid 0.
+		seen       = map[backendKey]bool{}
 		xidOwner   = map[uint32]string{}
 		needRows   bool
 		exclusive  bool
@@ -246,8 +253,8 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 			b.WaitEventType = "Lock"
 		}
 		b.Database = o.label
-		if !seen[app] {
-			seen[app] = true
+		if k := (backendKey{b.Pid, app}); !seen[k] {
+			seen[k] = true
 			snap.Backends = append(snap.Backends, b)
 			if b.Xid != 0 {
 				xidOwner[b.Xid] = b.Session

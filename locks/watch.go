@@ -85,8 +85,9 @@ type WatchEvent struct {
 	Statements []string `json:"statements,omitempty"`
 	// Detail is the server's own report (its log's DETAIL), when read.
 	Detail string `json:"detail,omitempty"`
-	// Tree is the tree as it stood (for a wait, its last look).
-	Tree Tree `json:"tree"`
+	// Tree is the tree as it stood (for a wait, its last look), at TreeAt.
+	Tree   Tree      `json:"tree"`
+	TreeAt time.Time `json:"tree_at"`
 }
 
 // Look is one poll of a watch.
@@ -233,7 +234,8 @@ func (w *Watch) Poll(ctx context.Context) (*Look, error) {
 		if t.chosen {
 			counter = c
 			look.Watched++
-			if t.xact != nil {
+			// An aborted transaction has no xact_start, yet holds its locks.
+			if t.xact != nil || strings.HasPrefix(t.state, "idle in transaction") {
 				look.InTransaction++
 			}
 			if strings.HasPrefix(t.state, "idle in transaction") {
@@ -351,7 +353,7 @@ func (w *Watch) remember(ctx context.Context, look *Look, counter *int64) []Watc
 			ws.index = len(w.history)
 			w.history = append(w.history, ev)
 		}
-		w.history[ws.index].Lasted, w.history[ws.index].Tree = lasted, look.Tree
+		w.history[ws.index].Lasted, w.history[ws.index].Tree, w.history[ws.index].TreeAt = lasted, look.Tree, now
 	}
 	// Deadlocks while they stand.
 	standing := map[string]bool{}
@@ -359,10 +361,10 @@ func (w *Watch) remember(ctx context.Context, look *Look, counter *int64) []Watc
 		k := cycleKey(c)
 		standing[k] = true
 		if i, ok := w.cycles[k]; ok {
-			w.history[i].Lasted, w.history[i].Tree = now.Sub(w.history[i].Time), look.Tree
+			w.history[i].Lasted, w.history[i].Tree, w.history[i].TreeAt = now.Sub(w.history[i].Time), look.Tree, now
 			continue
 		}
-		ev := WatchEvent{Time: now, Kind: "deadlock", What: "DEADLOCK " + c.String(), Tree: look.Tree}
+		ev := WatchEvent{Time: now, Kind: "deadlock", What: "DEADLOCK " + c.String(), Tree: look.Tree, TreeAt: now}
 		for _, s := range c.Sessions {
 			ev.Statements = append(ev.Statements, statement(s))
 		}
@@ -409,7 +411,7 @@ func (w *Watch) remember(ctx context.Context, look *Look, counter *int64) []Watc
 func (w *Watch) attachLastDeadlock(ev *WatchEvent) {
 	for i := len(w.history) - 1; i >= 0; i-- {
 		if h := w.history[i]; h.Kind == "deadlock" {
-			ev.Tree, ev.Statements = h.Tree, h.Statements
+			ev.Tree, ev.TreeAt, ev.Statements = h.Tree, h.TreeAt, h.Statements
 			ev.What += " (the cycle seen at " + h.Time.Format("15:04:05") + ": " + strings.TrimPrefix(h.What, "DEADLOCK ") + ")"
 			return
 		}
@@ -522,7 +524,8 @@ func (t *logTail) deadlocks() []serverDeadlock {
 		if end < 0 && len(detail) == 0 {
 			break // wait for the rest
 		}
-		out = append(out, serverDeadlock{verdict: "process " + m[1] + " got the error", detail: strings.Join(detail, "\n")})
+		out = append(out, serverDeadlock{verdict: "pid " + m[1] + " got 40P01 (deadlock detected), and its transaction was rolled back",
+			detail: strings.Join(detail, "\n")})
 		if end < 0 {
 			keep = len(t.pending)
 			break

@@ -17,8 +17,9 @@ import (
 	"lockstep/locks"
 )
 
-// app is an application the watch tests start: plain pgx connections named
-// <prefix>_<name>, each with a table w of its own schema to lock.
+// app is an application the watch tests start: plain pgx connections all
+// named <prefix>, like two psql windows, with a table w of its own schema
+// to lock.
 type app struct {
 	t      *testing.T
 	d      *db.Database
@@ -34,7 +35,7 @@ func newApp(t *testing.T, names ...string) *app {
 	a := &app{t: t, d: dbtest.Schema(t), prefix: "tapp_" + string(db.NewRunID()),
 		conns: map[string]*pgx.Conn{}, pids: map[string]int32{}, done: map[string]chan error{}}
 	for _, n := range names {
-		c, err := pgx.ConnectConfig(ctx, a.d.ConnConfig(a.prefix+"_"+n))
+		c, err := pgx.ConnectConfig(ctx, a.d.ConnConfig(a.prefix))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +65,7 @@ func (a *app) start(n string, sql string) {
 func (a *app) wait(n string) error { return <-a.done[n] }
 
 // name is how the watch names session n.
-func (a *app) name(n string) string { return fmt.Sprintf("%s_%s %d", a.prefix, n, a.pids[n]) }
+func (a *app) name(n string) string { return fmt.Sprintf("%s %d", a.prefix, a.pids[n]) }
 
 // watch is a watch on the app's sessions, on a connection of the test's.
 func (a *app) watch(opts locks.WatchOptions) *locks.Watch {

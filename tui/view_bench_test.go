@@ -84,3 +84,34 @@ func BenchmarkViewAfterPoll(b *testing.B) {
 		_ = m.render()
 	}
 }
+
+// BenchmarkWatchFrame is one frame of lockstep watch at 120×40 with 1,000
+// sessions in the tree: one idle in its transaction, holding the table a
+// migration's ACCESS EXCLUSIVE waits for, and 998 queries queued behind it.
+func BenchmarkWatchFrame(b *testing.B) {
+	now := time.Now()
+	start := now.Add(-42 * time.Second)
+	root := locks.TreeNode{Session: "app 1000", Pid: 1000, User: "shop", State: "idle in transaction", XactStart: &start,
+		Query: "SELECT * FROM orders WHERE id = 1"}
+	ddl := &locks.Edge{Waiter: "migrate 1001", Holder: "app 1000", Why: "migrate 1001 wants ACCESS EXCLUSIVE on orders: app 1000 holds ACCESS SHARE on it"}
+	mig := locks.TreeNode{Session: "migrate 1001", Pid: 1001, State: "active", Query: "ALTER TABLE orders ADD COLUMN note text",
+		Lock: "ACCESS EXCLUSIVE on orders", Waits: ddl.Why, Edge: ddl}
+	for i := range 998 {
+		name := fmt.Sprintf("app %d", 1002+i)
+		e := &locks.Edge{Waiter: name, Holder: "migrate 1001", Queued: true, Why: name + " wants ACCESS SHARE on orders and queues behind migrate 1001"}
+		mig.Waiters = append(mig.Waiters, locks.TreeNode{Session: name, Pid: int32(1002 + i), State: "active",
+			Query: fmt.Sprintf("SELECT * FROM orders WHERE id = %d", i), Lock: "ACCESS SHARE on orders", Soft: true, Waits: e.Why, Edge: e})
+	}
+	root.Waiters = []locks.TreeNode{mig}
+	m := newWatchModel(context.Background(), WatchOptions{Watch: &locks.Watch{}, Server: "bench", Filter: "every client session",
+		Clock: func() time.Time { return now }})
+	m.w, m.h, m.notes = 120, 40, nil
+	m.look = &locks.Look{Taken: now, Tree: locks.Tree{Roots: []locks.TreeNode{root}}, Watched: 1000, InTransaction: 1000,
+		IdleInTransaction: 1, ReadLocks: true}
+	m.sel = 500 // deep in the queue
+	for b.Loop() {
+		if v := m.View(); !strings.Contains(v.Content, "queues behind it") {
+			b.Fatal("no queue on screen")
+		}
+	}
+}

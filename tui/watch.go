@@ -66,6 +66,13 @@ type watchModel struct {
 	keys watchKeys
 	help help.Model
 	w, h int
+	// notes are the watch's notes, said once at the top.
+	notes []string
+	// explain draws a standing deadlock as the stepping view does.
+	explain *explainPane
+	// moved is set once the user selects a node: until then the selection
+	// follows the first waiter, so the screen says why without a key.
+	moved bool
 
 	look    *locks.Look
 	history []locks.WatchEvent
@@ -106,7 +113,10 @@ func newWatchModel(ctx context.Context, opts WatchOptions) *watchModel {
 	st := newStyles(opts.Theme, true)
 	h := help.New()
 	h.Styles = st.helpStyles()
-	return &watchModel{ctx: ctx, opts: opts, lk: &look{st: st, vol: asIs{}}, keys: newWatchKeys(), help: h, w: 120, h: 40}
+	m := &watchModel{ctx: ctx, opts: opts, lk: &look{st: st, vol: asIs{}}, keys: newWatchKeys(), help: h, w: 120, h: 40,
+		notes: opts.Watch.Notes()}
+	m.explain = &explainPane{look: m.lk, deadlock: opts.Watch.DeadlockTimeout()}
+	return m
 }
 
 func (m *watchModel) now() time.Time {
@@ -139,6 +149,7 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.BackgroundColorMsg:
 		m.lk.st = newStyles(m.opts.Theme, msg.IsDark())
 		m.help.Styles = m.lk.st.helpStyles()
+		m.explain.Restyle()
 	case watchLookMsg:
 		m.polling = false
 		if msg.err != nil {
@@ -203,7 +214,8 @@ func (m *watchModel) key(msg tea.KeyPressMsg) tea.Cmd {
 			m.viewing, m.sel, m.top = &ev, 0, 0
 		}
 	case key.Matches(msg, m.keys.Back):
-		m.viewing, m.sel, m.top = nil, 0, 0
+		m.viewing, m.sel, m.top, m.moved = nil, 0, 0, false
+		m.clampSel()
 	case key.Matches(msg, m.keys.Cancel), key.Matches(msg, m.keys.Terminate):
 		terminate := key.Matches(msg, m.keys.Terminate)
 		if m.opts.Watch.ReadOnly() {
@@ -273,10 +285,21 @@ func (m *watchModel) move(d int) {
 	}
 	ns, _ := m.nodes()
 	m.sel = max(0, min(len(ns)-1, m.sel+d))
+	m.moved = true
 }
 
 func (m *watchModel) clampSel() {
-	ns, _ := m.nodes()
+	ns, ds := m.nodes()
+	if !m.moved && m.viewing == nil {
+		// Follow the first waiter: its line in the why pane is the lesson.
+		m.sel = 0
+		for i, d := range ds {
+			if d > 0 {
+				m.sel = i
+				break
+			}
+		}
+	}
 	m.sel = max(0, min(len(ns)-1, m.sel))
 	m.hsel = max(0, min(len(m.history)-1, m.hsel))
 }
@@ -293,9 +316,9 @@ func (m *watchModel) View() tea.View {
 func (m *watchModel) screen() []string {
 	st := m.lk.st
 	w, h := max(m.w, 40), max(m.h, 12)
-	head := []string{fit(st.title.Render("lockstep watch")+st.subtle.Render(" — "+m.opts.Server), w)}
+	head := wrapAll([]string{st.title.Render("lockstep watch") + st.subtle.Render(" — "+m.opts.Server)}, w)
 	head = append(head, wrapAll([]string{m.summary()}, w)...)
-	for _, n := range m.opts.Watch.Notes() {
+	for _, n := range m.notes {
 		head = append(head, wrapAll([]string{st.warn.Render("note: " + n)}, w)...)
 	}
 	if m.err != nil {
@@ -309,7 +332,7 @@ func (m *watchModel) screen() []string {
 	}
 	var body []string
 	if w >= 110 {
-		leftW := w * 3 / 5
+		leftW := w * 11 / 20
 		rightW := w - leftW
 		whyH := room - histH
 		right := append(m.whyPane(rightW, whyH), m.historyPane(rightW, histH)...)
@@ -397,16 +420,16 @@ func (m *watchModel) treePane(w, h int) []string {
 	if m.sel < m.top {
 		m.top = m.sel
 	}
+	// Counted up from the selected node, so a frame draws what fits, not
+	// the whole tree.
 	room := h - 3 - len(lines)
-	for {
-		used := 0
-		for i := m.top; i <= m.sel && i < len(ns); i++ {
-			used += len(m.nodeLines(ns[i], ds[i], inner, false))
-		}
-		if used <= room || m.top >= m.sel {
+	used := 0
+	for i := min(m.sel, len(ns)-1); i >= m.top; i-- {
+		used += len(m.nodeLines(ns[i], ds[i], inner, false))
+		if used > room && i < m.sel {
+			m.top = i + 1
 			break
 		}
-		m.top++
 	}
 	if m.top > 0 {
 		lines = append(lines, st.subtle.Render(fmt.Sprintf("↑ %d more above", m.top)))
@@ -446,11 +469,24 @@ func (m *watchModel) nodeLines(n locks.TreeNode, depth, w int, selected bool) []
 			sql = m.lk.wrapSQL("", n.Statement(), w-ansi.StringWidth(indent), false)
 		}
 	}
-	out := wrapAll([]string{first}, w)
+	out := hanging(first, w, indent+"   ")
 	for _, l := range sql {
 		out = append(out, indent+st.script.Render(l))
 	}
 	return out
+}
+
+// hanging wraps s to w cells, its continuation lines indented.
+func hanging(s string, w int, indent string) []string {
+	lines := wrapAll([]string{s}, w)
+	if len(lines) < 2 {
+		return lines
+	}
+	rest := wrapAll([]string{strings.Join(lines[1:], " ")}, w-ansi.StringWidth(indent))
+	for i := range rest {
+		rest[i] = indent + rest[i]
+	}
+	return append(lines[:1], rest...)
 }
 
 // rootHeader is a root blocker's line: who, as whom, in what state, for how long.
@@ -472,7 +508,11 @@ func (m *watchModel) rootHeader(n locks.TreeNode) string {
 		s += " · " + styled
 	}
 	if n.XactStart != nil {
-		s += st.subtle.Render(" · transaction open " + locks.Age(m.now().Sub(*n.XactStart)))
+		now := m.now()
+		if m.viewing != nil {
+			now = m.viewing.TreeAt
+		}
+		s += st.subtle.Render(" · transaction open " + locks.Age(now.Sub(*n.XactStart)))
 	}
 	return s
 }
@@ -483,8 +523,16 @@ func (m *watchModel) whyPane(w, h int) []string {
 	st := m.lk.st
 	inner := w - 4
 	n, ok := m.selected()
-	if m.viewing != nil && (m.historyFocus || !ok) {
+	if m.historyFocus && m.hsel < len(m.history) {
+		return m.historyDetail(&m.history[m.hsel], w, h)
+	}
+	if m.viewing != nil && !ok {
 		return m.historyDetail(m.viewing, w, h)
+	}
+	if c := m.cycleOf(n); ok && m.viewing == nil && c != nil {
+		m.explain.now, m.explain.room = m.now(), h-3
+		title, lines := m.explain.standing(c, inner)
+		return m.lk.panel(title, lines, w, h, false)
 	}
 	if !ok {
 		return m.lk.panel("Why does a session wait?", wrapAll([]string{st.subtle.Render(
@@ -519,6 +567,21 @@ func (m *watchModel) whyPane(w, h int) []string {
 		}
 	}
 	return m.lk.panel(title, lines, w, h, false)
+}
+
+// cycleOf is the standing deadlock the node is in, if any.
+func (m *watchModel) cycleOf(n locks.TreeNode) *locks.Cycle {
+	if m.look == nil || m.look.Snapshot == nil {
+		return nil
+	}
+	for i, c := range m.look.Snapshot.Graph.Cycles {
+		for _, s := range c.Sessions {
+			if s == n.Session {
+				return &m.look.Snapshot.Graph.Cycles[i]
+			}
+		}
+	}
+	return nil
 }
 
 // historyDetail shows a history entry: what, when, the statements, and the server's own report.
@@ -556,8 +619,12 @@ func (m *watchModel) historyPane(w, h int) []string {
 		return m.lk.panel(title, []string{st.subtle.Render("nothing yet")}, w, h, m.historyFocus)
 	}
 	room := h - 3
-	first := max(0, min(m.hsel-room+1, len(hist)-room))
-	first = max(0, min(first, m.hsel))
+	// The newest entries, unless the user is choosing one.
+	first := max(0, len(hist)-room)
+	if m.historyFocus {
+		first = max(0, min(m.hsel-room+1, len(hist)-room))
+		first = max(0, min(first, m.hsel))
+	}
 	var lines []string
 	for i := first; i < len(hist) && len(lines) < room; i++ {
 		ev := hist[i]
