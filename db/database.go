@@ -199,7 +199,7 @@ func (d *Database) Connect(ctx context.Context, appName string) (*pgx.Conn, erro
 func (d *Database) ConnectConfig(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, explainConnectError(d.config, err)
+		return nil, explainConnectError(cfg, err)
 	}
 	pgxdecimal.Register(conn.TypeMap())
 	return conn, nil

@@ -57,6 +57,10 @@ func BuildTree(s *Snapshot) Tree {
 			inCycle[n] = true
 		}
 	}
+	// Under each holder, its waiters in queue order: who began waiting first.
+	for _, es := range waitsFor {
+		sort.SliceStable(es, func(i, j int) bool { return waitStart(es[i]).Before(waitStart(es[j])) })
+	}
 	var roots []string
 	for holder := range waitsFor {
 		if !waiting[holder] || inCycle[holder] {
@@ -200,4 +204,13 @@ func drawNode(b *strings.Builder, n TreeNode, indent string, root bool, now time
 	for _, w := range n.Waiters {
 		drawNode(b, w, indent, false, now)
 	}
+}
+
+// waitStart is when the edge's wait began, or the zero time when the
+// server does not say (before PostgreSQL 14).
+func waitStart(e Edge) time.Time {
+	if e.Lock == nil || e.Lock.WaitStart == nil {
+		return time.Time{}
+	}
+	return *e.Lock.WaitStart
 }
