@@ -71,6 +71,7 @@ type app struct {
 	schema          string
 	deadlockTimeout time.Duration
 	theme           string
+	recordTo        string // the interface's --record
 	stderr          io.Writer // for progress lines, such as a first start's template
 }
 
@@ -123,6 +124,7 @@ func (a *app) rootCommand() *cobra.Command {
 		},
 	}
 	tuiFlags.register(root, "for-update")
+	root.Flags().StringVar(&a.recordTo, "record", "", "write the run to this file as it happens (lockstep replay FILE plays it back)")
 	root.Flags().StringVar(&a.theme, "theme", os.Getenv("LOCKSTEP_THEME"), "default, or projector: high contrast on a black screen, for a classroom (also LOCKSTEP_THEME)")
 	scenario.register(root)
 	poolF.register(root)
@@ -134,7 +136,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.dsn2, "dsn2", "", "the second database of a two-database scenario such as coupled (default: database "+db.SecondName+" beside the first, created if missing)")
 	pf.StringVar(&a.schema, "schema", "", "schema the ledger lives in (default: lockstep on the throwaway server, lockstep_<your login> on a server you name, so a class can share one)")
 	pf.DurationVar(&a.deadlockTimeout, "deadlock-timeout", time.Second, "deadlock_timeout of the throwaway server")
-	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand(), a.scenariosCommand(), a.cleanCommand(), a.classCommand(), a.watchCommand())
+	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand(), a.scenariosCommand(), a.cleanCommand(), a.classCommand(), a.watchCommand(), a.replayCommand(), a.exportCommand())
 	return root
 }
 

@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"lockstep/db"
 	"lockstep/ledger"
+	"lockstep/scenario"
 	"lockstep/sim"
 	"lockstep/transcript"
 )
@@ -17,7 +19,7 @@ func (a *app) runCommand() *cobra.Command {
 	var sf scenarioFlags
 	var pf poolFlags
 	var asJSON, keep bool
-	var resolve string
+	var resolve, recordTo string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Step the sessions headless and print a transcript",
@@ -70,12 +72,30 @@ func (a *app) runCommand() *cobra.Command {
 			if asJSON {
 				t = transcript.NewJSON(cmd.OutOrStdout())
 			}
+			rec, err := a.recordRun(recordTo, "run", cmd, eng, d, summary, scenario.Expected(sf.scenario, sf.isolation))
+			if err != nil {
+				return err
+			}
 			t.Begin(eng, d.Describe(), summary)
-			outcome, err := eng.PlayToEnd(ctx, sim.NewScheduler(order), commit, t.Event)
+			each := t.Event
+			if rec != nil {
+				_ = rec.Sessions(time.Now(), eng.Sessions())
+				each = func(ev sim.Event) {
+					_ = rec.Event(ev)
+					if ev.Kind != sim.Polled {
+						_ = rec.Sessions(ev.Time, eng.Sessions())
+					}
+					t.Event(ev)
+				}
+			}
+			outcome, err := eng.PlayToEnd(ctx, sim.NewScheduler(order), commit, each)
 			if err != nil {
 				return fmt.Errorf("running the sessions: %w", err)
 			}
 			t.End(outcome)
+			if err := a.endRecording(rec, recordTo); err != nil {
+				return err
+			}
 			if err := eng.Close(ctx); err != nil {
 				return err
 			}
@@ -96,6 +116,7 @@ func (a *app) runCommand() *cobra.Command {
 	pf.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per event, then a summary object")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the run's schema (the ledger, a scenario's tables) on a server you named; by default run drops it at the end")
+	cmd.Flags().StringVar(&recordTo, "record", "", "write the run to this file as it happens (lockstep replay FILE plays it back)")
 	cmd.Flags().StringVar(&resolve, "resolve", "commit", "what to do with a prepared transaction the run leaves behind: commit or rollback (COMMIT/ROLLBACK PREPARED)")
 	return cmd
 }

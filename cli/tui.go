@@ -9,6 +9,7 @@ import (
 
 	"lockstep/db"
 	"lockstep/ledger"
+	"lockstep/record"
 	"lockstep/scenario"
 	"lockstep/sim"
 	"lockstep/tui"
@@ -89,8 +90,24 @@ func (a *app) runTUI(cmd *cobra.Command, rf *runFlags, sf *scenarioFlags, pf *po
 	if srv := d.Server(); srv != nil {
 		server = "throwaway PostgreSQL " + srv.Version()
 	}
-	err = tui.Run(ctx, tui.Options{DB: d, Config: cfg, Order: order, Server: server, Transfers: transfers,
-		ScenarioSummary: summary, ScenarioExpected: scenario.Expected(sf.scenario, sf.isolation), Theme: a.theme})
+	expected := scenario.Expected(sf.scenario, sf.isolation)
+	opts := tui.Options{DB: d, Config: cfg, Order: order, Server: server, Transfers: transfers,
+		ScenarioSummary: summary, ScenarioExpected: expected, Theme: a.theme}
+	var rec *record.Writer
+	if a.recordTo != "" {
+		if err := checkWritable(a.recordTo); err != nil {
+			return err
+		}
+		opts.Record = func(eng *sim.Engine) (*record.Writer, error) {
+			w, err := a.recordRun(a.recordTo, "tui", cmd, eng, d, summary, expected)
+			rec = w
+			return w, err
+		}
+	}
+	err = tui.Run(ctx, opts)
+	if rerr := a.endRecording(rec, a.recordTo); err == nil {
+		err = rerr
+	}
 	if errors.Is(err, ledger.ErrSchemaInUse) || errors.Is(err, ledger.ErrSchemaNotYours) {
 		return badInput(err)
 	}

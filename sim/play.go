@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ParseOrder reads a stored order: session names such as T1,T2,T2 for n sessions.
@@ -149,4 +150,150 @@ func (ev Event) settles() bool {
 		return true
 	}
 	return false
+}
+
+// PlannedStep is a statement to send to session Index, as a recording
+// sent it.
+type PlannedStep struct {
+	Index int
+	SQL   string
+}
+
+// ErrParted is returned by PlaySteps when the run cannot follow the plan:
+// the session the next statement is for waits, and no other statement is
+// running that could end its wait.
+var ErrParted = errors.New("the run parted from the plan")
+
+// PlaySteps sends each planned statement in order, each once its session
+// is free and the one before has settled — finished, or reported waiting
+// by the server — then lets every statement end. A statement that is the
+// session's next scripted one steps the script (so the engine rolls back
+// after a failed one, as the run did); any other is sent as typed. Every
+// event goes to onEvent.
+func (e *Engine) PlaySteps(ctx context.Context, steps []PlannedStep, onEvent func(Event)) error {
+	seen := map[int]int{}
+	for _, s := range e.Sessions() {
+		seen[s.Index] = s.Settled
+	}
+	// A wait is known to stand only from a poll that began after the last
+	// thing that happened: a session whose blocker just ended is granted
+	// its lock before the next poll says so.
+	var lastChange, lastPoll time.Time
+	inner := onEvent
+	onEvent = func(ev Event) {
+		if ev.Kind == Polled {
+			if ev.Snapshot != nil {
+				lastPoll = ev.Snapshot.Taken
+			}
+		} else {
+			lastChange = time.Now()
+		}
+		inner(ev)
+	}
+	stuck := func(sessions []SessionInfo, i int) bool {
+		return lastPoll.After(lastChange) && stuck(sessions, i)
+	}
+	for n, st := range steps {
+		for {
+			sessions := e.Sessions()
+			if st.Index >= len(sessions) {
+				return fmt.Errorf("step %d is for session %d of %d", n+1, st.Index+1, len(sessions))
+			}
+			if !sessions[st.Index].State.Busy() {
+				break
+			}
+			if stuck(sessions, st.Index) {
+				return fmt.Errorf("%w at step %d: %s waits, and the plan sends it %q next", ErrParted, n+1, sessions[st.Index].Name, st.SQL)
+			}
+			if err := e.awaitOne(ctx, seen, onEvent); err != nil {
+				return err
+			}
+		}
+		if err := e.Exec(st.Index, st.SQL); err != nil {
+			return fmt.Errorf("step %d: %w", n+1, err)
+		}
+		if err := e.awaitSettled(ctx, st.Index, seen, onEvent); err != nil {
+			return err
+		}
+	}
+	for {
+		sessions := e.Sessions()
+		done := true
+		for _, s := range sessions {
+			done = done && !s.State.Busy() && seen[s.Index] >= s.Settled
+		}
+		if done {
+			return nil
+		}
+		for i, s := range sessions {
+			if s.State == Waiting && stuck(sessions, i) {
+				return fmt.Errorf("%w at the end: %s still waits and no statement is left to send", ErrParted, s.Name)
+			}
+		}
+		if err := e.awaitOne(ctx, seen, onEvent); err != nil {
+			return err
+		}
+	}
+}
+
+// awaitOne passes the next event, a poll included, to onEvent, counting in
+// seen the statements that ended.
+func (e *Engine) awaitOne(ctx context.Context, seen map[int]int, onEvent func(Event)) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case ev, ok := <-e.events:
+		if !ok {
+			return errors.New("the engine closed")
+		}
+		onEvent(ev)
+		if ev.Kind == Completed || ev.Kind == Error || ev.Kind == ConnectionLost {
+			seen[ev.Index]++
+		}
+		return nil
+	}
+}
+
+// stuck says whether session i waits with nothing left that could end its
+// wait: no statement runs, and the waiters form no cycle (a deadlock the
+// server will break).
+func stuck(sessions []SessionInfo, i int) bool {
+	if sessions[i].State != Waiting {
+		return false
+	}
+	waitsFor := map[string][]string{}
+	for _, s := range sessions {
+		switch s.State {
+		case Running:
+			return false
+		case Waiting:
+			waitsFor[s.Name] = s.BlockedBy
+		}
+	}
+	// A cycle among the waiters is a deadlock: it ends by itself.
+	var visit func(n string, path map[string]bool) bool
+	done := map[string]bool{}
+	visit = func(n string, path map[string]bool) bool {
+		if path[n] {
+			return true
+		}
+		if done[n] {
+			return false
+		}
+		path[n] = true
+		for _, m := range waitsFor[n] {
+			if visit(m, path) {
+				return true
+			}
+		}
+		delete(path, n)
+		done[n] = true
+		return false
+	}
+	for n := range waitsFor {
+		if visit(n, map[string]bool{}) {
+			return false
+		}
+	}
+	return true
 }

@@ -39,6 +39,9 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case modeSetup:
 		return m.setupKey(msg)
 	case modeHistory:
+		if m.rp != nil {
+			return m.replayKey(msg)
+		}
 		return m.historyKey(msg)
 	}
 	k := m.keys

@@ -14,6 +14,7 @@ import (
 
 	"lockstep/db"
 	"lockstep/locks"
+	"lockstep/record"
 	"lockstep/sim"
 )
 
@@ -81,6 +82,11 @@ type Model struct {
 
 	runID    db.RunID
 	deadlock time.Duration // the server's deadlock_timeout
+	// rp is set when the model replays a recording: no engine, no database.
+	rp *replay
+	// rec records the first run (Options.Record); recorded says it began.
+	rec      *record.Writer
+	recorded bool
 	clock    func() time.Time
 	now      time.Time
 }
@@ -129,6 +135,9 @@ func (m *Model) Close() { m.engines.swap(context.WithoutCancel(m.ctx), nil) }
 
 // Init starts the first engine and asks the terminal for its background.
 func (m *Model) Init() tea.Cmd {
+	if m.rp != nil {
+		return tea.RequestBackgroundColor
+	}
 	return tea.Batch(m.startEngine(m.cfg), tea.RequestBackgroundColor, tick())
 }
 
@@ -137,7 +146,20 @@ func tick() tea.Cmd {
 }
 
 // runName is what the run is: its strategy, or its scenario.
-func (m *Model) runName() string { return m.cfg.Name() }
+func (m *Model) runName() string {
+	if m.rp != nil {
+		return m.rp.run.Name
+	}
+	return m.cfg.Name()
+}
+
+// hasLedger says whether the run is about the ledger (else a scenario's own tables).
+func (m *Model) hasLedger() bool {
+	if m.rp != nil {
+		return m.rp.run.HasLedger
+	}
+	return m.cfg.HasLedger()
+}
 
 // startEngine replaces the running engine with a new one for cfg; the
 // engine reads the balances itself whenever they may have changed.
@@ -209,6 +231,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case autoplayMsg:
 		return m, m.autoplayBeat(msg)
+	case replayTickMsg:
+		return m, m.replayTick(msg)
 	case tea.KeyPressMsg:
 		return m, m.handleKey(msg)
 	}
@@ -228,11 +252,32 @@ func (m *Model) ready(eng *sim.Engine) {
 	m.explain.deadlock = m.deadlock
 	m.resetView()
 	m.live.sessions = eng.Sessions()
+	m.startRecording(eng)
 	m.logLine(logEntry{at: m.clock(), text: fmt.Sprintf("ready: %s, %d sessions", m.runName(), m.cfg.Sessions)})
 	if ok, note := eng.Observer().RowLocksAvailable(); !ok {
 		m.logLine(logEntry{at: m.clock(), text: note, bad: true})
 	}
 	m.hist.push(m.live.copy())
+}
+
+// startRecording records the first run, when asked; a later run (another
+// strategy, a new set-up) ends the recording, which is of one run.
+func (m *Model) startRecording(eng *sim.Engine) {
+	switch {
+	case m.opts.Record == nil:
+	case !m.recorded:
+		m.recorded = true
+		w, err := m.opts.Record(eng)
+		if err != nil {
+			m.status = "not recording: " + err.Error()
+			return
+		}
+		m.rec = w
+		_ = m.rec.Sessions(m.clock(), m.live.sessions)
+	case m.rec != nil:
+		m.rec = nil
+		m.status = "the recording holds the first run only: it ended when this one began"
+	}
 }
 
 // resetView forgets what the previous run showed.
@@ -257,14 +302,17 @@ func (m *Model) logLine(e logEntry) {
 // handleEvents takes a burst of engine events into the live frame, keeping
 // a frame of history after each that changed what the screen shows.
 func (m *Model) handleEvents(events []sim.Event) {
-	if m.eng == nil {
+	if m.eng == nil && m.rp == nil {
 		return
 	}
 	for _, ev := range events {
 		if ev.Gen < m.gen {
 			continue // from before a reset
 		}
-		if ev.Kind == sim.ResetDone {
+		if m.rec != nil {
+			_ = m.rec.Event(ev)
+		}
+		if ev.Kind == sim.ResetDone && m.rp == nil {
 			// A new run begins: its history with it.
 			m.gen = ev.Gen
 			m.sel = newSelection()
@@ -290,7 +338,12 @@ func (m *Model) handleEvents(events []sim.Event) {
 			m.hist.settle(&m.live, ev.Kind)
 		}
 	}
-	m.live.sessions = m.eng.Sessions()
+	if m.eng != nil {
+		m.live.sessions = m.eng.Sessions()
+		if m.rec != nil {
+			_ = m.rec.Sessions(m.clock(), m.live.sessions)
+		}
+	}
 	if m.sessions.Selected() >= len(m.live.sessions) {
 		m.sessions.Select(0, len(m.live.sessions))
 	}
@@ -340,7 +393,7 @@ func (m *Model) showFrame() {
 	m.explain.Show(f, now)
 	m.graph.Show(f)
 	m.locks.Show(f)
-	m.accounts.Show(f, !m.cfg.HasLedger(), m.opts.ScenarioExpected)
+	m.accounts.Show(f, !m.hasLedger(), m.opts.ScenarioExpected)
 	limit := -1
 	if m.mode == modeHistory {
 		limit = f.logLen

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -21,6 +22,10 @@ type frame struct {
 	at   time.Time
 	what string // the event that made the frame, as the log words it
 	gen  int
+	// kind and code are the event's kind and, for an error, its SQLSTATE:
+	// a replay jumps by them.
+	kind sim.EventKind
+	code string
 
 	sessions []sim.SessionInfo
 	snap     *locks.Snapshot
@@ -156,7 +161,10 @@ func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
 			return false, logEntry{}
 		}
 	}
-	f.what = line.text
+	f.what, f.kind, f.code = line.text, ev.Kind, ""
+	if ev.Err != nil {
+		f.code = ev.Err.SQLState
+	}
 	return true, line
 }
 
@@ -292,6 +300,9 @@ const maxHistory = 2000
 // history is the frames the run went through, oldest first.
 type history struct {
 	frames []frame
+	// limit is how many frames it keeps; 0 means maxHistory. A replay
+	// keeps them all.
+	limit int
 	// unpolled and unread are the first frames no poll, and no read of the
 	// balances, has followed yet.
 	unpolled, unread int
@@ -301,7 +312,7 @@ type history struct {
 // went.
 func (h *history) push(f frame) int {
 	h.frames = append(h.frames, f)
-	n := len(h.frames) - maxHistory
+	n := len(h.frames) - cmp.Or(h.limit, maxHistory)
 	if n <= 0 {
 		return 0
 	}

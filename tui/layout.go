@@ -160,7 +160,7 @@ func (m *Model) tabBar() string {
 	st := m.look.st
 	var parts []string
 	for i, name := range tabNames {
-		if name == "Accounts" && !m.cfg.HasLedger() {
+		if name == "Accounts" && !m.hasLedger() {
 			name = "Outcome" // a scenario's tables are its own
 		}
 		if i == m.tab {
@@ -200,6 +200,8 @@ func (m *Model) viewHeader() string {
 	var line2 string
 	f := m.shown()
 	switch {
+	case m.rp != nil:
+		line2 = m.rp.banner(m) + " " + st.subtle.Render(vol.Time(f.at)) + " " + f.what
 	case m.mode == modeHistory:
 		line2 = st.banner.Render(fmt.Sprintf(" HISTORY %d/%d ", m.histPos+1, len(m.hist.frames))) + " " +
 			st.subtle.Render(vol.Time(f.at)) + " " + f.what
@@ -249,6 +251,9 @@ func (m *Model) modeKeys() help.KeyMap {
 	case modeSetup:
 		return m.form.keys
 	case modeHistory:
+		if m.rp != nil {
+			return m.rp.keys
+		}
 		return m.histKeys
 	}
 	return m.keys

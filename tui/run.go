@@ -18,6 +18,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"lockstep/db"
+	"lockstep/record"
 	"lockstep/sim"
 )
 
@@ -46,6 +47,10 @@ type Options struct {
 	// Theme is default or projector (high contrast, the screen's own
 	// background); empty means default.
 	Theme string
+	// Record, when set, is asked for a recording of the first run once its
+	// engine is ready; every event and every change of the sessions goes
+	// there, until a new run replaces it.
+	Record func(eng *sim.Engine) (*record.Writer, error)
 }
 
 // Volatile formats the values that differ from one run to the next: process

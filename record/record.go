@@ -1,0 +1,350 @@
+// Package record keeps a run as a file: a header, then one JSON object per
+// line for every engine event and every change of the sessions, with its
+// time since the start. A lock snapshot is kept only when it differs from
+// the one before (the engine polls many times between changes). The
+// interface's history is built from the same events, so a replay walks the
+// same code path as the live screen's history; the headless views and the
+// exports read it too.
+//
+// The format is versioned: a reader takes every version up to its own and
+// refuses a newer one with one line. Version 1 lines are
+//
+//	{"format":"lockstep-recording","version":1,…}        the header, first
+//	{"t":123456789,"event":{…}}                           an engine event (sim.Event)
+//	{"t":123456789,"sessions":[…]}                        every session as it stands (sim.SessionInfo)
+//	{"t":123456789,"session":{…}}                         one session that changed, by its Index
+//
+// where t is nanoseconds since the header's start. Errors inside an event
+// (a lost connection's cause, a failed read of the balances) are kept as
+// their text.
+package record
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"lockstep/locks"
+	"lockstep/sim"
+)
+
+// Format names the file kind in the header.
+const Format = "lockstep-recording"
+
+// Version is the newest format version this lockstep writes and reads.
+const Version = 1
+
+// Header is the first line: what made the recording, and what the views
+// need to show the run without its engine.
+type Header struct {
+	Format  string `json:"format"`
+	Version int    `json:"version"`
+	// Lockstep is the version of lockstep that wrote the file.
+	Lockstep string    `json:"lockstep"`
+	Command  string    `json:"command"` // run, tui, spec
+	Started  time.Time `json:"started"`
+	// Server describes the database ("PostgreSQL 15.20 at …"); ServerVersion
+	// is the server's version alone.
+	Server        string `json:"server"`
+	ServerVersion string `json:"server_version"`
+	Run           Run    `json:"run"`
+	// Args are the command's arguments that chose the run (strategy,
+	// sessions, scenario, order…), without where the database is: replay
+	// --live builds the same run from them on another server.
+	Args []string `json:"args"`
+}
+
+// Run is the run's set-up as the views show it.
+type Run struct {
+	Name            string        `json:"name"`
+	Summary         string        `json:"summary,omitempty"`
+	Expected        string        `json:"expected,omitempty"`
+	RunID           string        `json:"run_id"`
+	Sessions        int           `json:"sessions"`
+	HasLedger       bool          `json:"has_ledger"`
+	TwoDatabases    bool          `json:"two_databases,omitempty"`
+	Databases       []string      `json:"databases,omitempty"`
+	Poll            time.Duration `json:"poll_ns"`
+	DeadlockTimeout time.Duration `json:"deadlock_timeout_ns"`
+	Notes           []string      `json:"notes,omitempty"`
+}
+
+// Line is one line after the header: an event, or the sessions.
+type Line struct {
+	T        time.Duration     `json:"t"`
+	Event    *sim.Event        `json:"-"`
+	Sessions []sim.SessionInfo `json:"sessions,omitempty"`
+}
+
+// wireLine is a Line as written: the event with its errors as text, and
+// the sessions whole or one that changed.
+type wireLine struct {
+	T        time.Duration     `json:"t"`
+	Event    *wireEvent        `json:"event,omitempty"`
+	Sessions []sim.SessionInfo `json:"sessions,omitempty"`
+	Session  *sim.SessionInfo  `json:"session,omitempty"`
+}
+
+// wireEvent is sim.Event with its error values as text.
+type wireEvent struct {
+	sim.Event
+	Cause    string `json:"Cause,omitempty"`
+	BooksErr string `json:"BooksErr,omitempty"`
+}
+
+func toWire(ev sim.Event) *wireEvent {
+	w := &wireEvent{Event: ev}
+	if ev.Cause != nil {
+		w.Cause = ev.Cause.Error()
+		w.Event.Cause = nil
+	}
+	if ev.Books != nil && ev.Books.Err != nil {
+		b := *ev.Books
+		w.BooksErr, b.Err = b.Err.Error(), nil
+		w.Event.Books = &b
+	}
+	return w
+}
+
+func (w *wireEvent) event() sim.Event {
+	ev := w.Event
+	if w.Cause != "" {
+		ev.Cause = errors.New(w.Cause)
+	}
+	if w.BooksErr != "" && ev.Books != nil {
+		ev.Books.Err = errors.New(w.BooksErr)
+	}
+	return ev
+}
+
+// Writer appends a run to a file as it happens. Its methods may be called
+// from several goroutines.
+type Writer struct {
+	mu    sync.Mutex
+	f     *os.File
+	bw    *bufio.Writer
+	start time.Time
+	// lastSnap and lastSessions are the last snapshot and each session
+	// written, encoded, to skip repeats.
+	lastSnap     []byte
+	lastSessions [][]byte
+	events, skipped        int
+	bytes                  int64
+	err                    error
+}
+
+// Create starts a recording at path with its header.
+func Create(path string, h Header) (*Writer, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("creating the recording: %w", err)
+	}
+	h.Format, h.Version = Format, Version
+	if h.Started.IsZero() {
+		h.Started = time.Now()
+	}
+	w := &Writer{f: f, bw: bufio.NewWriter(f), start: h.Started}
+	if err := w.write(h); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *Writer) write(v any) error {
+	if w.err != nil {
+		return w.err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		w.err = fmt.Errorf("writing the recording: %w", err)
+		return w.err
+	}
+	b = append(b, '\n')
+	if _, err := w.bw.Write(b); err != nil {
+		w.err = fmt.Errorf("writing the recording: %w", err)
+		return w.err
+	}
+	w.bytes += int64(len(b))
+	// A line is on disk once written: a run cut short keeps what it had.
+	if err := w.bw.Flush(); err != nil {
+		w.err = fmt.Errorf("writing the recording: %w", err)
+	}
+	return w.err
+}
+
+// Event records one engine event. A poll that found what the last one
+// found is not written.
+func (w *Writer) Event(ev sim.Event) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ev.Kind == sim.Polled && ev.Snapshot != nil {
+		s := *ev.Snapshot
+		s.Taken = time.Time{}
+		b, _ := json.Marshal(s)
+		if bytes.Equal(b, w.lastSnap) {
+			w.skipped++
+			return nil
+		}
+		w.lastSnap = b
+	}
+	w.events++
+	return w.write(wireLine{T: ev.Time.Sub(w.start), Event: toWire(ev)})
+}
+
+// Sessions records the sessions as they stand: those that changed since
+// the last call, or all of them when their number did.
+func (w *Writer) Sessions(at time.Time, ss []sim.SessionInfo) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	enc := make([][]byte, len(ss))
+	for i := range ss {
+		enc[i], _ = json.Marshal(ss[i])
+	}
+	if len(enc) != len(w.lastSessions) {
+		w.lastSessions = enc
+		return w.write(wireLine{T: at.Sub(w.start), Sessions: ss})
+	}
+	for i := range ss {
+		if !bytes.Equal(enc[i], w.lastSessions[i]) {
+			w.lastSessions[i] = enc[i]
+			s := ss[i]
+			s.Index = i
+			if err := w.write(wireLine{T: at.Sub(w.start), Session: &s}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Stats are what a recording cost: events written, polls skipped as
+// unchanged, bytes.
+type Stats struct {
+	Events, Skipped int
+	Bytes           int64
+}
+
+// Close ends the recording and says what it holds.
+func (w *Writer) Close() (Stats, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st := Stats{Events: w.events, Skipped: w.skipped, Bytes: w.bytes}
+	if err := w.bw.Flush(); err != nil && w.err == nil {
+		w.err = err
+	}
+	if err := w.f.Close(); err != nil && w.err == nil {
+		w.err = fmt.Errorf("closing the recording: %w", err)
+	}
+	return st, w.err
+}
+
+// Recording is a recording read back.
+type Recording struct {
+	Header Header
+	Lines  []Line
+}
+
+// ErrNotRecording, ErrTruncated and ErrFuture are what Read refuses.
+var (
+	ErrNotRecording = errors.New("not a lockstep recording")
+	ErrTruncated    = errors.New("the recording is truncated")
+	ErrFuture       = errors.New("the recording is from a newer lockstep")
+)
+
+// Open reads the recording at path.
+func Open(path string) (*Recording, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening the recording: %w", err)
+	}
+	defer f.Close()
+	rec, err := Read(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return rec, nil
+}
+
+// Read reads a recording: its header, then every line.
+func Read(r io.Reader) (*Recording, error) {
+	br := bufio.NewReader(r)
+	first, err := br.ReadBytes('\n')
+	if len(first) == 0 && err != nil {
+		return nil, fmt.Errorf("%w: the file is empty", ErrNotRecording)
+	}
+	var h Header
+	if json.Unmarshal(first, &h) != nil || h.Format != Format {
+		return nil, fmt.Errorf("%w: its first line is no lockstep header (record one with --record FILE)", ErrNotRecording)
+	}
+	if h.Version > Version || h.Version < 1 {
+		return nil, fmt.Errorf("%w: format version %d, written by lockstep %s; this lockstep reads versions 1 to %d: upgrade lockstep to replay it",
+			ErrFuture, h.Version, h.Lockstep, Version)
+	}
+	rec := &Recording{Header: h}
+	var sessions []sim.SessionInfo
+	for n := 2; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if len(line) == 0 && errors.Is(err, io.EOF) {
+			return rec, nil
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("reading line %d: %w", n, err)
+		}
+		if !bytes.HasSuffix(line, []byte("\n")) {
+			return nil, fmt.Errorf("%w: line %d ends mid-way (the run that wrote it was cut short); its %d complete lines are before it",
+				ErrTruncated, n, n-1)
+		}
+		var wl wireLine
+		if err := json.Unmarshal(line, &wl); err != nil {
+			return nil, fmt.Errorf("%w: line %d is not a recording line: %v", ErrNotRecording, n, strings.TrimSpace(err.Error()))
+		}
+		l := Line{T: wl.T}
+		switch {
+		case wl.Sessions != nil:
+			sessions = wl.Sessions
+			l.Sessions = sessions
+		case wl.Session != nil:
+			i := wl.Session.Index
+			if i < 0 || i >= len(sessions) {
+				return nil, fmt.Errorf("%w: line %d changes session %d of %d", ErrNotRecording, n, i, len(sessions))
+			}
+			sessions = append([]sim.SessionInfo(nil), sessions...)
+			sessions[i] = *wl.Session
+			l.Sessions = sessions
+		}
+		if wl.Event != nil {
+			ev := wl.Event.event()
+			l.Event = &ev
+		}
+		rec.Lines = append(rec.Lines, l)
+	}
+}
+
+// Events are the recording's events, in order.
+func (r *Recording) Events() []sim.Event {
+	var out []sim.Event
+	for _, l := range r.Lines {
+		if l.Event != nil {
+			out = append(out, *l.Event)
+		}
+	}
+	return out
+}
+
+// Snapshot is the last lock snapshot at or before event i of Events.
+func Snapshot(events []sim.Event, i int) *locks.Snapshot {
+	for ; i >= 0; i-- {
+		if i < len(events) && events[i].Snapshot != nil {
+			return events[i].Snapshot
+		}
+	}
+	return nil
+}
