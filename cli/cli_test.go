@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -115,6 +116,13 @@ func TestBadInputIsOneLineAndExitCode2(t *testing.T) {
 		"pool fix":         {[]string{"run", "--scenario", "pool", "--fix", "magic"}, `unknown pool fix "magic"`},
 		"pool size":        {[]string{"run", "--scenario", "pool", "--pool-size", "1"}, "--pool-size 1: at least 2"},
 		"resolve":          {[]string{"run", "--scenario", "coupled", "--resolve", "maybe"}, `--resolve "maybe": use commit or rollback`},
+		"replay missing":   {[]string{"replay", "testdata/nosuch.jsonl"}, "no recording testdata/nosuch.jsonl: make one with --record"},
+		"replay not one":   {[]string{"replay", "testdata/bad.spec"}, "testdata/bad.spec: not a lockstep recording"},
+		"replay truncated": {[]string{"replay", "testdata/truncated.jsonl"}, "the recording is truncated: line 3 ends mid-way"},
+		"replay future":    {[]string{"replay", "testdata/future.jsonl"}, "from a newer lockstep: format version 9"},
+		"export format":    {[]string{"export", "../record/testdata/lecture-v1.jsonl"}, "choose one format: --markdown, --dot, --mermaid, --svg or --cast"},
+		"export at":        {[]string{"export", "../record/testdata/lecture-v1.jsonl", "--dot", "--at", "never"}, `--at "never": give start, end, deadlock or a moment from 1 to`},
+		"export no tty":    {[]string{"replay", "../record/testdata/lecture-v1.jsonl"}, "replay opens the interface and needs a terminal"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -574,5 +582,44 @@ func TestWatchOnceJSON(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A run recorded headless replays on the same server with no difference;
+// with the strategy's SQL changed in the file, the replay says where the
+// server now behaves differently (exit 1). The exports read it.
+func TestRecordReplayLiveAndExport(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "lecture.jsonl")
+	_, errOut, code := lockstep(t, withDB(t, "run", "--record", file)...)
+	if code != 0 || !strings.Contains(errOut, "recorded ") || !strings.Contains(errOut, "lockstep replay "+file) {
+		t.Fatalf("run --record: exit %d: %s", code, errOut)
+	}
+	out, errOut, code := lockstep(t, withDB(t, "replay", file, "--live")...)
+	if code != 0 || !strings.Contains(out, "the server behaves as recorded") {
+		t.Fatalf("replay --live: exit %d\n%s%s", code, out, errOut)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := filepath.Join(dir, "changed.jsonl")
+	if err := os.WriteFile(changed, bytes.ReplaceAll(data, []byte("FOR UPDATE"), []byte("FOR NO KEY UPDATE")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = lockstep(t, withDB(t, "replay", changed, "--live")...)
+	if code != cli.ExitFailure || !strings.Contains(out, "behaves differently") ||
+		!strings.Contains(out, "recorded: waited for T2, then error 40P01: deadlock detected; now: SELECT 1") {
+		t.Errorf("replay --live of changed SQL: exit %d\n%s", code, out)
+	}
+	for format, want := range map[string]string{"--markdown": "## At the end", "--mermaid": "flowchart LR", "--dot": "digraph waits", "--svg": "</svg>", "--cast": `"version":2`} {
+		out, errOut, code := lockstep(t, "export", file, format, "--at", "deadlock")
+		if format == "--markdown" || format == "--cast" {
+			out, errOut, code = lockstep(t, "export", file, format)
+		}
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("export %s: exit %d, %s\n%.300s", format, code, errOut, out)
+		}
 	}
 }

@@ -93,6 +93,9 @@ func (a *app) runCommand() *cobra.Command {
 				return fmt.Errorf("running the sessions: %w", err)
 			}
 			t.End(outcome)
+			if rec != nil {
+				_ = rec.Outcome(time.Now(), outcome)
+			}
 			if err := a.endRecording(rec, recordTo); err != nil {
 				return err
 			}

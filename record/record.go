@@ -13,6 +13,7 @@
 //	{"t":123456789,"event":{…}}                           an engine event (sim.Event)
 //	{"t":123456789,"sessions":[…]}                        every session as it stands (sim.SessionInfo)
 //	{"t":123456789,"session":{…}}                         one session that changed, by its Index
+//	{"t":123456789,"outcome":{…}}                         how a headless run ended (sim.Outcome), last
 //
 // where t is nanoseconds since the header's start. Errors inside an event
 // (a lost connection's cause, a failed read of the balances) are kept as
@@ -78,9 +79,10 @@ type Run struct {
 
 // Line is one line after the header: an event, or the sessions.
 type Line struct {
-	T        time.Duration     `json:"t"`
-	Event    *sim.Event        `json:"-"`
-	Sessions []sim.SessionInfo `json:"sessions,omitempty"`
+	T        time.Duration
+	Event    *sim.Event
+	Sessions []sim.SessionInfo
+	Outcome  *sim.Outcome
 }
 
 // wireLine is a Line as written: the event with its errors as text, and
@@ -90,6 +92,7 @@ type wireLine struct {
 	Event    *wireEvent        `json:"event,omitempty"`
 	Sessions []sim.SessionInfo `json:"sessions,omitempty"`
 	Session  *sim.SessionInfo  `json:"session,omitempty"`
+	Outcome  *sim.Outcome      `json:"outcome,omitempty"`
 }
 
 // wireEvent is sim.Event with its error values as text.
@@ -128,7 +131,7 @@ func (w *wireEvent) event() sim.Event {
 // from several goroutines.
 type Writer struct {
 	mu    sync.Mutex
-	f     *os.File
+	f     io.Closer // nil when the caller owns the output
 	bw    *bufio.Writer
 	start time.Time
 	// lastSnap and lastSessions are the last snapshot and each session
@@ -146,16 +149,54 @@ func Create(path string, h Header) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the recording: %w", err)
 	}
+	w, err := NewWriter(f, h)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	w.f = f
+	return w, nil
+}
+
+// NewWriter starts a recording on out with its header; Close flushes it
+// and leaves out open.
+func NewWriter(out io.Writer, h Header) (*Writer, error) {
 	h.Format, h.Version = Format, Version
 	if h.Started.IsZero() {
 		h.Started = time.Now()
 	}
-	w := &Writer{f: f, bw: bufio.NewWriter(f), start: h.Started}
+	// Times are wall-clock times: a line's t is what its event's time says,
+	// so a recording read back writes the same numbers.
+	h.Started = h.Started.Round(0)
+	w := &Writer{bw: bufio.NewWriter(out), start: h.Started}
 	if err := w.write(h); err != nil {
-		f.Close()
 		return nil, err
 	}
 	return w, nil
+}
+
+// Write writes the recording again, line for line as a Writer wrote it.
+func (r *Recording) Write(out io.Writer) error {
+	w, err := NewWriter(out, r.Header)
+	if err != nil {
+		return err
+	}
+	for _, l := range r.Lines {
+		at := r.Header.Started.Add(l.T)
+		switch {
+		case l.Event != nil:
+			err = w.Event(*l.Event)
+		case l.Sessions != nil:
+			err = w.Sessions(at, l.Sessions)
+		case l.Outcome != nil:
+			err = w.Outcome(at, *l.Outcome)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, err = w.Close()
+	return err
 }
 
 func (w *Writer) write(v any) error {
@@ -196,7 +237,7 @@ func (w *Writer) Event(ev sim.Event) error {
 		w.lastSnap = b
 	}
 	w.events++
-	return w.write(wireLine{T: ev.Time.Sub(w.start), Event: toWire(ev)})
+	return w.write(wireLine{T: ev.Time.Round(0).Sub(w.start), Event: toWire(ev)})
 }
 
 // Sessions records the sessions as they stand: those that changed since
@@ -204,6 +245,7 @@ func (w *Writer) Event(ev sim.Event) error {
 func (w *Writer) Sessions(at time.Time, ss []sim.SessionInfo) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	at = at.Round(0)
 	enc := make([][]byte, len(ss))
 	for i := range ss {
 		enc[i], _ = json.Marshal(ss[i])
@@ -225,6 +267,13 @@ func (w *Writer) Sessions(at time.Time, ss []sim.SessionInfo) error {
 	return nil
 }
 
+// Outcome records how the run ended: the balances, the books, the counts.
+func (w *Writer) Outcome(at time.Time, o sim.Outcome) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.write(wireLine{T: at.Round(0).Sub(w.start), Outcome: &o})
+}
+
 // Stats are what a recording cost: events written, polls skipped as
 // unchanged, bytes.
 type Stats struct {
@@ -240,8 +289,10 @@ func (w *Writer) Close() (Stats, error) {
 	if err := w.bw.Flush(); err != nil && w.err == nil {
 		w.err = err
 	}
-	if err := w.f.Close(); err != nil && w.err == nil {
-		w.err = fmt.Errorf("closing the recording: %w", err)
+	if w.f != nil {
+		if err := w.f.Close(); err != nil && w.err == nil {
+			w.err = fmt.Errorf("closing the recording: %w", err)
+		}
 	}
 	return st, w.err
 }
@@ -306,7 +357,7 @@ func Read(r io.Reader) (*Recording, error) {
 		if err := json.Unmarshal(line, &wl); err != nil {
 			return nil, fmt.Errorf("%w: line %d is not a recording line: %v", ErrNotRecording, n, strings.TrimSpace(err.Error()))
 		}
-		l := Line{T: wl.T}
+		l := Line{T: wl.T, Outcome: wl.Outcome}
 		switch {
 		case wl.Sessions != nil:
 			sessions = wl.Sessions
@@ -334,6 +385,25 @@ func (r *Recording) Events() []sim.Event {
 	for _, l := range r.Lines {
 		if l.Event != nil {
 			out = append(out, *l.Event)
+		}
+	}
+	return out
+}
+
+// Outcome is how the run ended: as recorded by a headless run, else
+// counted from the events, with the last balances read.
+func (r *Recording) Outcome() sim.Outcome {
+	var out sim.Outcome
+	for _, l := range r.Lines {
+		if l.Outcome != nil {
+			return *l.Outcome
+		}
+		if l.Event == nil {
+			continue
+		}
+		out.Tally.Add(*l.Event)
+		if b := l.Event.Books; l.Event.Kind == sim.BooksRead && b != nil && b.Err == nil {
+			out.Accounts, out.Books, out.ByDatabase = b.Accounts, b.Books, b.ByDatabase
 		}
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgerrcode"
 
@@ -42,19 +43,47 @@ func NewText(w io.Writer) *Text { return &Text{w: w, waiting: map[string]bool{}}
 // Begin prints the run's header.
 func (t *Text) Begin(eng *sim.Engine, server, summary string) {
 	cfg := eng.Config()
-	if cfg.Scenario != nil {
-		fmt.Fprintf(t.w, "run %s: scenario %s — %s\n", eng.RunID(), cfg.ScenarioName, summary)
-	} else {
-		fmt.Fprintf(t.w, "run %s: strategy %s — %s\n", eng.RunID(), cfg.Strategy.Name, cfg.Strategy.Summary)
+	h := Heading{RunID: string(eng.RunID()), Name: cfg.Name(), Summary: summary, Scenario: cfg.Scenario != nil,
+		Server: server, DeadlockTimeout: eng.Observer().DeadlockTimeout(), Sessions: eng.Sessions()}
+	if cfg.Scenario == nil {
+		h.Summary = cfg.Strategy.Summary
 	}
-	fmt.Fprintf(t.w, "server: %s; deadlock_timeout %s\n", server, eng.Observer().DeadlockTimeout())
 	if cfg.TwoDatabases() {
-		fmt.Fprintf(t.w, "database A: %s · database B: %s\n", eng.Database("A").Label(), eng.Database("B").Label())
+		h.Databases = []string{eng.Database("A").Label(), eng.Database("B").Label()}
 	}
-	t.sessions = eng.Sessions()
+	if ok, note := eng.Observer().RowLocksAvailable(); !ok {
+		h.Notes = append(h.Notes, note)
+	}
+	t.BeginWith(h)
+}
+
+// Heading is what a transcript's first lines say of the run.
+type Heading struct {
+	RunID, Name, Summary string
+	Scenario             bool
+	Server               string
+	DeadlockTimeout      time.Duration
+	Databases            []string // a two-database run's A and B
+	Sessions             []sim.SessionInfo
+	Notes                []string
+}
+
+// BeginWith prints the heading of a run known by its heading alone (a
+// recording's).
+func (t *Text) BeginWith(h Heading) {
+	kind := "strategy"
+	if h.Scenario {
+		kind = "scenario"
+	}
+	fmt.Fprintf(t.w, "run %s: %s %s — %s\n", h.RunID, kind, h.Name, h.Summary)
+	fmt.Fprintf(t.w, "server: %s; deadlock_timeout %s\n", h.Server, h.DeadlockTimeout)
+	if len(h.Databases) == 2 {
+		fmt.Fprintf(t.w, "database A: %s · database B: %s\n", h.Databases[0], h.Databases[1])
+	}
+	t.sessions = h.Sessions
 	for _, s := range t.sessions {
 		switch {
-		case cfg.Scenario == nil:
+		case !h.Scenario:
 			fmt.Fprintf(t.w, "%s: %s (pid %d)\n", s.Name, s.Transfer, s.Pid)
 		case s.Database != "":
 			fmt.Fprintf(t.w, "%s: logical session %s's connection to database %s (pid %d)\n", s.Name, locks.Logical(s.Name), s.Database, s.Pid)
@@ -64,8 +93,8 @@ func (t *Text) Begin(eng *sim.Engine, server, summary string) {
 			fmt.Fprintf(t.w, "%s: session %s (pid %d)\n", s.Name, s.Label, s.Pid)
 		}
 	}
-	if ok, note := eng.Observer().RowLocksAvailable(); !ok {
-		fmt.Fprintln(t.w, note)
+	for _, n := range h.Notes {
+		fmt.Fprintln(t.w, n)
 	}
 	fmt.Fprintln(t.w)
 }

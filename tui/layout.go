@@ -235,7 +235,13 @@ func (m *Model) viewFooter() string {
 	if m.status != "" {
 		lines = append(lines, ansi.Truncate(st.warn.Render("▲ "+m.status), m.width, "…"))
 	}
-	lines = append(lines, m.help.View(m.modeKeys()))
+	// The help cuts itself to the width, except when an item ends exactly
+	// at the edge: then it adds the rest.
+	help := m.help.View(m.modeKeys())
+	if !m.help.ShowAll {
+		help = ansi.Truncate(help, m.width, "…")
+	}
+	lines = append(lines, help)
 	return strings.Join(lines, "\n")
 }
 

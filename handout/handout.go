@@ -1,0 +1,301 @@
+// Package handout turns a recording into what a teacher hands out or puts
+// on a slide: a Markdown transcript with the locks and the wait-for graph
+// at every wait and at the deadlock; the graph alone as Graphviz DOT or
+// Mermaid; a screen of the interface as an SVG image; the whole run as an
+// asciicast v2 file for asciinema.
+package handout
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgerrcode"
+
+	"lockstep/ledger"
+	"lockstep/locks"
+	"lockstep/record"
+	"lockstep/sim"
+	"lockstep/transcript"
+)
+
+// Markdown writes the recording as a handout: the transcript in the
+// isolation tester's format, broken at every wait and deadlock by the
+// locks of the sessions involved and the wait-for graph (Mermaid), and the
+// books at the end.
+func Markdown(w io.Writer, rec *record.Recording) error {
+	h := rec.Header
+	var b strings.Builder
+	fmt.Fprintf(&b, "# lockstep: %s\n\n", h.Run.Name)
+	if h.Run.Summary != "" {
+		fmt.Fprintf(&b, "%s\n\n", h.Run.Summary)
+	}
+	command := []string{"lockstep"}
+	if h.Command != "tui" {
+		command = append(command, h.Command)
+	}
+	fmt.Fprintf(&b, "Recorded %s on %s by lockstep %s: `%s`.\n\n",
+		h.Started.Format("2006-01-02 15:04"), h.Server, h.Lockstep, strings.Join(append(command, h.Args...), " "))
+	b.WriteString("## The run\n\n")
+
+	var text bytes.Buffer
+	t := transcript.NewText(&text)
+	var sessions []sim.SessionInfo
+	for _, l := range rec.Lines {
+		if l.Sessions != nil {
+			sessions = l.Sessions
+			break
+		}
+	}
+	t.BeginWith(transcript.Heading{RunID: h.Run.RunID, Name: h.Run.Name, Summary: h.Run.Summary, Scenario: !h.Run.HasLedger,
+		Server: h.Server, DeadlockTimeout: h.Run.DeadlockTimeout, Databases: h.Run.Databases, Sessions: sessions, Notes: h.Run.Notes})
+	flush := func() {
+		if s := strings.TrimRight(text.String(), "\n"); s != "" {
+			fmt.Fprintf(&b, "```text\n%s\n```\n\n", s)
+		}
+		text.Reset()
+	}
+	waiting := map[string]bool{}
+	var last *locks.Snapshot
+	for _, ev := range rec.Events() {
+		if ev.Snapshot != nil {
+			last = ev.Snapshot
+		}
+		t.Event(ev)
+		switch {
+		case ev.Kind == sim.WaitingForLock && !waiting[ev.Session]:
+			waiting[ev.Session] = true
+			flush()
+			fmt.Fprintf(&b, "### %s — %s waits for %s\n\n", ev.Time.Format("15:04:05.000"), ev.Session, strings.Join(ev.BlockedBy, ", "))
+			involved := append([]string{ev.Session}, ev.BlockedBy...)
+			writeMoment(&b, pick(ev.Snapshot, last), involved)
+		case ev.Kind == sim.Completed || ev.Kind == sim.Error:
+			delete(waiting, ev.Session)
+			if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected {
+				flush()
+				fmt.Fprintf(&b, "### %s — the server broke the deadlock: %s was the victim\n\n", ev.Time.Format("15:04:05.000"), ev.Session)
+				fmt.Fprintf(&b, "%s got `ERROR: %s` (SQLSTATE %s) and its transaction was rolled back; the others went on.\n\n",
+					ev.Session, ev.Err.Message, ev.Err.SQLState)
+			}
+		case ev.Kind == sim.DeadlockFormed:
+			flush()
+			fmt.Fprintf(&b, "### %s — deadlock: %s\n\n", ev.Time.Format("15:04:05.000"), ev.Cycle)
+			for _, e := range ev.Cycle.Edges {
+				fmt.Fprintf(&b, "- %s\n", e.Why)
+			}
+			b.WriteString("\n")
+			writeMoment(&b, pick(ev.Snapshot, last), ev.Cycle.Sessions)
+		}
+	}
+	out := rec.Outcome()
+	t.End(out)
+	flush()
+	b.WriteString("## At the end\n\n")
+	writeBooks(&b, out)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func pick(s, fallback *locks.Snapshot) *locks.Snapshot {
+	if s != nil {
+		return s
+	}
+	return fallback
+}
+
+// writeMoment writes the locks of the sessions involved and the wait-for
+// graph, as the snapshot shows them.
+func writeMoment(b *strings.Builder, snap *locks.Snapshot, involved []string) {
+	if snap == nil {
+		return
+	}
+	in := map[string]bool{}
+	for _, s := range involved {
+		in[s] = true
+	}
+	b.WriteString("| session | lock | on | mode | |\n| --- | --- | --- | --- | --- |\n")
+	for _, l := range snap.Locks {
+		if !in[l.Session] || (l.Type == "virtualxid" && l.Granted) {
+			continue
+		}
+		status := "held"
+		if !l.Granted {
+			status = "**WAITING**"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", l.Session, l.Type, cell(l.Target()), cell(l.ModeWords()), status)
+	}
+	for _, r := range snap.RowLocks {
+		if !in[r.Session] {
+			continue
+		}
+		on := fmt.Sprintf("accounts id=%d", r.Account)
+		if r.Account == 0 {
+			on = "row " + r.Ctid
+		}
+		fmt.Fprintf(b, "| %s | row | %s | %s | held |\n", r.Session, on, r.Mode)
+	}
+	b.WriteString("\nWho waits for whom (waiter → holder):\n\n```mermaid\n")
+	writeMermaid(b, snap)
+	b.WriteString("```\n\n")
+}
+
+func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+// writeBooks writes the balances and the verdict on the books.
+func writeBooks(b *strings.Builder, o sim.Outcome) {
+	switch {
+	case o.ByDatabase != nil:
+		labels := make([]string, 0, len(o.ByDatabase))
+		for l := range o.ByDatabase {
+			labels = append(labels, l)
+		}
+		sort.Strings(labels)
+		for _, l := range labels {
+			fmt.Fprintf(b, "Database %s:\n\n", l)
+			accountTable(b, o.ByDatabase[l])
+		}
+		if sim.InSync(o.ByDatabase) {
+			b.WriteString("The two databases agree.\n\n")
+		} else {
+			b.WriteString("**The two databases disagree**: one committed a transfer the other did not.\n\n")
+		}
+	case o.Accounts != nil:
+		accountTable(b, o.Accounts)
+		if o.Books != nil {
+			fmt.Fprintf(b, "%s\n\n", o.Books.Summary())
+		}
+	}
+	tl := o.Tally
+	fmt.Fprintf(b, "Waits %d · deadlocks %d · serialization failures %d · errors %d.\n", tl.Waits, tl.Deadlocks, tl.SerializationFailures, tl.Errors)
+}
+
+func accountTable(b *strings.Builder, accounts []ledger.Account) {
+	b.WriteString("| account | owner | balance |\n| --- | --- | --- |\n")
+	for _, a := range accounts {
+		fmt.Fprintf(b, "| %d | %s | %s |\n", a.ID, cell(a.Owner), a.Balance.StringFixed(2))
+	}
+	b.WriteString("\n")
+}
+
+// graphNodes are the sessions a snapshot's graph draws, in order, with
+// what each runs.
+func graphNodes(snap *locks.Snapshot) []string {
+	seen := map[string]bool{}
+	var names []string
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	for _, bk := range snap.Backends {
+		add(bk.Session)
+	}
+	for _, e := range snap.Graph.Edges {
+		add(e.Waiter)
+		add(e.Holder)
+	}
+	return names
+}
+
+// inCycle says which edges of the graph close a cycle.
+func inCycle(snap *locks.Snapshot) map[[2]string]bool {
+	out := map[[2]string]bool{}
+	for _, c := range snap.Graph.Cycles {
+		for _, e := range c.Edges {
+			out[[2]string{e.Waiter, e.Holder}] = true
+		}
+	}
+	return out
+}
+
+func query(snap *locks.Snapshot, name string) string {
+	if b, ok := snap.Backend(name); ok {
+		return strings.Join(strings.Fields(b.Query), " ")
+	}
+	return ""
+}
+
+// writeMermaid draws the graph as a Mermaid flowchart: a box per session
+// with its statement, an arrow per wait labelled with the lock, the
+// cycle's arrows thick and red.
+func writeMermaid(b *strings.Builder, snap *locks.Snapshot) {
+	b.WriteString("flowchart LR\n")
+	ids := map[string]string{}
+	for i, n := range graphNodes(snap) {
+		ids[n] = fmt.Sprintf("s%d", i)
+		label := n
+		if q := query(snap, n); q != "" {
+			label += "<br/>" + q
+		}
+		fmt.Fprintf(b, "  %s[\"%s\"]\n", ids[n], mermaidText(label))
+	}
+	cyc := inCycle(snap)
+	var red []string
+	for i, e := range snap.Graph.Edges {
+		arrow := "-->"
+		if e.Queued {
+			arrow = "-.->"
+		}
+		fmt.Fprintf(b, "  %s %s|\"%s\"| %s\n", ids[e.Waiter], arrow, mermaidText(e.Label()), ids[e.Holder])
+		if cyc[[2]string{e.Waiter, e.Holder}] {
+			red = append(red, fmt.Sprint(i))
+		}
+	}
+	if len(red) > 0 {
+		fmt.Fprintf(b, "  linkStyle %s stroke:#d00,stroke-width:3px,color:#d00\n", strings.Join(red, ","))
+	}
+}
+
+func mermaidText(s string) string {
+	return strings.NewReplacer(`"`, "#quot;", "\n", " ").Replace(s)
+}
+
+// Mermaid writes the wait-for graph of a snapshot as a Mermaid flowchart in
+// a Markdown code block.
+func Mermaid(w io.Writer, snap *locks.Snapshot) error {
+	var b strings.Builder
+	b.WriteString("```mermaid\n")
+	writeMermaid(&b, snap)
+	b.WriteString("```\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// DOT writes the wait-for graph of a snapshot for Graphviz: a box per
+// session with its statement, an edge per wait (waiter → holder) labelled
+// with the lock, queueing dashed, the cycle's edges thick and red.
+func DOT(w io.Writer, snap *locks.Snapshot, title string) error {
+	var b strings.Builder
+	b.WriteString("digraph waits {\n  rankdir=LR;\n  labelloc=t;\n")
+	fmt.Fprintf(&b, "  label=%s;\n", dotString(title))
+	b.WriteString("  node [shape=box, fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];\n")
+	for _, n := range graphNodes(snap) {
+		label := n
+		if q := query(snap, n); q != "" {
+			label += "\n" + q
+		}
+		fmt.Fprintf(&b, "  %s [label=%s];\n", dotString(n), dotString(label))
+	}
+	cyc := inCycle(snap)
+	for _, e := range snap.Graph.Edges {
+		attrs := []string{"label=" + dotString(e.Label())}
+		if e.Queued {
+			attrs = append(attrs, "style=dashed")
+		}
+		if cyc[[2]string{e.Waiter, e.Holder}] {
+			attrs = append(attrs, "color=red", "fontcolor=red", "penwidth=2.5")
+		}
+		fmt.Fprintf(&b, "  %s -> %s [%s];\n", dotString(e.Waiter), dotString(e.Holder), strings.Join(attrs, ", "))
+	}
+	b.WriteString("}\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// dotString quotes s as a DOT string, its line breaks as \n.
+func dotString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}

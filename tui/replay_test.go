@@ -1,0 +1,93 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/exp/golden"
+
+	"lockstep/record"
+	"lockstep/sim"
+)
+
+func lectureReplay(t *testing.T, w, h int) *Model {
+	t.Helper()
+	rec, err := record.Open("../record/testdata/lecture-v1.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewReplay(context.Background(), rec, ReplayOptions{Volatile: masked{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	return m
+}
+
+func replayPress(m *Model, keys ...string) tea.Cmd {
+	var cmd tea.Cmd
+	for _, k := range keys {
+		_, cmd = m.Update(keyMsg(k))
+	}
+	return cmd
+}
+
+// From the end of the recorded lecture, D steps back to the server's
+// verdict on the deadlock, and ← to the deadlock as it stood; every pane
+// shows the run as it was then (golden), with no database.
+func TestReplayStepsBackToTheDeadlock(t *testing.T) {
+	t.Parallel()
+	for _, size := range [][2]int{{120, 40}, {80, 24}} {
+		m := lectureReplay(t, size[0], size[1])
+		if m.histPos != 0 || !strings.Contains(stripped(m.View().Content), "REPLAY 1/") {
+			t.Fatalf("the replay opens at its start:\n%s", stripped(m.View().Content))
+		}
+		replayPress(m, "end", "D")
+		f := m.shown()
+		if f.kind != sim.Error || f.code != "40P01" {
+			t.Fatalf("D from the end: moment %d is %v %q", m.histPos+1, f.kind, f.what)
+		}
+		victim := stripped(m.View().Content)
+		if !strings.Contains(victim, "Deadlock broken") {
+			t.Errorf("the verdict's moment:\n%s", victim)
+		}
+		replayPress(m, "left")
+		for m.shown().kind != sim.DeadlockFormed && m.histPos > 0 {
+			replayPress(m, "left")
+		}
+		screen := stripped(m.View().Content)
+		if !strings.Contains(screen, "DEADLOCK") || !strings.Contains(screen, "FOR UPDATE") {
+			t.Errorf("the deadlock as it stood:\n%s", screen)
+		}
+		t.Run(fmt.Sprintf("deadlock/%dx%d", size[0], size[1]), func(t *testing.T) { golden.RequireEqual(t, []byte(screen)) })
+	}
+}
+
+// Space plays the recording: each beat shows the next moment, until the end.
+func TestReplayPlays(t *testing.T) {
+	t.Parallel()
+	m := lectureReplay(t, 120, 40)
+	cmd := replayPress(m, "space")
+	if cmd == nil || !m.rp.playing {
+		t.Fatal("space did not start playing")
+	}
+	for range len(m.hist.frames) + 2 {
+		m.Update(replayTickMsg{seq: m.rp.seq})
+	}
+	if m.histPos != len(m.hist.frames)-1 || m.rp.playing || !strings.Contains(m.status, "end of the recording") {
+		t.Errorf("after playing: moment %d of %d, playing %v, %q", m.histPos+1, len(m.hist.frames), m.rp.playing, m.status)
+	}
+	// A stale beat (from before a pause) moves nothing.
+	replayPress(m, "home")
+	m.Update(replayTickMsg{seq: m.rp.seq - 1})
+	if m.histPos != 0 {
+		t.Errorf("a stale beat moved the replay to %d", m.histPos+1)
+	}
+	replayPress(m, "w")
+	if m.shown().kind != sim.WaitingForLock {
+		t.Errorf("w: moment %d is %q", m.histPos+1, m.shown().what)
+	}
+}
