@@ -71,7 +71,7 @@ type app struct {
 	schema          string
 	deadlockTimeout time.Duration
 	theme           string
-	recordTo        string // the interface's --record
+	recordTo        string    // the interface's --record
 	stderr          io.Writer // for progress lines, such as a first start's template
 }
 

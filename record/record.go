@@ -136,11 +136,11 @@ type Writer struct {
 	start time.Time
 	// lastSnap and lastSessions are the last snapshot and each session
 	// written, encoded, to skip repeats.
-	lastSnap     []byte
-	lastSessions [][]byte
-	events, skipped        int
-	bytes                  int64
-	err                    error
+	lastSnap        []byte
+	lastSessions    [][]byte
+	events, skipped int
+	bytes           int64
+	err             error
 }
 
 // Create starts a recording at path with its header.
