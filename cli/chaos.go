@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"lockstep/db"
 	"lockstep/ledger"
 	"lockstep/load"
+	"lockstep/locks"
 )
 
 func (a *app) chaosCommand() *cobra.Command {
@@ -26,6 +28,7 @@ func (a *app) chaosCommand() *cobra.Command {
 		duration  time.Duration
 		killEvery time.Duration
 		asJSON    bool
+		recordTo  string
 	)
 	cmd := &cobra.Command{
 		Use:   "chaos",
@@ -62,7 +65,16 @@ func (a *app) chaosCommand() *cobra.Command {
 					"--accounts", strconv.Itoa(accounts), "--run", string(runID), "--name", name, "--seed", strconv.FormatUint(seed, 10))
 			}
 			cfg.Progress = progressPrinter(cmd.ErrOrStderr())
+			stopRecording := func() error { return nil }
+			if recordTo != "" {
+				if stopRecording, err = a.recordChaos(cmd, &cfg, d, recordTo); err != nil {
+					return err
+				}
+			}
 			res, err := load.Chaos(ctx, cfg)
+			if rerr := stopRecording(); err == nil && rerr != nil {
+				return rerr
+			}
 			fmt.Fprintln(cmd.ErrOrStderr())
 			if err != nil {
 				return fmt.Errorf("chaos: %w", err)
@@ -99,7 +111,65 @@ func (a *app) chaosCommand() *cobra.Command {
 	fl.DurationVar(&duration, "duration", 10*time.Second, "how long to run")
 	fl.DurationVar(&killEvery, "kill-every", time.Second, "kill a worker this often")
 	fl.BoolVar(&asJSON, "json", false, "end with a JSON summary object")
+	fl.StringVar(&recordTo, "record", "", "record the workers' locks as lockstep watch sees them, with the progress, to this file (lockstep replay FILE)")
 	return cmd
+}
+
+// recordChaos records a watch of the chaos run's workers, every 250 ms,
+// with the run's progress as notes; the function it returns stops it.
+func (a *app) recordChaos(cmd *cobra.Command, cfg *load.ChaosConfig, d *db.Database, path string) (func() error, error) {
+	ctx := cmd.Context()
+	cfg.RunID = db.NewRunID()
+	conn, err := d.Connect(ctx, db.AppName("chaos-record"))
+	if err != nil {
+		return nil, err
+	}
+	w, err := locks.NewWatch(ctx, conn, locks.WatchOptions{Filter: locks.WatchFilter{App: cfg.RunID.Like("W")}, ServerLog: d.ServerLog()})
+	if err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	const every = 250 * time.Millisecond
+	rec, err := a.recordWatch(path, "chaos", cmd, w, d, fmt.Sprintf("the %d workers of chaos run %s (strategy %s)", cfg.Workers, cfg.RunID, cfg.Strategy.Name), every)
+	if err != nil {
+		w.Close()
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	show, lastNote := cfg.Progress, ""
+	cfg.Progress = func(p load.Progress) {
+		show(p)
+		note := fmt.Sprintf("%s of %s · committed %d · killed %d · deadlocks %d · serialization failures %d · retries %d",
+			p.Elapsed.Round(time.Second), p.Duration, p.Committed, p.Kills, p.Deadlocks, p.SerializationFailures, p.Retries)
+		if note != lastNote {
+			lastNote = note
+			_ = rec.Note(time.Now(), note)
+		}
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			if look, err := w.Poll(rctx); err == nil {
+				_ = rec.Look(look)
+			}
+			select {
+			case <-rctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() error {
+		cancel()
+		<-done
+		w.Close()
+		conn.Close(context.WithoutCancel(ctx))
+		return a.endRecording(rec, path)
+	}, nil
 }
 
 // progressPrinter shows a chaos run's progress: a bar redrawn in place on a

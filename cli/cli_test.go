@@ -570,6 +570,15 @@ func TestWatchOnceJSON(t *testing.T) {
 	if got.Watched != 2 || len(got.Tree.Roots) != 1 {
 		t.Fatalf("%+v", got)
 	}
+	// Recorded, the look becomes a handout.
+	file := filepath.Join(t.TempDir(), "watch.jsonl")
+	if _, errOut, code := lockstep(t, "watch", "--dsn", dbtest.DSN(t), "--app", app+"_%", "--once", "--record", file); code != 0 {
+		t.Fatalf("watch --record: exit %d: %s", code, errOut)
+	}
+	if md, errOut, code := lockstep(t, "export", file, "--markdown"); code != 0 || !strings.Contains(md, "## Who waited for whom") ||
+		!strings.Contains(md, app+"_b") {
+		t.Errorf("export of a recorded watch: exit %d %s\n%s", code, errOut, md)
+	}
 	root := got.Tree.Roots[0]
 	if !strings.HasPrefix(root.Session, app+"_a ") || root.State != "idle in transaction" || !strings.Contains(root.Query, "DELETE FROM") ||
 		len(root.Waiters) != 1 || !strings.HasPrefix(root.Waiters[0].Session, app+"_b ") || root.Waiters[0].Soft ||

@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"lockstep/db"
+	"lockstep/locks"
 	"lockstep/record"
 	"lockstep/sim"
 )
@@ -30,7 +33,8 @@ func runArgs(cmd *cobra.Command) []string {
 		}
 		args = append(args, "--"+f.Name+"="+v)
 	})
-	return args
+	// The positional arguments: the spec a spec run played.
+	return append(args, cmd.Flags().Args()...)
 }
 
 // recordRun starts a recording of eng's run at path, or returns nil when
@@ -42,6 +46,9 @@ func (a *app) recordRun(path, command string, cmd *cobra.Command, eng *sim.Engin
 	cfg := eng.Config()
 	run := record.Run{Name: cfg.Name(), Summary: summary, Expected: expected, RunID: string(eng.RunID()), Sessions: cfg.Sessions,
 		HasLedger: cfg.HasLedger(), TwoDatabases: cfg.TwoDatabases(), Poll: cfg.Poll, DeadlockTimeout: eng.Observer().DeadlockTimeout()}
+	if cfg.Scenario != nil && cfg.ScenarioName == "" && len(cmd.Flags().Args()) > 0 {
+		run.Name = "scenario " + cmd.Flags().Args()[0] // a spec run's, named by its argument
+	}
 	if run.Summary == "" && cfg.Strategy != nil {
 		run.Summary = cfg.Strategy.Summary
 	}
@@ -85,4 +92,33 @@ func checkWritable(path string) error {
 		return badInput(fmt.Errorf("--record %s: %w", path, err))
 	}
 	return f.Close()
+}
+
+// recordWatch starts a recording of a watch at path, or returns nil when
+// path is "".
+func (a *app) recordWatch(path, command string, cmd *cobra.Command, w *locks.Watch, d *db.Database, filter string, poll time.Duration) (*record.Writer, error) {
+	if path == "" {
+		return nil, nil
+	}
+	run := record.Run{Name: command, Summary: filter, Poll: poll, DeadlockTimeout: w.DeadlockTimeout(), Notes: w.Notes()}
+	rec, err := record.Create(path, record.Header{Lockstep: Version, Command: command, Server: d.Describe(),
+		ServerVersion: d.Version(), Run: run, Args: runArgs(cmd)})
+	if err != nil {
+		return nil, badInput(fmt.Errorf("--record %s: %w", path, err))
+	}
+	return rec, nil
+}
+
+// recordingWatch is a watch whose every look is recorded.
+type recordingWatch struct {
+	*locks.Watch
+	rec *record.Writer
+}
+
+func (r recordingWatch) Poll(ctx context.Context) (*locks.Look, error) {
+	look, err := r.Watch.Poll(ctx)
+	if err == nil {
+		_ = r.rec.Look(look)
+	}
+	return look, err
 }

@@ -52,6 +52,13 @@ func (a *app) replayCommand() *cobra.Command {
 			if f, ok := cmd.OutOrStdout().(*os.File); !ok || !term.IsTerminal(f.Fd()) {
 				return badInput(fmt.Errorf("replay opens the interface and needs a terminal; for text, use lockstep export %s --markdown", args[0]))
 			}
+			if tui.IsWatchRecording(rec) {
+				m, err := tui.NewWatchReplay(cmd.Context(), rec, theme)
+				if err != nil {
+					return badInput(err)
+				}
+				return tui.RunModel(cmd.Context(), m)
+			}
 			m, err := tui.NewReplay(cmd.Context(), rec, tui.ReplayOptions{Theme: theme, At: at})
 			if err != nil {
 				return badInput(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"lockstep/isolation"
+	"lockstep/record"
 	"lockstep/scenario"
 	"lockstep/sim"
 )
@@ -18,6 +19,7 @@ func (a *app) specCommand() *cobra.Command {
 	var (
 		permutation int
 		stuckAfter  time.Duration
+		recordTo    string
 		level       string
 	)
 	cmd := &cobra.Command{
@@ -58,7 +60,31 @@ func (a *app) specCommand() *cobra.Command {
 			if cmd.Flags().Changed("schema") {
 				r.Schema = a.schema
 			}
+			var rec *record.Writer
+			var recErr error
+			if recordTo != "" {
+				if err := checkWritable(recordTo); err != nil {
+					return err
+				}
+				r.Tap = func(eng *sim.Engine, ev sim.Event) {
+					if rec == nil && recErr == nil {
+						if rec, recErr = a.recordRun(recordTo, "spec", cmd, eng, d, scenarioSummary(args[0]), ""); recErr != nil {
+							return
+						}
+						_ = rec.Sessions(ev.Time, eng.Sessions())
+					}
+					if rec != nil {
+						_ = rec.Event(ev)
+						if ev.Kind != sim.Polled {
+							_ = rec.Sessions(ev.Time, eng.Sessions())
+						}
+					}
+				}
+			}
 			err = r.Run(ctx, s, permutation)
+			if rerr := a.endRecording(rec, recordTo); err == nil {
+				err = errors.Join(recErr, rerr)
+			}
 			switch {
 			case errors.Is(err, isolation.ErrSetupFailed) || errors.Is(err, isolation.ErrStuck):
 				return &ExitError{Code: ExitFailure, Err: err}
@@ -69,6 +95,7 @@ func (a *app) specCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&permutation, "permutation", 0, "run only permutation K (counting from 1)")
+	cmd.Flags().StringVar(&recordTo, "record", "", "write the run to this file as it happens (lockstep replay FILE plays it back)")
 	cmd.Flags().StringVar(&level, "isolation", "", "isolation level for a built-in scenario: read-committed, repeatable-read, serializable")
 	cmd.Flags().DurationVar(&stuckAfter, "stuck-after", 2*time.Second, "how long every running step may wait, with no deadlock to break, before one is cancelled")
 	return cmd

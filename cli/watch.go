@@ -26,6 +26,7 @@ type watchFlags struct {
 	poll          time.Duration
 	once, asJSON  bool
 	untilDeadlock bool
+	recordTo      string
 }
 
 func (a *app) watchCommand() *cobra.Command {
@@ -56,11 +57,12 @@ func (a *app) watchCommand() *cobra.Command {
 	fl.BoolVar(&wf.once, "once", false, "print the tree once and exit")
 	fl.BoolVar(&wf.asJSON, "json", false, "print JSON instead of text, one object per look")
 	fl.BoolVar(&wf.untilDeadlock, "until-deadlock", false, "wait for the next deadlock and print it")
+	fl.StringVar(&wf.recordTo, "record", "", "write every look to this file (lockstep replay FILE plays it back)")
 	fl.StringVar(&a.theme, "theme", a.theme, "default, or projector: high contrast on a black screen")
 	return cmd
 }
 
-func (a *app) watch(cmd *cobra.Command, wf watchFlags) error {
+func (a *app) watch(cmd *cobra.Command, wf watchFlags) (err error) {
 	for _, p := range strings.Split(wf.pids, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
@@ -113,8 +115,21 @@ func (a *app) watch(cmd *cobra.Command, wf watchFlags) error {
 	if wf.database != "" {
 		where += " (database " + wf.database + ")"
 	}
+	rec, err := a.recordWatch(wf.recordTo, "watch", cmd, w, d, describeFilter(wf.opts.Filter), wf.poll)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := a.endRecording(rec, wf.recordTo); err == nil {
+			err = rerr
+		}
+	}()
+	var source tui.WatchSource = w
+	if rec != nil {
+		source = recordingWatch{w, rec}
+	}
 	if interactive {
-		return tui.RunWatch(ctx, tui.WatchOptions{Watch: w, Poll: wf.poll, Server: where, Filter: describeFilter(wf.opts.Filter), Theme: theme})
+		return tui.RunWatch(ctx, tui.WatchOptions{Watch: source, Poll: wf.poll, Server: where, Filter: describeFilter(wf.opts.Filter), Theme: theme})
 	}
 	if !wf.asJSON {
 		for _, n := range w.Notes() {
@@ -122,7 +137,7 @@ func (a *app) watch(cmd *cobra.Command, wf watchFlags) error {
 		}
 	}
 	for {
-		look, err := w.Poll(ctx)
+		look, err := source.Poll(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

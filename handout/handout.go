@@ -38,6 +38,11 @@ func Markdown(w io.Writer, rec *record.Recording) error {
 	}
 	fmt.Fprintf(&b, "Recorded %s on %s by lockstep %s: `%s`.\n\n",
 		h.Started.Format("2006-01-02 15:04"), h.Server, h.Lockstep, strings.Join(append(command, h.Args...), " "))
+	if rec.Header.Command == "watch" || rec.Header.Command == "chaos" {
+		writeLooks(&b, rec)
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	b.WriteString("## The run\n\n")
 
 	var text bytes.Buffer
@@ -298,4 +303,58 @@ func DOT(w io.Writer, snap *locks.Snapshot, title string) error {
 // dotString quotes s as a DOT string, its line breaks as \n.
 func dotString(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}
+
+// writeLooks writes a recorded watch: every tree of waits it saw, when it
+// changed, with its graph; then its history.
+func writeLooks(b *strings.Builder, rec *record.Recording) {
+	b.WriteString("## Who waited for whom\n\n")
+	last, note := "", ""
+	var history []locks.WatchEvent
+	for _, l := range rec.Lines {
+		if l.Note != "" {
+			note = l.Note
+		}
+		if l.Look == nil {
+			continue
+		}
+		history = append(history, l.Look.New...)
+		tree := l.Look.Tree.Draw(l.Look.Taken)
+		if shape := treeShape(l.Look.Tree); shape == last || len(l.Look.Tree.Roots) == 0 {
+			last = shape
+			continue
+		} else {
+			last = shape
+		}
+		fmt.Fprintf(b, "### %s", l.Look.Taken.Format("15:04:05.000"))
+		if note != "" {
+			fmt.Fprintf(b, " — %s", note)
+		}
+		fmt.Fprintf(b, "\n\n```text\n%s```\n\n```mermaid\n", tree)
+		writeMermaid(b, l.Look.Snapshot)
+		b.WriteString("```\n\n")
+	}
+	b.WriteString("## History\n\n")
+	if len(history) == 0 {
+		b.WriteString("No wait lasted the threshold; no deadlock.\n")
+	}
+	for _, ev := range history {
+		fmt.Fprintf(b, "- %s %s\n", ev.Time.Format("15:04:05.000"), ev.What)
+		for _, s := range ev.Statements {
+			fmt.Fprintf(b, "  - `%s`\n", s)
+		}
+		if ev.Detail != "" {
+			fmt.Fprintf(b, "  - the server: %s\n", strings.ReplaceAll(ev.Detail, "\n", " "))
+		}
+	}
+	if note != "" {
+		fmt.Fprintf(b, "\nAt the end: %s\n", note)
+	}
+}
+
+// treeShape is a tree without its ages: who waits for whom, on what.
+func treeShape(t locks.Tree) string {
+	var b strings.Builder
+	t.Walk(func(n *locks.TreeNode, d int) { fmt.Fprintf(&b, "%d %s %s %s|", d, n.Session, n.Lock, n.Query) })
+	return b.String() + strings.Join(t.Cycles, ",")
 }

@@ -55,6 +55,9 @@ type Runner struct {
 	// says, with no deadlock the server could break, before the runner
 	// declares the permutation stuck and cancels a step; zero means 2s.
 	StuckAfter time.Duration
+	// Tap, when set, is given every event the engine sends, with the engine
+	// (a recording keeps them).
+	Tap func(eng *sim.Engine, ev sim.Event)
 }
 
 // ErrSetupFailed is returned when a setup block fails; the output says why.

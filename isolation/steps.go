@@ -53,6 +53,9 @@ type active struct {
 // tester prints as it happens: notices, and the results of setup and
 // teardown blocks.
 func (p *player) handle(ev sim.Event) {
+	if p.r.Tap != nil {
+		p.r.Tap(p.eng, ev)
+	}
 	switch ev.Kind {
 	case sim.Polled:
 		p.snap = ev.Snapshot

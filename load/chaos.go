@@ -32,6 +32,8 @@ type ChaosConfig struct {
 	Command func(run db.RunID, name string, seed uint64) *exec.Cmd
 	// Progress, if set, is called about four times a second.
 	Progress func(Progress)
+	// RunID names the run's backends; empty means a fresh one.
+	RunID db.RunID
 }
 
 // Progress is a chaos run's state while it runs.
@@ -175,7 +177,10 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 	if err := cfg.Validate(); err != nil {
 		return res, err
 	}
-	runID := db.NewRunID()
+	runID := cfg.RunID
+	if runID == "" {
+		runID = db.NewRunID()
+	}
 	res.RunID = runID
 	ctl, err := freshLedger(ctx, cfg.DB, cfg.Ledger, runID.AppName("control"), cfg.Accounts)
 	if err != nil {

@@ -14,6 +14,8 @@
 //	{"t":123456789,"sessions":[…]}                        every session as it stands (sim.SessionInfo)
 //	{"t":123456789,"session":{…}}                         one session that changed, by its Index
 //	{"t":123456789,"outcome":{…}}                         how a headless run ended (sim.Outcome), last
+//	{"t":123456789,"look":{…}}                            one look of lockstep watch (a look that saw what the last one saw is left out)
+//	{"t":123456789,"note":"…"}                            a line the run printed (chaos: its progress)
 //
 // where t is nanoseconds since the header's start. Errors inside an event
 // (a lost connection's cause, a failed read of the balances) are kept as
@@ -83,6 +85,21 @@ type Line struct {
 	Event    *sim.Event
 	Sessions []sim.SessionInfo
 	Outcome  *sim.Outcome
+	// Look is a watch's look, its tree built again from its snapshot.
+	Look *locks.Look
+	Note string
+}
+
+// wireLook is a watch's look as written: its snapshot, not its tree
+// (BuildTree makes the same tree from it, with the edges the views explain).
+type wireLook struct {
+	Watched           int                `json:"watched"`
+	InTransaction     int                `json:"in_transaction"`
+	IdleInTransaction int                `json:"idle_in_transaction"`
+	ReadLocks         bool               `json:"read_locks"`
+	Took              time.Duration      `json:"took_ns"`
+	Snapshot          *locks.Snapshot    `json:"snapshot"`
+	New               []locks.WatchEvent `json:"new,omitempty"`
 }
 
 // wireLine is a Line as written: the event with its errors as text, and
@@ -93,6 +110,8 @@ type wireLine struct {
 	Sessions []sim.SessionInfo `json:"sessions,omitempty"`
 	Session  *sim.SessionInfo  `json:"session,omitempty"`
 	Outcome  *sim.Outcome      `json:"outcome,omitempty"`
+	Look     *wireLook         `json:"look,omitempty"`
+	Note     string            `json:"note,omitempty"`
 }
 
 // wireEvent is sim.Event with its error values as text.
@@ -137,6 +156,7 @@ type Writer struct {
 	// lastSnap and lastSessions are the last snapshot and each session
 	// written, encoded, to skip repeats.
 	lastSnap        []byte
+	lastLook        []byte
 	lastSessions    [][]byte
 	events, skipped int
 	bytes           int64
@@ -190,6 +210,10 @@ func (r *Recording) Write(out io.Writer) error {
 			err = w.Sessions(at, l.Sessions)
 		case l.Outcome != nil:
 			err = w.Outcome(at, *l.Outcome)
+		case l.Look != nil:
+			err = w.Look(l.Look)
+		case l.Note != "":
+			err = w.Note(at, l.Note)
 		}
 		if err != nil {
 			return err
@@ -272,6 +296,32 @@ func (w *Writer) Outcome(at time.Time, o sim.Outcome) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.write(wireLine{T: at.Round(0).Sub(w.start), Outcome: &o})
+}
+
+// Look records one look of a watch, unless it saw what the last one saw.
+func (w *Writer) Look(l *locks.Look) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wl := &wireLook{Watched: l.Watched, InTransaction: l.InTransaction, IdleInTransaction: l.IdleInTransaction,
+		ReadLocks: l.ReadLocks, Took: l.Took, Snapshot: l.Snapshot, New: l.New}
+	same := *wl
+	snap := *l.Snapshot
+	snap.Taken, same.Took, same.Snapshot = time.Time{}, 0, &snap
+	b, _ := json.Marshal(same)
+	if bytes.Equal(b, w.lastLook) {
+		w.skipped++
+		return nil
+	}
+	w.lastLook = b
+	w.events++
+	return w.write(wireLine{T: l.Taken.Round(0).Sub(w.start), Look: wl})
+}
+
+// Note records a line the run printed.
+func (w *Writer) Note(at time.Time, text string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.write(wireLine{T: at.Round(0).Sub(w.start), Note: text})
 }
 
 // Stats are what a recording cost: events written, polls skipped as
@@ -357,7 +407,12 @@ func Read(r io.Reader) (*Recording, error) {
 		if err := json.Unmarshal(line, &wl); err != nil {
 			return nil, fmt.Errorf("%w: line %d is not a recording line: %v", ErrNotRecording, n, strings.TrimSpace(err.Error()))
 		}
-		l := Line{T: wl.T, Outcome: wl.Outcome}
+		l := Line{T: wl.T, Outcome: wl.Outcome, Note: wl.Note}
+		if lk := wl.Look; lk != nil && lk.Snapshot != nil {
+			l.Look = &locks.Look{Taken: lk.Snapshot.Taken, Took: lk.Took, Snapshot: lk.Snapshot, Tree: locks.BuildTree(lk.Snapshot),
+				Watched: lk.Watched, InTransaction: lk.InTransaction, IdleInTransaction: lk.IdleInTransaction,
+				ReadLocks: lk.ReadLocks, New: lk.New}
+		}
 		switch {
 		case wl.Sessions != nil:
 			sessions = wl.Sessions

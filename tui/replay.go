@@ -63,8 +63,8 @@ func (k replayKeys) FullHelp() [][]key.Binding { return [][]key.Binding{k.ShortH
 
 type replayTickMsg struct{ seq int }
 
-// RunModel shows a model made by NewReplay until the user quits.
-func RunModel(ctx context.Context, m *Model, progOpts ...tea.ProgramOption) error {
+// RunModel shows a model made by NewReplay or NewWatchReplay until the user quits.
+func RunModel(ctx context.Context, m tea.Model, progOpts ...tea.ProgramOption) error {
 	return runProgram(ctx, m, progOpts)
 }
 

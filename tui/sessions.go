@@ -394,6 +394,9 @@ func heldWords(e locks.Edge) string {
 	switch {
 	case e.HeldRow != nil:
 		return fmt.Sprintf("%s on accounts id=%d", e.HeldRow.Mode, e.HeldRow.Account)
+	case e.Held != nil && e.Held.Type == "transactionid":
+		// Its own transaction id: the row lock behind it is unknown here.
+		return "a lock on a row the waiter needs, until its transaction ends"
 	case e.Held != nil:
 		return e.Held.ModeWords() + " on " + e.Held.Target()
 	}

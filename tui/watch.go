@@ -14,9 +14,20 @@ import (
 	"lockstep/locks"
 )
 
+// WatchSource is what the watch view reads: a live watch (*locks.Watch),
+// or a recording's looks.
+type WatchSource interface {
+	Poll(ctx context.Context) (*locks.Look, error)
+	History() []locks.WatchEvent
+	Notes() []string
+	ReadOnly() bool
+	DeadlockTimeout() time.Duration
+	Signal(ctx context.Context, pid int32, terminate bool) error
+}
+
 // WatchOptions set up the watch view.
 type WatchOptions struct {
-	Watch *locks.Watch
+	Watch WatchSource
 	// Poll is how often the view looks again.
 	Poll time.Duration
 	// Server and Filter describe what is watched, for the header.
@@ -73,6 +84,8 @@ type watchModel struct {
 	// moved is set once the user selects a node: until then the selection
 	// follows the first waiter, so the screen says why without a key.
 	moved bool
+	// rp is set when the view replays a recorded watch.
+	rp *watchReplay
 
 	look    *locks.Look
 	history []locks.WatchEvent
@@ -163,7 +176,16 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.history = m.opts.Watch.History()
 			m.clampSel()
 		}
+		if m.rp != nil {
+			return m, nil // a replay moves by its keys
+		}
 		return m, tea.Tick(m.opts.Poll, func(time.Time) tea.Msg { return watchTickMsg{} })
+	case watchReplayTickMsg:
+		if m.rp == nil || !m.rp.playing || msg.seq != m.rp.seq {
+			return m, nil
+		}
+		m.rp.pos++
+		return m, m.replayShow()
 	case watchTickMsg:
 		if m.paused {
 			return m, nil
@@ -183,6 +205,11 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 }
 
 func (m *watchModel) key(msg tea.KeyPressMsg) tea.Cmd {
+	if m.rp != nil {
+		if cmd, ok := m.replayKey(msg); ok {
+			return cmd
+		}
+	}
 	if m.confirm != nil {
 		switch {
 		case key.Matches(msg, m.keys.Yes):
@@ -367,6 +394,12 @@ func (m *watchModel) summary() string {
 	if m.paused {
 		s = st.warn.Render("⏸ PAUSED") + " · " + s
 	}
+	if m.rp != nil {
+		s = m.rp.banner(st) + " " + s
+		if note := m.rp.note(); note != "" {
+			s += " · " + note
+		}
+	}
 	return s
 }
 
@@ -389,6 +422,9 @@ func (m *watchModel) footer(w int) []string {
 	var out []string
 	if m.status != "" {
 		out = append(out, fit(st.subtle.Render(m.status), w))
+	}
+	if m.rp != nil {
+		return append(out, fit(m.help.ShortHelpView(append(append([]key.Binding(nil), watchReplayKeys...), m.keys.Up, m.keys.Focus, m.keys.Open, m.keys.Quit)), w))
 	}
 	return append(out, fit(m.help.View(m.keys), w))
 }

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"lockstep/db"
 	"lockstep/db/dbtest"
 	"lockstep/locks"
+	"lockstep/record"
 
 	tea "charm.land/bubbletea/v2"
 )
@@ -160,5 +162,58 @@ func TestWatchCancelNeedsConfirmation(t *testing.T) {
 	var pgErr *pgconn.PgError
 	if err := <-wa.bDone; !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.QueryCanceled {
 		t.Errorf("b after the cancel: %v", err)
+	}
+}
+
+// A recorded watch replays in the watch view, look by look, with no
+// database: the look before the wait, then the wait explained.
+func TestWatchReplay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	wa := newWatchApp(t)
+	live := wa.model(t, true, 100, 30)
+	var buf bytes.Buffer
+	rec, err := record.NewWriter(&buf, record.Header{Command: "watch", Server: "test", Run: record.Run{Name: "watch", Summary: wa.prefix}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, live, "b waiting", func() bool { return live.look != nil && len(live.look.Tree.Roots) == 1 })
+	before := *live.look
+	before.Tree, before.Snapshot = locks.Tree{}, &locks.Snapshot{Taken: live.look.Taken.Add(-time.Second)}
+	before.Taken = before.Snapshot.Taken
+	for _, l := range []*locks.Look{&before, live.look} {
+		if err := rec.Look(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recording, err := record.Read(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := NewWatchReplay(ctx, recording, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := model.(*watchModel)
+	m.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
+	m.Update(m.poll()())
+	if s := stripped(m.View().Content); !strings.Contains(s, "REPLAY 1/2") || !strings.Contains(s, "No session waits") {
+		t.Fatalf("first look:\n%s", s)
+	}
+	press(m, "right")
+	s := stripped(m.View().Content)
+	if !strings.Contains(s, "REPLAY 2/2") || !strings.Contains(s, "UPDATE w SET v = 2 WHERE id = 1") || !strings.Contains(s, "Why "+wa.prefix+"_b") {
+		t.Errorf("second look:\n%s", s)
+	}
+	press(m, "k")
+	if !strings.Contains(m.status, "signals nothing") {
+		t.Errorf("k in a replay: %q", m.status)
+	}
+	press(m, "left")
+	if m.rp.pos != 0 {
+		t.Errorf("← went to look %d", m.rp.pos+1)
 	}
 }
