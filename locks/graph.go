@@ -10,9 +10,9 @@ import (
 // Conflict points at the cell of a documented conflict table that decides an
 // edge: the mode held (row) against the mode wanted (column).
 type Conflict struct {
-	Row    bool // the row-level table (Table 13.3) rather than the table-level one (13.2)
-	Held   int
-	Wanted int
+	Row    bool `json:",omitempty"` // the row-level table (Table 13.3) rather than the table-level one (13.2)
+	Held   int  `json:",omitempty"`
+	Wanted int  `json:",omitempty"`
 }
 
 // Table is the conflict table the cell belongs to.
@@ -25,31 +25,31 @@ func (c Conflict) Table() ConflictTable {
 
 // Edge is "Waiter waits for Holder", labelled with the lock that causes it.
 type Edge struct {
-	Waiter, Holder       string
-	WaiterPid, HolderPid int32
+	Waiter, Holder       string `json:",omitempty"`
+	WaiterPid, HolderPid int32  `json:",omitempty"`
 	// Lock is the lock the waiter asks for (nil for a safe-snapshot wait).
-	Lock *Lock
+	Lock *Lock `json:",omitempty"`
 	// Held is the holder's lock in pg_locks that conflicts with Lock, when
 	// there is one (a queue ahead holds none yet).
-	Held *Lock
+	Held *Lock `json:",omitempty"`
 	// HeldRow is the holder's row lock, from pgrowlocks, that a wait on the
 	// holder's transaction is about: the lock behind the wait, when known.
-	HeldRow *RowLock
+	HeldRow *RowLock `json:",omitempty"`
 	// Why is one line explaining the conflict.
-	Why string
+	Why string `json:",omitempty"`
 	// Conflict is the deciding cell, when a conflict table decides the edge.
-	Conflict *Conflict
+	Conflict *Conflict `json:",omitempty"`
 	// Queued marks a soft block: the holder holds nothing that conflicts,
 	// it is ahead in the lock's queue with a conflicting request.
-	Queued bool
+	Queued bool `json:",omitempty"`
 	// Remote marks an application edge from a statement to its own remote
 	// part (postgres_fdw), rather than a transaction the application holds
 	// open.
-	Remote bool
+	Remote bool `json:",omitempty"`
 	// Application marks an edge no server sees: one logical session's
 	// connection holds its transaction open while the same session's
 	// connection to another database waits (see Merge).
-	Application bool
+	Application bool `json:",omitempty"`
 }
 
 // Label is the edge's lock in a few words: "ShareLock on T1's transaction".
@@ -68,21 +68,21 @@ func (e Edge) Label() string {
 
 // Cycle is a closed chain of waits: a deadlock.
 type Cycle struct {
-	Sessions []string // in wait order: Sessions[0] waits for Sessions[1] … waits for Sessions[0]
-	Edges    []Edge
+	Sessions []string `json:",omitempty"` // in wait order: Sessions[0] waits for Sessions[1] … waits for Sessions[0]
+	Edges    []Edge   `json:",omitempty"`
 	// BreakAt is when the server's deadlock check will first find the cycle:
 	// each waiter checks once, deadlock_timeout after its wait began. Nil when
 	// the server does not report wait start times (before PostgreSQL 14).
-	BreakAt *time.Time
+	BreakAt *time.Time `json:",omitempty"`
 	// LikelyVictim is the waiter whose check fires first after the cycle closed.
-	LikelyVictim string
+	LikelyVictim string `json:",omitempty"`
 	// Distributed is true when the cycle closes through the application
 	// (an Application edge): each server sees only a wait behind a session
 	// idle in transaction, so no server will ever break it. Only a
 	// lock_timeout can: then LockTimeout is the victim's, and BreakAt when
 	// it fires.
-	Distributed bool
-	LockTimeout time.Duration
+	Distributed bool          `json:",omitempty"`
+	LockTimeout time.Duration `json:",omitempty"`
 }
 
 // String is "T1 → T2 → T1".
@@ -90,8 +90,8 @@ func (c Cycle) String() string { return strings.Join(append(c.Sessions, c.Sessio
 
 // Graph is the wait-for graph of one snapshot.
 type Graph struct {
-	Edges  []Edge
-	Cycles []Cycle
+	Edges  []Edge  `json:",omitempty"`
+	Cycles []Cycle `json:",omitempty"`
 }
 
 // maxCycles bounds the enumeration; real runs have a handful.

@@ -13,27 +13,27 @@ import (
 
 // Backend is one of the run's server processes, as pg_stat_activity shows it.
 type Backend struct {
-	Pid           int32
-	Session       string // "T1", from application_name lockstep/<run>/T1
-	User          string // the role, where the view reads it (watch)
-	State         string // pg_stat_activity.state: active, idle in transaction, …
-	WaitEventType string
-	WaitEvent     string
-	XactStart     *time.Time
-	Xid           uint32 // backend_xid; 0 before the transaction writes
-	Query         string
+	Pid           int32      `json:",omitempty"`
+	Session       string     `json:",omitempty"` // "T1", from application_name lockstep/<run>/T1
+	User          string     `json:",omitempty"` // the role, where the view reads it (watch)
+	State         string     `json:",omitempty"` // pg_stat_activity.state: active, idle in transaction, …
+	WaitEventType string     `json:",omitempty"`
+	WaitEvent     string     `json:",omitempty"`
+	XactStart     *time.Time `json:",omitempty"`
+	Xid           uint32     `json:",omitempty"` // backend_xid; 0 before the transaction writes
+	Query         string     `json:",omitempty"`
 	// BlockedBy is pg_blocking_pids, read only while the backend waits for a
 	// lock or for its parallel workers.
-	BlockedBy []int32
+	BlockedBy []int32 `json:",omitempty"`
 	// Database labels the backend's database in a two-database run.
-	Database string
+	Database string `json:",omitempty"`
 	// Prepared is the global id of a prepared transaction (PREPARE
 	// TRANSACTION), which holds its locks with no backend: Pid is 0 and
 	// Session is "prepared T1@B".
-	Prepared string
+	Prepared string `json:",omitempty"`
 	// SafeSnapshotBlockedBy is pg_safe_snapshot_blocking_pids, read only while
 	// a SERIALIZABLE READ ONLY DEFERRABLE transaction waits for a safe snapshot.
-	SafeSnapshotBlockedBy []int32
+	SafeSnapshotBlockedBy []int32 `json:",omitempty"`
 }
 
 // WaitingForLock is true when the server says the backend waits for a
@@ -55,31 +55,31 @@ func (b Backend) Waiting() bool { return b.WaitingForLock() || b.WaitingForSnaps
 
 // Lock is one row of pg_locks held or awaited by one of the run's backends.
 type Lock struct {
-	Pid     int32
-	Session string
+	Pid     int32  `json:",omitempty"`
+	Session string `json:",omitempty"`
 	// Database labels the lock's database in a two-database run.
-	Database string
-	Type     string // pg_locks.locktype: relation, tuple, transactionid, virtualxid, advisory, …
+	Database string `json:",omitempty"`
+	Type     string `json:",omitempty"` // pg_locks.locktype: relation, tuple, transactionid, virtualxid, advisory, …
 	// Relation is the table or index name, resolved in the current database
 	// only; schema-qualified when outside the ledger's schema.
-	Relation string
-	RelKind  string // pg_class.relkind: r table, i index, S sequence
-	Page     *int32
-	Tuple    *int16
+	Relation string `json:",omitempty"`
+	RelKind  string `json:",omitempty"` // pg_class.relkind: r table, i index, S sequence
+	Page     *int32 `json:",omitempty"`
+	Tuple    *int16 `json:",omitempty"`
 	// Account is the ledger account a tuple or advisory lock concerns, 0 if none.
-	Account       int64
-	TransactionID uint32 // transactionid locks
+	Account       int64  `json:",omitempty"`
+	TransactionID uint32 `json:",omitempty"` // transactionid locks
 	// TxOwner is the session whose transaction a transactionid or virtualxid
 	// lock is, if one of this run's.
-	TxOwner    string
-	VirtualXID string
-	ClassID    uint32 // advisory: first key half
-	ObjID      uint32 // advisory: second key half
-	ObjSubID   int16  // advisory: 1 for a bigint key, 2 for an (int, int) key
-	Mode       string // pg_locks spelling: RowExclusiveLock
-	Granted    bool
-	FastPath   bool
-	WaitStart  *time.Time // PostgreSQL 14+
+	TxOwner    string     `json:",omitempty"`
+	VirtualXID string     `json:",omitempty"`
+	ClassID    uint32     `json:",omitempty"` // advisory: first key half
+	ObjID      uint32     `json:",omitempty"` // advisory: second key half
+	ObjSubID   int16      `json:",omitempty"` // advisory: 1 for a bigint key, 2 for an (int, int) key
+	Mode       string     `json:",omitempty"` // pg_locks spelling: RowExclusiveLock
+	Granted    bool       `json:",omitempty"`
+	FastPath   bool       `json:",omitempty"`
+	WaitStart  *time.Time `json:",omitempty"` // PostgreSQL 14+
 }
 
 // Ctid is the tuple's ctid, "(page,tuple)", for tuple locks.
@@ -158,30 +158,30 @@ func deref(p *int32) int32 {
 // RowLock is a row lock as pgrowlocks reads it from the row header: row-level
 // locks are mostly not in pg_locks.
 type RowLock struct {
-	Database string
-	Account  int64 // accounts.id of the locked row, 0 if unknown
-	Ctid     string
-	Pid      int32
-	Session  string
-	Xid      uint32
-	Mode     RowMode
+	Database string  `json:",omitempty"`
+	Account  int64   `json:",omitempty"` // accounts.id of the locked row, 0 if unknown
+	Ctid     string  `json:",omitempty"`
+	Pid      int32   `json:",omitempty"`
+	Session  string  `json:",omitempty"`
+	Xid      uint32  `json:",omitempty"`
+	Mode     RowMode `json:",omitempty"`
 	// Raw is pgrowlocks' own word for the mode: "For Key Share", "No Key Update", …
-	Raw string
+	Raw string `json:",omitempty"`
 	// Inferred marks a row lock known from the statements lockstep sent the
 	// session (where pgrowlocks cannot be read), not read from the row.
-	Inferred bool
+	Inferred bool `json:",omitempty"`
 }
 
 // Snapshot is one poll: the run's backends, their locks, row locks and the wait-for graph.
 type Snapshot struct {
-	Taken    time.Time
-	Backends []Backend
-	Locks    []Lock
-	RowLocks []RowLock
+	Taken    time.Time `json:",omitempty"`
+	Backends []Backend `json:",omitempty"`
+	Locks    []Lock    `json:",omitempty"`
+	RowLocks []RowLock `json:",omitempty"`
 	// RowLockNote says why row locks are missing from this snapshot, if they are.
-	RowLockNote     string
-	DeadlockTimeout time.Duration
-	Graph           Graph
+	RowLockNote     string        `json:",omitempty"`
+	DeadlockTimeout time.Duration `json:",omitempty"`
+	Graph           Graph         `json:",omitempty"`
 }
 
 // Backend finds the backend of a session by name.

@@ -25,6 +25,7 @@ package record
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,6 +120,9 @@ type wireEvent struct {
 	sim.Event
 	Cause    string `json:"Cause,omitempty"`
 	BooksErr string `json:"BooksErr,omitempty"`
+	// SameSnapshot stands for a snapshot the line before already carried
+	// (a wait reported by the poll just written).
+	SameSnapshot bool `json:"same_snapshot,omitempty"`
 }
 
 func toWire(ev sim.Event) *wireEvent {
@@ -150,12 +154,14 @@ func (w *wireEvent) event() sim.Event {
 // from several goroutines.
 type Writer struct {
 	mu    sync.Mutex
-	f     io.Closer // nil when the caller owns the output
+	f     io.Closer    // nil when the caller owns the output
+	gz    *gzip.Writer // when the file is compressed
 	bw    *bufio.Writer
 	start time.Time
 	// lastSnap and lastSessions are the last snapshot and each session
 	// written, encoded, to skip repeats.
 	lastSnap        []byte
+	lastFull        []byte // the last snapshot written, whole
 	lastLook        []byte
 	lastSessions    [][]byte
 	events, skipped int
@@ -169,12 +175,19 @@ func Create(path string, h Header) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the recording: %w", err)
 	}
-	w, err := NewWriter(f, h)
+	var out io.Writer = f
+	var gz *gzip.Writer
+	if strings.HasSuffix(path, ".gz") {
+		// Compressed: a recording is mostly repeated field names and SQL.
+		gz = gzip.NewWriter(f)
+		out = gz
+	}
+	w, err := NewWriter(out, h)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	w.f = f
+	w.f, w.gz = f, gz
 	return w, nil
 }
 
@@ -201,6 +214,21 @@ func (r *Recording) Write(out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return r.writeTo(w)
+}
+
+// WriteFile writes the recording to path as Create would (compressed
+// when path ends in .gz).
+func (r *Recording) WriteFile(path string) error {
+	w, err := Create(path, r.Header)
+	if err != nil {
+		return err
+	}
+	return r.writeTo(w)
+}
+
+func (r *Recording) writeTo(w *Writer) error {
+	var err error
 	for _, l := range r.Lines {
 		at := r.Header.Started.Add(l.T)
 		switch {
@@ -242,6 +270,11 @@ func (w *Writer) write(v any) error {
 	if err := w.bw.Flush(); err != nil {
 		w.err = fmt.Errorf("writing the recording: %w", err)
 	}
+	if w.gz != nil && w.err == nil {
+		if err := w.gz.Flush(); err != nil {
+			w.err = fmt.Errorf("writing the recording: %w", err)
+		}
+	}
 	return w.err
 }
 
@@ -250,18 +283,27 @@ func (w *Writer) write(v any) error {
 func (w *Writer) Event(ev sim.Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if ev.Kind == sim.Polled && ev.Snapshot != nil {
-		s := *ev.Snapshot
-		s.Taken = time.Time{}
-		b, _ := json.Marshal(s)
-		if bytes.Equal(b, w.lastSnap) {
-			w.skipped++
-			return nil
+	wire := toWire(ev)
+	if ev.Snapshot != nil {
+		full, _ := json.Marshal(ev.Snapshot)
+		switch {
+		case ev.Kind != sim.Polled && bytes.Equal(full, w.lastFull):
+			wire.Snapshot, wire.SameSnapshot = nil, true
+		case ev.Kind == sim.Polled:
+			s := *ev.Snapshot
+			s.Taken = time.Time{}
+			b, _ := json.Marshal(s)
+			if bytes.Equal(b, w.lastSnap) {
+				w.skipped++
+				return nil
+			}
+			w.lastSnap, w.lastFull = b, full
+		default:
+			w.lastFull = full
 		}
-		w.lastSnap = b
 	}
 	w.events++
-	return w.write(wireLine{T: ev.Time.Round(0).Sub(w.start), Event: toWire(ev)})
+	return w.write(wireLine{T: ev.Time.Round(0).Sub(w.start), Event: wire})
 }
 
 // Sessions records the sessions as they stand: those that changed since
@@ -339,6 +381,17 @@ func (w *Writer) Close() (Stats, error) {
 	if err := w.bw.Flush(); err != nil && w.err == nil {
 		w.err = err
 	}
+	if w.gz != nil {
+		if err := w.gz.Close(); err != nil && w.err == nil {
+			w.err = fmt.Errorf("closing the recording: %w", err)
+		}
+		st.Bytes = -1 // unknown until the file is closed
+	}
+	if f, ok := w.f.(*os.File); ok && w.gz != nil {
+		if fi, err := f.Stat(); err == nil {
+			st.Bytes = fi.Size()
+		}
+	}
 	if w.f != nil {
 		if err := w.f.Close(); err != nil && w.err == nil {
 			w.err = fmt.Errorf("closing the recording: %w", err)
@@ -374,9 +427,18 @@ func Open(path string) (*Recording, error) {
 	return rec, nil
 }
 
-// Read reads a recording: its header, then every line.
+// Read reads a recording: its header, then every line. A compressed one
+// (gzip, as Create writes a FILE.gz) is read as well.
 func Read(r io.Reader) (*Recording, error) {
 	br := bufio.NewReader(r)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%w: a compressed file that does not open: %v", ErrNotRecording, err)
+		}
+		defer gz.Close()
+		br = bufio.NewReader(gz)
+	}
 	first, err := br.ReadBytes('\n')
 	if len(first) == 0 && err != nil {
 		return nil, fmt.Errorf("%w: the file is empty", ErrNotRecording)
@@ -391,10 +453,14 @@ func Read(r io.Reader) (*Recording, error) {
 	}
 	rec := &Recording{Header: h}
 	var sessions []sim.SessionInfo
+	var snap *locks.Snapshot
 	for n := 2; ; n++ {
 		line, err := br.ReadBytes('\n')
 		if len(line) == 0 && errors.Is(err, io.EOF) {
 			return rec, nil
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: the compressed file ends at line %d (the run that wrote it was cut short)", ErrTruncated, n)
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("reading line %d: %w", n, err)
@@ -428,6 +494,12 @@ func Read(r io.Reader) (*Recording, error) {
 		}
 		if wl.Event != nil {
 			ev := wl.Event.event()
+			if wl.Event.SameSnapshot {
+				ev.Snapshot = snap
+			}
+			if ev.Snapshot != nil {
+				snap = ev.Snapshot
+			}
 			l.Event = &ev
 		}
 		rec.Lines = append(rec.Lines, l)

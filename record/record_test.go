@@ -88,3 +88,41 @@ func TestReadRefuses(t *testing.T) {
 		})
 	}
 }
+
+// A recording named FILE.gz is compressed, reads back the same, and is
+// known for truncated when cut short.
+func TestCompressed(t *testing.T) {
+	t.Parallel()
+	rec, err := record.Open(lecture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "lecture.jsonl.gz")
+	if err := rec.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	again, err := record.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b bytes.Buffer
+	if err := rec.Write(&a); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := os.Stat(lecture)
+	gz, _ := os.Stat(path)
+	if a.String() != b.String() || gz.Size()*5 > plain.Size() {
+		t.Errorf("compressed: same %v, %d bytes against %d", a.String() == b.String(), gz.Size(), plain.Size())
+	}
+	data, _ := os.ReadFile(path)
+	cut := filepath.Join(t.TempDir(), "cut.jsonl.gz")
+	if err := os.WriteFile(cut, data[:len(data)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := record.Open(cut); !errors.Is(err, record.ErrTruncated) {
+		t.Errorf("half a compressed file: %v", err)
+	}
+}

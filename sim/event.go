@@ -81,11 +81,11 @@ func (k EventKind) String() string {
 
 // ServerMessage is an error or a notice the server sent, with its fields.
 type ServerMessage struct {
-	SQLState string
-	Severity string
-	Message  string
-	Detail   string
-	Hint     string
+	SQLState string `json:",omitempty"`
+	Severity string `json:",omitempty"`
+	Message  string `json:",omitempty"`
+	Detail   string `json:",omitempty"`
+	Hint     string `json:",omitempty"`
 }
 
 func (m *ServerMessage) Error() string { return m.Message }
@@ -93,20 +93,20 @@ func (m *ServerMessage) Error() string { return m.Message }
 // Result is one result a statement returned: its command tag and, for a
 // query that returned rows, the columns and the rows as text.
 type Result struct {
-	Tag     string
-	Columns []string
-	Rows    [][]string
+	Tag     string     `json:",omitempty"`
+	Columns []string   `json:",omitempty"`
+	Rows    [][]string `json:",omitempty"`
 	// Null marks NULL values: Null[i][j] for row i's column j (whose text is
 	// empty). Nil when no value is NULL.
-	Null [][]bool
+	Null [][]bool `json:",omitempty"`
 }
 
 // Block names a scenario's setup or teardown block.
 type Block struct {
-	Teardown bool
+	Teardown bool `json:",omitempty"`
 	// Session is the session whose block it is; "" for a global block, which
 	// runs on the control connection.
-	Session string
+	Session string `json:",omitempty"`
 }
 
 // Stall is why a run cannot end by itself.
@@ -125,53 +125,53 @@ const (
 type Event struct {
 	// Gen is the run's generation; it grows with every reset, so a view can
 	// drop events from before one.
-	Gen  int
-	Time time.Time
-	Kind EventKind
+	Gen  int       `json:",omitempty"`
+	Time time.Time `json:",omitempty"`
+	Kind EventKind `json:",omitempty"`
 	// Session is the session's name ("T1"); empty for events that are not a
 	// session's: Polled, DeadlockFormed, ResetDone, BooksRead, a global block.
-	Session string
-	Index   int // the session's index, 0-based; -1 when the event is no session's
+	Session string `json:",omitempty"`
+	Index   int    `json:",omitempty"` // the session's index, 0-based; -1 when the event is no session's
 	// Step is the script statement's index, or -1 for SQL the user typed.
-	Step int
+	Step int `json:",omitempty"`
 	// Auto marks a statement the engine sent itself, as an application would
 	// (the ROLLBACK after a scripted statement failed).
-	Auto bool
-	SQL  string
+	Auto bool   `json:",omitempty"`
+	SQL  string `json:",omitempty"`
 	// Tag is the last command tag of a completed statement.
-	Tag string
+	Tag string `json:",omitempty"`
 	// Results are every result the statement (or block) returned, in order.
-	Results  []Result
-	Duration time.Duration
-	Err      *ServerMessage
+	Results  []Result       `json:",omitempty"`
+	Duration time.Duration  `json:",omitempty"`
+	Err      *ServerMessage `json:",omitempty"`
 	// Message is a Notice's content.
-	Message *ServerMessage
+	Message *ServerMessage `json:",omitempty"`
 	// Cause is the Go error behind ConnectionLost.
-	Cause error
+	Cause error `json:",omitempty"`
 	// BlockedBy names the sessions (or pids) a waiting statement waits for.
-	BlockedBy []string
+	BlockedBy []string `json:",omitempty"`
 	// Waits are the wait-for edges out of this session, with explanations.
-	Waits []locks.Edge
+	Waits []locks.Edge `json:",omitempty"`
 	// State is the session's state after the event.
-	State    State
-	Snapshot *locks.Snapshot
-	Cycle    *locks.Cycle
-	Books    *Balances
-	Block    Block
-	Stall    Stall
-	Prepared *Prepared
-	Commit   bool
+	State    State           `json:",omitempty"`
+	Snapshot *locks.Snapshot `json:",omitempty"`
+	Cycle    *locks.Cycle    `json:",omitempty"`
+	Books    *Balances       `json:",omitempty"`
+	Block    Block           `json:",omitempty"`
+	Stall    Stall           `json:",omitempty"`
+	Prepared *Prepared       `json:",omitempty"`
+	Commit   bool            `json:",omitempty"`
 	// Notifications are the LISTEN/NOTIFY messages that came on the
 	// session's connection since its previous statement ended, delivered
 	// with a statement's end (Completed, Error) as libpq's PQnotifies would
 	// hand them over then.
-	Notifications []Notification
+	Notifications []Notification `json:",omitempty"`
 }
 
 // Notification is one NOTIFY delivered to a session that listens.
 type Notification struct {
-	Channel, Payload string
-	Pid              uint32 // the notifying backend's
+	Channel, Payload string `json:",omitempty"`
+	Pid              uint32 `json:",omitempty"` // the notifying backend's
 }
 
 // LastRows is the last result set of the event's results: its columns and
@@ -189,13 +189,13 @@ func (ev Event) LastRows() *Result {
 // outside every session's transaction.
 type Balances struct {
 	// Accounts and Books are a one-database run's.
-	Accounts []ledger.Account
-	Books    *ledger.Books
+	Accounts []ledger.Account `json:",omitempty"`
+	Books    *ledger.Books    `json:",omitempty"`
 	// ByDatabase holds a two-database run's balances, by database label.
-	ByDatabase map[string][]ledger.Account
+	ByDatabase map[string][]ledger.Account `json:",omitempty"`
 	// Err is why they could not be read this time: ErrLedgerLocked while a
 	// session holds the accounts table exclusively.
-	Err error
+	Err error `json:",omitempty"`
 	// Taken is when the read began: it shows every statement that ended before.
-	Taken time.Time
+	Taken time.Time `json:",omitempty"`
 }

@@ -11,36 +11,36 @@ import (
 
 // SessionInfo is a copy of where one session stands, for views.
 type SessionInfo struct {
-	Name string
+	Name string `json:",omitempty"`
 	// Label is the scenario's name for the session ("s1"), "" for transfers.
-	Label    string
-	Index    int
-	Pid      int32
-	State    State
-	Transfer ledger.Transfer
+	Label    string          `json:",omitempty"`
+	Index    int             `json:",omitempty"`
+	Pid      int32           `json:",omitempty"`
+	State    State           `json:",omitempty"`
+	Transfer ledger.Transfer `json:",omitempty"`
 	// Statements is the script rendered with the values read so far.
-	Statements []string
+	Statements []string `json:",omitempty"`
 	// StepNames are a scenario session's names for its steps, nil for transfers.
-	StepNames []string
+	StepNames []string `json:",omitempty"`
 	// Next is the index of the next script statement (len(Statements) when done).
-	Next     int
-	Finished bool
+	Next     int  `json:",omitempty"`
+	Finished bool `json:",omitempty"`
 	// Current is the SQL in flight, if any; CurrentStep its script index or -1.
-	Current     string
-	CurrentStep int
-	StartedAt   time.Time
-	LastErr     *ServerMessage
-	ErrAt       int // script index that failed, -1 if none
-	BlockedBy   []string
-	Waits       []locks.Edge
+	Current     string         `json:",omitempty"`
+	CurrentStep int            `json:",omitempty"`
+	StartedAt   time.Time      `json:",omitempty"`
+	LastErr     *ServerMessage `json:",omitempty"`
+	ErrAt       int            `json:",omitempty"` // script index that failed, -1 if none
+	BlockedBy   []string       `json:",omitempty"`
+	Waits       []locks.Edge   `json:",omitempty"`
 	// Database labels the session's database in a two-database run ("A", "B").
-	Database string
+	Database string `json:",omitempty"`
 	// Settled counts the session's statements that have ended; an event
 	// (Completed, Error or ConnectionLost) for each is on its way.
-	Settled int
+	Settled int `json:",omitempty"`
 	// AppBusy is true when another connection of the same logical session
 	// (T1@B for T1@A) has a statement in flight: the application waits there.
-	AppBusy bool
+	AppBusy bool `json:",omitempty"`
 }
 
 // Steppable says whether the session can take its next script statement now.
