@@ -250,11 +250,10 @@ func (w *Watch) Poll(ctx context.Context) (*Look, error) {
 	}
 	snap := &Snapshot{Taken: time.Now(), DeadlockTimeout: w.obs.DeadlockTimeout()}
 	if anyWaits {
+		// Every session found, not only those seen waiting or blocking: the
+		// lock poll comes a moment later, and may see a wait this one did not.
 		names := map[int32]string{}
 		for _, t := range targets {
-			if len(t.blockedBy) == 0 && !blocks(targets, t.pid) {
-				continue
-			}
 			name := t.app
 			if name == "" {
 				name = "pid"
@@ -278,18 +277,6 @@ func (w *Watch) Poll(ctx context.Context) (*Look, error) {
 	look.New = w.remember(ctx, look, counter)
 	look.Took = time.Since(start)
 	return look, nil
-}
-
-// blocks says whether pid blocks one of the targets.
-func blocks(targets []target, pid int32) bool {
-	for _, t := range targets {
-		for _, b := range t.blockedBy {
-			if b == pid {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // remember adds to the history what this look shows: waits that have
