@@ -41,7 +41,21 @@ type Observer struct {
 	// inferred are the row locks the run's sessions hold by what they were
 	// sent, used where pgrowlocks cannot be read.
 	inferred []RowLock
+	// bigNote, when set, says that the accounts table is too big for
+	// pgrowlocks, which reads every row of it on every poll; sizedAt is
+	// when its size was last looked at.
+	bigNote string
+	sizedAt time.Time
 }
+
+// bigPages is the size of accounts, in pages, above which the observer
+// stops reading pgrowlocks (a whole-table scan per poll) and infers the row
+// locks from the statements instead: about 20,000 accounts.
+const bigPages = 150
+
+// resizeEvery is how often the observer looks at the table's size again:
+// only a reset changes it.
+const resizeEvery = 2 * time.Second
 
 // Infer gives the observer the row locks the sessions hold by the statements
 // they were sent (a foreign-key check's FOR KEY SHARE, a SELECT … FOR
@@ -195,8 +209,30 @@ ORDER BY b.name`
 // DeadlockTimeout is the server's deadlock_timeout.
 func (o *Observer) DeadlockTimeout() time.Duration { return o.deadlock }
 
-// RowLocksAvailable says whether pgrowlocks can be read; if not, the note says why.
-func (o *Observer) RowLocksAvailable() (bool, string) { return o.rowLocks != "", o.rowNote }
+// RowLocksAvailable says whether pgrowlocks can be read; if not, the note
+// says why: it is not there, or the table is too big to scan on every poll.
+func (o *Observer) RowLocksAvailable() (bool, string) {
+	if o.rowLocks != "" && o.bigNote != "" {
+		return false, o.bigNote
+	}
+	return o.rowLocks != "", o.rowNote
+}
+
+// sizeUp looks, now and then, at how big the accounts table is.
+func (o *Observer) sizeUp(ctx context.Context) {
+	if o.rowLocks == "" || time.Since(o.sizedAt) < resizeEvery {
+		return
+	}
+	o.sizedAt = time.Now()
+	var pages int64
+	if err := o.conn.QueryRow(ctx, "SELECT coalesce(pg_relation_size(to_regclass('accounts')), 0) / current_setting('block_size')::int").Scan(&pages); err != nil {
+		return
+	}
+	o.bigNote = ""
+	if pages > bigPages {
+		o.bigNote = fmt.Sprintf("row locks: from the statements lockstep sent, not read from the rows (pgrowlocks reads all %d pages of accounts on every poll: too slow for a ledger this size)", pages)
+	}
+}
 
 // Poll reads the run's lock state once and builds its wait-for graph.
 func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
@@ -318,7 +354,11 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 // wants ACCESS EXCLUSIVE on it: the observer's ACCESS SHARE would queue
 // behind it, and sessions arriving later would queue behind the observer.
 func (o *Observer) readRows(ctx context.Context, snap *Snapshot, touched, exclusive bool, ctids []string) error {
+	o.sizeUp(ctx)
 	snap.RowLockNote = o.rowNote
+	if o.bigNote != "" {
+		snap.RowLockNote = o.bigNote
+	}
 	if !touched || o.noRows {
 		return nil
 	}
@@ -331,7 +371,7 @@ func (o *Observer) readRows(ctx context.Context, snap *Snapshot, touched, exclus
 			return err
 		}
 	}
-	if o.rowLocks == "" {
+	if o.rowLocks == "" || o.bigNote != "" {
 		for _, r := range o.inferred {
 			if _, ok := snap.Backend(r.Session); ok {
 				r.Database = o.label
@@ -381,9 +421,10 @@ func (o *Observer) readRowLocks(ctx context.Context, snap *Snapshot) error {
 	// which is the version the lockers hold: an uncommitted update's new
 	// version is invisible to it.
 	rows, err := o.conn.Query(ctx, `
-		SELECT coalesce(a.id, 0), r.locked_row::text, r.xids::text[], r.modes, r.pids
-		FROM `+o.rowLocks+`('accounts') r LEFT JOIN accounts a ON a.ctid = r.locked_row
-		ORDER BY a.id`)
+		SELECT coalesce((SELECT a.id FROM accounts a WHERE a.ctid = r.locked_row), 0) AS id,
+		       r.locked_row::text, r.xids::text[], r.modes, r.pids
+		FROM `+o.rowLocks+`('accounts') r
+		ORDER BY id`)
 	if err != nil {
 		return o.rowError(snap, "reading pgrowlocks", err)
 	}
