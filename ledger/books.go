@@ -95,21 +95,89 @@ func CheckBooks(ctx context.Context, q Querier) (Books, error) {
 	if err != nil {
 		return b, fmt.Errorf("comparing balances with entries: %w", err)
 	}
-	rows, err = q.Query(ctx, `
+	b.BadTransfers, err = badTransfers(ctx, q)
+	return b, err
+}
+
+// badTransfers lists the transfers without exactly two entries summing to zero.
+func badTransfers(ctx context.Context, q Querier) ([]BadTransfer, error) {
+	rows, err := q.Query(ctx, `
 		SELECT t.id, count(e.id)::int, coalesce(sum(e.amount), 0)
 		FROM transfers t LEFT JOIN entries e ON e.transfer_id = t.id
 		GROUP BY t.id
 		HAVING count(e.id) <> 2 OR coalesce(sum(e.amount), 0) <> 0
 		ORDER BY t.id`)
 	if err != nil {
-		return b, fmt.Errorf("checking transfers' entries: %w", err)
+		return nil, fmt.Errorf("checking transfers' entries: %w", err)
 	}
-	b.BadTransfers, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (BadTransfer, error) {
+	bad, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BadTransfer, error) {
 		var t BadTransfer
 		return t, r.Scan(&t.Transfer, &t.Entries, &t.Sum)
 	})
 	if err != nil {
-		return b, fmt.Errorf("checking transfers' entries: %w", err)
+		return nil, fmt.Errorf("checking transfers' entries: %w", err)
 	}
-	return b, nil
+	return bad, nil
+}
+
+// CheckBooksOf checks the books of a big ledger by the accounts that can
+// have changed: those in ids (the run's transfers') and those any entry
+// names. The opening total is the setup's (every account opened with the
+// same balance), and the total is that plus the changes: the cost grows with
+// what the run touched, not with the ledger. A change made elsewhere by
+// hand (typed SQL) is not seen; CheckBooks sees everything.
+func CheckBooksOf(ctx context.Context, q Querier, setup Setup, ids []int64) (Books, error) {
+	b := Books{Opening: setup.Balance.Mul(decimal.NewFromInt(int64(setup.Accounts)))}
+	if ids == nil {
+		ids = []int64{}
+	}
+	var delta decimal.Decimal
+	rows, err := q.Query(ctx, `
+		WITH touched AS (SELECT unnest($1::bigint[]) AS id UNION SELECT account_id FROM entries),
+		     sums AS (SELECT account_id, sum(amount) AS sum FROM entries GROUP BY account_id)
+		SELECT a.id, a.balance, a.opening_balance + coalesce(s.sum, 0), a.balance - a.opening_balance
+		FROM touched t JOIN accounts a ON a.id = t.id LEFT JOIN sums s ON s.account_id = a.id
+		ORDER BY a.id`, ids)
+	if err != nil {
+		return b, fmt.Errorf("checking the touched accounts: %w", err)
+	}
+	for rows.Next() {
+		var d Drift
+		var change decimal.Decimal
+		if err := rows.Scan(&d.Account, &d.Balance, &d.Expected, &change); err != nil {
+			rows.Close()
+			return b, fmt.Errorf("checking the touched accounts: %w", err)
+		}
+		delta = delta.Add(change)
+		if !d.Balance.Equal(d.Expected) {
+			b.Drift = append(b.Drift, d)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return b, fmt.Errorf("checking the touched accounts: %w", err)
+	}
+	b.Total = b.Opening.Add(delta)
+	bad, err := badTransfers(ctx, q)
+	b.BadTransfers = bad
+	return b, err
+}
+
+// AccountsShown reads the first accounts, up to first, and those in ids:
+// what a screen shows of a big ledger.
+func AccountsShown(ctx context.Context, q Querier, first int, ids []int64) ([]Account, error) {
+	if ids == nil {
+		ids = []int64{}
+	}
+	rows, err := q.Query(ctx, "SELECT id, owner, balance, opening_balance FROM accounts WHERE id <= $1 OR id = ANY($2) ORDER BY id", first, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading accounts: %w", err)
+	}
+	accounts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Account, error) {
+		var a Account
+		return a, r.Scan(&a.ID, &a.Owner, &a.Balance, &a.OpeningBalance)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading accounts: %w", err)
+	}
+	return accounts, nil
 }

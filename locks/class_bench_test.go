@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +39,7 @@ func BenchmarkClass30(b *testing.B) {
 		mu   sync.Mutex
 		took []time.Duration
 	)
-	cpu0, start := serverCPU(server), time.Now()
+	cpu0, start := dbtest.ServerCPU(server), time.Now()
 	for b.Loop() {
 		var wg sync.WaitGroup
 		for r, f := range fixtures {
@@ -65,33 +62,6 @@ func BenchmarkClass30(b *testing.B) {
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
 	if server != 0 {
-		b.ReportMetric(100*(serverCPU(server)-cpu0).Seconds()/wall.Seconds(), "server-cpu-%")
+		b.ReportMetric(100*(dbtest.ServerCPU(server)-cpu0).Seconds()/wall.Seconds(), "server-cpu-%")
 	}
-}
-
-// serverCPU is the CPU time of a postmaster and its children so far (Linux's
-// /proc; zero elsewhere or for pid 0).
-func serverCPU(postmaster int) time.Duration {
-	if postmaster == 0 {
-		return 0
-	}
-	var ticks int64
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if ppid, _ := strconv.Atoi(f[1]); pid != postmaster && ppid != postmaster {
-			continue
-		}
-		// Fields after the name: state ppid … utime (12th) stime (13th).
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += ut + st
-	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }

@@ -44,6 +44,11 @@ type Engine struct {
 	down bool
 	// booksStale asks the observer to read the balances again (Config.Books).
 	booksStale bool
+	// pollEvery is the poll interval in force; pollTook the last poll's
+	// time when it made the interval longer than the configured one.
+	pollEvery, pollTook time.Duration
+	pollAvg             time.Duration // the polls' running average
+	pollsTimed          int           // how many polls the average has seen
 
 	// lifeMu keeps Setup, Teardown, Reset and Close apart; emitMu keeps
 	// sends off a closed channel; orderMu makes the events' times rise in

@@ -198,4 +198,8 @@ type Balances struct {
 	Err error `json:",omitempty"`
 	// Taken is when the read began: it shows every statement that ended before.
 	Taken time.Time `json:",omitempty"`
+	// Count is how many accounts the ledger holds, when Accounts shows only
+	// some of them (a big ledger); Partial then says how the books were checked.
+	Count   int    `json:",omitempty"`
+	Partial string `json:",omitempty"`
 }

@@ -23,6 +23,65 @@ func (e *Engine) changed() {
 	}
 }
 
+// idleBeat is how often the observer polls while no statement of the run is
+// in flight: to notice a lost server, not a change of locks.
+const idleBeat = 5 * time.Second
+
+// interval is how long the observer waits before the next poll, given how
+// long the last one took: the configured interval, unless a poll takes more
+// than a tenth of it — a server holding many locks — when it backs off to
+// ten times the poll, so that polling never takes more than a tenth of the
+// server's time. A wait is still reported within one interval, the one in force.
+func (e *Engine) interval(took time.Duration) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// A running average, so one slow poll (the first, a busy moment) does
+	// not change the pace.
+	// The first polls are slower (plans, catalog caches): they do not count.
+	e.pollsTimed++
+	switch {
+	case e.pollsTimed <= 2:
+	case e.pollAvg == 0:
+		e.pollAvg = took
+	default:
+		e.pollAvg = (7*e.pollAvg + 3*took) / 10
+	}
+	next := e.cfg.Poll
+	e.pollEvery, e.pollTook = next, 0
+	if avg := e.pollAvg; e.pollsTimed > 4 && avg*10 > next && avg >= slowPoll {
+		next = (avg * 10).Round(10 * time.Millisecond)
+		e.pollEvery, e.pollTook = next, avg
+	}
+	return next
+}
+
+// slowPoll is the poll time from which the interval may grow: below it a
+// poll costs the server too little to matter, whatever the interval.
+const slowPoll = 20 * time.Millisecond
+
+// PollInterval is the interval in force and, when it is longer than the
+// configured one, how long the last poll took.
+func (e *Engine) PollInterval() (every, took time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pollEvery == 0 {
+		return e.cfg.Poll, 0
+	}
+	return e.pollEvery, e.pollTook
+}
+
+// busy says whether a statement of the run is in flight.
+func (e *Engine) busy() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.sessions {
+		if s.state.Busy() {
+			return true
+		}
+	}
+	return false
+}
+
 // kickObserver asks for a poll now (after a step), without blocking.
 func (e *Engine) kickObserver() {
 	select {
@@ -60,14 +119,20 @@ func (e *Engine) observe() {
 		readBooks := e.cfg.Books && e.booksStale && e.cfg.HasLedger()
 		e.booksStale = false
 		e.mu.Unlock()
+		began := time.Now()
 		snap, err := e.poll()
-		next := e.cfg.Poll
+		next := e.interval(time.Since(began))
 		switch {
 		case err == nil:
 			lost = false
-			if e.apply(gen, seqs, snap) && !e.cfg.Lean {
-				next = min(retry, e.cfg.Poll)
+			switch {
+			case e.apply(gen, seqs, snap) && !e.cfg.Lean:
+				next = min(retry, next)
 				retry *= 2
+			case !e.busy():
+				// No statement of the run is in flight: nothing of its locks
+				// can change until the next step, which asks for a poll.
+				next = idleBeat
 			}
 		case e.ctx.Err() != nil:
 			return
@@ -97,7 +162,7 @@ func (e *Engine) observe() {
 func (e *Engine) emitBooks(gen int) {
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
-	b := e.readBalances(ctx)
+	b := e.ReadBalances(ctx)
 	e.emit(Event{Gen: gen, Kind: BooksRead, Index: -1, Step: -1, Books: &b})
 }
 

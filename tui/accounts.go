@@ -11,8 +11,11 @@ import (
 // them — and whether the books are kept; in a two-database run, both
 // databases' balances side by side and whether they agree.
 type accountsPane struct {
-	look     *look
-	w, h     int
+	look *look
+	w, h int
+	// maxRows bounds the account rows drawn: a frame formats what a screen
+	// can show, whatever the ledger's size.
+	maxRows  int
 	scenario bool // a one-database scenario: no ledger
 	expected string
 	b        booksState
@@ -34,8 +37,18 @@ func (p *accountsPane) Lines(w int) []string {
 	if v := p.Verdict(); v != "" {
 		lines = append(lines, v)
 	}
-	for _, a := range p.b.accounts {
+	shown := p.b.accounts
+	if p.maxRows > 0 && len(shown) > p.maxRows {
+		shown = shown[:p.maxRows]
+	}
+	for _, a := range shown {
 		lines = append(lines, fmt.Sprintf("%3d %-7s %10s", a.ID, a.Owner, a.Balance.StringFixed(2)))
+	}
+	if more := max(p.b.count, len(p.b.accounts)) - len(shown); more > 0 {
+		lines = append(lines, st.subtle.Render(fmt.Sprintf("… and %d more accounts", more)))
+	}
+	if p.b.partial != "" {
+		lines = append(lines, st.subtle.Render(p.b.partial))
 	}
 	if p.b.problem != "" {
 		lines = append(lines, st.warn.Render(p.b.problem))

@@ -394,6 +394,7 @@ func (m *Model) showFrame() {
 	m.graph.Show(f)
 	m.locks.Show(f)
 	m.accounts.Show(f, !m.hasLedger(), m.opts.ScenarioExpected)
+	m.accounts.maxRows = max(m.height, 10)
 	limit := -1
 	if m.mode == modeHistory {
 		limit = f.logLen

@@ -66,6 +66,10 @@ type booksState struct {
 	byDatabase map[string][]ledger.Account
 	problem    string
 	read       bool
+	// count is the ledger's size when accounts are only some of it, and
+	// partial how its books were checked then.
+	count   int
+	partial string
 }
 
 type resultKey struct {
@@ -289,7 +293,7 @@ func readBooks(old booksState, b sim.Balances) booksState {
 	case b.ByDatabase != nil:
 		return booksState{byDatabase: b.ByDatabase, read: true}
 	default:
-		return booksState{accounts: b.Accounts, books: b.Books, read: true}
+		return booksState{accounts: b.Accounts, books: b.Books, count: b.Count, partial: b.Partial, read: true}
 	}
 	return old
 }

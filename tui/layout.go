@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/help"
 	tea "charm.land/bubbletea/v2"
@@ -220,8 +221,15 @@ func (m *Model) viewHeader() string {
 		if m.runID != "" {
 			deadlock, run = vol.DeadlockTimeout(m.deadlock), vol.RunID(m.runID)
 		}
-		line2 = st.subtle.Render(fmt.Sprintf("%s · poll %s · deadlock_timeout %s · run %s · %s",
-			server, m.cfg.Poll, deadlock, run, auto))
+		poll := "poll " + m.cfg.Poll.String()
+		if m.eng != nil {
+			if every, took := m.eng.PollInterval(); took > 0 {
+				poll = st.warn.Render(fmt.Sprintf("polling every %s: one poll takes %s (the server holds many locks)",
+					every, took.Round(time.Millisecond)))
+			}
+		}
+		line2 = st.subtle.Render(fmt.Sprintf("%s · ", server)) + poll + st.subtle.Render(fmt.Sprintf(" · deadlock_timeout %s · run %s · %s",
+			deadlock, run, auto))
 	}
 	return ansi.Truncate(line1, m.width, "…") + "\n" + ansi.Truncate(line2, m.width, "…")
 }

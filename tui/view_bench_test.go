@@ -115,3 +115,24 @@ func BenchmarkWatchFrame(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkViewLedger is one frame of the lecture at rest on a ledger of 2
+// and of 1,000,000 accounts, every account in the frame's books (more than
+// the engine reads of a big ledger): the frame formats what the screen
+// shows, not the ledger.
+func BenchmarkViewLedger(b *testing.B) {
+	for _, n := range []int{2, 1_000_000} {
+		m := benchModel()
+		accounts := make([]ledger.Account, n)
+		for i := range accounts {
+			accounts[i] = ledger.Account{ID: int64(i + 1), Owner: fmt.Sprintf("owner%d", i+1), Balance: decimal.RequireFromString("100.00")}
+		}
+		opening := decimal.NewFromInt(int64(n) * 100)
+		m.live.books = booksState{accounts: accounts, books: &ledger.Books{Opening: opening, Total: opening}, read: true}
+		b.Run(fmt.Sprintf("accounts=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				_ = m.render()
+			}
+		})
+	}
+}
