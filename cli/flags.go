@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -18,10 +19,13 @@ import (
 type setupFlags struct {
 	accounts int
 	balance  string
+	// warn is where a slow set-up is announced: the command's stderr.
+	warn func() io.Writer
 }
 
 func (f *setupFlags) register(cmd *cobra.Command) {
-	cmd.Flags().IntVar(&f.accounts, "accounts", 2, "number of accounts (ids 1..N)")
+	f.warn = cmd.ErrOrStderr
+	cmd.Flags().IntVar(&f.accounts, "accounts", 2, "number of accounts (ids 1..N, at most 1,000,000)")
 	cmd.Flags().StringVar(&f.balance, "balance", "100.00", "opening balance of every account")
 }
 
@@ -36,8 +40,14 @@ func (f *setupFlags) setup() (ledger.Setup, error) {
 	if err := ledger.CheckBalance(bal); err != nil {
 		return ledger.Setup{}, badInput(fmt.Errorf("--balance %s: %w", bal.StringFixed(2), err))
 	}
+	if f.accounts >= bigReset && f.warn != nil {
+		fmt.Fprintf(f.warn(), "lockstep: creating %d accounts takes a while (a million take about 7 s on a 2-core machine)\n", f.accounts)
+	}
 	return ledger.Setup{Accounts: f.accounts, Balance: bal}, nil
 }
+
+// bigReset is the ledger size from which a reset is said to take a while.
+const bigReset = 100_000
 
 // runFlags are the set-up flags shared by run and the TUI.
 type runFlags struct {
