@@ -268,8 +268,8 @@ func printPgbenchRows(w io.Writer, cmp []pgbenchRow) {
 		for i, x := range c.Rounds {
 			each[i] = fmt.Sprintf("%.2f", x)
 		}
-		fmt.Fprintf(w, "ordered vs pgbench (mean of %d interleaved runs each), %d workers, %d accounts: %.0f vs %.0f transfers/s = %.2f× (rounds: %s)\n",
-			len(c.Rounds), c.Workers, c.Accounts, c.LockstepTPS, c.PgbenchTPS, c.Ratio, strings.Join(each, ", "))
+		fmt.Fprintf(w, "ordered vs pgbench -c %d -j %d (mean of %d interleaved runs each), %d workers on %d threads, %d accounts: %.0f vs %.0f transfers/s = %.2f× (rounds: %s)\n",
+			c.Workers, load.DriverThreads(c.Workers), len(c.Rounds), c.Workers, load.DriverThreads(c.Workers), c.Accounts, c.LockstepTPS, c.PgbenchTPS, c.Ratio, strings.Join(each, ", "))
 	}
 }
 

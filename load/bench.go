@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -164,3 +165,8 @@ func freshLedger(ctx context.Context, d *db.Database, l *ledger.Ledger, appName 
 
 // benchRun names the benchmark's connections: lockstep/bench/W1 ….
 const benchRun = db.RunID("bench")
+
+// DriverThreads is how many threads drive a benchmark of n workers: one per
+// thread the Go runtime runs (GOMAXPROCS), at most one per worker. pgbench
+// is compared with as many client threads (-j).
+func DriverThreads(n int) int { return max(1, min(runtime.GOMAXPROCS(0), n)) }

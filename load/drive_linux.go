@@ -389,8 +389,38 @@ func driver(ctx context.Context, cfg BenchConfig, conns []*pgx.Conn) (run func(s
 		}
 	}
 	run = func(start time.Time) (Tally, []time.Duration, error) {
-		rnd := rand.New(rand.NewPCG(uint64(len(conns)), uint64(start.UnixNano())))
-		return drive(ctx, socks, cfg.Strategy, cfg.DB.Schema(), cfg.Accounts, rnd, start.Add(cfg.Duration))
+		// One driver per thread the runtime runs (DriverThreads), each with
+		// its share of the connections: one thread cannot keep up with two
+		// client threads of pgbench.
+		parts := DriverThreads(len(socks))
+		type result struct {
+			tally Tally
+			lat   []time.Duration
+			err   error
+		}
+		results := make([]result, parts)
+		var wg sync.WaitGroup
+		for p := range parts {
+			var mine []*socket
+			for i := p; i < len(socks); i += parts {
+				mine = append(mine, socks[i])
+			}
+			wg.Go(func() {
+				rnd := rand.New(rand.NewPCG(uint64(len(conns))*uint64(p+1), uint64(start.UnixNano())))
+				t, lat, err := drive(ctx, mine, cfg.Strategy, cfg.DB.Schema(), cfg.Accounts, rnd, start.Add(cfg.Duration))
+				results[p] = result{t, lat, err}
+			})
+		}
+		wg.Wait()
+		var total Tally
+		var lat []time.Duration
+		var errs []error
+		for _, r := range results {
+			total.add(r.tally)
+			lat = append(lat, r.lat...)
+			errs = append(errs, r.err)
+		}
+		return total, lat, errors.Join(errs...)
 	}
 	return run, release, nil
 }

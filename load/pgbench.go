@@ -74,7 +74,7 @@ func Pgbench(ctx context.Context, pgbench string, d *db.Database, l *ledger.Ledg
 	}
 	cfg := d.ConnConfig(benchRun.AppName("pgbench"))
 	secs := max(1, int(duration.Round(time.Second).Seconds()))
-	cmd := exec.CommandContext(ctx, pgbench, "-n", "-c", strconv.Itoa(workers), "-j", strconv.Itoa(workers),
+	cmd := exec.CommandContext(ctx, pgbench, "-n", "-c", strconv.Itoa(workers), "-j", strconv.Itoa(DriverThreads(workers)),
 		"-T", strconv.Itoa(secs), "-D", "accounts="+strconv.Itoa(accounts), "-f", script,
 		"-h", cfg.Host, "-p", strconv.Itoa(int(cfg.Port)), "-U", cfg.User, cfg.Database)
 	// The password and the schema travel in the environment, not in argv.
