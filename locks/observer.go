@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -44,8 +45,16 @@ type Observer struct {
 	// bigNote, when set, says that the accounts table is too big for
 	// pgrowlocks, which reads every row of it on every poll; sizedAt is
 	// when its size was last looked at.
+	bigMu   sync.Mutex // bigNote is read by the views too
 	bigNote string
 	sizedAt time.Time
+}
+
+// big is bigNote, read safely from any goroutine.
+func (o *Observer) big() string {
+	o.bigMu.Lock()
+	defer o.bigMu.Unlock()
+	return o.bigNote
 }
 
 // bigPages is the size of accounts, in pages, above which the observer
@@ -212,8 +221,8 @@ func (o *Observer) DeadlockTimeout() time.Duration { return o.deadlock }
 // RowLocksAvailable says whether pgrowlocks can be read; if not, the note
 // says why: it is not there, or the table is too big to scan on every poll.
 func (o *Observer) RowLocksAvailable() (bool, string) {
-	if o.rowLocks != "" && o.bigNote != "" {
-		return false, o.bigNote
+	if big := o.big(); o.rowLocks != "" && big != "" {
+		return false, big
 	}
 	return o.rowLocks != "", o.rowNote
 }
@@ -228,10 +237,13 @@ func (o *Observer) sizeUp(ctx context.Context) {
 	if err := o.conn.QueryRow(ctx, "SELECT coalesce(pg_relation_size(to_regclass('accounts')), 0) / current_setting('block_size')::int").Scan(&pages); err != nil {
 		return
 	}
-	o.bigNote = ""
+	note := ""
 	if pages > bigPages {
-		o.bigNote = fmt.Sprintf("row locks: from the statements lockstep sent, not read from the rows (pgrowlocks reads all %d pages of accounts on every poll: too slow for a ledger this size)", pages)
+		note = fmt.Sprintf("row locks: from the statements lockstep sent, not read from the rows (pgrowlocks reads all %d pages of accounts on every poll: too slow for a ledger this size)", pages)
 	}
+	o.bigMu.Lock()
+	o.bigNote = note
+	o.bigMu.Unlock()
 }
 
 // Poll reads the run's lock state once and builds its wait-for graph.
@@ -356,8 +368,9 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 func (o *Observer) readRows(ctx context.Context, snap *Snapshot, touched, exclusive bool, ctids []string) error {
 	o.sizeUp(ctx)
 	snap.RowLockNote = o.rowNote
-	if o.bigNote != "" {
-		snap.RowLockNote = o.bigNote
+	big := o.big()
+	if big != "" {
+		snap.RowLockNote = big
 	}
 	if !touched || o.noRows {
 		return nil
@@ -371,7 +384,7 @@ func (o *Observer) readRows(ctx context.Context, snap *Snapshot, touched, exclus
 			return err
 		}
 	}
-	if o.rowLocks == "" || o.bigNote != "" {
+	if o.rowLocks == "" || big != "" {
 		for _, r := range o.inferred {
 			if _, ok := snap.Backend(r.Session); ok {
 				r.Database = o.label
