@@ -138,8 +138,11 @@ func TestWatchChain(t *testing.T) {
 	a.exec("b", "BEGIN; UPDATE w SET v = 2 WHERE id = 2")
 	a.start("b", "UPDATE w SET v = 2 WHERE id = 1")
 	a.start("c", "UPDATE w SET v = 3 WHERE id = 2")
+	// The counts come from the look's first query, the tree from its
+	// second: both must have seen c start.
 	look = until(t, w, "the chain", func(l *locks.Look) bool {
-		return len(l.Tree.Roots) == 1 && len(l.Tree.Roots[0].Waiters) == 1 && len(l.Tree.Roots[0].Waiters[0].Waiters) == 1
+		return len(l.Tree.Roots) == 1 && len(l.Tree.Roots[0].Waiters) == 1 && len(l.Tree.Roots[0].Waiters[0].Waiters) == 1 &&
+			l.InTransaction == 3
 	})
 	root := look.Tree.Roots[0]
 	b, c := root.Waiters[0], root.Waiters[0].Waiters[0]
@@ -314,10 +317,15 @@ func TestWatchDeadlockHistoryAndSignals(t *testing.T) {
 	if (errA == nil) == (errB == nil) {
 		t.Fatalf("one of the two should be the victim: %v, %v", errA, errB)
 	}
-	victim := "a"
+	victim, other := "a", "b"
 	if errB != nil {
-		victim = "b"
+		victim, other = "b", "a"
 	}
+	// As an application would: the victim rolls back, the other commits.
+	// (A backend reports its deadlock to pg_stat_database only once out of
+	// its transaction.)
+	c.exec(victim, "ROLLBACK")
+	c.exec(other, "COMMIT")
 	until(t, cw, "the server's verdict", func(*locks.Look) bool {
 		for _, ev := range cw.History() {
 			if ev.Kind != "server" {
