@@ -56,7 +56,7 @@ func TestExpectedOutputs(t *testing.T) {
 			if strings.Contains(name, "prepared") {
 				d = dbtest.TwoPhase(t)
 			}
-			r := &isolation.Runner{DB: d, Out: &got, RunID: db.RunID("spec-" + name), StuckAfter: time.Second,
+			r := &isolation.Runner{DB: d, Out: &got, RunID: db.RunID("spec-" + name), StuckAfter: 2 * time.Second, // the command line's default
 				AppName: "isolation/" + name}
 			err = r.Run(context.Background(), s, 0)
 			if err != nil && !errors.Is(err, isolation.ErrStuck) {
