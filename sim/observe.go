@@ -50,14 +50,23 @@ func (e *Engine) interval(took time.Duration) time.Duration {
 	e.pollEvery, e.pollTook = next, 0
 	if avg := e.pollAvg; e.pollsTimed > 4 && avg*10 > next && avg >= slowPoll {
 		next = (avg * 10).Round(10 * time.Millisecond)
-		e.pollEvery, e.pollTook = next, avg
+		// A deadlock stands for deadlock_timeout before the server breaks
+		// it: the interval stays short enough to see it twice.
+		if dt := e.deadlockTimeout(); dt > 0 {
+			next = min(next, dt/2)
+		}
+		next = max(next, e.cfg.Poll)
+		if next > e.cfg.Poll {
+			e.pollEvery, e.pollTook = next, avg
+		}
 	}
 	return next
 }
 
 // slowPoll is the poll time from which the interval may grow: below it a
-// poll costs the server too little to matter, whatever the interval.
-const slowPoll = 20 * time.Millisecond
+// poll costs the server too little to matter, whatever the interval (50,000
+// locks held on the server make a poll take about 60 ms).
+const slowPoll = 40 * time.Millisecond
 
 // PollInterval is the interval in force and, when it is longer than the
 // configured one, how long the last poll took.
@@ -427,4 +436,13 @@ func waitsThroughApplication(snap *locks.Snapshot, session string) bool {
 		}
 	}
 	return false
+}
+
+// deadlockTimeout is the server's deadlock_timeout, as the first database's
+// observer read it; e.mu is held.
+func (e *Engine) deadlockTimeout() time.Duration {
+	if len(e.sides) == 0 || e.sides[0].obs == nil {
+		return 0
+	}
+	return e.sides[0].obs.DeadlockTimeout()
 }
