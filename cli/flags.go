@@ -119,6 +119,16 @@ func (f *runFlags) config(a *app) (sim.Config, []int, error) {
 	return cfg, order, nil
 }
 
+// runConfig is the run the flags choose: the transfers rf describes, or
+// the scenario sf names (with fix), and its one-line summary.
+func (a *app) runConfig(rf *runFlags, sf *scenarioFlags, fix string) (sim.Config, []int, string, error) {
+	cfg, order, err := rf.config(a)
+	if err != nil || sf.scenario == "" {
+		return cfg, order, "", err
+	}
+	return sf.config(a, rf, fix)
+}
+
 // scenarioFlags choose a scenario instead of transfers.
 type scenarioFlags struct {
 	scenario, isolation string

@@ -92,40 +92,20 @@ func (a *app) replayLive(cmd *cobra.Command, rec *record.Recording) error {
 	if err := recorded.ParseFlags(h.Args); err != nil {
 		return badInput(fmt.Errorf("the recording's set-up %q: %w", strings.Join(h.Args, " "), err))
 	}
-	cfg, _, err := rf.config(a)
+	if sf.scenario == "pool" {
+		return badInput(fmt.Errorf("--live cannot replay the pool scenario: it has no statements of its own to send"))
+	}
+	cfg, _, _, err := a.runConfig(&rf, &sf, pf.fix)
 	if err != nil {
 		return err
-	}
-	if sf.scenario != "" {
-		if sf.scenario == "pool" {
-			return badInput(fmt.Errorf("--live cannot replay the pool scenario: it has no statements of its own to send"))
-		}
-		if cfg, _, _, err = sf.config(a, &rf, pf.fix); err != nil {
-			return err
-		}
 	}
 	ctx := cmd.Context()
-	d, err := a.open(ctx)
+	eng, cfg, end, err := a.startRun(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	cfg.DB = d
-	if cfg.TwoDatabases() {
-		if cfg.DB2, err = a.openSecond(ctx, d); err != nil {
-			return err
-		}
-	}
-	stop, err := a.startPooler(ctx, &cfg, d)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	eng, err := sim.New(ctx, cfg)
-	if err != nil {
-		return badInput(err)
-	}
-	defer eng.Close(ctx)
+	defer end()
+	d := cfg.DB
 	events := rec.Events()
 	plan := record.Plan(events)
 	var live []sim.Event

@@ -36,38 +36,17 @@ func (a *app) runCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, order, err := rf.config(a)
+			cfg, order, summary, err := a.runConfig(&rf, &sf, pf.fix)
 			if err != nil {
 				return err
-			}
-			summary := ""
-			if sf.scenario != "" {
-				if cfg, order, summary, err = sf.config(a, &rf, pf.fix); err != nil {
-					return err
-				}
 			}
 			ctx := cmd.Context()
-			d, err := a.open(ctx)
+			eng, cfg, end, err := a.startRun(ctx, cfg)
 			if err != nil {
 				return err
 			}
-			defer d.Close()
-			cfg.DB = d
-			if cfg.TwoDatabases() {
-				if cfg.DB2, err = a.openSecond(ctx, d); err != nil {
-					return err
-				}
-			}
-			stop, err := a.startPooler(ctx, &cfg, d)
-			if err != nil {
-				return err
-			}
-			defer stop()
-			eng, err := sim.New(ctx, cfg)
-			if err != nil {
-				return badInput(err)
-			}
-			defer eng.Close(ctx)
+			defer end()
+			d := cfg.DB
 			var t transcript.Transcript = transcript.NewText(cmd.OutOrStdout())
 			if asJSON {
 				t = transcript.NewJSON(cmd.OutOrStdout())
@@ -122,6 +101,39 @@ func (a *app) runCommand() *cobra.Command {
 	cmd.Flags().StringVar(&recordTo, "record", "", "write the run to this file as it happens (lockstep replay FILE plays it back)")
 	cmd.Flags().StringVar(&resolve, "resolve", "commit", "what to do with a prepared transaction the run leaves behind: commit or rollback (COMMIT/ROLLBACK PREPARED)")
 	return cmd
+}
+
+// startRun opens what the run's config needs — the database, the second
+// one of a two-database run, the pooler a scenario asks for — and starts
+// its engine. end closes all of it, the engine first.
+func (a *app) startRun(ctx context.Context, cfg sim.Config) (*sim.Engine, sim.Config, func(), error) {
+	d, err := a.open(ctx)
+	if err != nil {
+		return nil, cfg, nil, err
+	}
+	cfg.DB = d
+	if cfg.TwoDatabases() {
+		if cfg.DB2, err = a.openSecond(ctx, d); err != nil {
+			d.Close()
+			return nil, cfg, nil, err
+		}
+	}
+	stop, err := a.startPooler(ctx, &cfg, d)
+	if err != nil {
+		d.Close()
+		return nil, cfg, nil, err
+	}
+	eng, err := sim.New(ctx, cfg)
+	if err != nil {
+		stop()
+		d.Close()
+		return nil, cfg, nil, badInput(err)
+	}
+	return eng, cfg, func() {
+		_ = eng.Close(ctx)
+		stop()
+		d.Close()
+	}, nil
 }
 
 // dropRunSchema drops the schema the run made, in each of its databases,
