@@ -120,8 +120,12 @@ func (a *app) replayLive(cmd *cobra.Command, rec *record.Recording) error {
 		return err
 	}
 	out := cmd.OutOrStdout()
+	setUp := "default set-up"
+	if len(h.Args) > 0 {
+		setUp = strings.Join(h.Args, " ")
+	}
 	fmt.Fprintf(out, "replayed %d statements of %s (%s, recorded %s on %s by lockstep %s) on %s\n",
-		len(plan), h.Run.Name, strings.Join(h.Args, " "), h.Started.Format("2006-01-02 15:04"), h.Server, h.Lockstep, d.Describe())
+		len(plan), h.Run.Name, setUp, h.Started.Format("2006-01-02 15:04"), h.Server, h.Lockstep, d.Describe())
 	diffs := record.Diff(record.Outcomes(events), record.Outcomes(live))
 	if playErr != nil {
 		diffs = append(diffs, playErr.Error())
