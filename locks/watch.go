@@ -47,19 +47,18 @@ type WatchOptions struct {
 // as a tree, and keeps a history of long waits and deadlocks. Its methods
 // may be called from several goroutines; they take turns on its connection.
 type Watch struct {
-	mu       sync.Mutex
-	conn     *pgx.Conn
-	obs      *Observer
-	opts     WatchOptions
-	role     string
-	seesAll  bool
-	history  []WatchEvent
-	waits    map[waitKey]*waitSeen
-	cycles   map[string]int // standing cycle → its history index
-	counter  int64          // pg_stat_database.deadlocks last seen; -1 before the first poll
-	log      *logTail
-	logNote  string
-	hiddenAt time.Time // when statements were first seen hidden
+	mu      sync.Mutex
+	conn    *pgx.Conn
+	obs     *Observer
+	opts    WatchOptions
+	role    string
+	seesAll bool
+	history []WatchEvent
+	waits   map[waitKey]*waitSeen
+	cycles  map[string]int // standing cycle → its history index
+	counter int64          // pg_stat_database.deadlocks last seen; -1 before the first poll
+	log     *logTail
+	logNote string
 }
 
 type waitKey struct {
@@ -252,21 +251,17 @@ func (w *Watch) Poll(ctx context.Context) (*Look, error) {
 	if anyWaits {
 		// Every session found, not only those seen waiting or blocking: the
 		// lock poll comes a moment later, and may see a wait this one did not.
-		names := map[int32]string{}
+		names, users := map[int32]string{}, map[int32]string{}
 		for _, t := range targets {
 			name := t.app
 			if name == "" {
 				name = "pid"
 			}
-			names[t.pid] = fmt.Sprintf("%s %d", name, t.pid)
+			names[t.pid], users[t.pid] = fmt.Sprintf("%s %d", name, t.pid), t.user
 		}
 		w.obs.Named(names)
 		if snap, err = w.obs.Poll(ctx); err != nil {
 			return nil, err
-		}
-		users := map[int32]string{}
-		for _, t := range targets {
-			users[t.pid] = t.user
 		}
 		for i := range snap.Backends {
 			snap.Backends[i].User = users[snap.Backends[i].Pid]
@@ -274,14 +269,14 @@ func (w *Watch) Poll(ctx context.Context) (*Look, error) {
 		look.ReadLocks = true
 	}
 	look.Taken, look.Snapshot, look.Tree = snap.Taken, snap, BuildTree(snap)
-	look.New = w.remember(ctx, look, counter)
+	look.New = w.remember(look, counter)
 	look.Took = time.Since(start)
 	return look, nil
 }
 
 // remember adds to the history what this look shows: waits that have
 // lasted the threshold, cycles, and deadlocks the server broke.
-func (w *Watch) remember(ctx context.Context, look *Look, counter *int64) []WatchEvent {
+func (w *Watch) remember(look *Look, counter *int64) []WatchEvent {
 	before := len(w.history)
 	snap, now := look.Snapshot, look.Taken
 	statement := func(name string) string {
@@ -382,14 +377,6 @@ func (w *Watch) remember(ctx context.Context, look *Look, counter *int64) []Watc
 		}
 		w.counter = *counter
 	}
-	if !w.seesAll && w.hiddenAt.IsZero() {
-		for _, b := range snap.Backends {
-			if b.Query == HiddenQuery {
-				w.hiddenAt = now
-			}
-		}
-	}
-	_ = ctx
 	return append([]WatchEvent(nil), w.history[before:]...)
 }
 

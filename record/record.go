@@ -535,13 +535,3 @@ func (r *Recording) Outcome() sim.Outcome {
 	}
 	return out
 }
-
-// Snapshot is the last lock snapshot at or before event i of Events.
-func Snapshot(events []sim.Event, i int) *locks.Snapshot {
-	for ; i >= 0; i-- {
-		if i < len(events) && events[i].Snapshot != nil {
-			return events[i].Snapshot
-		}
-	}
-	return nil
-}
