@@ -48,7 +48,14 @@ type Observer struct {
 	bigMu   sync.Mutex // bigNote is read by the views too
 	bigNote string
 	sizedAt time.Time
+	// serverTime is what the last poll's query cost the server.
+	serverTime time.Duration
 }
+
+// ServerTime is how long the server spent on the last poll's query: the
+// cost that grows with every lock on the server, measured there, not
+// slowed by the client. Only the polling goroutine calls it.
+func (o *Observer) ServerTime() time.Duration { return o.serverTime }
 
 // big is bigNote, read safely from any goroutine.
 func (o *Observer) big() string {
@@ -210,7 +217,8 @@ func waitsQuery(poll string) string {
 SELECT b.pid, b.name, b.state, b.wait_event_type, b.wait_event, b.xact_start, b.xid, b.query,
        b.blocking_pids, b.safe_snapshot_blocking_pids,
        NULL::text, NULL::text, NULL::text, NULL::int4, NULL::int2, NULL::text, 0::bigint,
-       NULL::bigint, NULL::bigint, NULL::int2, NULL::text, NULL::bool, NULL::bool, NULL::timestamptz
+       NULL::bigint, NULL::bigint, NULL::int2, NULL::text, NULL::bool, NULL::bool, NULL::timestamptz,
+       extract(epoch FROM clock_timestamp() - statement_timestamp())::float8
 FROM backend b
 ORDER BY b.name`
 }
@@ -253,6 +261,7 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 	if pids == nil {
 		pids = []int32{}
 	}
+	o.serverTime = 0
 	rows, err := o.conn.Query(ctx, o.query, o.run.Like("T"), o.run.Like(""), o.prepared, pids)
 	if err != nil {
 		return nil, fmt.Errorf("polling pg_locks: %w", err)
@@ -278,15 +287,17 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 			classid, objid             *int64
 			objsubid                   *int16
 			granted, fastpath          *bool
+			serverSeconds              float64
 		)
 		err := rows.Scan(&b.Pid, &app, &b.State, &b.WaitEventType, &b.WaitEvent, &b.XactStart, &xid, &b.Query,
 			&b.BlockedBy, &b.SafeSnapshotBlockedBy,
 			&locktype, &relname, &relkind, &l.Page, &l.Tuple, &vxid, &txid, &classid, &objid, &objsubid,
-			&mode, &granted, &fastpath, &l.WaitStart)
+			&mode, &granted, &fastpath, &l.WaitStart, &serverSeconds)
 		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading pg_locks: %w", err)
 		}
+		o.serverTime = max(o.serverTime, time.Duration(serverSeconds*float64(time.Second)))
 		b.Session, _ = o.run.Name(app)
 		if name, ok := o.byPid[b.Pid]; ok && b.Pid != 0 {
 			b.Session = name

@@ -63,6 +63,9 @@ SELECT b.pid, b.name, b.state, b.wait_event_type, b.wait_event, b.xact_start, b.
        l.granted,
        l.fastpath,
        l.waitstart
+       -- How long the server has spent on the poll so far: the last row's
+       -- value is its cost, whatever the client's own pace.
+       , extract(epoch FROM clock_timestamp() - statement_timestamp())::float8 AS server_seconds
 FROM backend b
 LEFT JOIN pg_locks l ON coalesce(l.pid, 0) = b.pid
       AND (b.pid <> 0 OR l.virtualtransaction = b.virtualtransaction)

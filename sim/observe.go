@@ -27,8 +27,8 @@ func (e *Engine) changed() {
 // in flight: to notice a lost server, not a change of locks.
 const idleBeat = 5 * time.Second
 
-// interval is how long the observer waits before the next poll, given how
-// long the last one took: the configured interval, unless a poll takes more
+// interval is how long the observer waits before the next poll, given what
+// the last one cost the server: the configured interval, unless a poll takes more
 // than a tenth of it — a server holding many locks — when it backs off to
 // ten times the poll, so that polling never takes more than a tenth of the
 // server's time. A wait is still reported within one interval, the one in force.
@@ -128,9 +128,8 @@ func (e *Engine) observe() {
 		readBooks := e.cfg.Books && e.booksStale && e.cfg.HasLedger()
 		e.booksStale = false
 		e.mu.Unlock()
-		began := time.Now()
 		snap, err := e.poll()
-		next := e.interval(time.Since(began))
+		next := e.interval(e.serverTime())
 		switch {
 		case err == nil:
 			lost = false
@@ -436,6 +435,20 @@ func waitsThroughApplication(snap *locks.Snapshot, session string) bool {
 		}
 	}
 	return false
+}
+
+// serverTime is what the last poll cost the servers, as each measured its
+// own query; the observe loop calls it, after e.poll.
+func (e *Engine) serverTime() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var t time.Duration
+	for _, sd := range e.sides {
+		if sd.obs != nil {
+			t += sd.obs.ServerTime()
+		}
+	}
+	return t
 }
 
 // deadlockTimeout is the server's deadlock_timeout, as the first database's
