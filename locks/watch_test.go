@@ -139,10 +139,12 @@ func TestWatchChain(t *testing.T) {
 	a.start("b", "UPDATE w SET v = 2 WHERE id = 1")
 	a.start("c", "UPDATE w SET v = 3 WHERE id = 2")
 	// The counts come from the look's first query, the tree from its
-	// second: both must have seen c start.
+	// second: both must have seen b's and c's statements arrive, and
+	// they are sent at once, so c's may reach the server first, when b
+	// is still idle in its transaction.
 	look = until(t, w, "the chain", func(l *locks.Look) bool {
 		return len(l.Tree.Roots) == 1 && len(l.Tree.Roots[0].Waiters) == 1 && len(l.Tree.Roots[0].Waiters[0].Waiters) == 1 &&
-			l.InTransaction == 3
+			l.InTransaction == 3 && l.IdleInTransaction == 1
 	})
 	root := look.Tree.Roots[0]
 	b, c := root.Waiters[0], root.Waiters[0].Waiters[0]
