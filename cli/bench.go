@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -56,10 +57,15 @@ type pgbenchRow struct {
 	Accounts    int     `json:"accounts"`
 	PgbenchTPS  float64 `json:"pgbench_transfers_per_s"`
 	LockstepTPS float64 `json:"lockstep_transfers_per_s"`
-	Ratio       float64 `json:"ratio"`
+	// Ratio is the median of the rounds' own ratios: each round runs the
+	// two side by side, so a machine that slows down for a while slows both.
+	Ratio float64 `json:"ratio"`
 	// Rounds are each round's own ratio: how far apart they are is how
 	// noisy the machine was.
 	Rounds []float64 `json:"round_ratios"`
+	// Threads is how many threads drive lockstep's workers, and pgbench's
+	// clients (-j).
+	Threads int `json:"client_threads"`
 }
 
 // benchFlags are bench's flags, and what they parse to.
@@ -68,6 +74,7 @@ type benchFlags struct {
 	workload                      string
 	duration                      time.Duration
 	asCSV, asJSON, vsPgbench      bool
+	rounds                        int
 
 	ss      []*ledger.Strategy
 	ws, as  []int
@@ -95,6 +102,8 @@ func (f *benchFlags) parse() error {
 		return badInput(fmt.Errorf("--duration %s: must be positive", f.duration))
 	case f.asCSV && f.asJSON:
 		return badInput(fmt.Errorf("--csv and --json: choose one"))
+	case f.rounds < 1 || f.rounds > 20:
+		return badInput(fmt.Errorf("--rounds %d: use 1 to 20 rounds of pgbench and lockstep side by side", f.rounds))
 	}
 	if f.vsPgbench {
 		if f.pgbench, err = load.FindPgbench(); err != nil {
@@ -163,6 +172,7 @@ func (a *app) benchCommand() *cobra.Command {
 	fl.BoolVar(&f.asCSV, "csv", false, "print CSV")
 	fl.BoolVar(&f.asJSON, "json", false, "print one JSON object per combination")
 	fl.BoolVar(&f.vsPgbench, "vs-pgbench", false, "also run pgbench with the ordered strategy's statements and compare")
+	fl.IntVar(&f.rounds, "rounds", 3, "with --vs-pgbench: rounds of pgbench and lockstep side by side per worker count; the median ratio is reported")
 	return cmd
 }
 
@@ -218,12 +228,12 @@ func (b *benchRun) bench(ctx context.Context, s *ledger.Strategy, workers, accou
 // first, then lockstep first), so that neither side always runs on a
 // server warmed, or tired, by the other.
 func (b *benchRun) compare(ctx context.Context) ([]pgbenchRow, error) {
-	const rounds = 2
+	rounds := float64(b.f.rounds)
 	var cmp []pgbenchRow
 	for _, acc := range b.f.as {
 		for _, w := range b.f.ws {
-			row := pgbenchRow{Workers: w, Accounts: acc}
-			for round := range rounds {
+			row := pgbenchRow{Workers: w, Accounts: acc, Threads: load.DriverThreads(w)}
+			for round := range b.f.rounds {
 				var tps float64
 				var r load.BenchResult
 				runPgbench := func() (err error) {
@@ -252,9 +262,7 @@ func (b *benchRun) compare(ctx context.Context) ([]pgbenchRow, error) {
 					row.Rounds = append(row.Rounds, r.Throughput/tps)
 				}
 			}
-			if row.PgbenchTPS > 0 {
-				row.Ratio = row.LockstepTPS / row.PgbenchTPS
-			}
+			row.Ratio = median(row.Rounds)
 			cmp = append(cmp, row)
 		}
 	}
@@ -268,9 +276,18 @@ func printPgbenchRows(w io.Writer, cmp []pgbenchRow) {
 		for i, x := range c.Rounds {
 			each[i] = fmt.Sprintf("%.2f", x)
 		}
-		fmt.Fprintf(w, "ordered vs pgbench -c %d -j %d (mean of %d interleaved runs each), %d workers on %d threads, %d accounts: %.0f vs %.0f transfers/s = %.2f× (rounds: %s)\n",
-			c.Workers, load.DriverThreads(c.Workers), len(c.Rounds), c.Workers, load.DriverThreads(c.Workers), c.Accounts, c.LockstepTPS, c.PgbenchTPS, c.Ratio, strings.Join(each, ", "))
+		fmt.Fprintf(w, "ordered vs pgbench -c %d -j %d, %d workers on %d threads, %d accounts: %.0f vs %.0f transfers/s (means), %.2f× (median of %d rounds: %s)\n",
+			c.Workers, c.Threads, c.Workers, c.Threads, c.Accounts, c.LockstepTPS, c.PgbenchTPS, c.Ratio, len(c.Rounds), strings.Join(each, ", "))
 	}
+}
+
+// median of xs (the mean of the middle two when they are even); 0 if none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	return (s[(len(s)-1)/2] + s[len(s)/2]) / 2
 }
 
 func mustLookup(name string) *ledger.Strategy {

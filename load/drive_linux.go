@@ -39,6 +39,9 @@ import (
 // scheduler every few milliseconds (see drive), and DataRows are decoded
 // without pgproto3's allocations (decodeRow), so the collector runs less
 // often (18 collections in a 5-second run instead of 32, GODEBUG=gctrace=1).
+// Each driver then holds its thread, its processor and its core for the run:
+// its system calls are raw (rawEpollWait) and its thread pinned (pinThread),
+// so that its backends, woken by it, come to run on its core.
 // Together these took the client's
 // CPU per transfer from about 105 µs to 85 µs and its context switches
 // from 3.2 to 1.8, pgbench's own figure (perf stat -e
@@ -141,14 +144,13 @@ func drive(ctx context.Context, socks []*socket, s *ledger.Strategy, schema stri
 		if now.Sub(yielded) >= 5*time.Millisecond {
 			// A goroutine that never passes through the scheduler looks, to
 			// the runtime's monitor thread, as if it had held its processor
-			// for too long (10 ms); the monitor then takes the processor
-			// away whenever it finds it in a system call, wakes another
-			// thread for nothing, and keeps polling every 20 µs, about
-			// 2,000 wake-ups a second on the cores the server needs.
+			// for too long (10 ms); the monitor then interrupts it with a
+			// signal, and other goroutines (the context's, the cancel
+			// requests') would wait that long for a processor.
 			runtime.Gosched()
 			yielded = now
 		}
-		n, err := unix.EpollWait(ep, events, timeout)
+		n, err := rawEpollWait(ep, events, timeout)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return b.total, b.latencies, fmt.Errorf("waiting for the server: %w", err)
 		}
@@ -168,7 +170,7 @@ func drive(ctx context.Context, socks []*socket, s *ledger.Strategy, schema stri
 			if e.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
 				continue
 			}
-			n, err := unix.Read(d.sock.fd, buf)
+			n, err := rawRead(d.sock.fd, buf)
 			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 				continue
 			}
@@ -318,7 +320,7 @@ func (d *driven) send(sql string) {
 
 func (d *driven) flush() error {
 	for len(d.out) > 0 {
-		n, err := unix.Write(d.sock.fd, d.out)
+		n, err := rawWrite(d.sock.fd, d.out)
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 			return nil
 		}
@@ -390,8 +392,10 @@ func driver(ctx context.Context, cfg BenchConfig, conns []*pgx.Conn) (run func(s
 	}
 	run = func(start time.Time) (Tally, []time.Duration, error) {
 		// One driver per thread the runtime runs (DriverThreads), each with
-		// its share of the connections: one thread cannot keep up with two
-		// client threads of pgbench.
+		// its share of the connections, on a core of its own: one thread
+		// cannot keep up with two client threads of pgbench, and two that
+		// the scheduler moves about keep their backends on the other core,
+		// waking each other across cores on every round trip (README).
 		parts := DriverThreads(len(socks))
 		type result struct {
 			tally Tally
@@ -406,6 +410,7 @@ func driver(ctx context.Context, cfg BenchConfig, conns []*pgx.Conn) (run func(s
 				mine = append(mine, socks[i])
 			}
 			wg.Go(func() {
+				pinThread(p)
 				rnd := rand.New(rand.NewPCG(uint64(len(conns))*uint64(p+1), uint64(start.UnixNano())))
 				t, lat, err := drive(ctx, mine, cfg.Strategy, cfg.DB.Schema(), cfg.Accounts, rnd, start.Add(cfg.Duration))
 				results[p] = result{t, lat, err}

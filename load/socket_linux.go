@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"syscall"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -115,5 +117,68 @@ func (s *socket) close() {
 		_, _ = unix.Write(s.fd, []byte{'X', 0, 0, 0, 4})
 		_ = unix.Close(s.fd)
 		s.fd = -1
+	}
+}
+
+// The bench's own system calls on its sockets and its epoll set are made
+// raw: the Go runtime is not told the driving thread is in the kernel. Told,
+// it lets the monitor thread take the processor from a thread that waits
+// more than 20 µs and wake another thread to hold it; the waiting thread,
+// back from the kernel, then finds no processor free, sleeps, and the
+// driving goroutine goes on later on another thread, on another core than
+// its backends (README, the strategy benchmark). A raw call keeps the
+// processor, so nothing else of the runtime runs on the driver's core; the
+// runtime still interrupts a long wait with a signal (EINTR) when it needs
+// the processor, for the collector or for another goroutine.
+
+func rawRead(fd int, p []byte) (int, error) {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// rawEpollWait is epoll_wait(2), as epoll_pwait without a signal mask (the
+// call every Linux architecture has).
+func rawEpollWait(ep int, events []unix.EpollEvent, msec int) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(ep), uintptr(unsafe.Pointer(unsafe.SliceData(events))),
+		uintptr(len(events)), uintptr(msec), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// pinThread locks the calling goroutine to its thread and that thread to
+// the k-th processor the process may run on (counting round). The thread
+// ends with the goroutine (it is never unlocked), so the pin does not
+// outlive the run. It does nothing when the process's processors cannot
+// be read.
+func pinThread(k int) {
+	runtime.LockOSThread()
+	var all, one unix.CPUSet
+	if unix.SchedGetaffinity(0, &all) != nil || all.Count() == 0 {
+		return
+	}
+	k %= all.Count()
+	for c := 0; c < int(unsafe.Sizeof(all))*8; c++ {
+		if !all.IsSet(c) {
+			continue
+		}
+		if k == 0 {
+			one.Set(c)
+			_ = unix.SchedSetaffinity(0, &one) // no pin is only slower
+			return
+		}
+		k--
 	}
 }
