@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"time"
 
@@ -35,8 +34,7 @@ import (
 // with one goroutine each instead (see takeSockets).
 //
 // The runtime itself is kept quiet during a run: the sockets are off its
-// network poller (takeSockets), the driving goroutine passes through the
-// scheduler every few milliseconds (see drive), and DataRows are decoded
+// network poller (takeSockets), and DataRows are decoded
 // without pgproto3's allocations (decodeRow), so the collector runs less
 // often (18 collections in a 5-second run instead of 32, GODEBUG=gctrace=1).
 // Each driver then holds its thread, its processor and its core for the run:
@@ -110,7 +108,6 @@ func drive(ctx context.Context, socks []*socket, s *ledger.Strategy, schema stri
 		ds[i] = &driven{sock: sock, in: make([]byte, 0, 4096)}
 		b.begin(ds[i], now)
 	}
-	var yielded time.Time
 	events := make([]unix.EpollEvent, len(ds)+1)
 	buf := make([]byte, 16<<10)
 	for {
@@ -141,15 +138,12 @@ func drive(ctx context.Context, socks []*socket, s *ledger.Strategy, schema stri
 		if active == 0 {
 			return b.total, b.latencies, nil
 		}
-		if now.Sub(yielded) >= 5*time.Millisecond {
-			// A goroutine that never passes through the scheduler looks, to
-			// the runtime's monitor thread, as if it had held its processor
-			// for too long (10 ms); the monitor then interrupts it with a
-			// signal, and other goroutines (the context's, the cancel
-			// requests') would wait that long for a processor.
-			runtime.Gosched()
-			yielded = now
-		}
+		// The driver never yields its processor of its own accord. The
+		// runtime's monitor interrupts it after 10 ms (a signal, EINTR here)
+		// when it has held it that long, and runs what waits for a
+		// processor (the context's goroutine, a cancel request's). Yielding
+		// more often costs more: the driver's thread is locked to it, so
+		// every yield hands the processor to another thread and back.
 		n, err := rawEpollWait(ep, events, timeout)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return b.total, b.latencies, fmt.Errorf("waiting for the server: %w", err)
