@@ -75,6 +75,7 @@ type benchFlags struct {
 	duration                      time.Duration
 	asCSV, asJSON, vsPgbench      bool
 	rounds                        int
+	roundsSet                     bool // --rounds was given
 
 	ss      []*ledger.Strategy
 	ws, as  []int
@@ -102,6 +103,8 @@ func (f *benchFlags) parse() error {
 		return badInput(fmt.Errorf("--duration %s: must be positive", f.duration))
 	case f.asCSV && f.asJSON:
 		return badInput(fmt.Errorf("--csv and --json: choose one"))
+	case f.roundsSet && !f.vsPgbench:
+		return badInput(fmt.Errorf("--rounds %d: rounds are of the comparison with pgbench; add --vs-pgbench", f.rounds))
 	case f.rounds < 1 || f.rounds > 20:
 		return badInput(fmt.Errorf("--rounds %d: use 1 to 20 rounds of pgbench and lockstep side by side", f.rounds))
 	}
@@ -123,6 +126,7 @@ func (a *app) benchCommand() *cobra.Command {
 			"the books were kept. --vs-pgbench also runs pgbench with the ordered strategy's statements.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.roundsSet = cmd.Flags().Changed("rounds")
 			if err := f.parse(); err != nil {
 				return err
 			}
