@@ -203,6 +203,15 @@ var namedKeys = map[string]tea.KeyPressMsg{
 	"ctrl+c":    {Code: 'c', Mod: tea.ModCtrl},
 }
 
+// press sends each key to m in turn and returns the last key's command.
+func press(m tea.Model, keys ...string) tea.Cmd {
+	var cmd tea.Cmd
+	for _, k := range keys {
+		_, cmd = m.Update(keyMsg(k))
+	}
+	return cmd
+}
+
 func keyMsg(k string) tea.KeyPressMsg {
 	if msg, ok := namedKeys[k]; ok {
 		return msg

@@ -27,14 +27,6 @@ func lectureReplay(t *testing.T, w, h int) *Model {
 	return m
 }
 
-func replayPress(m *Model, keys ...string) tea.Cmd {
-	var cmd tea.Cmd
-	for _, k := range keys {
-		_, cmd = m.Update(keyMsg(k))
-	}
-	return cmd
-}
-
 // From the end of the recorded lecture, D steps back to the server's
 // verdict on the deadlock, and ← to the deadlock as it stood; every pane
 // shows the run as it was then (golden), with no database.
@@ -45,7 +37,7 @@ func TestReplayStepsBackToTheDeadlock(t *testing.T) {
 		if m.histPos != 0 || !strings.Contains(stripped(m.View().Content), "REPLAY 1/") {
 			t.Fatalf("the replay opens at its start:\n%s", stripped(m.View().Content))
 		}
-		replayPress(m, "end", "D")
+		press(m, "end", "D")
 		f := m.shown()
 		if f.kind != sim.Error || f.code != "40P01" {
 			t.Fatalf("D from the end: moment %d is %v %q", m.histPos+1, f.kind, f.what)
@@ -54,9 +46,9 @@ func TestReplayStepsBackToTheDeadlock(t *testing.T) {
 		if !strings.Contains(victim, "Deadlock broken") {
 			t.Errorf("the verdict's moment:\n%s", victim)
 		}
-		replayPress(m, "left")
+		press(m, "left")
 		for m.shown().kind != sim.DeadlockFormed && m.histPos > 0 {
-			replayPress(m, "left")
+			press(m, "left")
 		}
 		screen := stripped(m.View().Content)
 		if !strings.Contains(screen, "DEADLOCK") || !strings.Contains(screen, "FOR UPDATE") {
@@ -70,7 +62,7 @@ func TestReplayStepsBackToTheDeadlock(t *testing.T) {
 func TestReplayPlays(t *testing.T) {
 	t.Parallel()
 	m := lectureReplay(t, 120, 40)
-	cmd := replayPress(m, "space")
+	cmd := press(m, "space")
 	if cmd == nil || !m.rp.playing {
 		t.Fatal("space did not start playing")
 	}
@@ -81,12 +73,12 @@ func TestReplayPlays(t *testing.T) {
 		t.Errorf("after playing: moment %d of %d, playing %v, %q", m.histPos+1, len(m.hist.frames), m.rp.playing, m.status)
 	}
 	// A stale beat (from before a pause) moves nothing.
-	replayPress(m, "home")
+	press(m, "home")
 	m.Update(replayTickMsg{seq: m.rp.seq - 1})
 	if m.histPos != 0 {
 		t.Errorf("a stale beat moved the replay to %d", m.histPos+1)
 	}
-	replayPress(m, "w")
+	press(m, "w")
 	if m.shown().kind != sim.WaitingForLock {
 		t.Errorf("w: moment %d is %q", m.histPos+1, m.shown().what)
 	}

@@ -94,14 +94,6 @@ func pollUntil(t *testing.T, m *watchModel, what string, cond func() bool) {
 	}
 }
 
-func press(m *watchModel, keys ...string) tea.Cmd {
-	var cmd tea.Cmd
-	for _, k := range keys {
-		_, cmd = m.Update(keyMsg(k))
-	}
-	return cmd
-}
-
 // The screen answers "why is b waiting?" at every size without a key (the
 // selection follows the first waiter):
 // the blocker idle in its transaction, b under it with its statement, and why.
