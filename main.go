@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	_ "embed"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,16 +11,11 @@ import (
 	"lockstep/cli"
 )
 
-// schemaSQL is the ledger's DDL.
-//
-//go:embed schema.sql
-var schemaSQL string
-
 func main() {
 	// Ctrl-C, SIGTERM and SIGHUP cancel the context; every command then rolls
 	// back its sessions and stops the throwaway server before returning.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	err := cli.Execute(ctx, schemaSQL, nil, os.Stdout, os.Stderr)
+	err := cli.Execute(ctx, nil, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(cli.ExitCode(err))
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/jackc/pgx/v5"
 
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }

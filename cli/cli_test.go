@@ -22,15 +22,14 @@ import (
 
 	"lockstep/cli"
 	"lockstep/db"
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 )
 
 func TestMain(m *testing.M) {
 	// lockstep chaos re-executes its own binary as "worker": here, this one.
 	if len(os.Args) > 1 && os.Args[1] == "worker" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-		ddl, _ := os.ReadFile("../schema.sql")
-		err := cli.Execute(ctx, string(ddl), os.Args[1:], os.Stdout, os.Stderr)
+		err := cli.Execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
 		stop()
 		os.Exit(cli.ExitCode(err))
 	}
@@ -39,21 +38,11 @@ func TestMain(m *testing.M) {
 
 var schemaSeq atomic.Int64
 
-// schemaDDL is the module's schema.sql.
-func schemaDDL(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile("../schema.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // lockstep runs the command line with args and returns stdout, stderr and the exit code.
 func lockstep(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := cli.Execute(context.Background(), schemaDDL(t), args, &out, &errOut)
+	err := cli.Execute(context.Background(), args, &out, &errOut)
 	return out.String(), errOut.String(), cli.ExitCode(err)
 }
 
@@ -258,7 +247,7 @@ func TestDBCommandServesUntilCancelled(t *testing.T) {
 	go func() {
 		var errOut bytes.Buffer
 		// The environment may carry DATABASE_URL; db ignores it.
-		err := cli.Execute(ctx, schemaDDL(t), []string{"db"}, pw, &errOut)
+		err := cli.Execute(ctx, []string{"db"}, pw, &errOut)
 		pw.Close()
 		done <- errors.Join(err, errors.New(errOut.String()))
 	}()

@@ -63,7 +63,7 @@ func ExitCode(err error) int {
 	return ExitFailure
 }
 
-// app is what every command shares: the ledger's DDL and the global flags.
+// app is what every command shares: the ledger and the global flags.
 type app struct {
 	ledger          *ledger.Ledger
 	dsn             string
@@ -76,9 +76,8 @@ type app struct {
 }
 
 // Execute builds the root command and runs it with args (os.Args[1:] when nil).
-// schemaSQL is the ledger's DDL, embedded by main.
-func Execute(ctx context.Context, schemaSQL string, args []string, stdout, stderr io.Writer) error {
-	a := &app{ledger: ledger.New(schemaSQL), stderr: stderr}
+func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	a := &app{ledger: ledger.New(), stderr: stderr}
 	root := a.rootCommand()
 	if args != nil {
 		root.SetArgs(args)

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"lockstep/db"
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"lockstep/db"
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 	"lockstep/isolation"
 	"lockstep/scenario"
 )

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 	"lockstep/ledger"
 )
 

@@ -5,6 +5,7 @@ package ledger
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"strings"
@@ -120,13 +121,18 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// DDL is the ledger's tables, schema.sql beside this file.
+//
+//go:embed schema.sql
+var DDL string
+
 // Ledger creates the ledger from its DDL (schema.sql).
 type Ledger struct {
 	ddl string
 }
 
-// New is a ledger made by ddl, the text of schema.sql.
-func New(ddl string) *Ledger { return &Ledger{ddl: ddl} }
+// New is the ledger schema.sql defines.
+func New() *Ledger { return &Ledger{ddl: DDL} }
 
 // Setup is what reset creates.
 type Setup struct {

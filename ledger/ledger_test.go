@@ -9,7 +9,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 	"lockstep/ledger"
 )
 

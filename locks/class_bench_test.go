@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 )
 
 // BenchmarkClass30 is a class on one server: 30 runs of 3 sessions, each

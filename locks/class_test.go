@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"lockstep/db"
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 	"lockstep/ledger"
 	"lockstep/locks"
 )

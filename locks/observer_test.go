@@ -13,7 +13,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"lockstep/db"
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 	"lockstep/ledger"
 	"lockstep/locks"
 )

@@ -14,7 +14,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"lockstep/db"
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 	"lockstep/ledger"
 )
 

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"lockstep/db"
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 	"lockstep/ledger"
 	"lockstep/locks"
 	"lockstep/scenario"

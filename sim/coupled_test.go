@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"lockstep/db"
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 	"lockstep/ledger"
 	"lockstep/locks"
 	"lockstep/scenario"

@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgerrcode"
 
 	"lockstep/db"
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 	"lockstep/ledger"
 	"lockstep/scenario"
 	"lockstep/sim"

@@ -8,7 +8,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 	"lockstep/ledger"
 	"lockstep/sim"
 )

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"lockstep/db"
-	"lockstep/db/dbtest"
+	"lockstep/dbtest"
 	"lockstep/ledger"
 	"lockstep/scenario"
 	"lockstep/sim"

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,22 +179,7 @@ func dropAtEnd(tb testing.TB, d *db.Database) {
 // Ledger is the ledger defined by the module's schema.sql.
 func Ledger(tb testing.TB) *ledger.Ledger {
 	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if ddl, err := os.ReadFile(filepath.Join(dir, "schema.sql")); err == nil {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				return ledger.New(string(ddl))
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("dbtest: schema.sql not found above the test's directory")
-		}
-		dir = parent
-	}
+	return ledger.New()
 }
 
 // Fresh is a new schema holding a freshly reset ledger with setup.
