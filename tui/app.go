@@ -37,7 +37,7 @@ type Model struct {
 	ctx      context.Context
 	opts     Options
 	cfg      sim.Config
-	engines  *engines
+	runs     *runSwitcher
 	eng      *sim.Engine
 	engID    int
 	gen      int
@@ -113,7 +113,7 @@ func New(ctx context.Context, opts Options) *Model {
 		clock = time.Now
 	}
 	m := &Model{
-		ctx: ctx, opts: opts, cfg: cfg, engines: &engines{}, look: l, theme: theme, isDark: true,
+		ctx: ctx, opts: opts, cfg: cfg, runs: newRunSwitcher(ctx), look: l, theme: theme, isDark: true,
 		keys: newKeyMap(), histKeys: newHistoryKeys(), help: help.New(), input: in, speed: 2, starting: true, perm: 1,
 		scheduler: sim.NewScheduler(opts.Order), clock: clock, now: clock(), sel: newSelection(),
 		live: frame{waitSince: map[string]time.Time{}, results: map[resultKey]result{}},
@@ -131,7 +131,7 @@ func New(ctx context.Context, opts Options) *Model {
 }
 
 // Close rolls back the sessions and closes the engine.
-func (m *Model) Close() { m.engines.swap(context.WithoutCancel(m.ctx), nil) }
+func (m *Model) Close() { m.runs.Close() }
 
 // Init starts the first engine and asks the terminal for its background.
 func (m *Model) Init() tea.Cmd {
@@ -161,23 +161,15 @@ func (m *Model) hasLedger() bool {
 	return m.cfg.HasLedger()
 }
 
-// startEngine replaces the running engine with a new one for cfg; the
-// engine reads the balances itself whenever they may have changed.
+// startEngine replaces the running engine with a new one for cfg (the
+// run switcher starts one at a time); the engine reads the balances itself
+// whenever they may have changed.
 func (m *Model) startEngine(cfg sim.Config) tea.Cmd {
 	cfg.Books = true
 	m.keys.twoDatabases(cfg.TwoDatabases())
 	m.engID++
-	id, ctx, h := m.engID, m.ctx, m.engines
 	m.starting = true
-	return func() tea.Msg {
-		h.swap(ctx, nil) // the old sessions roll back before the new ones reset the ledger
-		eng, err := sim.New(ctx, cfg)
-		if err != nil {
-			return engineFailedMsg{id: id, err: err}
-		}
-		h.swap(ctx, eng)
-		return engineReadyMsg{id: id, eng: eng}
-	}
+	return m.runs.start(m.engID, cfg)
 }
 
 // waitEvents reads the next events of engine id.

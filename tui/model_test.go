@@ -363,3 +363,57 @@ func TestCoupledInTheInterface(t *testing.T) {
 		t.Errorf("after COMMIT PREPARED:\n%s", s)
 	}
 }
+
+// TestRunSwitchesNeverOverlap presses m enter m enter before the first
+// engine is up: each start waits for the one before it to close, so no
+// start is refused as "another run uses the schema", exactly one run
+// claims the schema once the screen settles, and none after Close.
+func TestRunSwitchesNeverOverlap(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t, "for-update")
+	m := New(context.Background(), opts)
+	d := newTestDriver(t, m)
+	d.send(tea.WindowSizeMsg{Width: 120, Height: 40})
+	d.run(m.Init())
+	d.key("m", "enter", "m", "down", "enter", "m", "enter")
+	last := m.engID
+	d.until("the last run is up", func() bool { return m.engID == last && m.eng != nil && !m.starting && d.quiet() })
+	if m.fatal != "" {
+		t.Fatalf("a switch failed: %s", m.fatal)
+	}
+	if got := m.eng.Config().Strategy.Name; got != "for-no-key-update" {
+		t.Errorf("the last run's strategy is %s, not the last chosen (for-no-key-update)", got)
+	}
+	if n := schemaClaims(t, opts.DB, 1); n != 1 {
+		t.Errorf("%d runs claim the schema once the switches settled; want 1", n)
+	}
+	m.Close()
+	if n := schemaClaims(t, opts.DB, 0); n != 0 {
+		t.Errorf("%d runs still claim the schema after Close", n)
+	}
+}
+
+// schemaClaims counts the backends holding a run's claim on d's schema,
+// once the count is want or 10 s have passed.
+func schemaClaims(t *testing.T, d *db.Database, want int) int {
+	t.Helper()
+	ctx := t.Context()
+	conn, err := d.Connect(ctx, db.AppName("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var n int
+	// A closed connection's backend lingers a moment with its locks: the
+	// count that matters is the one that settles.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := conn.QueryRow(ctx, `SELECT count(DISTINCT pid) FROM pg_locks
+			WHERE locktype = 'advisory' AND classid = hashtext($1)::oid AND objid = 0 AND objsubid = 2 AND granted`, d.Schema()).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == want || time.Now().After(deadline) {
+			return n
+		}
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -148,22 +147,5 @@ func listen[T any](ch <-chan T, wrap func(batch []T, closed bool) tea.Msg) tea.C
 			}
 		}
 		return wrap(batch, false)
-	}
-}
-
-// engines holds the engine the interface is running, so that it is closed
-// on every exit path, whatever state the model was in.
-type engines struct {
-	mu  sync.Mutex
-	eng *sim.Engine
-}
-
-func (h *engines) swap(ctx context.Context, next *sim.Engine) {
-	h.mu.Lock()
-	old := h.eng
-	h.eng = next
-	h.mu.Unlock()
-	if old != nil {
-		_ = old.Close(ctx)
 	}
 }
