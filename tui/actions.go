@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
@@ -192,11 +191,7 @@ func (m *Model) runKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.status = "resetting…"
 		return func() tea.Msg { return actionMsg{id: id, what: "reset", err: eng.Reset(ctx)} }
 	case key.Matches(msg, k.Autoplay):
-		m.autoplay = !m.autoplay
-		m.autoSeq++
-		if m.autoplay {
-			return m.autoplayBeat(autoplayMsg{seq: m.autoSeq})
-		}
+		return m.auto.Toggle()
 	case key.Matches(msg, k.Permutation):
 		m.nextPermutation()
 	case key.Matches(msg, k.Fix):
@@ -204,10 +199,10 @@ func (m *Model) runKey(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.CommitPrepared), key.Matches(msg, k.RollbackPrepared):
 		return endOldestPrepared(ctx, id, eng, key.Matches(msg, k.CommitPrepared))
 	case key.Matches(msg, k.Speed):
-		if msg.String() == "+" && m.speed > 0 {
-			m.speed--
-		} else if msg.String() == "-" && m.speed < len(speeds)-1 {
-			m.speed++
+		if msg.String() == "+" {
+			m.auto.Faster()
+		} else {
+			m.auto.Slower()
 		}
 	}
 	return nil
@@ -246,35 +241,23 @@ func (m *Model) nextPermutation() {
 		m.status = "p picks among a scenario's permutations; this run has none"
 		return
 	}
-	m.perm = m.perm%len(sc.Permutations) + 1
-	order, _ := sc.SessionOrder(m.perm)
-	m.opts.Order, m.autoplay = order, false
-	m.scheduler = sim.NewScheduler(order)
+	m.opts.Order = m.auto.NextPermutation(sc)
 	var names []string
-	for _, ps := range sc.Permutations[m.perm-1].Steps {
+	for _, ps := range sc.Permutations[m.auto.perm-1].Steps {
 		names = append(names, ps.Step.Name)
 	}
 	m.status = fmt.Sprintf("autoplay plays permutation %d of %d: %s (from where the sessions are; r resets)",
-		m.perm, len(sc.Permutations), strings.Join(names, " "))
+		m.auto.perm, len(sc.Permutations), strings.Join(names, " "))
 }
 
-// autoplayBeat steps the next session of the stored order, once the last
-// statement has settled (finished, or reported waiting by the server).
+// autoplayBeat steps the session autoplay's beat chose.
 func (m *Model) autoplayBeat(msg autoplayMsg) tea.Cmd {
-	if !m.autoplay || msg.seq != m.autoSeq || m.eng == nil {
+	if m.eng == nil {
 		return nil
 	}
-	next := tea.Tick(speeds[m.speed], func(time.Time) tea.Msg { return autoplayMsg{seq: msg.seq} })
-	for _, s := range m.live.sessions {
-		if s.State == sim.Running {
-			return next // not settled yet
-		}
-	}
-	idx, _, done := m.scheduler.Next(m.live.sessions)
+	idx, next, done := m.auto.Beat(msg, m.live.sessions)
 	if done {
-		m.autoplay = false
 		m.status = "autoplay: every session has finished"
-		return nil
 	}
 	if idx >= 0 {
 		m.sessions.Select(idx, len(m.live.sessions))
@@ -311,9 +294,9 @@ func (m *Model) nextFix() tea.Cmd {
 	cfg := m.cfg
 	cfg.Scenario, cfg.ScenarioName, cfg.Sessions = sc, next, len(sc.Sessions)
 	m.cfg = cfg
-	m.perm = 1
 	m.opts.Order, _ = sc.SessionOrder(1)
-	m.scheduler = sim.NewScheduler(m.opts.Order)
+	m.auto.perm = 1
+	m.auto.Restart(m.opts.Order)
 	m.logLine(logEntry{at: m.clock(), text: "scenario " + next + ": the run starts again"})
 	return m.startEngine(cfg)
 }

@@ -74,11 +74,7 @@ type Model struct {
 	tab      int  // the pane the compact layout shows below the explanation
 	logFull  bool // the log has the whole screen
 
-	autoplay  bool
-	autoSeq   int
-	perm      int // the scenario permutation autoplay plays, counting from 1
-	speed     int // index into speeds
-	scheduler *sim.Scheduler
+	auto *autoplayer
 
 	runID    db.RunID
 	deadlock time.Duration // the server's deadlock_timeout
@@ -90,8 +86,6 @@ type Model struct {
 	clock    func() time.Time
 	now      time.Time
 }
-
-var speeds = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second}
 
 // New is the interface's model; Close releases what it started.
 func New(ctx context.Context, opts Options) *Model {
@@ -114,8 +108,8 @@ func New(ctx context.Context, opts Options) *Model {
 	}
 	m := &Model{
 		ctx: ctx, opts: opts, cfg: cfg, runs: newRunSwitcher(ctx), look: l, theme: theme, isDark: true,
-		keys: newKeyMap(), histKeys: newHistoryKeys(), help: help.New(), input: in, speed: 2, starting: true, perm: 1,
-		scheduler: sim.NewScheduler(opts.Order), clock: clock, now: clock(), sel: newSelection(),
+		keys: newKeyMap(), histKeys: newHistoryKeys(), help: help.New(), input: in, starting: true,
+		auto: newAutoplayer(opts.Order), clock: clock, now: clock(), sel: newSelection(),
 		live: frame{waitSince: map[string]time.Time{}, results: map[resultKey]result{}},
 	}
 	m.sessions = &sessionsPane{look: l}
@@ -281,9 +275,7 @@ func (m *Model) resetView() {
 	if m.mode == modeHistory {
 		m.mode = modeNormal
 	}
-	m.scheduler = sim.NewScheduler(m.opts.Order)
-	m.autoplay = false
-	m.autoSeq++
+	m.auto.Restart(m.opts.Order)
 }
 
 func (m *Model) logLine(e logEntry) {
@@ -313,10 +305,9 @@ func (m *Model) handleEvents(events []sim.Event) {
 				m.mode = modeNormal
 			}
 		}
-		if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected && m.autoplay {
+		if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected && m.auto.on {
 			// The lesson is on screen now: let it be read.
-			m.autoplay = false
-			m.autoSeq++
+			m.auto.Stop()
 			m.status = "autoplay paused: the server broke a deadlock (a resumes, h steps back through it)"
 		}
 		keep, line := m.live.apply(ev)

@@ -134,7 +134,7 @@ func TestResults(t *testing.T) {
 	d = newTestDriver(t, m)
 	d.start(120, 40)
 	d.key("a")
-	d.until("autoplay finishes", func() bool { return !m.autoplay && d.quiet() })
+	d.until("autoplay finishes", func() bool { return !m.auto.on && d.quiet() })
 	s := d.screen()
 	if want := "PostgreSQL's documented outcome at READ COMMITTED: anomaly: both doctors go off call"; !strings.Contains(rightPanes(s), want) {
 		t.Errorf("the outcome pane lacks %q:\n%s", want, s)

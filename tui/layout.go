@@ -210,8 +210,8 @@ func (m *Model) viewHeader() string {
 		line2 = st.banner.Render(" NOT LIVE ") + " " + st.bad.Render("the observer lost the server ("+f.lostWhy+"): the screen shows the last it knew · r reconnects")
 	default:
 		auto := "autoplay off"
-		if m.autoplay {
-			auto = fmt.Sprintf("autoplay ▶ every %s", speeds[m.speed])
+		if m.auto.on {
+			auto = fmt.Sprintf("autoplay ▶ every %s", m.auto.Every())
 		}
 		server := m.opts.Server
 		if m.cfg.TwoDatabases() && m.cfg.DB2 != nil {

@@ -164,21 +164,21 @@ func TestStrategyAndSetupKeys(t *testing.T) {
 		t.Errorf("ring: T3 moves %d → %d", tr.From, tr.To)
 	}
 	d.key("a")
-	if !m.autoplay {
+	if !m.auto.on {
 		t.Fatal("a should start autoplay")
 	}
 	d.key("+", "+", "+")
-	if m.speed != 0 {
-		t.Errorf("speed index %d after +++", m.speed)
+	if m.auto.speed != 0 {
+		t.Errorf("speed index %d after +++", m.auto.speed)
 	}
 	// A ring of three deadlocks: autoplay pauses once the server breaks it,
 	// so the lesson can be read; a resumes.
-	d.until("autoplay stops", func() bool { return !m.autoplay && d.quiet() })
+	d.until("autoplay stops", func() bool { return !m.auto.on && d.quiet() })
 	if !strings.Contains(m.status, "autoplay paused: the server broke a deadlock") {
 		t.Fatalf("after the ring's deadlock: status %q", m.status)
 	}
 	d.key("a")
-	d.until("autoplay finishes", func() bool { return !m.autoplay && d.quiet() })
+	d.until("autoplay finishes", func() bool { return !m.auto.on && d.quiet() })
 	for _, s := range m.live.sessions {
 		if !s.Done() {
 			t.Errorf("%s not done after autoplay: %v", s.Name, s.State)
@@ -188,8 +188,8 @@ func TestStrategyAndSetupKeys(t *testing.T) {
 		t.Errorf("books after the ring under for-no-key-update: %+v", m.live.books.books)
 	}
 	d.key("-")
-	if m.speed != 1 {
-		t.Errorf("speed index %d after -", m.speed)
+	if m.auto.speed != 1 {
+		t.Errorf("speed index %d after -", m.auto.speed)
 	}
 	d.key("ctrl+c")
 	d.until("quit", func() bool { return d.quit })
@@ -306,7 +306,7 @@ func TestScenarioInTheInterface(t *testing.T) {
 		t.Fatalf("scenario screen:\n%s", s)
 	}
 	d.key("a")
-	d.until("autoplay finishes", func() bool { return !m.autoplay && d.quiet() })
+	d.until("autoplay finishes", func() bool { return !m.auto.on && d.quiet() })
 	var failed bool
 	for _, l := range m.log.entries {
 		failed = failed || strings.Contains(l.text, "could not serialize access due to concurrent update")
@@ -315,8 +315,8 @@ func TestScenarioInTheInterface(t *testing.T) {
 		t.Errorf("REPEATABLE READ should stop the lost update with a serialization failure; log: %+v", m.log.entries)
 	}
 	d.key("p")
-	if m.perm != 1 || !strings.Contains(m.status, "permutation 1 of 1: t1r t2r t1w t2w t1c t2c anomaly") {
-		t.Errorf("p with one permutation: perm %d, status %q", m.perm, m.status)
+	if m.auto.perm != 1 || !strings.Contains(m.status, "permutation 1 of 1: t1r t2r t1w t2w t1c t2c anomaly") {
+		t.Errorf("p with one permutation: perm %d, status %q", m.auto.perm, m.status)
 	}
 	d.key("s")
 	if m.mode != modeNormal || !strings.Contains(m.status, "set-up form is for the transfer strategies") {
@@ -357,7 +357,7 @@ func TestCoupledInTheInterface(t *testing.T) {
 	}
 	d.key("C") // autoplay is still on: it waits for T2@B
 	d.until("autoplay finishes", func() bool {
-		return !m.autoplay && d.quiet() && m.live.books.byDatabase != nil && m.live.sessions[2].State == sim.Committed
+		return !m.auto.on && d.quiet() && m.live.books.byDatabase != nil && m.live.sessions[2].State == sim.Committed
 	})
 	if s := d.screen(); !strings.Contains(s, "the databases agree") {
 		t.Errorf("after COMMIT PREPARED:\n%s", s)
