@@ -138,7 +138,7 @@ func FixFamily(name string) []string {
 func WithFix(name, fix string) (string, error) {
 	family := FixFamily(name)
 	if family == nil {
-		return "", fmt.Errorf("--fix %s: scenario %s has no fixes; the ones that do: %s", fix, name, strings.Join(problems(), ", "))
+		return "", fmt.Errorf("--fix %s: scenario %s has no fixes; the ones that do: %s", fix, name, strings.Join(Problems(), ", "))
 	}
 	if fix == "none" {
 		return family[0], nil
@@ -154,7 +154,8 @@ func WithFix(name, fix string) (string, error) {
 	return "", fmt.Errorf("--fix %s: the fixes of %s are none, %s", fix, family[0], strings.Join(fixes, ", "))
 }
 
-func problems() []string {
+// Problems are the built-in scenarios that have fixes (each the first of its family).
+func Problems() []string {
 	var out []string
 	for _, f := range fixFamilies {
 		out = append(out, f[0])

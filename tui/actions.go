@@ -13,9 +13,9 @@ import (
 	"lockstep/sim"
 )
 
-// handleKey routes a key: Ctrl-C always quits; a question, a menu, a form,
-// the input line or history mode takes the rest; otherwise the global keys,
-// then those that need a running engine.
+// handleKey routes a key: Ctrl-C always quits; the help overlay, a
+// question, a menu, a form, the input line or history mode takes the rest;
+// otherwise the screen's key table.
 func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	if msg.String() == "ctrl+c" {
 		return tea.Quit
@@ -28,62 +28,286 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		msg.Mod &^= tea.ModAlt
 		return tea.Batch(esc, m.handleKey(msg))
 	}
+	switch {
+	case m.helpOpen:
+		if m.overlay.Update(msg) {
+			m.helpOpen = false
+		}
+		return nil
+	case m.ask != nil:
+		p := m.ask
+		m.ask = nil
+		cmd, status := p.Answer(msg)
+		m.status = status
+		return cmd
+	}
 	switch m.mode {
-	case modeQuit:
-		return m.quitKey(msg)
 	case modeTyping:
 		return m.typingKey(msg)
 	case modeStrategy:
 		return m.strategyKey(msg)
 	case modeSetup:
 		return m.setupKey(msg)
-	case modeHistory:
-		if m.rp != nil {
-			return m.replayKey(msg)
-		}
-		return m.historyKey(msg)
 	}
-	k := m.keys
+	table := m.table
+	if m.mode == modeHistory {
+		table = m.histTable
+	}
 	m.status = ""
-	switch {
-	case key.Matches(msg, k.Quit):
-		return m.askQuit()
-	case key.Matches(msg, k.Help):
-		m.help.ShowAll = !m.help.ShowAll
-	case key.Matches(msg, k.Strategy):
-		m.mode = modeStrategy
-		if m.cfg.Strategy != nil {
-			m.menu.Open(m.cfg.Strategy.Name)
-		}
-	case key.Matches(msg, k.Setup):
-		if m.cfg.Scenario != nil {
-			m.status = "the set-up form is for the transfer strategies; m picks one"
-			return nil
-		}
-		m.mode = modeSetup
-		m.form.Open(m.cfg)
-	case key.Matches(msg, k.ScrollLog):
-		return m.log.Update(msg)
-	case key.Matches(msg, k.Log):
-		m.logFull = !m.logFull
-	case key.Matches(msg, k.Pane):
-		m.tab = (m.tab + 1) % len(tabNames)
-	case key.Matches(msg, k.History):
-		m.enterHistory()
-	case key.Matches(msg, k.Up):
-		m.sel.Move(-1)
-	case key.Matches(msg, k.Down):
-		m.sel.Move(+1)
-	case key.Matches(msg, k.Unselect):
-		m.sel.Clear()
-	default:
-		if m.eng == nil || m.starting {
-			m.status = "the sessions are starting…"
-			return nil
-		}
-		return m.runKey(msg)
+	cmd, why, found := table.handle(msg)
+	if why != "" {
+		m.status = why
 	}
-	return nil
+	if !found && key.Matches(msg, helpKey) {
+		m.openHelp()
+	}
+	return cmd
+}
+
+// openHelp lists every key of the screen shown.
+func (m *Model) openHelp() {
+	title := "Keys — stepping the sessions"
+	table := m.table
+	if m.mode == modeHistory {
+		title, table = "Keys — history: the run's past", m.histTable
+		if m.rp != nil {
+			title = "Keys — replaying a recording"
+		}
+	}
+	m.overlay.open(title, table)
+	m.helpOpen = true
+}
+
+// notRunning says why the keys that act on the sessions can do nothing
+// now, or "".
+func (m *Model) notRunning() string {
+	switch {
+	case m.rp != nil:
+		return "a replay shows a recorded run: nothing runs"
+	case m.fatal != "":
+		return "the sessions could not start: m picks another strategy, s another set-up, q quits"
+	case m.eng == nil || m.starting:
+		return "the sessions are starting…"
+	}
+	return ""
+}
+
+// selectedSession is the session the keys act on.
+func (m *Model) selectedSession() (sim.SessionInfo, bool) {
+	i := m.sessions.Selected()
+	if i < 0 || i >= len(m.live.sessions) {
+		return sim.SessionInfo{}, false
+	}
+	return m.live.sessions[i], true
+}
+
+// newTable is the live screen's keys: what each does and when it cannot.
+func (m *Model) newTable() actions {
+	running := m.notRunning
+	step := func(i int) tea.Cmd {
+		m.report(m.eng.Step(i))
+		return nil
+	}
+	onSession := func(act func(eng *sim.Engine, i int) error) func(tea.KeyPressMsg) tea.Cmd {
+		return func(tea.KeyPressMsg) tea.Cmd {
+			m.report(act(m.eng, m.sessions.Selected()))
+			return nil
+		}
+	}
+	const stepping, run, look = "Step the sessions", "Choose the run", "Look closer"
+	return actions{
+		{Binding: key.NewBinding(key.WithKeys("space", "enter"), key.WithHelp("space", "step")),
+			long:  "step the selected session: run its next statement",
+			group: stepping, bar: 1, why: running,
+			run: func(tea.KeyPressMsg) tea.Cmd { return step(m.sessions.Selected()) }},
+		{Binding: key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6", "7", "8", "9"), key.WithHelp("1–9", "step N")),
+			long:  "step session N (and select it)",
+			group: stepping, bar: 2, why: running,
+			run: func(msg tea.KeyPressMsg) tea.Cmd {
+				n := int(msg.String()[0] - '1')
+				if n >= len(m.live.sessions) {
+					m.status = fmt.Sprintf("there are %d sessions: 1–%d step them", len(m.live.sessions), len(m.live.sessions))
+					return nil
+				}
+				m.sessions.Select(n, len(m.live.sessions))
+				return step(n)
+			}},
+		{Binding: key.NewBinding(key.WithKeys("left"), key.WithHelp("←/→", "session")),
+			long:  "select the previous/next session: the keys act on the selected one",
+			group: stepping, bar: 9,
+			run: func(tea.KeyPressMsg) tea.Cmd { m.sessions.Move(-1, len(m.live.sessions)); return nil }},
+		{Binding: key.NewBinding(key.WithKeys("right")),
+			group: stepping,
+			run:   func(tea.KeyPressMsg) tea.Cmd { m.sessions.Move(+1, len(m.live.sessions)); return nil }},
+		{Binding: key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "commit")),
+			group: stepping, bar: 3, why: running, run: onSession((*sim.Engine).Commit)},
+		{Binding: key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "rollback")),
+			group: stepping, bar: 3, why: running, run: onSession((*sim.Engine).Rollback)},
+		{Binding: key.NewBinding(key.WithKeys("k"), key.WithHelp("k", "cancel")),
+			long:  "cancel the selected session's running or waiting statement (a cancel request, as Ctrl-C in psql)",
+			group: stepping, bar: 6,
+			why: func() string {
+				if why := running(); why != "" {
+					return why
+				}
+				if s, ok := m.selectedSession(); ok && !s.State.Busy() {
+					return s.Name + " runs no statement: k cancels one that runs or waits"
+				}
+				return ""
+			},
+			run: func(tea.KeyPressMsg) tea.Cmd {
+				id, eng, ctx, i := m.engID, m.eng, m.ctx, m.sessions.Selected()
+				return func() tea.Msg { return actionMsg{id: id, what: "cancel", err: eng.Cancel(ctx, i)} }
+			}},
+		{Binding: key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "type SQL")),
+			long:  "type SQL to run in the selected session, in its transaction",
+			group: stepping, bar: 5,
+			why: func() string {
+				if why := running(); why != "" {
+					return why
+				}
+				if s, ok := m.selectedSession(); ok && s.State.Busy() {
+					return s.Name + " is busy: wait, or k to cancel its statement"
+				}
+				return ""
+			},
+			run: func(tea.KeyPressMsg) tea.Cmd {
+				m.mode = modeTyping
+				m.input.Reset()
+				return m.input.Focus()
+			}},
+		{Binding: key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "autoplay")),
+			long:  "autoplay: step the sessions by themselves, one statement a beat (a again stops)",
+			group: run, bar: 4, why: running,
+			run: func(tea.KeyPressMsg) tea.Cmd { return m.auto.Toggle() }},
+		{Binding: key.NewBinding(key.WithKeys("+", "-"), key.WithHelp("+/-", "speed")),
+			long:  "autoplay faster/slower",
+			group: run,
+			run: func(msg tea.KeyPressMsg) tea.Cmd {
+				if msg.String() == "+" {
+					m.auto.Faster()
+				} else {
+					m.auto.Slower()
+				}
+				return nil
+			}},
+		{Binding: key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "permutation")),
+			long:  "make autoplay play the scenario's next permutation",
+			group: run,
+			why: func() string {
+				if sc := m.cfg.Scenario; sc == nil || len(sc.Permutations) == 0 {
+					return "p picks among a scenario's permutations; this run has none"
+				}
+				return running()
+			},
+			run: func(tea.KeyPressMsg) tea.Cmd { m.nextPermutation(); return nil }},
+		{Binding: key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "next fix")),
+			long:  "switch to the scenario's next fix (the run starts again)",
+			group: run, bar: 2,
+			why: func() string {
+				if scenario.FixFamily(m.cfg.ScenarioName) == nil {
+					return "f cycles a scenario's fixes; this run has none (" + strings.Join(scenario.Problems(), ", ") + " have)"
+				}
+				return running()
+			},
+			run: func(tea.KeyPressMsg) tea.Cmd { return m.nextFix() }},
+		{Binding: key.NewBinding(key.WithKeys("C", "X"), key.WithHelp("C/X", "end prepared")),
+			long:  "COMMIT PREPARED (C) or ROLLBACK PREPARED (X) the run's oldest prepared transaction, as an operator would",
+			group: run, bar: 3,
+			why: func() string {
+				if !m.cfg.TwoDatabases() {
+					return "prepared transactions come from the two-database scenarios (--scenario coupled-2pc)"
+				}
+				return running()
+			},
+			run: func(msg tea.KeyPressMsg) tea.Cmd {
+				return endOldestPrepared(m.ctx, m.engID, m.eng, msg.String() == "C")
+			}},
+		{Binding: key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "strategy")),
+			long:  "pick another transfer strategy (the run starts again)",
+			group: run, bar: 7,
+			why: func() string {
+				if m.rp != nil {
+					return "a replay shows a recorded run"
+				}
+				return ""
+			},
+			run: func(tea.KeyPressMsg) tea.Cmd {
+				m.mode = modeStrategy
+				if m.cfg.Strategy != nil {
+					m.menu.Open(m.cfg.Strategy.Name)
+				}
+				return nil
+			}},
+		{Binding: key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "set-up")),
+			long:  "change the set-up: sessions, direction, accounts, amounts (the run starts again)",
+			group: run,
+			why: func() string {
+				if m.cfg.Scenario != nil {
+					return "the set-up form is for the transfer strategies; m picks one"
+				}
+				if m.rp != nil {
+					return "a replay shows a recorded run"
+				}
+				return ""
+			},
+			run: func(tea.KeyPressMsg) tea.Cmd {
+				m.mode = modeSetup
+				m.form.Open(m.cfg)
+				return nil
+			}},
+		{Binding: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reset")),
+			long:  "reset: roll every session back and re-create the run's tables",
+			group: run, bar: 8, why: running,
+			run: func(tea.KeyPressMsg) tea.Cmd {
+				m.status = "resetting…"
+				id, eng, ctx := m.engID, m.eng, m.ctx
+				return func() tea.Msg { return actionMsg{id: id, what: "reset", err: eng.Reset(ctx)} }
+			}},
+		{Binding: key.NewBinding(key.WithKeys("up"), key.WithHelp("↑/↓", "explain a lock")),
+			long:  "select a wait or a lock: the explanation pane explains it",
+			group: look,
+			run:   func(tea.KeyPressMsg) tea.Cmd { m.sel.Move(-1); return nil }},
+		{Binding: key.NewBinding(key.WithKeys("down")),
+			group: look,
+			run:   func(tea.KeyPressMsg) tea.Cmd { m.sel.Move(+1); return nil }},
+		{Binding: key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "newest wait")),
+			long:  "select nothing: the explanation follows the newest wait again",
+			group: look,
+			run:   func(tea.KeyPressMsg) tea.Cmd { m.sel.Clear(); return nil }},
+		{Binding: key.NewBinding(key.WithKeys("h"), key.WithHelp("h", "history")),
+			long:  "history: step back through the run's moments (the run goes on underneath)",
+			group: look, bar: 4,
+			why: func() string {
+				if len(m.hist.frames) == 0 {
+					return "no history yet: step a session first"
+				}
+				return ""
+			},
+			run: func(tea.KeyPressMsg) tea.Cmd { m.enterHistory(); return nil }},
+		{Binding: key.NewBinding(key.WithKeys("L"), key.WithHelp("L", "log")),
+			long:  "the log, full screen, its lines whole (L again returns)",
+			group: look,
+			run:   func(tea.KeyPressMsg) tea.Cmd { m.logFull = !m.logFull; return nil }},
+		{Binding: key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "next pane")),
+			long:  "show the next pane below the explanation (on screens too small for all of them)",
+			group: look,
+			why: func() string {
+				if m.width >= gridWidth && m.height >= gridHeight {
+					return fmt.Sprintf("at %d×%d every pane is shown; v switches panes on smaller screens", m.width, m.height)
+				}
+				return ""
+			},
+			run: func(tea.KeyPressMsg) tea.Cmd { m.tab = (m.tab + 1) % len(tabNames); return nil }},
+		{Binding: key.NewBinding(key.WithKeys("pgup", "pgdown"), key.WithHelp("pgup/pgdown", "scroll log")),
+			long:  "scroll the log",
+			group: look,
+			run:   func(msg tea.KeyPressMsg) tea.Cmd { return m.log.Update(msg) }},
+		{Binding: helpKey, group: look,
+			run: func(tea.KeyPressMsg) tea.Cmd { m.openHelp(); return nil }},
+		{Binding: quitKey, group: look,
+			run: func(tea.KeyPressMsg) tea.Cmd { return m.askQuit() }},
+	}
 }
 
 // holding lists the sessions with a transaction open.
@@ -105,105 +329,14 @@ func (m *Model) askQuit() tea.Cmd {
 	if len(held) == 0 {
 		return tea.Quit
 	}
-	m.mode = modeQuit
-	m.status = fmt.Sprintf("%s hold%s a transaction: quit and roll back? y or q quits, any other key stays",
-		strings.Join(held, ", "), map[bool]string{true: "s", false: ""}[len(held) == 1])
-	return nil
-}
-
-func (m *Model) quitKey(msg tea.KeyPressMsg) tea.Cmd {
-	m.mode, m.status = modeNormal, ""
-	if s := msg.String(); s == "y" || s == "q" {
-		return tea.Quit
+	verb := "holds"
+	if len(held) > 1 {
+		verb = "hold"
 	}
-	return nil
-}
-
-// enterHistory shows the run's past, from its newest moment.
-func (m *Model) enterHistory() {
-	if len(m.hist.frames) == 0 {
-		m.status = "no history yet: step a session first"
-		return
-	}
-	m.mode, m.histPos = modeHistory, len(m.hist.frames)-1
-	m.sel.Clear()
-}
-
-func (m *Model) historyKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.histKeys
-	last := len(m.hist.frames) - 1
-	switch {
-	case key.Matches(msg, k.Back):
-		m.histPos = max(0, m.histPos-1)
-	case key.Matches(msg, k.Forward):
-		m.histPos = min(last, m.histPos+1)
-	case key.Matches(msg, k.First):
-		m.histPos = 0
-	case key.Matches(msg, k.Last):
-		m.histPos = last
-	case key.Matches(msg, k.Leave):
-		m.mode = modeNormal
-		m.sel.Clear()
-	case msg.String() == "up":
-		m.sel.Move(-1)
-	case msg.String() == "down":
-		m.sel.Move(+1)
-	case key.Matches(msg, m.keys.Quit):
-		return m.askQuit()
-	case key.Matches(msg, m.keys.ScrollLog):
-		return m.log.Update(msg)
-	}
-	return nil
-}
-
-// runKey handles the keys that act on the running engine.
-func (m *Model) runKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
-	i := m.sessions.Selected()
-	id, eng, ctx := m.engID, m.eng, m.ctx
-	switch {
-	case key.Matches(msg, k.Prev):
-		m.sessions.Move(-1, len(m.live.sessions))
-	case key.Matches(msg, k.Next):
-		m.sessions.Move(+1, len(m.live.sessions))
-	case key.Matches(msg, k.Step):
-		m.report(eng.Step(i))
-	case key.Matches(msg, k.StepN):
-		if n := int(msg.String()[0] - '1'); n < len(m.live.sessions) {
-			m.sessions.Select(n, len(m.live.sessions))
-			m.report(eng.Step(n))
-		}
-	case key.Matches(msg, k.Commit):
-		m.report(eng.Commit(i))
-	case key.Matches(msg, k.Rollback):
-		m.report(eng.Rollback(i))
-	case key.Matches(msg, k.Cancel):
-		return func() tea.Msg { return actionMsg{id: id, what: "cancel", err: eng.Cancel(ctx, i)} }
-	case key.Matches(msg, k.Type):
-		if s := m.live.sessions[i]; s.State.Busy() {
-			m.status = s.Name + " is busy: wait, or k to cancel its statement"
-			return nil
-		}
-		m.mode = modeTyping
-		m.input.Reset()
-		return m.input.Focus()
-	case key.Matches(msg, k.Reset):
-		m.status = "resetting…"
-		return func() tea.Msg { return actionMsg{id: id, what: "reset", err: eng.Reset(ctx)} }
-	case key.Matches(msg, k.Autoplay):
-		return m.auto.Toggle()
-	case key.Matches(msg, k.Permutation):
-		m.nextPermutation()
-	case key.Matches(msg, k.Fix):
-		return m.nextFix()
-	case key.Matches(msg, k.CommitPrepared), key.Matches(msg, k.RollbackPrepared):
-		return endOldestPrepared(ctx, id, eng, key.Matches(msg, k.CommitPrepared))
-	case key.Matches(msg, k.Speed):
-		if msg.String() == "+" {
-			m.auto.Faster()
-		} else {
-			m.auto.Slower()
-		}
+	m.ask = &prompt{
+		question: fmt.Sprintf("%s %s a transaction: quit and roll back? y or q quits, any other key stays", strings.Join(held, ", "), verb),
+		also:     []string{"q"},
+		yes:      func() tea.Cmd { return tea.Quit },
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"time"
 
-	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"github.com/jackc/pgerrcode"
@@ -26,7 +25,6 @@ const (
 	modeStrategy
 	modeSetup
 	modeHistory
-	modeQuit // asking whether to quit while sessions hold transactions
 )
 
 // Model is the interface's root. It owns the engine, turns the engine's
@@ -49,17 +47,19 @@ type Model struct {
 	look          *look
 	theme         string
 	isDark        bool
-	keys          keyMap
-	histKeys      historyKeys
-	help          help.Model
+	table         actions // the live screen's keys
+	histTable     actions // history mode's
+	overlay       helpOverlay
+	helpOpen      bool
+	ask           *prompt // a question that holds the keys until answered
 	mode          mode
 	input         textinput.Model
 	status        string
 
 	live    frame
 	hist    history
-	histPos int    // the history frame shown in history mode
-	shownAt *frame // the frame the selection was built from
+	tl      *timeline // walks the history: the frame shown in history mode
+	shownAt *frame    // the frame the selection was built from
 	shownSn *locks.Snapshot
 
 	sessions *sessionsPane
@@ -108,10 +108,11 @@ func New(ctx context.Context, opts Options) *Model {
 	}
 	m := &Model{
 		ctx: ctx, opts: opts, cfg: cfg, runs: newRunSwitcher(ctx), look: l, theme: theme, isDark: true,
-		keys: newKeyMap(), histKeys: newHistoryKeys(), help: help.New(), input: in, starting: true,
+		input: in, starting: true,
 		auto: newAutoplayer(opts.Order), clock: clock, now: clock(), sel: newSelection(),
 		live: frame{waitSince: map[string]time.Time{}, results: map[resultKey]result{}},
 	}
+	m.tl = newTimeline(func() int { return len(m.hist.frames) }, func(i int) time.Time { return m.hist.frames[i].at })
 	m.sessions = &sessionsPane{look: l}
 	m.locks = &locksPane{look: l, sel: &m.sel}
 	m.graph = &graphPane{look: l, sel: &m.sel}
@@ -120,7 +121,8 @@ func New(ctx context.Context, opts Options) *Model {
 	m.log = newLogPane(l)
 	m.menu = newStrategyMenu(l)
 	m.form = newSetupForm(l)
-	m.help.Styles = l.st.helpStyles()
+	m.overlay.look = l
+	m.table, m.histTable = m.newTable(), m.newHistTable()
 	return m
 }
 
@@ -160,7 +162,6 @@ func (m *Model) hasLedger() bool {
 // whenever they may have changed.
 func (m *Model) startEngine(cfg sim.Config) tea.Cmd {
 	cfg.Books = true
-	m.keys.twoDatabases(cfg.TwoDatabases())
 	m.engID++
 	m.starting = true
 	return m.runs.start(m.engID, cfg)
@@ -178,13 +179,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
-		m.help.SetWidth(msg.Width)
 		m.input.SetWidth(max(20, msg.Width-12))
 		return m, nil
 	case tea.BackgroundColorMsg:
 		m.isDark = msg.IsDark()
 		m.look.st = newStyles(m.theme, m.isDark)
-		m.help.Styles = m.look.st.helpStyles()
 		m.explain.Restyle()
 		return m, nil
 	case tickMsg:
@@ -217,8 +216,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case autoplayMsg:
 		return m, m.autoplayBeat(msg)
-	case replayTickMsg:
-		return m, m.replayTick(msg)
+	case timelineTickMsg:
+		cmd, ended := m.tl.Tick(msg)
+		if ended {
+			m.status = "the end of the recording (space plays it again)"
+		}
+		return m, cmd
 	case tea.KeyPressMsg:
 		return m, m.handleKey(msg)
 	}
@@ -316,7 +319,7 @@ func (m *Model) handleEvents(events []sim.Event) {
 		}
 		if keep {
 			// The moment shown in history stays shown as old ones go.
-			m.histPos = max(0, m.histPos-m.hist.push(m.live.copy()))
+			m.tl.Dropped(m.hist.push(m.live.copy()))
 		} else {
 			m.hist.settle(&m.live, ev.Kind)
 		}
@@ -350,8 +353,8 @@ func (m *Model) actionDone(msg actionMsg) {
 
 // shown is the frame the screen shows: the live one, or the history's.
 func (m *Model) shown() *frame {
-	if m.mode == modeHistory && m.histPos < len(m.hist.frames) {
-		return &m.hist.frames[m.histPos]
+	if m.mode == modeHistory && m.tl.pos < len(m.hist.frames) {
+		return &m.hist.frames[m.tl.pos]
 	}
 	return &m.live
 }

@@ -36,18 +36,18 @@ func TestHistoryKeys(t *testing.T) {
 	lectureToDeadlock(t, d)
 	d.key("h")
 	last := len(m.hist.frames) - 1
-	if m.mode != modeHistory || m.histPos != last {
-		t.Fatalf("h: mode %v at %d of %d", m.mode, m.histPos, len(m.hist.frames))
+	if m.mode != modeHistory || m.tl.pos != last {
+		t.Fatalf("h: mode %v at %d of %d", m.mode, m.tl.pos, len(m.hist.frames))
 	}
-	for m.shown().cycle == nil && m.histPos > 0 {
+	for m.shown().cycle == nil && m.tl.pos > 0 {
 		d.key("left")
 	}
 	f := m.shown()
 	if f.cycle == nil || f.cycle.String() != "T1 → T2 → T1" {
-		t.Fatalf("no moment with the cycle standing; at %d: %q", m.histPos, f.what)
+		t.Fatalf("no moment with the cycle standing; at %d: %q", m.tl.pos, f.what)
 	}
 	s := d.screen()
-	for _, want := range []string{"HISTORY", "⚠ DEADLOCK", "T1 ──▶ T2 ──▶ T1", "⏳ WAITING", "◀ blocks T1", "◀ blocks T2", "esc back to live"} {
+	for _, want := range []string{"HISTORY", "⚠ DEADLOCK", "T1 ──▶ T2 ──▶ T1", "⏳ WAITING", "◀ blocks T1", "◀ blocks T2", "esc live"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the cycle in history lacks %q:\n%s", want, s)
 		}
@@ -59,22 +59,22 @@ func TestHistoryKeys(t *testing.T) {
 	if strings.Contains(s, "deadlock detected") {
 		t.Errorf("the log in history shows a later line:\n%s", s)
 	}
-	at := m.histPos
+	at := m.tl.pos
 	d.key("home")
-	if m.histPos != 0 {
-		t.Errorf("home: at %d", m.histPos)
+	if m.tl.pos != 0 {
+		t.Errorf("home: at %d", m.tl.pos)
 	}
 	d.key("left")
-	if m.histPos != 0 {
-		t.Errorf("left at the first moment: at %d", m.histPos)
+	if m.tl.pos != 0 {
+		t.Errorf("left at the first moment: at %d", m.tl.pos)
 	}
 	d.key("end")
-	if m.histPos != len(m.hist.frames)-1 {
-		t.Errorf("end: at %d of %d", m.histPos, len(m.hist.frames))
+	if m.tl.pos != len(m.hist.frames)-1 {
+		t.Errorf("end: at %d of %d", m.tl.pos, len(m.hist.frames))
 	}
 	d.key("right")
-	if m.histPos != len(m.hist.frames)-1 {
-		t.Errorf("right at the last moment: at %d of %d", m.histPos, len(m.hist.frames))
+	if m.tl.pos != len(m.hist.frames)-1 {
+		t.Errorf("right at the last moment: at %d of %d", m.tl.pos, len(m.hist.frames))
 	}
 	// Step keys do nothing in history: the past is read, not changed.
 	next := m.live.sessions[0].Next
@@ -86,14 +86,14 @@ func TestHistoryKeys(t *testing.T) {
 	if m.live.sessions[0].Next != next || m.live.sessions[0].State == sim.Running {
 		t.Errorf("a step key in history stepped T1")
 	}
-	if m.histPos != at || m.shown().cycle == nil {
-		t.Errorf("→ from the first moment %d times: at %d, want %d", at, m.histPos, at)
+	if m.tl.pos != at || m.shown().cycle == nil {
+		t.Errorf("→ from the first moment %d times: at %d, want %d", at, m.tl.pos, at)
 	}
 	// Esc and h typed fast arrive as alt+h: back to live, then into
 	// history again.
 	d.send(tea.KeyPressMsg{Code: 'h', Text: "h", Mod: tea.ModAlt})
-	if m.mode != modeHistory || m.histPos != len(m.hist.frames)-1 {
-		t.Errorf("esc+h: mode %v at %d of %d", m.mode, m.histPos, len(m.hist.frames))
+	if m.mode != modeHistory || m.tl.pos != len(m.hist.frames)-1 {
+		t.Errorf("esc+h: mode %v at %d of %d", m.mode, m.tl.pos, len(m.hist.frames))
 	}
 	d.key("esc")
 	if m.mode != modeNormal || m.shown() != &m.live || strings.Contains(d.screen(), "HISTORY") {
@@ -196,10 +196,10 @@ func TestQuitConfirmation(t *testing.T) {
 	m := d.m
 	d.step("1", 0)
 	d.key("q")
-	if d.quit || m.mode != modeQuit || !strings.Contains(d.screen(), "T1 holds a transaction: quit and roll back?") {
+	if d.quit || m.ask == nil || !strings.Contains(d.screen(), "T1 holds a transaction: quit and roll back?") {
 		t.Fatalf("q with T1 in a transaction should ask:\n%s", d.screen())
 	}
-	if !strings.Contains(d.screen(), "y/q quit") {
+	if !strings.Contains(d.screen(), "y or q quits") || !strings.Contains(d.screen(), "y yes") {
 		t.Errorf("the footer should give the answers:\n%s", d.screen())
 	}
 	d.key("n")
@@ -231,17 +231,17 @@ func TestFooterFollowsMode(t *testing.T) {
 		open, close string
 		want        string
 	}{
-		{"", "", "space step"},
+		{"", "", "space step ·"},
 		{"m", "esc", "enter switch"},
 		{"s", "esc", "enter new run"},
 		{"e", "esc", "enter run"},
-		{"h", "esc", "←/→ previous/next moment"},
+		{"h", "esc", "←/→ moment"},
 	} {
 		if c.open != "" {
 			d.key(c.open)
 		}
 		f := footer()
-		if !strings.Contains(f, c.want) || (c.open != "" && strings.Contains(f, "space step")) {
+		if !strings.Contains(f, c.want) || (c.open != "" && strings.Contains(f, "space step ·")) {
 			t.Errorf("after %q the footer reads %q; want %q", c.open, f, c.want)
 		}
 		if c.close != "" {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -58,6 +58,8 @@ func (m *Model) render() string {
 			msg = "could not start the sessions: " + m.fatal + "\n\n" + fatalRemedy(m.fatalErr)
 		}
 		rows = m.look.panel("Sessions", wrapAll(strings.Split(msg, "\n"), m.width-4), m.width, bodyH, false)
+	case m.helpOpen:
+		rows = m.overlay.View(m.width, bodyH)
 	case m.logFull:
 		m.log.SetSize(m.width, bodyH)
 		rows = m.log.View()
@@ -201,11 +203,8 @@ func (m *Model) viewHeader() string {
 	var line2 string
 	f := m.shown()
 	switch {
-	case m.rp != nil:
-		line2 = m.rp.banner(m) + " " + st.subtle.Render(vol.Time(f.at)) + " " + f.what
 	case m.mode == modeHistory:
-		line2 = st.banner.Render(fmt.Sprintf(" HISTORY %d/%d ", m.histPos+1, len(m.hist.frames))) + " " +
-			st.subtle.Render(vol.Time(f.at)) + " " + f.what
+		line2 = m.historyBanner() + " " + st.subtle.Render(vol.Time(f.at)) + " " + f.what
 	case f.lost:
 		line2 = st.banner.Render(" NOT LIVE ") + " " + st.bad.Render("the observer lost the server ("+f.lostWhy+"): the screen shows the last it knew · r reconnects")
 	default:
@@ -240,35 +239,47 @@ func (m *Model) viewFooter() string {
 	if m.mode == modeTyping && m.sessions.Selected() < len(m.live.sessions) {
 		lines = append(lines, st.accent.Render(m.live.sessions[m.sessions.Selected()].Name+" SQL ")+m.input.View())
 	}
-	if m.status != "" {
-		lines = append(lines, ansi.Truncate(st.warn.Render("▲ "+m.status), m.width, "…"))
+	if m.ask != nil {
+		lines = append(lines, m.ask.View(st, m.width)...)
+	} else if m.status != "" {
+		lines = append(lines, statusLines(st, m.status, m.width)...)
 	}
-	// The help cuts itself to the width, except when an item ends exactly
-	// at the edge: then it adds the rest.
-	help := m.help.View(m.modeKeys())
-	if !m.help.ShowAll {
-		help = ansi.Truncate(help, m.width, "…")
-	}
-	lines = append(lines, help)
-	return strings.Join(lines, "\n")
+	return strings.Join(append(lines, m.footerKeys()), "\n")
 }
 
-// modeKeys are the keys the footer lists: those of what has the keys now.
-func (m *Model) modeKeys() help.KeyMap {
+// statusLines is the status, whole in two lines at most, else marked cut.
+func statusLines(st styles, status string, w int) []string {
+	lines := wrapAll([]string{"▲ " + status}, w)
+	if len(lines) > 2 {
+		lines = lines[:2]
+		lines[1] = ansi.Truncate(lines[1], w-1, "") + "…"
+	}
+	for i := range lines {
+		lines[i] = st.warn.Render(lines[i])
+	}
+	return lines
+}
+
+// footerKeys is the footer's line of keys: those of what has the keys
+// now, ending with help and quit wherever they apply.
+func (m *Model) footerKeys() string {
+	st, w := m.look.st, m.width
+	switch {
+	case m.helpOpen:
+		return keyBar(st, w, barOf(key.NewBinding(key.WithKeys("?", "esc"), key.WithHelp("?/esc", "close the help")),
+			key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓ pgup/pgdown", "scroll"))))
+	case m.ask != nil:
+		return keyBar(st, w, promptBar)
+	}
 	switch m.mode {
 	case modeTyping:
-		return typingKeys
-	case modeQuit:
-		return quitKeys
+		return keyBar(st, w, typingBar)
 	case modeStrategy:
-		return m.menu.keys
+		return keyBar(st, w, barOf(m.menu.keys.ShortHelp()...))
 	case modeSetup:
-		return m.form.keys
+		return keyBar(st, w, barOf(m.form.keys.ShortHelp()...))
 	case modeHistory:
-		if m.rp != nil {
-			return m.rp.keys
-		}
-		return m.histKeys
+		return keyBar(st, w, m.histTable.bar(), helpKey, quitKey)
 	}
-	return m.keys
+	return keyBar(st, w, m.table.bar(), helpKey, quitKey)
 }

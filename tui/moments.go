@@ -65,7 +65,7 @@ func (ms *Moments) Resolve(at string) (int, error) {
 		if err := ms.m.replayOpen(at); err != nil {
 			return 0, err
 		}
-		return ms.m.histPos, nil
+		return ms.m.tl.pos, nil
 	}
 	looks := ms.w.rp.looks
 	switch at {
@@ -123,7 +123,7 @@ func (ms *Moments) Screen(i, w, h int) string {
 		ms.w.Update(tea.WindowSizeMsg{Width: w, Height: h})
 		return ms.w.View().Content
 	}
-	ms.m.histPos = i
+	ms.m.tl.Go(i)
 	ms.m.sel.Clear()
 	ms.m.Update(tea.WindowSizeMsg{Width: w, Height: h})
 	return ms.m.View().Content

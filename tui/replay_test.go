@@ -27,30 +27,29 @@ func lectureReplay(t *testing.T, w, h int) *Model {
 	return m
 }
 
-// From the end of the recorded lecture, D steps back to the server's
-// verdict on the deadlock, and ← to the deadlock as it stood; every pane
+// From the end of the recorded lecture, one key — D — steps back to the
+// deadlock as it stood, and → to the server's verdict on it; every pane
 // shows the run as it was then (golden), with no database.
 func TestReplayStepsBackToTheDeadlock(t *testing.T) {
 	t.Parallel()
 	for _, size := range [][2]int{{120, 40}, {80, 24}} {
 		m := lectureReplay(t, size[0], size[1])
-		if m.histPos != 0 || !strings.Contains(stripped(m.View().Content), "REPLAY 1/") {
+		if m.tl.pos != 0 || !strings.Contains(stripped(m.View().Content), "REPLAY 1/") {
 			t.Fatalf("the replay opens at its start:\n%s", stripped(m.View().Content))
 		}
 		press(m, "end", "D")
-		f := m.shown()
-		if f.kind != sim.Error || f.code != "40P01" {
-			t.Fatalf("D from the end: moment %d is %v %q", m.histPos+1, f.kind, f.what)
-		}
-		victim := stripped(m.View().Content)
-		if !strings.Contains(victim, "Deadlock broken") {
-			t.Errorf("the verdict's moment:\n%s", victim)
-		}
-		press(m, "left")
-		for m.shown().kind != sim.DeadlockFormed && m.histPos > 0 {
-			press(m, "left")
+		if f := m.shown(); f.kind != sim.DeadlockFormed {
+			t.Fatalf("D from the end: moment %d is %v %q", m.tl.pos+1, f.kind, f.what)
 		}
 		screen := stripped(m.View().Content)
+		at := m.tl.pos
+		for m.shown().kind != sim.Error && m.tl.pos < m.tl.last() {
+			press(m, "right")
+		}
+		if f := m.shown(); f.code != "40P01" || !strings.Contains(stripped(m.View().Content), "Deadlock broken") {
+			t.Errorf("→ from the deadlock: moment %d is %v %q:\n%s", m.tl.pos+1, f.kind, f.what, stripped(m.View().Content))
+		}
+		m.tl.Go(at)
 		if !strings.Contains(screen, "DEADLOCK") || !strings.Contains(screen, "FOR UPDATE") {
 			t.Errorf("the deadlock as it stood:\n%s", screen)
 		}
@@ -63,23 +62,23 @@ func TestReplayPlays(t *testing.T) {
 	t.Parallel()
 	m := lectureReplay(t, 120, 40)
 	cmd := press(m, "space")
-	if cmd == nil || !m.rp.playing {
+	if cmd == nil || !m.tl.playing {
 		t.Fatal("space did not start playing")
 	}
 	for range len(m.hist.frames) + 2 {
-		m.Update(replayTickMsg{seq: m.rp.seq})
+		m.Update(timelineTickMsg{tl: m.tl, seq: m.tl.seq})
 	}
-	if m.histPos != len(m.hist.frames)-1 || m.rp.playing || !strings.Contains(m.status, "end of the recording") {
-		t.Errorf("after playing: moment %d of %d, playing %v, %q", m.histPos+1, len(m.hist.frames), m.rp.playing, m.status)
+	if m.tl.pos != len(m.hist.frames)-1 || m.tl.playing || !strings.Contains(m.status, "end of the recording") {
+		t.Errorf("after playing: moment %d of %d, playing %v, %q", m.tl.pos+1, len(m.hist.frames), m.tl.playing, m.status)
 	}
 	// A stale beat (from before a pause) moves nothing.
 	press(m, "home")
-	m.Update(replayTickMsg{seq: m.rp.seq - 1})
-	if m.histPos != 0 {
-		t.Errorf("a stale beat moved the replay to %d", m.histPos+1)
+	m.Update(timelineTickMsg{tl: m.tl, seq: m.tl.seq - 1})
+	if m.tl.pos != 0 {
+		t.Errorf("a stale beat moved the replay to %d", m.tl.pos+1)
 	}
 	press(m, "w")
 	if m.shown().kind != sim.WaitingForLock {
-		t.Errorf("w: moment %d is %q", m.histPos+1, m.shown().what)
+		t.Errorf("w: moment %d is %q", m.tl.pos+1, m.shown().what)
 	}
 }

@@ -193,7 +193,7 @@ func TestRingScreens(t *testing.T) {
 	d.until("T9 is the victim", func() bool { return victim(m) == "T9" && d.quiet() })
 	driverGoldens(t, d, "ring-broken")
 	d.key("h")
-	for !strings.HasPrefix(m.shown().what, "⚠ deadlock") && m.histPos > 0 {
+	for !strings.HasPrefix(m.shown().what, "⚠ deadlock") && m.tl.pos > 0 {
 		d.key("left")
 	}
 	s := d.screen()
