@@ -199,7 +199,6 @@ func (m *Model) viewHeader() string {
 	if m.cfg.Scenario == nil && m.cfg.Strategy != nil {
 		summary = m.cfg.Strategy.Summary
 	}
-	line1 := st.title.Render("lockstep") + "  " + st.accent.Render(m.runName()) + st.subtle.Render(" — "+summary)
 	var line2 string
 	f := m.shown()
 	switch {
@@ -230,34 +229,16 @@ func (m *Model) viewHeader() string {
 		line2 = st.subtle.Render(fmt.Sprintf("%s · ", server)) + poll + st.subtle.Render(fmt.Sprintf(" · deadlock_timeout %s · run %s · %s",
 			deadlock, run, auto))
 	}
-	return ansi.Truncate(line1, m.width, "…") + "\n" + ansi.Truncate(line2, m.width, "…")
+	return headerLines(st, m.width, m.runName(), summary, line2)
 }
 
 func (m *Model) viewFooter() string {
 	st := m.look.st
-	var lines []string
+	footer := footerLines(st, m.width, m.ask, m.status, m.footerKeys())
 	if m.mode == modeTyping && m.sessions.Selected() < len(m.live.sessions) {
-		lines = append(lines, st.accent.Render(m.live.sessions[m.sessions.Selected()].Name+" SQL ")+m.input.View())
+		footer = st.accent.Render(m.live.sessions[m.sessions.Selected()].Name+" SQL ") + m.input.View() + "\n" + footer
 	}
-	if m.ask != nil {
-		lines = append(lines, m.ask.View(st, m.width)...)
-	} else if m.status != "" {
-		lines = append(lines, statusLines(st, m.status, m.width)...)
-	}
-	return strings.Join(append(lines, m.footerKeys()), "\n")
-}
-
-// statusLines is the status, whole in two lines at most, else marked cut.
-func statusLines(st styles, status string, w int) []string {
-	lines := wrapAll([]string{"▲ " + status}, w)
-	if len(lines) > 2 {
-		lines = lines[:2]
-		lines[1] = ansi.Truncate(lines[1], w-1, "") + "…"
-	}
-	for i := range lines {
-		lines[i] = st.warn.Render(lines[i])
-	}
-	return lines
+	return footer
 }
 
 // footerKeys is the footer's line of keys: those of what has the keys

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
-	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/progress"
 	tea "charm.land/bubbletea/v2"
-	"github.com/charmbracelet/x/ansi"
 
 	"lockstep/pool"
 )
@@ -34,28 +33,29 @@ func RunPool(ctx context.Context, opts PoolOptions, progOpts ...tea.ProgramOptio
 	return runProgram(ctx, m, progOpts)
 }
 
-// poolKeys are the pool view's keys.
-type poolKeys struct {
-	Fix, Again, Size, Quit key.Binding
+// poolRun is one run of the scenario, in a goroutine of its own: its
+// events come on events, which it closes when it has cleaned up.
+type poolRun struct {
+	id     int
+	cancel context.CancelFunc
+	done   chan struct{} // closed once the run has rolled back and closed its pools
+	events chan poolMsg
 }
-
-func (k poolKeys) ShortHelp() []key.Binding  { return []key.Binding{k.Fix, k.Again, k.Size, k.Quit} }
-func (k poolKeys) FullHelp() [][]key.Binding { return [][]key.Binding{k.ShortHelp()} }
 
 // poolModel is the view; each run of the scenario gets a number, so that
 // messages from a run replaced by f or r are dropped.
 type poolModel struct {
 	ctx    context.Context
 	opts   PoolOptions
-	st     styles
-	keys   poolKeys
-	help   help.Model
+	lk     *look
 	bar    progress.Model
-	width  int
-	runID  int
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the current run's goroutine returns
-	events chan poolMsg
+	w, h   int
+	table  actions
+	help   helpOverlay
+	helpOn bool
+	status string
+	run    *poolRun
+	logs   scroller
 
 	last    *pool.Event
 	hung    *pool.Event // the state at the moment of exhaustion, kept on screen
@@ -75,88 +75,131 @@ type poolMsg struct {
 
 // poolBatchMsg is the messages of run that arrived since the last one.
 type poolBatchMsg struct {
-	run  int
-	msgs []poolMsg
+	run    int
+	msgs   []poolMsg
+	closed bool
 }
 
 func newPoolModel(ctx context.Context, opts PoolOptions) *poolModel {
-	st := newStyles(opts.Theme, true)
-	h := help.New()
-	h.Styles = st.helpStyles()
-	return &poolModel{ctx: ctx, opts: opts, st: st, help: h,
-		bar: progress.New(progress.WithWidth(24), progress.WithoutPercentage()),
-		keys: poolKeys{
-			Fix:   key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "next fix")),
-			Again: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "run again")),
-			Size:  key.NewBinding(key.WithKeys("+", "-"), key.WithHelp("+/-", "pool size")),
-			Quit:  key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
-		}}
+	m := &poolModel{ctx: ctx, opts: opts, lk: &look{st: newStyles(opts.Theme, true), vol: asIs{}}, w: 120, h: 40,
+		bar: progress.New(progress.WithWidth(24), progress.WithoutPercentage())}
+	m.help.look = m.lk
+	m.logs.follow = true
+	m.table = m.newTable()
+	return m
+}
+
+func (m *poolModel) newTable() actions {
+	cfg := &m.opts.Config
+	return actions{
+		{Binding: key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "next fix")), bar: 1, group: "The run",
+			long: "run again with the next fix: none, up-front, pool-per-database, semaphore",
+			run: func(tea.KeyPressMsg) tea.Cmd {
+				fixes := pool.Fixes()
+				cfg.Fix = fixes[(int(cfg.Fix)+1)%len(fixes)]
+				return m.start()
+			}},
+		{Binding: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "run again")), bar: 2, group: "The run",
+			run: func(tea.KeyPressMsg) tea.Cmd { return m.start() }},
+		{Binding: key.NewBinding(key.WithKeys("+", "-"), key.WithHelp("+/-", "pool size")), bar: 3, group: "The run",
+			long: fmt.Sprintf("a bigger or smaller pool (2 to %d), and as many tasks: the run starts again", pool.MaxSize),
+			run: func(msg tea.KeyPressMsg) tea.Cmd {
+				switch {
+				case msg.String() == "+" && cfg.Size < pool.MaxSize:
+					cfg.Size++
+				case msg.String() == "-" && cfg.Size > 2:
+					cfg.Size--
+				default:
+					m.status = fmt.Sprintf("the pool's size stays between 2 and %d", pool.MaxSize)
+					return nil
+				}
+				return m.start()
+			}},
+		{Binding: key.NewBinding(key.WithKeys("pgup", "pgdown", "home", "end"), key.WithHelp("pgup/pgdown", "scroll log")), group: "Look",
+			run: func(msg tea.KeyPressMsg) tea.Cmd { m.logs.Update(msg, 10); return nil }},
+		{Binding: helpKey, group: "Look", run: func(tea.KeyPressMsg) tea.Cmd {
+			m.help.open("Keys — the pool-exhaustion scenario", m.table)
+			m.helpOn = true
+			return nil
+		}},
+		{Binding: quitKey, group: "Look", run: func(tea.KeyPressMsg) tea.Cmd { return tea.Quit }},
+	}
 }
 
 func (m *poolModel) Init() tea.Cmd { return m.start() }
 
-// start begins a run of the current config, after the last one has ended.
+// start begins a run of the current config. The run before it is
+// cancelled, and the new run's goroutine — not the event loop — waits for
+// it to clean up before resetting the ledgers.
 func (m *poolModel) start() tea.Cmd {
-	m.stop()
-	m.runID++
+	prev := m.run
+	if prev != nil {
+		prev.cancel()
+	}
+	id := 1
+	if prev != nil {
+		id = prev.id + 1
+	}
 	rctx, cancel := context.WithCancel(m.ctx)
-	m.cancel, m.done, m.events = cancel, make(chan struct{}), make(chan poolMsg, 256)
-	m.last, m.hung, m.log, m.result, m.err, m.running = nil, nil, nil, nil, nil, true
-	cfg, events, done, prepare := m.opts.Config, m.events, m.done, m.opts.Prepare
+	r := &poolRun{id: id, cancel: cancel, done: make(chan struct{}), events: make(chan poolMsg, 256)}
+	m.run = r
+	m.last, m.hung, m.log, m.result, m.err, m.running, m.status = nil, nil, nil, nil, nil, true, ""
+	m.logs = scroller{follow: true}
+	cfg, prepare := m.opts.Config, m.opts.Prepare
 	go func() {
-		defer close(done)
+		defer close(r.done)
+		defer close(r.events) // a listen still waiting on it returns
+		if prev != nil {
+			<-prev.done
+		}
+		send := func(pm poolMsg) {
+			select {
+			case r.events <- pm:
+			case <-rctx.Done():
+			}
+		}
 		var res pool.Result
 		var err error
-		if prepare != nil {
+		if rctx.Err() == nil && prepare != nil {
 			err = prepare(rctx, cfg)
 		}
-		if err == nil {
-			res, err = pool.Run(rctx, cfg, func(ev pool.Event) {
-				select {
-				case events <- poolMsg{ev: &ev}:
-				case <-rctx.Done():
-				}
-			})
+		if rctx.Err() == nil && err == nil {
+			res, err = pool.Run(rctx, cfg, func(ev pool.Event) { send(poolMsg{ev: &ev}) })
 		}
-		// The end always arrives: the channel is read until it does.
-		events <- poolMsg{res: res, err: err, done: true}
+		send(poolMsg{res: res, err: err, done: true})
 	}()
 	return m.next()
 }
 
 // next reads the current run's next messages.
 func (m *poolModel) next() tea.Cmd {
-	run := m.runID
-	return listen(m.events, func(msgs []poolMsg, _ bool) tea.Msg { return poolBatchMsg{run: run, msgs: msgs} })
+	r := m.run
+	return listen(r.events, func(msgs []poolMsg, closed bool) tea.Msg {
+		return poolBatchMsg{run: r.id, msgs: msgs, closed: closed}
+	})
 }
 
-// stop ends the current run, if any, and waits for it to clean up.
+// stop ends the current run, if any, and waits a bounded time for it to
+// roll back and close its pools.
 func (m *poolModel) stop() {
-	if m.cancel == nil {
+	if m.run == nil {
 		return
 	}
-	m.cancel()
-	// Drain, so the goroutine's last send cannot block.
-	for {
-		select {
-		case <-m.done:
-			m.cancel = nil
-			return
-		case <-m.events:
-		}
+	m.run.cancel()
+	select {
+	case <-m.run.done:
+	case <-time.After(closeWithin):
 	}
 }
 
 func (m *poolModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
-		m.width = msg.Width
-		m.help.SetWidth(msg.Width)
+		m.w, m.h = msg.Width, msg.Height
 	case tea.BackgroundColorMsg:
-		m.st = newStyles(m.opts.Theme, msg.IsDark())
-		m.help.Styles = m.st.helpStyles()
+		m.lk.st = newStyles(m.opts.Theme, msg.IsDark())
 	case poolBatchMsg:
-		if msg.run != m.runID {
+		if m.run == nil || msg.run != m.run.id {
 			return m, nil
 		}
 		for _, pm := range msg.msgs {
@@ -166,11 +209,35 @@ func (m *poolModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 			m.take(*pm.ev)
 		}
+		if msg.closed {
+			return m, nil
+		}
 		return m, m.next()
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	}
 	return m, nil
+}
+
+func (m *poolModel) key(msg tea.KeyPressMsg) tea.Cmd {
+	if msg.String() == "ctrl+c" {
+		return tea.Quit
+	}
+	if m.helpOn {
+		if m.help.Update(msg) {
+			m.helpOn = false
+		}
+		return nil
+	}
+	m.status = ""
+	cmd, why, found := m.table.handle(msg)
+	switch {
+	case why != "":
+		m.status = why
+	case !found:
+		m.status = "f, r, +/- start a run; ? lists every key"
+	}
+	return cmd
 }
 
 // take shows one event of the run.
@@ -194,107 +261,97 @@ func (m *poolModel) finished(pm poolMsg) {
 	}
 }
 
-func (m *poolModel) key(msg tea.KeyPressMsg) tea.Cmd {
-	cfg := &m.opts.Config
-	switch {
-	case key.Matches(msg, m.keys.Quit):
-		return tea.Quit
-	case key.Matches(msg, m.keys.Fix):
-		fixes := pool.Fixes()
-		cfg.Fix = fixes[(int(cfg.Fix)+1)%len(fixes)]
-		return m.start()
-	case key.Matches(msg, m.keys.Again):
-		return m.start()
-	case key.Matches(msg, m.keys.Size):
-		if msg.String() == "+" && cfg.Size < pool.MaxSize {
-			cfg.Size++
-		} else if msg.String() == "-" && cfg.Size > 2 {
-			cfg.Size--
-		}
-		return m.start()
-	}
-	return nil
+func (m *poolModel) View() tea.View {
+	v := tea.NewView(strings.Join(m.screen(), "\n"))
+	m.lk.st.paint(&v)
+	v.AltScreen = true
+	return v
 }
 
-func (m *poolModel) View() tea.View {
+// screen is the whole screen: the header, the pools and tasks (at the
+// moment the pool hung, once it has), how the run ended, the log, the keys.
+func (m *poolModel) screen() []string {
+	st := m.lk.st
+	w, h := max(m.w, 40), max(m.h, 12)
 	cfg := m.opts.Config
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s  %s\n", m.st.title.Render("lockstep"), m.st.bold.Render(fmt.Sprintf("scenario pool · fix %s", cfg.Fix)))
-	fmt.Fprintf(&b, "%s\n", m.st.subtle.Render(m.wrap(cfg.Fix.Summary())))
-	fmt.Fprintf(&b, "%s\n\n", m.st.subtle.Render(m.wrap(fmt.Sprintf("%s · database A %s · database B %s · pool size %d · %d tasks",
-		m.opts.Server, cfg.A.Label(), cfg.B.Label(), cfg.Size, cfg.TaskCount()))))
+	head := headerLines(st, w, fmt.Sprintf("scenario pool · fix %s", cfg.Fix), cfg.Fix.Summary(),
+		st.subtle.Render(fmt.Sprintf("%s · database A %s · database B %s · pool size %d · %d tasks",
+			m.opts.Server, cfg.A.Label(), cfg.B.Label(), cfg.Size, cfg.TaskCount())))
+	foot := footerLines(st, w, nil, m.status, keyBar(st, w, m.table.bar(), helpKey, quitKey))
+	headN, footN := strings.Count(head, "\n")+1, strings.Count(foot, "\n")+1
+	room := h - headN - footN
+	if m.helpOn {
+		return append(append([]string{head}, m.help.View(w, room)...), foot)
+	}
+	inner := w - 4
+	state, when := m.stateLines(inner)
+	outcome := wrapAll(m.outcomeLines(), inner)
+	stateH := min(len(state)+3, max(6, room-len(outcome)-3-5))
+	outH := min(len(outcome)+3, max(3, room-stateH-5))
+	logH := max(3, room-stateH-outH)
+	body := m.lk.panel("Pools and tasks (pgxpool's own statistics)"+when, (&scroller{}).View(state, stateH-3, st), w, stateH, false)
+	body = append(body, m.lk.panel("Outcome", outcome, w, outH, false)...)
+	var logLines []string
+	for _, l := range m.log {
+		logLines = append(logLines, wrapAll([]string{st.subtle.Render(l)}, inner)...)
+	}
+	body = append(body, m.lk.panel("Log (pgup/pgdown scroll)", m.logs.View(logLines, logH-3, st), w, logH, false)...)
+	return append(append([]string{head}, body...), foot)
+}
+
+// stateLines are the pools' statistics and every task's phase; when says
+// which moment they are of.
+func (m *poolModel) stateLines(w int) ([]string, string) {
+	st := m.lk.st
 	shown, when := m.last, ""
 	if m.hung != nil {
 		// The hang is the lesson: keep it on screen, not the clean-up after it.
 		shown, when = m.hung, " — at the moment it hung"
 	}
-	if shown != nil {
-		m.viewState(&b, shown, when)
-	} else {
-		b.WriteString(m.st.subtle.Render("resetting the ledgers and opening the pool…") + "\n")
+	if shown == nil {
+		return []string{st.subtle.Render("resetting the ledgers and opening the pool…")}, ""
 	}
-	b.WriteString("\n")
-	m.viewOutcome(&b)
-	b.WriteString("\n" + m.st.panelTitle.Render("Log") + "\n")
-	start := max(0, len(m.log)-12)
-	for _, l := range m.log[start:] {
-		if m.width > 4 {
-			l = ansi.Truncate(l, m.width-2, "…")
-		}
-		b.WriteString(" " + m.st.subtle.Render(l) + "\n")
-	}
-	b.WriteString("\n" + m.help.View(m.keys))
-	v := tea.NewView(b.String())
-	m.st.paint(&v)
-	v.AltScreen = true
-	return v
-}
-
-func (m *poolModel) wrap(s string) string {
-	if m.width > 0 {
-		return ansi.Wrap(s, m.width, " ")
-	}
-	return s
-}
-
-// viewState shows the pools' statistics and every task's phase.
-func (m *poolModel) viewState(b *strings.Builder, shown *pool.Event, when string) {
-	b.WriteString(m.st.panelTitle.Render("Pools (pgxpool's own statistics)"+when) + "\n")
+	var lines []string
 	for _, p := range shown.Pools {
 		share := 0.0
 		if p.Max > 0 {
 			share = float64(p.InUse) / float64(p.Max)
 		}
-		fmt.Fprintf(b, " %-6s %s %d/%d in use · %d idle · %d connecting · %d waiting acquirers\n",
-			p.Label, m.bar.ViewAs(share), p.InUse, p.Max, p.Idle, p.Constructing, p.Waiting)
-		fmt.Fprintf(b, "        %s\n", m.st.subtle.Render(p.Counters()))
+		lines = append(lines, wrapAll([]string{fmt.Sprintf("%-6s %s %d/%d in use · %d idle · %d connecting · %d waiting acquirers",
+			p.Label, m.bar.ViewAs(share), p.InUse, p.Max, p.Idle, p.Constructing, p.Waiting)}, w)...)
+		lines = append(lines, wrapAll([]string{"       " + st.subtle.Render(p.Counters())}, w)...)
 	}
-	b.WriteString("\n" + m.st.panelTitle.Render("Tasks"+when) + "\n")
+	lines = append(lines, st.panelTitle.Render("Tasks"+when))
 	for _, s := range shown.Tasks {
-		line := " " + s.String()
+		line := s.String()
 		switch {
 		case s.Phase == pool.PhaseCommitted:
-			line = m.st.ok.Render(line)
+			line = st.ok.Render("✓ " + line)
 		case s.Phase.Done():
-			line = m.st.bad.Render(line)
+			line = st.bad.Render("✗ " + line)
 		case strings.Contains(line, "waiting"):
-			line = m.st.wait.Render(line)
+			line = st.wait.Render("⏳ " + line)
+		default:
+			line = "  " + line
 		}
-		b.WriteString(line + "\n")
+		lines = append(lines, wrapAll([]string{line}, w)...)
 	}
+	return lines, when
 }
 
-// viewOutcome says how the run ended, or that it runs.
-func (m *poolModel) viewOutcome(b *strings.Builder) {
+// outcomeLines say how the run ended, or that it runs.
+func (m *poolModel) outcomeLines() []string {
+	st := m.lk.st
 	switch {
 	case m.err != nil:
-		b.WriteString(m.st.bad.Render("✗ "+m.err.Error()) + "\n")
+		return []string{st.bad.Render("✗ " + m.err.Error())}
 	case m.result != nil && m.result.Exhausted:
-		b.WriteString(m.st.banner.Render(" ⚠ POOL EXHAUSTED ") + " " + m.st.cycle.Render("every task holds a connection and waits for another; no database sees a lock wait") + "\n")
-		b.WriteString(m.st.subtle.Render(fmt.Sprintf("lockstep cancelled the waiting acquires and rolled back %d tasks · f tries a fix", m.result.RolledBack)) + "\n")
+		return []string{st.banner.Render(" ⚠ POOL EXHAUSTED ") + " " + st.cycle.Render("every task holds a connection and waits for another; no database sees a lock wait"),
+			st.subtle.Render(fmt.Sprintf("lockstep cancelled the waiting acquires and rolled back %d tasks · f tries a fix", m.result.RolledBack))}
 	case m.result != nil:
-		b.WriteString(m.st.ok.Render(fmt.Sprintf("✓ %d of %d tasks committed in both databases", m.result.Completed, m.opts.Config.TaskCount())) + "\n")
+		return []string{st.ok.Render(fmt.Sprintf("✓ %d of %d tasks committed in both databases", m.result.Completed, m.opts.Config.TaskCount()))}
 	case m.running:
-		b.WriteString(m.st.run.Render("running…") + "\n")
+		return []string{st.run.Render("running…")}
 	}
+	return nil
 }
