@@ -58,12 +58,9 @@ func (a *app) runCommand() *cobra.Command {
 			t.Begin(eng, d.Describe(), summary)
 			each := t.Event
 			if rec != nil {
-				_ = rec.Sessions(time.Now(), eng.Sessions())
+				tap := rec.Tap(eng.Sessions)
 				each = func(ev sim.Event) {
-					_ = rec.Event(ev)
-					if ev.Kind != sim.Polled {
-						_ = rec.Sessions(ev.Time, eng.Sessions())
-					}
+					tap(ev)
 					t.Event(ev)
 				}
 			}

@@ -66,18 +66,16 @@ func (a *app) specCommand() *cobra.Command {
 				if err := checkWritable(recordTo); err != nil {
 					return err
 				}
+				var tap func(sim.Event)
 				r.Tap = func(eng *sim.Engine, ev sim.Event) {
 					if rec == nil && recErr == nil {
 						if rec, recErr = a.recordRun(recordTo, "spec", cmd, eng, d, scenarioSummary(args[0]), ""); recErr != nil {
 							return
 						}
-						_ = rec.Sessions(ev.Time, eng.Sessions())
+						tap = rec.Tap(eng.Sessions)
 					}
-					if rec != nil {
-						_ = rec.Event(ev)
-						if ev.Kind != sim.Polled {
-							_ = rec.Sessions(ev.Time, eng.Sessions())
-						}
+					if tap != nil {
+						tap(ev)
 					}
 				}
 			}

@@ -333,6 +333,24 @@ func (w *Writer) Sessions(at time.Time, ss []sim.SessionInfo) error {
 	return nil
 }
 
+// Tap is what a view hands each engine event to while it records a run:
+// the event, then — unless it was a poll — the sessions that changed, as
+// sessions reports them. Every view records through it: the interface,
+// run and spec write the same recording of the same run.
+func (w *Writer) Tap(sessions func() []sim.SessionInfo) func(sim.Event) {
+	first := true
+	return func(ev sim.Event) {
+		if first {
+			first = false
+			_ = w.Sessions(ev.Time, sessions())
+		}
+		_ = w.Event(ev)
+		if ev.Kind != sim.Polled {
+			_ = w.Sessions(ev.Time, sessions())
+		}
+	}
+}
+
 // Outcome records how the run ended: the balances, the books, the counts.
 func (w *Writer) Outcome(at time.Time, o sim.Outcome) error {
 	w.mu.Lock()

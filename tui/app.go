@@ -13,7 +13,6 @@ import (
 
 	"lockstep/db"
 	"lockstep/locks"
-	"lockstep/record"
 	"lockstep/sim"
 )
 
@@ -81,7 +80,7 @@ type Model struct {
 	// rp is set when the model replays a recording: no engine, no database.
 	rp *replay
 	// rec records the first run (Options.Record); recorded says it began.
-	rec      *record.Writer
+	rec      func(sim.Event)
 	recorded bool
 	clock    func() time.Time
 	now      time.Time
@@ -261,8 +260,7 @@ func (m *Model) startRecording(eng *sim.Engine) {
 			m.status = "not recording: " + err.Error()
 			return
 		}
-		m.rec = w
-		_ = m.rec.Sessions(m.clock(), m.live.sessions)
+		m.rec = w.Tap(eng.Sessions)
 	case m.rec != nil:
 		m.rec = nil
 		m.status = "the recording holds the first run only: it ended when this one began"
@@ -297,7 +295,7 @@ func (m *Model) handleEvents(events []sim.Event) {
 			continue // from before a reset
 		}
 		if m.rec != nil {
-			_ = m.rec.Event(ev)
+			m.rec(ev)
 		}
 		if ev.Kind == sim.ResetDone && m.rp == nil {
 			// A new run begins: its history with it.
@@ -326,9 +324,6 @@ func (m *Model) handleEvents(events []sim.Event) {
 	}
 	if m.eng != nil {
 		m.live.sessions = m.eng.Sessions()
-		if m.rec != nil {
-			_ = m.rec.Sessions(m.clock(), m.live.sessions)
-		}
 	}
 	if m.sessions.Selected() >= len(m.live.sessions) {
 		m.sessions.Select(0, len(m.live.sessions))
