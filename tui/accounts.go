@@ -11,8 +11,7 @@ import (
 // them — and whether the books are kept; in a two-database run, both
 // databases' balances side by side and whether they agree.
 type accountsPane struct {
-	look *look
-	w, h int
+	box
 	// maxRows bounds the account rows drawn: a frame formats what a screen
 	// can show, whatever the ledger's size.
 	maxRows  int
@@ -20,8 +19,6 @@ type accountsPane struct {
 	expected string
 	b        booksState
 }
-
-func (p *accountsPane) SetSize(w, h int) { p.w, p.h = w, h }
 
 // Show takes the frame's last read of the balances; in a scenario, what
 // PostgreSQL's documentation says it does instead.
@@ -89,7 +86,7 @@ func (p *accountsPane) View() []string {
 	if p.scenario {
 		title = "Outcome"
 	}
-	return p.look.panel(title, p.Lines(p.w-4), p.w, p.h, false)
+	return p.draw(title, p.Lines(p.w-4))
 }
 
 // twoDatabases is both databases' balances, side by side.

@@ -115,7 +115,7 @@ func (m *Model) newTable() actions {
 		}
 	}
 	const stepping, run, look = "Step the sessions", "Choose the run", "Look closer"
-	return actions{
+	return append(actions{
 		{Binding: key.NewBinding(key.WithKeys("space", "enter"), key.WithHelp("space", "step")),
 			long:  "step the selected session: run its next statement",
 			group: stepping, bar: 1, why: running,
@@ -264,17 +264,12 @@ func (m *Model) newTable() actions {
 				id, eng, ctx := m.engID, m.eng, m.ctx
 				return func() tea.Msg { return actionMsg{id: id, what: "reset", err: eng.Reset(ctx)} }
 			}},
-		{Binding: key.NewBinding(key.WithKeys("up"), key.WithHelp("↑/↓", "explain a lock")),
-			long:  "select a wait or a lock: the explanation pane explains it",
+		m.arrowAction("up", -1, key.NewBinding(key.WithHelp("↑/↓", "explain a lock")), look),
+		m.arrowAction("down", +1, key.Binding{}, look),
+		{Binding: key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
 			group: look,
-			run:   func(tea.KeyPressMsg) tea.Cmd { m.sel.Move(-1); return nil }},
-		{Binding: key.NewBinding(key.WithKeys("down")),
-			group: look,
-			run:   func(tea.KeyPressMsg) tea.Cmd { m.sel.Move(+1); return nil }},
-		{Binding: key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "newest wait")),
-			long:  "select nothing: the explanation follows the newest wait again",
-			group: look,
-			run:   func(tea.KeyPressMsg) tea.Cmd { m.sel.Clear(); return nil }},
+			long:  "un-zoom; else take the focus away and explain the newest wait again",
+			run:   func(tea.KeyPressMsg) tea.Cmd { m.back(); return nil }},
 		{Binding: key.NewBinding(key.WithKeys("h"), key.WithHelp("h", "history")),
 			long:  "history: step back through the run's moments (the run goes on underneath)",
 			group: look, bar: 4,
@@ -286,9 +281,9 @@ func (m *Model) newTable() actions {
 			},
 			run: func(tea.KeyPressMsg) tea.Cmd { m.enterHistory(); return nil }},
 		{Binding: key.NewBinding(key.WithKeys("L"), key.WithHelp("L", "log")),
-			long:  "the log, full screen, its lines whole (L again returns)",
+			long:  "the log, full screen, every line whole (L again returns)",
 			group: look,
-			run:   func(tea.KeyPressMsg) tea.Cmd { m.logFull = !m.logFull; return nil }},
+			run:   func(tea.KeyPressMsg) tea.Cmd { m.zoomLog(); return nil }},
 		{Binding: key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "next pane")),
 			long:  "show the next pane below the explanation (on screens too small for all of them)",
 			group: look,
@@ -298,16 +293,38 @@ func (m *Model) newTable() actions {
 				}
 				return ""
 			},
-			run: func(tea.KeyPressMsg) tea.Cmd { m.tab = (m.tab + 1) % len(tabNames); return nil }},
-		{Binding: key.NewBinding(key.WithKeys("pgup", "pgdown"), key.WithHelp("pgup/pgdown", "scroll log")),
-			long:  "scroll the log",
-			group: look,
-			run:   func(msg tea.KeyPressMsg) tea.Cmd { return m.log.Update(msg) }},
+			run: func(tea.KeyPressMsg) tea.Cmd {
+				wasTab := m.focus == tabPaneIDs[m.tab]
+				m.tab = (m.tab + 1) % len(tabNames)
+				if wasTab {
+					m.focus = tabPaneIDs[m.tab] // the focus stays below the explanation
+				}
+				return nil
+			}},
 		{Binding: helpKey, group: look,
 			run: func(tea.KeyPressMsg) tea.Cmd { m.openHelp(); return nil }},
 		{Binding: quitKey, group: look,
 			run: func(tea.KeyPressMsg) tea.Cmd { return m.askQuit() }},
+	}, m.focusActions(look)...)
+}
+
+// back is esc: out of the zoom, else the focus and the selection go.
+func (m *Model) back() {
+	if m.zoomed {
+		m.zoomed = false
+		return
 	}
+	m.focus = noPane
+	m.sel.Clear()
+}
+
+// zoomLog gives the log the whole screen, or takes it back.
+func (m *Model) zoomLog() {
+	if m.zoomed && m.focus == paneLog {
+		m.zoomed = false
+		return
+	}
+	m.focus, m.zoomed = paneLog, true
 }
 
 // holding lists the sessions with a transaction open.

@@ -71,7 +71,10 @@ type Model struct {
 	menu     *strategyMenu
 	form     *setupForm
 	tab      int  // the pane the compact layout shows below the explanation
-	logFull  bool // the log has the whole screen
+	// focus is the pane the scrolling keys and z act on (noPane: the
+	// screen's defaults); zoomed gives it the whole screen.
+	focus  paneID
+	zoomed bool
 
 	auto *autoplayer
 
@@ -112,11 +115,11 @@ func New(ctx context.Context, opts Options) *Model {
 		live: frame{waitSince: map[string]time.Time{}, results: map[resultKey]result{}},
 	}
 	m.tl = newTimeline(func() int { return len(m.hist.frames) }, func(i int) time.Time { return m.hist.frames[i].at })
-	m.sessions = &sessionsPane{look: l}
-	m.locks = &locksPane{look: l, sel: &m.sel}
-	m.graph = &graphPane{look: l, sel: &m.sel}
-	m.explain = &explainPane{look: l, sel: &m.sel}
-	m.accounts = &accountsPane{look: l}
+	m.sessions = &sessionsPane{box: box{look: l}}
+	m.locks = &locksPane{box: box{look: l}, sel: &m.sel}
+	m.graph = &graphPane{box: box{look: l}, sel: &m.sel}
+	m.explain = &explainPane{box: box{look: l}, sel: &m.sel}
+	m.accounts = &accountsPane{box: box{look: l}}
 	m.log = newLogPane(l)
 	m.menu = newStrategyMenu(l)
 	m.form = newSetupForm(l)
@@ -380,7 +383,8 @@ func (m *Model) showFrame() {
 	if m.mode == modeHistory {
 		limit = f.logLen
 	}
-	m.log.Show(limit, m.logFull)
+	m.log.Show(limit, m.zoomed && m.focus == paneLog)
+	m.markFocus()
 }
 
 func sessionNames(ss []sim.SessionInfo) []string {

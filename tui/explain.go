@@ -7,6 +7,7 @@ import (
 
 	"charm.land/lipgloss/v2"
 	"charm.land/lipgloss/v2/table"
+	"github.com/charmbracelet/x/ansi"
 
 	"lockstep/locks"
 	"lockstep/sim"
@@ -19,15 +20,18 @@ import (
 // stands, then how the server broke it. ↑/↓ explain another wait or lock
 // instead, until esc.
 type explainPane struct {
-	look *look
-	w, h int
+	box
 	sel  *selection
 	f    *frame
 	now  time.Time
 	// deadlock is the server's deadlock_timeout.
 	deadlock time.Duration
-	// room is how many lines the layout has for the pane's body.
-	room int
+	// room and width are the lines and cells the layout has for the
+	// pane's body.
+	room, width int
+	// tableHidden is set when the conflict table that decides what the
+	// pane explains did not fit: the title then says z shows it.
+	tableHidden bool
 	// tables keeps each conflict table drawn, by the cells it marks: there
 	// are few, and drawing one with lipgloss/table is half a frame's time.
 	tables map[tableKey][]string
@@ -54,8 +58,6 @@ func (p *explainPane) table(ct locks.ConflictTable, held, wanted int) []string {
 	return p.tables[k]
 }
 
-func (p *explainPane) SetSize(w, h int) { p.w, p.h = w, h }
-
 // Show takes the frame to explain and the time to count down against.
 func (p *explainPane) Show(f *frame, now time.Time) { p.f, p.now = f, now }
 
@@ -63,8 +65,12 @@ func (p *explainPane) Show(f *frame, now time.Time) { p.f, p.now = f, now }
 // of them: the layout asks for them first, since the pane grows to show what
 // it explains. Where the conflict table does not fit, the words stay.
 func (p *explainPane) Content(w, h int) (string, []string) {
-	p.room = h
-	return p.content(w)
+	p.room, p.width, p.tableHidden = h, w, false
+	title, lines := p.content(w)
+	if p.tableHidden {
+		title += " · z: the conflict table"
+	}
+	return title, lines
 }
 
 func (p *explainPane) content(w int) (string, []string) {
@@ -148,9 +154,17 @@ func (p *explainPane) otherWaits(newest string) string {
 }
 
 // withTable adds the conflict table under the words when the pane has the
-// room for both.
+// room for both; else it says where the table is.
 func (p *explainPane) withTable(lines, table []string) []string {
-	if len(lines)+len(table) > p.room {
+	if len(table) == 0 {
+		return lines
+	}
+	wide := 0
+	for _, l := range table {
+		wide = max(wide, ansi.StringWidth(l))
+	}
+	if len(lines)+len(table) > p.room || (p.width > 0 && wide > p.width) {
+		p.tableHidden = true // the title says where it is
 		return lines
 	}
 	return append(lines, table...)
@@ -294,7 +308,7 @@ func (p *explainPane) item(it item, w int) (string, []string) {
 
 // View draws the pane with the lines Content gave for its width.
 func (p *explainPane) View(title string, lines []string) []string {
-	return p.look.panel(title, lines, p.w, p.h, false)
+	return p.draw(title, lines)
 }
 
 // Marks in a conflict table.

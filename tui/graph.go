@@ -15,13 +15,12 @@ import (
 // of nine reads at a glance), then every edge with the lock it is about —
 // the holder first, so that it is never what gets cut.
 type graphPane struct {
-	look *look
-	w, h int
-	sel  *selection
-	f    *frame
+	box
+	sel *selection
+	f   *frame
+	// selLine is the line of the selected edge in the last Lines, -1 for none.
+	selLine int
 }
-
-func (p *graphPane) SetSize(w, h int) { p.w, p.h = w, h }
 
 // Show takes the frame to draw.
 func (p *graphPane) Show(f *frame) { p.f = f }
@@ -29,6 +28,7 @@ func (p *graphPane) Show(f *frame) { p.f = f }
 // Lines are the pane's body at width w.
 func (p *graphPane) Lines(w int) []string {
 	st := p.look.st
+	p.selLine = -1
 	var edges []*locks.Edge
 	for i := range p.sel.items {
 		if e := p.sel.items[i].edge; e != nil {
@@ -71,6 +71,9 @@ func (p *graphPane) Lines(w int) []string {
 		lines = append(lines, "")
 	}
 	for _, e := range edges {
+		if sel, ok := p.sel.Selected(); ok && sel.edge == e {
+			p.selLine = len(lines)
+		}
 		lines = append(lines, p.edgeLines(e, inCycle[e.Waiter+"→"+e.Holder], w)...)
 	}
 	return lines
@@ -107,7 +110,11 @@ func (p *graphPane) edgeLines(e *locks.Edge, inCycle bool, w int) []string {
 
 func (p *graphPane) View() []string {
 	title := "Wait-for graph (waiter ──▶ holder)"
-	return p.look.panel(title, p.Lines(p.w-4), p.w, p.h, false)
+	lines := p.Lines(p.w - 4)
+	if p.selLine >= 0 {
+		p.scroll.Show(p.selLine, len(lines), p.bodyH())
+	}
+	return p.draw(title, lines)
 }
 
 // queueLine draws a lock's queue in one line, holders first, then the

@@ -22,7 +22,7 @@ func (m *Model) newHistTable() actions {
 		return ""
 	}
 	liveOnly := func() string {
-		if m.rp != nil {
+		if m.rp != nil && !m.zoomed {
 			return "a replay has no live run to return to: q quits"
 		}
 		return ""
@@ -36,7 +36,7 @@ func (m *Model) newHistTable() actions {
 		return func(msg tea.KeyPressMsg) tea.Cmd { m.jump(msg, what, match); return nil }
 	}
 	const moving, finding, look = "Move through the run", "Find a moment", "Look closer"
-	return actions{
+	return append(actions{
 		{Binding: tk.Play, group: moving, bar: 1, why: replayOnly, run: move},
 		{Binding: tk.Back, group: moving, bar: 1, run: move},
 		{Binding: tk.Forward, group: moving, run: move},
@@ -52,20 +52,19 @@ func (m *Model) newHistTable() actions {
 		{Binding: key.NewBinding(key.WithKeys("e", "E"), key.WithHelp("e/E", "error")),
 			long:  "the next/previous error (a deadlock's victim, a timeout, a serialization failure…)",
 			group: finding, bar: 3, run: jump("error", isErrorFrame)},
-		{Binding: key.NewBinding(key.WithKeys("up"), key.WithHelp("↑/↓", "explain a lock")),
-			long:  "select a wait or a lock of the moment shown: the explanation pane explains it",
-			group: look, run: func(tea.KeyPressMsg) tea.Cmd { m.sel.Move(-1); return nil }},
-		{Binding: key.NewBinding(key.WithKeys("down")),
-			group: look, run: func(tea.KeyPressMsg) tea.Cmd { m.sel.Move(+1); return nil }},
+		m.arrowAction("up", -1, key.NewBinding(key.WithHelp("↑/↓", "explain a lock")), look),
+		m.arrowAction("down", +1, key.Binding{}, look),
 		{Binding: key.NewBinding(key.WithKeys("L"), key.WithHelp("L", "log")),
 			long:  "the log as it was at this moment, full screen",
-			group: look, run: func(tea.KeyPressMsg) tea.Cmd { m.logFull = !m.logFull; return nil }},
-		{Binding: key.NewBinding(key.WithKeys("pgup", "pgdown"), key.WithHelp("pgup/pgdown", "scroll log")),
-			group: look, run: func(msg tea.KeyPressMsg) tea.Cmd { return m.log.Update(msg) }},
+			group: look, run: func(tea.KeyPressMsg) tea.Cmd { m.zoomLog(); return nil }},
 		{Binding: key.NewBinding(key.WithKeys("esc", "h"), key.WithHelp("esc", "live")),
 			long:  "back to the live run",
 			group: look, bar: 1, why: liveOnly,
-			run: func(tea.KeyPressMsg) tea.Cmd {
+			run: func(msg tea.KeyPressMsg) tea.Cmd {
+				if m.zoomed && msg.String() == "esc" {
+					m.zoomed = false
+					return nil
+				}
 				m.mode = modeNormal
 				m.tl.Pause()
 				m.sel.Clear()
@@ -79,7 +78,7 @@ func (m *Model) newHistTable() actions {
 				}
 				return m.askQuit()
 			}},
-	}
+	}, m.focusActions(look)...)
 }
 
 // A frame matcher says whether moment i of frames is of a kind the jump

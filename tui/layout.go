@@ -60,9 +60,8 @@ func (m *Model) render() string {
 		rows = m.look.panel("Sessions", wrapAll(strings.Split(msg, "\n"), m.width-4), m.width, bodyH, false)
 	case m.helpOpen:
 		rows = m.overlay.View(m.width, bodyH)
-	case m.logFull:
-		m.log.SetSize(m.width, bodyH)
-		rows = m.log.View()
+	case m.zoomed:
+		rows = m.zoomView(m.width, bodyH)
 	case m.width >= gridWidth && m.height >= gridHeight:
 		rows = m.grid(bodyH)
 	default:
@@ -84,16 +83,19 @@ func fatalRemedy(err error) string {
 // grid is the layout with room for everything: the sessions; the
 // explanation beside the graph and the accounts; the locks beside the log.
 func (m *Model) grid(bodyH int) []string {
-	rows, rest, menu := m.sessionsOver(max(8, bodyH*40/100), bodyH)
+	rows, rest, menu := m.sessionsOver(max(8, bodyH*35/100), bodyH)
 	if menu {
 		return rows
 	}
 	leftW := min(max(74, m.width*60/100), m.width-36)
 	rightW := m.width - leftW
-	title, explain := m.explain.Content(leftW-4, rest-8-3)
+	// The locks below: their header, the two locks behind each of two
+	// waits (a deadlock's), and the line that says more are there.
+	const below = 9
+	title, explain := m.explain.Content(leftW-4, rest-below-3)
 	accNeed := len(m.accounts.Lines(rightW-4)) + 3
 	graphNeed := len(m.graph.Lines(rightW-4)) + 3
-	midH := min(max(len(explain)+3, graphNeed+accNeed, 8), rest-8)
+	midH := min(max(len(explain)+3, graphNeed+accNeed, 8), rest-below)
 	botH := rest - midH
 	accH := min(accNeed, max(midH/2, midH-graphNeed))
 	m.explain.SetSize(leftW, midH)
@@ -106,28 +108,57 @@ func (m *Model) grid(bodyH int) []string {
 }
 
 // compact is the layout for smaller terminals: the sessions, the
-// explanation, and below them one pane at a time behind a tab bar.
+// explanation, and below them one pane at a time behind a tab bar. The
+// explanation is whole when it can be: the sessions first say in fewer
+// lines whom each waits for (each keeps its line while they take at most
+// half the screen), then the pane below gives up its room, down to a
+// glimpse of itself and then to nothing.
 func (m *Model) compact(bodyH int) []string {
-	rows, rest, menu := m.sessionsOver(max(7, bodyH*30/100), bodyH)
+	floor := min(len(m.shown().sessions)+3, bodyH/2)
+	rows, rest, menu := m.sessionsOver(max(7, bodyH*30/100, floor), bodyH)
 	if menu {
 		return rows
 	}
-	// Below the explanation, room for the tab bar and two locks: the one a
-	// session waits for and the one that blocks it.
-	title, explain := m.explain.Content(m.width-4, rest-7-3)
-	whyH := min(len(explain)+3, max(6, rest-7))
-	if spare := rest - whyH - 7; spare > 0 {
-		// The explanation is short: the sessions take what the tab pane
+	// The pane below wants, with a wait, room for its header, the lock
+	// asked for, the one that blocks it and a mark (8 lines with the tab
+	// bar); else a glimpse (least: the tab bar, a title and a line).
+	const least = 5
+	want := least
+	if _, waits := m.shown().newestWait(); waits {
+		want = 8
+	}
+	// The conflict table only where it leaves the pane below its room.
+	title, explain := m.explain.Content(m.width-4, bodyH-floor-want-3)
+	need := len(explain) + 3
+	if short := need + want - rest; short > 0 {
+		if target := max(floor, bodyH-rest-short); target < bodyH-rest {
+			rows, rest, _ = m.sessionsOver(target, bodyH)
+		}
+	}
+	whyH := min(need, rest)
+	if rest-whyH < least {
+		// No room for a pane below: the tab bar alone keeps the books'
+		// verdict in view; the explanation takes the rest.
+		whyH = max(3, rest-1)
+	} else if spare := rest - whyH - want; spare > 0 {
+		// The explanation is short: the sessions take what the pane below
 		// does not need.
 		rows, rest, _ = m.sessionsOver(bodyH-rest+spare, bodyH)
+	}
+	if whyH < need {
+		// Cut: say so with the room the table would have had.
+		title, explain = m.explain.Content(m.width-4, whyH-3)
 	}
 	m.explain.SetSize(m.width, whyH)
 	rows = append(rows, m.explain.View(title, explain)...)
 	tabH := rest - whyH
-	if tabH < 2 {
+	if tabH < 1 {
 		return rows
 	}
 	rows = append(rows, m.tabBar())
+	if tabH < least {
+		return rows
+	}
 	pane := m.tabPanes()[m.tab]
 	pane.SetSize(m.width, tabH-1)
 	return append(rows, pane.View()...)

@@ -14,20 +14,17 @@ import (
 // lock that blocks it; then the rest, scrolled so that the selected one is
 // in view.
 type locksPane struct {
-	look *look
-	w, h int
+	box
 	sel  *selection
 	snap *locks.Snapshot
 }
-
-func (p *locksPane) SetSize(w, h int) { p.w, p.h = w, h }
 
 // Show takes the frame whose locks the selection lists.
 func (p *locksPane) Show(f *frame) { p.snap = f.snap }
 
 func (p *locksPane) View() []string {
 	st := p.look.st
-	innerH, innerW := p.h-3, p.w-4
+	innerW := p.w - 4
 	var idx []int
 	for i, it := range p.sel.items {
 		if it.edge == nil {
@@ -36,33 +33,25 @@ func (p *locksPane) View() []string {
 	}
 	sessW := p.sessionWidth()
 	header := st.subtle.Render(fmt.Sprintf(" %-*s %-8s %-22s %-17s %s", sessW, "", "type", "on", "mode", "status"))
-	lines := []string{header}
-	room := innerH - 1
-	// A note on missing row locks is said in full, however many lines.
+	// A note on missing row locks is said in full, under the locks, however
+	// many lines — unless the pane is too small to show any lock then.
 	var note []string
 	if p.snap != nil && p.snap.RowLockNote != "" {
-		wrapped := wrapAll([]string{p.snap.RowLockNote}, innerW)
-		if room-len(wrapped) < 2 && len(idx) > 0 {
-			// Too small a pane to say it all and still show the locks.
-			wrapped = []string{ansi.Truncate(p.snap.RowLockNote, innerW, "…")}
-		}
-		for _, l := range wrapped {
+		for _, l := range wrapAll([]string{p.snap.RowLockNote}, innerW) {
 			note = append(note, st.subtle.Render(l))
 		}
-		room -= len(note)
-	}
-	start := 0
-	for k, i := range idx {
-		if i == p.sel.cur && k >= room {
-			start = k - room + 1
+		if p.bodyH()-1-len(note) < 3 && len(idx) > 0 {
+			note = []string{st.subtle.Render(ansi.Truncate(p.snap.RowLockNote, innerW, "…"))}
 		}
 	}
-	for k := start; k < len(idx) && k < start+room; k++ {
-		it := p.sel.items[idx[k]]
+	var lines []string
+	sel := -1
+	for k, i := range idx {
+		it := p.sel.items[i]
 		line := p.line(it, sessW)
 		switch {
-		case idx[k] == p.sel.cur:
-			line = st.selected.Render("▸" + line)
+		case i == p.sel.cur:
+			line, sel = st.selected.Render("▸"+line), k
 		case it.lock != nil && !it.lock.Granted:
 			line = st.wait.Render(" " + line)
 		case strings.Contains(line, "◀ blocks"):
@@ -77,22 +66,31 @@ func (p *locksPane) View() []string {
 		lines = append(lines, line)
 	}
 	if len(idx) == 0 {
-		lines = append(lines, st.subtle.Render(" no locks: no session has a transaction open"))
+		lines = append(lines, st.subtle.Render(" no locks: no session holds or awaits one"))
 	}
-	if len(note) > 0 && len(note) < innerH {
-		for len(lines) < innerH {
-			lines = append(lines, "")
+	room := max(0, p.bodyH()-1-len(note))
+	if sel >= 0 {
+		p.scroll.Show(sel, len(lines), room)
+	}
+	body := append([]string{header}, p.scroll.View(lines, room, st)...)
+	switch {
+	case room == 0 && len(idx) > 0:
+		// No room under the header: say how many there are instead.
+		body = []string{st.subtle.Render(moreLines("↓", len(idx)))}
+	case room == 0:
+		body = lines
+	}
+	if len(note) > 0 {
+		for len(body) < p.bodyH()-len(note) {
+			body = append(body, "")
 		}
-		lines = append(lines[:innerH-len(note)], note...)
+		body = append(body, note...)
 	}
 	title := "Locks, those behind the waits first (pg_locks, pgrowlocks)"
 	if p.snap != nil && p.snap.RowLockNote != "" {
 		title = "Locks, those behind the waits first (pg_locks; rows: see below)"
 	}
-	if len(idx) > room {
-		title += fmt.Sprintf(" — %d of %d, ↑/↓", min(room, len(idx)), len(idx))
-	}
-	return p.look.panel(title, lines, p.w, p.h, false)
+	return p.look.panel(title, body, p.w, p.h, p.focused)
 }
 
 // line is one lock: who, what kind, on what, mode, status.

@@ -3,6 +3,8 @@ package tui
 import (
 	"strings"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/charmbracelet/x/ansi"
 )
 
@@ -15,6 +17,10 @@ type look struct {
 	// wrapped keeps statements wrapped by width: a screen wraps the same
 	// few dozen on every redraw, and the wrapping's regexps dominated it.
 	wrapped map[wrapKey][]string
+	// silent names the panels that were given more lines than they could
+	// show, with no mark saying so (a scroller marks what it leaves out):
+	// a test renders every screen and wants none.
+	silent []string
 }
 
 type wrapKey struct {
@@ -53,6 +59,9 @@ func (l *look) panel(title string, lines []string, w, h int, focused bool) []str
 		bs = l.st.borderFocused
 	}
 	innerW, innerH := w-4, h-2
+	if len(lines)+1 > innerH {
+		l.silent = append(l.silent, title)
+	}
 	out := make([]string, 0, h)
 	out = append(out, bs.Render(tl+strings.Repeat(hz, w-2)+tr))
 	left, right := bs.Render(vt)+" ", " "+bs.Render(vt)
@@ -65,6 +74,33 @@ func (l *look) panel(title string, lines []string, w, h int, focused bool) []str
 		out = append(out, left+fit(s, innerW)+right)
 	}
 	return append(out, bs.Render(bl+strings.Repeat(hz, w-2)+br))
+}
+
+// box is a pane's frame: its size, whether it has the focus, and where it
+// is scrolled to in content longer than it. Panes draw through it, so none
+// cuts its text without a mark, and each scrolls the same way.
+type box struct {
+	look    *look
+	w, h    int
+	focused bool
+	scroll  scroller
+}
+
+func (b *box) SetSize(w, h int) { b.w, b.h = w, h }
+
+// Focus gives the box the focus (its border shows it) or takes it away.
+func (b *box) Focus(on bool) { b.focused = on }
+
+// Scroll takes a key that scrolls; it says whether it was one.
+func (b *box) Scroll(msg tea.KeyPressMsg) bool { return b.scroll.Update(msg, b.bodyH()) }
+
+// bodyH is how many lines the box shows under its title.
+func (b *box) bodyH() int { return max(0, b.h-3) }
+
+// draw is the box with title and as many of lines as fit, marking what is
+// out of view.
+func (b *box) draw(title string, lines []string) []string {
+	return b.look.panel(title, b.scroll.View(lines, b.bodyH(), b.look.st), b.w, b.h, b.focused)
 }
 
 // hjoin puts boxes of equal height side by side.

@@ -41,7 +41,9 @@ func TestReplayStepsBackToTheDeadlock(t *testing.T) {
 		if f := m.shown(); f.kind != sim.DeadlockFormed {
 			t.Fatalf("D from the end: moment %d is %v %q", m.tl.pos+1, f.kind, f.what)
 		}
+		m.look.silent = nil
 		screen := stripped(m.View().Content)
+		noSilentCuts(t, m.look.silent, screen)
 		at := m.tl.pos
 		for m.shown().kind != sim.Error && m.tl.pos < m.tl.last() {
 			press(m, "right")

@@ -35,6 +35,8 @@ type screenState struct {
 	// progress is each session's next statement and state, e.g.
 	// "T1 2 in transaction|T2 1 idle".
 	progress string
+	// silent are the panes that cut their text with no mark in this frame.
+	silent []string
 }
 
 func (r recorder) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
@@ -44,29 +46,46 @@ func (r recorder) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 }
 
 func (r recorder) View() tea.View {
+	r.Model.look.silent = nil
 	v := r.Model.View()
+	silent := r.Model.look.silent
 	var progress []string
 	for _, s := range r.Model.live.sessions {
 		progress = append(progress, fmt.Sprintf("%s %d %s", s.Name, s.Next, s.State))
 	}
 	r.screen.Store(screenState{text: stripped(v.Content), quiet: r.w.quiet(r.Model), width: r.Model.width, height: r.Model.height,
-		progress: strings.Join(progress, "|")})
+		progress: strings.Join(progress, "|"), silent: silent})
 	return v
 }
 
 // waitScreen waits until the settled screen satisfies ok (a guard, not a timing assertion).
 func waitScreen(t *testing.T, screen *atomic.Value, what string, ok func(screenState) bool) string {
 	t.Helper()
+	return waitState(t, screen, what, ok).text
+}
+
+// waitState is waitScreen's whole state.
+func waitState(t *testing.T, screen *atomic.Value, what string, ok func(screenState) bool) screenState {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if st, loaded := screen.Load().(screenState); loaded && st.quiet && ok(st) {
-			return st.text
+			return st
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	st, _ := screen.Load().(screenState)
 	t.Fatalf("the screen never settled with %s; last (%s):\n%s", what, st.progress, st.text)
-	return ""
+	return st
+}
+
+// noSilentCuts fails the test when a pane of the screen cut its text
+// without a mark saying more is there.
+func noSilentCuts(t *testing.T, silent []string, screen string) {
+	t.Helper()
+	if len(silent) > 0 {
+		t.Errorf("panes cut their text with no mark: %q\n%s", silent, screen)
+	}
 }
 
 // goldenAtSizes compares the screen with state's golden files at the three
@@ -75,10 +94,13 @@ func goldenAtSizes(t *testing.T, tm *teatest.TestModel, screen *atomic.Value, st
 	t.Helper()
 	for _, size := range sizes {
 		tm.Send(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
-		text := waitScreen(t, screen, fmt.Sprintf("%s at %dx%d", state, size[0], size[1]), func(st screenState) bool {
+		st := waitState(t, screen, fmt.Sprintf("%s at %dx%d", state, size[0], size[1]), func(st screenState) bool {
 			return st.width == size[0] && st.height == size[1] && ok(st.text)
 		})
-		t.Run(fmt.Sprintf("%s/%dx%d", state, size[0], size[1]), func(t *testing.T) { golden.RequireEqual(t, text) })
+		t.Run(fmt.Sprintf("%s/%dx%d", state, size[0], size[1]), func(t *testing.T) {
+			noSilentCuts(t, st.silent, st.text)
+			golden.RequireEqual(t, st.text)
+		})
 	}
 	tm.Send(tea.WindowSizeMsg{Width: 120, Height: 40})
 }
@@ -156,8 +178,13 @@ func driverGoldens(t *testing.T, d *driver, state string) {
 	t.Helper()
 	for _, size := range sizes {
 		d.send(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
+		d.m.look.silent = nil
 		text := d.screen()
-		t.Run(fmt.Sprintf("%s/%dx%d", state, size[0], size[1]), func(t *testing.T) { golden.RequireEqual(t, text) })
+		silent := d.m.look.silent
+		t.Run(fmt.Sprintf("%s/%dx%d", state, size[0], size[1]), func(t *testing.T) {
+			noSilentCuts(t, silent, text)
+			golden.RequireEqual(t, text)
+		})
 	}
 	d.send(tea.WindowSizeMsg{Width: 120, Height: 40})
 }

@@ -79,6 +79,9 @@ func (s *scroller) Show(i, n, h int) {
 // replaced by a mark when more lie beyond them.
 func (s *scroller) View(lines []string, h int, st styles) []string {
 	n := len(lines)
+	if h <= 0 {
+		return nil
+	}
 	if n <= h || h < 3 {
 		s.top = 0
 		if n > h && h > 0 {

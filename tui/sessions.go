@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"lockstep/locks"
@@ -21,8 +22,7 @@ const minColumn = 36
 // statement in flight or next. The selected session is the one the step
 // keys act on.
 type sessionsPane struct {
-	look   *look
-	w, h   int
+	box
 	f      *frame
 	now    time.Time
 	sel    int
@@ -30,9 +30,19 @@ type sessionsPane struct {
 	// brief: the rows do not all fit, so each says whom it waits for but
 	// not the lock behind it (the why pane's): every session stays in view.
 	brief bool
+	// scrolled is set once the user scrolls the rows; until then, and
+	// after each step, the rows keep the selected session in view.
+	scrolled bool
 }
 
-func (p *sessionsPane) SetSize(w, h int) { p.w, p.h = w, h }
+// Scroll takes a key that scrolls the rows.
+func (p *sessionsPane) Scroll(msg tea.KeyPressMsg) bool {
+	if !p.box.Scroll(msg) {
+		return false
+	}
+	p.scrolled = true
+	return true
+}
 
 // Show takes the frame to draw and the time to count ages against.
 func (p *sessionsPane) Show(f *frame, now time.Time) {
@@ -48,14 +58,14 @@ func (p *sessionsPane) Selected() int { return p.sel }
 // Select makes session i of n the selected one.
 func (p *sessionsPane) Select(i, n int) {
 	if i >= 0 && i < n {
-		p.sel = i
+		p.sel, p.scrolled = i, false
 	}
 }
 
 // Move selects the session d along of n, wrapping around.
 func (p *sessionsPane) Move(d, n int) {
 	if n > 0 {
-		p.sel = (p.sel + d%n + n) % n
+		p.sel, p.scrolled = (p.sel+d%n+n)%n, false
 	}
 }
 
@@ -95,7 +105,7 @@ func (p *sessionsPane) Fit(w, maxH int) int {
 func (p *sessionsPane) View() []string {
 	n := len(p.f.sessions)
 	if n == 0 {
-		return p.look.panel("Sessions", nil, p.w, p.h, false)
+		return p.look.panel("Sessions", nil, p.w, p.h, p.focused)
 	}
 	innerW, innerH := p.w-4, p.h-3
 	var body []string
@@ -107,7 +117,11 @@ func (p *sessionsPane) View() []string {
 			}
 			rows.add(p.row(i, innerW, p.brief))
 		}
-		body = window(rows, innerH, p.look.st)
+		if p.scrolled {
+			body = p.scroll.View(rows.lines, innerH, p.look.st)
+		} else {
+			body = window(rows, innerH, p.look.st)
+		}
 	} else {
 		colW := innerW / cols
 		body = make([]string, innerH)
@@ -126,7 +140,7 @@ func (p *sessionsPane) View() []string {
 			}
 		}
 	}
-	return p.look.panel("Sessions", body, p.w, p.h, false)
+	return p.look.panel("Sessions", body, p.w, p.h, p.focused)
 }
 
 // window keeps h of c's lines with its focus line in view, marking what it
@@ -145,7 +159,7 @@ func window(c columnLines, h int, st styles) []string {
 	}
 	out := append([]string(nil), lines[start:start+h]...)
 	if start > 0 {
-		out[0] = st.subtle.Render(moreLines("↑", start))
+		out[0] = st.subtle.Render(moreLines("↑", start+1)) // the mark hides a line too
 	}
 	if end := start + h; end < len(lines) {
 		out[h-1] = st.subtle.Render(moreLines("↓", len(lines)-end+1))

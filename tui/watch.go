@@ -128,7 +128,7 @@ func newWatchModel(ctx context.Context, opts WatchOptions) *watchModel {
 	h.Styles = st.helpStyles()
 	m := &watchModel{ctx: ctx, opts: opts, lk: &look{st: st, vol: asIs{}}, keys: newWatchKeys(), help: h, w: 120, h: 40,
 		notes: opts.Watch.Notes()}
-	m.explain = &explainPane{look: m.lk, deadlock: opts.Watch.DeadlockTimeout()}
+	m.explain = &explainPane{box: box{look: m.lk}, deadlock: opts.Watch.DeadlockTimeout()}
 	return m
 }
 
