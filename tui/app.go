@@ -70,7 +70,7 @@ type Model struct {
 	log      *logPane
 	menu     *strategyMenu
 	form     *setupForm
-	tab      int  // the pane the compact layout shows below the explanation
+	tab      int // the pane the compact layout shows below the explanation
 	// focus is the pane the scrolling keys and z act on (noPane: the
 	// screen's defaults); zoomed gives it the whole screen.
 	focus  paneID

@@ -21,9 +21,9 @@ import (
 // instead, until esc.
 type explainPane struct {
 	box
-	sel  *selection
-	f    *frame
-	now  time.Time
+	sel *selection
+	f   *frame
+	now time.Time
 	// deadlock is the server's deadlock_timeout.
 	deadlock time.Duration
 	// room and width are the lines and cells the layout has for the

@@ -126,7 +126,7 @@ func (m *Model) zoomView(w, h int) []string {
 func (m *Model) focusActions(group string) actions {
 	return actions{
 		{Binding: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "focus")),
-			long: "give the next pane the focus (its border turns bold): ↑/↓, pgup/pgdown, home/end scroll it, z zooms it; shift+tab the one before",
+			long:  "give the next pane the focus (its border turns bold): ↑/↓, pgup/pgdown, home/end scroll it, z zooms it; shift+tab the one before",
 			group: group, bar: 10,
 			run: func(tea.KeyPressMsg) tea.Cmd { m.cycleFocus(+1); return nil }},
 		{Binding: key.NewBinding(key.WithKeys("shift+tab")), group: group,
