@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -625,6 +626,19 @@ func TestRecordReplayLiveAndExport(t *testing.T) {
 		}
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("export %s: exit %d, %s\n%.300s", format, code, errOut, out)
+		}
+	}
+}
+
+// TestHelpNamesFlagsAsTyped: the help capitalises each usage's first word;
+// none may be a flag's name, which would then read as one that does not
+// exist (--Scenario).
+func TestHelpNamesFlagsAsTyped(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range [][]string{{"--help"}, {"run", "--help"}, {"chaos", "--help"}, {"bench", "--help"}, {"watch", "--help"}, {"spec", "--help"}} {
+		out, _, _ := lockstep(t, cmd...)
+		if bad := regexp.MustCompile(`--[A-Z][a-z]`).FindString(out); bad != "" {
+			t.Errorf("lockstep %s names a flag %q, which does not exist:\n%s", strings.Join(cmd, " "), bad, out)
 		}
 	}
 }

@@ -22,8 +22,8 @@ type poolFlags struct {
 
 func (f *poolFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.IntVar(&f.size, "pool-size", 4, "--scenario pool: the pool's size P (its MaxConns)")
-	fl.IntVar(&f.tasks, "tasks", 0, "--scenario pool: tasks running at once (default: the pool's size)")
+	fl.IntVar(&f.size, "pool-size", 4, "with --scenario pool: the pool's size P (its MaxConns)")
+	fl.IntVar(&f.tasks, "tasks", 0, "with --scenario pool: tasks running at once (default: the pool's size)")
 	fl.StringVar(&f.fix, "fix", "none", "the scenario's fix: for pool none, up-front, pool-per-database or semaphore; for ddl-queue lock-timeout; for job-queue nowait or skip-locked; for coupled ordered, lock-timeout, 2pc")
 }
 
