@@ -234,6 +234,14 @@ func TestRingScreens(t *testing.T) {
 	if !strings.Contains(headerOf(s), "⚠ deadlock: T1 → T2 → T3 → T4 → T5 → T6 → T7 → T8 → T9 → T1") || !strings.Contains(leftPanes(s), "likely victim T9") {
 		t.Fatalf("the ring in history:\n%s", s)
 	}
+	// At 100×30 every session of the nine keeps its line.
+	d.send(tea.WindowSizeMsg{Width: 100, Height: 30})
+	s = d.screen()
+	for i := 1; i <= 9; i++ {
+		if !strings.Contains(s, fmt.Sprintf("T%d    ⏳ waits for T%d", i, i%9+1)) {
+			t.Errorf("at 100×30 T%d has no line of its own:\n%s", i, s)
+		}
+	}
 	driverGoldens(t, d, "ring-history")
 }
 

@@ -1,0 +1,159 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"lockstep/scenario"
+	"lockstep/sim"
+)
+
+// lastLine is the screen's last line: the footer's keys.
+func lastLine(screen string) string {
+	lines := strings.Split(screen, "\n")
+	return lines[len(lines)-1]
+}
+
+// TestFooterEndsWithHelpAndQuit: wherever the keys are the screen's own —
+// live, in history, in a replay — the footer ends with ? help · q quit,
+// at every size: what it leaves out to fit is marked with "…".
+func TestFooterEndsWithHelpAndQuit(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "for-update")
+	d.step("1", 0)
+	check := func(where string, screen func() string, resize func(w, h int)) {
+		t.Helper()
+		for _, size := range sizes {
+			resize(size[0], size[1])
+			if last := lastLine(screen()); !strings.HasSuffix(last, "? help · q quit") {
+				t.Errorf("%s at %dx%d: the footer reads %q", where, size[0], size[1], last)
+			}
+		}
+	}
+	resize := func(w, h int) { d.send(tea.WindowSizeMsg{Width: w, Height: h}) }
+	check("live", d.screen, resize)
+	d.key("h")
+	check("history", d.screen, resize)
+	m := lectureReplay(t, 120, 40)
+	check("replay", func() string { return stripped(m.View().Content) }, func(w, h int) { m.Update(tea.WindowSizeMsg{Width: w, Height: h}) })
+}
+
+// TestHelpOverlay: ? lists every key of the mode, fits 80×24, scrolls, and
+// says why a key cannot act now.
+func TestHelpOverlay(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "for-update")
+	d.send(tea.WindowSizeMsg{Width: 80, Height: 24})
+	d.key("?")
+	first := d.screen()
+	if n := strings.Count(first, "\n") + 1; n != 24 {
+		t.Fatalf("the help takes %d lines at 80×24:\n%s", n, first)
+	}
+	if !strings.Contains(first, "Keys — stepping the sessions") || !strings.Contains(first, "more lines") {
+		t.Fatalf("the help at 80×24 should open at its top and mark what is below:\n%s", first)
+	}
+	seen := first
+	for range 20 {
+		d.key("pgdown")
+		seen += d.screen()
+	}
+	for _, a := range d.m.table {
+		if k := a.Help().Key; k != "" && !strings.Contains(seen, k) {
+			t.Errorf("key %q is not in the help", k)
+		}
+	}
+	for _, want := range []string{"p picks among a scenario's permutations; this run has none", "f cycles a scenario's fixes", "? or esc closes this list"} {
+		if !strings.Contains(strings.Join(strings.Fields(seen), " "), want) {
+			t.Errorf("the help should say %q:\n%s", want, d.screen())
+		}
+	}
+	d.key("esc")
+	if d.m.helpOpen || strings.Contains(d.screen(), "Keys — stepping") {
+		t.Errorf("esc should close the help:\n%s", d.screen())
+	}
+	// A key that cannot act says why, and does nothing.
+	d.key("p")
+	if !strings.Contains(d.m.status, "this run has none") {
+		t.Errorf("p in a run without permutations: status %q", d.m.status)
+	}
+}
+
+// TestFixKeyInEveryFamily: f switches every built-in scenario with fixes
+// to its next fix, not only the two-database ones.
+func TestFixKeyInEveryFamily(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"ddl-queue", "job-queue"} {
+		sc, err := scenario.LoadBuiltin(name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := testOptions(t, "for-update")
+		opts.Transfers = opts.Config
+		opts.Config = sim.Config{Scenario: sc, ScenarioName: name, Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond}
+		m := New(context.Background(), opts)
+		t.Cleanup(m.Close)
+		d := newTestDriver(t, m)
+		d.start(120, 40)
+		d.key("f")
+		want := scenario.FixFamily(name)[1]
+		d.until("the next fix runs", func() bool { return m.eng != nil && !m.starting && d.quiet() && m.cfg.ScenarioName == want })
+		if !strings.Contains(d.screen(), "scenario "+want) {
+			t.Errorf("after f in %s the header should name %s:\n%s", name, want, d.screen())
+		}
+	}
+}
+
+// TestFocusZoomScroll: tab gives a pane the focus, z gives it the whole
+// screen (the explanation at 80×24 then shows the conflict table it had no
+// room for), esc takes it back; L zooms the log; history reaches the
+// standing deadlock with h and one key.
+func TestFocusZoomScroll(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "for-update")
+	m := d.m
+	for range 4 {
+		d.step("1", 0)
+		d.step("2", 1)
+	}
+	d.step("1", 0)
+	d.send(tea.WindowSizeMsg{Width: 80, Height: 24})
+	if s := d.screen(); !strings.Contains(s, "z: the conflict table") || strings.Contains(s, "▶ FOR KEY SHARE") {
+		t.Fatalf("at 80×24 the table should be named, not shown:\n%s", s)
+	}
+	d.key("tab", "tab")
+	if m.focus != paneExplain {
+		t.Fatalf("tab tab: focus on %v", m.focus)
+	}
+	d.key("z")
+	zoomed := d.screen()
+	if !m.zoomed || !strings.Contains(zoomed, "▶ FOR KEY SHARE") || strings.Contains(zoomed, "Locks, those behind") {
+		t.Errorf("z should give the explanation the screen, its table whole:\n%s", zoomed)
+	}
+	d.key("esc")
+	if m.zoomed || m.focus != paneExplain {
+		t.Errorf("esc should leave the zoom and keep the focus: zoomed %v, focus %v", m.zoomed, m.focus)
+	}
+	d.key("esc")
+	if m.focus != noPane {
+		t.Errorf("a second esc should take the focus away: %v", m.focus)
+	}
+	d.key("L")
+	if s := d.screen(); !m.zoomed || m.focus != paneLog || !strings.Contains(s, "Log (pgup/pgdown scroll · L back)") {
+		t.Errorf("L should zoom the log:\n%s", s)
+	}
+	d.key("L")
+	d.send(tea.WindowSizeMsg{Width: 120, Height: 40})
+	d.key("2")
+	d.until("the victim", func() bool { return victim(m) == "T2" && d.quiet() })
+	d.key("h", "d")
+	if f := m.shown(); f.kind != sim.DeadlockFormed || f.cycle == nil {
+		t.Fatalf("h d should reach the standing deadlock: moment %d is %v %q (%s)", m.tl.pos+1, f.kind, f.what, m.status)
+	}
+	if s := d.screen(); !strings.Contains(s, "⚠ DEADLOCK") {
+		t.Errorf("the deadlock as it stood:\n%s", s)
+	}
+}
