@@ -40,9 +40,13 @@ type frame struct {
 	cycle  *locks.Cycle
 	broken *brokenDeadlock
 	books  booksState
-	// results are the rows each statement returned, by session and step
-	// (-1 for the session's last typed statement).
+	// results are the rows each script statement returned, by session and
+	// step.
 	results map[resultKey]result
+	// typed are the statements the user typed into each session, kept
+	// while they may hold locks: until the session's transaction ends (the
+	// last one stays, with its result, until the next statement).
+	typed map[string][]typedStmt
 	// lost is set while the observer cannot reach the server: what the
 	// screen shows is then the last it knew, not live.
 	lost    bool
@@ -77,6 +81,25 @@ type resultKey struct {
 	step    int
 }
 
+// typedStmt is a statement typed into a session: where it ran (after how
+// many of the script's statements), how it went, what it returned.
+type typedStmt struct {
+	sql   string
+	after int
+	state typedState
+	res   *result
+	err   *sim.ServerMessage
+}
+
+type typedState int
+
+const (
+	typedRunning typedState = iota
+	typedWaiting
+	typedDone
+	typedFailed
+)
+
 // result is what a statement returned: a few of its rows and their count.
 type result struct {
 	sql     string
@@ -98,6 +121,10 @@ func (f *frame) copy() frame {
 	c.results = make(map[resultKey]result, len(f.results))
 	for k, v := range f.results {
 		c.results[k] = v
+	}
+	c.typed = make(map[string][]typedStmt, len(f.typed))
+	for k, v := range f.typed {
+		c.typed[k] = append([]typedStmt(nil), v...)
 	}
 	return c
 }
@@ -142,6 +169,7 @@ func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
 		line.text, line.bad = "⚠ the observer lost the server: the screen shows the last it knew (r reconnects)", true
 	case sim.ResetDone:
 		*f = frame{at: ev.Time, gen: ev.Gen, sessions: f.sessions, books: f.books, waitSince: map[string]time.Time{}, results: map[resultKey]result{}}
+		f.typed = nil
 		line.text = "reset: sessions rolled back, ledger re-created"
 	case sim.DeadlockFormed:
 		line.text, line.bad = "⚠ deadlock: "+ev.Cycle.String(), true
@@ -224,6 +252,9 @@ func (f *frame) applyStatement(ev sim.Event) logEntry {
 		if !ev.Auto {
 			f.broken = nil // a broken deadlock stays on screen until the next step
 		}
+		if ev.Step < 0 && !ev.Auto {
+			f.startTyped(ev)
+		}
 		if ev.Auto {
 			line.text = "↺ " + ev.SQL + "  (the application gives the transfer up)"
 		}
@@ -232,13 +263,13 @@ func (f *frame) applyStatement(ev sim.Event) logEntry {
 			f.waitSince[ev.Session] = ev.Time
 		}
 		line.text = "⏳ waits for " + strings.Join(ev.BlockedBy, ", ") + ": " + oneLine(ev.SQL)
+		if t := f.lastTyped(ev); t != nil {
+			t.state = typedWaiting
+		}
 	case sim.Completed:
 		delete(f.waitSince, ev.Session)
-		if ev.Step >= 0 {
-			// What was typed shows where it ran until the script goes on.
-			delete(f.results, resultKey{ev.Session, -1})
-		}
 		f.keepResult(ev)
+		f.endTyped(ev)
 		line.text = "✓ " + oneLine(ev.SQL)
 		if ev.Tag != "" {
 			line.text += "  → " + ev.Tag
@@ -246,6 +277,7 @@ func (f *frame) applyStatement(ev sim.Event) logEntry {
 	case sim.Error:
 		delete(f.waitSince, ev.Session)
 		line.text, line.bad = fmt.Sprintf("✗ %s (SQLSTATE %s)", ev.Err.Message, ev.Err.SQLState), true
+		f.endTyped(ev)
 		if ev.Err.SQLState == pgerrcode.DeadlockDetected {
 			f.broken = &brokenDeadlock{cycle: f.cycle, victim: ev.Session, detail: namedProcesses(ev.Err.Detail, f.sessions)}
 			f.cycle = nil
@@ -253,8 +285,55 @@ func (f *frame) applyStatement(ev sim.Event) logEntry {
 	case sim.ConnectionLost:
 		delete(f.waitSince, ev.Session)
 		line.text, line.bad = "✗ connection lost: "+ev.Cause.Error(), true
+		f.endTyped(ev)
 	}
 	return line
+}
+
+// startTyped keeps a statement the user typed, as it starts.
+func (f *frame) startTyped(ev sim.Event) {
+	after := 0
+	if ev.Index >= 0 && ev.Index < len(f.sessions) {
+		after = f.sessions[ev.Index].Next
+	}
+	if f.typed == nil {
+		f.typed = map[string][]typedStmt{}
+	}
+	f.typed[ev.Session] = append(f.typed[ev.Session], typedStmt{sql: ev.SQL, after: after})
+}
+
+// lastTyped is the typed statement ev is about, if it is one.
+func (f *frame) lastTyped(ev sim.Event) *typedStmt {
+	ts := f.typed[ev.Session]
+	if ev.Step >= 0 || ev.Auto || len(ts) == 0 {
+		return nil
+	}
+	return &ts[len(ts)-1]
+}
+
+// endTyped takes a statement's end: a typed one's outcome; and when the
+// session's transaction is over, the typed statements that ran in it go
+// (their locks with them) — but the last, whose result the user reads.
+func (f *frame) endTyped(ev sim.Event) {
+	t := f.lastTyped(ev)
+	if t != nil {
+		switch ev.Kind {
+		case sim.Completed:
+			t.state = typedDone
+		default:
+			t.state = typedFailed
+			t.err = ev.Err
+		}
+	}
+	switch ev.State {
+	case sim.InTransaction, sim.Aborted, sim.Running, sim.Waiting:
+		return // the transaction goes on: what was typed in it may hold locks
+	}
+	if t != nil {
+		f.typed[ev.Session] = []typedStmt{*t}
+	} else {
+		delete(f.typed, ev.Session)
+	}
 }
 
 // keepResult keeps the rows a statement returned, a few of them.
@@ -276,6 +355,10 @@ func (f *frame) keepResult(ev sim.Event) {
 			}
 		}
 		kept.rows = append(kept.rows, cells)
+	}
+	if t := f.lastTyped(ev); t != nil {
+		t.res = &kept
+		return
 	}
 	f.results[resultKey{ev.Session, ev.Step}] = kept
 }

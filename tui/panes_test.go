@@ -157,3 +157,59 @@ func TestFocusZoomScroll(t *testing.T) {
 		t.Errorf("the deadlock as it stood:\n%s", s)
 	}
 }
+
+// typeSQL types sql into the selected session and waits until it has
+// ended or waits.
+func typeSQL(d *driver, i int, sql string) {
+	d.t.Helper()
+	settled := d.m.live.sessions[i].Settled
+	d.key("e")
+	for _, r := range sql {
+		d.key(string(r))
+	}
+	d.key("enter")
+	d.until("the typed statement settles", func() bool {
+		s := d.m.live.sessions[i]
+		return (s.Settled > settled || s.State == sim.Waiting) && d.quiet()
+	})
+}
+
+// TestTypedStatementsAreSteps: what a student types shows in the session's
+// column as a step — its state, its result, its error whole — and stays
+// while its transaction may hold the locks it took; an error does not
+// linger after the transaction ends.
+func TestTypedStatementsAreSteps(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "for-update")
+	m := d.m
+	typeSQL(d, 0, "BEGIN ISOLATION LEVEL READ COMMITTED")
+	typeSQL(d, 0, "UPDATE accounts SET balance = balance WHERE id = 1")
+	d.key("right")
+	typeSQL(d, 1, "UPDATE accounts SET balance = balance WHERE id = 1")
+	if m.live.sessions[1].State != sim.Waiting {
+		t.Fatalf("T2's typed UPDATE should wait for T1's: %v", m.live.sessions[1].State)
+	}
+	s := d.screen()
+	for _, want := range []string{"⌨ BEGIN ISOLATION LEVEL READ COMMITTED", "⌨ UPDATE accounts SET balance = balance WHERE id = 1",
+		"⏳ UPDATE accounts SET balance = balance WHERE id = 1"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("while T2 waits, the columns lack %q:\n%s", want, s)
+		}
+	}
+	// An error aborts T1's transaction: the server releases its locks at
+	// once (T2 goes on), though the session must still say ROLLBACK.
+	d.key("left")
+	typeSQL(d, 0, "SELECT 1/0")
+	d.until("T2 goes on", func() bool { return m.live.sessions[1].State != sim.Waiting && d.quiet() })
+	s = d.screen()
+	for _, want := range []string{"⌨ BEGIN ISOLATION LEVEL READ COMMITTED", "✗ SELECT 1/0", "✗ 22012 division by zero", "✗ aborted transaction"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("after T1's error, the columns lack %q:\n%s", want, s)
+		}
+	}
+	typeSQL(d, 0, "ROLLBACK")
+	s = d.screen()
+	if strings.Contains(s, "22012") || strings.Contains(s, "⌨ BEGIN") || !strings.Contains(s, "⌨ ROLLBACK") {
+		t.Errorf("after ROLLBACK, T1's column should show the ROLLBACK alone of what was typed:\n%s", s)
+	}
+}

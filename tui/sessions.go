@@ -282,11 +282,9 @@ func (p *sessionsPane) columnFocus(i, w int) columnLines {
 	var c columnLines
 	c.add([]string{ansi.Truncate(title, w, "…")})
 	c.add([]string{ansi.Truncate(p.state(s), w, "…")})
-	typedAt := min(s.Next, len(s.Statements))
+	typed := p.f.typed[s.Name]
 	for k, sql := range s.Statements {
-		if k == typedAt {
-			p.typed(s, &c, w)
-		}
+		p.typed(s, typed, k, &c, w)
 		mark, style, active := p.mark(s, k)
 		if active && c.focus == 0 {
 			c.focus = len(c.lines)
@@ -297,28 +295,53 @@ func (p *sessionsPane) columnFocus(i, w int) columnLines {
 		}
 		c.add(text)
 	}
-	if typedAt == len(s.Statements) {
-		p.typed(s, &c, w)
-	}
+	p.typed(s, typed, len(s.Statements), &c, w)
 	c.add(wrapLines(p.tail(s), w))
 	return c
 }
 
-// typed adds what the user typed into session s — the statement in flight,
-// or the last one and its rows — where it ran: after the script's done
-// statements, before the next. It is the line the column keeps in view.
-func (p *sessionsPane) typed(s sim.SessionInfo, c *columnLines, w int) {
+// typed adds the statements the user typed into session s that ran before
+// its script statement k (at the script's end, k = len: those after it),
+// each with its state, its rows and its error whole. The newest, when
+// nothing of the script ran since, is the line the column keeps in view.
+func (p *sessionsPane) typed(s sim.SessionInfo, typed []typedStmt, k int, c *columnLines, w int) {
+	for i, t := range typed {
+		if t.after != k && (k < len(s.Statements) || t.after < k) {
+			continue
+		}
+		if i == len(typed)-1 && t.after >= s.Next {
+			c.focus = len(c.lines)
+		}
+		c.add(p.typedLines(s, t, w))
+	}
+}
+
+// typedLines is one typed statement: marked by how it went, with what it
+// returned or why it failed.
+func (p *sessionsPane) typedLines(s sim.SessionInfo, t typedStmt, w int) []string {
 	st := p.look.st
-	if s.Current != "" && s.CurrentStep < 0 {
-		c.focus = len(c.lines)
-		c.add(p.statement(s, -1, s.Current, "… ", st.run.Render, w))
-		return
+	mark, style := "⌨ ", styleFunc(st.accent.Render)
+	switch t.state {
+	case typedRunning:
+		mark, style = "… ", st.run.Render
+	case typedWaiting:
+		mark, style = "⏳ ", st.wait.Render
+	case typedFailed:
+		mark, style = "✗ ", st.bad.Render
 	}
-	if r, ok := p.f.results[resultKey{s.Name, -1}]; ok {
-		c.focus = len(c.lines)
-		text := p.statement(s, -1, r.sql, "⌨ ", st.accent.Render, w)
-		c.add(withResult(text, resultLines(r, w, st), w))
+	text := p.statement(s, -1, t.sql, mark, style, w)
+	if t.res != nil {
+		text = withResult(text, resultLines(*t.res, w, st), w)
 	}
+	if t.err != nil {
+		text = append(text, wrapLines(st.bad.Render(fmt.Sprintf("  ✗ %s %s", t.err.SQLState, t.err.Message)), w)...)
+		for _, more := range []string{t.err.Detail, t.err.Hint} {
+			if more != "" {
+				text = append(text, wrapLines(st.subtle.Render("    "+oneLine(p.look.vol.Text(more))), w)...)
+			}
+		}
+	}
+	return text
 }
 
 // mark is how a script statement shows: done, failed, in flight, waiting,
@@ -380,7 +403,9 @@ func (p *sessionsPane) tail(s sim.SessionInfo) string {
 	switch {
 	case s.State == sim.Waiting && len(s.BlockedBy) > 0:
 		return st.wait.Render("⏳ waits for " + strings.Join(s.BlockedBy, ", ") + p.behind(s.Name))
-	case s.LastErr != nil:
+	case s.LastErr != nil && s.ErrAt >= 0:
+		// A typed statement's error is under it; a script's stays here:
+		// the script is over.
 		return st.bad.Render(fmt.Sprintf("✗ %s %s", s.LastErr.SQLState, s.LastErr.Message))
 	}
 	return ""
@@ -480,9 +505,10 @@ func (p *sessionsPane) row(i, w int, brief bool) []string {
 	case s.LastErr != nil && k == s.ErrAt:
 		text = append(text, wrapLines(p.tail(s), w-indent)...)
 	}
-	if r, ok := p.f.results[resultKey{s.Name, -1}]; ok && s.Current == "" {
-		typed := p.statement(s, -1, r.sql, "⌨ ", st.accent.Render, w-indent)
-		text = append(text, withResult(typed, resultLines(r, w-indent, st), w-indent)...)
+	if ts := p.f.typed[s.Name]; len(ts) > 0 && ts[len(ts)-1].after >= s.Next && s.Current == "" {
+		// The newest typed statement, once it has ended (in flight, it is
+		// the row's statement).
+		text = append(text, p.typedLines(s, ts[len(ts)-1], w-indent)...)
 	}
 	out := make([]string, len(text))
 	for j, l := range text {
