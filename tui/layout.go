@@ -114,7 +114,7 @@ func (m *Model) grid(bodyH int) []string {
 // half the screen), then the pane below gives up its room, down to a
 // glimpse of itself and then to nothing.
 func (m *Model) compact(bodyH int) []string {
-	floor := min(len(m.shown().sessions)+3, bodyH/2)
+	floor := min(m.sessions.BriefHeight(m.width), bodyH/2)
 	rows, rest, menu := m.sessionsOver(max(7, bodyH*30/100, floor), bodyH)
 	if menu {
 		return rows

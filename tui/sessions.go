@@ -147,8 +147,14 @@ func (p *sessionsPane) View() []string {
 // leaves out above and below.
 func window(c columnLines, h int, st styles) []string {
 	lines, focus := c.lines, c.focus
-	if len(lines) <= h || h < 3 {
+	if len(lines) <= h || h < 1 {
 		return lines
+	}
+	if h < 3 {
+		// Too small to scroll: the last line says what is cut.
+		out := append([]string(nil), lines[:h]...)
+		out[h-1] = st.subtle.Render(moreLines("↓", len(lines)-h+1))
+		return out
 	}
 	// The focus line a third of the way down, under the marker that
 	// replaces the first line: what was just done stays in view above it.
@@ -174,6 +180,10 @@ func moreLines(arrow string, n int) string {
 	}
 	return fmt.Sprintf("%s %d more lines", arrow, n)
 }
+
+// BriefHeight is the height the sessions need as brief rows at width w:
+// each session's line, and whom it waits for or why it failed.
+func (p *sessionsPane) BriefHeight(w int) int { return p.rowLines(w-4, true) + 3 }
 
 // rowLines is how many lines the sessions take as rows at width w.
 func (p *sessionsPane) rowLines(w int, brief bool) int {
