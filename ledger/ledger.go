@@ -48,13 +48,17 @@ func Release(ctx context.Context, conn *pgx.Conn, schema string) error {
 }
 
 // claimants names the other backends that claim schema — who runs lockstep
-// there, for a refusal — or is "" when none does.
+// there, for a refusal — or is "" when none does. The caller's own run
+// (its connections share the run's name, lockstep/<run>/…) is not another.
 func claimants(ctx context.Context, q Querier, schema string) string {
 	rows, err := q.Query(ctx, `SELECT a.usename, a.application_name, a.pid, to_char(a.backend_start, 'HH24:MI:SS')
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.classid = hashtext($1)::oid AND l.objid = 0 AND l.objsubid = 2
 		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND l.pid <> pg_backend_pid()
+		  AND NOT (current_setting('application_name') LIKE 'lockstep/%/%'
+		           AND a.application_name LIKE split_part(current_setting('application_name'), '/', 1) || '/'
+		                                       || split_part(current_setting('application_name'), '/', 2) || '/%')
 		ORDER BY a.backend_start`, schema)
 	if err != nil {
 		return ""

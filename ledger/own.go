@@ -473,7 +473,11 @@ func lockSchemaTables(ctx context.Context, tx pgx.Tx, schema uint32) error {
 }
 
 // unclaimed fails with ErrSchemaInUse while another connection claims
-// schema (Claim): a live run. The caller's own claim does not count.
+// schema (Claim): a live run. The caller's own claim does not count, nor
+// its own run's other connections' (a run claims on its control and its
+// observer connection). Otherwise the transaction holds the claim's key
+// exclusively, so that no run claims the schema while it is re-created or
+// dropped.
 func unclaimed(ctx context.Context, tx pgx.Tx, schema, verb string) error {
 	var free bool
 	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock("+claimSQL+")", schema).Scan(&free); err != nil {
@@ -484,6 +488,11 @@ func unclaimed(ctx context.Context, tx pgx.Tx, schema, verb string) error {
 	}
 	who := claimants(ctx, tx, schema)
 	if who == "" {
+		var mine bool
+		// Only the caller's own run holds it (its observer): its own to re-create.
+		if err := tx.QueryRow(ctx, `SELECT current_setting('application_name') LIKE 'lockstep/%/%'`).Scan(&mine); err == nil && mine {
+			return nil
+		}
 		who = "another connection"
 	}
 	return fmt.Errorf("%w: refusing to %s schema %s under a live run (%s); use another --schema, or wait for that run to end",
