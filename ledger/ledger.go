@@ -33,7 +33,7 @@ func Claim(ctx context.Context, conn *pgx.Conn, schema string) error {
 		return fmt.Errorf("claiming schema %s: %w", schema, err)
 	}
 	if !ok {
-		return fmt.Errorf("%w: schema %s is being re-created by another lockstep right now; try again, or use another --schema", ErrSchemaInUse, schema)
+		return refused(ErrSchemaInUse, "schema %s is being re-created by another lockstep right now; try again, or use another --schema", schema)
 	}
 	return nil
 }

@@ -80,6 +80,35 @@ var ErrNotLocksteps = errors.New("objects lockstep did not make depend on it")
 // another session (or a prepared transaction) holds a lock on the schema.
 var ErrSchemaLocked = errors.New("the schema is locked")
 
+// refusal is a refusal of one of the kinds above (Unwrap), in a sentence of
+// its own: what is wrong and what to do.
+type refusal struct {
+	kind error
+	msg  string
+}
+
+func (r *refusal) Error() string { return r.msg }
+func (r *refusal) Unwrap() error { return r.kind }
+
+func refused(kind error, format string, args ...any) error {
+	return &refusal{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// CheckSchema says, before anything runs, whether lockstep may use schema
+// (nil), or why not: it exists and is not lockstep's for the current role
+// (ErrUnmarkedSchema, ErrSchemaNotYours), or, when lockstep would create it,
+// it is another role's default (ErrSchemaNotYours). It changes nothing.
+func CheckSchema(ctx context.Context, q Querier, schema string) error {
+	f, err := lookSchema(ctx, q, schema)
+	if err != nil {
+		return err
+	}
+	if err := f.refuse(); err != nil {
+		return err
+	}
+	return squatted(ctx, q, f)
+}
+
 // CasualtiesError refuses a drop that would take objects lockstep did not
 // make with it.
 type CasualtiesError struct {
@@ -156,18 +185,18 @@ func (f schemaFacts) refuse() error {
 	case !f.mine:
 		own := db.DefaultSchemaFor(f.me)
 		if own == f.name {
-			return fmt.Errorf("%w: schema %s, your default, was created by role %s; ask them to drop it (lockstep clean, logged in as %s), or pass --schema with a name of your own",
-				ErrSchemaNotYours, f.name, f.owner, f.owner)
+			return refused(ErrSchemaNotYours, "schema %s, your default, was created by role %s; ask them to drop it (lockstep clean, logged in as %s), or pass --schema with a name of your own",
+				f.name, f.owner, f.owner)
 		}
-		return fmt.Errorf("%w: schema %s belongs to role %s; use one of your own, %s: leave out --schema, or pass --schema %s",
-			ErrSchemaNotYours, f.name, f.owner, own, own)
+		return refused(ErrSchemaNotYours, "schema %s belongs to role %s; use one of your own, %s: leave out --schema, or pass --schema %s",
+			f.name, f.owner, own, own)
 	}
 	if role, marked := markRole(f.comment); marked && role != f.me {
-		return fmt.Errorf("%w: schema %s was made by lockstep for role %s, not for %s; lockstep leaves it alone: pass another --schema",
-			ErrUnmarkedSchema, f.name, role, f.me)
+		return refused(ErrUnmarkedSchema, "schema %s was made by lockstep for role %s, not for %s; lockstep leaves it alone: pass another --schema",
+			f.name, role, f.me)
 	}
-	return fmt.Errorf("%w: refusing to use schema %s, which lockstep did not create (lockstep creates, fills and drops only schemas it made); pass a new --schema, or leave --schema out",
-		ErrUnmarkedSchema, f.name)
+	return refused(ErrUnmarkedSchema, "schema %s exists and lockstep did not create it: lockstep creates, fills and drops only schemas it made; pass a new --schema, or leave --schema out",
+		f.name)
 }
 
 // squatted refuses to create schema when it is another role's default
@@ -186,8 +215,8 @@ func squatted(ctx context.Context, q Querier, f schemaFacts) error {
 	}
 	for _, r := range roles {
 		if db.DefaultSchemaFor(r) == f.name {
-			return fmt.Errorf("%w: schema %s is role %s's default: lockstep does not create it for %s; use your own, %s (leave out --schema), or another name",
-				ErrSchemaNotYours, f.name, r, f.me, db.DefaultSchemaFor(f.me))
+			return refused(ErrSchemaNotYours, "schema %s is role %s's default: lockstep does not create it for %s; use your own, %s (leave out --schema), or another name",
+				f.name, r, f.me, db.DefaultSchemaFor(f.me))
 		}
 	}
 	return nil
@@ -297,8 +326,8 @@ func lockedError(ctx context.Context, q Querier, schema, doing string, err error
 	if prepared {
 		remedy = "lockstep clean rolls back the prepared transactions of lockstep runs that have ended"
 	}
-	return fmt.Errorf("%w: %s waited %s for %s, which holds a lock on schema %s; %s",
-		ErrSchemaLocked, doing, lockWait, holder, schema, remedy)
+	return refused(ErrSchemaLocked, "%s waited %s for %s, which holds a lock on schema %s; %s",
+		doing, lockWait, holder, schema, remedy)
 }
 
 // objRef is a catalog object: its catalog's oid and its own.
@@ -495,6 +524,6 @@ func unclaimed(ctx context.Context, tx pgx.Tx, schema, verb string) error {
 		}
 		who = "another connection"
 	}
-	return fmt.Errorf("%w: refusing to %s schema %s under a live run (%s); use another --schema, or wait for that run to end",
-		ErrSchemaInUse, verb, schema, who)
+	return refused(ErrSchemaInUse, "refusing to %s schema %s under a live run (%s); use another --schema, or wait for that run to end",
+		verb, schema, who)
 }
