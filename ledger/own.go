@@ -288,7 +288,9 @@ func lockedError(ctx context.Context, q Querier, schema, doing string, err error
 		FROM pg_locks l
 		JOIN pg_class c ON c.oid = l.relation AND l.locktype = 'relation'
 		LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-		LEFT JOIN pg_prepared_xacts p ON l.pid IS NULL AND l.virtualtransaction = '-1/' || p.transaction::text
+		LEFT JOIN LATERAL (SELECT px.gid FROM pg_locks x JOIN pg_prepared_xacts px ON x.transactionid = px.transaction
+		                    WHERE l.pid IS NULL AND x.pid IS NULL AND x.locktype = 'transactionid'
+		                      AND x.virtualtransaction = l.virtualtransaction LIMIT 1) p ON true
 		WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
 		  AND l.granted AND (l.pid IS NULL OR l.pid <> pg_backend_pid())
 		ORDER BY 1, 2 LIMIT 5`, schema)
@@ -326,8 +328,8 @@ func lockedError(ctx context.Context, q Querier, schema, doing string, err error
 	if prepared {
 		remedy = "lockstep clean rolls back the prepared transactions of lockstep runs that have ended"
 	}
-	return refused(ErrSchemaLocked, "%s waited %s for %s, which holds a lock on schema %s; %s",
-		doing, lockWait, holder, schema, remedy)
+	return refused(ErrSchemaLocked, "%s gave up waiting for a lock: %s holds one on schema %s; %s",
+		doing, holder, schema, remedy)
 }
 
 // objRef is a catalog object: its catalog's oid and its own.

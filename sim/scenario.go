@@ -44,15 +44,22 @@ func (e *Engine) scriptFor(s *session) Script {
 // id, so that a prepared transaction's global id (unique on the whole
 // server) is the run's own: PREPARE TRANSACTION 'lockstep/<run>/T1@A'. In a
 // two-database run, <b_host>, <b_port>, <b_dbname>, <b_user> and
-// <b_schema> say how to reach database B from A (a postgres_fdw server).
+// <b_schema> say how to reach database B from A (a postgres_fdw server):
+// each becomes an SQL string literal, quoted (a database named q'x is
+// one), for a spec to write where a literal goes: OPTIONS (host <b_host>).
 func (e *Engine) runSQL(sql string) string {
 	sql = strings.ReplaceAll(sql, "<run>", string(e.runID))
 	if e.cfg.DB2 != nil && strings.Contains(sql, "<b_") {
 		c := e.cfg.DB2.ConnConfig("")
-		sql = strings.NewReplacer("<b_host>", c.Host, "<b_port>", strconv.Itoa(int(c.Port)), "<b_dbname>", c.Database,
-			"<b_user>", c.User, "<b_schema>", e.cfg.DB2.Schema()).Replace(sql)
+		sql = fillB(sql, c.Host, strconv.Itoa(int(c.Port)), c.Database, c.User, e.cfg.DB2.Schema())
 	}
 	return sql
+}
+
+// fillB puts database B's connection settings into sql as string literals.
+func fillB(sql, host, port, dbname, user, schema string) string {
+	return strings.NewReplacer("<b_host>", quoteLiteral(host), "<b_port>", quoteLiteral(port),
+		"<b_dbname>", quoteLiteral(dbname), "<b_user>", quoteLiteral(user), "<b_schema>", quoteLiteral(schema)).Replace(sql)
 }
 
 // autoRollbackOnError says whether a failed script statement rolls the

@@ -233,7 +233,16 @@ func (sd *side) endPrepared(ctx context.Context, gid string, commit bool) error 
 	return nil
 }
 
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+// quoteLiteral is s as an SQL string literal, as the server's quote_literal
+// writes it: quotes doubled, and a backslash doubled in an E'' literal, so
+// that it reads the same whatever standard_conforming_strings says.
+func quoteLiteral(s string) string {
+	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	if strings.Contains(s, `\`) {
+		q = "E" + strings.ReplaceAll(q, `\`, `\\`)
+	}
+	return q
+}
 
 // ErrLedgerGone says the ledger's tables are gone: someone dropped the
 // run's schema, or its tables, from outside the run.
