@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"charm.land/fang/v2"
@@ -136,7 +137,30 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.schema, "schema", "", "schema the ledger lives in (default: lockstep on the throwaway server, lockstep_<your login> on a server you name, so a class can share one)")
 	pf.DurationVar(&a.deadlockTimeout, "deadlock-timeout", time.Second, "deadlock_timeout of the throwaway server")
 	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand(), a.scenariosCommand(), a.cleanCommand(), a.classCommand(), a.watchCommand(), a.replayCommand(), a.exportCommand())
+	root.InitDefaultCompletionCmd()
+	usageErrors(root)
 	return root
+}
+
+// usageErrors makes a wrong number of arguments, to any command, bad input
+// (exit code 2) in one line that says what the command takes.
+func usageErrors(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			err := check(cmd, args)
+			var ee *ExitError
+			switch {
+			case err == nil || errors.As(err, &ee):
+				return err
+			case strings.HasPrefix(err.Error(), "unknown command"):
+				return badInput(fmt.Errorf("%s takes no arguments, got %q; see %s --help", cmd.CommandPath(), args[0], cmd.CommandPath()))
+			}
+			return badInput(fmt.Errorf("usage: %s %s (%w); see %s --help", cmd.CommandPath(), strings.TrimSpace(cmd.Use[len(cmd.Name()):]), err, cmd.CommandPath()))
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageErrors(sub)
+	}
 }
 
 // open gets the database the flags and environment name. Every failure here

@@ -234,7 +234,7 @@ func (sd *side) endPrepared(ctx context.Context, gid string, commit bool) error 
 }
 
 // quoteLiteral is s as an SQL string literal, as the server's quote_literal
-// writes it: quotes doubled, and a backslash doubled in an E'' literal, so
+// writes it: quotes doubled, and a backslash doubled in an E” literal, so
 // that it reads the same whatever standard_conforming_strings says.
 func quoteLiteral(s string) string {
 	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
