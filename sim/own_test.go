@@ -111,3 +111,43 @@ func TestTheClaimComesBack(t *testing.T) {
 		t.Errorf("MadeSchemas: %v; the run created %s", made, d.Schema())
 	}
 }
+
+// A session ended from outside while it sits idle in its transaction
+// stands as without a connection in every view, not "in transaction"; a
+// reset connects it again.
+func TestASessionEndedWhileIdleIsSeenGone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	eng := newEngine(t, "for-update", sim.Same)
+	if ev := step(t, eng, 0); ev.Kind != sim.Completed { // BEGIN
+		t.Fatalf("BEGIN: %v", ev.Kind)
+	}
+	if st := eng.Sessions()[0].State; st != sim.InTransaction {
+		t.Fatalf("after BEGIN: %v", st)
+	}
+	admin, err := dbtest.DB(t).Connect(ctx, db.AppName("test-admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend($1, 5000)", eng.Sessions()[0].Pid); err != nil {
+		t.Fatal(err)
+	}
+	ev := next(t, eng, func(ev sim.Event) bool { return ev.Kind == sim.ConnectionLost && ev.Session == "T1" })
+	if ev.Step != -1 || ev.State != sim.Failed || !strings.Contains(ev.Cause.Error(), "its backend is gone") {
+		t.Errorf("the event: step %d, state %v, cause %v", ev.Step, ev.State, ev.Cause)
+	}
+	s := eng.Sessions()
+	if s[0].State != sim.Failed || s[0].Steppable() || s[1].State != sim.Idle {
+		t.Errorf("after the terminate: T1 %v (steppable %v), T2 %v", s[0].State, s[0].Steppable(), s[1].State)
+	}
+	if err := eng.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := eng.Sessions()[0]; s.State != sim.Idle || !s.Steppable() {
+		t.Errorf("after a reset: T1 %v, steppable %v", s.State, s.Steppable())
+	}
+	if ev := step(t, eng, 0); ev.Kind != sim.Completed {
+		t.Errorf("T1's BEGIN after the reset: %v", ev.Kind)
+	}
+}
