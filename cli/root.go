@@ -61,7 +61,23 @@ func ExitCode(err error) int {
 	if errors.As(err, &ee) {
 		return ee.Code
 	}
+	if refusal(err) {
+		return ExitBadInput
+	}
 	return ExitFailure
+}
+
+// refusal says whether err is lockstep refusing to touch what is not its
+// own — a schema it did not make, another role's, a live run's, one that
+// objects it did not make depend on — from whichever command: the user
+// must choose another schema, or change what is in the way.
+func refusal(err error) bool {
+	for _, kind := range []error{ledger.ErrUnmarkedSchema, ledger.ErrSchemaNotYours, ledger.ErrSchemaInUse, ledger.ErrNotLocksteps} {
+		if errors.Is(err, kind) {
+			return true
+		}
+	}
+	return false
 }
 
 // app is what every command shares: the ledger and the global flags.
