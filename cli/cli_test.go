@@ -656,3 +656,68 @@ func TestHelpNamesFlagsAsTyped(t *testing.T) {
 		}
 	}
 }
+
+// clean finishes: it rolls back lockstep's own prepared transaction of a
+// run that has ended — which holds a lock on the schema — before it drops
+// the schema; a lock that is not lockstep's to end (a session idle in its
+// transaction) makes it give up within its bound, naming the session,
+// not hang.
+func TestCleanRollsBackOrphansFirstAndNeverHangs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.TwoPhase(t)
+	dsn := dbtest.DSN(t)
+	if srv := d.Server(); srv != nil && d != dbtest.DB(t) {
+		dsn = srv.URL(d.Name())
+	}
+	schema := fmt.Sprintf("lockstep_cli%d_%d", os.Getpid(), schemaSeq.Add(1))
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), dsn); err == nil {
+			c.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	})
+	args := []string{"--dsn", dsn, "--schema", schema}
+	if _, errOut, code := lockstep(t, append([]string{"reset"}, args...)...); code != 0 {
+		t.Fatalf("reset: %s", errOut)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	gid := fmt.Sprintf("lockstep/%06x/T1@A", os.Getpid()&0xffffff)
+	if _, err := conn.Exec(ctx, "BEGIN; UPDATE "+schema+".accounts SET balance = balance WHERE id = 1; PREPARE TRANSACTION '"+gid+"'"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Exec(context.Background(), "ROLLBACK PREPARED '"+gid+"'") })
+	// A run on the schema now fails naming the prepared transaction and
+	// what ends it, not with a bare 55P03.
+	if _, errOut, code := lockstep(t, append([]string{"run"}, args...)...); code == 0 ||
+		!strings.Contains(errOut, "prepared transaction "+gid+" holds one on schema "+schema+"; lockstep clean rolls back") {
+		t.Errorf("a run under the orphan: exit %d: %s", code, errOut)
+	}
+	start := time.Now()
+	out, errOut, code := lockstep(t, append([]string{"clean", "--yes"}, args...)...)
+	rolled := strings.Index(out, "removed prepared transaction "+gid)
+	dropped := strings.Index(out, "removed schema "+schema)
+	if code != 0 || rolled < 0 || dropped < rolled {
+		t.Fatalf("clean: exit %d after %s:\n%s%s", code, time.Since(start), out, errOut)
+	}
+
+	// A lock held by a session that is not lockstep's: clean gives up on
+	// the schema in bounded time and says who holds it.
+	if _, errOut, code := lockstep(t, append([]string{"reset"}, args...)...); code != 0 {
+		t.Fatalf("reset: %s", errOut)
+	}
+	if _, err := conn.Exec(ctx, "BEGIN; SELECT FROM "+schema+".accounts LIMIT 1"); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	out, _, code = lockstep(t, append([]string{"clean", "--yes"}, args...)...)
+	if code != cli.ExitFailure || !strings.Contains(out, "kept schema "+schema+": dropping schema "+schema+" gave up waiting for a lock: pid ") ||
+		!strings.Contains(out, "idle in transaction") || time.Since(start) > 30*time.Second {
+		t.Errorf("clean under a user's lock: exit %d after %s:\n%s", code, time.Since(start), out)
+	}
+	conn.Exec(ctx, "ROLLBACK")
+}
