@@ -192,7 +192,7 @@ func TestResetCommand(t *testing.T) {
 	conn.Exec(ctx, "CREATE SCHEMA "+schema)
 	defer conn.Exec(ctx, "DROP SCHEMA "+schema)
 	_, errOut, code = lockstep(t, "reset", "--dsn", dbtest.DSN(t), "--schema", schema)
-	if code != cli.ExitBadInput || !strings.Contains(errOut, "not created by lockstep") {
+	if code != cli.ExitBadInput || !strings.Contains(errOut, "schema "+schema+" exists and lockstep did not create it") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }
