@@ -270,13 +270,20 @@ func (l *Ledger) dropTables(ctx context.Context, tx pgx.Tx, f schemaFacts, doing
 	if len(names) == 0 {
 		return nil
 	}
-	// Nothing may come to depend on them while we look.
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-		return err
-	}
 	gone, err := casualties(ctx, tx, start, f.oid, false)
 	if err != nil {
 		return err
+	}
+	if len(gone) == 0 || l.force {
+		// Nothing may come to depend on them while we drop them; locked
+		// only now that the drop goes ahead (a queued lock holds up the
+		// sessions behind it).
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return err
+		}
+		if gone, err = casualties(ctx, tx, start, f.oid, false); err != nil {
+			return err
+		}
 	}
 	if len(gone) > 0 {
 		if !l.force {

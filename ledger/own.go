@@ -453,14 +453,22 @@ func DropSchema(ctx context.Context, conn *pgx.Conn, schema string, opts DropOpt
 		if err := unclaimed(ctx, tx, schema, "drop"); err != nil {
 			return err
 		}
-		// Nothing may come to depend on the schema's tables while we look:
-		// a view or a foreign key on a table needs a lock on it.
-		if err := lockSchemaTables(ctx, tx, f.oid); err != nil {
-			return err
-		}
-		gone, err := casualties(ctx, tx, []objRef{{classid: pgNamespaceClass, objid: f.oid}}, f.oid, opts.Made)
+		start := []objRef{{classid: pgNamespaceClass, objid: f.oid}}
+		gone, err := casualties(ctx, tx, start, f.oid, opts.Made)
 		if err != nil {
 			return err
+		}
+		if len(gone) == 0 || opts.Force {
+			// Nothing may come to depend on the schema's tables while we
+			// drop: a view or a foreign key on a table needs a lock on it.
+			// Only now, when the drop will go ahead: a lock queued here
+			// would hold up the sessions behind it.
+			if err := lockSchemaTables(ctx, tx, f.oid); err != nil {
+				return err
+			}
+			if gone, err = casualties(ctx, tx, start, f.oid, opts.Made); err != nil {
+				return err
+			}
 		}
 		if len(gone) > 0 {
 			if !opts.Force {
