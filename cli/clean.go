@@ -22,7 +22,8 @@ func (a *app) cleanCommand() *cobra.Command {
 		Use:   "clean",
 		Short: "Remove what lockstep left on a server for your login",
 		Long: "clean lists what lockstep created on the server for your login and left there — prepared\n" +
-			"transactions of lockstep runs that have ended (rolled back first: they hold locks), the run's schema\n" +
+			"transactions of lockstep runs that have ended that hold locks in the run's schema (every one of yours\n" +
+			"with --all-mine; rolled back first, since a drop would wait for their locks), the run's schema\n" +
 			"(every schema lockstep marked as made for your login, with --all-mine), and with --all-mine the\n" +
 			"database " + db.SecondName + " of two-database runs when your login created it and nothing else lives\n" +
 			"there — and removes them after you confirm (--yes: without asking). A schema is lockstep's for you\n" +

@@ -36,7 +36,8 @@ func (l Leftover) String() string {
 // Leftovers lists what lockstep left in conn's database for the current
 // role, by the one rule of own.go: the prepared transactions of lockstep
 // runs that have ended (their global ids are lockstep's, and the role
-// prepared them), first, since they hold locks a drop would wait for; the
+// prepared them) that hold locks in schema (all of them with all), first,
+// since a drop would wait for their locks; the
 // schema named schema (every such schema of the role with all) when it is
 // lockstep's for this role; and, with all, the marked second database when
 // this role created it. A schema a live run claims is kept, naming the
@@ -50,11 +51,18 @@ func Leftovers(ctx context.Context, conn *pgx.Conn, schema string, all, force bo
 	}
 	// A run's prepared transactions are named lockstep/<run>/<session>; a
 	// run is over when none of its connections is left.
+	// Without all, those that hold locks in the schema: what stands in its way.
 	rows, err := conn.Query(ctx, `SELECT p.gid FROM pg_prepared_xacts p
 		WHERE p.gid LIKE 'lockstep/%/%' AND p.database = current_database() AND p.owner = current_user
 		  AND NOT EXISTS (SELECT FROM pg_stat_activity a
 		                  WHERE a.application_name LIKE split_part(p.gid, '/', 1) || '/' || split_part(p.gid, '/', 2) || '/%')
-		ORDER BY p.prepared`)
+		  AND ($1 OR EXISTS (
+		        SELECT FROM pg_locks t
+		        JOIN pg_locks l ON l.virtualtransaction = t.virtualtransaction AND l.pid IS NULL AND l.locktype = 'relation'
+		        JOIN pg_class c ON c.oid = l.relation
+		        WHERE t.locktype = 'transactionid' AND t.transactionid = p.transaction AND t.pid IS NULL
+		          AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2)))
+		ORDER BY p.prepared`, all, schema)
 	if err != nil {
 		return nil, fmt.Errorf("listing lockstep's prepared transactions: %w", err)
 	}
