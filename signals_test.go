@@ -71,9 +71,17 @@ func signalWhileWaiting(t *testing.T, bin string, sig syscall.Signal, try int, t
 	if err := os.Chmod(tmp, 0o755); err != nil { // the throwaway server's user must reach it
 		t.Fatal(err)
 	}
-	args := []string{"--scenario", spec, "--schema", fmt.Sprintf("lockstep_sig_%d_%d", os.Getpid(), key)}
+	schema := fmt.Sprintf("lockstep_sig_%d_%d", os.Getpid(), key)
+	args := []string{"--scenario", spec, "--schema", schema}
 	if !throwaway {
 		args = append(args, "--dsn", dbtest.DSN(t))
+		// The interface leaves the schema it made: the test drops it.
+		t.Cleanup(func() {
+			if c, err := pgx.Connect(context.Background(), dbtest.DSN(t)); err == nil {
+				c.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+				c.Close(context.Background())
+			}
+		})
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "DATABASE_URL=", "TERM=xterm-256color")

@@ -36,13 +36,17 @@ func parseInts(flag, s string, lo, hi int) ([]int, error) {
 	return out, nil
 }
 
+// parseStrategies reads --strategy: names separated by commas, where all
+// stands for every strategy; the error names the name that is wrong.
 func parseStrategies(s string) ([]*ledger.Strategy, error) {
-	if s == "all" {
-		return ledger.Strategies(), nil
-	}
 	var out []*ledger.Strategy
 	for _, name := range strings.Split(s, ",") {
-		st, err := ledger.Lookup(strings.TrimSpace(name))
+		name = strings.TrimSpace(name)
+		if name == "all" {
+			out = append(out, ledger.Strategies()...)
+			continue
+		}
+		st, err := ledger.Lookup(name)
 		if err != nil {
 			return nil, err
 		}

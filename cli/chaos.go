@@ -64,7 +64,9 @@ func (a *app) chaosCommand() *cobra.Command {
 				return exec.Command(exe, "worker", "--schema", d.Schema(), "--strategy", s.Name,
 					"--accounts", strconv.Itoa(accounts), "--run", string(runID), "--name", name, "--seed", strconv.FormatUint(seed, 10))
 			}
-			cfg.Progress = progressPrinter(cmd.ErrOrStderr())
+			progressed := false
+			printProgress := progressPrinter(cmd.ErrOrStderr())
+			cfg.Progress = func(p load.Progress) { progressed = true; printProgress(p) }
 			stopRecording := func() error { return nil }
 			if recordTo != "" {
 				if stopRecording, err = a.recordChaos(cmd, &cfg, d, recordTo); err != nil {
@@ -75,7 +77,9 @@ func (a *app) chaosCommand() *cobra.Command {
 			if rerr := stopRecording(); err == nil && rerr != nil {
 				return rerr
 			}
-			fmt.Fprintln(cmd.ErrOrStderr())
+			if progressed { // the progress line ends
+				fmt.Fprintln(cmd.ErrOrStderr())
+			}
 			if err != nil {
 				return fmt.Errorf("chaos: %w", err)
 			}

@@ -55,8 +55,8 @@ func (a *app) classCommand() *cobra.Command {
 // a cleared screen.
 func (a *app) lookEvery(cmd *cobra.Command, what string, every time.Duration, clear bool,
 	look func(ctx context.Context, d *db.Database, conn *pgx.Conn, out io.Writer) (done bool, err error)) error {
-	if every <= 0 {
-		return badInput(fmt.Errorf("--every %s: must be positive", every))
+	if err := checkInterval("--every", every, time.Second); err != nil {
+		return err
 	}
 	ctx := cmd.Context()
 	d, err := a.open(ctx)

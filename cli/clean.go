@@ -17,16 +17,21 @@ import (
 )
 
 func (a *app) cleanCommand() *cobra.Command {
-	var all, yes bool
+	var all, yes, force bool
 	cmd := &cobra.Command{
 		Use:   "clean",
 		Short: "Remove what lockstep left on a server for your login",
-		Long: "clean lists what lockstep created on the server for your login and left there — the run's schema\n" +
-			"(every schema lockstep marked as its own, with --all-mine), prepared transactions of runs that have\n" +
-			"ended, and with --all-mine the database " + db.SecondName + " of two-database runs when lockstep created it\n" +
-			"and nothing else lives there — and removes them after you confirm (--yes: without asking). Nothing\n" +
-			"lockstep did not create is touched, nor anything a live run uses. The pgrowlocks extension stays: it\n" +
-			"serves everyone on the database.",
+		Long: "clean lists what lockstep created on the server for your login and left there — prepared\n" +
+			"transactions of lockstep runs that have ended that hold locks in the run's schema (every one of yours\n" +
+			"with --all-mine; rolled back first, since a drop would wait for their locks), the run's schema\n" +
+			"(every schema lockstep marked as made for your login, with --all-mine), and with --all-mine the\n" +
+			"database " + db.SecondName + " of two-database runs when your login created it and nothing else lives\n" +
+			"there — and removes them after you confirm (--yes: without asking). A schema is lockstep's for you\n" +
+			"only when lockstep's mark on it names your login and your login owns it: a superuser or a teacher\n" +
+			"who is a member of the students' roles cleans only their own. Nothing lockstep did not create is\n" +
+			"touched, nor anything a live run uses; a schema that holds what lockstep did not make (a table you\n" +
+			"added) or that something elsewhere depends on (a view, a foreign key) is kept, naming them, unless\n" +
+			"--force, which drops them with it. The pgrowlocks extension stays: it serves everyone on the database.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -45,7 +50,7 @@ func (a *app) cleanCommand() *cobra.Command {
 				return err
 			}
 			defer conn.Close(context.WithoutCancel(ctx))
-			list, err := ledger.Leftovers(ctx, conn, d.Schema(), all)
+			list, err := ledger.Leftovers(ctx, conn, d.Schema(), all, force)
 			if err != nil {
 				return err
 			}
@@ -79,17 +84,27 @@ func (a *app) cleanCommand() *cobra.Command {
 					return nil
 				}
 			}
+			opts := ledger.RemoveOptions{Force: force, Say: func(s string) { fmt.Fprintf(out, "%s\n", s) }}
+			var failed []error
 			for _, l := range remove {
-				if err := ledger.Remove(ctx, conn, l); err != nil {
-					return err
+				if err := ledger.Remove(ctx, conn, l, opts); err != nil {
+					// The others may still go: a locked schema does not keep
+					// a prepared transaction, or the next schema, in place.
+					fmt.Fprintf(out, "kept %s %s: %v\n", l.Kind, l.Name, errors.Unwrap(err))
+					failed = append(failed, err)
+					continue
 				}
 				fmt.Fprintf(out, "removed %s %s\n", l.Kind, l.Name)
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("%d of %d not removed: %w", len(failed), len(remove), failed[0])
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all-mine", false, "every schema lockstep made for your login on this database, and "+db.SecondName)
 	cmd.Flags().BoolVar(&yes, "yes", false, "remove without asking (for scripts)")
+	cmd.Flags().BoolVar(&force, "force", false, "also drop what lockstep did not make but would go with its schema (a table added to it, a view or foreign key elsewhere that depends on it), after naming each")
 	return cmd
 }
 

@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -103,7 +103,21 @@ func TestBadInputIsOneLineAndExitCode2(t *testing.T) {
 		"amount too big":     {[]string{"run", "--amount", "99999999999"}, "--amount 99999999999.00: NUMERIC(12,2) holds at most 9999999999.99"},
 		"bench workload":     {[]string{"bench", "--workload", "queue"}, `--workload "queue": use transfers or job-queue`},
 		"watch pid":          {[]string{"watch", "--pid", "12,x"}, `--pid "12,x": give backend pids separated by commas`},
-		"watch poll":         {[]string{"watch", "--poll", "0s"}, "--poll 0s: must be positive"},
+		"watch poll":         {[]string{"watch", "--poll", "0s"}, "--poll 0s: at least 10ms"},
+		"watch poll long":    {[]string{"watch", "--poll", "2h"}, "--poll 2h0m0s: at most 1m0s"},
+		"run poll":           {[]string{"run", "--poll", "1ns"}, "--poll 1ns: at least 10ms (each look is a query on the server; the default is 200ms)"},
+		"tui poll":           {[]string{"--poll", "1ns"}, "--poll 1ns: at least 10ms"},
+		"class every":        {[]string{"class", "--every", "1ns"}, "--every 1ns: at least 10ms"},
+		"export huge":        {[]string{"export", "../record/testdata/lecture-v1.jsonl", "--svg", "--width", "20000", "--height", "20000"}, "--width 20000 --height 20000: at most 500×200"},
+		"export damaged gz":  {[]string{"export", "testdata/damaged.jsonl.gz", "--markdown"}, "the compressed file is damaged (flate: corrupt input"},
+		"export cut gz":      {[]string{"export", "testdata/cut.jsonl.gz", "--markdown"}, "the compressed file ends before its first line does"},
+		"bench all,bogus":    {[]string{"bench", "--strategy", "all,bogus"}, `unknown strategy "bogus"`},
+		"replay no file":     {[]string{"replay"}, "usage: lockstep replay FILE (accepts 1 arg(s), received 0)"},
+		"export two files":   {[]string{"export", "a", "b"}, "usage: lockstep export FILE (accepts 1 arg(s), received 2)"},
+		"spec no arg":        {[]string{"spec"}, "usage: lockstep spec FILE|SCENARIO"},
+		"reset argument":     {[]string{"reset", "extra"}, `lockstep reset takes no arguments, got "extra"`},
+		"clean argument":     {[]string{"clean", "now"}, `lockstep clean takes no arguments, got "now"`},
+		"completion extra":   {[]string{"completion", "bash", "extra"}, "lockstep completion bash takes no arguments"},
 		"watch both":         {[]string{"watch", "--database", "x", "--all"}, "--database and --all: choose one"},
 		"fix unknown":        {[]string{"run", "--scenario", "job-queue", "--fix", "bogus"}, "the fixes of job-queue are none, nowait, skip-locked"},
 		"pool fix":           {[]string{"run", "--scenario", "pool", "--fix", "magic"}, `unknown pool fix "magic"`},
@@ -178,7 +192,7 @@ func TestResetCommand(t *testing.T) {
 	conn.Exec(ctx, "CREATE SCHEMA "+schema)
 	defer conn.Exec(ctx, "DROP SCHEMA "+schema)
 	_, errOut, code = lockstep(t, "reset", "--dsn", dbtest.DSN(t), "--schema", schema)
-	if code != cli.ExitBadInput || !strings.Contains(errOut, "not created by lockstep") {
+	if code != cli.ExitBadInput || !strings.Contains(errOut, "schema "+schema+" exists and lockstep did not create it") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }
@@ -641,4 +655,69 @@ func TestHelpNamesFlagsAsTyped(t *testing.T) {
 			t.Errorf("lockstep %s names a flag %q, which does not exist:\n%s", strings.Join(cmd, " "), bad, out)
 		}
 	}
+}
+
+// clean finishes: it rolls back lockstep's own prepared transaction of a
+// run that has ended — which holds a lock on the schema — before it drops
+// the schema; a lock that is not lockstep's to end (a session idle in its
+// transaction) makes it give up within its bound, naming the session,
+// not hang.
+func TestCleanRollsBackOrphansFirstAndNeverHangs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.TwoPhase(t)
+	dsn := dbtest.DSN(t)
+	if srv := d.Server(); srv != nil && d != dbtest.DB(t) {
+		dsn = srv.URL(d.Name())
+	}
+	schema := fmt.Sprintf("lockstep_cli%d_%d", os.Getpid(), schemaSeq.Add(1))
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), dsn); err == nil {
+			c.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	})
+	args := []string{"--dsn", dsn, "--schema", schema}
+	if _, errOut, code := lockstep(t, append([]string{"reset"}, args...)...); code != 0 {
+		t.Fatalf("reset: %s", errOut)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	gid := fmt.Sprintf("lockstep/%06x/T1@A", os.Getpid()&0xffffff)
+	if _, err := conn.Exec(ctx, "BEGIN; UPDATE "+schema+".accounts SET balance = balance WHERE id = 1; PREPARE TRANSACTION '"+gid+"'"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Exec(context.Background(), "ROLLBACK PREPARED '"+gid+"'") })
+	// A run on the schema now fails naming the prepared transaction and
+	// what ends it, not with a bare 55P03.
+	if _, errOut, code := lockstep(t, append([]string{"run"}, args...)...); code == 0 ||
+		!strings.Contains(errOut, "prepared transaction "+gid+" holds one on schema "+schema+"; lockstep clean rolls back") {
+		t.Errorf("a run under the orphan: exit %d: %s", code, errOut)
+	}
+	start := time.Now()
+	out, errOut, code := lockstep(t, append([]string{"clean", "--yes"}, args...)...)
+	rolled := strings.Index(out, "removed prepared transaction "+gid)
+	dropped := strings.Index(out, "removed schema "+schema)
+	if code != 0 || rolled < 0 || dropped < rolled {
+		t.Fatalf("clean: exit %d after %s:\n%s%s", code, time.Since(start), out, errOut)
+	}
+
+	// A lock held by a session that is not lockstep's: clean gives up on
+	// the schema in bounded time and says who holds it.
+	if _, errOut, code := lockstep(t, append([]string{"reset"}, args...)...); code != 0 {
+		t.Fatalf("reset: %s", errOut)
+	}
+	if _, err := conn.Exec(ctx, "BEGIN; SELECT FROM "+schema+".accounts LIMIT 1"); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	out, _, code = lockstep(t, append([]string{"clean", "--yes"}, args...)...)
+	if code != cli.ExitFailure || !strings.Contains(out, "kept schema "+schema+": dropping schema "+schema+" gave up waiting for a lock: pid ") ||
+		!strings.Contains(out, "idle in transaction") || time.Since(start) > 30*time.Second {
+		t.Errorf("clean under a user's lock: exit %d after %s:\n%s", code, time.Since(start), out)
+	}
+	conn.Exec(ctx, "ROLLBACK")
 }

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -33,7 +35,7 @@ func (a *app) exportCommand() *cobra.Command {
 		Example: "  lockstep run --record lecture.jsonl\n  lockstep export lecture.jsonl --markdown -o lecture.md\n" +
 			"  lockstep export lecture.jsonl --dot --at deadlock | dot -Tsvg > deadlock.svg",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			var chosen []string
 			for name, on := range map[string]bool{"--markdown": markdown, "--dot": dot, "--mermaid": mermaid, "--svg": svg, "--cast": cast} {
 				if on {
@@ -46,6 +48,10 @@ func (a *app) exportCommand() *cobra.Command {
 			if width < 80 || height < 24 {
 				return badInput(fmt.Errorf("--width %d --height %d: the interface needs at least 80×24", width, height))
 			}
+			if width > maxExportWidth || height > maxExportHeight {
+				return badInput(fmt.Errorf("--width %d --height %d: at most %d×%d (a projector's screen at a small font is about 480×135)",
+					width, height, maxExportWidth, maxExportHeight))
+			}
 			rec, err := openRecording(args[0])
 			if err != nil {
 				return err
@@ -54,14 +60,34 @@ func (a *app) exportCommand() *cobra.Command {
 			if err != nil {
 				return badInput(fmt.Errorf("--theme: %w", err))
 			}
+			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
 			if output != "" {
-				f, err := os.Create(output)
-				if err != nil {
-					return badInput(fmt.Errorf("-o %s: %w", output, err))
+				// Written beside it and renamed at the end: an export cut
+				// short (a signal, an error) leaves the file as it was.
+				f, ferr := os.CreateTemp(filepath.Dir(output), ".lockstep-export-*")
+				if ferr != nil {
+					return badInput(fmt.Errorf("-o %s: %w", output, ferr))
 				}
-				defer f.Close()
+				defer func() {
+					f.Close()
+					os.Remove(f.Name())
+				}()
 				out = f
+				mode := os.FileMode(0o644)
+				if st, serr := os.Stat(output); serr == nil {
+					mode = st.Mode().Perm()
+				}
+				defer func() {
+					if err == nil {
+						if err = f.Chmod(mode); err == nil {
+							err = f.Close()
+						}
+						if err == nil {
+							err = os.Rename(f.Name(), output)
+						}
+					}
+				}()
 			}
 			if markdown {
 				return handout.Markdown(out, rec)
@@ -71,7 +97,7 @@ func (a *app) exportCommand() *cobra.Command {
 				return badInput(err)
 			}
 			if cast {
-				return writeCast(out, moments, rec.Header.Run.Name, width, height, rec.Header.Started)
+				return writeCast(ctx, out, moments, rec.Header.Run.Name, width, height, rec.Header.Started)
 			}
 			if at == "" {
 				at = "end"
@@ -111,15 +137,16 @@ func (a *app) exportCommand() *cobra.Command {
 	return cmd
 }
 
-// writeCast writes every moment's screen at its time.
-func writeCast(out io.Writer, ms *tui.Moments, title string, width, height int, started time.Time) error {
-	frames := make([]handout.Frame, 0, ms.Len())
-	for i := range ms.Len() {
-		at := ms.At(i)
-		if n := len(frames); n > 0 && at < frames[n-1].At {
-			at = frames[n-1].At // the cast's times must not go back
-		}
-		frames = append(frames, handout.Frame{At: at, Screen: ms.Screen(i, width, height)})
-	}
-	return handout.Cast(out, frames, width, height, "lockstep: "+title, started)
+// maxExportWidth and maxExportHeight bound a screen export: a screen of
+// 20000×20000 cells took 23.8 GB before it was killed.
+const (
+	maxExportWidth  = 500
+	maxExportHeight = 200
+)
+
+// writeCast writes every moment's screen at its time, one at a time; a
+// signal stops it.
+func writeCast(ctx context.Context, out io.Writer, ms *tui.Moments, title string, width, height int, started time.Time) error {
+	frame := func(i int) handout.Frame { return handout.Frame{At: ms.At(i), Screen: ms.Screen(i, width, height)} }
+	return handout.Cast(ctx, out, ms.Len(), frame, width, height, "lockstep: "+title, started)
 }

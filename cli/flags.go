@@ -101,8 +101,8 @@ func (f *runFlags) config(a *app) (sim.Config, []int, error) {
 	if err := ledger.CheckBalance(amount); err != nil {
 		return cfg, nil, badInput(fmt.Errorf("--amount %s: %w", amount.StringFixed(2), err))
 	}
-	if f.poll <= 0 {
-		return cfg, nil, badInput(fmt.Errorf("--poll %s: must be positive", f.poll))
+	if err := checkInterval("--poll", f.poll, sim.DefaultPoll); err != nil {
+		return cfg, nil, err
 	}
 	cfg = sim.Config{Ledger: a.ledger, Strategy: strategy, Sessions: f.sessions, Direction: dir,
 		Amount: amount, Setup: setup, Poll: f.poll}
@@ -185,4 +185,25 @@ func scenarioSummary(name string) string {
 		}
 	}
 	return "an isolation-tester spec file"
+}
+
+// Bounds of how often lockstep looks at the server (--poll, --every): each
+// look is a query the server answers, and one every nanosecond kept a core
+// busy in lockstep and half of one in the server, for nothing a screen can
+// show; one less often than every minute shows nothing live.
+const (
+	minInterval = 10 * time.Millisecond
+	maxInterval = time.Minute
+)
+
+// checkInterval refuses an interval outside the bounds, naming the flag and
+// its default.
+func checkInterval(flag string, d, def time.Duration) error {
+	switch {
+	case d < minInterval:
+		return badInput(fmt.Errorf("%s %s: at least %s (each look is a query on the server; the default is %s)", flag, d, minInterval, def))
+	case d > maxInterval:
+		return badInput(fmt.Errorf("%s %s: at most %s (the default is %s)", flag, d, maxInterval, def))
+	}
+	return nil
 }

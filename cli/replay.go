@@ -116,9 +116,7 @@ func (a *app) replayLive(cmd *cobra.Command, rec *record.Recording) error {
 	if err := eng.Close(ctx); err != nil {
 		return err
 	}
-	if err := a.dropRunSchema(ctx, cfg.DB, cfg.DB2); err != nil {
-		return err
-	}
+	a.dropRunSchema(ctx, eng)
 	out := cmd.OutOrStdout()
 	setUp := "default set-up"
 	if len(h.Args) > 0 {

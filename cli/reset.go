@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -16,11 +15,15 @@ import (
 
 func (a *app) resetCommand() *cobra.Command {
 	var sf setupFlags
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "reset",
 		Short: "Create or re-create the ledger and print its accounts",
-		Long: "reset drops the ledger's schema (only one lockstep created), creates accounts, transfers and entries,\n" +
-			"and opens the accounts. It refuses to drop a schema lockstep did not create.",
+		Long: "reset creates the ledger's schema when there is none, marked as made by lockstep for your login, or\n" +
+			"else replaces the ledger's tables in it — accounts, transfers and entries, and nothing else: a table you\n" +
+			"added there stays — and opens the accounts. It refuses a schema lockstep did not make for your login,\n" +
+			"one a live run uses, and tables that something lockstep did not make depends on (a view over accounts,\n" +
+			"a foreign key to it), naming them; --force drops those with the tables, after naming them.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			setup, err := sf.setup()
@@ -33,10 +36,14 @@ func (a *app) resetCommand() *cobra.Command {
 				return err
 			}
 			defer d.Close()
-			if err := a.reset(ctx, d, setup); err != nil {
+			out := cmd.OutOrStdout()
+			l := a.ledger
+			if force {
+				l = l.Forced(func(s string) { fmt.Fprintf(out, "%s\n", s) })
+			}
+			if err := resetWith(ctx, l, d, setup); err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "ledger reset in schema %s on %s\n\n", d.Schema(), d.Describe())
 			if err := printAccounts(ctx, out, d); err != nil {
 				return err
@@ -48,15 +55,17 @@ func (a *app) resetCommand() *cobra.Command {
 		},
 	}
 	sf.register(cmd)
+	cmd.Flags().BoolVar(&force, "force", false, "also drop what depends on the ledger's tables and is not lockstep's (a view over accounts, a foreign key to it), after naming each")
 	return cmd
 }
 
 // reset re-creates the ledger on a connection of its own.
 func (a *app) reset(ctx context.Context, d *db.Database, setup ledger.Setup) error {
-	if err := a.ledger.ResetDatabase(ctx, d, setup); err != nil {
-		if errors.Is(err, ledger.ErrUnmarkedSchema) {
-			err = fmt.Errorf("%w (--schema NAME)", err)
-		}
+	return resetWith(ctx, a.ledger, d, setup)
+}
+
+func resetWith(ctx context.Context, l *ledger.Ledger, d *db.Database, setup ledger.Setup) error {
+	if err := l.ResetDatabase(ctx, d, setup); err != nil {
 		return badInput(err)
 	}
 	return nil

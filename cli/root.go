@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"charm.land/fang/v2"
@@ -60,7 +61,23 @@ func ExitCode(err error) int {
 	if errors.As(err, &ee) {
 		return ee.Code
 	}
+	if refusal(err) {
+		return ExitBadInput
+	}
 	return ExitFailure
+}
+
+// refusal says whether err is lockstep refusing to touch what is not its
+// own — a schema it did not make, another role's, a live run's, one that
+// objects it did not make depend on — from whichever command: the user
+// must choose another schema, or change what is in the way.
+func refusal(err error) bool {
+	for _, kind := range []error{ledger.ErrUnmarkedSchema, ledger.ErrSchemaNotYours, ledger.ErrSchemaInUse, ledger.ErrNotLocksteps} {
+		if errors.Is(err, kind) {
+			return true
+		}
+	}
+	return false
 }
 
 // app is what every command shares: the ledger and the global flags.
@@ -136,7 +153,30 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.schema, "schema", "", "schema the ledger lives in (default: lockstep on the throwaway server, lockstep_<your login> on a server you name, so a class can share one)")
 	pf.DurationVar(&a.deadlockTimeout, "deadlock-timeout", time.Second, "deadlock_timeout of the throwaway server")
 	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand(), a.scenariosCommand(), a.cleanCommand(), a.classCommand(), a.watchCommand(), a.replayCommand(), a.exportCommand())
+	root.InitDefaultCompletionCmd()
+	usageErrors(root)
 	return root
+}
+
+// usageErrors makes a wrong number of arguments, to any command, bad input
+// (exit code 2) in one line that says what the command takes.
+func usageErrors(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			err := check(cmd, args)
+			var ee *ExitError
+			switch {
+			case err == nil || errors.As(err, &ee):
+				return err
+			case strings.HasPrefix(err.Error(), "unknown command"):
+				return badInput(fmt.Errorf("%s takes no arguments, got %q; see %s --help", cmd.CommandPath(), args[0], cmd.CommandPath()))
+			}
+			return badInput(fmt.Errorf("usage: %s %s (%w); see %s --help", cmd.CommandPath(), strings.TrimSpace(cmd.Use[len(cmd.Name()):]), err, cmd.CommandPath()))
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageErrors(sub)
+	}
 }
 
 // open gets the database the flags and environment name. Every failure here

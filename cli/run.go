@@ -79,9 +79,7 @@ func (a *app) runCommand() *cobra.Command {
 				return err
 			}
 			if !keep {
-				if err := a.dropRunSchema(ctx, cfg.DB, cfg.DB2); err != nil {
-					return err
-				}
+				a.dropRunSchema(ctx, eng)
 			}
 			if outcome.Books != nil && !outcome.Books.OK() {
 				// As chaos does: the strategy broke the ledger's invariant.
@@ -94,7 +92,7 @@ func (a *app) runCommand() *cobra.Command {
 	sf.register(cmd)
 	pf.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per event, then a summary object")
-	cmd.Flags().BoolVar(&keep, "keep", false, "keep the run's schema (the ledger, a scenario's tables) on a server you named; by default run drops it at the end")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the schema the run created (the ledger, a scenario's tables) on a server you named; by default run drops it at its end (a schema it found, it always leaves)")
 	cmd.Flags().StringVar(&recordTo, "record", "", "write the run to this file as it happens (lockstep replay FILE plays it back)")
 	cmd.Flags().StringVar(&resolve, "resolve", "commit", "what to do with a prepared transaction the run leaves behind: commit or rollback (COMMIT/ROLLBACK PREPARED)")
 	return cmd
@@ -133,26 +131,27 @@ func (a *app) startRun(ctx context.Context, cfg sim.Config) (*sim.Engine, sim.Co
 	}, nil
 }
 
-// dropRunSchema drops the schema the run made, in each of its databases,
-// on a server someone else runs (the throwaway server goes whole), and
-// says so.
-func (a *app) dropRunSchema(ctx context.Context, dbs ...*db.Database) error {
-	for _, d := range dbs {
-		if d == nil || d.Server() != nil {
+// dropRunSchema drops, at the end of a run on a server someone else runs,
+// each schema the run created (the throwaway server goes whole); a schema
+// the run found stays as it was. A schema that something lockstep did not
+// make has come to depend on, or that a live run uses, stays too, and the
+// line says why: the run itself went well.
+func (a *app) dropRunSchema(ctx context.Context, eng *sim.Engine) {
+	for _, d := range eng.MadeSchemas() {
+		if d.Server() != nil {
 			continue
 		}
 		conn, err := d.Connect(ctx, db.AppName("drop"))
-		if err != nil {
-			return err
+		if err == nil {
+			err = ledger.DropSchema(ctx, conn, d.Schema(), ledger.DropOptions{Made: true})
+			conn.Close(context.WithoutCancel(ctx))
 		}
-		err = ledger.Remove(ctx, conn, ledger.Leftover{Kind: "schema", Name: d.Schema()})
-		conn.Close(context.WithoutCancel(ctx))
 		if err != nil {
-			return fmt.Errorf("dropping the run's schema %s in %s: %w", d.Schema(), d.Name(), err)
+			fmt.Fprintf(a.stderr, "lockstep: kept schema %s in %s, made for this run: %v (lockstep clean removes it)\n", d.Schema(), d.Name(), err)
+			continue
 		}
 		fmt.Fprintf(a.stderr, "lockstep: dropped schema %s in %s, made for this run (--keep keeps it)\n", d.Schema(), d.Name())
 	}
-	return nil
 }
 
 func parseResolve(s string) (commit bool, err error) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,7 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"lockstep/db"
 	"lockstep/isolation"
+	"lockstep/ledger"
 	"lockstep/record"
 	"lockstep/scenario"
 	"lockstep/sim"
@@ -59,6 +62,11 @@ func (a *app) specCommand() *cobra.Command {
 				AppName: os.Getenv("PGAPPNAME")}
 			if cmd.Flags().Changed("schema") {
 				r.Schema = a.schema
+				// Refused before anything runs: the spec's setup and
+				// teardown create and drop tables there.
+				if err := checkSchema(ctx, d, r.Schema); err != nil {
+					return err
+				}
 			}
 			var rec *record.Writer
 			var recErr error
@@ -86,7 +94,8 @@ func (a *app) specCommand() *cobra.Command {
 			switch {
 			case errors.Is(err, isolation.ErrSetupFailed) || errors.Is(err, isolation.ErrStuck):
 				return &ExitError{Code: ExitFailure, Err: err}
-			case errors.Is(err, sim.ErrNoPreparedTransactions):
+			case errors.Is(err, sim.ErrNoPreparedTransactions), errors.Is(err, ledger.ErrUnmarkedSchema),
+				errors.Is(err, ledger.ErrSchemaNotYours), errors.Is(err, ledger.ErrSchemaInUse):
 				return badInput(err)
 			}
 			return err
@@ -142,4 +151,15 @@ func (a *app) scenariosCommand() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// checkSchema refuses, before anything runs, a schema lockstep may not use
+// (ledger.CheckSchema).
+func checkSchema(ctx context.Context, d *db.Database, schema string) error {
+	conn, err := d.Connect(ctx, db.AppName("check"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return badInput(ledger.CheckSchema(ctx, conn, schema))
 }

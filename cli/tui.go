@@ -108,7 +108,8 @@ func (a *app) runTUI(cmd *cobra.Command, rf *runFlags, sf *scenarioFlags, pf *po
 	if rerr := a.endRecording(rec, a.recordTo); err == nil {
 		err = rerr
 	}
-	if errors.Is(err, ledger.ErrSchemaInUse) || errors.Is(err, ledger.ErrSchemaNotYours) {
+	if errors.Is(err, ledger.ErrSchemaInUse) || errors.Is(err, ledger.ErrSchemaNotYours) ||
+		errors.Is(err, ledger.ErrUnmarkedSchema) || errors.Is(err, ledger.ErrNotLocksteps) {
 		return badInput(err)
 	}
 	return err

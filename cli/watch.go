@@ -73,8 +73,8 @@ func (a *app) watch(cmd *cobra.Command, wf watchFlags) (err error) {
 		}
 		wf.opts.Filter.Pids = append(wf.opts.Filter.Pids, int32(n))
 	}
-	if wf.poll <= 0 {
-		return badInput(fmt.Errorf("--poll %s: must be positive, e.g. --poll 500ms", wf.poll))
+	if err := checkInterval("--poll", wf.poll, 500*time.Millisecond); err != nil {
+		return err
 	}
 	if wf.opts.Threshold <= 0 {
 		return badInput(fmt.Errorf("--history-after %s: must be positive, e.g. --history-after 1s", wf.opts.Threshold))

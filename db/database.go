@@ -288,8 +288,17 @@ func explainConnectError(cfg *pgx.ConnConfig, err error) error {
 			return fmt.Errorf("connecting to %s as %q: %s (SQLSTATE %s)", where, cfg.User, pgErr.Message, pgErr.Code)
 		}
 	}
+	if strings.Contains(err.Error(), "server refused TLS connection") {
+		return fmt.Errorf("the server at %s does not accept TLS (SSL) connections, and the connection string asks for one (sslmode=%s): "+
+			"use sslmode=prefer or disable, or enable ssl on the server", where, sslMode(cfg))
+	}
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {
+		if !strings.HasPrefix(cfg.Host, "/") && listening(net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))) {
+			// The port answers TCP: what listens there kept quiet.
+			return fmt.Errorf("something at %s accepted the connection but did not answer as PostgreSQL within %s; check the port (PostgreSQL's is usually 5432)",
+				where, cfg.ConnectTimeout)
+		}
 		return fmt.Errorf("cannot reach PostgreSQL at %s: timed out; check the host and port, or omit --dsn to use a throwaway server", where)
 	}
 	cause := err.Error()
@@ -303,6 +312,25 @@ func explainConnectError(cfg *pgx.ConnConfig, err error) error {
 		return fmt.Errorf("something answered at %s, but it is not PostgreSQL; check the port (PostgreSQL's is usually 5432)", where)
 	}
 	return fmt.Errorf("cannot reach PostgreSQL at %s: %s; is the server running? (or omit --dsn to use a throwaway server)", where, cause)
+}
+
+// listening says whether a TCP connection to addr opens within a second.
+func listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// sslMode is the sslmode the connection string asked for, as far as pgx's
+// config shows it: a TLS config that verifies is verify-*, else require.
+func sslMode(cfg *pgx.ConnConfig) string {
+	if cfg.TLSConfig != nil && !cfg.TLSConfig.InsecureSkipVerify {
+		return "verify-ca or verify-full"
+	}
+	return "require"
 }
 
 // EndBackends makes sure no backend whose application_name matches pattern

@@ -3,9 +3,12 @@ package db_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"lockstep/db"
 	"lockstep/dbtest"
@@ -132,5 +135,62 @@ func TestOpenWithNothingStartsAThrowawayServer(t *testing.T) {
 	case <-srv.Done():
 	default:
 		t.Fatal("server still running after Close")
+	}
+}
+
+// What answers on the port decides the line: a server that refuses TLS
+// when the DSN asks for it is named so (not "not PostgreSQL"); a server
+// that accepts the connection and never answers (an HTTP server waiting for
+// a request line) is not "unreachable".
+func TestOpenSaysWhatAnswered(t *testing.T) {
+	t.Parallel()
+	serve := func(t *testing.T, handle func(net.Conn)) string {
+		t.Helper()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					handle(c)
+				}()
+			}
+		}()
+		return l.Addr().String()
+	}
+	noTLS := serve(t, func(c net.Conn) {
+		buf := make([]byte, 8) // the SSLRequest
+		if _, err := io.ReadFull(c, buf); err == nil {
+			c.Write([]byte("N"))
+			io.Copy(io.Discard, c)
+		}
+	})
+	silent := serve(t, func(c net.Conn) {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(io.Discard, c)
+	})
+	cases := map[string]struct{ dsn, want string }{
+		"tls refused": {"postgres://bob:s3cret@" + noTLS + "/x?sslmode=require", "does not accept TLS (SSL) connections, and the connection string asks for one (sslmode=require)"},
+		"silent":      {"postgres://bob:s3cret@" + silent + "/x?connect_timeout=1", "accepted the connection but did not answer as PostgreSQL within 1s"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			d, err := db.Open(context.Background(), db.Options{DSN: c.dsn, LookupEnv: noEnv})
+			if err == nil {
+				d.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("%v; want %q", err, c.want)
+			}
+		})
 	}
 }

@@ -71,8 +71,8 @@ func StartPooler(ctx context.Context, upstream *Database) (_ *Pooler, err error)
 		}
 	}()
 	// As for the server's dir: a later start removes it if lockstep died.
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", ownerFile, err)
+	if err := writeOwner(dir); err != nil {
+		return nil, err
 	}
 	up := upstream.config
 	target := fmt.Sprintf("host=%s port=%d user=%s", up.Host, up.Port, up.User)

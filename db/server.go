@@ -22,8 +22,30 @@ import (
 // dirPrefix names lockstep's temp dirs, so a later start can find stale ones.
 const dirPrefix = "lockstep-"
 
-// ownerFile holds the pid of the lockstep process that created the dir.
+// ownerFile is lockstep's marker in a temp dir of its own: the pid of the
+// lockstep process that created the dir, then ownerMark. A later start
+// removes a dir only when its name is lockstep's (dirPrefix and the digits
+// os.MkdirTemp adds), it holds this file with the mark, and the process,
+// the server and the pooler it names are gone.
 const ownerFile = "lockstep.pid"
+
+// ownerMark is the marker file's second line.
+const ownerMark = "lockstep temp dir: a later lockstep removes it once this process and its server are gone"
+
+// writeOwner marks dir as this process's: lockstep's, and alive.
+func writeOwner(dir string) error {
+	f, err := os.OpenFile(filepath.Join(dir, ownerFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err == nil {
+		_, err = fmt.Fprintf(f, "%d\n%s\n", os.Getpid(), ownerMark)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", ownerFile, err)
+	}
+	return nil
+}
 
 // ServerOptions tune a throwaway server at start.
 type ServerOptions struct {
@@ -88,8 +110,8 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 			_ = s.Stop()
 		}
 	}()
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", ownerFile, err)
+	if err := writeOwner(dir); err != nil {
+		return nil, err
 	}
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.uid), int(cred.gid)); err != nil {
@@ -175,6 +197,9 @@ func (s *Server) makeDataDir(ctx context.Context, cred *runAs, opts ServerOption
 	if !errors.Is(err, errNoTemplate) {
 		opts.progress("the PostgreSQL template in %s is damaged (%v); preparing it again…", tpl, err)
 		_ = os.RemoveAll(tpl)
+	} else if err := homeExists(cache); err != nil {
+		opts.progress("cannot keep a template in %s (%v): every start will run initdb", cache, err)
+		return s.initdb(ctx, cred)
 	} else if err := os.MkdirAll(cache, 0o700); err != nil {
 		opts.progress("cannot keep a template in %s (%v): every start will run initdb", cache, errors.Unwrap(err))
 		return s.initdb(ctx, cred)
@@ -186,6 +211,23 @@ func (s *Server) makeDataDir(ctx context.Context, cred *runAs, opts ServerOption
 	}
 	if err := saveTemplate(s.dataDir(), tpl); err != nil {
 		opts.progress("cannot keep a template in %s (%v): every start will run initdb", cache, err)
+	}
+	return nil
+}
+
+// homeExists checks that the directory holding the user's cache dir
+// exists (HOME, for ~/.cache/lockstep): lockstep creates its cache dir
+// and the cache dir above it, never a home directory that is not there.
+func homeExists(cache string) error {
+	home := filepath.Dir(filepath.Dir(cache))
+	st, err := os.Stat(home)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s does not exist, and lockstep does not create it; set HOME or XDG_CACHE_HOME to keep one", home)
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return fmt.Errorf("%s is not a directory", home)
 	}
 	return nil
 }
@@ -306,29 +348,54 @@ func (s *Server) Stop() error {
 
 // removeStale deletes lockstep temp dirs left by a lockstep that is gone and
 // whose server is gone too (after a kill -9, the parent-death signal stops the
-// server but nobody removes the dir).
+// server but nobody removes the dir). Only lockstep's own: a dir named as
+// os.MkdirTemp named it (lockstep-<digits>) holding lockstep's marker file
+// (writeOwner). Anything else in base — a user's lockstep-notes, a clone
+// at lockstep-main, a dir another lockstep is creating this moment — stays.
 func removeStale(base string) {
 	dirs, _ := filepath.Glob(filepath.Join(base, dirPrefix+"*"))
 	for _, d := range dirs {
-		st, err := os.Lstat(d)
-		if err != nil || !st.IsDir() {
-			continue
-		}
-		owner, ok := readPid(filepath.Join(d, ownerFile))
-		if !ok && time.Since(st.ModTime()) < time.Minute {
-			continue // perhaps another lockstep creating it right now
-		}
-		if ok && processAlive(owner) {
-			continue
-		}
-		if pm, ok := readPid(filepath.Join(d, "data", "postmaster.pid")); ok && processAlive(pm) {
-			continue
-		}
-		if pb, ok := readPid(filepath.Join(d, "pgbouncer.pid")); ok && processAlive(pb) {
+		if !staleOwnDir(d) {
 			continue
 		}
 		_ = os.RemoveAll(d)
 	}
+}
+
+// staleOwnDir says whether d is a temp dir of lockstep's whose process,
+// server and pooler have all exited.
+func staleOwnDir(d string) bool {
+	digits := strings.TrimPrefix(filepath.Base(d), dirPrefix)
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return false
+	}
+	st, err := os.Lstat(d)
+	if err != nil || !st.IsDir() {
+		return false
+	}
+	marker := filepath.Join(d, ownerFile)
+	if fst, err := os.Lstat(marker); err != nil || !fst.Mode().IsRegular() {
+		return false
+	}
+	b, err := os.ReadFile(marker)
+	if err != nil {
+		return false
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 2 || lines[1] != ownerMark {
+		return false
+	}
+	owner, ok := readPid(marker)
+	if !ok || processAlive(owner) {
+		return false
+	}
+	if pm, ok := readPid(filepath.Join(d, "data", "postmaster.pid")); ok && processAlive(pm) {
+		return false
+	}
+	if pb, ok := readPid(filepath.Join(d, "pgbouncer.pid")); ok && processAlive(pb) {
+		return false
+	}
+	return true
 }
 
 func readPid(path string) (int, bool) {

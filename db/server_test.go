@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -119,22 +120,63 @@ func TestServerStartsServesAndStopsClean(t *testing.T) {
 	}
 }
 
-func TestRemoveStaleKeepsLiveDirs(t *testing.T) {
+// removeStale removes only lockstep's own dead temp dirs: named as
+// os.MkdirTemp names them, with lockstep's marker file, whose process is
+// gone. A user's lockstep-notes, a clone at lockstep-main, a dir being
+// created, a live lockstep's, a marker without lockstep's mark: all stay,
+// whatever their age.
+func TestRemoveStaleRemovesOnlyLockstepsDeadDirs(t *testing.T) {
 	t.Parallel()
 	base := sharedTempDir(t)
-	live := filepath.Join(base, dirPrefix+"live")
-	os.Mkdir(live, 0o700)
-	os.WriteFile(filepath.Join(live, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600)
-	fresh := filepath.Join(base, dirPrefix+"fresh") // no owner file yet: being created
-	os.Mkdir(fresh, 0o700)
-	other := filepath.Join(base, "unrelated")
-	os.Mkdir(other, 0o700)
+	old := time.Now().Add(-time.Hour)
+	dead := deadPid(t)
+	mk := func(name string, files map[string]string) string {
+		d := filepath.Join(base, name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for f, body := range files {
+			if err := os.WriteFile(filepath.Join(d, f), []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chtimes(d, old, old); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	mark := func(pid int) map[string]string {
+		return map[string]string{ownerFile: fmt.Sprintf("%d\n%s\n", pid, ownerMark)}
+	}
+	stale := mk(dirPrefix+"123456789", mark(dead))
+	keep := []string{
+		mk(dirPrefix+"987654321", mark(os.Getpid())),                          // a live lockstep's
+		mk(dirPrefix+"notes", map[string]string{"lecture.md": "# notes"}),     // the user's
+		mk(dirPrefix+"main", map[string]string{"go.mod": "module lockstep"}),  // a clone
+		mk(dirPrefix+"555", nil),                                              // being created: no marker yet
+		mk(dirPrefix+"556", map[string]string{ownerFile: strconv.Itoa(dead)}), // a pid file without lockstep's mark
+		mk(dirPrefix+"notes2", mark(dead)),                                    // a marker, but not lockstep's name
+		mk("unrelated", nil),
+	}
 	removeStale(base)
-	for _, d := range []string{live, fresh, other} {
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("removeStale left lockstep's dead dir %s: %v", stale, err)
+	}
+	for _, d := range keep {
 		if _, err := os.Stat(d); err != nil {
 			t.Errorf("removeStale removed %s", d)
 		}
 	}
+}
+
+// deadPid is the pid of a process that has exited.
+func deadPid(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skipf("no true(1) to get a dead pid: %v", err)
+	}
+	return cmd.Process.Pid
 }
 
 func TestNoServerBinaries(t *testing.T) {

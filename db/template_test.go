@@ -217,3 +217,20 @@ func TestFindBinariesNewestVersionWins(t *testing.T) {
 		t.Fatal("two server versions share a template")
 	}
 }
+
+// A home directory that does not exist is not created for the template
+// cache: the server starts without one (initdb), and says so in one line.
+func TestMissingHomeIsNotCreated(t *testing.T) {
+	t.Parallel()
+	home := filepath.Join(t.TempDir(), "nohome")
+	cache := filepath.Join(home, ".cache", "lockstep")
+	var log progressLog
+	s := startIn(t, cache, &log)
+	if !s.ranInitdb || !strings.Contains(log.String(), "cannot keep a template in "+cache+" ("+home+" does not exist, and lockstep does not create it") ||
+		strings.Count(log.String(), "\n") != 0 {
+		t.Errorf("the start ran initdb=%v and said %q", s.ranInitdb, log.String())
+	}
+	if _, err := os.Stat(home); !os.IsNotExist(err) {
+		t.Errorf("%s was created: %v", home, err)
+	}
+}

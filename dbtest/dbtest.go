@@ -6,7 +6,11 @@ package dbtest
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -211,3 +215,70 @@ func Second(tb testing.TB, first *db.Database, setup *ledger.Setup) *db.Database
 	}
 	return d
 }
+
+// Role creates a login role for the test — plain: no superuser, no
+// CREATEDB, no CREATEROLE, with CONNECT and CREATE on the test database, as
+// a school server gives each student — and opens the database as it, with
+// its default schema (lockstep_<role>). The role's name starts with
+// prefix; members, when given, become members of it (a teacher's role that
+// is a member of the students'). What the role owns and the role itself
+// are dropped when the test ends. It needs the test database's user to be
+// a superuser, as the throwaway server's is.
+func Role(tb testing.TB, prefix string, memberOf ...string) *db.Database {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := DB(tb).Connect(ctx, db.AppName("test-roles"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	role := fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), schemaSeq.Add(1))
+	dbname := DB(tb).Name()
+	stmts := []string{
+		"CREATE ROLE " + role + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE",
+		"GRANT CONNECT, CREATE ON DATABASE " + pgxIdent(dbname) + " TO " + role,
+	}
+	for _, m := range memberOf {
+		stmts = append(stmts, "GRANT "+m+" TO "+role)
+	}
+	for _, sql := range stmts {
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			tb.Fatalf("%s: %v", sql, err)
+		}
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := DB(tb).Connect(ctx, db.AppName("test-roles"))
+		if err != nil {
+			tb.Error(err)
+			return
+		}
+		defer conn.Close(ctx)
+		// Its backends first: a role with sessions cannot go.
+		_, _ = conn.Exec(ctx, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = $1", role)
+		for _, sql := range []string{"DROP OWNED BY " + role + " CASCADE", "DROP ROLE " + role} {
+			if _, err := conn.Exec(ctx, sql); err != nil {
+				tb.Errorf("%s: %v", sql, err)
+			}
+		}
+	})
+	cfg := DB(tb).ConnConfig("")
+	u := url.URL{Scheme: "postgres", User: url.User(role), Path: "/" + dbname}
+	q := url.Values{}
+	if strings.HasPrefix(cfg.Host, "/") {
+		q.Set("host", cfg.Host)
+		q.Set("port", strconv.Itoa(int(cfg.Port)))
+	} else {
+		u.Host = net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+	}
+	u.RawQuery = q.Encode()
+	d, err := db.Open(ctx, db.Options{DSN: u.String(), LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
+func pgxIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

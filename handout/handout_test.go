@@ -3,6 +3,7 @@ package handout_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -127,12 +128,9 @@ func TestSVG(t *testing.T) {
 func TestCast(t *testing.T) {
 	t.Parallel()
 	ms, _ := moments(t)
-	var frames []handout.Frame
-	for i := range ms.Len() {
-		frames = append(frames, handout.Frame{At: ms.At(i), Screen: ms.Screen(i, 100, 30)})
-	}
+	frame := func(i int) handout.Frame { return handout.Frame{At: ms.At(i), Screen: ms.Screen(i, 100, 30)} }
 	var b bytes.Buffer
-	if err := handout.Cast(&b, frames, 100, 30, "lecture", time.Now()); err != nil {
+	if err := handout.Cast(context.Background(), &b, ms.Len(), frame, 100, 30, "lecture", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(&b)
@@ -162,5 +160,25 @@ func TestCast(t *testing.T) {
 	}
 	if n != ms.Len() || !sawDeadlock {
 		t.Errorf("%d frames of %d moments, deadlock seen %v", n, ms.Len(), sawDeadlock)
+	}
+}
+
+// A cast stops when its context ends (a signal), frames made so far
+// written, none after.
+func TestCastStopsOnCancel(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	made := 0
+	frame := func(i int) handout.Frame {
+		made++
+		if i == 2 {
+			cancel()
+		}
+		return handout.Frame{At: time.Duration(i) * time.Second, Screen: "frame"}
+	}
+	var b bytes.Buffer
+	err := handout.Cast(ctx, &b, 1_000_000, frame, 80, 24, "endless", time.Now())
+	if !errors.Is(err, context.Canceled) || made != 3 || strings.Count(b.String(), "\n") != 4 {
+		t.Errorf("cancelled at frame 3: %v after %d frames; %d lines written", err, made, strings.Count(b.String(), "\n"))
 	}
 }

@@ -1,6 +1,7 @@
 package handout
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"image/color"
@@ -131,10 +132,13 @@ type Frame struct {
 	Screen string
 }
 
-// Cast writes frames as an asciicast v2 file: a header line, then each
-// frame as output that clears the screen and draws it. asciinema play
-// replays it in any terminal.
-func Cast(w io.Writer, frames []Frame, width, height int, title string, started time.Time) error {
+// Cast writes n frames, frame(0) … frame(n-1), as an asciicast v2 file: a
+// header line, then each frame as output that clears the screen and draws
+// it. asciinema play replays it in any terminal. Each frame is made,
+// written and dropped in turn, so a long run's cast never sits in memory
+// whole; a frame's time never goes back. It stops, with ctx's error, when
+// ctx ends (a signal).
+func Cast(ctx context.Context, w io.Writer, n int, frame func(i int) Frame, width, height int, title string, started time.Time) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	header := map[string]any{"version": 2, "width": width, "height": height, "timestamp": started.Unix(), "title": title,
@@ -142,9 +146,15 @@ func Cast(w io.Writer, frames []Frame, width, height int, title string, started 
 	if err := enc.Encode(header); err != nil {
 		return err
 	}
-	for _, f := range frames {
+	var last time.Duration
+	for i := range n {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f := frame(i)
+		last = max(last, f.At) // the cast's times must not go back
 		out := "\x1b[H\x1b[2J" + strings.ReplaceAll(f.Screen, "\n", "\r\n")
-		if err := enc.Encode([]any{f.At.Seconds(), "o", out}); err != nil {
+		if err := enc.Encode([]any{last.Seconds(), "o", out}); err != nil {
 			return err
 		}
 	}

@@ -17,19 +17,6 @@ import (
 	"lockstep/db"
 )
 
-// schemaMark is the comment lockstep puts on the schemas it creates; reset
-// drops no schema without it.
-const schemaMark = "lockstep ledger: created by lockstep, dropped by lockstep reset"
-
-// ErrUnmarkedSchema is returned when reset would drop a schema lockstep did not create.
-var ErrUnmarkedSchema = errors.New("schema exists and was not created by lockstep")
-
-// ErrSchemaNotYours is returned when the schema belongs to another role.
-var ErrSchemaNotYours = errors.New("the schema belongs to another role")
-
-// ErrSchemaInUse is returned when another lockstep run is live on the schema.
-var ErrSchemaInUse = errors.New("another lockstep run is using the schema")
-
 // claimSQL is the advisory key a run holds, shared, on its schema while it is
 // live: (hashtext(schema), 0). The ledger's own advisory keys are
 // (hashtext(schema), account id), and account ids start at 1.
@@ -46,7 +33,7 @@ func Claim(ctx context.Context, conn *pgx.Conn, schema string) error {
 		return fmt.Errorf("claiming schema %s: %w", schema, err)
 	}
 	if !ok {
-		return fmt.Errorf("%w: schema %s is being re-created by another lockstep right now; try again, or use another --schema", ErrSchemaInUse, schema)
+		return refused(ErrSchemaInUse, "schema %s is being re-created by another lockstep right now; try again, or use another --schema", schema)
 	}
 	return nil
 }
@@ -61,13 +48,17 @@ func Release(ctx context.Context, conn *pgx.Conn, schema string) error {
 }
 
 // claimants names the other backends that claim schema — who runs lockstep
-// there, for a refusal — or is "" when none does.
+// there, for a refusal — or is "" when none does. The caller's own run
+// (its connections share the run's name, lockstep/<run>/…) is not another.
 func claimants(ctx context.Context, q Querier, schema string) string {
 	rows, err := q.Query(ctx, `SELECT a.usename, a.application_name, a.pid, to_char(a.backend_start, 'HH24:MI:SS')
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.classid = hashtext($1)::oid AND l.objid = 0 AND l.objsubid = 2
 		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		  AND l.pid <> pg_backend_pid()
+		  AND NOT (current_setting('application_name') LIKE 'lockstep/%/%'
+		           AND a.application_name LIKE split_part(current_setting('application_name'), '/', 1) || '/'
+		                                       || split_part(current_setting('application_name'), '/', 2) || '/%')
 		ORDER BY a.backend_start`, schema)
 	if err != nil {
 		return ""
@@ -92,28 +83,6 @@ func claimants(ctx context.Context, q Querier, schema string) string {
 	return strings.Join(who, "; ")
 }
 
-// checkOwner refuses a schema that exists and belongs to a role the
-// current one is not a member of (PostgreSQL would refuse to drop it, or
-// to create tables in it).
-func checkOwner(ctx context.Context, q Querier, schema string) error {
-	var owner string
-	var mine bool
-	err := q.QueryRow(ctx, `SELECT pg_get_userbyid(nspowner), pg_has_role(nspowner, 'USAGE')
-		FROM pg_namespace WHERE nspname = $1`, schema).Scan(&owner, &mine)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows), err == nil && mine:
-		return nil
-	case err != nil:
-		return fmt.Errorf("looking up schema %s: %w", schema, err)
-	}
-	var me string
-	if err := q.QueryRow(ctx, "SELECT current_user").Scan(&me); err != nil {
-		return fmt.Errorf("looking up the current role: %w", err)
-	}
-	return fmt.Errorf("%w: schema %s belongs to role %s; use one of your own, %s: leave out --schema, or pass --schema %s",
-		ErrSchemaNotYours, schema, owner, db.DefaultSchemaFor(me), db.DefaultSchemaFor(me))
-}
-
 // Querier is what the ledger's queries run on: a connection, a pool or a transaction.
 type Querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -129,6 +98,19 @@ var DDL string
 // Ledger creates the ledger from its DDL (schema.sql).
 type Ledger struct {
 	ddl string
+	// force drops what is not lockstep's but depends on the ledger's
+	// tables (a view over accounts, a foreign key to it) with them, after
+	// say names it; without it, Reset refuses (CasualtiesError).
+	force bool
+	say   func(string)
+}
+
+// Forced is the ledger whose Reset drops, with the ledger's tables, what
+// depends on them and is not lockstep's, after telling say what will go.
+func (l *Ledger) Forced(say func(string)) *Ledger {
+	c := *l
+	c.force, c.say = true, say
+	return &c
 }
 
 // New is the ledger schema.sql defines.
@@ -191,47 +173,46 @@ type Account struct {
 
 var owners = [...]string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"}
 
-// Reset drops the schema if lockstep created it, creates the ledger in it and
-// opens the accounts. It refuses, with ErrUnmarkedSchema, to drop a schema
-// without lockstep's mark.
-func (l *Ledger) Reset(ctx context.Context, conn *pgx.Conn, schema string, setup Setup) error {
+// Reset creates the ledger in schema, afresh: it creates the schema,
+// marked as lockstep's for the current role, when there is none, and
+// otherwise replaces the ledger's tables in it — only them: what else the
+// schema holds stays. It refuses a schema lockstep did not make for this
+// role (ErrUnmarkedSchema, ErrSchemaNotYours), one a live run claims
+// (ErrSchemaInUse), and tables that objects lockstep did not make depend on
+// (CasualtiesError) unless the ledger is Forced. created says the schema
+// is new.
+func (l *Ledger) Reset(ctx context.Context, conn *pgx.Conn, schema string, setup Setup) (created bool, err error) {
 	if err := setup.Validate(); err != nil {
-		return err
+		return false, err
 	}
-	ident := pgx.Identifier{schema}.Sanitize()
-	if err := checkOwner(ctx, conn, schema); err != nil {
-		return err
-	}
-	var comment *string
-	err := conn.QueryRow(ctx,
-		"SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1", schema).Scan(&comment)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return fmt.Errorf("looking up schema %s: %w", schema, err)
-	case comment == nil || *comment != schemaMark:
-		return fmt.Errorf("%w: refusing to drop schema %q; choose another schema, or drop it yourself if it is yours to drop", ErrUnmarkedSchema, schema)
-	}
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	doing := "re-creating the ledger in schema " + schema
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		created = false
+		if err := boundWaits(ctx, tx); err != nil {
+			return err
+		}
+		f, err := lookSchema(ctx, tx, schema)
+		if err != nil {
+			return err
+		}
+		if err := f.refuse(); err != nil {
+			return err
+		}
 		// No other run may be live on the schema: its claim, shared,
 		// conflicts with this lock (the caller's own claim does not).
-		var free bool
-		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock("+claimSQL+")", schema).Scan(&free); err != nil {
-			return fmt.Errorf("checking that no other lockstep uses schema %s: %w", schema, err)
+		if err := unclaimed(ctx, tx, schema, "re-create"); err != nil {
+			return err
 		}
-		if !free {
-			who := claimants(ctx, tx, schema)
-			if who == "" {
-				who = "another connection"
+		if !f.exists {
+			if err := createSchema(ctx, tx, f); err != nil {
+				return err
 			}
-			return fmt.Errorf("%w: refusing to re-create schema %s under a live run (%s); use another --schema, or wait for that run to end",
-				ErrSchemaInUse, schema, who)
+			created = true
+		} else if err := l.dropTables(ctx, tx, f, doing); err != nil {
+			return err
 		}
 		steps := []string{
-			"DROP SCHEMA IF EXISTS " + ident + " CASCADE",
-			"CREATE SCHEMA " + ident,
-			"COMMENT ON SCHEMA " + ident + " IS '" + schemaMark + "'",
-			"SET LOCAL search_path = " + ident,
+			"SET LOCAL search_path = " + pgx.Identifier{schema}.Sanitize(),
 			l.ddl,
 		}
 		for _, sql := range steps {
@@ -239,7 +220,7 @@ func (l *Ledger) Reset(ctx context.Context, conn *pgx.Conn, schema string, setup
 				return fmt.Errorf("creating the ledger in schema %s: %w", schema, err)
 			}
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO accounts (id, owner, balance, opening_balance)
+		_, err = tx.Exec(ctx, `INSERT INTO accounts (id, owner, balance, opening_balance)
 			SELECT g, coalesce(($3::text[])[g], 'account ' || g), $2, $2 FROM generate_series(1, $1::int) AS g`,
 			setup.Accounts, setup.Balance, owners[:])
 		if err != nil {
@@ -247,6 +228,74 @@ func (l *Ledger) Reset(ctx context.Context, conn *pgx.Conn, schema string, setup
 		}
 		return nil
 	})
+	if err != nil {
+		return false, lockedError(ctx, conn, schema, doing, err)
+	}
+	return created, nil
+}
+
+// ledgerDDLTables are the tables schema.sql creates, which a reset replaces.
+var ledgerDDLTables = []string{"accounts", "transfers", "entries"}
+
+// dropTables drops the ledger's tables in f, an existing schema of
+// lockstep's, and nothing else: what depends on them and is not
+// lockstep's is refused, or dropped after saying so when forced. A schema
+// of an older lockstep gets the mark naming the role.
+func (l *Ledger) dropTables(ctx context.Context, tx pgx.Tx, f schemaFacts, doing string) error {
+	if f.oldMarked() {
+		if err := mark(ctx, tx, f); err != nil {
+			return err
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT c.oid, format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p') AND c.relname = ANY($2) ORDER BY c.oid`, f.oid, ledgerDDLTables)
+	if err != nil {
+		return fmt.Errorf("looking up the ledger's tables: %w", err)
+	}
+	var start []objRef
+	var names []string
+	for rows.Next() {
+		var oid uint32
+		var name string
+		if err := rows.Scan(&oid, &name); err != nil {
+			rows.Close()
+			return err
+		}
+		start = append(start, objRef{classid: pgClassClass, objid: oid})
+		names = append(names, name)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("looking up the ledger's tables: %w", err)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	gone, err := casualties(ctx, tx, start, f.oid, false)
+	if err != nil {
+		return err
+	}
+	if len(gone) == 0 || l.force {
+		// Nothing may come to depend on them while we drop them; locked
+		// only now that the drop goes ahead (a queued lock holds up the
+		// sessions behind it).
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return err
+		}
+		if gone, err = casualties(ctx, tx, start, f.oid, false); err != nil {
+			return err
+		}
+	}
+	if len(gone) > 0 {
+		if !l.force {
+			return &CasualtiesError{Doing: doing, Objects: gone,
+				Remedy: "drop or change them yourself, or run lockstep reset --force to drop them with the ledger's tables"}
+		}
+		say(l.say, "dropping, with the ledger's tables in schema %s, what lockstep did not make (--force): %s", f.name, strings.Join(gone, ", "))
+	}
+	if _, err := tx.Exec(ctx, "DROP TABLE "+strings.Join(names, ", ")+" CASCADE"); err != nil {
+		return fmt.Errorf("dropping the ledger's tables in schema %s: %w", f.name, err)
+	}
+	return nil
 }
 
 // ResetDatabase resets the ledger in d's schema on a connection of its own.
@@ -256,31 +305,35 @@ func (l *Ledger) ResetDatabase(ctx context.Context, d *db.Database, setup Setup)
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	return l.Reset(ctx, conn, d.Schema(), setup)
+	_, err = l.Reset(ctx, conn, d.Schema(), setup)
+	return err
 }
 
-// EnsureSchema creates schema, marked as lockstep's, if it does not exist,
-// for runs that put other tables there (scenarios); a later reset may then
-// drop it.
-func EnsureSchema(ctx context.Context, conn *pgx.Conn, schema string) error {
-	ident := pgx.Identifier{schema}.Sanitize()
-	if err := checkOwner(ctx, conn, schema); err != nil {
-		return err
-	}
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil {
-		return fmt.Errorf("looking up schema %s: %w", schema, err)
-	}
-	if exists {
-		return nil
-	}
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+ident); err != nil {
-			return fmt.Errorf("creating schema %s: %w", schema, err)
+// EnsureSchema creates schema, marked as lockstep's for the current role,
+// if it does not exist, for runs that put other tables there (scenarios).
+// An existing schema must be lockstep's for this role: a scenario's set-up
+// and teardown create and drop tables, and lockstep fills no schema it did
+// not make. created says the schema is new.
+func EnsureSchema(ctx context.Context, conn *pgx.Conn, schema string) (created bool, err error) {
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		created = false
+		f, err := lookSchema(ctx, tx, schema)
+		if err != nil {
+			return err
 		}
-		_, err := tx.Exec(ctx, "COMMENT ON SCHEMA "+ident+" IS '"+schemaMark+"'")
-		return err
+		if err := f.refuse(); err != nil {
+			return err
+		}
+		switch {
+		case !f.exists:
+			created = true
+			return createSchema(ctx, tx, f)
+		case f.oldMarked():
+			return mark(ctx, tx, f)
+		}
+		return nil
 	})
+	return created, err
 }
 
 // Accounts reads every account, in id order.

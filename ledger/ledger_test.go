@@ -219,7 +219,7 @@ func TestResetRefusesUnmarkedSchema(t *testing.T) {
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+d.Schema()+"; CREATE TABLE "+d.Schema()+".precious (x int)"); err != nil {
 		t.Fatal(err)
 	}
-	err = dbtest.Ledger(t).Reset(ctx, conn, d.Schema(), ledger.DefaultSetup())
+	_, err = dbtest.Ledger(t).Reset(ctx, conn, d.Schema(), ledger.DefaultSetup())
 	if !errors.Is(err, ledger.ErrUnmarkedSchema) {
 		t.Fatalf("Reset over an unmarked schema: %v, want ErrUnmarkedSchema", err)
 	}
@@ -234,7 +234,7 @@ func TestResetRefusesUnmarkedSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn2.Close(ctx)
-	if err := dbtest.Ledger(t).Reset(ctx, conn2, other.Schema(), ledger.Setup{Accounts: 5, Balance: ten}); err != nil {
+	if made, err := dbtest.Ledger(t).Reset(ctx, conn2, other.Schema(), ledger.Setup{Accounts: 5, Balance: ten}); err != nil || made {
 		t.Fatalf("resetting lockstep's own schema: %v", err)
 	}
 	accounts, err := ledger.Accounts(ctx, conn2)

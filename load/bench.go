@@ -152,15 +152,27 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	return sorted[min(max(k-1, 0), len(sorted)-1)]
 }
 
-// freshLedger resets the ledger with accounts accounts of the default
-// balance and opens a control connection named appName.
+// freshLedger opens a control connection named appName, claims the
+// schema on it for the run (ledger.Claim: clean and another reset leave a
+// claimed schema alone), and resets the ledger there with accounts
+// accounts of the default balance. The claim lasts as long as the
+// connection.
 func freshLedger(ctx context.Context, d *db.Database, l *ledger.Ledger, appName string, accounts int) (*pgx.Conn, error) {
 	setup := ledger.DefaultSetup()
 	setup.Accounts = accounts
-	if err := l.ResetDatabase(ctx, d, setup); err != nil {
+	ctl, err := d.Connect(ctx, appName)
+	if err != nil {
+		return nil, err
+	}
+	if err := ledger.Claim(ctx, ctl, d.Schema()); err != nil {
+		ctl.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	if _, err := l.Reset(ctx, ctl, d.Schema(), setup); err != nil {
+		ctl.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("resetting the ledger: %w", err)
 	}
-	return d.Connect(ctx, appName)
+	return ctl, nil
 }
 
 // benchRun names the benchmark's connections: lockstep/bench/W1 ….

@@ -75,7 +75,11 @@ func JobQueue(ctx context.Context, cfg JobConfig) (JobResult, error) {
 		return res, err
 	}
 	defer ctl.Close(context.WithoutCancel(ctx))
-	if err := ledger.EnsureSchema(ctx, ctl, cfg.DB.Schema()); err != nil {
+	// The run's claim: clean and a reset leave the schema alone meanwhile.
+	if err := ledger.Claim(ctx, ctl, cfg.DB.Schema()); err != nil {
+		return res, err
+	}
+	if _, err := ledger.EnsureSchema(ctx, ctl, cfg.DB.Schema()); err != nil {
 		return res, err
 	}
 	for _, sql := range []string{

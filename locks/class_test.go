@@ -29,7 +29,7 @@ func TestClassSeesAWait(t *testing.T) {
 		conns[name] = c
 	}
 	// The run's control connection claims its schema, as the engine's does.
-	if err := ledger.EnsureSchema(ctx, conns["control"], d.Schema()); err != nil {
+	if _, err := ledger.EnsureSchema(ctx, conns["control"], d.Schema()); err != nil {
 		t.Fatal(err)
 	}
 	if err := ledger.Claim(ctx, conns["control"], d.Schema()); err != nil {

@@ -458,6 +458,13 @@ func Read(r io.Reader) (*Recording, error) {
 		br = bufio.NewReader(gz)
 	}
 	first, err := br.ReadBytes('\n')
+	switch {
+	// A damaged or cut compressed file fails here, not as "empty".
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, fmt.Errorf("%w: the compressed file ends before its first line does (it was cut short)", ErrTruncated)
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("%w: the compressed file is damaged (%v)", ErrNotRecording, err)
+	}
 	if len(first) == 0 && err != nil {
 		return nil, fmt.Errorf("%w: the file is empty", ErrNotRecording)
 	}

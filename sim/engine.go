@@ -42,6 +42,9 @@ type Engine struct {
 	// down is true between Teardown and the next Setup: the scenario's
 	// teardown blocks have run, and Close does not run them again.
 	down bool
+	// failedSetup says the last setup failed: no teardown block runs (as
+	// PostgreSQL's isolation tester runs none after a failed setup).
+	failedSetup bool
 	// booksStale asks the observer to read the balances again (Config.Books).
 	booksStale bool
 	// pollEvery is the poll interval in force; pollTook the last poll's
@@ -173,6 +176,20 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	e.observing = true
 	go e.observe()
 	return e, nil
+}
+
+// MadeSchemas are the databases whose schema this run created, which are
+// the run's to drop at its end; a schema the run found stays as it was.
+func (e *Engine) MadeSchemas() []*db.Database {
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	var out []*db.Database
+	for _, sd := range e.sides {
+		if sd.made {
+			out = append(out, sd.db)
+		}
+	}
+	return out
 }
 
 // RunID names the run; sessions appear in pg_stat_activity as lockstep/<RunID>/T1 ….

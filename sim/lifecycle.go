@@ -119,12 +119,29 @@ func (e *Engine) setup(ctx context.Context) error {
 	err := e.onControls(ctx, e.prepare)
 	e.ctlMu.Unlock()
 	if err != nil {
+		e.setFailed(true)
 		return fmt.Errorf("setting the run up: %w", err)
 	}
 	e.mu.Lock()
 	e.down, e.booksStale = false, true
 	e.mu.Unlock()
-	return e.eachSession(ctx, ctlSetup, "setting up")
+	err = e.eachSession(ctx, ctlSetup, "setting up")
+	e.setFailed(err != nil)
+	return err
+}
+
+// setFailed records whether the last setup failed: then no teardown block
+// runs until a setup succeeds.
+func (e *Engine) setFailed(failed bool) {
+	e.mu.Lock()
+	e.failedSetup = failed
+	e.mu.Unlock()
+}
+
+func (e *Engine) setUpFailed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.failedSetup
 }
 
 // eachSession runs a control job on every session's worker, in order.
@@ -229,6 +246,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.cancel()
 	for _, sd := range e.sides {
 		if sd.obsConn != nil {
+			if schema := sd.db.Schema(); schema != "" && !sd.obsConn.IsClosed() {
+				_ = ledger.Release(ctx, sd.obsConn, schema)
+			}
 			sd.obsConn.Close(ctx)
 		}
 	}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -128,13 +129,14 @@ func (e *Engine) observe() {
 		readBooks := e.cfg.Books && e.booksStale && e.cfg.HasLedger()
 		e.booksStale = false
 		e.mu.Unlock()
+		polledAt := time.Now()
 		snap, err := e.poll()
 		next := e.interval(e.serverTime())
 		switch {
 		case err == nil:
 			lost = false
 			switch {
-			case e.apply(gen, seqs, snap) && !e.cfg.Lean:
+			case e.apply(gen, seqs, snap, polledAt) && !e.cfg.Lean:
 				next = min(retry, next)
 				retry *= 2
 			case !e.busy():
@@ -177,7 +179,7 @@ func (e *Engine) emitBooks(gen int) {
 // apply takes a snapshot into the sessions' states and reports new waits and
 // new cycles. A session is waiting only when the server says so. It returns
 // true while some running statement is neither done nor known to wait.
-func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot) (unsettled bool) {
+func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot, polledAt time.Time) (unsettled bool) {
 	var out []Event
 	e.mu.Lock()
 	e.polls++
@@ -197,6 +199,11 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot) (unsettled boo
 		return true // a reset happened mid-poll; look again
 	}
 	for i, s := range e.sessions {
+		if ev, gone := e.gone(s, seqs[i], snap, polledAt); gone {
+			ev.Gen = gen
+			out = append(out, ev)
+			continue
+		}
 		if !s.state.Busy() || s.seq != seqs[i] || s.current == "" {
 			continue
 		}
@@ -250,6 +257,30 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot) (unsettled boo
 	}
 	e.emit(Event{Gen: gen, Kind: Polled, Index: -1, Step: -1, Time: snap.Taken, Snapshot: snap})
 	return unsettled
+}
+
+// errBackendGone is why a session with no statement in flight lost its
+// connection: its backend is no longer on the server.
+var errBackendGone = errors.New("the server ended the session's connection while no statement ran (pg_terminate_backend, or a restart): its backend is gone, and with it any open transaction")
+
+// gone says whether session s, with no statement in flight, has lost its
+// backend — an administrator ended it while it sat idle in a transaction —
+// which the server shows by no longer listing it; it then stands as failed
+// (no connection) in every view, not "in transaction", and the returned
+// event says so. Only a poll that began after the session connected
+// judges; a lean run (the isolation tester's) finds out, as the tester
+// does, when it next sends a step. e.mu is held.
+func (e *Engine) gone(s *session, seq int, snap *locks.Snapshot, polledAt time.Time) (Event, bool) {
+	if e.cfg.Lean || s.state.Busy() || s.state == Failed || s.pid == 0 || s.seq != seq || !s.connectedAt.Before(polledAt) {
+		return Event{}, false
+	}
+	if _, ok := snap.Backend(s.name); ok {
+		return Event{}, false
+	}
+	s.state, s.current, s.blockedBy, s.waits, s.waitKey = Failed, "", nil, nil, ""
+	s.settled++ // its event follows, as a statement's end's would
+	e.cond.Broadcast()
+	return Event{Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: -1, Cause: errBackendGone, State: Failed}, true
 }
 
 // lockTimeoutBreak works out whether and when a lock_timeout ends a

@@ -44,15 +44,22 @@ func (e *Engine) scriptFor(s *session) Script {
 // id, so that a prepared transaction's global id (unique on the whole
 // server) is the run's own: PREPARE TRANSACTION 'lockstep/<run>/T1@A'. In a
 // two-database run, <b_host>, <b_port>, <b_dbname>, <b_user> and
-// <b_schema> say how to reach database B from A (a postgres_fdw server).
+// <b_schema> say how to reach database B from A (a postgres_fdw server):
+// each becomes an SQL string literal, quoted (a database named q'x is
+// one), for a spec to write where a literal goes: OPTIONS (host <b_host>).
 func (e *Engine) runSQL(sql string) string {
 	sql = strings.ReplaceAll(sql, "<run>", string(e.runID))
 	if e.cfg.DB2 != nil && strings.Contains(sql, "<b_") {
 		c := e.cfg.DB2.ConnConfig("")
-		sql = strings.NewReplacer("<b_host>", c.Host, "<b_port>", strconv.Itoa(int(c.Port)), "<b_dbname>", c.Database,
-			"<b_user>", c.User, "<b_schema>", e.cfg.DB2.Schema()).Replace(sql)
+		sql = fillB(sql, c.Host, strconv.Itoa(int(c.Port)), c.Database, c.User, e.cfg.DB2.Schema())
 	}
 	return sql
+}
+
+// fillB puts database B's connection settings into sql as string literals.
+func fillB(sql, host, port, dbname, user, schema string) string {
+	return strings.NewReplacer("<b_host>", quoteLiteral(host), "<b_port>", quoteLiteral(port),
+		"<b_dbname>", quoteLiteral(dbname), "<b_user>", quoteLiteral(user), "<b_schema>", quoteLiteral(schema)).Replace(sql)
 }
 
 // autoRollbackOnError says whether a failed script statement rolls the
@@ -100,12 +107,14 @@ func (e *Engine) prepare(ctx context.Context) error {
 			}
 		}
 		if sc == nil || e.cfg.TwoDatabases() {
-			if err := e.cfg.Ledger.Reset(ctx, sd.ctl, sd.db.Schema(), e.cfg.Setup); err != nil {
+			made, err := e.cfg.Ledger.Reset(ctx, sd.ctl, sd.db.Schema(), e.cfg.Setup)
+			if err != nil {
 				if sd.label != "" {
 					return fmt.Errorf("%s: %w", sd.what(), err)
 				}
 				return err
 			}
+			sd.made = sd.made || made
 		}
 		if sc == nil {
 			continue
@@ -113,9 +122,11 @@ func (e *Engine) prepare(ctx context.Context) error {
 		// The scenario's tables go in the run's schema (search_path), so that
 		// students sharing a server do not collide.
 		if schema := sd.db.Schema(); schema != "" {
-			if err := ledger.EnsureSchema(ctx, sd.ctl, schema); err != nil {
+			made, err := ledger.EnsureSchema(ctx, sd.ctl, schema)
+			if err != nil {
 				return err
 			}
+			sd.made = sd.made || made
 		}
 		for _, sql := range sc.Setup {
 			if err := e.runBlock(ctx, sd, Block{}, e.runSQL(sql)); err != nil {
@@ -141,13 +152,16 @@ func (e *Engine) runBlock(ctx context.Context, sd *side, b Block, sql string) er
 
 // teardown rolls back what the run left prepared and runs a scenario's
 // global teardown, so that the database is left as it was found; the ledger
-// stays for the user to look at. e.ctlMu is held.
+// stays for the user to look at. After a failed setup no teardown block
+// runs, as PostgreSQL's isolation tester runs none: what the teardown
+// would drop (a table named like the scenario's) may be what made the
+// setup fail, and not the run's. e.ctlMu is held.
 func (e *Engine) teardown(ctx context.Context) error {
 	if err := e.rollbackPrepared(ctx); err != nil {
 		return err
 	}
 	sc := e.cfg.Scenario
-	if sc == nil || sc.Teardown == "" {
+	if sc == nil || sc.Teardown == "" || e.setUpFailed() {
 		return nil
 	}
 	var errs []error
@@ -184,15 +198,15 @@ func (s *session) setup(ctx context.Context) error {
 	return nil
 }
 
-// teardown runs a scenario session's teardown on its connection, then
-// rolls back whatever it left open. A failed teardown is reported and
-// does not stop the others.
+// teardown runs a scenario session's teardown on its connection (none
+// after a failed setup), then rolls back whatever it left open. A failed
+// teardown is reported and does not stop the others.
 func (s *session) teardown(ctx context.Context) {
 	if s.conn == nil || s.conn.IsClosed() {
 		return
 	}
 	e := s.e
-	if sc := e.cfg.Scenario; sc != nil && sc.Sessions[s.idx].Teardown != "" {
+	if sc := e.cfg.Scenario; sc != nil && sc.Sessions[s.idx].Teardown != "" && !e.setUpFailed() {
 		res, _, err := runSQL(ctx, s.conn.PgConn(), e.runSQL(sc.Sessions[s.idx].Teardown))
 		e.emit(Event{Gen: e.generation(), Kind: BlockRan, Session: s.name, Index: s.idx, Step: -1, SQL: sc.Sessions[s.idx].Teardown,
 			Block: Block{Teardown: true, Session: sc.Sessions[s.idx].Name}, Results: res, Err: ServerError(err)})

@@ -52,6 +52,9 @@ type session struct {
 	// deadlockTimeout is the session's own deadlock_timeout as last read:
 	// each backend runs the deadlock check after its own.
 	deadlockTimeout time.Duration
+	// connectedAt is when the connection opened: a poll begun before then
+	// cannot tell whether its backend is gone.
+	connectedAt time.Time
 	// notifications came on the connection since a statement last ended;
 	// only the session's worker touches them (pgx reads on it).
 	notifications []Notification
@@ -107,6 +110,7 @@ func (s *session) connect(ctx context.Context) error {
 	}
 	s.conn = conn
 	s.e.mu.Lock()
+	s.connectedAt = time.Now()
 	s.pid = int32(conn.PgConn().PID())
 	if via.Pooled() {
 		s.pid = 0 // the pooler's make-believe, no server backend's
@@ -167,6 +171,12 @@ func (s *session) doControl(c ctlJob) error {
 	case ctlTeardown:
 		s.teardown(c.ctx)
 	case ctlSetup:
+		e.mu.Lock()
+		lost := s.state == Failed // the observer may have found its backend gone
+		e.mu.Unlock()
+		if lost && s.conn != nil {
+			s.conn.Close(c.ctx)
+		}
 		if s.conn == nil || s.conn.IsClosed() {
 			if err := s.connect(c.ctx); err != nil {
 				return err

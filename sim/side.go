@@ -32,6 +32,9 @@ type side struct {
 	ctlFree bool
 	// ctlChecked is when the control connection last answered a ping.
 	ctlChecked time.Time
+	// made says this run created the side's schema (ctlMu guards it): the
+	// run may drop it at its end; a schema it found, it leaves.
+	made bool
 }
 
 // pingEvery bounds how often a control connection is pinged before use: a
@@ -53,19 +56,29 @@ func (sd *side) controlConn(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the control connection to %s: %w", sd.what(), err)
 	}
+	// The run's claim on its schema, first, for as long as the run lives:
+	// no other lockstep may re-create or drop the schema under it. A
+	// control connection that comes back takes it again before anything.
+	if err := sd.claim(ctx, conn); err != nil {
+		conn.Close(ctx)
+		return nil, err
+	}
 	if _, err = conn.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
 		conn.Close(ctx)
 		return nil, fmt.Errorf("setting up the control connection to %s: %w", sd.what(), err)
 	}
-	// The run's claim on its schema, for as long as the run lives: no
-	// other lockstep may re-create the schema under it.
-	if schema := sd.db.Schema(); schema != "" {
-		if err := ledger.Claim(ctx, conn, schema); err != nil {
-			conn.Close(ctx)
-			return nil, err
-		}
-	}
 	return conn, nil
+}
+
+// claim takes the run's claim on the side's schema on conn (ledger.Claim).
+// The control connection and the observer's both hold it, so that the
+// claim outlives either one's loss: the observer's comes back by itself
+// within a beat, before it polls again.
+func (sd *side) claim(ctx context.Context, conn *pgx.Conn) error {
+	if schema := sd.db.Schema(); schema != "" {
+		return ledger.Claim(ctx, conn, schema)
+	}
+	return nil
 }
 
 // reconnectControl replaces a lost control connection (the server went
@@ -123,6 +136,10 @@ func (sd *side) newObserver(ctx context.Context, prepared, waitsOnly bool) (*pgx
 	conn, err := sd.db.Connect(ctx, sd.run.AppName("observer"+sd.label))
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the observer's connection to %s: %w", sd.what(), err)
+	}
+	if err := sd.claim(ctx, conn); err != nil {
+		conn.Close(ctx)
+		return nil, nil, err
 	}
 	var opts []locks.Option
 	if sd.label != "" {
@@ -216,7 +233,16 @@ func (sd *side) endPrepared(ctx context.Context, gid string, commit bool) error 
 	return nil
 }
 
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+// quoteLiteral is s as an SQL string literal, as the server's quote_literal
+// writes it: quotes doubled, and a backslash doubled in an E” literal, so
+// that it reads the same whatever standard_conforming_strings says.
+func quoteLiteral(s string) string {
+	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	if strings.Contains(s, `\`) {
+		q = "E" + strings.ReplaceAll(q, `\`, `\\`)
+	}
+	return q
+}
 
 // ErrLedgerGone says the ledger's tables are gone: someone dropped the
 // run's schema, or its tables, from outside the run.

@@ -120,6 +120,10 @@ func (t *Text) Event(ev sim.Event) {
 			t.statementEnd(ev)
 		}
 	case sim.ConnectionLost:
+		if ev.SQL == "" { // found lost between statements
+			fmt.Fprintf(t.w, "%s: connection lost: %v\n", ev.Session, ev.Cause)
+			break
+		}
 		fmt.Fprintf(t.w, "step %s: %s\nconnection lost: %v\n", ev.Session, ev.SQL, ev.Cause)
 	case sim.DeadlockFormed:
 		t.deadlock(ev)

@@ -74,8 +74,11 @@ func (m *Model) render() string {
 // a schema another run holds, or another role owns, needs another --schema,
 // which only a new start can take.
 func fatalRemedy(err error) string {
-	if errors.Is(err, ledger.ErrSchemaInUse) || errors.Is(err, ledger.ErrSchemaNotYours) {
+	if errors.Is(err, ledger.ErrSchemaInUse) || errors.Is(err, ledger.ErrSchemaNotYours) || errors.Is(err, ledger.ErrUnmarkedSchema) {
 		return "q quits; start again with another --schema (or wait for the other run to end)."
+	}
+	if errors.Is(err, ledger.ErrNotLocksteps) {
+		return "q quits; drop or change what the line names yourself, or run lockstep reset --force, then start again."
 	}
 	return "m picks another strategy, s another set-up, q quits."
 }

@@ -407,8 +407,10 @@ func schemaClaims(t *testing.T, d *db.Database, want int) int {
 	// A closed connection's backend lingers a moment with its locks: the
 	// count that matters is the one that settles.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		err := conn.QueryRow(ctx, `SELECT count(DISTINCT pid) FROM pg_locks
-			WHERE locktype = 'advisory' AND classid = hashtext($1)::oid AND objid = 0 AND objsubid = 2 AND granted`, d.Schema()).Scan(&n)
+		// A run claims on two connections (control, observer): count runs.
+		err := conn.QueryRow(ctx, `SELECT count(DISTINCT split_part(a.application_name, '/', 2)) FROM pg_locks l
+			JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE l.locktype = 'advisory' AND l.classid = hashtext($1)::oid AND l.objid = 0 AND l.objsubid = 2 AND l.granted`, d.Schema()).Scan(&n)
 		if err != nil {
 			t.Fatal(err)
 		}
