@@ -64,6 +64,7 @@ func Markdown(w io.Writer, rec *record.Recording) error {
 	}
 	waiting := map[string]bool{}
 	var last *locks.Snapshot
+	var shown string // the last lock table written: the next is written only when it differs
 	for _, ev := range rec.Events() {
 		if ev.Snapshot != nil {
 			last = ev.Snapshot
@@ -75,7 +76,7 @@ func Markdown(w io.Writer, rec *record.Recording) error {
 			flush()
 			fmt.Fprintf(&b, "### %s — %s waits for %s\n\n", ev.Time.Format("15:04:05.000"), ev.Session, strings.Join(ev.BlockedBy, ", "))
 			involved := append([]string{ev.Session}, ev.BlockedBy...)
-			writeMoment(&b, pick(ev.Snapshot, last), involved)
+			writeMoment(&b, pick(ev.Snapshot, last), involved, &shown)
 		case ev.Kind == sim.Completed || ev.Kind == sim.Error:
 			delete(waiting, ev.Session)
 			if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected {
@@ -91,7 +92,7 @@ func Markdown(w io.Writer, rec *record.Recording) error {
 				fmt.Fprintf(&b, "- %s\n", e.Why)
 			}
 			b.WriteString("\n")
-			writeMoment(&b, pick(ev.Snapshot, last), ev.Cycle.Sessions)
+			writeMoment(&b, pick(ev.Snapshot, last), ev.Cycle.Sessions, &shown)
 		}
 	}
 	out := rec.Outcome()
@@ -110,9 +111,11 @@ func pick(s, fallback *locks.Snapshot) *locks.Snapshot {
 	return fallback
 }
 
-// writeMoment writes the locks of the sessions involved and the wait-for
-// graph, as the snapshot shows them.
-func writeMoment(b *strings.Builder, snap *locks.Snapshot, involved []string) {
+// writeMoment writes the locks of the sessions involved — those behind the
+// waits first, the lock each waiter asks for and the one that blocks it
+// marked — and the wait-for graph, as the snapshot shows them. A lock
+// table the same as the last one written (shown) is not written again.
+func writeMoment(b *strings.Builder, snap *locks.Snapshot, involved []string, shown *string) {
 	if snap == nil {
 		return
 	}
@@ -120,16 +123,37 @@ func writeMoment(b *strings.Builder, snap *locks.Snapshot, involved []string) {
 	for _, s := range involved {
 		in[s] = true
 	}
-	b.WriteString("| session | lock | on | mode | |\n| --- | --- | --- | --- | --- |\n")
+	// blocks names the waiters a held lock blocks, by the lock's words.
+	blocks := map[string][]string{}
+	for _, e := range snap.Graph.Edges {
+		switch {
+		case e.HeldRow != nil:
+			k := fmt.Sprintf("row|%s|%d|%s", e.HeldRow.Session, e.HeldRow.Account, e.HeldRow.Mode)
+			blocks[k] = append(blocks[k], e.Waiter)
+		case e.Held != nil:
+			k := "lock|" + e.Held.Session + "|" + e.Held.Target() + "|" + e.Held.Mode
+			blocks[k] = append(blocks[k], e.Waiter)
+		}
+	}
+	var first, rest []string
 	for _, l := range snap.Locks {
 		if !in[l.Session] || (l.Type == "virtualxid" && l.Granted) {
 			continue
 		}
 		status := "held"
-		if !l.Granted {
+		who := blocks["lock|"+l.Session+"|"+l.Target()+"|"+l.Mode]
+		switch {
+		case !l.Granted:
 			status = "**WAITING**"
+		case len(who) > 0:
+			status = "**◀ blocks " + strings.Join(who, ", ") + "**"
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", l.Session, l.Type, cell(l.Target()), cell(l.ModeWords()), status)
+		row := fmt.Sprintf("| %s | %s | %s | %s | %s |\n", l.Session, l.Type, cell(l.Target()), cell(l.ModeWords()), status)
+		if status != "held" {
+			first = append(first, row)
+		} else {
+			rest = append(rest, row)
+		}
 	}
 	for _, r := range snap.RowLocks {
 		if !in[r.Session] {
@@ -139,7 +163,23 @@ func writeMoment(b *strings.Builder, snap *locks.Snapshot, involved []string) {
 		if r.Account == 0 {
 			on = "row " + r.Ctid
 		}
-		fmt.Fprintf(b, "| %s | row | %s | %s | held |\n", r.Session, on, r.Mode)
+		status := "held"
+		if who := blocks[fmt.Sprintf("row|%s|%d|%s", r.Session, r.Account, r.Mode)]; len(who) > 0 {
+			status = "**◀ blocks " + strings.Join(who, ", ") + "**"
+		}
+		row := fmt.Sprintf("| %s | row | %s | %s | %s |\n", r.Session, on, r.Mode, status)
+		if status != "held" {
+			first = append(first, row)
+		} else {
+			rest = append(rest, row)
+		}
+	}
+	table := "| session | lock | on | mode | |\n| --- | --- | --- | --- | --- |\n" + strings.Join(first, "") + strings.Join(rest, "")
+	if table == *shown {
+		b.WriteString("The locks are as in the table above.\n")
+	} else {
+		b.WriteString(table)
+		*shown = table
 	}
 	b.WriteString("\nWho waits for whom (waiter → holder):\n\n```mermaid\n")
 	writeMermaid(b, snap)

@@ -30,7 +30,8 @@ func lecture(t *testing.T) *record.Recording {
 }
 
 // The handout of the recorded lecture: the transcript, the locks and the
-// graph at both waits and at the deadlock, the books.
+// graph at both waits and at the deadlock — the lock that blocks marked,
+// a table written again only when it changed — the books.
 func TestMarkdown(t *testing.T) {
 	t.Parallel()
 	var b bytes.Buffer
@@ -38,11 +39,14 @@ func TestMarkdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := b.String()
-	for _, want := range []string{"### ", "deadlock: T1 → T2 → T1", "| T2 | row | accounts id=1 | FOR KEY SHARE | held |",
+	for _, want := range []string{"### ", "deadlock: T1 → T2 → T1", "| T2 | row | accounts id=1 | FOR KEY SHARE | **◀ blocks T1** |", "The locks are as in the table above.",
 		"```mermaid", "linkStyle", "the server broke the deadlock: T1 was the victim", "| 1 | alice | 90.00 |", "total 200.00 = 200.00 ok"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the handout lacks %q", want)
 		}
+	}
+	if n := strings.Count(md, "| session | lock | on | mode |"); n != 2 {
+		t.Errorf("%d lock tables for the lecture's two waits and its deadlock; want 2 (the deadlock's is the second wait's)", n)
 	}
 	golden.RequireEqual(t, b.Bytes())
 }
