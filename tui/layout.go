@@ -167,15 +167,9 @@ func (m *Model) compact(bodyH int) []string {
 	return append(rows, pane.View()...)
 }
 
-// tabPane is a pane the compact layout shows behind the tab bar.
-type tabPane interface {
-	SetSize(w, h int)
-	View() []string
-}
-
 // tabPanes are the panes behind tabNames, in order.
-func (m *Model) tabPanes() []tabPane {
-	return []tabPane{m.locks, m.graph, m.log, m.accounts}
+func (m *Model) tabPanes() []pane {
+	return []pane{m.locks, m.graph, m.log, m.accounts}
 }
 
 // sessionsOver draws the sessions in at most maxH of bodyH lines, and
