@@ -269,6 +269,9 @@ func (m *Model) viewFooter() string {
 	return footer
 }
 
+// zoomBackKey is how a zoomed pane goes back, in the footer.
+var zoomBackKey = key.NewBinding(key.WithKeys("esc", "z"), key.WithHelp("esc/z", "unzoom"))
+
 // footerKeys is the footer's line of keys: those of what has the keys
 // now, ending with help and quit wherever they apply.
 func (m *Model) footerKeys() string {
@@ -287,8 +290,14 @@ func (m *Model) footerKeys() string {
 		return keyBar(st, w, barOf(m.menu.keys.ShortHelp()...))
 	case modeSetup:
 		return keyBar(st, w, barOf(m.form.keys.ShortHelp()...))
-	case modeHistory:
-		return keyBar(st, w, m.histTable.bar(), helpKey, quitKey)
 	}
-	return keyBar(st, w, m.table.bar(), helpKey, quitKey)
+	tail := []key.Binding{helpKey, quitKey}
+	if m.zoomed {
+		// The way out of a zoom first: it hides the rest of the screen.
+		tail = append([]key.Binding{zoomBackKey}, tail...)
+	}
+	if m.mode == modeHistory {
+		return keyBar(st, w, m.histTable.bar(), tail...)
+	}
+	return keyBar(st, w, m.table.bar(), tail...)
 }

@@ -133,6 +133,9 @@ func TestFocusZoomScroll(t *testing.T) {
 	if !m.zoomed || !strings.Contains(zoomed, "▶ FOR KEY SHARE") || strings.Contains(zoomed, "Locks, those behind") {
 		t.Errorf("z should give the explanation the screen, its table whole:\n%s", zoomed)
 	}
+	if last := lastLine(zoomed); !strings.HasSuffix(last, "esc/z unzoom · ? help · q quit") {
+		t.Errorf("a zoomed screen's footer should say how to leave it: %q", last)
+	}
 	d.key("esc")
 	if m.zoomed || m.focus != paneExplain {
 		t.Errorf("esc should leave the zoom and keep the focus: zoomed %v, focus %v", m.zoomed, m.focus)
