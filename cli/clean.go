@@ -34,6 +34,9 @@ func (a *app) cleanCommand() *cobra.Command {
 			"--force, which drops them with it. The pgrowlocks extension stays: it serves everyone on the database.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cache, _ := cmd.Flags().GetBool("cache"); cache {
+				return a.cleanCache(cmd)
+			}
 			ctx := cmd.Context()
 			d, err := a.open(ctx)
 			if err != nil {
@@ -105,6 +108,7 @@ func (a *app) cleanCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&all, "all-mine", false, "every schema lockstep made for your login on this database, and "+db.SecondName)
 	cmd.Flags().BoolVar(&yes, "yes", false, "remove without asking (for scripts)")
 	cmd.Flags().BoolVar(&force, "force", false, "also drop what lockstep did not make but would go with its schema (a table added to it, a view or foreign key elsewhere that depends on it), after naming each")
+	registerCacheFlag(cmd)
 	return cmd
 }
 

@@ -35,7 +35,7 @@ func (a *app) dbCommand() *cobra.Command {
 				return err
 			}
 			srv := d.Server()
-			url := "postgres://postgres@/postgres?host=" + srv.Dir()
+			url := srv.PublicURL("postgres")
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "%s is ready; the ledger is in schema %s (%d accounts, %s each).\n\n",
 				d.Describe(), d.Schema(), setup.Accounts, setup.Balance.StringFixed(2))

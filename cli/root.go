@@ -90,6 +90,8 @@ type app struct {
 	theme           string
 	recordTo        string    // the interface's --record
 	stderr          io.Writer // for progress lines, such as a first start's template
+	fetchPostgres   string    // --fetch-postgres: the version to fetch and start
+	offline         bool      // --offline: never fetch PostgreSQL
 }
 
 // Execute builds the root command and runs it with args (os.Args[1:] when nil).
@@ -152,6 +154,8 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.StringVar(&a.dsn2, "dsn2", "", "the second database of a two-database scenario such as coupled (default: database "+db.SecondName+" beside the first, created if missing)")
 	pf.StringVar(&a.schema, "schema", "", "schema the ledger lives in (default: lockstep on the throwaway server, lockstep_<your login> on a server you name, so a class can share one)")
 	pf.DurationVar(&a.deadlockTimeout, "deadlock-timeout", time.Second, "deadlock_timeout of the throwaway server")
+	pf.StringVar(&a.fetchPostgres, "fetch-postgres", os.Getenv("LOCKSTEP_FETCH_POSTGRES"), "start the throwaway server from this PostgreSQL version (17, or 17.5.0), fetched once into lockstep's cache (also LOCKSTEP_FETCH_POSTGRES; default: the installed server, fetched only when there is none)")
+	pf.BoolVar(&a.offline, "offline", false, "never fetch PostgreSQL: use the installed server binaries or those fetched before")
 	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand(), a.scenariosCommand(), a.cleanCommand(), a.classCommand(), a.watchCommand(), a.replayCommand(), a.exportCommand())
 	root.InitDefaultCompletionCmd()
 	usageErrors(root)
@@ -190,12 +194,17 @@ func (a *app) openWith(ctx context.Context, lookupEnv func(string) (string, bool
 	if a.deadlockTimeout <= 0 {
 		return nil, badInput(fmt.Errorf("--deadlock-timeout %s: must be positive", a.deadlockTimeout))
 	}
+	if a.fetchPostgres != "" {
+		if err := db.ValidateFetchVersion(a.fetchPostgres); err != nil {
+			return nil, badInput(err)
+		}
+	}
 	d, err := db.Open(ctx, db.Options{
 		DSN:    a.dsn,
 		Schema: a.schema,
 		Server: db.ServerOptions{DeadlockTimeout: a.deadlockTimeout, Progress: func(msg string) {
 			fmt.Fprintf(a.stderr, "lockstep: %s\n", msg)
-		}},
+		}, Fetch: a.fetchOptions()},
 		LookupEnv: lookupEnv,
 	})
 	if err != nil {

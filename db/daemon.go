@@ -35,6 +35,7 @@ func (d *daemon) run(cmd *exec.Cmd, logf *os.File) error {
 		// returns. So nothing here locks one: a locked goroutine that ended
 		// when this program stopped would take its thread with it, and with
 		// it any other child that thread had forked (a chaos worker, say).
+		holdUntilGuarded(cmd)
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return
@@ -71,9 +72,20 @@ func (d *daemon) stop(shutdown func(*os.Process) error, grace time.Duration) err
 				<-d.done
 			}
 		}
-		if err := os.RemoveAll(d.dir); err != nil {
+		if err := removeAll(d.dir); err != nil {
 			d.stopErr = fmt.Errorf("removing %s: %w", d.dir, err)
 		}
 	})
 	return d.stopErr
+}
+
+// ended forgets a program that has exited, so that run may start another
+// in the same dir (a server whose port another program took first).
+func (d *daemon) ended() {
+	<-d.done
+	if d.guard != nil {
+		d.guard()
+		d.guard = nil
+	}
+	d.cmd = nil
 }

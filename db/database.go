@@ -249,7 +249,11 @@ func (d *Database) Version() string { return d.version }
 func (d *Database) Describe() string {
 	major, _, _ := strings.Cut(d.version, " ")
 	if d.server != nil {
-		return fmt.Sprintf("throwaway PostgreSQL %s (socket in %s)", major, d.server.Dir())
+		fetched := ""
+		if f := d.server.Fetched(); f != "" {
+			fetched = ", fetched"
+		}
+		return fmt.Sprintf("throwaway PostgreSQL %s (%s%s)", major, d.server.Where(), fetched)
 	}
 	host := d.config.Host
 	if !strings.HasPrefix(host, "/") {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,7 +50,7 @@ func FindPgbouncer() (string, error) {
 // socket in a private dir. The caller must call Stop on every exit path;
 // if lockstep dies, the pooler goes with it as the throwaway server does.
 func StartPooler(ctx context.Context, upstream *Database) (_ *Pooler, err error) {
-	if err := throwawayUnsupported(); err != nil {
+	if err := throwawayUnsupported(); err != nil || runtime.GOOS == "windows" {
 		return nil, errors.New("lockstep starts PgBouncer only on Linux and macOS")
 	}
 	bin, err := FindPgbouncer()

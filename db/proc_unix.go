@@ -122,3 +122,10 @@ func watchParent(pid int, sig syscall.Signal) (func(), error) {
 		w.Close()
 	}, nil
 }
+
+// holdUntilGuarded: on Unix a program needs no holding before its guard
+// starts (the parent-death signal is set at fork, the watcher follows).
+func holdUntilGuarded(*exec.Cmd) {}
+
+// removeAll deletes a program's dir.
+func removeAll(dir string) error { return os.RemoveAll(dir) }

@@ -6,11 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,6 +67,13 @@ type ServerOptions struct {
 	NoTemplate bool
 	// Progress, when set, is told what a slow start is doing, in one line.
 	Progress func(string)
+	// Fetch says whether and how PostgreSQL is fetched when none is
+	// installed, or when another version is asked for.
+	Fetch FetchOptions
+
+	// tcp has the server listen on 127.0.0.1 with a password instead of on
+	// a Unix socket: always on Windows; tests ask for it elsewhere.
+	tcp bool
 }
 
 func (o ServerOptions) progress(format string, args ...any) {
@@ -74,12 +83,18 @@ func (o ServerOptions) progress(format string, args ...any) {
 }
 
 // Server is a private, throwaway PostgreSQL: a fresh data directory in a 0700
-// temp dir, reachable only through a Unix socket in that dir.
+// temp dir, reachable only through a Unix socket in that dir — or, where
+// there are no Unix sockets (Windows), on 127.0.0.1 at a random port with a
+// random password.
 type Server struct {
 	daemon
 	bins Binaries
 
 	ranInitdb bool // the data dir is initdb's, not a template's copy
+
+	tcp      bool   // listening on 127.0.0.1:port, not on a socket in dir
+	port     int    // the TCP port; 0 on a socket
+	password string // postgres's password over TCP; "" on a socket (trust)
 }
 
 // StartServer initialises and starts a throwaway server and waits until it
@@ -88,9 +103,10 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 	if err := throwawayUnsupported(); err != nil {
 		return nil, err
 	}
-	bins, err := FindBinaries()
-	if err != nil {
-		return nil, err
+	if opts.Fetch.Version != "" {
+		if err := ValidateFetchVersion(opts.Fetch.Version); err != nil {
+			return nil, err
+		}
 	}
 	cred, err := serverCredential()
 	if err != nil {
@@ -104,7 +120,7 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{daemon: daemon{dir: dir}, bins: bins}
+	s := &Server{daemon: daemon{dir: dir}, tcp: opts.tcp || runtime.GOOS == "windows"}
 	defer func() {
 		if err != nil {
 			_ = s.Stop()
@@ -118,16 +134,28 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 			return nil, fmt.Errorf("handing %s to the postgres user: %w", dir, err)
 		}
 	}
+	// Binaries that cannot be kept in the cache are fetched into dir, and
+	// go with it.
+	if s.bins, err = serverBinaries(ctx, opts, cred, dir); err != nil {
+		return nil, err
+	}
 	if err := s.makeDataDir(ctx, cred, opts); err != nil {
 		return nil, err
 	}
-	if err := s.start(opts, cred); err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		if err := s.start(opts, cred); err != nil {
+			return nil, err
+		}
+		err := s.waitReady(ctx)
+		if err == nil {
+			return s, nil
+		}
+		// Another program may take a free port before the server binds it.
+		if !s.tcp || attempt == 3 || !strings.Contains(err.Error(), "could not create any TCP/IP sockets") {
+			return nil, err
+		}
+		s.ended()
 	}
-	if err := s.waitReady(ctx); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // runAs is the user a server program runs as.
@@ -186,7 +214,11 @@ func (s *Server) makeDataDir(ctx context.Context, cred *runAs, opts ServerOption
 	if opts.NoTemplate || cache == "" {
 		return s.initdb(ctx, cred)
 	}
-	tpl := templatePath(cache, s.bins.Version)
+	key := s.bins.templateKey()
+	if s.tcp {
+		key += "-tcp" // a password instead of trust
+	}
+	tpl := templatePath(cache, key)
 	err := useTemplate(tpl, s.dataDir(), cred)
 	if err == nil {
 		return nil
@@ -234,9 +266,21 @@ func homeExists(cache string) error {
 
 func (s *Server) initdb(ctx context.Context, cred *runAs) error {
 	s.ranInitdb = true
-	cmd := exec.CommandContext(ctx, filepath.Join(s.bins.Dir, "initdb"),
-		"-D", s.dataDir(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C",
-		"--no-sync", "--no-instructions")
+	auth := []string{"-A", "trust"}
+	var password string
+	if s.tcp {
+		// Over TCP anyone on the machine may knock: postgres gets a random
+		// password, which the data dir keeps for each start to replace.
+		pwfile, pw, err := s.writeInitialPassword(cred)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(pwfile)
+		auth, password = []string{"-A", "scram-sha-256", "--pwfile", pwfile}, pw
+	}
+	args := append([]string{"-D", s.dataDir(), "-U", "postgres"}, auth...)
+	args = append(args, "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+	cmd := exec.CommandContext(ctx, s.bins.program("initdb"), args...)
 	cmd.Dir = s.dir
 	cmd.Env = childEnv()
 	cmd.SysProcAttr = childAttr(cred, syscall.SIGKILL)
@@ -247,6 +291,9 @@ func (s *Server) initdb(ctx context.Context, cred *runAs) error {
 			return fmt.Errorf("initdb: %w", ctx.Err())
 		}
 		return fmt.Errorf("initdb in %s failed: %w: %s", s.dir, err, lastLine(out.String()))
+	}
+	if s.tcp {
+		return s.keepInitialPassword(password, cred)
 	}
 	return nil
 }
@@ -261,6 +308,21 @@ func (s *Server) start(opts ServerOptions, cred *runAs) error {
 		"-k", s.dir, // the socket lives in our private dir
 		"-p", "5432",
 		"-c", "listen_addresses=", // no TCP at all
+	}
+	if s.tcp {
+		port, err := freePort()
+		if err != nil {
+			return fmt.Errorf("finding a free TCP port on 127.0.0.1: %w", err)
+		}
+		s.port = port
+		args = []string{
+			"-D", s.dataDir(),
+			"-c", "unix_socket_directories=", // no socket at all
+			"-c", "listen_addresses=127.0.0.1",
+			"-p", strconv.Itoa(port),
+		}
+	}
+	args = append(args,
 		"-c", "fsync=off",
 		"-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off",
@@ -270,7 +332,7 @@ func (s *Server) start(opts ServerOptions, cred *runAs) error {
 		// A wait longer than deadlock_timeout is logged, and so is the
 		// deadlock check's verdict: lockstep watch reads both from the log.
 		"-c", "log_lock_waits=on",
-	}
+	)
 	if opts.DeadlockTimeout > 0 {
 		args = append(args, "-c", fmt.Sprintf("deadlock_timeout=%dms", opts.DeadlockTimeout.Milliseconds()))
 	}
@@ -278,7 +340,7 @@ func (s *Server) start(opts ServerOptions, cred *runAs) error {
 	if err != nil {
 		return fmt.Errorf("creating the server log: %w", err)
 	}
-	cmd := exec.Command(filepath.Join(s.bins.Dir, "postgres"), args...)
+	cmd := exec.Command(s.bins.program("postgres"), args...)
 	cmd.Dir = s.dir
 	cmd.Env = childEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -294,6 +356,13 @@ func (s *Server) start(opts ServerOptions, cred *runAs) error {
 func (s *Server) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if s.tcp {
+		pw, err := os.ReadFile(filepath.Join(s.dataDir(), passwordFile))
+		if err != nil {
+			return fmt.Errorf("reading the throwaway server's first password: %w", err)
+		}
+		s.password = strings.TrimSpace(string(pw))
+	}
 	cfg, err := pgconn.ParseConfig(s.URL("postgres"))
 	if err != nil {
 		return fmt.Errorf("parsing the throwaway server's URL: %w", err)
@@ -303,7 +372,13 @@ func (s *Server) waitReady(ctx context.Context) error {
 	for {
 		conn, err := pgconn.ConnectConfig(ctx, cfg)
 		if err == nil {
-			return conn.Close(ctx)
+			if s.tcp {
+				err = s.newPassword(ctx, conn)
+			}
+			if cerr := conn.Close(ctx); err == nil {
+				err = cerr
+			}
+			return err
 		}
 		select {
 		case <-s.done:
@@ -316,8 +391,22 @@ func (s *Server) waitReady(ctx context.Context) error {
 	}
 }
 
-// Dir is the server's private temp dir; its Unix socket lives there.
+// Dir is the server's private temp dir; its Unix socket lives there (but
+// over TCP).
 func (s *Server) Dir() string { return s.dir }
+
+// Where says how the server is reached, for a header line (never with
+// its password).
+func (s *Server) Where() string {
+	if s.tcp {
+		return fmt.Sprintf("on 127.0.0.1:%d, with a password of its own", s.port)
+	}
+	return "socket in " + s.dir
+}
+
+// Fetched names the fetched PostgreSQL the server runs, e.g. "17.5.0 for
+// linux-amd64"; "" when it runs the machine's own.
+func (s *Server) Fetched() string { return s.bins.Fetched }
 
 // Version is the server's PostgreSQL version, e.g. "15.20".
 func (s *Server) Version() string { return s.bins.Version }
@@ -330,10 +419,28 @@ func (s *Server) Pid() int {
 	return s.cmd.Process.Pid
 }
 
-// URL is a connection URL for database dbname on this server.
+// URL is a connection URL for database dbname on this server. Over TCP it
+// holds the password: keep it off the screen (PublicURL).
 func (s *Server) URL(dbname string) string {
+	if s.tcp {
+		u := url.URL{Scheme: "postgres", User: url.UserPassword("postgres", s.password),
+			Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)), Path: "/" + dbname}
+		return u.String()
+	}
 	q := url.Values{"host": {s.dir}}
 	return "postgres://postgres@/" + url.PathEscape(dbname) + "?" + q.Encode()
+}
+
+// PublicURL is URL fit to show: over TCP the password stays in a password
+// file in the server's dir, which the URL names (psql and pgx read it).
+func (s *Server) PublicURL(dbname string) string {
+	if s.tcp {
+		u := url.URL{Scheme: "postgres", User: url.User("postgres"),
+			Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)), Path: "/" + dbname,
+			RawQuery: url.Values{"passfile": {filepath.Join(s.dir, "pgpass")}}.Encode()}
+		return u.String()
+	}
+	return s.URL(dbname)
 }
 
 // Done is closed when the server process has exited.
