@@ -141,6 +141,7 @@ type fetcher struct {
 	platform string // zonky's name for this OS and architecture, e.g. linux-amd64
 	root     string // where fetched installations are kept; "" for none
 	dest     string // where this fetch keeps its installation; "" for this run only
+	resolved []int  // the exact version being fetched
 	cred     *runAs // the server's user (nil: lockstep's)
 	progress func(format string, args ...any)
 	client   *http.Client
@@ -394,6 +395,7 @@ func (f *fetcher) fetchInto(ctx context.Context, work, cache string) (Binaries, 
 	if err != nil {
 		return Binaries{}, err
 	}
+	f.resolved = version
 	jar := filepath.Join(work, "download.jar")
 	algo, sum, err := f.downloadChecked(ctx, version, jar)
 	if err != nil {
@@ -414,7 +416,7 @@ func (f *fetcher) fetchInto(ctx context.Context, work, cache string) (Binaries, 
 	_ = os.Remove(jar)
 	bin, err := findBinDir(install)
 	if err != nil {
-		return Binaries{}, fmt.Errorf("the PostgreSQL %s bundle from %s: %w", formatVersion(version), f.repo, err)
+		return Binaries{}, fmt.Errorf("the PostgreSQL %s bundle from %s is unusable (%v); install PostgreSQL (%s)", formatVersion(version), f.repo, err, installTable)
 	}
 	b, err := binariesIn(filepath.Join(install, bin))
 	if err != nil {
@@ -547,7 +549,7 @@ func (f *fetcher) download(ctx context.Context, version []int, u, dst string) (a
 	}
 	size := "size unknown"
 	if resp.ContentLength >= 0 {
-		size = megabytes(resp.ContentLength)
+		size = humanSize(resp.ContentLength)
 	}
 	into := "into " + f.dest + ", once"
 	if f.dest == "" {
@@ -572,11 +574,11 @@ func (f *fetcher) download(ctx context.Context, version []int, u, dst string) (a
 	}
 	switch {
 	case errors.Is(context.Cause(ctx), errStalled):
-		return "", "", "", fmt.Errorf("the download of %s stopped: no data for %s after %s; check the network and try again", u, stall, megabytes(n))
+		return "", "", "", fmt.Errorf("the download of %s stopped: no data for %s after %s; check the network and try again", u, stall, humanSize(n))
 	case ctx.Err() != nil:
 		return "", "", "", fmt.Errorf("fetching PostgreSQL: %w", ctx.Err())
 	case err != nil && (errors.Is(err, io.ErrUnexpectedEOF) || resp.ContentLength >= 0 && n < resp.ContentLength):
-		return "", "", "", fmt.Errorf("the download of %s broke off after %s of %s (%v); try again", u, megabytes(n), megabytes(resp.ContentLength), err)
+		return "", "", "", fmt.Errorf("the download of %s broke off after %s of %s (%v); try again", u, humanSize(n), humanSize(resp.ContentLength), err)
 	case err != nil:
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -584,10 +586,10 @@ func (f *fetcher) download(ctx context.Context, version []int, u, dst string) (a
 		}
 		return "", "", "", fmt.Errorf("downloading %s: %w", u, err)
 	case resp.ContentLength >= 0 && n != resp.ContentLength:
-		return "", "", "", fmt.Errorf("the download of %s broke off after %s of %s; try again", u, megabytes(n), megabytes(resp.ContentLength))
+		return "", "", "", fmt.Errorf("the download of %s broke off after %s of %s; try again", u, humanSize(n), humanSize(resp.ContentLength))
 	}
 	secs := time.Since(started).Seconds()
-	f.progress("fetched %s in %.1f s (%s/s)", megabytes(n), secs, megabytes(int64(float64(n)/max(secs, 0.001))))
+	f.progress("fetched %s in %.1f s (%s/s)", humanSize(n), secs, humanSize(int64(float64(n)/max(secs, 0.001))))
 	return algo, want, hex.EncodeToString(h.Sum(nil)), nil
 }
 
@@ -668,7 +670,9 @@ func (f *fetcher) get(ctx context.Context, u string) (*http.Response, error) {
 func (f *fetcher) httpError(resp *http.Response, u string) error {
 	if resp.StatusCode == http.StatusNotFound {
 		what := "PostgreSQL"
-		if f.Version != "" {
+		if f.resolved != nil {
+			what += " " + formatVersion(f.resolved)
+		} else if f.Version != "" {
 			what += " " + f.Version
 		}
 		return fmt.Errorf("%s for %s is not published at %s (HTTP 404 for %s); try another --fetch-postgres version, or install PostgreSQL (%s)",
@@ -852,7 +856,7 @@ func findBinDir(root string) (string, error) {
 		return nil
 	})
 	if found == "" {
-		return "", errors.New("the bundle has no initdb and postgres")
+		return "", errors.New("it has no initdb and postgres")
 	}
 	return found, nil
 }
@@ -886,4 +890,10 @@ func formatVersion(v []int) string {
 	return strings.Join(parts, ".")
 }
 
-func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+// humanSize is n bytes for a person: in MB, or kB below one.
+func humanSize(n int64) string {
+	if n < 1e6 {
+		return fmt.Sprintf("%d kB", (n+999)/1000)
+	}
+	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+}

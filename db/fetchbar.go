@@ -36,12 +36,12 @@ func (b *bar) Write(p []byte) (int, error) {
 func (b *bar) line(width int) string {
 	rate := float64(b.n) / max(time.Since(b.started).Seconds(), 0.001)
 	if b.total <= 0 {
-		return fmt.Sprintf("  fetching  %s  %s/s ", megabytes(b.n), megabytes(int64(rate)))
+		return fmt.Sprintf("  fetching  %s  %s/s ", humanSize(b.n), humanSize(int64(rate)))
 	}
 	frac := min(float64(b.n)/float64(b.total), 1)
 	full := int(frac * float64(width))
 	return fmt.Sprintf("  [%s%s] %3d%%  %s of %s  %s/s ", strings.Repeat("█", full), strings.Repeat("░", width-full),
-		int(frac*100), megabytes(b.n), megabytes(b.total), megabytes(int64(rate)))
+		int(frac*100), humanSize(b.n), humanSize(b.total), humanSize(int64(rate)))
 }
 
 // done clears the bar's line.

@@ -1,0 +1,237 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+)
+
+// debianBundle is a bundle made of this machine's own PostgreSQL server
+// (Debian's package), holding only what initdb and postgres need, and
+// pgrowlocks. It keeps Debian's layout inside the archive —
+// lib/postgresql/N/bin, lib/postgresql/N/lib, share/postgresql/N — because
+// PostgreSQL finds its share and lib dirs relative to its programs only
+// when they sit as they were built to: so the server started from it uses
+// the archive's files, not the machine's.
+type debianBundle struct {
+	jar     []byte
+	version string // the bundle's version, e.g. 15.20.0
+}
+
+var (
+	debianOnce sync.Once
+	debian     debianBundle
+	debianErr  error
+)
+
+func debianJar(t *testing.T, platform string) debianBundle {
+	t.Helper()
+	b, err := findBinaries("", []string{"/usr/lib/postgresql/*/bin"})
+	if err != nil {
+		t.Skipf("no Debian PostgreSQL server package to build a bundle from (%v)", err)
+	}
+	debianOnce.Do(func() {
+		major := strings.Split(b.Version, ".")[0]
+		var files []tarFile
+		add := func(src, name string) {
+			st, err := os.Lstat(src)
+			if err != nil {
+				debianErr = err
+				return
+			}
+			switch {
+			case st.Mode()&fs.ModeSymlink != 0:
+				link, _ := os.Readlink(src)
+				files = append(files, tarFile{name: name, link: link})
+			case st.IsDir():
+				files = append(files, tarFile{name: name + "/", dir: true, mode: 0o755})
+			default:
+				body, err := os.ReadFile(src)
+				if err != nil {
+					debianErr = err
+				}
+				files = append(files, tarFile{name: name, body: string(body), mode: int64(st.Mode().Perm())})
+			}
+		}
+		lib := "/usr/lib/postgresql/" + major
+		for _, p := range []string{"initdb", "postgres", "pg_ctl"} {
+			add(filepath.Join(lib, "bin", p), "lib/postgresql/"+major+"/bin/"+p)
+		}
+		for _, l := range []string{"plpgsql.so", "dict_snowball.so", "pgrowlocks.so"} {
+			add(filepath.Join(lib, "lib", l), "lib/postgresql/"+major+"/lib/"+l)
+		}
+		share := "/usr/share/postgresql/" + major
+		debianErr = filepath.WalkDir(share, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(share, p)
+			if rel == "man" {
+				return filepath.SkipDir
+			}
+			if dir, name := filepath.Split(rel); dir == "extension/" && !strings.HasPrefix(name, "plpgsql") && !strings.HasPrefix(name, "pgrowlocks") {
+				return nil
+			}
+			if rel != "." {
+				add(p, "share/postgresql/"+major+"/"+rel)
+			}
+			return nil
+		})
+		v := parseVersion(b.Version)
+		debian = debianBundle{jar: makeJar(t, platform, xzCompress(t, makeTar(t, files))), version: fmt.Sprintf("%d.%d.0", v[0], v[1])}
+	})
+	if debianErr != nil {
+		t.Fatal(debianErr)
+	}
+	return debian
+}
+
+// With no PostgreSQL on the machine, lockstep fetches one, starts its
+// server from the cache — programs, libraries and extensions all from
+// there — and, the repository gone, starts from the cache again.
+func TestFetchedPostgresStartsAndServes(t *testing.T) {
+	t.Parallel()
+	repo := newTestRepo(t)
+	bundle := debianJar(t, repo.platform)
+	repo.publish(bundle.version, bundle.jar)
+	cache := sharedTempDir(t)
+	log := &progressLog{}
+	opts := ServerOptions{TempDir: sharedTempDir(t), CacheDir: cache, Progress: log.add,
+		Fetch: FetchOptions{Repo: repo.URL, installed: hidden}}
+	ctx := context.Background()
+	s, err := StartServer(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	install := filepath.Join(cache, "postgres", bundle.version+"-"+repo.platform)
+	if !strings.Contains(log.String(), "fetching PostgreSQL "+bundle.version+" for "+repo.platform) {
+		t.Errorf("the first start said %q", log)
+	}
+	if s.Fetched() != bundle.version+" for "+repo.platform {
+		t.Errorf("Fetched() = %q", s.Fetched())
+	}
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", s.Pid()))
+	if !strings.HasPrefix(exe, install+string(filepath.Separator)) {
+		t.Errorf("the postmaster runs %s; want the program in %s", exe, install)
+	}
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	other, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	for _, sql := range []string{
+		"CREATE EXTENSION pgrowlocks",
+		"CREATE TABLE t (id int PRIMARY KEY)",
+		"INSERT INTO t VALUES (1)",
+		"DO $$ BEGIN PERFORM 1; END $$", // PL/pgSQL, from the bundle's lib
+		"BEGIN",
+		"SELECT * FROM t FOR UPDATE",
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	var modes string
+	var pid int
+	if err := other.QueryRow(ctx, "SELECT array_to_string(modes, ','), pg_backend_pid() FROM pgrowlocks('t')").Scan(&modes, &pid); err != nil {
+		t.Fatalf("pgrowlocks from the fetched contrib: %v", err)
+	}
+	if modes != "For Update" {
+		t.Errorf("pgrowlocks says %q", modes)
+	}
+	maps, _ := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if !strings.Contains(string(maps), filepath.Join(install, "lib/postgresql")) || !strings.Contains(string(maps), "pgrowlocks.so") {
+		t.Errorf("the backend did not load pgrowlocks from %s", install)
+	}
+	conn.Exec(ctx, "ROLLBACK")
+	conn.Close(ctx)
+	other.Close(ctx)
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.Dir()); !os.IsNotExist(err) {
+		t.Errorf("the server's dir outlived it: %v", err)
+	}
+
+	// The repository gone: the cache and the template serve.
+	repo.Close()
+	log2 := &progressLog{}
+	opts.Progress = log2.add
+	s2, err := StartServer(ctx, opts)
+	if err != nil {
+		t.Fatalf("a start from the cache, without the network: %v", err)
+	}
+	defer s2.Stop()
+	if s2.ranInitdb || log2.String() != "" {
+		t.Errorf("the second start ran initdb=%v and said %q; want the template, silently", s2.ranInitdb, log2)
+	}
+	if _, err := os.Stat(templatePath(cache, s2.bins.templateKey())); err != nil {
+		t.Errorf("no template for the fetched binaries: %v", err)
+	}
+}
+
+// Windows has no Unix sockets: the server listens on 127.0.0.1 at a random
+// port, and postgres has a random password, new at every start. The same
+// code runs here, on the installed binaries.
+func TestServerOverTCPWithAPassword(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cache := sharedTempDir(t)
+	opts := ServerOptions{TempDir: sharedTempDir(t), CacheDir: cache, tcp: true}
+	s1, err := StartServer(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Stop()
+	if !s1.ranInitdb {
+		t.Error("the first start used a template")
+	}
+	if _, err := os.Stat(filepath.Join(s1.Dir(), ".s.PGSQL.5432")); !os.IsNotExist(err) {
+		t.Errorf("a Unix socket exists: %v", err)
+	}
+	if !strings.Contains(s1.URL("postgres"), "@127.0.0.1:") || strings.Contains(s1.PublicURL("postgres"), s1.password) {
+		t.Errorf("URL %s, PublicURL %s", s1.URL("postgres"), s1.PublicURL("postgres"))
+	}
+	for _, u := range []string{s1.URL("postgres"), s1.PublicURL("postgres")} {
+		conn, err := pgx.Connect(ctx, u)
+		if err != nil {
+			t.Fatalf("connecting with %s: %v", u, err)
+		}
+		conn.Close(ctx)
+	}
+	noPassword := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres", s1.port)
+	if _, err := pgx.Connect(ctx, noPassword); err == nil || SQLState(err) != pgerrcode.InvalidPassword {
+		t.Errorf("without the password: %v (SQLSTATE %s)", err, SQLState(err))
+	}
+	s2, err := StartServer(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Stop()
+	if s2.ranInitdb || s2.port == s1.port || s2.password == s1.password {
+		t.Errorf("second start: initdb=%v, port %d (first %d), same password=%v", s2.ranInitdb, s2.port, s1.port, s2.password == s1.password)
+	}
+	// The template's first password opens neither.
+	first, err := os.ReadFile(filepath.Join(templatePath(cache, s2.bins.templateKey()+"-tcp"), "data", passwordFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres", strings.TrimSpace(string(first)), s2.port)
+	if _, err := pgx.Connect(ctx, old); SQLState(err) != pgerrcode.InvalidPassword {
+		t.Errorf("the template's password: %v", err)
+	}
+}
