@@ -137,7 +137,9 @@ func newTestRepo(t testing.TB) *testRepo {
 	return r
 }
 
-func (r *testRepo) dir() string { return "/" + zonkyGroup + "/embedded-postgres-binaries-" + r.platform }
+func (r *testRepo) dir() string {
+	return "/" + zonkyGroup + "/embedded-postgres-binaries-" + r.platform
+}
 
 // publish puts jar up as version, with checksum files of algos (default
 // sha1 and md5), and lists it in maven-metadata.xml.

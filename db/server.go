@@ -326,8 +326,8 @@ func (s *Server) start(opts ServerOptions, cred *runAs) error {
 		"-c", "fsync=off",
 		"-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off",
-		"-c", "max_connections=" + strconv.Itoa(cmp.Or(opts.MaxConnections, 200)),
-		"-c", "max_prepared_transactions=" + strconv.Itoa(prepared),
+		"-c", "max_connections="+strconv.Itoa(cmp.Or(opts.MaxConnections, 200)),
+		"-c", "max_prepared_transactions="+strconv.Itoa(prepared),
 		"-c", "unix_socket_permissions=0700",
 		// A wait longer than deadlock_timeout is logged, and so is the
 		// deadlock check's verdict: lockstep watch reads both from the log.
