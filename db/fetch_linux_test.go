@@ -167,8 +167,17 @@ func TestFetchedPostgresStartsAndServes(t *testing.T) {
 		t.Errorf("the server's dir outlived it: %v", err)
 	}
 
-	// The repository gone: the cache and the template serve.
+	// The repository gone: the cache and the template serve. (And a bundle
+	// without pgrowlocks says so with SQLSTATE 0A000, "not available", which
+	// the observer turns into its note that row locks are inferred.)
 	repo.Close()
+	controls, _ := filepath.Glob(filepath.Join(install, "share", "postgresql", "*", "extension", "pgrowlocks.control"))
+	if len(controls) != 1 {
+		t.Fatalf("pgrowlocks.control in the cache: %v", controls)
+	}
+	if err := os.Remove(controls[0]); err != nil {
+		t.Fatal(err)
+	}
 	log2 := &progressLog{}
 	opts.Progress = log2.add
 	s2, err := StartServer(ctx, opts)
@@ -181,6 +190,14 @@ func TestFetchedPostgresStartsAndServes(t *testing.T) {
 	}
 	if _, err := os.Stat(templatePath(cache, s2.bins.templateKey())); err != nil {
 		t.Errorf("no template for the fetched binaries: %v", err)
+	}
+	conn2, err := pgx.Connect(ctx, s2.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close(ctx)
+	if _, err := conn2.Exec(ctx, "CREATE EXTENSION pgrowlocks"); SQLState(err) != pgerrcode.FeatureNotSupported && SQLState(err) != pgerrcode.UndefinedFile {
+		t.Errorf("CREATE EXTENSION pgrowlocks without its files: %v", err)
 	}
 }
 

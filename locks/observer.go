@@ -201,6 +201,14 @@ func (o *Observer) setUpRowLocks(ctx context.Context) {
 			return
 		}
 		cfg := o.conn.Config()
+		if code := db.SQLState(err); code == pgerrcode.FeatureNotSupported || code == pgerrcode.UndefinedFile {
+			// The server has no pgrowlocks to add: its contrib is not
+			// installed ("is not available" in recent releases, "could
+			// not open extension control file" in older ones).
+			o.rowNote = "row locks: from the statements lockstep sent, not read from the rows " +
+				"(this server's installation has no pgrowlocks: install its contrib package, e.g. postgresql-contrib)"
+			return
+		}
 		o.rowNote = fmt.Sprintf("row locks: from the statements lockstep sent, not read from the rows "+
 			"(pgrowlocks is not in database %s, and role %s may not add it; an administrator can, once, for every role: "+
 			"CREATE EXTENSION pgrowlocks;)", cfg.Database, cfg.User)
