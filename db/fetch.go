@@ -26,11 +26,14 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bufio"
+	"bytes"
 	"cmp"
+	"compress/flate"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
@@ -42,6 +45,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -49,6 +53,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/xi2/xz"
@@ -142,6 +147,7 @@ type fetcher struct {
 	root     string // where fetched installations are kept; "" for none
 	dest     string // where this fetch keeps its installation; "" for this run only
 	resolved []int  // the exact version being fetched
+	xz       string // the xz program; "" for the Go decoder
 	cred     *runAs // the server's user (nil: lockstep's)
 	progress func(format string, args ...any)
 	client   *http.Client
@@ -158,6 +164,7 @@ func newFetcher(opts ServerOptions, cred *runAs) (*fetcher, error) {
 		platform:     plat,
 		cred:         cred,
 		progress:     opts.progress,
+		xz:           xzProgram(),
 		client: &http.Client{Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: 15 * time.Second}).DialContext,
@@ -397,21 +404,10 @@ func (f *fetcher) fetchInto(ctx context.Context, work, cache string) (Binaries, 
 	}
 	f.resolved = version
 	jar := filepath.Join(work, "download.jar")
-	algo, sum, err := f.downloadChecked(ctx, version, jar)
+	install := filepath.Join(work, "postgresql-"+formatVersion(version))
+	algo, sum, downloaded, err := f.downloadChecked(ctx, version, jar, install)
 	if err != nil {
 		return Binaries{}, err
-	}
-	started := time.Now()
-	install := filepath.Join(work, "postgresql-"+formatVersion(version))
-	if err := os.Mkdir(install, 0o755); err != nil {
-		return Binaries{}, fmt.Errorf("unpacking PostgreSQL: %w", err)
-	}
-	if err := os.Chmod(install, 0o755); err != nil {
-		return Binaries{}, fmt.Errorf("unpacking PostgreSQL: %w", err)
-	}
-	if err := unpackBundle(jar, install); err != nil {
-		return Binaries{}, fmt.Errorf("the PostgreSQL %s bundle from %s is damaged (%v); try again, or install PostgreSQL (%s)",
-			formatVersion(version), f.repo, err, installTable)
 	}
 	_ = os.Remove(jar)
 	bin, err := findBinDir(install)
@@ -438,7 +434,7 @@ func (f *fetcher) fetchInto(ctx context.Context, work, cache string) (Binaries, 
 	if in.marker, err = readMarker(in.dir); err != nil {
 		return Binaries{}, fmt.Errorf("reading back %s: %w", in.dir, err)
 	}
-	f.progress("checked (%s) and unpacked PostgreSQL %s in %.2f s into %s", algo, formatVersion(version), time.Since(started).Seconds(), in.dir)
+	f.progress("checked (%s) and unpacked PostgreSQL %s into %s, %.2f s after the download", algo, formatVersion(version), in.dir, time.Since(downloaded).Seconds())
 	return in.binaries(f.platform)
 }
 
@@ -498,25 +494,43 @@ func (f *fetcher) resolve(ctx context.Context) ([]int, error) {
 // downloadChecked downloads the bundle of version to dst and checks it
 // against the checksum the repository publishes beside it. A download that
 // does not match is deleted and fetched once more.
-func (f *fetcher) downloadChecked(ctx context.Context, version []int, dst string) (algo, sum string, err error) {
+func (f *fetcher) downloadChecked(ctx context.Context, version []int, dst, install string) (algo, sum string, downloaded time.Time, err error) {
 	u := f.artifactURL(formatVersion(version))
 	for attempt := 1; ; attempt++ {
 		var got string
-		algo, sum, got, err = f.download(ctx, version, u, dst)
+		var unpacked error
+		algo, sum, got, unpacked, err = f.downloadUnpacking(ctx, version, u, dst, install)
+		downloaded = time.Now()
 		if err != nil {
 			_ = os.Remove(dst)
-			return "", "", err
+			_ = os.RemoveAll(install)
+			return "", "", downloaded, err
 		}
 		if got == sum {
-			return algo, sum, nil
+			if errors.Is(unpacked, errNotStreamable) {
+				// Unpacked from the file instead, now that it is checked.
+				if unpacked = os.RemoveAll(install); unpacked == nil {
+					unpacked = makeInstallDir(install)
+				}
+				if unpacked == nil {
+					unpacked = unpackBundle(dst, install, f.xz)
+				}
+			}
+			if unpacked != nil {
+				return "", "", downloaded, fmt.Errorf("the PostgreSQL %s bundle from %s is damaged (%v); try again, or install PostgreSQL (%s)",
+					formatVersion(version), f.repo, unpacked, installTable)
+			}
+			return algo, sum, downloaded, nil
 		}
+		// Nothing of a download that does not match is kept or used.
+		_ = os.RemoveAll(install)
 		rmErr := os.Remove(dst)
 		what := "deleted it"
 		if rmErr != nil {
 			what = "could not delete it: " + rmErr.Error()
 		}
 		if attempt == 2 {
-			return "", "", fmt.Errorf("the PostgreSQL bundle fetched from %s does not match its checksum twice (%s %s, published %s); %s. "+
+			return "", "", downloaded, fmt.Errorf("the PostgreSQL bundle fetched from %s does not match its checksum twice (%s %s, published %s); %s. "+
 				"Check the network or the repository (LOCKSTEP_POSTGRES_REPO), or install PostgreSQL (%s)", u, algo, got, sum, what, installTable)
 		}
 		f.progress("the download's %s checksum is %s, but %s.%s says %s: %s; fetching it again", algo, got, path.Base(u), algo, sum, what)
@@ -530,22 +544,26 @@ var checksumAlgos = []struct {
 	new func() hash.Hash
 }{{"sha512", sha512.New}, {"sha256", sha256.New}, {"sha1", sha1.New}}
 
-// download fetches the artefact at u to dst and returns the checksum
-// published beside it and the download's own.
-func (f *fetcher) download(ctx context.Context, version []int, u, dst string) (algo, want, got string, err error) {
+// downloadUnpacking fetches the artefact at u to dst and returns the
+// checksum published beside it and the download's own. As the bytes come
+// it unpacks the bundle into install, so that unpacking costs little time
+// beyond the download's; unpacked is how that went (errNotStreamable: the
+// jar must be unpacked from the file). The caller uses install only if the
+// checksums match.
+func (f *fetcher) downloadUnpacking(ctx context.Context, version []int, u, dst, install string) (algo, want, got string, unpacked, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	resp, err := f.get(ctx, u)
 	if err != nil {
-		return "", "", "", err
+		return "", "", "", nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", "", "", f.httpError(resp, u)
+		return "", "", "", nil, f.httpError(resp, u)
 	}
 	algo, want, h, err := f.checksum(ctx, u)
 	if err != nil {
-		return "", "", "", err
+		return "", "", "", nil, err
 	}
 	size := "size unknown"
 	if resp.ContentLength >= 0 {
@@ -558,39 +576,51 @@ func (f *fetcher) download(ctx context.Context, version []int, u, dst string) (a
 	f.progress("fetching PostgreSQL %s for %s (%s) from %s %s", formatVersion(version), f.platform, size, f.repo, into)
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return "", "", "", cacheError{err}
+		return "", "", "", nil, cacheError{err}
 	}
 	defer out.Close()
+	if err := makeInstallDir(install); err != nil {
+		return "", "", "", nil, cacheError{err}
+	}
+	pr, pw := io.Pipe()
+	unpacking := make(chan error, 1)
+	go func() {
+		err := streamBundle(pr, install, f.xz)
+		_, _ = io.Copy(io.Discard, pr) // the download goes on to its end
+		unpacking <- err
+	}()
 	bar := newBar(f.Bar, resp.ContentLength)
 	stall := cmp.Or(f.stall, 30*time.Second)
 	watchdog := time.AfterFunc(stall, func() { cancel(errStalled) })
 	defer watchdog.Stop()
 	body := &stallReader{r: resp.Body, reset: func() { watchdog.Reset(stall) }}
 	started := time.Now()
-	n, err := io.CopyBuffer(io.MultiWriter(out, h, bar), body, make([]byte, 256<<10))
+	n, err := io.CopyBuffer(io.MultiWriter(out, h, bar, pw), body, make([]byte, 256<<10))
 	bar.done()
 	if err == nil {
 		err = out.Close()
 	}
+	pw.CloseWithError(cmp.Or(err, io.EOF))
+	unpacked = <-unpacking
 	switch {
 	case errors.Is(context.Cause(ctx), errStalled):
-		return "", "", "", fmt.Errorf("the download of %s stopped: no data for %s after %s; check the network and try again", u, stall, humanSize(n))
+		return "", "", "", nil, fmt.Errorf("the download of %s stopped: no data for %s after %s; check the network and try again", u, stall, humanSize(n))
 	case ctx.Err() != nil:
-		return "", "", "", fmt.Errorf("fetching PostgreSQL: %w", ctx.Err())
+		return "", "", "", nil, fmt.Errorf("fetching PostgreSQL: %w", ctx.Err())
 	case err != nil && (errors.Is(err, io.ErrUnexpectedEOF) || resp.ContentLength >= 0 && n < resp.ContentLength):
-		return "", "", "", fmt.Errorf("the download of %s broke off after %s of %s (%v); try again", u, humanSize(n), humanSize(resp.ContentLength), err)
+		return "", "", "", nil, fmt.Errorf("the download of %s broke off after %s of %s (%v); try again", u, humanSize(n), humanSize(resp.ContentLength), err)
 	case err != nil:
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
-			return "", "", "", cacheError{err}
+			return "", "", "", nil, cacheError{err}
 		}
-		return "", "", "", fmt.Errorf("downloading %s: %w", u, err)
+		return "", "", "", nil, fmt.Errorf("downloading %s: %w", u, err)
 	case resp.ContentLength >= 0 && n != resp.ContentLength:
-		return "", "", "", fmt.Errorf("the download of %s broke off after %s of %s; try again", u, humanSize(n), humanSize(resp.ContentLength))
+		return "", "", "", nil, fmt.Errorf("the download of %s broke off after %s of %s; try again", u, humanSize(n), humanSize(resp.ContentLength))
 	}
 	secs := time.Since(started).Seconds()
 	f.progress("fetched %s in %.1f s (%s/s)", humanSize(n), secs, humanSize(int64(float64(n)/max(secs, 0.001))))
-	return algo, want, hex.EncodeToString(h.Sum(nil)), nil
+	return algo, want, hex.EncodeToString(h.Sum(nil)), unpacked, nil
 }
 
 var errStalled = errors.New("the download stalled")
@@ -683,7 +713,7 @@ func (f *fetcher) httpError(resp *http.Response, u string) error {
 
 // unpackBundle unpacks the .txz inside the jar at jar into dst. Every name
 // must stay inside dst; modes keep only the execute bits.
-func unpackBundle(jar, dst string) error {
+func unpackBundle(jar, dst, xzProg string) error {
 	zr, err := zip.OpenReader(jar)
 	if err != nil {
 		return fmt.Errorf("not a whole zip archive: %w", err)
@@ -704,33 +734,181 @@ func unpackBundle(jar, dst string) error {
 		return err
 	}
 	defer rc.Close()
-	xr, err := xz.NewReader(bufio.NewReaderSize(rc, 256<<10), 0)
-	if err != nil {
+	if err := unpackTxz(rc, entry.Name, dst, xzProg); err != nil {
+		return err
+	}
+	// Reading to the end checks the zip entry's CRC-32.
+	if _, err := io.Copy(io.Discard, rc); err != nil {
 		return fmt.Errorf("%s: %w", entry.Name, err)
 	}
+	return nil
+}
+
+// unpackTxz unpacks the tar archive, xz-compressed, that r reads (the
+// jar's entry name) into dst.
+func unpackTxz(r io.Reader, name, dst, xzProg string) error {
+	xr, err := decompressXZ(r, xzProg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	// Decompressing is most of the work: it runs ahead, on a goroutine or
+	// a process of its own, while this goroutine writes the files.
+	if c, ok := xr.(io.Closer); ok {
+		defer c.Close()
+	}
+	ahead := readAhead(xr)
+	defer ahead.Close()
 	u := unpacker{root: dst, made: map[string]bool{".": true}, buf: make([]byte, 256<<10)}
-	tr := tar.NewReader(xr)
+	tr := tar.NewReader(ahead)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", entry.Name, err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		if err := u.entry(hdr, tr); err != nil {
-			return fmt.Errorf("%s: %s: %w", entry.Name, hdr.Name, err)
+			return fmt.Errorf("%s: %s: %w", name, hdr.Name, err)
 		}
 	}
-	// Reading to the end checks the xz stream's own check and the zip
-	// entry's CRC-32.
-	if _, err := io.Copy(io.Discard, xr); err != nil {
-		return fmt.Errorf("%s: %w", entry.Name, err)
-	}
-	if _, err := io.Copy(io.Discard, rc); err != nil {
-		return fmt.Errorf("%s: %w", entry.Name, err)
+	// Reading to the end checks the xz stream's own check.
+	if _, err := io.Copy(io.Discard, ahead); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return u.copyLinks()
+}
+
+// xzProgram is the xz program, when there is one: it decompresses about
+// half again as fast as the Go decoder, on a core of its own.
+func xzProgram() string {
+	p, _ := exec.LookPath("xz")
+	return p
+}
+
+// decompressXZ reads the xz stream r decompressed: through the xz program
+// prog when there is one, else through the Go decoder.
+func decompressXZ(r io.Reader, prog string) (io.Reader, error) {
+	if prog == "" {
+		return xz.NewReader(bufio.NewReaderSize(r, 256<<10), 0)
+	}
+	cmd := exec.Command(prog, "-dc", "-T1")
+	cmd.Stdin = r
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return xz.NewReader(bufio.NewReaderSize(r, 256<<10), 0)
+	}
+	return &xzProcess{cmd: cmd, out: out, stderr: &stderr}, nil
+}
+
+// xzProcess is the output of an xz process; at its end, the process's
+// verdict on its input.
+type xzProcess struct {
+	cmd    *exec.Cmd
+	out    io.ReadCloser
+	stderr *bytes.Buffer
+	done   bool
+}
+
+func (x *xzProcess) Read(p []byte) (int, error) {
+	n, err := x.out.Read(p)
+	if err == io.EOF && !x.done {
+		x.done = true
+		if werr := x.cmd.Wait(); werr != nil {
+			return n, fmt.Errorf("xz: %s", cmp.Or(lastLine(x.stderr.String()), werr.Error()))
+		}
+	}
+	return n, err
+}
+
+// Close ends an xz process that has not finished (its reader stopped at
+// an error) and waits for it.
+func (x *xzProcess) Close() error {
+	if !x.done {
+		x.done = true
+		x.out.Close()
+		_ = x.cmd.Process.Kill()
+		_ = x.cmd.Wait()
+	}
+	return nil
+}
+
+// makeInstallDir makes the dir a bundle is unpacked into, which every user
+// may read (the server may run as another).
+func makeInstallDir(dir string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o755)
+}
+
+// errNotStreamable is a jar whose .txz cannot be read as it downloads (an
+// entry stored with its size after it, or a zip64 one): it is unpacked from
+// the downloaded file instead.
+var errNotStreamable = errors.New("the jar cannot be read as it downloads")
+
+// streamBundle unpacks the .txz of the jar that r reads as it arrives, from
+// the zip's local entry headers (a jar's central directory comes at its
+// end): the manifest first, then the bundle.
+func streamBundle(r io.Reader, dst, xzProg string) error {
+	br := bufio.NewReaderSize(r, 256<<10)
+	for {
+		var h [30]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			return fmt.Errorf("not a whole zip archive: %w", err)
+		}
+		switch binary.LittleEndian.Uint32(h[0:]) {
+		case 0x04034b50: // a local file header
+		case 0x02014b50, 0x06054b50: // the central directory: no entry left
+			return errors.New("it holds no .txz archive")
+		default:
+			return errors.New("not a zip archive")
+		}
+		flags, method := binary.LittleEndian.Uint16(h[6:]), binary.LittleEndian.Uint16(h[8:])
+		csize := binary.LittleEndian.Uint32(h[18:])
+		nameLen, extraLen := binary.LittleEndian.Uint16(h[26:]), binary.LittleEndian.Uint16(h[28:])
+		nameExtra := make([]byte, int(nameLen)+int(extraLen))
+		if _, err := io.ReadFull(br, nameExtra); err != nil {
+			return fmt.Errorf("not a whole zip archive: %w", err)
+		}
+		name := string(nameExtra[:nameLen])
+		const sizeAfter = 0x8 // the sizes follow the data, in a data descriptor
+		var body io.Reader
+		switch {
+		case csize == 0xffffffff:
+			return errNotStreamable // zip64
+		case method == zip.Deflate:
+			body = flate.NewReader(br) // stops at the deflate stream's end
+		case method == zip.Store && flags&sizeAfter == 0:
+			body = io.LimitReader(br, int64(csize))
+		default:
+			return errNotStreamable
+		}
+		if strings.HasSuffix(name, ".txz") {
+			return unpackTxz(body, name, dst, xzProg)
+		}
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if flags&sizeAfter != 0 {
+			// CRC-32 and the two sizes, after an optional signature.
+			sig, err := br.Peek(4)
+			if err == nil && binary.LittleEndian.Uint32(sig) == 0x08074b50 {
+				_, err = br.Discard(4)
+			}
+			if err == nil {
+				_, err = br.Discard(12)
+			}
+			if err != nil {
+				return fmt.Errorf("not a whole zip archive: %w", err)
+			}
+		}
+	}
 }
 
 // unpacker writes a tar archive's entries under root.
@@ -739,7 +917,12 @@ type unpacker struct {
 	made   map[string]bool // directories made, slash-separated, relative
 	buf    []byte
 	copies [][2]string // symbolic links the system refused, made copies of at the end
+	total  int64       // bytes written so far
 }
+
+// maxUnpacked bounds what a bundle may unpack to (a real one is under
+// 100 MB), so that a damaged or hostile one cannot fill the disk.
+const maxUnpacked = 2 << 30
 
 func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
@@ -756,6 +939,9 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	case tar.TypeReg:
 		if err := u.mkdir(path.Dir(name)); err != nil {
 			return err
+		}
+		if u.total += hdr.Size; u.total > maxUnpacked {
+			return fmt.Errorf("the archive unpacks to more than %s", humanSize(maxUnpacked))
 		}
 		mode := fs.FileMode(0o644)
 		if hdr.Mode&0o111 != 0 {
@@ -896,4 +1082,61 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%d kB", (n+999)/1000)
 	}
 	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+}
+
+// aheadReader reads its source on a goroutine of its own, up to eight
+// chunks ahead of its reader.
+type aheadReader struct {
+	chunks chan []byte
+	err    error // the source's, once chunks is closed
+	cur    []byte
+	stop   chan struct{}
+	once   sync.Once
+}
+
+func readAhead(r io.Reader) *aheadReader {
+	a := &aheadReader{chunks: make(chan []byte, 8), stop: make(chan struct{})}
+	go func() {
+		defer close(a.chunks)
+		for {
+			buf := make([]byte, 256<<10)
+			n, err := io.ReadFull(r, buf)
+			if n > 0 {
+				select {
+				case a.chunks <- buf[:n]:
+				case <-a.stop:
+					return
+				}
+			}
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			if err != nil {
+				a.err = err
+				return
+			}
+		}
+	}()
+	return a
+}
+
+func (a *aheadReader) Read(p []byte) (int, error) {
+	for len(a.cur) == 0 {
+		c, ok := <-a.chunks
+		if !ok {
+			return 0, a.err
+		}
+		a.cur = c
+	}
+	n := copy(p, a.cur)
+	a.cur = a.cur[n:]
+	return n, nil
+}
+
+// Close stops the reading ahead and waits for it to end.
+func (a *aheadReader) Close() error {
+	a.once.Do(func() { close(a.stop) })
+	for range a.chunks {
+	}
+	return nil
 }

@@ -1,97 +1,118 @@
 package db
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 )
 
 // debianBundle is a bundle made of this machine's own PostgreSQL server
-// (Debian's package), holding only what initdb and postgres need, and
-// pgrowlocks. It keeps Debian's layout inside the archive —
+// (Debian's package). It keeps Debian's layout inside the archive —
 // lib/postgresql/N/bin, lib/postgresql/N/lib, share/postgresql/N — because
 // PostgreSQL finds its share and lib dirs relative to its programs only
 // when they sit as they were built to: so the server started from it uses
-// the archive's files, not the machine's.
+// the archive's files, not the machine's. The small one holds only what
+// initdb and postgres need, and pgrowlocks; the full one every library
+// and extension, about the size of a real bundle, compressed as the real
+// ones are (tar -cJ: xz -6).
 type debianBundle struct {
 	jar     []byte
 	version string // the bundle's version, e.g. 15.20.0
 }
 
 var (
-	debianOnce sync.Once
-	debian     debianBundle
-	debianErr  error
+	debianMu      sync.Mutex
+	debianBundles = map[bool]debianBundle{}
 )
 
-func debianJar(t *testing.T, platform string) debianBundle {
-	t.Helper()
+func debianJar(tb testing.TB, platform string, full bool) debianBundle {
+	tb.Helper()
 	b, err := findBinaries("", []string{"/usr/lib/postgresql/*/bin"})
 	if err != nil {
-		t.Skipf("no Debian PostgreSQL server package to build a bundle from (%v)", err)
+		tb.Skipf("no Debian PostgreSQL server package to build a bundle from (%v)", err)
 	}
-	debianOnce.Do(func() {
-		major := strings.Split(b.Version, ".")[0]
-		var files []tarFile
-		add := func(src, name string) {
-			st, err := os.Lstat(src)
+	debianMu.Lock()
+	defer debianMu.Unlock()
+	if bundle, ok := debianBundles[full]; ok {
+		return bundle
+	}
+	major := strings.Split(b.Version, ".")[0]
+	var files []tarFile
+	add := func(src, name string) {
+		st, err := os.Lstat(src)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		switch {
+		case st.Mode()&fs.ModeSymlink != 0:
+			link, _ := os.Readlink(src)
+			files = append(files, tarFile{name: name, link: link})
+		case st.IsDir():
+			files = append(files, tarFile{name: name + "/", dir: true, mode: 0o755})
+		default:
+			body, err := os.ReadFile(src)
 			if err != nil {
-				debianErr = err
-				return
+				tb.Fatal(err)
 			}
-			switch {
-			case st.Mode()&fs.ModeSymlink != 0:
-				link, _ := os.Readlink(src)
-				files = append(files, tarFile{name: name, link: link})
-			case st.IsDir():
-				files = append(files, tarFile{name: name + "/", dir: true, mode: 0o755})
-			default:
-				body, err := os.ReadFile(src)
-				if err != nil {
-					debianErr = err
-				}
-				files = append(files, tarFile{name: name, body: string(body), mode: int64(st.Mode().Perm())})
-			}
+			files = append(files, tarFile{name: name, body: string(body), mode: int64(st.Mode().Perm())})
 		}
-		lib := "/usr/lib/postgresql/" + major
-		for _, p := range []string{"initdb", "postgres", "pg_ctl"} {
-			add(filepath.Join(lib, "bin", p), "lib/postgresql/"+major+"/bin/"+p)
+	}
+	lib := "/usr/lib/postgresql/" + major
+	for _, p := range []string{"initdb", "postgres", "pg_ctl"} {
+		add(filepath.Join(lib, "bin", p), "lib/postgresql/"+major+"/bin/"+p)
+	}
+	libs := []string{"plpgsql.so", "dict_snowball.so", "pgrowlocks.so"}
+	if full {
+		libs, _ = filepath.Glob(filepath.Join(lib, "lib", "*.so"))
+		for i, l := range libs {
+			libs[i] = filepath.Base(l)
 		}
-		for _, l := range []string{"plpgsql.so", "dict_snowball.so", "pgrowlocks.so"} {
-			add(filepath.Join(lib, "lib", l), "lib/postgresql/"+major+"/lib/"+l)
+	}
+	for _, l := range libs {
+		add(filepath.Join(lib, "lib", l), "lib/postgresql/"+major+"/lib/"+l)
+	}
+	share := "/usr/share/postgresql/" + major
+	err = filepath.WalkDir(share, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
-		share := "/usr/share/postgresql/" + major
-		debianErr = filepath.WalkDir(share, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(share, p)
-			if rel == "man" {
-				return filepath.SkipDir
-			}
-			if dir, name := filepath.Split(rel); dir == "extension/" && !strings.HasPrefix(name, "plpgsql") && !strings.HasPrefix(name, "pgrowlocks") {
-				return nil
-			}
-			if rel != "." {
-				add(p, "share/postgresql/"+major+"/"+rel)
-			}
+		rel, _ := filepath.Rel(share, p)
+		if rel == "man" {
+			return filepath.SkipDir
+		}
+		if dir, name := filepath.Split(rel); !full && dir == "extension/" && !strings.HasPrefix(name, "plpgsql") && !strings.HasPrefix(name, "pgrowlocks") {
 			return nil
-		})
-		v := parseVersion(b.Version)
-		debian = debianBundle{jar: makeJar(t, platform, xzCompress(t, makeTar(t, files))), version: fmt.Sprintf("%d.%d.0", v[0], v[1])}
+		}
+		if rel != "." {
+			add(p, "share/postgresql/"+major+"/"+rel)
+		}
+		return nil
 	})
-	if debianErr != nil {
-		t.Fatal(debianErr)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return debian
+	level := "-0"
+	if full {
+		level = "-6"
+	}
+	v := parseVersion(b.Version)
+	bundle := debianBundle{jar: makeJar(tb, platform, xzLevel(tb, makeTar(tb, files), level)), version: fmt.Sprintf("%d.%d.0", v[0], v[1])}
+	debianBundles[full] = bundle
+	return bundle
 }
 
 // With no PostgreSQL on the machine, lockstep fetches one, starts its
@@ -100,7 +121,7 @@ func debianJar(t *testing.T, platform string) debianBundle {
 func TestFetchedPostgresStartsAndServes(t *testing.T) {
 	t.Parallel()
 	repo := newTestRepo(t)
-	bundle := debianJar(t, repo.platform)
+	bundle := debianJar(t, repo.platform, false)
 	repo.publish(bundle.version, bundle.jar)
 	cache := sharedTempDir(t)
 	log := &progressLog{}
@@ -251,4 +272,120 @@ func TestServerOverTCPWithAPassword(t *testing.T) {
 	if _, err := pgx.Connect(ctx, old); SQLState(err) != pgerrcode.InvalidPassword {
 		t.Errorf("the template's password: %v", err)
 	}
+}
+
+// BenchmarkFetch is the first fetch's cost beyond the download. Each round
+// runs, one after the other: the bare download of the jar (to a file,
+// nothing else); a whole fetch into a fresh cache (download with its
+// checksum, unpacking as it comes, the program run) decompressing with the
+// xz program, and one with the Go decoder; and, as the anchor, GNU tar
+// unpacking the same .txz (tar -xJf). The repository is on loopback, so
+// that the download costs next to nothing and what is left is checking and
+// unpacking. The bundle is the full one, compressed as the real ones are.
+// Reports seconds of that extra per 10 MB of jar (target ≤ 1), and each
+// fetch's extra over tar's time.
+func BenchmarkFetch(b *testing.B) {
+	repo := newTestRepo(b)
+	bundle := debianJar(b, repo.platform, true)
+	repo.publish(bundle.version, bundle.jar)
+	jarURL := repo.URL + repo.dir() + "/" + bundle.version + "/embedded-postgres-binaries-" + repo.platform + "-" + bundle.version + ".jar"
+	zr, err := zip.NewReader(bytes.NewReader(bundle.jar), int64(len(bundle.jar)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	txz := filepath.Join(b.TempDir(), "bundle.txz")
+	for _, zf := range zr.File {
+		if strings.HasSuffix(zf.Name, ".txz") {
+			rc, _ := zf.Open()
+			out, _ := os.Create(txz)
+			io.Copy(out, rc)
+			out.Close()
+			rc.Close()
+		}
+	}
+	ctx := context.Background()
+	fetch := func(xzProg string) time.Duration {
+		f, _ := testFetcher(b, repo.URL, sharedTempDir(b), FetchOptions{})
+		f.xz = xzProg
+		started := time.Now()
+		if _, err := f.binaries(ctx, b.TempDir()); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(started)
+	}
+	var download, withXZ, withGo, tar time.Duration
+	rounds := 0
+	for b.Loop() {
+		dst := filepath.Join(b.TempDir(), "download.jar")
+		started := time.Now()
+		resp, err := http.Get(jarURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, _ := os.Create(dst)
+		if _, err := io.Copy(out, resp.Body); err != nil {
+			b.Fatal(err)
+		}
+		out.Close()
+		resp.Body.Close()
+		download += time.Since(started)
+		if p := xzProgram(); p != "" {
+			withXZ += fetch(p)
+		}
+		withGo += fetch("")
+		started = time.Now()
+		if out, err := exec.Command("tar", "-xJf", txz, "-C", sharedTempDir(b)).CombinedOutput(); err != nil {
+			b.Fatalf("tar: %v: %s", err, out)
+		}
+		tar += time.Since(started)
+		rounds++
+	}
+	n := float64(rounds)
+	mb := float64(len(bundle.jar)) / 1e6
+	b.ReportMetric(mb, "MB-jar")
+	b.ReportMetric(download.Seconds()/n, "s-download")
+	b.ReportMetric(tar.Seconds()/n, "s-tar-xJf")
+	if withXZ > 0 {
+		b.ReportMetric((withXZ-download).Seconds()/n/(mb/10), "s-extra/10MB-xz")
+		b.ReportMetric((withXZ-download).Seconds()/tar.Seconds(), "extra-xz/tar")
+	}
+	b.ReportMetric((withGo-download).Seconds()/n/(mb/10), "s-extra/10MB-go")
+	b.ReportMetric((withGo-download).Seconds()/tar.Seconds(), "extra-go/tar")
+}
+
+// BenchmarkStartFetched is a start from fetched binaries against a start
+// from the installed ones — the same PostgreSQL, both from their templates
+// — alternating, in the same run. Reports the ratio (target ≤ 1.1).
+func BenchmarkStartFetched(b *testing.B) {
+	repo := newTestRepo(b)
+	bundle := debianJar(b, repo.platform, false)
+	repo.publish(bundle.version, bundle.jar)
+	ctx := context.Background()
+	cache, tmp := sharedTempDir(b), sharedTempDir(b)
+	installed := ServerOptions{TempDir: tmp, CacheDir: cache}
+	fetched := ServerOptions{TempDir: tmp, CacheDir: cache, Fetch: FetchOptions{Repo: repo.URL, installed: hidden}}
+	start := func(opts ServerOptions) time.Duration {
+		started := time.Now()
+		s, err := StartServer(ctx, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(started)
+		if err := s.Stop(); err != nil {
+			b.Fatal(err)
+		}
+		return took
+	}
+	start(installed) // the templates, and the fetch
+	start(fetched)
+	var a, f time.Duration
+	rounds := 0
+	for b.Loop() {
+		a += start(installed)
+		f += start(fetched)
+		rounds++
+	}
+	b.ReportMetric(a.Seconds()*1000/float64(rounds), "ms-installed")
+	b.ReportMetric(f.Seconds()*1000/float64(rounds), "ms-fetched")
+	b.ReportMetric(f.Seconds()/a.Seconds(), "fetched/installed")
 }

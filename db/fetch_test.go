@@ -68,6 +68,12 @@ func makeTar(t testing.TB, files []tarFile) []byte {
 // (tar -cJ); level 0 keeps the tests quick.
 func xzCompress(t testing.TB, data []byte) []byte {
 	t.Helper()
+	return xzLevel(t, data, "-0")
+}
+
+// xzLevel compresses data with the xz program at level (-0 … -9).
+func xzLevel(t testing.TB, data []byte, level string) []byte {
+	t.Helper()
 	xzProg, err := exec.LookPath("xz")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -75,7 +81,7 @@ func xzCompress(t testing.TB, data []byte) []byte {
 		}
 		t.Skip("xz not installed (apt-get install xz-utils); skipping")
 	}
-	cmd := exec.Command(xzProg, "-0", "-c", "-T1")
+	cmd := exec.Command(xzProg, level, "-c", "-T1")
 	cmd.Stdin = bytes.NewReader(data)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr

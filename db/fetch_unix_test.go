@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -76,12 +77,22 @@ func leftovers(t testing.TB, root string) []string {
 
 func TestFetchOnceThenFromTheCache(t *testing.T) {
 	t.Parallel()
+	for decoder, prog := range decoders() {
+		t.Run(decoder, func(t *testing.T) {
+			t.Parallel()
+			fetchOnceThenFromTheCache(t, prog)
+		})
+	}
+}
+
+func fetchOnceThenFromTheCache(t *testing.T, xzProg string) {
 	repo := newTestRepo(t)
 	jar := tinyJar(t, repo.platform, "15.99")
 	repo.publish("15.99.0", jar)
 	cache := sharedTempDir(t)
 	var bar bytes.Buffer
 	f, log := testFetcher(t, repo.URL, cache, FetchOptions{Bar: &bar})
+	f.xz = xzProg
 	b, err := f.binaries(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +104,7 @@ func TestFetchOnceThenFromTheCache(t *testing.T) {
 	}
 	said := log.String()
 	want := fmt.Sprintf("fetching PostgreSQL 15.99.0 for %s (%s) from %s into %s, once", repo.platform, humanSize(int64(len(jar))), repo.URL, root)
-	if !strings.Contains(said, want) || !strings.Contains(said, "checked (sha1) and unpacked PostgreSQL 15.99.0") {
+	if !strings.Contains(said, want) || !strings.Contains(said, "checked (sha1) and unpacked PostgreSQL 15.99.0 into "+install) {
 		t.Errorf("the fetch said:\n%s\nwant the line %q", said, want)
 	}
 	if !strings.Contains(bar.String(), "100%") || !strings.HasSuffix(bar.String(), "\r\x1b[K") {
@@ -229,7 +240,7 @@ func TestFetchBrokenOrDamaged(t *testing.T) {
 		"a truncated jar, published so": {func(r *testRepo) {
 			jar := tinyJar(t, r.platform, "15.99")
 			r.publish("15.99.0", jar[:len(jar)*2/3])
-		}, "not a whole zip archive"},
+		}, "is damaged"},
 		"a truncated .txz inside a whole jar": {func(r *testRepo) {
 			tr := makeTar(t, []tarFile{{name: "bin/postgres", body: strings.Repeat("x", 100000), mode: 0o755}})
 			txz := xzCompress(t, tr)
@@ -257,24 +268,37 @@ func TestFetchBrokenOrDamaged(t *testing.T) {
 		}, "is not published at"},
 		"nothing for this platform (404)": {func(*testRepo) {}, "HTTP 404"},
 	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			repo := newTestRepo(t)
-			c.publish(repo)
-			cache := sharedTempDir(t)
-			f, _ := testFetcher(t, repo.URL, cache, FetchOptions{})
-			_, err := f.binaries(context.Background(), t.TempDir())
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("got %v; want %q", err, c.want)
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Errorf("%q is more than one line", err)
-			}
-			if got := leftovers(t, filepath.Join(cache, "postgres")); len(got) != 0 {
-				t.Errorf("a failed fetch left %v in the cache", got)
-			}
-		})
+		for decoder, prog := range decoders() {
+			t.Run(name+"/"+decoder, func(t *testing.T) {
+				t.Parallel()
+				repo := newTestRepo(t)
+				c.publish(repo)
+				cache := sharedTempDir(t)
+				f, _ := testFetcher(t, repo.URL, cache, FetchOptions{})
+				f.xz = prog
+				_, err := f.binaries(context.Background(), t.TempDir())
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("got %v; want %q", err, c.want)
+				}
+				if strings.Contains(err.Error(), "\n") {
+					t.Errorf("%q is more than one line", err)
+				}
+				if got := leftovers(t, filepath.Join(cache, "postgres")); len(got) != 0 {
+					t.Errorf("a failed fetch left %v in the cache", got)
+				}
+			})
+		}
 	}
+}
+
+// decoders are the ways a bundle is decompressed: the Go decoder always,
+// the xz program when there is one.
+func decoders() map[string]string {
+	d := map[string]string{"go": ""}
+	if p := xzProgram(); p != "" {
+		d["xz"] = p
+	}
+	return d
 }
 
 // makeJarWithout is a jar with a manifest and no bundle.
@@ -520,5 +544,42 @@ func TestCleanCacheRemovesFetchedAndTemplates(t *testing.T) {
 	}
 	if again, _ := cleanCache(context.Background(), cache, "", func() {}); len(again) != 0 {
 		t.Errorf("a second clean removed %v", again)
+	}
+}
+
+// A jar whose bundle is stored with its size after it cannot be read as
+// it downloads: it is unpacked from the file once checked.
+func TestFetchJarThatCannotStream(t *testing.T) {
+	t.Parallel()
+	repo := newTestRepo(t)
+	tiny := tinyJar(t, repo.platform, "15.99")
+	zr, err := zip.NewReader(bytes.NewReader(tiny), int64(len(tiny)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, zf := range zr.File {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: zf.Name, Method: zip.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, _ := zf.Open()
+		io.Copy(w, rc)
+		rc.Close()
+	}
+	zw.Close()
+	jar := buf.Bytes()
+	if err := streamBundle(bytes.NewReader(jar), t.TempDir(), ""); !errors.Is(err, errNotStreamable) {
+		t.Fatalf("streaming a jar of stored entries: %v", err)
+	}
+	repo.publish("15.99.0", jar)
+	f, _ := testFetcher(t, repo.URL, sharedTempDir(t), FetchOptions{})
+	b, err := f.binaries(context.Background(), t.TempDir())
+	if err != nil || b.Version != "15.99" {
+		t.Fatalf("fetched %+v, %v", b, err)
+	}
+	if link, err := os.Readlink(filepath.Join(filepath.Dir(b.Dir), "lib", "libpq.so.5")); err != nil || link != "libpq.so.5.15" {
+		t.Errorf("unpacked from the file: the link is %q, %v", link, err)
 	}
 }

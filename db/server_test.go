@@ -36,7 +36,7 @@ func init() {
 // sharedTempDir is a fresh dir the postgres user can traverse when tests run
 // as root (the server runs as postgres then), made where a server's own dir
 // would be.
-func sharedTempDir(t *testing.T) string {
+func sharedTempDir(t testing.TB) string {
 	t.Helper()
 	cred, err := serverCredential()
 	if err != nil {
