@@ -189,8 +189,16 @@ func fetchRoot(cache string, cred *runAs, shared string) string {
 		}
 		return filepath.Join(cache, "postgres")
 	}
-	if cache != "" && cred.canEnter(cache) == nil {
-		return filepath.Join(cache, "postgres")
+	if cache != "" {
+		// The cache dir may not exist yet: what matters then is whether
+		// the user can enter what does.
+		existing := cache
+		for _, err := os.Stat(existing); err != nil && filepath.Dir(existing) != existing; _, err = os.Stat(existing) {
+			existing = filepath.Dir(existing)
+		}
+		if cred.canEnter(existing) == nil {
+			return filepath.Join(cache, "postgres")
+		}
 	}
 	return cmp.Or(shared, systemFetchRoot)
 }
@@ -245,8 +253,8 @@ func (f *fetcher) binaries(ctx context.Context, scratch string) (Binaries, error
 		return b, nil
 	}
 	if f.Offline {
-		return Binaries{}, fmt.Errorf("no PostgreSQL server binaries here%s, and --offline forbids fetching them: install PostgreSQL (%s), run once without --offline, or pass --dsn",
-			f.noneFetched(), installTable)
+		return Binaries{}, fmt.Errorf("%s, and --offline forbids fetching %s: install PostgreSQL (%s), run once without --offline, or pass --dsn",
+			f.missing(), f.them(), installTable)
 	}
 	if f.root != "" {
 		b, err := f.fetchLocked(ctx)
@@ -261,11 +269,20 @@ func (f *fetcher) binaries(ctx context.Context, scratch string) (Binaries, error
 	return f.fetchInto(ctx, scratch, "")
 }
 
-func (f *fetcher) noneFetched() string {
+// missing says what lockstep lacks: any server binaries, or the version
+// --fetch-postgres asks for.
+func (f *fetcher) missing() string {
 	if f.Version != "" {
-		return fmt.Sprintf(" (none of PostgreSQL %s fetched for %s)", f.Version, f.platform)
+		return fmt.Sprintf("PostgreSQL %s for %s (--fetch-postgres) has not been fetched yet", f.Version, f.platform)
 	}
-	return ""
+	return "no PostgreSQL server binaries here"
+}
+
+func (f *fetcher) them() string {
+	if f.Version != "" {
+		return "it"
+	}
+	return "them"
 }
 
 // cacheError is a cache directory that cannot be written.
@@ -366,6 +383,13 @@ func (f *fetcher) fetchLocked(ctx context.Context) (Binaries, error) {
 	}
 	if err := os.MkdirAll(f.root, perm); err != nil {
 		return Binaries{}, cacheError{errors.Unwrap(err)}
+	}
+	if shared := cmp.Or(f.sharedRoot, systemFetchRoot); f.cred != nil && f.root != shared && f.cred.canEnter(f.root) != nil {
+		// Made, but closed to the server's user (a umask of 077).
+		f.root = shared
+		if err := os.MkdirAll(f.root, perm); err != nil {
+			return Binaries{}, cacheError{errors.Unwrap(err)}
+		}
 	}
 	unlock, err := lockFile(ctx, filepath.Join(f.root, ".lock-"+f.platform), func() {
 		f.progress("another lockstep is fetching PostgreSQL into %s; waiting for it…", f.root)
@@ -691,8 +715,8 @@ func (f *fetcher) get(ctx context.Context, u string) (*http.Response, error) {
 		if errors.As(err, &op) {
 			cause = op.Err.Error()
 		}
-		return nil, fmt.Errorf("no PostgreSQL server binaries here, and %s cannot be reached to fetch them (%s): check the network "+
-			"(or LOCKSTEP_POSTGRES_REPO), install PostgreSQL (%s), or pass --dsn", f.repo, cause, installTable)
+		return nil, fmt.Errorf("%s, and %s cannot be reached to fetch %s (%s): check the network "+
+			"(or LOCKSTEP_POSTGRES_REPO), install PostgreSQL (%s), or pass --dsn", f.missing(), f.repo, f.them(), cause, installTable)
 	}
 	return resp, nil
 }

@@ -583,3 +583,63 @@ func TestFetchJarThatCannotStream(t *testing.T) {
 		t.Errorf("unpacked from the file: the link is %q, %v", link, err)
 	}
 }
+
+// Ctrl-C during a download ends the fetch at once, and nothing of it stays.
+func TestFetchInterruptedMidDownload(t *testing.T) {
+	t.Parallel()
+	repo := newTestRepo(t)
+	repo.publish("15.99.0", tinyJar(t, repo.platform, "15.99"))
+	halfway := make(chan struct{})
+	repo.setServe(func(w http.ResponseWriter, r *http.Request, jar []byte, _ int) bool {
+		w.Header().Set("Content-Length", fmt.Sprint(len(jar)))
+		w.Write(jar[:len(jar)/2])
+		w.(http.Flusher).Flush()
+		close(halfway)
+		<-r.Context().Done() // the rest never comes
+		return true
+	})
+	cache := sharedTempDir(t)
+	f, _ := testFetcher(t, repo.URL, cache, FetchOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.binaries(ctx, t.TempDir())
+		done <- err
+	}()
+	<-halfway
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("interrupted: %v; want context.Canceled in its chain", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the fetch did not end within 2 s of its interruption")
+	}
+	if got := leftovers(t, filepath.Join(cache, "postgres")); len(got) != 0 {
+		t.Errorf("an interrupted fetch left %v", got)
+	}
+}
+
+// A download that stops sending is given up after a while, in one line.
+func TestFetchStalledDownload(t *testing.T) {
+	t.Parallel()
+	repo := newTestRepo(t)
+	repo.publish("15.99.0", tinyJar(t, repo.platform, "15.99"))
+	repo.setServe(func(w http.ResponseWriter, r *http.Request, jar []byte, _ int) bool {
+		w.Header().Set("Content-Length", fmt.Sprint(len(jar)))
+		w.Write(jar[:len(jar)/2])
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return true
+	})
+	cache := sharedTempDir(t)
+	f, _ := testFetcher(t, repo.URL, cache, FetchOptions{stall: 300 * time.Millisecond})
+	_, err := f.binaries(context.Background(), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "stopped: no data for 300ms after") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("a stalled download: %v", err)
+	}
+	if got := leftovers(t, filepath.Join(cache, "postgres")); len(got) != 0 {
+		t.Errorf("a stalled fetch left %v", got)
+	}
+}

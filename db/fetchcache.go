@@ -24,19 +24,22 @@ type CacheItem struct {
 func CacheDir() string { return defaultCacheDir() }
 
 // CleanCache removes the PostgreSQL installations lockstep fetched and the
-// data-directory templates from cacheDir ("" means CacheDir), and the
-// fetched installations in the shared dir where root's go when the postgres
-// user cannot enter root's cache. It waits for a
+// data-directory templates from cacheDir ("" means CacheDir), and, run as
+// root, the fetched installations in SharedFetchRoot. It waits for a
 // fetch under way to end (calling waiting once), and leaves the lock files,
 // which a waiting lockstep may hold.
 func CleanCache(ctx context.Context, cacheDir string, waiting func()) ([]CacheItem, error) {
-	cache := cmp.Or(cacheDir, defaultCacheDir())
-	cred, err := serverCredential()
-	if err != nil {
-		cred = nil // no postgres user: no server of root's fetched anything
+	shared := ""
+	if os.Geteuid() == 0 {
+		shared = systemFetchRoot
 	}
-	return cleanCache(ctx, cache, fetchRoot(cache, cred, ""), waiting)
+	return cleanCache(ctx, cmp.Or(cacheDir, defaultCacheDir()), shared, waiting)
 }
+
+// SharedFetchRoot is where root's fetched PostgreSQL goes when the postgres
+// user cannot enter root's cache dir; lockstep clean --cache run as root
+// cleans it too.
+const SharedFetchRoot = systemFetchRoot
 
 func cleanCache(ctx context.Context, cache, shared string, waiting func()) ([]CacheItem, error) {
 	if cache == "" {
