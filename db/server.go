@@ -440,7 +440,8 @@ func (s *Server) PublicURL(dbname string) string {
 			RawQuery: url.Values{"passfile": {filepath.Join(s.dir, "pgpass")}}.Encode()}
 		return u.String()
 	}
-	return s.URL(dbname)
+	// Unescaped, to read as the dir it is (libpq and pgx take it so).
+	return "postgres://postgres@/" + url.PathEscape(dbname) + "?host=" + s.dir
 }
 
 // Done is closed when the server process has exited.
