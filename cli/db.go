@@ -12,9 +12,9 @@ func (a *app) dbCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "db",
 		Short: "Start a throwaway PostgreSQL with the ledger and keep it until Ctrl-C",
-		Long: "db starts a private throwaway PostgreSQL (Unix socket only), creates the ledger in it, prints its\n" +
-			"connection URL and a ready psql command line, and keeps it until Ctrl-C or SIGTERM — so you can open\n" +
-			"psql tabs beside lockstep (lockstep --dsn URL).",
+		Long: "db starts a private throwaway PostgreSQL (Unix socket only; on Windows, 127.0.0.1 with a password\n" +
+			"kept in a file), creates the ledger in it, prints its connection URL and a ready psql command line,\n" +
+			"and keeps it until Ctrl-C or SIGTERM — so you can open psql tabs beside lockstep (lockstep --dsn URL).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.dsn != "" {

@@ -130,7 +130,8 @@ func (a *app) rootCommand() *cobra.Command {
 		Long: "lockstep steps two or more real PostgreSQL sessions through a money transfer one statement at a time\n" +
 			"and shows which locks each holds, who waits for whom and why, and how deadlocks form and are broken.\n\n" +
 			"With no --dsn, DATABASE_URL or PG* variables it starts a private throwaway PostgreSQL from the\n" +
-			"server binaries on this machine and deletes it on exit.",
+			"server binaries on this machine — or, with none, from PostgreSQL fetched once into its cache — and\n" +
+			"deletes it on exit.",
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return badInput(fmt.Errorf("unknown command %q; see lockstep --help", args[0]))
