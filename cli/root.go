@@ -208,6 +208,9 @@ func (a *app) openWith(ctx context.Context, lookupEnv func(string) (string, bool
 		}, Fetch: a.fetchOptions()},
 		LookupEnv: lookupEnv,
 	})
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil, err // a signal, not bad input (a fetch or a start interrupted)
+	}
 	if err != nil {
 		return nil, badInput(err)
 	}
