@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -388,4 +389,81 @@ func BenchmarkStartFetched(b *testing.B) {
 	b.ReportMetric(a.Seconds()*1000/float64(rounds), "ms-installed")
 	b.ReportMetric(f.Seconds()*1000/float64(rounds), "ms-fetched")
 	b.ReportMetric(f.Seconds()/a.Seconds(), "fetched/installed")
+}
+
+// readOnly makes dir read-only for the rest of the test: a read-only bind
+// mount of it on itself when the test runs as root (for whom permission
+// bits are no bar), its mode bits otherwise.
+func readOnly(t *testing.T, dir string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
+		return
+	}
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("cannot make %s read-only (bind mount: %v)", dir, err)
+	}
+	if err := syscall.Mount("", dir, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		syscall.Unmount(dir, syscall.MNT_DETACH)
+		t.Skipf("cannot make %s read-only (remount: %v)", dir, err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+}
+
+// A cache dir that cannot be written: the fetch is for this run only, in
+// the server's own dir, said in one line; a start still works.
+func TestFetchIntoAReadOnlyCache(t *testing.T) {
+	t.Parallel()
+	repo := newTestRepo(t)
+	repo.publish("15.99.0", tinyJar(t, repo.platform, "15.99"))
+	cache := sharedTempDir(t)
+	readOnly(t, cache)
+	if err := os.Mkdir(filepath.Join(cache, "probe"), 0o755); err == nil {
+		t.Fatal("the cache dir is still writable")
+	}
+	f, log := testFetcher(t, repo.URL, cache, FetchOptions{})
+	scratch := t.TempDir()
+	b, err := f.binaries(context.Background(), scratch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.Dir, scratch+string(filepath.Separator)) || b.Version != "15.99" {
+		t.Errorf("fetched into %s (%s); want the scratch dir %s", b.Dir, b.Version, scratch)
+	}
+	said := log.String()
+	if !strings.Contains(said, "cannot keep PostgreSQL in "+filepath.Join(cache, "postgres")+" (read-only file system): fetching it for this run only") &&
+		!strings.Contains(said, "cannot keep PostgreSQL in "+filepath.Join(cache, "postgres")+" (permission denied): fetching it for this run only") ||
+		!strings.Contains(said, "from "+repo.URL+" for this run only") {
+		t.Errorf("the fetch said %q", said)
+	}
+}
+
+// Fetched for this run only (the cache read-only), PostgreSQL lives in the
+// server's own dir and goes with it.
+func TestFetchedForOneRunGoesWithTheServer(t *testing.T) {
+	t.Parallel()
+	repo := newTestRepo(t)
+	bundle := debianJar(t, repo.platform, false)
+	repo.publish(bundle.version, bundle.jar)
+	cache := sharedTempDir(t)
+	readOnly(t, cache)
+	s, err := StartServer(context.Background(), ServerOptions{TempDir: sharedTempDir(t), CacheDir: cache,
+		Fetch: FetchOptions{Repo: repo.URL, installed: hidden}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", s.Pid()))
+	if !strings.HasPrefix(exe, s.Dir()+string(filepath.Separator)) {
+		t.Errorf("the postmaster runs %s; want a program in the server's dir %s", exe, s.Dir())
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.Dir()); !os.IsNotExist(err) {
+		t.Errorf("the server's dir, with its PostgreSQL, outlived it: %v", err)
+	}
 }
