@@ -12,7 +12,7 @@ import (
 func TestFetchPostgresBadVersionIsOneLine(t *testing.T) {
 	t.Parallel()
 	_, errOut, code := lockstep(t, "--fetch-postgres", "latest", "db")
-	if code != 2 || !strings.Contains(errOut, `invalid --fetch-postgres "latest": give a PostgreSQL major version such as 17`) || strings.Count(errOut, "\n") != 1 {
+	if code != 2 || !strings.Contains(errOut, `invalid --fetch-postgres "latest" (or LOCKSTEP_FETCH_POSTGRES): give a PostgreSQL major version such as 17`) || strings.Count(errOut, "\n") != 1 {
 		t.Fatalf("exit %d, said %q", code, errOut)
 	}
 }

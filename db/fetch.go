@@ -96,10 +96,10 @@ var fetchVersionRE = regexp.MustCompile(`^([0-9]{1,2})(\.[0-9]{1,3}){0,2}$`)
 func ValidateFetchVersion(v string) error {
 	m := fetchVersionRE.FindStringSubmatch(v)
 	if m == nil {
-		return fmt.Errorf("invalid --fetch-postgres %q: give a PostgreSQL major version such as %d, or an exact one such as 17.5.0", v, defaultMaxMajor)
+		return fmt.Errorf("invalid --fetch-postgres %q (or LOCKSTEP_FETCH_POSTGRES): give a PostgreSQL major version such as %d, or an exact one such as 17.5.0", v, defaultMaxMajor)
 	}
 	if major, _ := strconv.Atoi(m[1]); major < 10 {
-		return fmt.Errorf("invalid --fetch-postgres %q: lockstep fetches PostgreSQL 10 and later", v)
+		return fmt.Errorf("invalid --fetch-postgres %q (or LOCKSTEP_FETCH_POSTGRES): lockstep fetches PostgreSQL 10 and later", v)
 	}
 	return nil
 }
