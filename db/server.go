@@ -391,8 +391,8 @@ func (s *Server) waitReady(ctx context.Context) error {
 	}
 }
 
-// Dir is the server's private temp dir; its Unix socket lives there (but
-// over TCP).
+// Dir is the server's private temp dir; its Unix socket lives there (on
+// Windows, where it listens on 127.0.0.1, its password file does).
 func (s *Server) Dir() string { return s.dir }
 
 // Where says how the server is reached, for a header line (never with
