@@ -372,6 +372,9 @@ func (f *fetcher) fetchLocked(ctx context.Context) (Binaries, error) {
 	if f.cred != nil {
 		perm = 0o755 // the server's user reads the binaries
 	}
+	if err := homeExists(filepath.Dir(f.root)); err != nil {
+		return Binaries{}, cacheError{err}
+	}
 	if err := os.MkdirAll(f.root, perm); err != nil {
 		return Binaries{}, cacheError{errors.Unwrap(err)}
 	}

@@ -643,3 +643,24 @@ func TestFetchStalledDownload(t *testing.T) {
 		t.Errorf("a stalled fetch left %v", got)
 	}
 }
+
+// With no home directory, lockstep creates none: the fetch is for this run.
+func TestFetchWithoutAHome(t *testing.T) {
+	t.Parallel()
+	repo := newTestRepo(t)
+	repo.publish("15.99.0", tinyJar(t, repo.platform, "15.99"))
+	home := filepath.Join(sharedTempDir(t), "gone")
+	cache := filepath.Join(home, ".cache", "lockstep")
+	f, log := testFetcher(t, repo.URL, cache, FetchOptions{})
+	scratch := t.TempDir()
+	b, err := f.binaries(context.Background(), scratch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.Dir, scratch) || !strings.Contains(log.String(), home+" does not exist, and lockstep does not create it") {
+		t.Errorf("fetched into %s, saying %q", b.Dir, log)
+	}
+	if _, err := os.Stat(home); !os.IsNotExist(err) {
+		t.Errorf("the fetch made %s: %v", home, err)
+	}
+}
