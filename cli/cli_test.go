@@ -721,3 +721,33 @@ func TestCleanRollsBackOrphansFirstAndNeverHangs(t *testing.T) {
 	}
 	conn.Exec(ctx, "ROLLBACK")
 }
+
+// TestSpecSetupFailsAsTheTesterSays: a spec whose setup fails prints what
+// the isolation tester prints, each part on the tester's stream — the rows
+// of the blocks before on standard output, the error as libpq words it on
+// standard error — and nothing more; the exit code is the tester's, 1.
+func TestSpecSetupFailsAsTheTesterSays(t *testing.T) {
+	t.Parallel()
+	combined, err := os.ReadFile("../isolation/testdata/ls-setup-fails.out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantErr, err := os.ReadFile("../isolation/testdata/ls-setup-fails.stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOut, ok := strings.CutSuffix(string(combined), string(wantErr))
+	if !ok {
+		t.Fatal("the tester's standard error is not the end of its output")
+	}
+	out, errOut, code := lockstep(t, withDB(t, "spec", "../isolation/testdata/ls-setup-fails.spec")...)
+	if code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	if out != wantOut {
+		t.Errorf("standard output:\n--- want (the tester's)\n%s--- got\n%s", wantOut, out)
+	}
+	if errOut != string(wantErr) {
+		t.Errorf("standard error:\n--- want (the tester's)\n%s--- got\n%s", wantErr, errOut)
+	}
+}

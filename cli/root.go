@@ -35,6 +35,10 @@ const (
 type ExitError struct {
 	Code int
 	Err  error
+	// Said marks an error already reported in full on the way (the
+	// isolation tester's own words for a failed setup): nothing more is
+	// printed.
+	Said bool
 }
 
 func (e *ExitError) Error() string { return e.Err.Error() }
@@ -111,6 +115,9 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				// A signal ended the command; it cleaned up before returning.
 				fmt.Fprintln(w, "lockstep: interrupted; open transactions rolled back, connections closed")
+				return
+			}
+			if ee := (*ExitError)(nil); errors.As(err, &ee) && ee.Said {
 				return
 			}
 			fmt.Fprintf(w, "lockstep: %v\n", err)

@@ -92,6 +92,9 @@ func (a *app) specCommand() *cobra.Command {
 				err = errors.Join(recErr, rerr)
 			}
 			switch {
+			case err == isolation.ErrSetupFailed:
+				// The tester's own line said it all, as the tester does.
+				return &ExitError{Code: ExitFailure, Err: err, Said: true}
 			case errors.Is(err, isolation.ErrSetupFailed) || errors.Is(err, isolation.ErrStuck):
 				return &ExitError{Code: ExitFailure, Err: err}
 			case errors.Is(err, sim.ErrNoPreparedTransactions), errors.Is(err, ledger.ErrUnmarkedSchema),

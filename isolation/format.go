@@ -1,10 +1,11 @@
 package isolation
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/mattn/go-runewidth"
 
 	"lockstep/sim"
 )
@@ -46,10 +47,12 @@ func WriteResultSet(w io.Writer, columns []string, rows [][]string, nulls [][]bo
 			if null(j) {
 				c = ""
 			}
+			// Padded by bytes, as PQprint counts them (fmt would count runes).
+			pad := strings.Repeat(" ", width[j]-len(c))
 			if numeric[j] {
-				fmt.Fprintf(&b, "%*s", width[j], c)
+				b.WriteString(pad + c)
 			} else {
-				fmt.Fprintf(&b, "%-*s", width[j], c)
+				b.WriteString(c + pad)
 			}
 		}
 		return b.String()
@@ -86,28 +89,121 @@ func looksNumeric(v string) bool {
 	return last >= '0' && last <= '9'
 }
 
-// libpqMessage is an error as libpq's PQerrorMessage words it: severity and
-// primary message, then the DETAIL line.
-func libpqMessage(err error) string {
-	var m *sim.ServerMessage
-	if errors.As(err, &m) {
-		return serverText(m, false)
+// libpqText words a server message as libpq does — PQerrorMessage for an
+// error, the text a notice processor is given for a notice — at its default
+// verbosity and context visibility: severity and primary message; a LINE
+// with a cursor under the position in query, the statement the message is
+// about (or in the function's own statement); DETAIL, HINT and QUERY; and,
+// for an error only, CONTEXT. (libpq: pqBuildErrorMessage3.)
+func libpqText(m *sim.ServerMessage, query string, isError bool) string {
+	var b strings.Builder
+	if m.Severity != "" {
+		b.WriteString(m.Severity + ":  ")
 	}
-	if m := sim.ServerError(err); m != nil {
-		return serverText(m, false)
+	b.WriteString(m.Message)
+	cursorIn, pos := "", 0
+	switch {
+	case m.Position > 0 && query != "":
+		cursorIn, pos = query, int(m.Position)
+	case m.Position != 0:
+		fmt.Fprintf(&b, " at character %d", m.Position)
+	case m.InternalPosition > 0 && m.InternalQuery != "":
+		cursorIn, pos = m.InternalQuery, int(m.InternalPosition)
+	case m.InternalPosition != 0:
+		fmt.Fprintf(&b, " at character %d", m.InternalPosition)
 	}
-	return err.Error() + "\n"
+	b.WriteByte('\n')
+	if cursorIn != "" {
+		writeCursor(&b, cursorIn, pos)
+	}
+	for _, f := range []struct{ label, text string }{
+		{"DETAIL", m.Detail}, {"HINT", m.Hint}, {"QUERY", m.InternalQuery}} {
+		if f.text != "" {
+			b.WriteString(f.label + ":  " + f.text + "\n")
+		}
+	}
+	if isError && m.Context != "" {
+		b.WriteString("CONTEXT:  " + m.Context + "\n")
+	}
+	return b.String()
 }
 
-// serverText words a server message as libpq prints it, with its DETAIL
-// and, for a notice, its HINT.
-func serverText(m *sim.ServerMessage, hint bool) string {
-	s := m.Severity + ":  " + m.Message + "\n"
-	if m.Detail != "" {
-		s += "DETAIL:  " + m.Detail + "\n"
+// The cursor's line is at most this many screen columns, kept this far
+// from its end where it can be. (libpq: reportErrorPosition.)
+const (
+	cursorDisplay  = 60
+	cursorMinRight = 10
+)
+
+// writeCursor writes libpq's "LINE n: …" with a "^" under the character at
+// pos (counted from 1) of query: only the line it is on, cut to 60 screen
+// columns around it with "..." marking a cut, tabs shown as blanks and a
+// wide character taking two columns. A position past the end writes nothing.
+func writeCursor(b *strings.Builder, query string, pos int) {
+	loc := pos - 1
+	if loc < 0 {
+		return
 	}
-	if hint && m.Hint != "" {
-		s += "HINT:  " + m.Hint + "\n"
+	chars := []rune(strings.ReplaceAll(query, "\t", " "))
+	// col[i] is the screen column where character i starts; col[len] is
+	// where the query ends.
+	col := make([]int, len(chars)+1)
+	line, begin, end := 1, 0, -1
+	for i, c := range chars {
+		if c == '\r' || c == '\n' {
+			if i >= loc {
+				end = i
+				break
+			}
+			if c == '\r' || i == 0 || chars[i-1] != '\r' {
+				line++
+			}
+			begin = i + 1
+		}
+		col[i+1] = col[i] + screenWidth(c)
 	}
-	return s
+	if end < 0 {
+		end = len(chars)
+	}
+	if loc > end {
+		return
+	}
+	cutLeft, cutRight := false, false
+	if col[end]-col[begin] > cursorDisplay {
+		if col[begin]+cursorDisplay >= col[loc]+cursorMinRight {
+			for col[end]-col[begin] > cursorDisplay {
+				end--
+			}
+			cutRight = true
+		} else {
+			for col[loc]+cursorMinRight < col[end] {
+				end--
+				cutRight = true
+			}
+			for col[end]-col[begin] > cursorDisplay {
+				begin++
+				cutLeft = true
+			}
+		}
+	}
+	prefix := fmt.Sprintf("LINE %d: ", line)
+	if cutLeft {
+		prefix += "..."
+	}
+	b.WriteString(prefix + string(chars[begin:end]))
+	if cutRight {
+		b.WriteString("...")
+	}
+	b.WriteByte('\n')
+	b.WriteString(strings.Repeat(" ", len(prefix)+col[loc]-col[begin]) + "^\n")
 }
+
+// screenWidth is how many columns libpq counts for a character: two for an
+// East Asian wide one, else one (controls and combining marks too).
+func screenWidth(c rune) int {
+	return max(1, cursorWidth.RuneWidth(c))
+}
+
+// cursorWidth measures without East Asian ambiguous widths, whatever the
+// locale: libpq counts them as one column.
+var cursorWidth = &runewidth.Condition{EastAsianWidth: false}

@@ -109,8 +109,13 @@ func (r *Runner) Run(ctx context.Context, s *scenario.Spec, k int) (err error) {
 	r.reportUnused(s)
 	fmt.Fprintf(p.out, "Parsed test spec with %d sessions\n", len(s.Sessions))
 	defer func() {
-		if p.eng != nil {
-			err = errors.Join(err, p.eng.Close(context.WithoutCancel(ctx)))
+		if p.eng == nil {
+			return
+		}
+		cctx, cancel := db.Cleanup(ctx)
+		defer cancel()
+		if cerr := p.eng.Close(cctx); cerr != nil {
+			err = errors.Join(err, cerr)
 		}
 	}()
 	first := true
@@ -158,13 +163,18 @@ func (r *Runner) reportUnused(s *scenario.Spec) {
 		}
 	}
 	slices.Sort(unused)
-	w := r.Err
-	if w == nil {
-		w = r.Out
-	}
+	w := r.errOut()
 	for _, name := range unused {
 		fmt.Fprintf(w, "unused step name: %s\n", name)
 	}
+}
+
+// errOut is where the tester's standard error goes.
+func (r *Runner) errOut() io.Writer {
+	if r.Err == nil {
+		return r.Out
+	}
+	return r.Err
 }
 
 // setUp starts the engine for the first permutation, and runs the setup
@@ -185,26 +195,33 @@ func (p *player) setUp(ctx context.Context, first bool) error {
 				return err
 			}
 		}
+		// The sessions stay inside a transaction a permutation leaves open,
+		// as the tester's do; the setup runs below, so that the rows of its
+		// blocks print before a later one fails.
 		cfg := sim.Config{DB: d, Scenario: p.spec, Sessions: len(p.spec.Sessions), RunID: run,
-			Lean: true}
+			Lean: true, DeferSetup: true, KeepTransactions: true, StuckAfter: p.r.stuckAfter()}
 		if p.r.AppName != "" {
 			cfg.AppName = func(i int) string { return p.r.AppName + "/" + p.spec.Sessions[i].Name }
 		}
-		p.eng, err = sim.New(ctx, cfg)
-		if err == nil {
-			err = p.drain(ctx)
+		if p.eng, err = sim.New(ctx, cfg); err != nil {
+			return err
 		}
-	} else {
-		err = p.await(ctx, p.eng.Setup)
 	}
+	err = p.await(ctx, p.eng.Setup)
 	var be *sim.BlockError
 	if !errors.As(err, &be) {
 		return err
 	}
+	// As the tester does: the message as libpq words it, on its standard
+	// error, and nothing more.
+	msg := be.Err.Error() + "\n"
+	if m := sim.ServerError(be.Err); m != nil {
+		msg = libpqText(m, be.SQL, true)
+	}
 	if be.Block.Session != "" {
-		fmt.Fprintf(p.out, "setup of session %s failed: %s", be.Block.Session, libpqMessage(be.Err))
+		fmt.Fprintf(p.r.errOut(), "setup of session %s failed: %s", be.Block.Session, msg)
 	} else {
-		fmt.Fprintf(p.out, "setup failed: %s", libpqMessage(be.Err))
+		fmt.Fprintf(p.r.errOut(), "setup failed: %s", msg)
 	}
 	if db.SQLState(be.Err) == pgerrcode.InsufficientPrivilege {
 		return fmt.Errorf("%w: the spec's setup needs a privilege role %s does not have (PostgreSQL's own specs run as a superuser)",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,13 +20,16 @@ import (
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
 // TestExpectedOutputs runs every testdata spec that has an expected output
-// beside it (NAME.out) on the real server and compares byte for byte. The
-// specs are lockstep's own; every expected file was written by PostgreSQL's
-// isolationtester 15 (PGAPPNAME=isolation/NAME, as pg_isolation_regress
-// runs it), so each pins one rule of the tester: empty results, notices of a
-// waiting step, LISTEN/NOTIFY, a parallel leader's wait, a block by a
-// prepared transaction, unused steps, session names, a terminated backend,
-// deadlocks hard and soft, every interleaving.
+// beside it (NAME.out) on the real server and compares byte for byte: its
+// standard output and error together, as pg_isolation_regress records them,
+// and its standard error alone against NAME.stderr where the tester wrote
+// there. The specs are lockstep's own; every expected file was written by
+// PostgreSQL's isolationtester 15 (scripts/isolation-expected), so each pins
+// one rule of the tester: empty results, notices of a waiting step,
+// LISTEN/NOTIFY, a parallel leader's wait, a block by a prepared
+// transaction, unused steps, session names, a terminated backend, deadlocks
+// hard and soft, every interleaving, libpq's words for an error and a
+// notice, a failed setup or teardown, a transaction left open.
 func TestExpectedOutputs(t *testing.T) {
 	outs, _ := filepath.Glob("testdata/*.out")
 	if len(outs) < 3 {
@@ -36,6 +40,10 @@ func TestExpectedOutputs(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			want, err := os.ReadFile(out)
 			if err != nil {
+				t.Fatal(err)
+			}
+			wantErr, err := os.ReadFile(strings.TrimSuffix(out, ".out") + ".stderr")
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				t.Fatal(err)
 			}
 			var s *scenario.Spec
@@ -50,20 +58,26 @@ func TestExpectedOutputs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got bytes.Buffer
-			// Each spec gets a database of its own: specs create tables with fixed names.
+			var got, gotErr bytes.Buffer
 			d := dbtest.DB(t)
 			if strings.Contains(name, "prepared") {
 				d = dbtest.TwoPhase(t)
 			}
-			r := &isolation.Runner{DB: d, Out: &got, RunID: db.RunID("spec-" + name), StuckAfter: 2 * time.Second, // the command line's default
-				AppName: "isolation/" + name}
+			r := &isolation.Runner{DB: d, Out: &got, Err: io.MultiWriter(&got, &gotErr), RunID: db.RunID("spec-" + name),
+				StuckAfter: 2 * time.Second, // the command line's default
+				AppName:    "isolation/" + name,
+				// Each spec's tables go in a schema of its own, dropped at
+				// the end: a failed setup leaves them, as the tester does.
+				Schema: dbtest.SchemaOn(t, d).Schema()}
 			err = r.Run(context.Background(), s, 0)
-			if err != nil && !errors.Is(err, isolation.ErrStuck) {
+			if err != nil && !errors.Is(err, isolation.ErrStuck) && !errors.Is(err, isolation.ErrSetupFailed) {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got.Bytes(), want) {
 				t.Errorf("output differs from %s:\n--- want\n%s\n--- got\n%s", out, want, got.String())
+			}
+			if wantErr != nil && !bytes.Equal(gotErr.Bytes(), wantErr) {
+				t.Errorf("standard error differs from the tester's:\n--- want\n%s\n--- got\n%s", wantErr, gotErr.String())
 			}
 		})
 	}
@@ -119,5 +133,53 @@ func TestBuiltinOutcomes(t *testing.T) {
 	}
 	if checked < 18 {
 		t.Errorf("only %d scenario × level outcomes checked", checked)
+	}
+}
+
+// TestTeardownWaitsForOpenTransaction: a session left inside a transaction
+// that holds a lock the teardown needs. The isolation tester waits for ever
+// there; lockstep, once the server says the teardown waits for that session
+// (after --stuck-after), says so, rolls the session back, and goes on.
+func TestTeardownWaitsForOpenTransaction(t *testing.T) {
+	src := `setup { CREATE TABLE ls_kept (i int); }
+teardown { DROP TABLE ls_kept; }
+session s1
+step s1_begin { BEGIN; }
+step s1_read { SELECT count(*) AS n FROM ls_kept; }
+permutation s1_begin s1_read
+permutation s1_read
+`
+	s, err := scenario.Parse("kept.spec", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dbtest.DB(t)
+	var out bytes.Buffer
+	r := &isolation.Runner{DB: d, Out: &out, RunID: "spec-kept", StuckAfter: 500 * time.Millisecond, Schema: dbtest.SchemaOn(t, d).Schema()}
+	if err := r.Run(context.Background(), s, 0); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	want := `Parsed test spec with 1 sessions
+
+starting permutation: s1_begin s1_read
+step s1_begin: BEGIN;
+step s1_read: SELECT count(*) AS n FROM ls_kept;
+n
+-
+0
+(1 row)
+
+lockstep: the teardown waits for session s1, which the permutation left inside a transaction that nothing will end: rolling it back
+
+starting permutation: s1_read
+step s1_read: SELECT count(*) AS n FROM ls_kept;
+n
+-
+0
+(1 row)
+
+`
+	if out.String() != want {
+		t.Errorf("--- want\n%s--- got\n%s", want, out.String())
 	}
 }

@@ -30,7 +30,7 @@ type player struct {
 	// pending are notices that arrived while their session's step was out of
 	// the tester's sight: it prints a connection's notices when it next
 	// reads from it, while it checks that session's step.
-	pending [][]*sim.ServerMessage
+	pending [][]notice
 	snap    *locks.Snapshot
 	// checking is the step whose session the player is reading from, as
 	// the tester does in try_complete_step: its notices print as they come.
@@ -64,20 +64,39 @@ func (p *player) handle(ev sim.Event) {
 			a.end = &ev
 		}
 	case sim.Notice:
-		p.pending[ev.Index] = append(p.pending[ev.Index], ev.Message)
+		p.pending[ev.Index] = append(p.pending[ev.Index], notice{ev.Message, ev.SQL})
 		if p.activeIn(ev.Index) == nil || p.checking == p.activeIn(ev.Index) {
 			p.printNotices(ev.Index)
 		}
 	case sim.BlockRan:
 		p.printBlock(ev)
+	case sim.Stalled:
+		if ev.Stall == sim.WaitsOnOpenTransaction {
+			what := "setup"
+			if ev.Block.Teardown {
+				what = "teardown"
+			}
+			if ev.Block.Session != "" {
+				what += " of session " + ev.Block.Session
+			}
+			fmt.Fprintf(p.out, "lockstep: the %s waits for session %s, which the permutation left inside a transaction "+
+				"that nothing will end: rolling it back\n", what, p.spec.Sessions[ev.Index].Name)
+		}
 	}
+}
+
+// notice is a notice waiting to be printed, with the statement it came
+// during (its position points into it).
+type notice struct {
+	msg *sim.ServerMessage
+	sql string
 }
 
 // printNotices prints session i's pending notices.
 func (p *player) printNotices(i int) {
 	for _, n := range p.pending[i] {
 		p.notices[i]++
-		fmt.Fprintf(p.out, "%s: %s", p.spec.Sessions[i].Name, serverText(n, true))
+		fmt.Fprintf(p.out, "%s: %s", p.spec.Sessions[i].Name, libpqText(n.msg, n.sql, false))
 	}
 	p.pending[i] = p.pending[i][:0]
 }
@@ -90,15 +109,16 @@ func (p *player) activeIn(i int) *active {
 }
 
 // printBlock prints a setup or teardown block's last result, as PQexec
-// leaves it, or a failed teardown (a failed setup is the caller's to print).
+// leaves it, or a failed teardown on the tester's standard error (a failed
+// setup is the caller's to print).
 func (p *player) printBlock(ev sim.Event) {
 	if ev.Err != nil {
 		switch {
 		case !ev.Block.Teardown:
 		case ev.Block.Session != "":
-			fmt.Fprintf(p.out, "teardown of session %s failed: %s", ev.Block.Session, serverText(ev.Err, false))
+			fmt.Fprintf(p.r.errOut(), "teardown of session %s failed: %s", ev.Block.Session, libpqText(ev.Err, ev.SQL, true))
 		default:
-			fmt.Fprintf(p.out, "teardown failed: %s", serverText(ev.Err, false))
+			fmt.Fprintf(p.r.errOut(), "teardown failed: %s", libpqText(ev.Err, ev.SQL, true))
 		}
 		return
 	}
@@ -126,7 +146,7 @@ func (p *player) next(ctx context.Context) error {
 func (p *player) play(ctx context.Context, perm scenario.Permutation) error {
 	p.active = make([]*active, len(p.spec.Sessions))
 	p.notices = make([]int64, len(p.spec.Sessions))
-	p.pending = make([][]*sim.ServerMessage, len(p.spec.Sessions))
+	p.pending = make([][]notice, len(p.spec.Sessions))
 	defer func() {
 		for i := range p.pending {
 			p.printNotices(i)

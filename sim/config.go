@@ -111,6 +111,20 @@ type Config struct {
 	// scripts, its setup and teardown blocks replace the ledger. Name names it.
 	Scenario     *scenario.Spec
 	ScenarioName string
+	// DeferSetup makes New connect and start the sessions without running
+	// the setup: the caller calls Setup, and reads its events as they come
+	// (the isolation tester prints a setup block's rows before a later
+	// block fails).
+	DeferSetup bool
+	// KeepTransactions leaves a session's transaction open at Teardown, as
+	// the isolation tester does: only the session's own teardown block may
+	// end it, and the next Setup finds it still open. A setup or teardown
+	// block that then waits for such a session for StuckAfter (2s when
+	// zero) — nothing in the scenario will end that transaction — is
+	// reported as a Stalled event (TeardownWaits) and the session is rolled
+	// back. Close rolls everything back as ever.
+	KeepTransactions bool
+	StuckAfter       time.Duration
 	// Books makes the engine read the balances and check the books whenever
 	// a statement has ended, and send them as BooksRead events (for views
 	// that show them).

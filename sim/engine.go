@@ -167,11 +167,15 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		e.workers.Add(1)
 		go s.work()
 	}
-	e.lifeMu.Lock()
-	err = e.setup(ctx)
-	e.lifeMu.Unlock()
-	if err != nil {
-		return nil, err
+	if cfg.DeferSetup {
+		e.down = true // nothing set up, nothing to tear down
+	} else {
+		e.lifeMu.Lock()
+		err = e.setup(ctx)
+		e.lifeMu.Unlock()
+		if err != nil {
+			return nil, err
+		}
 	}
 	e.observing = true
 	go e.observe()

@@ -86,6 +86,15 @@ type ServerMessage struct {
 	Message  string `json:",omitempty"`
 	Detail   string `json:",omitempty"`
 	Hint     string `json:",omitempty"`
+	// Position is where in the statement the error is, in characters from
+	// 1; zero when the server gave none.
+	Position int32 `json:",omitempty"`
+	// InternalQuery is the statement a function ran that failed (PL/pgSQL's
+	// PERFORM, say), and InternalPosition where in it.
+	InternalQuery    string `json:",omitempty"`
+	InternalPosition int32  `json:",omitempty"`
+	// Context is the call stack the server reports (its CONTEXT line).
+	Context string `json:",omitempty"`
 }
 
 func (m *ServerMessage) Error() string { return m.Message }
@@ -119,6 +128,10 @@ const (
 	// WaitsOnPrepared: a session waits only for prepared transactions that
 	// have no session left to finish them.
 	WaitsOnPrepared
+	// WaitsOnOpenTransaction: a setup or teardown block (Block) waits for
+	// a session (Session) that a permutation left inside a transaction
+	// (Config.KeepTransactions); the engine rolls that session back.
+	WaitsOnOpenTransaction
 )
 
 // Event is one thing that happened in the engine.
@@ -144,7 +157,8 @@ type Event struct {
 	Results  []Result       `json:",omitempty"`
 	Duration time.Duration  `json:",omitempty"`
 	Err      *ServerMessage `json:",omitempty"`
-	// Message is a Notice's content.
+	// Message is a Notice's content; SQL is then the statement the session
+	// was running when it came, if any.
 	Message *ServerMessage `json:",omitempty"`
 	// Cause is the Go error behind ConnectionLost.
 	Cause error `json:",omitempty"`

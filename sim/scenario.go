@@ -75,7 +75,9 @@ func (e *Engine) autoRollbackOnError() bool {
 // BlockError is a scenario's setup or teardown block that failed.
 type BlockError struct {
 	Block Block
-	Err   error
+	// SQL is the block as sent (an error's position points into it).
+	SQL string
+	Err error
 }
 
 func (e *BlockError) Error() string {
@@ -139,13 +141,15 @@ func (e *Engine) prepare(ctx context.Context) error {
 
 // runBlock runs a global block in sd and reports it as a BlockRan event.
 func (e *Engine) runBlock(ctx context.Context, sd *side, b Block, sql string) error {
+	stop := e.watchBlock(ctx, sd, int32(sd.ctl.PgConn().PID()), b, nil)
 	res, err := sd.execBlock(ctx, sql)
+	stop()
 	e.emit(Event{Gen: e.generation(), Kind: BlockRan, Index: -1, Step: -1, SQL: sql, Block: b, Results: res, Err: ServerError(err)})
 	if err != nil {
 		if sd.label != "" {
 			err = fmt.Errorf("in %s: %w", sd.what(), err)
 		}
-		return &BlockError{Block: b, Err: err}
+		return &BlockError{Block: b, SQL: sql, Err: err}
 	}
 	return nil
 }
@@ -183,11 +187,16 @@ func (s *session) setup(ctx context.Context) error {
 		return nil
 	}
 	b := Block{Session: sc.Sessions[s.idx].Name}
-	res, _, err := runSQL(ctx, s.conn.PgConn(), e.runSQL(sc.Sessions[s.idx].Setup))
-	e.emit(Event{Gen: e.generation(), Kind: BlockRan, Session: s.name, Index: s.idx, Step: -1, SQL: sc.Sessions[s.idx].Setup,
+	sql := e.runSQL(sc.Sessions[s.idx].Setup)
+	s.sending = sql
+	stop := e.watchBlock(ctx, s.side, s.pid, b, s)
+	res, _, err := runSQL(ctx, s.conn.PgConn(), sql)
+	stop()
+	s.sending = ""
+	e.emit(Event{Gen: e.generation(), Kind: BlockRan, Session: s.name, Index: s.idx, Step: -1, SQL: sql,
 		Block: b, Results: res, Err: ServerError(err)})
 	if err != nil {
-		return &BlockError{Block: b, Err: err}
+		return &BlockError{Block: b, SQL: sql, Err: err}
 	}
 	if s.conn.PgConn().TxStatus() == 'T' {
 		e.mu.Lock()
@@ -199,20 +208,51 @@ func (s *session) setup(ctx context.Context) error {
 }
 
 // teardown runs a scenario session's teardown on its connection (none
-// after a failed setup), then rolls back whatever it left open. A failed
+// after a failed setup), then rolls back whatever it left open (unless
+// Config.KeepTransactions, or the connection is closing anyway). A failed
 // teardown is reported and does not stop the others.
-func (s *session) teardown(ctx context.Context) {
+func (s *session) teardown(ctx context.Context, closing bool) {
 	if s.conn == nil || s.conn.IsClosed() {
 		return
 	}
 	e := s.e
 	if sc := e.cfg.Scenario; sc != nil && sc.Sessions[s.idx].Teardown != "" && !e.setUpFailed() {
-		res, _, err := runSQL(ctx, s.conn.PgConn(), e.runSQL(sc.Sessions[s.idx].Teardown))
-		e.emit(Event{Gen: e.generation(), Kind: BlockRan, Session: s.name, Index: s.idx, Step: -1, SQL: sc.Sessions[s.idx].Teardown,
-			Block: Block{Teardown: true, Session: sc.Sessions[s.idx].Name}, Results: res, Err: ServerError(err)})
+		sql := e.runSQL(sc.Sessions[s.idx].Teardown)
+		b := Block{Teardown: true, Session: sc.Sessions[s.idx].Name}
+		stop := func() {}
+		if !closing {
+			stop = e.watchBlock(ctx, s.side, s.pid, b, s)
+		}
+		s.sending = sql
+		res, _, err := runSQL(ctx, s.conn.PgConn(), sql)
+		stop()
+		s.sending = ""
+		e.emit(Event{Gen: e.generation(), Kind: BlockRan, Session: s.name, Index: s.idx, Step: -1, SQL: sql,
+			Block: b, Results: res, Err: ServerError(err)})
+	}
+	if e.cfg.KeepTransactions && !closing {
+		s.syncState()
+		return
 	}
 	if !s.conn.IsClosed() && s.conn.PgConn().TxStatus() != 'I' {
 		_, _ = s.conn.Exec(ctx, "ROLLBACK")
+	}
+}
+
+// syncState sets an idle session's state from its connection's
+// transaction status, after a block ran on it.
+func (s *session) syncState() {
+	e := s.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s.state.Busy() || s.conn == nil || s.conn.IsClosed() {
+		return
+	}
+	switch s.conn.PgConn().TxStatus() {
+	case 'T':
+		s.state = InTransaction
+	case 'E':
+		s.state = Aborted
 	}
 }
 

@@ -58,6 +58,9 @@ type session struct {
 	// notifications came on the connection since a statement last ended;
 	// only the session's worker touches them (pgx reads on it).
 	notifications []Notification
+	// sending is the SQL on the wire, for the notices it draws: only the
+	// session's worker touches it.
+	sending string
 }
 
 type job struct {
@@ -72,6 +75,7 @@ const (
 	ctlTeardown ctlKind = iota // run the session's teardown and roll back
 	ctlSetup                   // reconnect if lost, rewind the script, run the session's setup
 	ctlClose                   // tear down (unless done) and close the connection
+	ctlRollback                // roll back a transaction left open (Config.KeepTransactions)
 )
 
 type ctlJob struct {
@@ -123,8 +127,8 @@ func (s *session) connect(ctx context.Context) error {
 // notice reports a notice the server sent the session. pgx calls it on the
 // session's worker, while it reads the statement's results.
 func (s *session) notice(_ *pgconn.PgConn, n *pgconn.Notice) {
-	s.e.emit(Event{Gen: s.e.generation(), Kind: Notice, Session: s.name, Index: s.idx, Step: -1,
-		Message: &ServerMessage{SQLState: n.Code, Severity: n.Severity, Message: n.Message, Detail: n.Detail, Hint: n.Hint}})
+	s.e.emit(Event{Gen: s.e.generation(), Kind: Notice, Session: s.name, Index: s.idx, Step: -1, SQL: s.sending,
+		Message: serverMessage((*pgconn.PgError)(n))})
 }
 
 // control runs a control job on the session's worker and waits for it.
@@ -165,11 +169,22 @@ func (s *session) doControl(c ctlJob) error {
 			return nil
 		}
 		if !e.tornDown() {
-			s.teardown(c.ctx)
+			s.teardown(c.ctx, true)
 		}
 		return s.conn.Close(c.ctx)
 	case ctlTeardown:
-		s.teardown(c.ctx)
+		s.teardown(c.ctx, false)
+	case ctlRollback:
+		if s.conn == nil || s.conn.IsClosed() || s.conn.PgConn().TxStatus() == 'I' {
+			return nil
+		}
+		_, err := s.conn.Exec(c.ctx, "ROLLBACK")
+		e.mu.Lock()
+		if s.conn.PgConn().TxStatus() == 'I' {
+			s.state = RolledBack
+		}
+		e.mu.Unlock()
+		return err
 	case ctlSetup:
 		e.mu.Lock()
 		lost := s.state == Failed // the observer may have found its backend gone
@@ -187,7 +202,9 @@ func (s *session) doControl(c ctlJob) error {
 		s.next, s.finished, s.state, s.lastErr, s.errAt = 0, false, Idle, nil, -1
 		s.blockedBy, s.waits, s.waitKey, s.waited, s.current = nil, nil, "", false, ""
 		e.mu.Unlock()
-		return s.setup(c.ctx)
+		err := s.setup(c.ctx)
+		s.syncState() // a transaction kept open (Config.KeepTransactions) or opened by the setup
+		return err
 	}
 	return nil
 }
@@ -272,7 +289,13 @@ func ServerError(err error) *ServerMessage {
 	if !errors.As(err, &pgErr) {
 		return nil
 	}
-	return &ServerMessage{SQLState: pgErr.Code, Severity: pgErr.Severity, Message: pgErr.Message, Detail: pgErr.Detail, Hint: pgErr.Hint}
+	return serverMessage(pgErr)
+}
+
+// serverMessage keeps the fields of an error or notice the views print.
+func serverMessage(e *pgconn.PgError) *ServerMessage {
+	return &ServerMessage{SQLState: e.Code, Severity: e.Severity, Message: e.Message, Detail: e.Detail, Hint: e.Hint,
+		Position: e.Position, InternalQuery: e.InternalQuery, InternalPosition: e.InternalPosition, Context: e.Where}
 }
 
 // run executes one job and reports it.
@@ -286,7 +309,9 @@ func (s *session) run(j job) {
 		e.emit(Event{Gen: j.gen, Kind: Started, Session: s.name, Index: s.idx, Step: step, Auto: auto, SQL: j.sql, State: Running})
 	}
 	start := time.Now()
+	s.sending = j.sql
 	res, first, err := runSQL(e.ctx, s.conn.PgConn(), j.sql)
+	s.sending = ""
 	took := time.Since(start)
 	if err == nil && touchesTimeouts(j.sql) {
 		s.readTimeouts(e.ctx)
