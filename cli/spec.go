@@ -113,23 +113,23 @@ func (a *app) specCommand() *cobra.Command {
 
 // loadSpec reads a spec file, or else a built-in scenario of that name.
 func loadSpec(arg, level string) (*scenario.Spec, error) {
-	src, err := os.ReadFile(arg)
 	if st, serr := os.Stat(arg); serr == nil && st.IsDir() {
 		return nil, fmt.Errorf("%s is a directory; pass a spec file (NAME.spec) or a built-in scenario's name (lockstep scenarios lists them)", arg)
 	}
+	s, err := scenario.ReadFile(arg)
 	switch {
 	case err == nil:
 		if level != "" {
 			return nil, errors.New("--isolation applies to built-in scenarios; a spec file sets its own levels")
 		}
-		return scenario.Parse(arg, src)
+		return s, nil
 	case errors.Is(err, os.ErrNotExist) && !strings.ContainsAny(arg, "/."):
 		return scenario.LoadBuiltin(arg, level)
 	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no spec file %s; pass a spec file (NAME.spec) or a built-in scenario's name (lockstep scenarios lists them)", arg)
 	}
-	return nil, fmt.Errorf("reading the spec: %w", err)
+	return nil, err
 }
 
 func (a *app) scenariosCommand() *cobra.Command {

@@ -7,9 +7,9 @@
 // exports read it too.
 //
 // The format is versioned: a reader takes every version up to its own and
-// refuses a newer one with one line. Version 1 lines are
+// refuses a newer one with one line. Version 2 lines are
 //
-//	{"format":"lockstep-recording","version":1,…}        the header, first
+//	{"format":"lockstep-recording","version":2,…}        the header, first
 //	{"t":123456789,"event":{…}}                           an engine event (sim.Event)
 //	{"t":123456789,"sessions":[…]}                        every session as it stands (sim.SessionInfo)
 //	{"t":123456789,"session":{…}}                         one session that changed, by its Index
@@ -19,7 +19,10 @@
 //
 // where t is nanoseconds since the header's start. Errors inside an event
 // (a lost connection's cause, a failed read of the balances) are kept as
-// their text.
+// their text. An event's kind, a session's state and a stall are written by
+// name ("Kind":"completed", "State":"in transaction"); version 1 wrote them
+// as numbers, which are read still. Each event read must carry what its
+// kind promises (sim.Event.Check).
 package record
 
 import (
@@ -43,7 +46,7 @@ import (
 const Format = "lockstep-recording"
 
 // Version is the newest format version this lockstep writes and reads.
-const Version = 1
+const Version = 2
 
 // Header is the first line: what made the recording, and what the views
 // need to show the run without its engine.
@@ -431,6 +434,19 @@ var (
 	ErrFuture       = errors.New("the recording is from a newer lockstep")
 )
 
+// Limits on what Read takes. A recording holds about 2 KB an event (the
+// lecture: 78 KB); a line holds one lock snapshot, which at 50,000 locks is
+// some 12 MB. Beyond these a file is refused, not read into memory: an
+// endless one (/dev/zero), or a small compressed one that unpacks to
+// gigabytes, among them.
+const (
+	MaxSize int64 = 512 << 20
+	MaxLine       = 64 << 20
+)
+
+// ErrTooLarge is what Read says of a file beyond its limits.
+var ErrTooLarge = errors.New("the recording is too large")
+
 // Open reads the recording at path.
 func Open(path string) (*Recording, error) {
 	f, err := os.Open(path)
@@ -445,9 +461,16 @@ func Open(path string) (*Recording, error) {
 	return rec, nil
 }
 
-// Read reads a recording: its header, then every line. A compressed one
-// (gzip, as Create writes a FILE.gz) is read as well.
+// Read reads a recording: its header, then every line, each checked: a
+// line that is no recording line, or an event that lacks what its kind
+// promises, is refused with its number. A compressed one (gzip, as Create
+// writes a FILE.gz) is read as well. A file beyond MaxSize (once unpacked),
+// or with a line beyond MaxLine, is refused.
 func Read(r io.Reader) (*Recording, error) {
+	return read(r, MaxSize, MaxLine)
+}
+
+func read(r io.Reader, maxSize int64, maxLine int) (*Recording, error) {
 	br := bufio.NewReader(r)
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
@@ -457,15 +480,17 @@ func Read(r io.Reader) (*Recording, error) {
 		defer gz.Close()
 		br = bufio.NewReader(gz)
 	}
-	first, err := br.ReadBytes('\n')
+	lr := &lineReader{r: br, left: maxSize, max: maxLine}
+	first, err := lr.next()
 	switch {
+	case errors.Is(err, errLineTooLong) || errors.Is(err, errFileTooLarge):
+		return nil, fmt.Errorf("%w: its first line is no lockstep header (record one with --record FILE)", ErrNotRecording)
 	// A damaged or cut compressed file fails here, not as "empty".
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return nil, fmt.Errorf("%w: the compressed file ends before its first line does (it was cut short)", ErrTruncated)
 	case err != nil && !errors.Is(err, io.EOF):
 		return nil, fmt.Errorf("%w: the compressed file is damaged (%v)", ErrNotRecording, err)
-	}
-	if len(first) == 0 && err != nil {
+	case len(first) == 0:
 		return nil, fmt.Errorf("%w: the file is empty", ErrNotRecording)
 	}
 	var h Header
@@ -476,58 +501,123 @@ func Read(r io.Reader) (*Recording, error) {
 		return nil, fmt.Errorf("%w: format version %d, written by lockstep %s; this lockstep reads versions 1 to %d: upgrade lockstep to replay it",
 			ErrFuture, h.Version, h.Lockstep, Version)
 	}
+	if h.Run.Sessions < 0 || h.Run.Sessions > maxSessions {
+		return nil, fmt.Errorf("%w: its header says %d sessions", ErrNotRecording, h.Run.Sessions)
+	}
 	rec := &Recording{Header: h}
 	var sessions []sim.SessionInfo
 	var snap *locks.Snapshot
 	for n := 2; ; n++ {
-		line, err := br.ReadBytes('\n')
-		if len(line) == 0 && errors.Is(err, io.EOF) {
+		line, err := lr.next()
+		switch {
+		case len(line) == 0 && errors.Is(err, io.EOF):
 			return rec, nil
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
+		case errors.Is(err, errLineTooLong):
+			return nil, fmt.Errorf("%w: line %d is longer than %d MB", ErrTooLarge, n, lr.max>>20)
+		case errors.Is(err, errFileTooLarge):
+			return nil, fmt.Errorf("%w: it is longer than %d MB (unpacked), at line %d", ErrTooLarge, maxSize>>20, n)
+		case errors.Is(err, io.ErrUnexpectedEOF):
 			return nil, fmt.Errorf("%w: the compressed file ends at line %d (the run that wrote it was cut short)", ErrTruncated, n)
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
+		case err != nil && !errors.Is(err, io.EOF):
 			return nil, fmt.Errorf("reading line %d: %w", n, err)
-		}
-		if !bytes.HasSuffix(line, []byte("\n")) {
+		case !bytes.HasSuffix(line, []byte("\n")):
 			return nil, fmt.Errorf("%w: line %d ends mid-way (the run that wrote it was cut short); its %d complete lines are before it",
 				ErrTruncated, n, n-1)
 		}
-		var wl wireLine
-		if err := json.Unmarshal(line, &wl); err != nil {
-			return nil, fmt.Errorf("%w: line %d is not a recording line: %v", ErrNotRecording, n, strings.TrimSpace(err.Error()))
-		}
-		l := Line{T: wl.T, Outcome: wl.Outcome, Note: wl.Note}
-		if lk := wl.Look; lk != nil && lk.Snapshot != nil {
-			l.Look = &locks.Look{Taken: lk.Snapshot.Taken, Took: lk.Took, Snapshot: lk.Snapshot, Tree: locks.BuildTree(lk.Snapshot),
-				Watched: lk.Watched, InTransaction: lk.InTransaction, IdleInTransaction: lk.IdleInTransaction,
-				ReadLocks: lk.ReadLocks, New: lk.New}
-		}
-		switch {
-		case wl.Sessions != nil:
-			sessions = wl.Sessions
-			l.Sessions = sessions
-		case wl.Session != nil:
-			i := wl.Session.Index
-			if i < 0 || i >= len(sessions) {
-				return nil, fmt.Errorf("%w: line %d changes session %d of %d", ErrNotRecording, n, i, len(sessions))
-			}
-			sessions = append([]sim.SessionInfo(nil), sessions...)
-			sessions[i] = *wl.Session
-			l.Sessions = sessions
-		}
-		if wl.Event != nil {
-			ev := wl.Event.event()
-			if wl.Event.SameSnapshot {
-				ev.Snapshot = snap
-			}
-			if ev.Snapshot != nil {
-				snap = ev.Snapshot
-			}
-			l.Event = &ev
+		l, err := readLine(line, h, &sessions, &snap)
+		if err != nil {
+			return nil, fmt.Errorf("%w: line %d %v", ErrNotRecording, n, err)
 		}
 		rec.Lines = append(rec.Lines, l)
+	}
+}
+
+// maxSessions bounds the sessions a recording may say it has: the engine
+// runs at most sim.MaxSessions, on at most two databases.
+const maxSessions = 2 * sim.MaxSessions
+
+// readLine reads one line after the header, given the sessions and the
+// snapshot the lines before left, which it updates.
+func readLine(line []byte, h Header, sessions *[]sim.SessionInfo, snap **locks.Snapshot) (Line, error) {
+	var wl wireLine
+	if err := json.Unmarshal(line, &wl); err != nil {
+		return Line{}, fmt.Errorf("is not a recording line: %v", strings.TrimSpace(err.Error()))
+	}
+	l := Line{T: wl.T, Outcome: wl.Outcome, Note: wl.Note}
+	if lk := wl.Look; lk != nil {
+		if lk.Snapshot == nil {
+			return Line{}, errors.New("is a look without its snapshot")
+		}
+		l.Look = &locks.Look{Taken: lk.Snapshot.Taken, Took: lk.Took, Snapshot: lk.Snapshot, Tree: locks.BuildTree(lk.Snapshot),
+			Watched: lk.Watched, InTransaction: lk.InTransaction, IdleInTransaction: lk.IdleInTransaction,
+			ReadLocks: lk.ReadLocks, New: lk.New}
+	}
+	switch {
+	case wl.Sessions != nil:
+		if len(wl.Sessions) > maxSessions {
+			return Line{}, fmt.Errorf("has %d sessions", len(wl.Sessions))
+		}
+		*sessions = wl.Sessions
+		l.Sessions = *sessions
+	case wl.Session != nil:
+		i := wl.Session.Index
+		if i < 0 || i >= len(*sessions) {
+			return Line{}, fmt.Errorf("changes session %d of %d", i, len(*sessions))
+		}
+		*sessions = append([]sim.SessionInfo(nil), *sessions...)
+		(*sessions)[i] = *wl.Session
+		l.Sessions = *sessions
+	}
+	if wl.Event != nil {
+		ev := wl.Event.event()
+		if wl.Event.SameSnapshot {
+			ev.Snapshot = *snap
+		}
+		if err := ev.Check(); err != nil {
+			return Line{}, fmt.Errorf("holds %v", err)
+		}
+		if n := max(h.Run.Sessions, len(*sessions)); ev.Index < -1 || ev.Index >= max(n, 1) {
+			return Line{}, fmt.Errorf("holds an event of session %d; the run has %d", ev.Index, n)
+		}
+		if ev.Snapshot != nil {
+			*snap = ev.Snapshot
+		}
+		l.Event = &ev
+	}
+	return l, nil
+}
+
+// lineReader reads lines of at most max bytes, and at most left bytes in
+// all.
+type lineReader struct {
+	r    *bufio.Reader
+	left int64
+	max  int
+}
+
+var (
+	errLineTooLong  = errors.New("line too long")
+	errFileTooLarge = errors.New("file too large")
+)
+
+// next reads the next line with its newline; at the end it returns what is
+// left and io.EOF. A line or a file beyond the limits is errLineTooLong or
+// errFileTooLarge.
+func (lr *lineReader) next() ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := lr.r.ReadSlice('\n')
+		lr.left -= int64(len(chunk))
+		if lr.left < 0 {
+			return nil, errFileTooLarge
+		}
+		if len(line)+len(chunk) > lr.max {
+			return nil, errLineTooLong
+		}
+		line = append(line, chunk...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return line, err
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -13,44 +14,78 @@ import (
 )
 
 // lecture is a recording of lockstep run (for-update: the lecture's
-// deadlock) made by lockstep 0.1.0 in format version 1, kept as it was
-// written: later versions must still read it.
-const lecture = "testdata/lecture-v1.jsonl"
+// deadlock) made by lockstep 0.1.0 in format version 1, which wrote event
+// kinds and states as numbers; lectureV2 is the same run recorded in format
+// version 2, which writes them by name. Both are kept as they were written:
+// later versions must still read them.
+const (
+	lecture   = "testdata/lecture-v1.jsonl"
+	lectureV2 = "testdata/lecture-v2.jsonl"
+)
 
 // Every line of a recording reads back into what wrote it: written again,
 // the file is the same byte for byte — every event, every snapshot, every
 // change of the sessions, the outcome.
 func TestRecordingRoundTrips(t *testing.T) {
 	t.Parallel()
-	want, err := os.ReadFile(lecture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := record.Read(bytes.NewReader(want))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got bytes.Buffer
-	if err := rec.Write(&got); err != nil {
-		t.Fatal(err)
-	}
-	wl, gl := strings.Split(string(want), "\n"), strings.Split(got.String(), "\n")
-	if len(wl) != len(gl) {
-		t.Fatalf("%d lines written again, %d recorded", len(gl), len(wl))
-	}
-	for i := range wl {
-		if wl[i] != gl[i] {
-			t.Fatalf("line %d differs:\nrecorded: %.300s\nwritten:  %.300s", i+1, wl[i], gl[i])
+	for _, path := range []string{lectureV2, lecture} {
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	// And it is the lecture's run: the deadlock, its victim, the books.
-	kinds := map[sim.EventKind]int{}
-	for _, ev := range rec.Events() {
-		kinds[ev.Kind]++
-	}
-	out := rec.Outcome()
-	if kinds[sim.DeadlockFormed] != 1 || kinds[sim.WaitingForLock] != 2 || out.Tally.Deadlocks != 1 || out.Books == nil || !out.Books.OK() {
-		t.Errorf("kinds %v, outcome %+v", kinds, out)
+		rec, err := record.Read(bytes.NewReader(want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		if err := rec.Write(&got); err != nil {
+			t.Fatal(err)
+		}
+		if path == lecture {
+			// Version 1 is written again as version 2: the same lines but for
+			// the names of kinds and states, and read back the same.
+			again, err := record.Read(bytes.NewReader(got.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(again.Lines, rec.Lines) {
+				t.Errorf("%s read back from version 2 differs", path)
+			}
+			for _, old := range []string{`"Kind":2,`, `"State":1,`} {
+				if strings.Contains(got.String(), old) {
+					t.Errorf("version 2 still writes %s", old)
+				}
+			}
+			for _, name := range []string{`"Kind":"completed"`, `"State":"in transaction"`, `"Kind":"deadlock"`} {
+				if !strings.Contains(got.String(), name) {
+					t.Errorf("version 2 lacks %s", name)
+				}
+			}
+			want = []byte(strings.Replace(string(want), `"version":1`, `"version":2`, 1))
+			var v2 bytes.Buffer
+			if err := again.Write(&v2); err != nil || v2.String() != got.String() {
+				t.Errorf("version 2 does not round-trip: %v", err)
+			}
+			want = v2.Bytes()
+		}
+		wl, gl := strings.Split(string(want), "\n"), strings.Split(got.String(), "\n")
+		if len(wl) != len(gl) {
+			t.Fatalf("%s: %d lines written again, %d recorded", path, len(gl), len(wl))
+		}
+		for i := range wl {
+			if wl[i] != gl[i] {
+				t.Fatalf("%s: line %d differs:\nrecorded: %.300s\nwritten:  %.300s", path, i+1, wl[i], gl[i])
+			}
+		}
+		// And it is the lecture's run: the deadlock, its victim, the books.
+		kinds := map[sim.EventKind]int{}
+		for _, ev := range rec.Events() {
+			kinds[ev.Kind]++
+		}
+		out := rec.Outcome()
+		if kinds[sim.DeadlockFormed] != 1 || kinds[sim.WaitingForLock] != 2 || out.Tally.Deadlocks != 1 || out.Books == nil || !out.Books.OK() {
+			t.Errorf("%s: kinds %v, outcome %+v", path, kinds, out)
+		}
 	}
 }
 
@@ -74,6 +109,24 @@ func TestReadRefuses(t *testing.T) {
 		"truncated":   {string(good[:len(good)-40]), record.ErrTruncated, "ends mid-way"},
 		"future":      {strings.Replace(firstLine, `"version":1`, `"version":7`, 1) + "\n", record.ErrFuture, "format version 7"},
 		"bad line":    {firstLine + "\n{nonsense\n", record.ErrNotRecording, "line 2"},
+		"no kind":     {firstLine + "\n" + `{"t":1,"event":{"Kind":"exploded"}}` + "\n", record.ErrNotRecording, `line 2 is not a recording line: unknown event kind "exploded"`},
+		"kind 99":     {firstLine + "\n" + `{"t":1,"event":{"Kind":99}}` + "\n", record.ErrNotRecording, "line 2 is not a recording line: unknown event kind 99"},
+		"session 9": {firstLine + "\n" + `{"t":1,"event":{"Kind":"completed","Session":"T9","Index":8}}` + "\n",
+			record.ErrNotRecording, "line 2 holds an event of session 8; the run has 2"},
+		"sessions": {firstLine + "\n" + `{"t":1,"sessions":[` + strings.Repeat(`{},`, 40) + `{}]}` + "\n", record.ErrNotRecording, "line 2 has 41 sessions"},
+		"look":     {firstLine + "\n" + `{"t":1,"look":{"watched":1}}` + "\n", record.ErrNotRecording, "line 2 is a look without its snapshot"},
+	}
+	// Each kind of event that carries a payload is refused without it, on
+	// its line (issue 25: each of these panicked the replay and export).
+	for kind, lacks := range map[string]string{"error": "its error", "connection lost": "its cause", "deadlock": "its cycle",
+		"polled": "its snapshot", "notice": "its message", "books": "its balances", "resolved": "its prepared transaction",
+		"observer lost": "its cause", "stalled": "why it stalled"} {
+		cases["lacking "+kind] = struct {
+			data string
+			want error
+			says string
+		}{firstLine + "\n" + `{"t":1,"event":{"Kind":"started","Session":"T1"}}` + "\n" + `{"t":2,"event":{"Kind":"` + kind + `","Session":"T1"}}` + "\n",
+			record.ErrNotRecording, "line 3 holds a " + kind + " event without " + lacks}
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -124,5 +177,27 @@ func TestCompressed(t *testing.T) {
 	}
 	if _, err := record.Open(cut); !errors.Is(err, record.ErrTruncated) {
 		t.Errorf("half a compressed file: %v", err)
+	}
+}
+
+// An endless file (/dev/zero) is refused after one line's limit, not read
+// into memory; so is a line that long in a real recording.
+func TestReadRefusesWhatIsTooLarge(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		_, err := record.Open("/dev/zero")
+		if !errors.Is(err, record.ErrNotRecording) || !strings.Contains(err.Error(), "no lockstep header") {
+			t.Errorf("/dev/zero: %v", err)
+		}
+	}
+	good, err := os.ReadFile(lectureV2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstLine := strings.SplitN(string(good), "\n", 2)[0]
+	long := firstLine + "\n" + `{"t":1,"note":"` + strings.Repeat("x", record.MaxLine) + `"}` + "\n"
+	_, err = record.Read(strings.NewReader(long))
+	if !errors.Is(err, record.ErrTooLarge) || !strings.Contains(err.Error(), "line 2 is longer than 64 MB") {
+		t.Errorf("a line too long: %v", err)
 	}
 }

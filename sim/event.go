@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"lockstep/ledger"
@@ -23,26 +25,26 @@ const (
 	Failed                     // the connection is lost
 )
 
+var stateNames = [...]string{"idle", "in transaction", "running", "waiting", "committed", "rolled back",
+	"aborted transaction", "failed"}
+
 func (s State) String() string {
-	switch s {
-	case Idle:
-		return "idle"
-	case InTransaction:
-		return "in transaction"
-	case Running:
-		return "running"
-	case Waiting:
-		return "waiting"
-	case Committed:
-		return "committed"
-	case RolledBack:
-		return "rolled back"
-	case Aborted:
-		return "aborted transaction"
-	case Failed:
-		return "failed"
+	if s < 0 || int(s) >= len(stateNames) {
+		return fmt.Sprintf("State(%d)", int(s))
 	}
-	return fmt.Sprintf("State(%d)", int(s))
+	return stateNames[s]
+}
+
+// MarshalText writes a state by its name (a recording keeps names, not
+// numbers, so that adding a state never changes what an old file says).
+func (s State) MarshalText() ([]byte, error) { return marshalName("state", int(s), stateNames[:]) }
+
+// UnmarshalJSON reads a state by its name, or by its number as recordings
+// of format version 1 wrote it.
+func (s *State) UnmarshalJSON(b []byte) error {
+	n, err := unmarshalName("state", b, stateNames[:])
+	*s = State(n)
+	return err
 }
 
 // Busy is true while a statement is in flight.
@@ -70,13 +72,55 @@ const (
 	ObserverLost                    // a poll failed: what the views show is no longer live until the next Polled; Cause
 )
 
+var kindNames = [...]string{"started", "waiting", "completed", "error", "connection lost", "deadlock", "polled", "reset",
+	"notice", "books", "block", "skipped", "stalled", "resolved", "observer lost"}
+
 func (k EventKind) String() string {
-	names := [...]string{"started", "waiting", "completed", "error", "connection lost", "deadlock", "polled", "reset",
-		"notice", "books", "block", "skipped", "stalled", "resolved", "observer lost"}
-	if k < 0 || int(k) >= len(names) {
+	if k < 0 || int(k) >= len(kindNames) {
 		return fmt.Sprintf("EventKind(%d)", int(k))
 	}
-	return names[k]
+	return kindNames[k]
+}
+
+// Valid says whether k is one of the kinds above.
+func (k EventKind) Valid() bool { return k >= 0 && int(k) < len(kindNames) }
+
+// MarshalText writes a kind by its name.
+func (k EventKind) MarshalText() ([]byte, error) {
+	return marshalName("event kind", int(k), kindNames[:])
+}
+
+// UnmarshalJSON reads a kind by its name, or by its number as recordings of
+// format version 1 wrote it.
+func (k *EventKind) UnmarshalJSON(b []byte) error {
+	n, err := unmarshalName("event kind", b, kindNames[:])
+	*k = EventKind(n)
+	return err
+}
+
+// marshalName is the name of value n of an enumeration.
+func marshalName(what string, n int, names []string) ([]byte, error) {
+	if n < 0 || n >= len(names) {
+		return nil, fmt.Errorf("no %s %d", what, n)
+	}
+	return []byte(names[n]), nil
+}
+
+// unmarshalName reads a value of an enumeration written as its name (a JSON
+// string) or as its number, and refuses one it does not know.
+func unmarshalName(what string, b []byte, names []string) (int, error) {
+	var name string
+	if err := json.Unmarshal(b, &name); err == nil {
+		if i := slices.Index(names, name); i >= 0 {
+			return i, nil
+		}
+		return 0, fmt.Errorf("unknown %s %q", what, name)
+	}
+	var n int
+	if err := json.Unmarshal(b, &n); err != nil || n < 0 || n >= len(names) {
+		return 0, fmt.Errorf("unknown %s %s", what, b)
+	}
+	return n, nil
 }
 
 // ServerMessage is an error or a notice the server sent, with its fields.
@@ -134,6 +178,19 @@ const (
 	WaitsOnOpenTransaction
 )
 
+var stallNames = [...]string{"", "distributed deadlock", "waits on prepared", "waits on open transaction"}
+
+// MarshalText writes a stall by its name.
+func (s Stall) MarshalText() ([]byte, error) { return marshalName("stall", int(s), stallNames[:]) }
+
+// UnmarshalJSON reads a stall by its name, or by its number as recordings
+// of format version 1 wrote it.
+func (s *Stall) UnmarshalJSON(b []byte) error {
+	n, err := unmarshalName("stall", b, stallNames[:])
+	*s = Stall(n)
+	return err
+}
+
 // Event is one thing that happened in the engine.
 type Event struct {
 	// Gen is the run's generation; it grows with every reset, so a view can
@@ -180,6 +237,59 @@ type Event struct {
 	// with a statement's end (Completed, Error) as libpq's PQnotifies would
 	// hand them over then.
 	Notifications []Notification `json:",omitempty"`
+}
+
+// Check says what an event lacks of what its kind promises (an event read
+// from a file, say): the payload every view may rely on.
+func (ev Event) Check() error {
+	if !ev.Kind.Valid() {
+		return fmt.Errorf("no event kind %d", int(ev.Kind))
+	}
+	missing := ""
+	switch ev.Kind {
+	case Error:
+		if ev.Err == nil {
+			missing = "its error"
+		}
+	case ConnectionLost, ObserverLost:
+		if ev.Cause == nil {
+			missing = "its cause"
+		}
+	case DeadlockFormed:
+		switch {
+		case ev.Cycle == nil:
+			missing = "its cycle"
+		case ev.Snapshot == nil:
+			missing = "its snapshot"
+		}
+	case Polled:
+		if ev.Snapshot == nil {
+			missing = "its snapshot"
+		}
+	case Notice:
+		if ev.Message == nil {
+			missing = "its message"
+		}
+	case BooksRead:
+		if ev.Books == nil {
+			missing = "its balances"
+		}
+	case Resolved:
+		if ev.Prepared == nil {
+			missing = "its prepared transaction"
+		}
+	case Stalled:
+		switch {
+		case ev.Stall <= 0 || int(ev.Stall) >= len(stallNames):
+			missing = "why it stalled"
+		case ev.Stall == DistributedDeadlock && ev.Cycle == nil:
+			missing = "its cycle"
+		}
+	}
+	if missing != "" {
+		return fmt.Errorf("a %s event without %s", ev.Kind, missing)
+	}
+	return nil
 }
 
 // Notification is one NOTIFY delivered to a session that listens.
