@@ -5,6 +5,7 @@ package dbtest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/url"
@@ -35,6 +36,12 @@ func Main(m *testing.M, ignore ...goleak.Option) {
 }
 
 func run(m *testing.M, ignore []goleak.Option) int {
+	// A fuzzing process runs only the fuzz target, which needs no server:
+	// each of its workers would start one.
+	flag.Parse()
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		return m.Run()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	d, err := db.Open(ctx, db.Options{

@@ -23,11 +23,11 @@ func decodeRow(body []byte) ([]any, error) {
 		}
 		size := int(int32(binary.BigEndian.Uint32(body)))
 		body = body[4:]
-		if size < 0 {
-			row[i] = ""
+		if size == -1 {
+			row[i] = "" // NULL
 			continue
 		}
-		if len(body) < size {
+		if size < 0 || len(body) < size {
 			return nil, bad
 		}
 		row[i] = string(body[:size])
