@@ -130,14 +130,14 @@ func (a *app) recordChaos(cmd *cobra.Command, cfg *load.ChaosConfig, d *db.Datab
 	}
 	w, err := locks.NewWatch(ctx, conn, locks.WatchOptions{Filter: locks.WatchFilter{App: cfg.RunID.Like("W")}, ServerLog: d.ServerLog()})
 	if err != nil {
-		conn.Close(context.WithoutCancel(ctx))
+		db.CloseConn(ctx, conn)
 		return nil, err
 	}
 	const every = 250 * time.Millisecond
 	rec, err := a.recordWatch(path, "chaos", cmd, w, d, fmt.Sprintf("the %d workers of chaos run %s (strategy %s)", cfg.Workers, cfg.RunID, cfg.Strategy.Name), every)
 	if err != nil {
 		w.Close()
-		conn.Close(context.WithoutCancel(ctx))
+		db.CloseConn(ctx, conn)
 		return nil, err
 	}
 	show, lastNote := cfg.Progress, ""
@@ -171,7 +171,7 @@ func (a *app) recordChaos(cmd *cobra.Command, cfg *load.ChaosConfig, d *db.Datab
 		cancel()
 		<-done
 		w.Close()
-		conn.Close(context.WithoutCancel(ctx))
+		db.CloseConn(ctx, conn)
 		return a.endRecording(rec, path)
 	}, nil
 }

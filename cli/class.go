@@ -68,7 +68,7 @@ func (a *app) lookEvery(cmd *cobra.Command, what string, every time.Duration, cl
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer db.CloseConn(ctx, conn)
 	out := cmd.OutOrStdout()
 	f, isFile := out.(*os.File)
 	clear = clear && isFile && term.IsTerminal(f.Fd())

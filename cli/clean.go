@@ -52,7 +52,7 @@ func (a *app) cleanCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer conn.Close(context.WithoutCancel(ctx))
+			defer db.CloseConn(ctx, conn)
 			list, err := ledger.Leftovers(ctx, conn, d.Schema(), all, force)
 			if err != nil {
 				return err
@@ -130,7 +130,7 @@ func (a *app) checkSecond(ctx context.Context, d *db.Database, list []ledger.Lef
 			continue
 		}
 		why, err := ledger.SecondHoldsOnlyLockstep(ctx, conn)
-		conn.Close(context.WithoutCancel(ctx))
+		db.CloseConn(ctx, conn)
 		switch {
 		case err != nil:
 			list[i].Keep = err.Error()

@@ -44,6 +44,7 @@ func (a *app) dbCommand() *cobra.Command {
 			fmt.Fprintf(out, "psql:      PGOPTIONS='-c search_path=%s' psql '%s'\n", d.Schema(), url)
 			fmt.Fprintf(out, "lockstep:  lockstep --dsn '%s'\n\n", url)
 			fmt.Fprintln(out, "Ctrl-C stops the server and deletes it.")
+			a.untilSignal = true // Ctrl-C is how it ends: exit code 0
 			select {
 			case <-ctx.Done():
 				fmt.Fprintln(out, "stopping the throwaway server")

@@ -76,7 +76,7 @@ func printAccounts(ctx context.Context, out io.Writer, d *db.Database) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer db.CloseConn(ctx, conn)
 	accounts, err := ledger.Accounts(ctx, conn)
 	if err != nil {
 		return err

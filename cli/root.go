@@ -96,6 +96,9 @@ type app struct {
 	stderr          io.Writer // for progress lines, such as a first start's template
 	fetchPostgres   string    // --fetch-postgres: the version to fetch and start
 	offline         bool      // --offline: never fetch PostgreSQL
+	// untilSignal marks a command that runs until a signal ends it (db):
+	// its signal is no interruption.
+	untilSignal bool
 }
 
 // Execute builds the root command and runs it with args (os.Args[1:] when nil).
@@ -107,14 +110,13 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	return fang.Execute(ctx, root,
+	err := fang.Execute(ctx, root,
 		fang.WithVersion(Version),
 		fang.WithoutManpage(),
 		fang.WithErrorHandler(func(w io.Writer, _ fang.Styles, err error) {
 			// One line: what is wrong and how to fix it. No usage dump.
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-				// A signal ended the command; it cleaned up before returning.
-				fmt.Fprintln(w, "lockstep: interrupted; open transactions rolled back, connections closed")
+				fmt.Fprintln(w, interrupted)
 				return
 			}
 			if ee := (*ExitError)(nil); errors.As(err, &ee) && ee.Said {
@@ -123,7 +125,22 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintf(w, "lockstep: %v\n", err)
 		}),
 	)
+	if ctx.Err() != nil && !a.untilSignal && (err == nil || errors.Is(err, context.Canceled)) {
+		// A signal ended the command — one that ends by itself otherwise (a
+		// watch, the interface), or one it cut short, whatever it was
+		// doing (connecting, say): it cleaned up before returning, and
+		// exits 1.
+		if err == nil {
+			fmt.Fprintln(stderr, interrupted)
+		}
+		return &ExitError{Code: ExitFailure, Err: context.Cause(ctx), Said: true}
+	}
+	return err
 }
+
+// interrupted is what a command ended by a signal says, once it has
+// cleaned up.
+const interrupted = "lockstep: interrupted; open transactions rolled back, connections closed"
 
 func (a *app) rootCommand() *cobra.Command {
 	var (

@@ -144,7 +144,7 @@ func (a *app) dropRunSchema(ctx context.Context, eng *sim.Engine) {
 		conn, err := d.Connect(ctx, db.AppName("drop"))
 		if err == nil {
 			err = ledger.DropSchema(ctx, conn, d.Schema(), ledger.DropOptions{Made: true})
-			conn.Close(context.WithoutCancel(ctx))
+			db.CloseConn(ctx, conn)
 		}
 		if err != nil {
 			fmt.Fprintf(a.stderr, "lockstep: kept schema %s in %s, made for this run: %v (lockstep clean removes it)\n", d.Schema(), d.Name(), err)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -104,7 +103,7 @@ func (a *app) watch(cmd *cobra.Command, wf watchFlags) (err error) {
 	if err != nil {
 		return badInput(err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer db.CloseConn(ctx, conn)
 	wf.opts.ServerLog = d.ServerLog()
 	w, err := locks.NewWatch(ctx, conn, wf.opts)
 	if err != nil {

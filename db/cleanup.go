@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Clean-up after a context has ended — rolling back, closing connections,
@@ -17,7 +19,7 @@ const (
 	// CleanupBudget bounds every clean-up from the moment the context that
 	// ended was cancelled (a signal), when it carries that moment
 	// (WithEndTime), so that clean-ups one after another still end in time.
-	CleanupBudget = 1500 * time.Millisecond
+	CleanupBudget = time.Second
 )
 
 type endKey struct{}
@@ -36,11 +38,24 @@ func WithEndTime(ctx context.Context) context.Context {
 // ctx is, ending CleanupTimeout from now, or CleanupBudget after ctx was
 // cancelled if that is sooner (see WithEndTime). Its values are ctx's.
 func Cleanup(ctx context.Context) (context.Context, context.CancelFunc) {
-	deadline := time.Now().Add(CleanupTimeout)
+	now := time.Now()
+	deadline := now.Add(CleanupTimeout)
 	if at, ok := ctx.Value(endKey{}).(*atomic.Pointer[time.Time]); ok {
-		if t := at.Load(); t != nil && t.Add(CleanupBudget).Before(deadline) {
-			deadline = t.Add(CleanupBudget)
+		end := at.Load()
+		if end == nil && ctx.Err() != nil {
+			end = &now // it has just ended: its AfterFunc has yet to run
+		}
+		if end != nil && end.Add(CleanupBudget).Before(deadline) {
+			deadline = end.Add(CleanupBudget)
 		}
 	}
 	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
+}
+
+// CloseConn closes conn on a clean-up context (Cleanup): its goodbye does
+// not wait for a server that has stopped answering.
+func CloseConn(ctx context.Context, conn *pgx.Conn) {
+	cctx, cancel := Cleanup(ctx)
+	defer cancel()
+	_ = conn.Close(cctx)
 }

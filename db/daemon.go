@@ -10,6 +10,7 @@ import (
 
 // daemon is a program lockstep runs in a private dir of its own — the
 // throwaway server, a pooler in front of it — and stops on every exit path.
+// Those running are listed, for Abandon.
 type daemon struct {
 	dir      string
 	cmd      *exec.Cmd
@@ -31,10 +32,12 @@ func (d *daemon) run(cmd *exec.Cmd, logf *os.File) error {
 			defer logf.Close()
 		}
 		// The parent-death signal fires when the *thread* that forked a child
-		// ends, and Go ends a thread only when a goroutine locked to it
-		// returns. So nothing here locks one: a locked goroutine that ended
-		// when this program stopped would take its thread with it, and with
-		// it any other child that thread had forked (a chaos worker, say).
+		// ends (golang/go#27505), and Go ends a thread only when a goroutine
+		// returns locked to it. So nothing here locks one, and nothing
+		// anywhere in lockstep returns locked: the bench pins its drivers'
+		// threads and unlocks them before they return (load.pinThread, and
+		// its test TestPinnedThreadKeepsItsChildren); a thread that ended
+		// would take this server's signal with it.
 		holdUntilGuarded(cmd)
 		if err := cmd.Start(); err != nil {
 			started <- err
@@ -52,7 +55,30 @@ func (d *daemon) run(cmd *exec.Cmd, logf *os.File) error {
 		return fmt.Errorf("starting the watcher that stops it if lockstep dies: %w", err)
 	}
 	d.guard = guard
+	running.Lock()
+	running.daemons[d] = true
+	running.Unlock()
 	return nil
+}
+
+// running are the daemons started and not yet stopped.
+var running = struct {
+	sync.Mutex
+	daemons map[*daemon]bool
+}{daemons: map[*daemon]bool{}}
+
+// Abandon kills every program lockstep started and is still running (its
+// throwaway servers and poolers), with their processes, and deletes their
+// dirs, without waiting for anything: for an exit that cannot wait (a
+// second Ctrl-C while the first one's clean-up waits on a server that has
+// stopped answering).
+func Abandon() {
+	running.Lock()
+	defer running.Unlock()
+	for d := range running.daemons {
+		killGroup(d.cmd.Process)
+		_ = removeAll(d.dir)
+	}
 }
 
 // stop ends the program with shutdown (its immediate shutdown), kills it if
@@ -60,6 +86,9 @@ func (d *daemon) run(cmd *exec.Cmd, logf *os.File) error {
 // more than once and from any exit path.
 func (d *daemon) stop(shutdown func(*os.Process) error, grace time.Duration) error {
 	d.stopOnce.Do(func() {
+		running.Lock()
+		delete(running.daemons, d)
+		running.Unlock()
 		if d.guard != nil {
 			d.guard()
 		}
@@ -68,7 +97,7 @@ func (d *daemon) stop(shutdown func(*os.Process) error, grace time.Duration) err
 			select {
 			case <-d.done:
 			case <-time.After(grace):
-				_ = d.cmd.Process.Kill()
+				killGroup(d.cmd.Process)
 				<-d.done
 			}
 		}

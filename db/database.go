@@ -161,7 +161,7 @@ func Open(ctx context.Context, opts Options) (*Database, error) {
 		d.Close()
 		return nil, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer CloseConn(ctx, conn)
 	// The server reports its version when a connection starts.
 	if d.version = conn.PgConn().ParameterStatus("server_version"); d.version == "" {
 		if err := conn.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&d.version); err != nil {
@@ -199,6 +199,10 @@ func (d *Database) Connect(ctx context.Context, appName string) (*pgx.Conn, erro
 func (d *Database) ConnectConfig(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// Interrupted (a signal), not refused: nothing to explain.
+			return nil, fmt.Errorf("connecting: %w", context.Canceled)
+		}
 		return nil, explainConnectError(cfg, err)
 	}
 	pgxdecimal.Register(conn.TypeMap())
@@ -349,7 +353,7 @@ func (d *Database) EndBackends(ctx context.Context, pattern string) error {
 	if err != nil {
 		return fmt.Errorf("checking that no backend matches %s: %w", pattern, err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer CloseConn(ctx, conn)
 	return endBackends(ctx, conn, pattern)
 }
 

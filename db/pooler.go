@@ -149,7 +149,7 @@ func (p *Pooler) Dir() string { return p.dir }
 // more than once and from any exit path.
 func (p *Pooler) Stop() error {
 	// SIGTERM is PgBouncer's immediate shutdown.
-	return p.stop(func(proc *os.Process) error { return proc.Signal(syscall.SIGTERM) }, 5*time.Second)
+	return p.stop(func(proc *os.Process) error { return proc.Signal(syscall.SIGTERM) }, time.Second)
 }
 
 // Through is the same database reached through pooler p: connections made

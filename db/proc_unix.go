@@ -95,6 +95,15 @@ func processAlive(pid int) bool {
 // quit asks a postmaster for PostgreSQL's immediate shutdown.
 func quit(p *os.Process) error { return p.Signal(syscall.SIGQUIT) }
 
+// killGroup kills a program and its process group (childAttr gives it one
+// of its own), even a stopped one. A postmaster's backends each lead a
+// group of their own: they end when they find the postmaster gone.
+func killGroup(p *os.Process) {
+	if err := syscall.Kill(-p.Pid, syscall.SIGKILL); err != nil {
+		_ = p.Kill()
+	}
+}
+
 // watchParent starts a watcher that sends sig to process pid when lockstep
 // exits by any means, even kill -9, where there is no parent-death signal.
 // The watcher, a shell, reads a pipe whose only writer is lockstep: the

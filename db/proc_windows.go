@@ -50,6 +50,10 @@ func processAlive(pid int) bool {
 // which watch it, exit with it (guardServer's job has ended them already).
 func quit(p *os.Process) error { return p.Kill() }
 
+// killGroup kills a program at once (the job object the server runs in
+// ends its children with it).
+func killGroup(p *os.Process) { _ = p.Kill() }
+
 // holdUntilGuarded starts a guarded program suspended: guardServer puts it
 // in its job before it runs, so that every process it starts is in the job
 // too, and then lets it run.

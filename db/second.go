@@ -70,7 +70,7 @@ func (d *Database) sibling(ctx context.Context, name string) (*Database, error) 
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer CloseConn(ctx, conn)
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		// Another lockstep may have created it a moment ago.
 		if code := SQLState(err); code != pgerrcode.DuplicateDatabase && code != pgerrcode.UniqueViolation {
@@ -95,7 +95,7 @@ func (d *Database) check(ctx context.Context) error {
 	if err != nil {
 		return checkError{explainConnectError(d.config, err), err}
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer CloseConn(ctx, conn)
 	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&d.version); err != nil {
 		return fmt.Errorf("reading the server version: %w", err)
 	}

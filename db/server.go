@@ -450,8 +450,10 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 // Stop shuts the server down at once and deletes its directory. It is safe
 // to call more than once and from any exit path.
 func (s *Server) Stop() error {
-	// Immediate shutdown: nothing here is worth a checkpoint.
-	return s.stop(quit, 10*time.Second)
+	// Immediate shutdown: nothing here is worth a checkpoint. It takes a
+	// few milliseconds; a server that has not gone within a second (stopped,
+	// or hung) is killed, with its backends.
+	return s.stop(quit, time.Second)
 }
 
 // removeStale deletes lockstep temp dirs left by a lockstep that is gone and

@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -59,7 +60,9 @@ func run(m *testing.M, ignore []goleak.Option) int {
 		return 1
 	}
 	shared = d
+	stopWatch := watchServer(d, os.Stderr)
 	code := m.Run()
+	stopWatch()
 	if twoPhase != nil && twoPhase != shared {
 		if err := twoPhase.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "dbtest: stopping the two-phase-commit server:", err)
@@ -84,6 +87,51 @@ func run(m *testing.M, ignore []goleak.Option) int {
 		}
 	}
 	return code
+}
+
+// watchServer watches the binary's throwaway server while the tests run:
+// should it exit before they end, the end of its log goes to w at once, to say why (a test that then fails only says the connection was
+// refused). The returned func ends the watch.
+func watchServer(d *db.Database, w io.Writer) (stop func()) {
+	srv := d.Server()
+	if srv == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-done:
+		case <-srv.Done():
+			fmt.Fprintf(w, "dbtest: the test server exited during the tests; the end of its log (%s):\n%s",
+				d.ServerLog(), logTail(d.ServerLog(), 30))
+		}
+	}()
+	return func() {
+		close(done)
+		<-watched
+	}
+}
+
+// logTail is the last n lines of the file at path, indented.
+func logTail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "  (" + err.Error() + ")\n"
+	}
+	defer f.Close()
+	const most = 16 << 10
+	if st, err := f.Stat(); err == nil && st.Size() > most {
+		_, _ = f.Seek(-most, io.SeekEnd)
+	}
+	b, _ := io.ReadAll(f)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	var out strings.Builder
+	for _, l := range lines[max(0, len(lines)-n):] {
+		out.WriteString("  " + l + "\n")
+	}
+	return out.String()
 }
 
 var (

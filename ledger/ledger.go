@@ -304,7 +304,7 @@ func (l *Ledger) ResetDatabase(ctx context.Context, d *db.Database, setup Setup)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer db.CloseConn(ctx, conn)
 	_, err = l.Reset(ctx, conn, d.Schema(), setup)
 	return err
 }

@@ -84,7 +84,9 @@ func (r *Runner) Transfer(ctx context.Context, s *Strategy, t Transfer) (Result,
 		} else {
 			// Ending a failed attempt. A broken connection fails here too, and
 			// the statement's own error is the one Flight reports.
-			_, err = r.Conn.Exec(context.WithoutCancel(ctx), f.SQL())
+			cctx, cancel := db.Cleanup(ctx)
+			_, err = r.Conn.Exec(cctx, f.SQL())
+			cancel()
 		}
 		switch f.Answer(row, err, r.Conn.PgConn().TxStatus()) {
 		case Over:

@@ -58,12 +58,12 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	defer ctl.Close(context.WithoutCancel(ctx))
+	defer db.CloseConn(ctx, ctl)
 	conns := make([]*pgx.Conn, cfg.Workers)
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
-				c.Close(context.WithoutCancel(ctx))
+				db.CloseConn(ctx, c)
 			}
 		}
 	}()

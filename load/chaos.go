@@ -186,7 +186,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 	if err != nil {
 		return res, err
 	}
-	defer ctl.Close(context.WithoutCancel(ctx))
+	defer db.CloseConn(ctx, ctl)
 	var (
 		all   []*process
 		alive []*process
@@ -221,7 +221,9 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
-		_ = cfg.DB.EndBackends(context.WithoutCancel(ctx), runID.Like("W"))
+		cctx, cancel := db.Cleanup(ctx)
+		defer cancel()
+		_ = cfg.DB.EndBackends(cctx, runID.Like("W"))
 	}()
 	for range cfg.Workers {
 		if err := start(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"golang.org/x/sys/unix"
 
+	"lockstep/db"
 	"lockstep/ledger"
 )
 
@@ -66,11 +67,13 @@ type driven struct {
 
 // bench is what one driven run shares among its connections.
 type bench struct {
-	strategy  *ledger.Strategy
-	schema    string
-	accounts  int
-	rnd       *rand.Rand
-	stopping  bool // the deadline has passed or ctx has ended
+	strategy *ledger.Strategy
+	schema   string
+	accounts int
+	rnd      *rand.Rand
+	stopping bool // the deadline has passed or ctx has ended
+	// windDown bounds the stop: the cancels, the ROLLBACKs (db.Cleanup).
+	windDown  context.Context
 	total     Tally
 	latencies []time.Duration
 	cancels   sync.WaitGroup
@@ -84,6 +87,8 @@ func drive(ctx context.Context, socks []*socket, s *ledger.Strategy, schema stri
 	rnd *rand.Rand, deadline time.Time) (Tally, []time.Duration, error) {
 	b := &bench{strategy: s, schema: schema, accounts: accounts, rnd: rnd}
 	defer b.cancels.Wait()
+	endWindDown := func() {}
+	defer func() { endWindDown() }()
 	// ctx ending wakes the wait through a pipe.
 	var wake [2]int
 	if err := unix.Pipe2(wake[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
@@ -115,11 +120,22 @@ func drive(ctx context.Context, socks []*socket, s *ledger.Strategy, schema stri
 	for {
 		now = time.Now()
 		if !b.stopping && (ctx.Err() != nil || !now.Before(deadline)) {
+			b.windDown, endWindDown = db.Cleanup(ctx)
 			b.stop(ds)
 		}
 		active, timeout := 0, -1
 		if !b.stopping {
 			timeout = msUntil(deadline, now, timeout)
+		} else {
+			end, _ := b.windDown.Deadline()
+			if !now.Before(end) {
+				// A server that has stopped answering: the sockets close
+				// (release), and the server rolls back what they left open
+				// when it finds them gone.
+				err := fmt.Errorf("the server did not answer the run's end within %s: its connections are closed unfinished", db.CleanupTimeout)
+				return b.total, b.latencies, errors.Join(ctx.Err(), err)
+			}
+			timeout = msUntil(end, now, timeout)
 		}
 		for i, d := range ds {
 			if !d.done {
@@ -231,7 +247,7 @@ func (b *bench) stop(ds []*driven) {
 		switch {
 		case d.busy && !b.strategy.Transactional:
 		case d.busy:
-			b.cancels.Go(func() { _ = d.sock.cancel(context.Background()) })
+			b.cancels.Go(func() { _ = d.sock.cancel(b.windDown) })
 		case !d.done:
 			// In backoff: no transaction is open. Its deadlocks and
 			// serialization failures happened and count.
@@ -372,6 +388,15 @@ func (d *driven) parse() (txStatus byte, answered bool, err error) {
 	return 0, false, nil
 }
 
+// driveOnCore is drive on a thread pinned to the k-th core, given back
+// as it was before it returns.
+func driveOnCore(ctx context.Context, k int, socks []*socket, s *ledger.Strategy, schema string, accounts int,
+	rnd *rand.Rand, deadline time.Time) (Tally, []time.Duration, error) {
+	unpin := pinThread(k)
+	defer unpin()
+	return drive(ctx, socks, s, schema, accounts, rnd, deadline)
+}
+
 // driver readies conns to be driven from one goroutine (drive): run
 // drives them from start, and release gives their sockets back. run is nil,
 // and conns are as they were, when their sockets cannot be taken
@@ -406,9 +431,8 @@ func driver(ctx context.Context, cfg BenchConfig, conns []*pgx.Conn) (run func(s
 				mine = append(mine, socks[i])
 			}
 			wg.Go(func() {
-				pinThread(p)
 				rnd := rand.New(rand.NewPCG(uint64(len(conns))*uint64(p+1), uint64(start.UnixNano())))
-				t, lat, err := drive(ctx, mine, cfg.Strategy, cfg.DB.Schema(), cfg.Accounts, rnd, start.Add(cfg.Duration))
+				t, lat, err := driveOnCore(ctx, p, mine, cfg.Strategy, cfg.DB.Schema(), cfg.Accounts, rnd, start.Add(cfg.Duration))
 				results[p] = result{t, lat, err}
 			})
 		}

@@ -74,7 +74,7 @@ func JobQueue(ctx context.Context, cfg JobConfig) (JobResult, error) {
 	if err != nil {
 		return res, err
 	}
-	defer ctl.Close(context.WithoutCancel(ctx))
+	defer db.CloseConn(ctx, ctl)
 	// The run's claim: clean and a reset leave the schema alone meanwhile.
 	if err := ledger.Claim(ctx, ctl, cfg.DB.Schema()); err != nil {
 		return res, err
@@ -94,7 +94,11 @@ func JobQueue(ctx context.Context, cfg JobConfig) (JobResult, error) {
 			return res, fmt.Errorf("queueing the jobs: %w", err)
 		}
 	}
-	defer ctl.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS ls_jobs")
+	defer func() {
+		cctx, cancel := db.Cleanup(ctx)
+		defer cancel()
+		_, _ = ctl.Exec(cctx, "DROP TABLE IF EXISTS ls_jobs")
+	}()
 
 	take := "SELECT id FROM ls_jobs WHERE state = 'queued' ORDER BY id LIMIT 1 " + clause
 	conns := make([]*pgx.Conn, cfg.Workers)
@@ -102,7 +106,7 @@ func JobQueue(ctx context.Context, cfg JobConfig) (JobResult, error) {
 		if conns[i], err = cfg.DB.Connect(ctx, jobsRun.AppName(fmt.Sprintf("W%d", i+1))); err != nil {
 			return res, err
 		}
-		defer conns[i].Close(context.WithoutCancel(ctx))
+		defer db.CloseConn(ctx, conns[i])
 	}
 	var (
 		mu        sync.Mutex

@@ -62,7 +62,7 @@ func Pgbench(ctx context.Context, pgbench string, d *db.Database, l *ledger.Ledg
 	if err != nil {
 		return 0, err
 	}
-	ctl.Close(context.WithoutCancel(ctx))
+	db.CloseConn(ctx, ctl)
 	dir, err := os.MkdirTemp("", "lockstep-pgbench")
 	if err != nil {
 		return 0, err

@@ -104,6 +104,9 @@ func (s *socket) cancel(ctx context.Context) error {
 	binary.BigEndian.PutUint32(msg, uint32(12+len(s.key)))
 	binary.BigEndian.PutUint32(msg[4:], 80877102)
 	binary.BigEndian.PutUint32(msg[8:], s.pid)
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d) // a server that has stopped answering
+	}
 	if _, err := conn.Write(append(msg, s.key...)); err != nil {
 		return err
 	}
@@ -159,15 +162,23 @@ func rawEpollWait(ep int, events []unix.EpollEvent, msec int) (int, error) {
 }
 
 // pinThread locks the calling goroutine to its thread and that thread to
-// the k-th processor the process may run on (counting round). The thread
-// ends with the goroutine (it is never unlocked), so the pin does not
-// outlive the run. It does nothing when the process's processors cannot
-// be read.
-func pinThread(k int) {
+// the k-th processor the process may run on (counting round); unpin, which
+// the same goroutine must call before it returns, gives the thread back its
+// processors and unlocks it. The thread must outlive the run: the kernel's
+// parent-death signal follows the thread that forked a child (golang/go#27505),
+// and the runtime ends a thread whose goroutine returns locked to it — if
+// that thread had started the throwaway server, the server would get its
+// parent-death signal mid-run (db/daemon.go). The pin does nothing when the
+// process's processors cannot be read.
+func pinThread(k int) (unpin func()) {
 	runtime.LockOSThread()
 	var all, one unix.CPUSet
 	if unix.SchedGetaffinity(0, &all) != nil || all.Count() == 0 {
-		return
+		return runtime.UnlockOSThread
+	}
+	unpin = func() {
+		_ = unix.SchedSetaffinity(0, &all)
+		runtime.UnlockOSThread()
 	}
 	k %= all.Count()
 	for c := 0; c < int(unsafe.Sizeof(all))*8; c++ {
@@ -177,8 +188,9 @@ func pinThread(k int) {
 		if k == 0 {
 			one.Set(c)
 			_ = unix.SchedSetaffinity(0, &one) // no pin is only slower
-			return
+			return unpin
 		}
 		k--
 	}
+	return unpin
 }

@@ -151,7 +151,7 @@ func RunWorkerProcess(ctx context.Context, wp WorkerProcess, out io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer db.CloseConn(ctx, conn)
 	// A backend waiting on a lock notices within a second that this process
 	// was killed, rather than holding its place in the queue (PostgreSQL 14+).
 	_, _ = conn.Exec(ctx, "SET client_connection_check_interval = '1s'")

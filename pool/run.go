@@ -20,9 +20,6 @@ import (
 // that happens inside a pool, with no task changing phase, is seen.
 const recheckEvery = 100 * time.Millisecond
 
-// cleanupTimeout bounds the ROLLBACKs of a task that is being ended.
-const cleanupTimeout = 10 * time.Second
-
 // Result is how a run ended.
 type Result struct {
 	// RunID names the run's connections lockstep/<RunID>/pool.
@@ -84,9 +81,11 @@ func Run(ctx context.Context, cfg Config, report func(Event)) (res Result, err e
 		// A closed connection's backend leaves pg_stat_activity a moment
 		// after its client hangs up; EndBackends waits for that.
 		for _, d := range []*db.Database{cfg.A, cfg.B} {
-			if e := d.EndBackends(context.WithoutCancel(ctx), app); e != nil {
+			cctx, cancel := db.Cleanup(ctx)
+			if e := d.EndBackends(cctx, app); e != nil {
 				err = errors.Join(err, e)
 			}
+			cancel()
 		}
 	}()
 	if err := checkLedger(ctx, cfg.A, "A", app, cfg.Accounts()); err != nil {

@@ -73,7 +73,7 @@ func checkLedger(ctx context.Context, d *db.Database, label, app string, need in
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer db.CloseConn(ctx, conn)
 	var have int
 	if err := conn.QueryRow(ctx, sqlCountAccounts, need).Scan(&have); err != nil {
 		if db.SQLState(err) == pgerrcode.UndefinedTable {
@@ -209,7 +209,7 @@ func (t *taskRun) endTurn() {
 func (t *taskRun) finish(ctx context.Context, err error) error {
 	// The run's context may be the reason the task is ending; the ROLLBACKs
 	// must still reach the server.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	cctx, cancel := db.Cleanup(ctx)
 	defer cancel()
 	// A failed ROLLBACK makes pgx close the connection, and the server
 	// aborts a transaction whose connection ends: either way it is gone.

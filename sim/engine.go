@@ -99,7 +99,7 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	e.cond = sync.NewCond(&e.mu)
 	defer func() {
 		if err != nil {
-			e.Close(context.WithoutCancel(ctx))
+			e.Close(ctx) // Close bounds its own clean-up
 		}
 	}()
 	e.sides = []*side{{db: cfg.DB, run: runID}}

@@ -15,7 +15,9 @@ import (
 
 // quiesce cancels every statement in flight and waits until no session is
 // busy. Statements that ignore the cancel are ended with pg_terminate_backend.
-func (e *Engine) quiesce(ctx context.Context) {
+// It gives up when ctx ends (a server that has stopped answering), with
+// ctx's error.
+func (e *Engine) quiesce(ctx context.Context) error {
 	e.mu.Lock()
 	type busy struct {
 		side *side
@@ -37,16 +39,28 @@ func (e *Engine) quiesce(ctx context.Context) {
 		_ = e.signalBackend(ctx, b.side, "pg_cancel_backend", b.pid)
 	}
 	timer := time.AfterFunc(5*time.Second, func() {
+		cctx, cancel := db.Cleanup(ctx)
+		defer cancel()
 		for _, b := range pids {
-			_ = e.signalBackend(context.WithoutCancel(ctx), b.side, "pg_terminate_backend", b.pid)
+			_ = e.signalBackend(cctx, b.side, "pg_terminate_backend", b.pid)
 		}
 	})
 	defer timer.Stop()
+	wake := context.AfterFunc(ctx, func() {
+		e.mu.Lock()
+		e.cond.Broadcast()
+		e.mu.Unlock()
+	})
+	defer wake()
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	for e.anyBusy() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		e.cond.Wait()
 	}
-	e.mu.Unlock()
+	return nil
 }
 
 func (e *Engine) anyBusy() bool {
@@ -83,7 +97,9 @@ func (e *Engine) Teardown(ctx context.Context) error {
 
 // teardownAll is Teardown; e.lifeMu is held.
 func (e *Engine) teardownAll(ctx context.Context) error {
-	e.quiesce(ctx)
+	if err := e.quiesce(ctx); err != nil {
+		return fmt.Errorf("ending the statements in flight: %w", err)
+	}
 	if err := e.eachSession(ctx, ctlTeardown, "tearing down"); err != nil {
 		return err
 	}
@@ -212,9 +228,16 @@ func (e *Engine) Reset(ctx context.Context) error {
 
 // Close rolls back every session, closes all connections, makes sure no
 // backend of the run is left on the server, and closes the event channel.
-// It is safe to call more than once.
+// It is safe to call more than once. It is bounded (db.Cleanup): when its
+// time is up — a server that has stopped answering — whatever is still in
+// flight is cut off with the engine's context, and the connections close
+// without their goodbyes; the server rolls back what they left open once
+// it finds them gone.
 func (e *Engine) Close(ctx context.Context) error {
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := db.Cleanup(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, e.cancel)
+	defer stop()
 	e.lifeMu.Lock()
 	defer e.lifeMu.Unlock()
 	e.mu.Lock()
@@ -231,8 +254,12 @@ func (e *Engine) Close(ctx context.Context) error {
 	var errs []error
 	started := len(e.sides) > 0 && e.sides[len(e.sides)-1].ctl != nil
 	if started {
-		e.quiesce(ctx)
+		_ = e.quiesce(ctx) // once ctx ends, the engine's context cuts what is left
 	}
+	// Nothing runs on the engine's context any more but the observer's
+	// poll: ending it before waiting for the observer keeps a poll of a
+	// server that has stopped answering from holding the close.
+	e.cancel()
 	for _, s := range sessions {
 		if err := s.control(ctx, ctlClose); err != nil {
 			errs = append(errs, fmt.Errorf("closing session %s: %w", s.name, err))
@@ -243,7 +270,6 @@ func (e *Engine) Close(ctx context.Context) error {
 		<-e.obsDone
 	}
 	e.workers.Wait()
-	e.cancel()
 	for _, sd := range e.sides {
 		if sd.obsConn != nil {
 			if schema := sd.db.Schema(); schema != "" && !sd.obsConn.IsClosed() {

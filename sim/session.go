@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"lockstep/db"
 	"lockstep/ledger"
 	"lockstep/locks"
 )
@@ -339,7 +340,7 @@ func (s *session) run(j job) {
 	case isPg || s.conn.IsClosed() || pgconn.SafeToRetry(err) || isConnError(err):
 		// A FATAL error (pg_terminate_backend, a server shutdown) ends the
 		// connection as surely as a broken socket.
-		_ = s.conn.Close(context.WithoutCancel(e.ctx))
+		db.CloseConn(e.ctx, s.conn)
 		e.mu.Lock()
 		s.state = Failed
 		s.current = ""
