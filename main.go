@@ -18,7 +18,8 @@ import (
 func main() {
 	// Ctrl-C, SIGTERM and SIGHUP cancel the context; every command then rolls
 	// back its sessions and stops the throwaway server before returning,
-	// within 2 s (db.Cleanup). A second signal does not wait for that.
+	// within 2 s (db.Cleanup). A second Ctrl-C or SIGTERM does not wait for
+	// that; a SIGHUP is no hurry (a terminal that closes sends its own).
 	ctx, cancel := context.WithCancel(context.Background())
 	ctx = db.WithEndTime(ctx)
 	signals := make(chan os.Signal, 2)
@@ -27,8 +28,11 @@ func main() {
 	go func() {
 		<-signals
 		cancel()
-		<-signals
-		exitNow(restore)
+		for sig := range signals {
+			if sig != syscall.SIGHUP {
+				exitNow(restore)
+			}
+		}
 	}()
 	err := cli.Execute(ctx, nil, os.Stdout, os.Stderr)
 	signal.Stop(signals)
