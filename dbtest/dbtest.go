@@ -235,6 +235,21 @@ func dropAtEnd(tb testing.TB, d *db.Database) {
 	})
 }
 
+// Optional gives way when a program a test needs is missing (found is
+// false): README names it optional, so the test is skipped in one line
+// naming the package that brings it — unless CI is set, where .ci/run
+// installs it and the test is required.
+func Optional(tb testing.TB, found bool, program, pkg string) {
+	tb.Helper()
+	switch {
+	case found:
+	case os.Getenv("CI") != "":
+		tb.Fatalf("%s is not installed, and CI is set: .ci/run installs it (apt-get install %s)", program, pkg)
+	default:
+		tb.Skipf("%s is not installed (optional): apt-get install %s, or brew install %s, to run this test", program, pkg, pkg)
+	}
+}
+
 // Ledger is the ledger defined by the module's schema.sql.
 func Ledger(tb testing.TB) *ledger.Ledger {
 	tb.Helper()

@@ -267,11 +267,13 @@ func poolerEngine(t *testing.T, name string) *sim.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, err = db.FindPgbouncer()
+	dbtest.Optional(t, err == nil, "PgBouncer", "pgbouncer")
 	ctx := context.Background()
 	d := dbtest.Schema(t)
 	p, err := db.StartPooler(ctx, d)
 	if err != nil {
-		t.Fatalf("starting PgBouncer (CI installs it; apt-get install pgbouncer): %v", err)
+		t.Fatalf("starting PgBouncer: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := p.Stop(); err != nil {
