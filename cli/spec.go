@@ -163,6 +163,6 @@ func checkSchema(ctx context.Context, d *db.Database, schema string) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer db.CloseConn(ctx, conn)
 	return badInput(ledger.CheckSchema(ctx, conn, schema))
 }

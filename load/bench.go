@@ -165,11 +165,11 @@ func freshLedger(ctx context.Context, d *db.Database, l *ledger.Ledger, appName 
 		return nil, err
 	}
 	if err := ledger.Claim(ctx, ctl, d.Schema()); err != nil {
-		ctl.Close(context.WithoutCancel(ctx))
+		db.CloseConn(ctx, ctl)
 		return nil, err
 	}
 	if _, err := l.Reset(ctx, ctl, d.Schema(), setup); err != nil {
-		ctl.Close(context.WithoutCancel(ctx))
+		db.CloseConn(ctx, ctl)
 		return nil, fmt.Errorf("resetting the ledger: %w", err)
 	}
 	return ctl, nil
