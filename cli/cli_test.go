@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -615,11 +616,26 @@ func TestRecordReplayLiveAndExport(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "lecture.jsonl")
-	_, errOut, code := lockstep(t, withDB(t, "run", "--record", file)...)
+	// Every session's deadlock check waits 2 s: the replay's T2 must be seen
+	// waiting before T1's check breaks the deadlock, and on a loaded machine
+	// a poll can come later than the test server's 200 ms.
+	slowCheck := func(args []string) []string {
+		for i, a := range args {
+			if a == "--dsn" {
+				sep := "?"
+				if strings.Contains(args[i+1], "?") {
+					sep = "&"
+				}
+				args[i+1] += sep + "options=" + strings.ReplaceAll(url.QueryEscape("-c deadlock_timeout=2s"), "+", "%20")
+			}
+		}
+		return args
+	}
+	_, errOut, code := lockstep(t, slowCheck(withDB(t, "run", "--record", file))...)
 	if code != 0 || !strings.Contains(errOut, "recorded ") || !strings.Contains(errOut, "lockstep replay "+file) {
 		t.Fatalf("run --record: exit %d: %s", code, errOut)
 	}
-	out, errOut, code := lockstep(t, withDB(t, "replay", file, "--live")...)
+	out, errOut, code := lockstep(t, slowCheck(withDB(t, "replay", file, "--live"))...)
 	if code != 0 || !strings.Contains(out, "the server behaves as recorded") {
 		t.Fatalf("replay --live: exit %d\n%s%s", code, out, errOut)
 	}
@@ -631,7 +647,7 @@ func TestRecordReplayLiveAndExport(t *testing.T) {
 	if err := os.WriteFile(changed, bytes.ReplaceAll(data, []byte("FOR UPDATE"), []byte("FOR NO KEY UPDATE")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, _, code = lockstep(t, withDB(t, "replay", changed, "--live")...)
+	out, _, code = lockstep(t, slowCheck(withDB(t, "replay", changed, "--live"))...)
 	if code != cli.ExitFailure || !strings.Contains(out, "behaves differently") ||
 		!strings.Contains(out, "recorded: waited for T2, then error 40P01: deadlock detected; now: SELECT 1") {
 		t.Errorf("replay --live of changed SQL: exit %d\n%s", code, out)
