@@ -233,7 +233,22 @@ func TestDropSchemaDropsOnlyLockstepsOwn(t *testing.T) {
 		!strings.Contains(err.Error(), "run abcdef") {
 		t.Errorf("dropping a claimed schema: %v", err)
 	}
+	runPid := run.PgConn().PID()
 	run.Close(ctx)
+	// Its backend lets the claim go as it exits, a moment after the client
+	// hung up (a loaded machine showed the next drop refused for it).
+	for guard := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var gone bool
+		if err := conn.QueryRow(ctx, "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1)", runPid).Scan(&gone); err != nil {
+			t.Fatal(err)
+		}
+		if gone {
+			break
+		}
+		if time.Now().After(guard) {
+			t.Fatalf("the run's backend %d never exited", runPid)
+		}
+	}
 
 	// A session holding a lock on it makes the drop give up, in bounded
 	// time, naming the session.
