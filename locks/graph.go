@@ -2,7 +2,6 @@ package locks
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 )
@@ -66,10 +65,21 @@ func (e Edge) Label() string {
 	return e.Lock.ModeWords() + " on " + e.Lock.Target()
 }
 
-// Cycle is a closed chain of waits: a deadlock.
+// Cycle is a closed chain of waits: a deadlock, one per strongly connected
+// component of the hard wait-for graph (see cycles.go), or, when Soft, a
+// cycle that closes only through a lock's queue, which the server
+// rearranges rather than breaks.
 type Cycle struct {
 	Sessions []string `json:",omitempty"` // in wait order: Sessions[0] waits for Sessions[1] … waits for Sessions[0]
 	Edges    []Edge   `json:",omitempty"`
+	// Members are every session of the component, by name, when more
+	// than the cycle's: a tangle in which each waits, through the others,
+	// for every other. Nil when the cycle is the whole component.
+	Members []string `json:",omitempty"`
+	// Soft marks a cycle through at least one soft edge (Edge.Queued): not
+	// a deadlock. The server's deadlock check moves the queued request
+	// ahead of the one it queues behind, grants it, and breaks nothing.
+	Soft bool `json:",omitempty"`
 	// BreakAt is when the server's deadlock check will first find the cycle:
 	// each waiter checks once, deadlock_timeout after its wait began. Nil when
 	// the server does not report wait start times (before PostgreSQL 14).
@@ -86,37 +96,74 @@ type Cycle struct {
 }
 
 // String is "T1 → T2 → T1".
-func (c Cycle) String() string { return strings.Join(append(c.Sessions, c.Sessions[0]), " → ") }
+func (c Cycle) String() string {
+	return strings.Join(append(append([]string(nil), c.Sessions...), c.Sessions[0]), " → ")
+}
+
+// Describe is String, and the rest of the component when there is more:
+// "T1 → T2 → T1, tangled with T3, T4 (4 sessions)".
+func (c Cycle) Describe() string {
+	if len(c.Members) <= len(c.Sessions) {
+		return c.String()
+	}
+	in := map[string]bool{}
+	for _, s := range c.Sessions {
+		in[s] = true
+	}
+	var rest []string
+	for _, m := range c.Members {
+		if !in[m] {
+			rest = append(rest, m)
+		}
+	}
+	const named = 4
+	if len(rest) > named {
+		rest = append(rest[:named], fmt.Sprintf("%d more", len(rest)-named))
+	}
+	return fmt.Sprintf("%s, tangled with %s (%d sessions)", c, strings.Join(rest, ", "), len(c.Members))
+}
+
+// All is every session of the cycle's component: its members, or the cycle's own.
+func (c Cycle) All() []string {
+	if c.Members != nil {
+		return c.Members
+	}
+	return c.Sessions
+}
 
 // Graph is the wait-for graph of one snapshot.
 type Graph struct {
-	Edges  []Edge  `json:",omitempty"`
+	Edges []Edge `json:",omitempty"`
+	// Cycles are the deadlocks: one per strongly connected component of
+	// the hard edges, never through a soft one.
 	Cycles []Cycle `json:",omitempty"`
+	// SoftCycles close through a lock's queue (a soft edge): no deadlock,
+	// though they look like one.
+	SoftCycles []Cycle `json:",omitempty"`
 }
-
-// maxCycles bounds the enumeration; real runs have a handful.
-const maxCycles = 64
 
 // BuildGraph draws an edge waiter → holder for every pid that
 // pg_blocking_pids (or pg_safe_snapshot_blocking_pids) names, explains each,
-// and finds every cycle.
+// and finds the deadlocks. Its work grows with the edges and lock rows, not
+// faster: the lock rows are indexed once.
 func BuildGraph(s *Snapshot) Graph {
 	var g Graph
+	x := newIndex(s)
 	for bi := range s.Backends {
 		b := &s.Backends[bi]
 		if !b.Waiting() {
 			continue
 		}
-		wanted := s.wantedLock(b.Pid)
+		wanted := x.wanted[b.Pid]
 		for _, pid := range b.BlockedBy {
-			for _, holder := range s.holders(pid, wanted) {
+			for _, holder := range x.holders(pid, wanted) {
 				e := Edge{Waiter: b.Session, WaiterPid: b.Pid, Holder: holder, HolderPid: pid, Lock: wanted}
-				s.explain(&e, b)
+				x.explain(&e, b)
 				g.Edges = append(g.Edges, e)
 			}
 		}
 		for _, pid := range b.SafeSnapshotBlockedBy {
-			holder := s.nameOf(pid)
+			holder := x.nameOf(pid)
 			g.Edges = append(g.Edges, Edge{
 				Waiter: b.Session, WaiterPid: b.Pid, Holder: holder, HolderPid: pid,
 				Why: fmt.Sprintf("%s (SERIALIZABLE READ ONLY DEFERRABLE) waits for a safe snapshot: %s's read-write serializable transaction could still make its reads unsafe", b.Session, holder),
@@ -127,61 +174,110 @@ func BuildGraph(s *Snapshot) Graph {
 	return g
 }
 
-// findCycles fills in the cycles of the graph's edges and says how each will end.
+// index is a snapshot's lock rows and names, looked up by pid and session.
+type index struct {
+	*Snapshot
+	names    map[int32]string
+	wanted   map[int32]*Lock   // a backend's awaited lock
+	held     map[string][]*Lock // a session's granted locks
+	prepared []string           // the prepared transactions' sessions
+}
+
+func newIndex(s *Snapshot) *index {
+	x := &index{Snapshot: s, names: map[int32]string{}, wanted: map[int32]*Lock{}, held: map[string][]*Lock{}}
+	for _, b := range s.Backends {
+		if b.Pid != 0 && b.Session != "" {
+			if _, ok := x.names[b.Pid]; !ok {
+				x.names[b.Pid] = b.Session
+			}
+		}
+		if b.Prepared != "" {
+			x.prepared = append(x.prepared, b.Session)
+		}
+	}
+	for i := range s.Locks {
+		l := &s.Locks[i]
+		if !l.Granted {
+			if _, ok := x.wanted[l.Pid]; !ok {
+				x.wanted[l.Pid] = l
+			}
+			continue
+		}
+		x.held[l.Session] = append(x.held[l.Session], l)
+	}
+	return x
+}
+
+// nameOf names a pid: its session, or "pid N" for a backend outside the run.
+func (x *index) nameOf(pid int32) string {
+	if n, ok := x.names[pid]; ok {
+		return n
+	}
+	return x.Snapshot.nameOf(pid)
+}
+
+// findCycles fills in the deadlocks of the graph's edges and says how each
+// will end, and the cycles that close only through a queue.
 func (g *Graph) findCycles(s *Snapshot) {
 	g.Cycles = findCycles(g.Edges)
 	for i := range g.Cycles {
-		c := &g.Cycles[i]
-		for _, e := range c.Edges {
-			c.Distributed = c.Distributed || e.Application
-		}
-		if !c.Distributed {
+		if c := &g.Cycles[i]; !c.Distributed {
 			s.predictBreak(c)
 		}
 	}
+	g.SoftCycles = findSoftCycles(g.Edges)
 }
 
 // holders names what pid stands for in pg_blocking_pids: a session, or — for
 // pid 0 — the prepared transactions that hold the wanted lock's object.
-func (s *Snapshot) holders(pid int32, wanted *Lock) []string {
+func (x *index) holders(pid int32, wanted *Lock) []string {
 	if pid != 0 || wanted == nil {
-		return []string{s.nameOf(pid)}
+		return []string{x.nameOf(pid)}
 	}
 	var out []string
-	for _, b := range s.Backends {
-		if b.Prepared != "" && len(s.heldBy(b.Session, wanted)) > 0 {
-			out = append(out, b.Session)
+	for _, p := range x.prepared {
+		if len(x.heldBy(p, wanted)) > 0 {
+			out = append(out, p)
 		}
 	}
 	if len(out) == 0 {
-		return []string{s.nameOf(pid)}
+		return []string{x.nameOf(pid)}
 	}
 	return out
 }
 
-func (s *Snapshot) wantedLock(pid int32) *Lock {
-	for i := range s.Locks {
-		if l := &s.Locks[i]; l.Pid == pid && !l.Granted {
-			return l
-		}
-	}
-	return nil
-}
-
-func (s *Snapshot) heldBy(session string, like *Lock) []Lock {
+// heldBy is what session holds of the object like locks.
+func (x *index) heldBy(session string, like *Lock) []Lock {
 	var out []Lock
-	for _, l := range s.Locks {
-		if l.Session == session && l.Granted && l.Type == like.Type && l.Relation == like.Relation &&
-			l.TransactionID == like.TransactionID && l.ClassID == like.ClassID && l.ObjID == like.ObjID &&
-			l.ObjSubID == like.ObjSubID && l.Ctid() == like.Ctid() {
-			out = append(out, l)
+	for _, l := range x.held[session] {
+		if sameObject(l, like) {
+			out = append(out, *l)
 		}
 	}
 	return out
+}
+
+// sameObject says whether two rows of pg_locks are on one object. Where
+// the rows carry their oids (a watch's), relations are told apart by oid
+// and database, not by a name that another database's oid cannot have.
+func sameObject(a, b *Lock) bool {
+	if a.Type != b.Type || a.TransactionID != b.TransactionID || a.VirtualXID != b.VirtualXID ||
+		a.ClassID != b.ClassID || a.ObjID != b.ObjID || a.ObjSubID != b.ObjSubID ||
+		(a.Page == nil) != (b.Page == nil) || deref(a.Page) != deref(b.Page) ||
+		(a.Tuple == nil) != (b.Tuple == nil) || (a.Tuple != nil && *a.Tuple != *b.Tuple) {
+		return false
+	}
+	if a.DatabaseID != 0 && b.DatabaseID != 0 && a.DatabaseID != b.DatabaseID {
+		return false
+	}
+	if a.RelationID != 0 || b.RelationID != 0 {
+		return a.RelationID == b.RelationID
+	}
+	return a.Relation == b.Relation
 }
 
 // explain fills in the edge's one-line reason and deciding table cell.
-func (s *Snapshot) explain(e *Edge, waiter *Backend) {
+func (x *index) explain(e *Edge, waiter *Backend) {
 	w := e.Lock
 	switch {
 	case w == nil && waiter.WaitsThroughWorker():
@@ -192,7 +288,7 @@ func (s *Snapshot) explain(e *Edge, waiter *Backend) {
 		return
 	}
 	wantedMode, wantedOK := ParseTableMode(w.Mode)
-	held := s.heldBy(e.Holder, w)
+	held := x.heldBy(e.Holder, w)
 	var heldMode TableMode
 	heldOK := false
 	for i, h := range held {
@@ -207,7 +303,7 @@ func (s *Snapshot) explain(e *Edge, waiter *Backend) {
 	}
 	switch w.Type {
 	case "transactionid":
-		s.explainRowWait(e, waiter)
+		x.explainRowWait(e, waiter)
 		return
 	case "virtualxid":
 		// No conflict table decides this: a virtual transaction id's lock
@@ -249,16 +345,16 @@ func (s *Snapshot) explain(e *Edge, waiter *Backend) {
 
 // explainRowWait explains a wait on another transaction's id: the waiter
 // needs a row that transaction has locked, and waits for it to end.
-func (s *Snapshot) explainRowWait(e *Edge, waiter *Backend) {
+func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 	// The holder's ExclusiveLock on its transaction id against the waiter's
 	// ShareLock is no table-level conflict: the row lock behind it decides.
 	e.Conflict = nil
 	want, wantOK := wantedRowMode(waiter.Query)
 	account := int64(0)
 	row := "a row"
-	for _, l := range s.Locks {
+	for _, l := range x.held[waiter.Session] {
 		// The granted tuple lock (not an SIReadLock) marks the row it queues for.
-		if l.Pid == waiter.Pid && l.Type == "tuple" && l.Granted && l.Mode != "SIReadLock" {
+		if l.Pid == waiter.Pid && l.Type == "tuple" && l.Mode != "SIReadLock" {
 			if l.Account != 0 {
 				account = l.Account
 			} else if l.Relation != "" {
@@ -268,7 +364,7 @@ func (s *Snapshot) explainRowWait(e *Edge, waiter *Backend) {
 	}
 	prefix := fmt.Sprintf("%s wants ShareLock on %s's transaction, i.e. waits for it to end", e.Waiter, e.Holder)
 	if wantOK {
-		for _, r := range s.RowLocks {
+		for _, r := range x.RowLocks {
 			if r.Pid != e.HolderPid || (account != 0 && r.Account != account) || !RowConflicts(r.Mode, want) {
 				continue
 			}
@@ -295,50 +391,6 @@ func (s *Snapshot) explainRowWait(e *Edge, waiter *Backend) {
 		return
 	}
 	e.Why = fmt.Sprintf("%s: %s has locked or changed %s that %s's statement needs", prefix, e.Holder, row, e.Waiter)
-}
-
-// findCycles lists every elementary cycle once, each starting at its
-// smallest node, up to maxCycles.
-func findCycles(edges []Edge) []Cycle {
-	adj := map[string][]Edge{}
-	var nodes []string
-	for _, e := range edges {
-		if _, ok := adj[e.Waiter]; !ok {
-			nodes = append(nodes, e.Waiter)
-		}
-		adj[e.Waiter] = append(adj[e.Waiter], e)
-	}
-	sort.Strings(nodes)
-	var cycles []Cycle
-	for _, start := range nodes {
-		var path []Edge
-		onPath := map[string]bool{start: true}
-		var walk func(n string)
-		walk = func(n string) {
-			for _, e := range adj[n] {
-				if len(cycles) >= maxCycles {
-					return
-				}
-				switch {
-				case e.Holder == start:
-					c := Cycle{}
-					for _, pe := range append(path, e) {
-						c.Sessions = append(c.Sessions, pe.Waiter)
-						c.Edges = append(c.Edges, pe)
-					}
-					cycles = append(cycles, c)
-				case e.Holder > start && !onPath[e.Holder]:
-					onPath[e.Holder] = true
-					path = append(path, e)
-					walk(e.Holder)
-					path = path[:len(path)-1]
-					onPath[e.Holder] = false
-				}
-			}
-		}
-		walk(start)
-	}
-	return cycles
 }
 
 // predictBreak works out when the server's deadlock check will find the

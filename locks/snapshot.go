@@ -61,8 +61,13 @@ type Lock struct {
 	Database string `json:",omitempty"`
 	Type     string `json:",omitempty"` // pg_locks.locktype: relation, tuple, transactionid, virtualxid, advisory, …
 	// Relation is the table or index name, resolved in the current database
-	// only; schema-qualified when outside the ledger's schema.
+	// only; schema-qualified when outside the ledger's schema. A watch names
+	// a relation of another database by its oid and that database.
 	Relation string `json:",omitempty"`
+	// RelationID and DatabaseID are pg_locks' oids, where the poll reads
+	// them (a watch's): a relation is the same only with both the same.
+	RelationID uint32 `json:",omitempty"`
+	DatabaseID uint32 `json:",omitempty"`
 	RelKind  string `json:",omitempty"` // pg_class.relkind: r table, i index, S sequence
 	Page     *int32 `json:",omitempty"`
 	Tuple    *int16 `json:",omitempty"`

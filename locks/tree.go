@@ -13,7 +13,17 @@ type Tree struct {
 	Roots []TreeNode `json:"roots"`
 	// Cycles are the deadlocks standing now, each as its sessions.
 	Cycles []string `json:"deadlocks"`
+	// SoftCycles are cycles through a lock's queue, which the server
+	// rearranges rather than breaks: no deadlock.
+	SoftCycles []string `json:"queue_cycles,omitempty"`
+	// Omitted counts the drawings left out to keep the tree bounded: a
+	// session waiting for many is drawn once under each of the first, then
+	// only counted. Every session is drawn at least once.
+	Omitted int `json:"omitted,omitempty"`
 }
+
+// maxTreeNodes bounds a tree's drawings (see Tree.Omitted).
+const maxTreeNodes = 2000
 
 // TreeNode is one session in the tree, with the sessions waiting for it.
 type TreeNode struct {
@@ -26,6 +36,10 @@ type TreeNode struct {
 	Waits     string     `json:"waits,omitempty"` // why it waits for its parent
 	Soft      bool       `json:"soft,omitempty"`  // only behind a queued request
 	Lock      string     `json:"lock,omitempty"`  // what it wants, in words
+	// AlsoBehind counts the requests ahead of it in the lock's queue that
+	// it waits for too (soft edges), under which it is not drawn: a queue
+	// of n would otherwise draw its last n-1 times.
+	AlsoBehind int `json:"also_behind,omitempty"`
 	// Again marks a session drawn a second time: it waits for several, or
 	// closes a cycle; its own waiters are under its first drawing.
 	Again   bool       `json:"again,omitempty"`
@@ -40,20 +54,59 @@ type TreeNode struct {
 const HiddenQuery = "<insufficient privilege>"
 
 // BuildTree turns a snapshot into its tree of waits. A session waiting for
-// several appears under each; a cycle's members are roots too, so that no
-// session in it is lost.
+// several holders is drawn under each; one that only queues behind requests
+// ahead of it (soft edges) is drawn under the nearest of them, the others
+// counted (AlsoBehind), so that a queue of n draws n nodes, not n². The
+// deadlocks' members are roots too, so that no session in one is lost, and
+// so is any waiter no root reaches (a cycle through a queue).
 func BuildTree(s *Snapshot) Tree {
 	var t Tree
-	waitsFor := map[string][]Edge{} // holder → edges of its waiters
-	waiting := map[string]bool{}
+	since := map[string]time.Time{} // when each waiter began waiting
+	hardOf, softOf := map[string][]Edge{}, map[string][]Edge{}
+	var waiters []string
 	for _, e := range s.Graph.Edges {
-		waitsFor[e.Holder] = append(waitsFor[e.Holder], e)
-		waiting[e.Waiter] = true
+		if _, ok := since[e.Waiter]; !ok {
+			since[e.Waiter] = waitStart(e)
+			waiters = append(waiters, e.Waiter)
+		}
+		if e.Queued {
+			softOf[e.Waiter] = append(softOf[e.Waiter], e)
+		} else {
+			hardOf[e.Waiter] = append(hardOf[e.Waiter], e)
+		}
+	}
+	waitsFor := map[string][]Edge{} // holder → the edges drawn under it
+	also := map[string]int{}
+	for _, w := range waiters {
+		if hs := hardOf[w]; len(hs) > 0 {
+			for _, e := range hs {
+				waitsFor[e.Holder] = append(waitsFor[e.Holder], e)
+			}
+			also[w] = len(softOf[w])
+			continue
+		}
+		// Only queued: under the request nearest ahead, the one that began
+		// waiting last.
+		ss := softOf[w]
+		near := ss[0]
+		for _, e := range ss[1:] {
+			if !since[e.Holder].Before(since[near.Holder]) {
+				near = e
+			}
+		}
+		waitsFor[near.Holder] = append(waitsFor[near.Holder], near)
+		also[w] = len(ss) - 1
 	}
 	inCycle := map[string]bool{}
 	for _, c := range s.Graph.Cycles {
-		t.Cycles = append(t.Cycles, c.String())
-		for _, n := range c.Sessions {
+		t.Cycles = append(t.Cycles, c.Describe())
+		for _, n := range c.All() {
+			inCycle[n] = true
+		}
+	}
+	for _, c := range s.Graph.SoftCycles {
+		t.SoftCycles = append(t.SoftCycles, c.Describe())
+		for _, n := range c.All() {
 			inCycle[n] = true
 		}
 	}
@@ -63,40 +116,68 @@ func BuildTree(s *Snapshot) Tree {
 	}
 	var roots []string
 	for holder := range waitsFor {
-		if !waiting[holder] || inCycle[holder] {
+		if _, waits := since[holder]; !waits || inCycle[holder] {
 			roots = append(roots, holder)
 		}
 	}
 	sort.Strings(roots)
-	seen := map[string]bool{}
+	b := treeBuilder{s: s, waitsFor: waitsFor, also: also, seen: map[string]bool{}, backends: map[string]*Backend{}}
+	for i := range s.Backends {
+		if _, ok := b.backends[s.Backends[i].Session]; !ok {
+			b.backends[s.Backends[i].Session] = &s.Backends[i]
+		}
+	}
 	for _, r := range roots {
-		if inCycle[r] && seen[r] {
+		if inCycle[r] && b.seen[r] {
 			continue // drawn already, inside another member's cycle
 		}
-		t.Roots = append(t.Roots, s.treeNode(r, nil, waitsFor, seen))
+		t.Roots = append(t.Roots, b.node(r, nil))
 	}
+	sort.Strings(waiters)
+	for _, w := range waiters {
+		if !b.seen[w] {
+			t.Roots = append(t.Roots, b.node(w, nil))
+		}
+	}
+	t.Omitted = b.omitted
 	return t
 }
 
-func (s *Snapshot) treeNode(name string, via *Edge, waitsFor map[string][]Edge, seen map[string]bool) TreeNode {
+// treeBuilder draws a tree's nodes, each session's waiters once.
+type treeBuilder struct {
+	s        *Snapshot
+	backends map[string]*Backend
+	waitsFor map[string][]Edge
+	also     map[string]int
+	seen     map[string]bool
+	nodes    int
+	omitted  int
+}
+
+func (b *treeBuilder) node(name string, via *Edge) TreeNode {
+	b.nodes++
 	n := TreeNode{Session: name}
-	if b, ok := s.Backend(name); ok {
-		n.Pid, n.User, n.State, n.XactStart, n.Query = b.Pid, b.User, b.State, b.XactStart, b.Query
+	if bk, ok := b.backends[name]; ok {
+		n.Pid, n.User, n.State, n.XactStart, n.Query = bk.Pid, bk.User, bk.State, bk.XactStart, bk.Query
 	}
 	if via != nil {
-		n.Waits, n.Soft, n.Edge = via.Why, via.Queued, via
+		n.Waits, n.Soft, n.Edge, n.AlsoBehind = via.Why, via.Queued, via, b.also[name]
 		if via.Lock != nil {
 			n.Lock = via.Label()
 		}
 	}
-	if seen[name] {
+	if b.seen[name] {
 		n.Again = true
 		return n
 	}
-	seen[name] = true
-	for i := range waitsFor[name] {
-		e := waitsFor[name][i]
-		n.Waiters = append(n.Waiters, s.treeNode(e.Waiter, &e, waitsFor, seen))
+	b.seen[name] = true
+	for i := range b.waitsFor[name] {
+		e := &b.waitsFor[name][i]
+		if b.seen[e.Waiter] && b.nodes >= maxTreeNodes {
+			b.omitted++
+			continue
+		}
+		n.Waiters = append(n.Waiters, b.node(e.Waiter, e))
 	}
 	return n
 }
@@ -160,6 +241,21 @@ func (n TreeNode) Relation() string {
 	return "waits for it"
 }
 
+// Also is what a waiter waits for besides its parent, in words: " (and
+// behind 3 more requests ahead of it in the queue)", or "".
+func (n TreeNode) Also() string {
+	switch {
+	case n.AlsoBehind == 1:
+		return " (and behind 1 more request ahead of it in the queue)"
+	case n.AlsoBehind > 1:
+		return fmt.Sprintf(" (and behind %d more requests ahead of it in the queue)", n.AlsoBehind)
+	}
+	return ""
+}
+
+// SoftCycleWhy says why a cycle through a queue is no deadlock.
+const SoftCycleWhy = "the server's deadlock check lets the queued request go ahead of the one it queues behind; it breaks nothing"
+
 // Age is a duration as a person reads it: 850ms, 12s, 4m05s, 2h10m.
 func Age(d time.Duration) string {
 	switch {
@@ -183,11 +279,17 @@ func (t Tree) Draw(now time.Time) string {
 	for _, c := range t.Cycles {
 		fmt.Fprintf(&b, "DEADLOCK %s (the server breaks it after deadlock_timeout)\n", c)
 	}
+	for _, c := range t.SoftCycles {
+		fmt.Fprintf(&b, "A CYCLE THROUGH A QUEUE, not a deadlock: %s (%s)\n", c, SoftCycleWhy)
+	}
 	if len(t.Roots) == 0 {
 		b.WriteString("no session waits\n")
 	}
 	for _, r := range t.Roots {
 		drawNode(&b, r, "", true, now)
+	}
+	if t.Omitted > 0 {
+		fmt.Fprintf(&b, "(%d more waits of sessions drawn already are not drawn again)\n", t.Omitted)
 	}
 	return b.String()
 }
@@ -197,7 +299,7 @@ func drawNode(b *strings.Builder, n TreeNode, indent string, root bool, now time
 		fmt.Fprintf(b, "%s\n  %s\n", n.Header(now), n.Statement())
 		indent = "  "
 	} else {
-		fmt.Fprintf(b, "%s└─ %s %s: %s\n", indent, n.Session, n.Relation(), n.Statement())
+		fmt.Fprintf(b, "%s└─ %s %s%s: %s\n", indent, n.Session, n.Relation(), n.Also(), n.Statement())
 		fmt.Fprintf(b, "%s   %s\n", indent, n.Waits)
 		indent += "   "
 	}
