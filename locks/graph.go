@@ -178,7 +178,7 @@ func BuildGraph(s *Snapshot) Graph {
 type index struct {
 	*Snapshot
 	names    map[int32]string
-	wanted   map[int32]*Lock   // a backend's awaited lock
+	wanted   map[int32]*Lock    // a backend's awaited lock
 	held     map[string][]*Lock // a session's granted locks
 	prepared []string           // the prepared transactions' sessions
 }

@@ -68,9 +68,9 @@ type Lock struct {
 	// them (a watch's): a relation is the same only with both the same.
 	RelationID uint32 `json:",omitempty"`
 	DatabaseID uint32 `json:",omitempty"`
-	RelKind  string `json:",omitempty"` // pg_class.relkind: r table, i index, S sequence
-	Page     *int32 `json:",omitempty"`
-	Tuple    *int16 `json:",omitempty"`
+	RelKind    string `json:",omitempty"` // pg_class.relkind: r table, i index, S sequence
+	Page       *int32 `json:",omitempty"`
+	Tuple      *int16 `json:",omitempty"`
 	// Account is the ledger account a tuple or advisory lock concerns, 0 if none.
 	Account       int64  `json:",omitempty"`
 	TransactionID uint32 `json:",omitempty"` // transactionid locks
