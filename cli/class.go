@@ -10,6 +10,8 @@ import (
 
 	"github.com/charmbracelet/x/term"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/spf13/cobra"
 
 	"lockstep/db"
@@ -34,12 +36,31 @@ func (a *app) classCommand() *cobra.Command {
 			if once {
 				hint = ""
 			}
-			return a.lookEvery(cmd, "class", every, !once, func(ctx context.Context, d *db.Database, conn *pgx.Conn, out io.Writer) (bool, error) {
-				runs, err := locks.Class(ctx, conn)
+			var view *locks.ClassView
+			defer func() {
+				if view != nil {
+					view.Close()
+				}
+			}()
+			said := false
+			return a.lookEvery(cmd, "class", every, !once, func(ctx context.Context, d *db.Database, conn *pgx.Conn, out io.Writer, cleared bool) (bool, error) {
+				if view == nil {
+					var err error
+					if view, err = locks.NewClass(ctx, conn); err != nil {
+						return false, err
+					}
+				}
+				runs, look, err := view.Runs(ctx)
 				if err != nil {
 					return false, err
 				}
-				printClass(out, d.Describe()+hint, runs)
+				// What the role does not see, said once: on top of each
+				// cleared screen, else before the first list only.
+				var notes []string
+				if cleared || !said {
+					notes, said = view.Notes(), true
+				}
+				printClass(out, d.Describe()+hint, runs, look, notes)
 				return once, nil
 			})
 		},
@@ -54,7 +75,7 @@ func (a *app) classCommand() *cobra.Command {
 // signal ends the command. With clear, on a terminal, each look starts on
 // a cleared screen.
 func (a *app) lookEvery(cmd *cobra.Command, what string, every time.Duration, clear bool,
-	look func(ctx context.Context, d *db.Database, conn *pgx.Conn, out io.Writer) (done bool, err error)) error {
+	look func(ctx context.Context, d *db.Database, conn *pgx.Conn, out io.Writer, cleared bool) (done bool, err error)) error {
 	if err := checkInterval("--every", every, time.Second); err != nil {
 		return err
 	}
@@ -64,7 +85,13 @@ func (a *app) lookEvery(cmd *cobra.Command, what string, every time.Duration, cl
 		return err
 	}
 	defer d.Close()
-	conn, err := d.Connect(ctx, db.AppName(what))
+	cfg := d.ConnConfig(db.AppName(what))
+	// A signal mid-look cancels the statement and gives up on the
+	// connection half a second later: the command ends within 2 s.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 500 * time.Millisecond}
+	}
+	conn, err := d.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -76,7 +103,10 @@ func (a *app) lookEvery(cmd *cobra.Command, what string, every time.Duration, cl
 		if clear {
 			fmt.Fprint(out, "\x1b[H\x1b[2J")
 		}
-		done, err := look(ctx, d, conn, out)
+		done, err := look(ctx, d, conn, out, clear)
+		if ctx.Err() != nil {
+			return nil // a signal ended it, mid-look or not
+		}
 		if done || err != nil {
 			return err
 		}
@@ -88,8 +118,11 @@ func (a *app) lookEvery(cmd *cobra.Command, what string, every time.Duration, cl
 	}
 }
 
-func printClass(w io.Writer, server string, runs []locks.Run) {
-	waiting, stuck := 0, 0
+func printClass(w io.Writer, server string, runs []locks.Run, look *locks.Look, notes []string) {
+	for _, n := range notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	waiting, stuck, hidden := 0, 0, 0
 	for _, r := range runs {
 		if len(r.Waits) > 0 {
 			waiting++
@@ -97,22 +130,32 @@ func printClass(w io.Writer, server string, runs []locks.Run) {
 		if r.Deadlock != "" {
 			stuck++
 		}
+		if r.Hidden {
+			hidden++
+		}
 	}
-	fmt.Fprintf(w, "%s — %s: %d live runs, %d waiting, %d deadlocked\n",
-		time.Now().Format("15:04:05"), server, len(runs), waiting, stuck)
+	counts := fmt.Sprintf("%d live runs, %d waiting, %d deadlocked", len(runs), waiting, stuck)
+	if hidden > 0 {
+		counts += fmt.Sprintf(" (%d runs' state hidden from this role: running and idle not told apart there)", hidden)
+	}
+	fmt.Fprintf(w, "%s — %s: %s\n", look.Taken.Format("15:04:05"), server, counts)
 	for _, r := range runs {
 		schema := r.Schema
 		if schema == "" {
-			schema = "?"
+			schema = "? (no claim yet)"
 		}
-		now := "running"
+		now := r.State
 		switch {
 		case r.Deadlock != "":
 			now = "DEADLOCK " + r.Deadlock
 		case len(r.Waits) > 0:
 			now = strings.Join(r.Waits, "; ")
 		}
-		fmt.Fprintf(w, "  run %-6s %-12s %-10s %-20s %d sessions  since %s  %s\n",
-			r.ID, r.User, r.Database, schema, len(r.Sessions), r.Since.Format("15:04:05"), now)
+		since := "since —"
+		if r.Since != nil {
+			since = "since " + r.Since.Format("15:04:05")
+		}
+		fmt.Fprintf(w, "  run %-6s %-12s %-10s %-20s %d sessions  %s  %s\n",
+			r.ID, r.User, r.Database, schema, len(r.Sessions), since, now)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/term"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/spf13/cobra"
 
 	"lockstep/db"
@@ -99,6 +101,12 @@ func (a *app) watch(cmd *cobra.Command, wf watchFlags) (err error) {
 	if wf.database != "" {
 		cfg.Database = wf.database
 	}
+	// A signal mid-look cancels the look's statement on the server, and
+	// gives up on the connection half a second later if the server has not
+	// answered: the command ends within 2 s of it.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 500 * time.Millisecond}
+	}
 	conn, err := d.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return badInput(err)
@@ -135,6 +143,8 @@ func (a *app) watch(cmd *cobra.Command, wf watchFlags) (err error) {
 			fmt.Fprintf(a.stderr, "lockstep: %s\n", n)
 		}
 	}
+	notes := w.Notes() // said once: in the first document
+	var following *locks.WatchEvent
 	for {
 		look, err := source.Poll(ctx)
 		if err != nil {
@@ -146,21 +156,34 @@ func (a *app) watch(cmd *cobra.Command, wf watchFlags) (err error) {
 		done := wf.once
 		switch {
 		case wf.untilDeadlock:
-			ev, ok := deadlockIn(look)
-			if ok {
-				done = true
-				printDeadlock(out, look, ev, wf.asJSON)
-			} else if wf.once {
-				fmt.Fprintln(out, "no deadlock now")
+			if following == nil {
+				if ev, ok := deadlockIn(look); ok {
+					following = &ev
+					printDeadlock(out, look, ev, wf.asJSON)
+				} else if wf.once {
+					fmt.Fprintln(out, "no deadlock now")
+				}
+			}
+			// Then its end, with the server's verdict where there is one.
+			if following != nil {
+				if ev, over := verdictOf(look, *following, w.DeadlockTimeout()); over {
+					printVerdict(out, ev, wf.asJSON)
+					done = true
+				}
 			}
 		case wf.asJSON:
-			_ = json.NewEncoder(out).Encode(watchJSON(look, w))
+			_ = json.NewEncoder(out).Encode(look.Document(notes))
+			notes = nil
 		default:
-			fmt.Fprintf(out, "%s — %d sessions watched (%s) on %s — %d in a transaction, %d idle in one\n%s",
+			counts := fmt.Sprintf("%d in a transaction, %d idle in one", look.InTransaction, look.IdleInTransaction)
+			if look.Partial() {
+				counts += fmt.Sprintf(" (of those it may see: %d of other roles hidden)", look.Hidden)
+			}
+			fmt.Fprintf(out, "%s — %d sessions watched (%s) on %s — %s\n%s",
 				look.Taken.Format("15:04:05.000"), look.Watched, describeFilter(wf.opts.Filter), where,
-				look.InTransaction, look.IdleInTransaction, look.Tree.Draw(look.Taken))
+				counts, look.Tree.Draw(look.Taken))
 			for _, ev := range look.New {
-				fmt.Fprintf(out, "history: %s %s\n", ev.Time.Format("15:04:05"), ev.What)
+				fmt.Fprintf(out, "history: %s\n", historyLine(ev))
 			}
 		}
 		if done {
@@ -199,36 +222,75 @@ func describeFilter(f locks.WatchFilter) string {
 	return strings.Join(parts, ", ")
 }
 
-// deadlockIn is the deadlock a look shows: one standing, or one the server
-// has just broken.
+// deadlockIn is a deadlock the look shows newly: one standing, or one the
+// server broke between two looks — among the filter's sessions: a rise of
+// the database's counter with a filter may be anyone's, and is not one.
 func deadlockIn(look *locks.Look) (locks.WatchEvent, bool) {
 	for _, ev := range look.New {
-		if ev.Kind == "deadlock" || ev.Kind == "server" {
+		if (ev.Kind == "deadlock" || ev.Kind == "server") && !ev.Unattributed {
 			return ev, true
 		}
 	}
 	return locks.WatchEvent{}, false
 }
 
+// verdictOf is the followed deadlock's entry once it is over: ended with
+// its verdict (or the log's silence) known, or standing longer than the
+// server's check should take, which is worth saying too.
+func verdictOf(look *locks.Look, followed locks.WatchEvent, timeout time.Duration) (locks.WatchEvent, bool) {
+	for _, ev := range look.New {
+		if ev.ID == followed.ID {
+			followed = ev
+		}
+	}
+	if followed.Ended && !strings.Contains(followed.Verdict, "has not named a victim yet") {
+		return followed, true
+	}
+	if !followed.Ended && look.Taken.Sub(followed.Time) > timeout+10*time.Second {
+		followed.Verdict = fmt.Sprintf("still standing after %s: the server's check has not broken it "+
+			"(its sessions may have set a longer deadlock_timeout)", locks.Age(look.Taken.Sub(followed.Time)))
+		return followed, true
+	}
+	return followed, false
+}
+
+// historyLine is an entry in one line: when, what, and how it ended.
+func historyLine(ev locks.WatchEvent) string {
+	s := ev.Time.Format("15:04:05") + " " + ev.What
+	if ev.Kind == "wait" && ev.Ended {
+		s += fmt.Sprintf(" (waited %s)", locks.Age(ev.Lasted))
+	}
+	if ev.Verdict != "" {
+		s += " — " + ev.Verdict
+	}
+	if ev.Counted {
+		s += " (counted in pg_stat_database.deadlocks)"
+	}
+	return s
+}
+
 func printDeadlock(out io.Writer, look *locks.Look, ev locks.WatchEvent, asJSON bool) {
 	if asJSON {
-		_ = json.NewEncoder(out).Encode(map[string]any{"time": look.Taken, "deadlock": ev})
+		doc := look.Document(nil)
+		ev.Tree, ev.TreeAt = locks.Tree{}, time.Time{}
+		_ = json.NewEncoder(out).Encode(map[string]any{"time": look.Taken, "deadlock": ev, "look": doc})
 		return
 	}
 	fmt.Fprintf(out, "%s %s\n", ev.Time.Format("15:04:05.000"), ev.What)
 	for _, s := range ev.Statements {
 		fmt.Fprintf(out, "  %s\n", s)
 	}
-	if ev.Detail != "" {
-		fmt.Fprintf(out, "the server's report:\n  %s\n", strings.ReplaceAll(ev.Detail, "\n", "\n  "))
-	}
-	fmt.Fprint(out, ev.Tree.Draw(look.Taken))
+	fmt.Fprint(out, look.Tree.Draw(look.Taken))
 }
 
-func watchJSON(look *locks.Look, w *locks.Watch) map[string]any {
-	return map[string]any{
-		"time": look.Taken, "watched": look.Watched, "in_transaction": look.InTransaction,
-		"idle_in_transaction": look.IdleInTransaction, "poll_ms": float64(look.Took.Microseconds()) / 1000,
-		"read_pg_locks": look.ReadLocks, "tree": look.Tree, "new_history": look.New, "notes": w.Notes(),
+func printVerdict(out io.Writer, ev locks.WatchEvent, asJSON bool) {
+	if asJSON {
+		ev.Tree, ev.TreeAt = locks.Tree{}, time.Time{}
+		_ = json.NewEncoder(out).Encode(map[string]any{"verdict": ev})
+		return
+	}
+	fmt.Fprintf(out, "verdict: %s\n", ev.Verdict)
+	if ev.Detail != "" {
+		fmt.Fprintf(out, "the server's report:\n  %s\n", strings.ReplaceAll(ev.Detail, "\n", "\n  "))
 	}
 }

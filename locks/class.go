@@ -3,7 +3,6 @@ package locks
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,144 +16,236 @@ type Run struct {
 	ID       string
 	User     string
 	Database string
-	Schema   string // "" when it cannot be told (another database, no claim)
-	Since    time.Time
+	Schema   string // "" when it cannot be told (no claim yet)
+	// Since is when its first connection began; nil when the server hides
+	// it from this role (another role's, without pg_read_all_stats).
+	Since    *time.Time
 	Sessions []string
-	// Waits are "T2 waits for T1", one per waiting session.
+	// Waits are "T2 waits for T1", one per waiting session; a wait behind
+	// a queued request says so ("T3 queues behind T2").
 	Waits []string
 	// Deadlock names a cycle among the run's sessions, "T1 → T2 → T1".
 	Deadlock string
+	// State is what the run is doing, in a few words: running, idle,
+	// "T1 idle in transaction 2m10s", or "state hidden".
+	State string
+	// Hidden says the server hides the run's state from this role.
+	Hidden bool
 }
 
-// classSQL reads every lockstep connection of the server and, for those in
-// this database, the schema their run claims (the advisory key
-// (hashtext(schema), 0) on the run's control connection).
-const classSQL = `
-SELECT a.pid, a.usename::text, coalesce(a.datname::text, ''), a.application_name, a.backend_start,
-       CASE WHEN a.wait_event_type IN ('Lock', 'IPC') THEN pg_blocking_pids(a.pid) END,
-       coalesce((SELECT n.nspname::text FROM pg_locks l JOIN pg_namespace n ON hashtext(n.nspname)::oid = l.classid
-                 WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.objid = 0 AND l.objsubid = 2
-                   AND a.datname = current_database() LIMIT 1), '')
-FROM pg_stat_activity a
-WHERE a.application_name LIKE 'lockstep/%/%'
-ORDER BY a.backend_start`
+// ClassView watches every lockstep connection of a server: a watch whose
+// filter is lockstep's application_name, on every database, read-only.
+type ClassView struct {
+	w    *Watch
+	conn *pgx.Conn
+}
 
-// Class lists the live lockstep runs on conn's server, oldest first.
-func Class(ctx context.Context, conn *pgx.Conn) ([]Run, error) {
-	rows, err := conn.Query(ctx, classSQL)
+// NewClass prepares a teacher's view of the class on conn, its own connection.
+func NewClass(ctx context.Context, conn *pgx.Conn) (*ClassView, error) {
+	w, err := NewWatch(ctx, conn, WatchOptions{ReadOnly: true, Filter: WatchFilter{App: "lockstep/%/%", AllDatabases: true}})
 	if err != nil {
-		return nil, fmt.Errorf("reading the class's runs: %w", err)
+		return nil, err
 	}
-	type backend struct {
-		pid     int32
-		run     string
-		name    string
-		blocked []int32
+	return &ClassView{w: w, conn: conn}, nil
+}
+
+// Close ends the view; the connection is the caller's.
+func (c *ClassView) Close() { c.w.Close() }
+
+// Notes are what the teacher should know once: what the role does not see.
+func (c *ClassView) Notes() []string {
+	if c.w.SeesAll() {
+		return nil
+	}
+	return []string{fmt.Sprintf("role %s lacks pg_read_all_stats: the server hides other roles' runs' state and start from it, "+
+		"so they show as hidden and the counts of running and idle runs leave them out; their waits and deadlocks still show "+
+		"(pg_blocking_pids). A superuser gives a teacher's role what it needs with: GRANT pg_read_all_stats TO %s;",
+		c.w.Role(), pgx.Identifier{c.w.Role()}.Sanitize())}
+}
+
+// claimsSQL reads the schema each run claims: the advisory key
+// (hashtext(schema), 0) on its control connection. A schema of this
+// database is named from its catalog; one of another database, when it is
+// the run's role's default (lockstep_<login>) or the throwaway's (lockstep).
+const claimsSQL = `
+SELECT l.pid,
+       coalesce(n.nspname::text,
+                CASE l.classid
+                    WHEN hashtext(d.def)::oid THEN d.def
+                    WHEN hashtext('lockstep')::oid THEN 'lockstep'
+                END, '')
+FROM pg_locks l
+JOIN pg_stat_activity a ON a.pid = l.pid
+CROSS JOIN LATERAL (SELECT left('lockstep_' || regexp_replace(lower(coalesce(a.usename::text, '')), '[^a-z0-9_]', '_', 'g'), 63) AS def) d
+LEFT JOIN pg_namespace n ON hashtext(n.nspname)::oid = l.classid
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+WHERE l.locktype = 'advisory' AND l.objid = 0 AND l.objsubid = 2 AND l.granted AND l.pid = ANY($1)`
+
+// Runs lists the live lockstep runs on the server, oldest first, and the
+// look they were read from.
+func (c *ClassView) Runs(ctx context.Context) ([]Run, *Look, error) {
+	look, err := c.w.Poll(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the class's runs: %w", err)
 	}
 	byID := map[string]*Run{}
 	var order []string
-	var backends []backend
-	for rows.Next() {
-		var (
-			b                 backend
-			user, dbname, app string
-			schema            string
-			since             time.Time
-		)
-		if err := rows.Scan(&b.pid, &user, &dbname, &app, &since, &b.blocked, &schema); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("reading the class's runs: %w", err)
-		}
+	var members []classMember
+	var pids []int32
+	for _, b := range look.Snapshot.Backends {
+		app := strings.TrimSuffix(b.Session, fmt.Sprintf(" %d", b.Pid))
 		parts := strings.SplitN(app, "/", 3)
-		b.run, b.name = parts[1], parts[2]
-		r, ok := byID[b.run]
+		if len(parts) != 3 || parts[0] != "lockstep" {
+			continue // a blocker outside lockstep
+		}
+		m := classMember{b: b, run: parts[1], name: parts[2]}
+		members = append(members, m)
+		pids = append(pids, b.Pid)
+		r, ok := byID[m.run]
 		if !ok {
-			r = &Run{ID: b.run, User: user, Database: dbname, Since: since}
-			byID[b.run] = r
-			order = append(order, b.run)
+			r = &Run{ID: m.run, User: b.User, Database: b.Database}
+			byID[m.run] = r
+			order = append(order, m.run)
 		}
-		if schema != "" {
-			r.Schema = schema
+		if b.Started != nil && (r.Since == nil || b.Started.Before(*r.Since)) {
+			r.Since = b.Started
 		}
-		if isSession(b.name) {
-			r.Sessions = append(r.Sessions, b.name)
+		if isSession(m.name) {
+			r.Sessions = append(r.Sessions, m.name)
 		}
-		backends = append(backends, b)
+	}
+	rows, err := c.conn.Query(ctx, claimsSQL, pids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the runs' schemas: %w", err)
+	}
+	claims := map[int32]string{}
+	for rows.Next() {
+		var pid int32
+		var schema string
+		if err := rows.Scan(&pid, &schema); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("reading the runs' schemas: %w", err)
+		}
+		claims[pid] = schema
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading the class's runs: %w", err)
+		return nil, nil, fmt.Errorf("reading the runs' schemas: %w", err)
 	}
-	names := map[int32]string{}
-	for _, b := range backends {
-		names[b.pid] = b.name
+	runOf, nameOf := map[string]string{}, map[string]string{}
+	for _, m := range members {
+		runOf[m.b.Session], nameOf[m.b.Session] = m.run, m.name
+		if s := claims[m.b.Pid]; s != "" {
+			byID[m.run].Schema = s
+		}
 	}
-	edges := map[string][]string{}
-	for _, b := range backends {
-		if !isSession(b.name) || len(b.blocked) == 0 {
+	short := func(session string) string {
+		if n, ok := nameOf[session]; ok {
+			return n
+		}
+		return session
+	}
+	// Waits, by waiter; deadlocks from the graph's own, by run.
+	waits := map[string][]string{}
+	queued := map[string][]string{}
+	for _, e := range look.Snapshot.Graph.Edges {
+		if e.Queued {
+			queued[e.Waiter] = append(queued[e.Waiter], short(e.Holder))
+		} else {
+			waits[e.Waiter] = append(waits[e.Waiter], short(e.Holder))
+		}
+	}
+	for _, m := range members {
+		if !isSession(m.name) {
 			continue
 		}
-		var holders []string
-		for _, pid := range b.blocked {
-			h, ok := names[pid]
-			if !ok {
-				h = fmt.Sprintf("pid %d", pid)
-			}
-			holders = append(holders, h)
-			edges[b.run+"/"+b.name] = append(edges[b.run+"/"+b.name], b.run+"/"+h)
+		r := byID[m.run]
+		switch s := m.b.Session; {
+		case len(waits[s]) > 0:
+			r.Waits = append(r.Waits, m.name+" waits for "+strings.Join(waits[s], ", "))
+		case len(queued[s]) > 0:
+			r.Waits = append(r.Waits, m.name+" queues behind "+strings.Join(queued[s], ", "))
 		}
-		r := byID[b.run]
-		r.Waits = append(r.Waits, b.name+" waits for "+strings.Join(holders, ", "))
+	}
+	for _, cy := range look.Snapshot.Graph.Cycles {
+		run := runOf[cy.Sessions[0]]
+		if r, ok := byID[run]; ok && r.Deadlock == "" {
+			names := make([]string, 0, len(cy.Sessions)+1)
+			for _, s := range append(cy.Sessions, cy.Sessions[0]) {
+				names = append(names, short(s))
+			}
+			r.Deadlock = strings.Join(names, " → ")
+		}
 	}
 	out := make([]Run, 0, len(order))
 	for _, id := range order {
 		r := byID[id]
+		var ms []classMember
+		for _, m := range members {
+			if m.run == id && isSession(m.name) {
+				ms = append(ms, m)
+			}
+		}
+		r.State, r.Hidden = runState(ms, look.Taken)
 		sort.Strings(r.Sessions)
 		sort.Strings(r.Waits)
-		r.Deadlock = cycleFrom(edges, id+"/", r.Sessions)
 		out = append(out, *r)
 	}
-	return out, nil
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Since, out[j].Since
+		return a != nil && (b == nil || a.Before(*b))
+	})
+	return out, look, nil
+}
+
+// runState is what a run's sessions are doing, in a few words, and
+// whether the server hides it.
+func runState(ms []classMember, now time.Time) (string, bool) {
+	if len(ms) == 0 {
+		return "no session connected", false
+	}
+	var idle *classMember
+	running := false
+	for i, m := range ms {
+		switch st := m.b.State; {
+		case st == "" && m.b.Query == HiddenQuery:
+			return "state hidden", true
+		case st == "active":
+			running = true
+		case strings.HasPrefix(st, "idle in transaction") && m.b.XactStart != nil:
+			if idle == nil || m.b.XactStart.Before(*idle.b.XactStart) {
+				idle = &ms[i]
+			}
+		}
+	}
+	switch {
+	case running:
+		return "running", false
+	case idle != nil:
+		return fmt.Sprintf("%s %s %s", idle.name, idle.b.State, Age(now.Sub(*idle.b.XactStart))), false
+	}
+	return "idle", false
+}
+
+// Class lists the live lockstep runs on conn's server, oldest first.
+func Class(ctx context.Context, conn *pgx.Conn) ([]Run, error) {
+	c, err := NewClass(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	runs, _, err := c.Runs(ctx)
+	return runs, err
+}
+
+// classMember is one connection of a run.
+type classMember struct {
+	b    Backend
+	run  string
+	name string
 }
 
 // isSession says whether a connection's name is a run's session (T1,
 // T2@B) rather than its control, observer or a chaos worker.
 func isSession(name string) bool {
 	return strings.HasPrefix(name, "T") && len(name) > 1 && name[1] >= '0' && name[1] <= '9'
-}
-
-// cycleFrom finds a wait-for cycle among a run's sessions, as
-// "T1 → T2 → T1", or "": a depth-first walk of the waits.
-func cycleFrom(edges map[string][]string, prefix string, sessions []string) string {
-	var path []string
-	onPath := map[string]bool{}
-	var walk func(n string) string
-	walk = func(n string) string {
-		if onPath[n] {
-			i := slices.Index(path, n)
-			var names []string
-			for _, p := range append(path[i:], n) {
-				names = append(names, strings.TrimPrefix(p, prefix))
-			}
-			return strings.Join(names, " → ")
-		}
-		if !slices.Contains(sessions, strings.TrimPrefix(n, prefix)) {
-			return ""
-		}
-		onPath[n] = true
-		path = append(path, n)
-		for _, m := range edges[n] {
-			if c := walk(m); c != "" {
-				return c
-			}
-		}
-		path = path[:len(path)-1]
-		onPath[n] = false
-		return ""
-	}
-	for _, start := range sessions {
-		if c := walk(prefix + start); c != "" {
-			return c
-		}
-	}
-	return ""
 }

@@ -20,8 +20,11 @@ type Backend struct {
 	WaitEventType string     `json:",omitempty"`
 	WaitEvent     string     `json:",omitempty"`
 	XactStart     *time.Time `json:",omitempty"`
-	Xid           uint32     `json:",omitempty"` // backend_xid; 0 before the transaction writes
-	Query         string     `json:",omitempty"`
+	// Started is the backend's backend_start, where the view reads it (a
+	// watch's), and the server shows it to the role.
+	Started *time.Time `json:",omitempty"`
+	Xid     uint32     `json:",omitempty"` // backend_xid; 0 before the transaction writes
+	Query   string     `json:",omitempty"`
 	// BlockedBy is pg_blocking_pids, read only while the backend waits for a
 	// lock or for its parallel workers.
 	BlockedBy []int32 `json:",omitempty"`

@@ -30,6 +30,7 @@ type TreeNode struct {
 	Session   string     `json:"session"`
 	Pid       int32      `json:"pid"`
 	User      string     `json:"user,omitempty"`
+	Database  string     `json:"database,omitempty"` // with --all
 	State     string     `json:"state"`
 	XactStart *time.Time `json:"xact_start,omitempty"`
 	Query     string     `json:"query"`
@@ -158,7 +159,7 @@ func (b *treeBuilder) node(name string, via *Edge) TreeNode {
 	b.nodes++
 	n := TreeNode{Session: name}
 	if bk, ok := b.backends[name]; ok {
-		n.Pid, n.User, n.State, n.XactStart, n.Query = bk.Pid, bk.User, bk.State, bk.XactStart, bk.Query
+		n.Pid, n.User, n.Database, n.State, n.XactStart, n.Query = bk.Pid, bk.User, bk.Database, bk.State, bk.XactStart, bk.Query
 	}
 	if via != nil {
 		n.Waits, n.Soft, n.Edge, n.AlsoBehind = via.Why, via.Queued, via, b.also[name]
@@ -208,6 +209,9 @@ func (n TreeNode) Header(now time.Time) string {
 	parts := []string{n.Session}
 	if n.User != "" {
 		parts = append(parts, "user "+n.User)
+	}
+	if n.Database != "" {
+		parts = append(parts, "database "+n.Database)
 	}
 	state := n.State
 	if state == "" && n.Query == HiddenQuery {

@@ -1,14 +1,11 @@
 package locks
 
 import (
-	"bufio"
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"regexp"
-	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,8 +13,6 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"lockstep/db"
 )
 
 // WatchFilter chooses the sessions a watch looks at: client backends of the
@@ -30,6 +25,9 @@ type WatchFilter struct {
 	AllDatabases bool
 }
 
+// Empty says whether the filter chooses every client session.
+func (f WatchFilter) Empty() bool { return f.App == "" && f.User == "" && len(f.Pids) == 0 }
+
 // WatchOptions set up a watch.
 type WatchOptions struct {
 	Filter WatchFilter
@@ -37,9 +35,12 @@ type WatchOptions struct {
 	ReadOnly bool
 	// Threshold is how long a wait lasts before the history keeps it; 0 means 1s.
 	Threshold time.Duration
-	// ServerLog is the server's log file when lockstep can read it (a
-	// throwaway server's): its "deadlock detected" reports go in the history.
+	// ServerLog is the server's log file when lockstep can read it from
+	// disk (a throwaway server's). Otherwise the watch reads the log through
+	// SQL where the role may (pg_current_logfile, pg_read_binary_file).
 	ServerLog string
+	// MaxLockRows bounds the lock rows a look reads; 0 means 20,000.
+	MaxLockRows int
 }
 
 // Watch is the observer on sessions lockstep did not start: each Poll
@@ -47,34 +48,29 @@ type WatchOptions struct {
 // as a tree, and keeps a history of long waits and deadlocks. Its methods
 // may be called from several goroutines; they take turns on its connection.
 type Watch struct {
-	mu      sync.Mutex
-	conn    *pgx.Conn
-	obs     *Observer
-	opts    WatchOptions
-	role    string
-	seesAll bool
-	history []WatchEvent
-	waits   map[waitKey]*waitSeen
-	cycles  map[string]int // standing cycle → its history index
-	counter int64          // pg_stat_database.deadlocks last seen; -1 before the first poll
-	log     *logTail
-	logNote string
+	mu       sync.Mutex
+	conn     *pgx.Conn
+	opts     WatchOptions
+	query    string
+	deadlock time.Duration
+	role     string
+	database string
+	seesAll  bool
+	hist     history
+	log      logSource
+	logNote  string
 }
 
-type waitKey struct {
-	pid   int32
-	since time.Time
-}
-
-type waitSeen struct {
-	index int // in history, -1 until it lasts Threshold
-}
-
-// WatchEvent is one entry of the history: a wait that lasted, a deadlock
-// seen while it stood, or the server's report of one it broke.
+// WatchEvent is one entry of the history: a wait that lasted, or a
+// deadlock — seen while it stood, or known only from the server's verdict.
+// An entry changes after it is made (a wait lasts, a deadlock ends and
+// gets its verdict): a look's New carries it again, with the same ID.
 type WatchEvent struct {
+	// ID numbers the watch's entries from 1; MergeHistory keys on it.
+	ID   int       `json:"id,omitempty"`
 	Time time.Time `json:"time"`
-	// Kind is "wait", "deadlock" or "server" (the server broke a deadlock).
+	// Kind is "wait" or "deadlock" ("server" in recordings made before
+	// deadlocks and the server's verdicts were one entry).
 	Kind string `json:"kind"`
 	What string `json:"what"`
 	// Lasted is how long the wait or the deadlock stood, so far when not Ended.
@@ -82,76 +78,152 @@ type WatchEvent struct {
 	Ended  bool          `json:"ended"`
 	// Statements are the participants' statements, "name: statement".
 	Statements []string `json:"statements,omitempty"`
+	// Sessions and Pids are a deadlock's sessions: every member of its
+	// component.
+	Sessions []string `json:"sessions,omitempty"`
+	Pids     []int32  `json:"pids,omitempty"`
+	// Seen says a look saw the deadlock standing; false when only the
+	// server's log or counter tells of it (it formed and broke between looks).
+	Seen bool `json:"seen,omitempty"`
+	// Victim is the session the server's check rolled back, when its log
+	// says; VictimPid its pid.
+	Victim    string `json:"victim,omitempty"`
+	VictimPid int32  `json:"victim_pid,omitempty"`
+	// Verdict says how the deadlock ended or will, in words: the server's
+	// report, or why the victim is unknown.
+	Verdict string `json:"verdict,omitempty"`
+	// Counted says pg_stat_database.deadlocks rose for it.
+	Counted bool `json:"counted,omitempty"`
+	// Unattributed marks a deadlock known only from the counter, with a
+	// filter: it may be another application's.
+	Unattributed bool `json:"unattributed,omitempty"`
 	// Detail is the server's own report (its log's DETAIL), when read.
 	Detail string `json:"detail,omitempty"`
-	// Tree is the tree as it stood (for a wait, its last look), at TreeAt.
-	Tree   Tree      `json:"tree"`
-	TreeAt time.Time `json:"tree_at"`
+	// Tree is the tree as it stood (for a wait, its last look), at TreeAt;
+	// only the newest entries keep theirs.
+	Tree   Tree      `json:"tree,omitzero"`
+	TreeAt time.Time `json:"tree_at,omitzero"`
+}
+
+// MergeHistory adds entries to a history as looks report them: one with
+// the ID of an earlier one replaces it.
+func MergeHistory(h []WatchEvent, news ...WatchEvent) []WatchEvent {
+	for _, ev := range news {
+		i := -1
+		if ev.ID != 0 {
+			for j := len(h) - 1; j >= 0; j-- {
+				if h[j].ID == ev.ID {
+					i = j
+					break
+				}
+			}
+		}
+		if i >= 0 {
+			h[i] = ev
+		} else {
+			h = append(h, ev)
+		}
+	}
+	return h
 }
 
 // Look is one poll of a watch.
 type Look struct {
 	Taken time.Time
-	// Took is how long the poll took, both queries.
+	// Took is how long the look took, its query and the work on what it read.
 	Took     time.Duration
 	Snapshot *Snapshot
 	Tree     Tree
 	// Watched counts the sessions the filter chooses; InTransaction those of
-	// them in a transaction, and Idle those idle in one.
-	Watched, InTransaction, IdleInTransaction int
+	// them in a transaction, and Idle those idle in one. Hidden counts those
+	// whose state the server hides from the watch's role (another role's,
+	// without pg_read_all_stats): the other counts leave them out.
+	Watched, InTransaction, IdleInTransaction, Hidden int
 	// ReadLocks says whether pg_locks was read: only when someone waits.
 	ReadLocks bool
-	// New are the history entries this poll added.
+	// LockRowsCut says the look read the most lock rows it may (MaxLockRows).
+	LockRowsCut bool
+	// New are the history entries this look added or changed.
 	New []WatchEvent
+	// chosen are the pids the filter chose.
+	chosen []int32
 }
+
+// Partial says whether the counts leave sessions out.
+func (l *Look) Partial() bool { return l.Hidden > 0 }
 
 // ErrReadOnly is a cancel or terminate refused by --read-only.
 var ErrReadOnly = errors.New("watch is read-only (--read-only): it cancels and terminates nothing")
+
+// watchSQL is a look: one statement, kept as SQL in watch.sql.
+//
+//go:embed watch.sql
+var watchSQL string
 
 // NewWatch prepares to watch on conn, the watch's own connection.
 func NewWatch(ctx context.Context, conn *pgx.Conn, opts WatchOptions) (*Watch, error) {
 	if opts.Threshold <= 0 {
 		opts.Threshold = time.Second
 	}
-	obs, err := NewObserver(ctx, conn, db.RunID("watch"), "", WithoutRowLocks())
-	if err != nil {
-		return nil, err
+	if opts.MaxLockRows <= 0 {
+		opts.MaxLockRows = 20000
 	}
-	w := &Watch{conn: conn, obs: obs, opts: opts, waits: map[waitKey]*waitSeen{}, cycles: map[string]int{}, counter: -1}
-	err = conn.QueryRow(ctx, `SELECT current_user::text,
+	w := &Watch{conn: conn, opts: opts, query: watchSQL, hist: newHistory(opts)}
+	var version int
+	var timeout string
+	err := conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int, current_setting('deadlock_timeout'),
+		current_user::text, current_database()::text,
 		(SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER')`).
-		Scan(&w.role, &w.seesAll)
+		Scan(&version, &timeout, &w.role, &w.database, &w.seesAll)
 	if err != nil {
-		return nil, fmt.Errorf("reading the watcher's role: %w", err)
+		return nil, fmt.Errorf("reading the watcher's role and the server's settings: %w", err)
 	}
-	if opts.ServerLog != "" {
-		if w.log, err = openLogTail(opts.ServerLog); err != nil {
-			w.logNote = fmt.Sprintf("the server's log cannot be read (%v): deadlocks the server breaks are counted, not detailed", err)
-		}
+	w.deadlock = ParsePgDuration(timeout)
+	if version < 140000 {
+		w.query = strings.Replace(w.query, "lk.mode, lk.granted, lk.fastpath, lk.waitstart", "lk.mode, lk.granted, lk.fastpath, NULL::timestamptz", 1)
 	}
+	// The watch must never wait behind a session, nor for long at all.
+	if _, err := conn.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
+		return nil, fmt.Errorf("setting the watch's lock_timeout: %w", err)
+	}
+	w.log, w.logNote = openLog(ctx, conn, opts.ServerLog, w.role)
+	w.hist.logged, w.hist.unlogged = w.log != nil, shortLogNote(w.logNote)
 	return w, nil
 }
 
 // Close stops reading the server's log; the connection is the caller's.
 func (w *Watch) Close() {
 	if w.log != nil {
-		w.log.f.Close()
+		w.log.close()
 	}
 }
 
 // DeadlockTimeout is the server's deadlock_timeout.
-func (w *Watch) DeadlockTimeout() time.Duration { return w.obs.DeadlockTimeout() }
+func (w *Watch) DeadlockTimeout() time.Duration { return w.deadlock }
 
 // ReadOnly says whether the watch refuses to signal backends.
 func (w *Watch) ReadOnly() bool { return w.opts.ReadOnly }
+
+// Role is the role the watch connects as.
+func (w *Watch) Role() string { return w.role }
+
+// SeesAll says whether the role sees every session's state and statement.
+func (w *Watch) SeesAll() bool { return w.seesAll }
+
+// HiddenNote says, once, what a role without pg_read_all_stats does not
+// see, and how to get it.
+func HiddenNote(role string) string {
+	return fmt.Sprintf("role %s lacks pg_read_all_stats: the server hides other roles' state and statements from it "+
+		"(shown as hidden, and left out of the counts); who waits for whom and on which lock still shows, from pg_locks "+
+		"and pg_blocking_pids. A superuser gives it all with: GRANT pg_read_all_stats TO %s;", role, pgx.Identifier{role}.Sanitize())
+}
 
 // Notes are what the user should know once: statements the role cannot
 // see, a log that cannot be read.
 func (w *Watch) Notes() []string {
 	var out []string
 	if !w.seesAll {
-		out = append(out, fmt.Sprintf("role %s lacks pg_read_all_stats: the server hides other roles' state and statements from it "+
-			"(shown as hidden); who waits for whom and on which lock still shows, from pg_locks and pg_blocking_pids", w.role))
+		out = append(out, HiddenNote(w.role))
 	}
 	if w.logNote != "" {
 		out = append(out, w.logNote)
@@ -159,51 +231,17 @@ func (w *Watch) Notes() []string {
 	return out
 }
 
-// History is every entry so far, oldest first.
+// History is every entry so far, oldest first (the oldest dropped past
+// a bound, see history).
 func (w *Watch) History() []WatchEvent {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]WatchEvent(nil), w.history...)
+	return w.hist.entries()
 }
 
-// targetsSQL reads the chosen sessions and, one step beyond the filter,
-// whoever blocks them: pg_blocking_pids only for a backend that waits, or
-// whose wait the server hides from this role (its state is NULL then).
-// The deadlock counter rides along.
-const targetsSQL = `
-WITH t AS (
-    SELECT a.pid, coalesce(a.application_name, '') AS app, coalesce(a.usename::text, '') AS usr,
-           coalesce(a.state, '') AS state, coalesce(a.wait_event_type, '') AS wait, a.xact_start,
-           coalesce(a.query, '') AS query,
-           CASE WHEN a.wait_event_type IN ('Lock', 'IPC') OR a.state IS NULL THEN pg_blocking_pids(a.pid) END AS blocked_by
-    FROM pg_stat_activity a
-    -- A role without pg_read_all_stats reads NULL for other roles' backend_type.
-    WHERE coalesce(a.backend_type, 'client backend') = 'client backend' AND a.pid <> pg_backend_pid()
-      AND ($4 OR a.datname = current_database())
-      AND ($1 = '' OR a.application_name LIKE $1) AND ($2 = '' OR a.usename = $2)
-      AND (cardinality($3::int[]) = 0 OR a.pid = ANY($3))
-)
-SELECT true, t.*, (SELECT sum(deadlocks)::bigint FROM pg_stat_database WHERE $4 OR datname = current_database()) FROM t
-UNION ALL
-SELECT false, a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), coalesce(a.state, ''),
-       coalesce(a.wait_event_type, ''), a.xact_start, coalesce(a.query, ''), NULL::int[], 0::bigint
-FROM pg_stat_activity a
-WHERE a.pid IN (SELECT unnest(blocked_by) FROM t) AND a.pid NOT IN (SELECT pid FROM t)`
-
-type target struct {
-	chosen    bool
-	pid       int32
-	app, user string
-	state     string
-	wait      string
-	xact      *time.Time
-	query     string
-	blockedBy []int32
-}
-
-// Poll looks once: the chosen sessions from pg_stat_activity, and — only
-// when one of them waits — the locks of the waiters and their blockers
-// from pg_locks, which costs the server in proportion to every lock it holds.
+// Poll looks once: one statement reads the chosen sessions and their
+// blockers and — only when one of them waits — the lock rows that explain
+// the waits. ctx ends it mid-query: pgx cancels the statement.
 func (w *Watch) Poll(ctx context.Context) (*Look, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -213,189 +251,155 @@ func (w *Watch) Poll(ctx context.Context) (*Look, error) {
 	if pids == nil {
 		pids = []int32{}
 	}
-	rows, err := w.conn.Query(ctx, targetsSQL, f.App, f.User, pids, f.AllDatabases)
+	rows, err := w.conn.Query(ctx, w.query, f.App, f.User, pids, f.AllDatabases, w.opts.MaxLockRows)
 	if err != nil {
-		return nil, fmt.Errorf("finding the sessions to watch: %w", err)
+		return nil, fmt.Errorf("looking at the sessions: %w", err)
 	}
-	var (
-		targets  []target
-		counter  *int64
-		look     = &Look{}
-		anyWaits bool
-	)
+	look := &Look{}
+	snap := &Snapshot{DeadlockTimeout: w.deadlock}
+	var counter *int64
+	lockRows := 0
+	prepared := map[string]string{} // a prepared transaction's virtual transaction → its session
+	type rawLock struct {
+		Lock
+		vtx string
+	}
+	var raw []rawLock
 	for rows.Next() {
-		var t target
-		var c *int64
-		if err := rows.Scan(&t.chosen, &t.pid, &t.app, &t.user, &t.state, &t.wait, &t.xact, &t.query, &t.blockedBy, &c); err != nil {
+		var (
+			kind                                 string
+			pid                                  int32
+			chosen                               *bool
+			datname, app, usr, state, wtype, wev *string
+			xact, backendStart                   *time.Time
+			query                                *string
+			blockedBy, safeBy                    []int32
+			count                                *int64
+			vtx, locktype, lockDB, relname, vxid *string
+			relkind                              *string
+			dbOID, relOID, txid, classid, objid  *int64
+			page                                 *int32
+			tuple, objsubid                      *int16
+			mode                                 *string
+			granted, fastpath                    *bool
+			waitStart                            *time.Time
+		)
+		if err := rows.Scan(&kind, &pid, &chosen, &datname, &app, &usr, &state, &wtype, &wev, &xact, &backendStart, &query,
+			&blockedBy, &safeBy, &count, &vtx, &locktype, &dbOID, &relOID, &lockDB, &relname, &relkind, &page, &tuple, &vxid,
+			&txid, &classid, &objid, &objsubid, &mode, &granted, &fastpath, &waitStart); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("finding the sessions to watch: %w", err)
+			return nil, fmt.Errorf("reading a look at the sessions: %w", err)
 		}
-		if t.chosen {
-			counter = c
-			look.Watched++
-			// An aborted transaction has no xact_start, yet holds its locks.
-			if t.xact != nil || strings.HasPrefix(t.state, "idle in transaction") {
-				look.InTransaction++
+		switch kind {
+		case "c":
+			counter = count
+		case "s":
+			b := Backend{Pid: pid, User: str(usr), State: str(state), WaitEventType: str(wtype), WaitEvent: str(wev),
+				XactStart: xact, Started: backendStart, Query: str(query), BlockedBy: blockedBy, SafeSnapshotBlockedBy: safeBy}
+			name := str(app)
+			if gid, ok := strings.CutPrefix(name, preparedPrefix); ok {
+				b.Prepared, b.Session = gid, "prepared "+gid
+				prepared[str(vtx)] = b.Session
+			} else {
+				if name == "" {
+					name = "pid"
+				}
+				b.Session = name + " " + strconv.Itoa(int(pid))
 			}
-			if strings.HasPrefix(t.state, "idle in transaction") {
-				look.IdleInTransaction++
+			if f.AllDatabases {
+				b.Database = str(datname)
 			}
-		}
-		anyWaits = anyWaits || len(t.blockedBy) > 0
-		targets = append(targets, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("finding the sessions to watch: %w", err)
-	}
-	snap := &Snapshot{Taken: time.Now(), DeadlockTimeout: w.obs.DeadlockTimeout()}
-	if anyWaits {
-		// Every session found, not only those seen waiting or blocking: the
-		// lock poll comes a moment later, and may see a wait this one did not.
-		names, users := map[int32]string{}, map[int32]string{}
-		for _, t := range targets {
-			name := t.app
-			if name == "" {
-				name = "pid"
+			hidden := state == nil && b.Query == HiddenQuery
+			if hidden && len(b.BlockedBy) > 0 {
+				// The server hides the wait event from this role;
+				// pg_blocking_pids still says the backend waits for a lock.
+				b.WaitEventType = "Lock"
 			}
-			names[t.pid], users[t.pid] = fmt.Sprintf("%s %d", name, t.pid), t.user
-		}
-		w.obs.Named(names)
-		if snap, err = w.obs.Poll(ctx); err != nil {
-			return nil, err
-		}
-		for i := range snap.Backends {
-			snap.Backends[i].User = users[snap.Backends[i].Pid]
-		}
-		look.ReadLocks = true
-	}
-	look.Taken, look.Snapshot, look.Tree = snap.Taken, snap, BuildTree(snap)
-	look.New = w.remember(look, counter)
-	look.Took = time.Since(start)
-	return look, nil
-}
-
-// remember adds to the history what this look shows: waits that have
-// lasted the threshold, cycles, and deadlocks the server broke.
-func (w *Watch) remember(look *Look, counter *int64) []WatchEvent {
-	before := len(w.history)
-	snap, now := look.Snapshot, look.Taken
-	statement := func(name string) string {
-		if b, ok := snap.Backend(name); ok {
-			return name + ": " + TreeNode{Query: b.Query}.Statement()
-		}
-		return name
-	}
-	// Waits, by waiter and when its wait began.
-	holders := map[waitKey][]string{}
-	var order []waitKey
-	for _, e := range snap.Graph.Edges {
-		since := now
-		if e.Lock != nil && e.Lock.WaitStart != nil {
-			since = *e.Lock.WaitStart
-		}
-		k := waitKey{e.WaiterPid, since.Truncate(time.Millisecond)}
-		if e.Lock == nil || e.Lock.WaitStart == nil {
-			// No start from the server (before 14): the first look's time stands for it.
-			for old := range w.waits {
-				if old.pid == e.WaiterPid {
-					k = old
+			if chosen != nil && *chosen {
+				look.Watched++
+				look.chosen = append(look.chosen, pid)
+				switch {
+				case hidden:
+					look.Hidden++
+				case strings.HasPrefix(b.State, "idle in transaction"):
+					// An aborted transaction has no xact_start, yet holds its locks.
+					look.InTransaction++
+					look.IdleInTransaction++
+				case b.XactStart != nil:
+					look.InTransaction++
 				}
 			}
-		}
-		if _, ok := holders[k]; !ok {
-			order = append(order, k)
-		}
-		holders[k] = append(holders[k], e.Holder)
-	}
-	for old, ws := range w.waits {
-		if _, ok := holders[old]; !ok {
-			if ws.index >= 0 {
-				w.history[ws.index].Ended = true
+			snap.Backends = append(snap.Backends, b)
+		case "l":
+			lockRows++
+			l := Lock{Pid: pid, Type: str(locktype), Relation: str(relname), RelKind: str(relkind), Page: page, Tuple: tuple,
+				VirtualXID: str(vxid), TransactionID: uint32(i64(txid)), ClassID: uint32(i64(classid)), ObjID: uint32(i64(objid)),
+				Mode: str(mode), Granted: granted != nil && *granted, FastPath: fastpath != nil && *fastpath, WaitStart: waitStart,
+				RelationID: uint32(i64(relOID)), DatabaseID: uint32(i64(dbOID))}
+			if objsubid != nil {
+				l.ObjSubID = *objsubid
 			}
-			delete(w.waits, old)
-		}
-	}
-	for _, k := range order {
-		ws, ok := w.waits[k]
-		if !ok {
-			ws = &waitSeen{index: -1}
-			w.waits[k] = ws
-		}
-		lasted := now.Sub(k.since)
-		if lasted < w.opts.Threshold {
-			continue
-		}
-		waiter := snap.nameOf(k.pid)
-		if ws.index < 0 {
-			ev := WatchEvent{Time: k.since, Kind: "wait", What: waiter + " waits for " + strings.Join(holders[k], ", ")}
-			ev.Statements = append(ev.Statements, statement(waiter))
-			for _, h := range holders[k] {
-				ev.Statements = append(ev.Statements, statement(h))
+			if l.Relation == "" && l.RelationID != 0 {
+				// Another database's relation (or one just dropped): its
+				// name is in that database's catalog alone.
+				l.Relation = fmt.Sprintf("relation %d", l.RelationID)
+				if db := str(lockDB); db != "" && db != w.database {
+					l.Relation += " of database " + db
+				}
 			}
-			ws.index = len(w.history)
-			w.history = append(w.history, ev)
-		}
-		w.history[ws.index].Lasted, w.history[ws.index].Tree, w.history[ws.index].TreeAt = lasted, look.Tree, now
-	}
-	// Deadlocks while they stand.
-	standing := map[string]bool{}
-	for _, c := range snap.Graph.Cycles {
-		k := cycleKey(c)
-		standing[k] = true
-		if i, ok := w.cycles[k]; ok {
-			w.history[i].Lasted, w.history[i].Tree, w.history[i].TreeAt = now.Sub(w.history[i].Time), look.Tree, now
-			continue
-		}
-		ev := WatchEvent{Time: now, Kind: "deadlock", What: "DEADLOCK " + c.String(), Tree: look.Tree, TreeAt: now}
-		for _, s := range c.Sessions {
-			ev.Statements = append(ev.Statements, statement(s))
-		}
-		w.cycles[k] = len(w.history)
-		w.history = append(w.history, ev)
-	}
-	for k, i := range w.cycles {
-		if !standing[k] {
-			w.history[i].Ended = true
-			delete(w.cycles, k)
+			raw = append(raw, rawLock{l, str(vtx)})
 		}
 	}
-	// The server's verdicts: its log when lockstep can read it, else its counter.
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading a look at the sessions: %w", err)
+	}
+	look.ReadLocks, look.LockRowsCut = lockRows > 0, lockRows >= w.opts.MaxLockRows
+	names := map[int32]string{}
+	for _, b := range snap.Backends {
+		if b.Pid != 0 {
+			names[b.Pid] = b.Session
+		}
+	}
+	for _, r := range raw {
+		l := r.Lock
+		switch {
+		case l.Pid == 0:
+			l.Session = prepared[r.vtx]
+		default:
+			l.Session = names[l.Pid]
+		}
+		if l.Session == "" {
+			l.Session = snap.nameOf(l.Pid)
+		}
+		snap.Locks = append(snap.Locks, l)
+	}
+	// Whose transaction a transactionid or virtualxid lock is: the holder
+	// of its ExclusiveLock, among the rows read (a blocker's, when it blocks).
+	owner := map[string]string{}
+	for _, l := range snap.Locks {
+		if l.Granted && l.Mode == "ExclusiveLock" && (l.Type == "transactionid" || l.Type == "virtualxid") {
+			owner[l.Type+l.VirtualXID+strconv.FormatUint(uint64(l.TransactionID), 10)] = l.Session
+		}
+	}
+	for i := range snap.Locks {
+		if l := &snap.Locks[i]; l.Type == "transactionid" || l.Type == "virtualxid" {
+			l.TxOwner = owner[l.Type+l.VirtualXID+strconv.FormatUint(uint64(l.TransactionID), 10)]
+		}
+	}
+	snap.Taken = time.Now()
+	snap.Graph = BuildGraph(snap)
+	look.Taken, look.Snapshot, look.Tree = snap.Taken, snap, BuildTree(snap)
+	var verdicts []serverDeadlock
 	if w.log != nil {
-		for _, r := range w.log.deadlocks() {
-			ev := WatchEvent{Time: now, Kind: "server", Ended: true,
-				What: "the server broke a deadlock: " + r.verdict, Detail: r.detail}
-			w.attachLastDeadlock(&ev)
-			w.history = append(w.history, ev)
+		var note string
+		verdicts, note = w.log.read(ctx, w.conn)
+		if note != "" {
+			w.logNote = note
 		}
 	}
-	if counter != nil {
-		if w.counter >= 0 && *counter > w.counter && w.log == nil {
-			ev := WatchEvent{Time: now, Kind: "server", Ended: true,
-				What: fmt.Sprintf("the server broke %d deadlock(s): pg_stat_database.deadlocks went from %d to %d", *counter-w.counter, w.counter, *counter)}
-			w.attachLastDeadlock(&ev)
-			w.history = append(w.history, ev)
-		}
-		w.counter = *counter
-	}
-	return append([]WatchEvent(nil), w.history[before:]...)
-}
-
-// attachLastDeadlock gives a server's verdict the tree of the last
-// deadlock seen standing, when there is one.
-func (w *Watch) attachLastDeadlock(ev *WatchEvent) {
-	for i := len(w.history) - 1; i >= 0; i-- {
-		if h := w.history[i]; h.Kind == "deadlock" {
-			ev.Tree, ev.TreeAt, ev.Statements = h.Tree, h.TreeAt, h.Statements
-			ev.What += " (the cycle seen at " + h.Time.Format("15:04:05") + ": " + strings.TrimPrefix(h.What, "DEADLOCK ") + ")"
-			return
-		}
-	}
-}
-
-func cycleKey(c Cycle) string {
-	names := append([]string(nil), c.Sessions...)
-	sort.Strings(names)
-	return strings.Join(names, "|")
+	look.New = w.hist.remember(look, counter, verdicts)
+	look.Took = time.Since(start)
+	return look, nil
 }
 
 // Signal cancels the statement of backend pid (pg_cancel_backend) or, with
@@ -424,88 +428,4 @@ func (w *Watch) Signal(ctx context.Context, pid int32, terminate bool) error {
 		return fmt.Errorf("pid %d is not a backend any more: nothing to %s", pid, strings.Fields(verb)[0])
 	}
 	return nil
-}
-
-// logTail reads what a server appends to its log.
-type logTail struct {
-	f       *os.File
-	r       *bufio.Reader
-	partial string
-	pending []string
-}
-
-func openLogTail(path string) (*logTail, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.Seek(0, io.SeekEnd); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &logTail{f: f, r: bufio.NewReader(f)}, nil
-}
-
-// serverDeadlock is one "deadlock detected" the log reports.
-type serverDeadlock struct {
-	verdict, detail string
-}
-
-// logLine splits a line of the default log_line_prefix ('%m [%p] ') into
-// its pid and message.
-var logLine = regexp.MustCompile(`^\S+ \S+ \S+ \[(\d+)\] (\w+):  (.*)$`)
-
-// deadlocks reads the log's new lines and returns the deadlock reports
-// complete in them: the ERROR line and the DETAIL that follows it (with
-// its tab-indented lines). A report still being written waits for the next call.
-func (t *logTail) deadlocks() []serverDeadlock {
-	for {
-		line, err := t.r.ReadString('\n')
-		if err != nil {
-			t.partial += line
-			break
-		}
-		t.pending = append(t.pending, strings.TrimRight(t.partial+line, "\n"))
-		t.partial = ""
-	}
-	var out []serverDeadlock
-	keep := 0
-	for i := 0; i < len(t.pending); i++ {
-		m := logLine.FindStringSubmatch(t.pending[i])
-		if m == nil || m[2] != "ERROR" || m[3] != "deadlock detected" {
-			keep = i + 1
-			continue
-		}
-		// The report ends at the first line of another message after its DETAIL.
-		var detail []string
-		end := -1
-		for j := i + 1; j < len(t.pending); j++ {
-			l := t.pending[j]
-			if strings.HasPrefix(l, "\t") {
-				if len(detail) > 0 {
-					detail = append(detail, strings.TrimSpace(l))
-				}
-				continue
-			}
-			dm := logLine.FindStringSubmatch(l)
-			if dm != nil && dm[1] == m[1] && dm[2] == "DETAIL" {
-				detail = append(detail, dm[3])
-				continue
-			}
-			end = j
-			break
-		}
-		if end < 0 && len(detail) == 0 {
-			break // wait for the rest
-		}
-		out = append(out, serverDeadlock{verdict: "pid " + m[1] + " got 40P01 (deadlock detected), and its transaction was rolled back",
-			detail: strings.Join(detail, "\n")})
-		if end < 0 {
-			keep = len(t.pending)
-			break
-		}
-		keep, i = end, end-1
-	}
-	t.pending = t.pending[keep:]
-	return out
 }

@@ -23,6 +23,8 @@ type WatchSource interface {
 	ReadOnly() bool
 	DeadlockTimeout() time.Duration
 	Signal(ctx context.Context, pid int32, terminate bool) error
+	// Role is the role the watch acts as ("" for a replay).
+	Role() string
 }
 
 // WatchOptions set up the watch view.
@@ -93,6 +95,9 @@ type watchModel struct {
 	status  string
 	paused  bool
 	polling bool
+	// seq numbers the looks asked for: a reply to an older one than the
+	// last asked is stale (a pause, a replay's jump) and dropped.
+	seq int
 
 	historyFocus bool
 	sel, top     int // selected node and the first drawn, in the tree's walk order
@@ -109,8 +114,10 @@ type watchAction struct {
 
 type (
 	watchLookMsg struct {
-		look *locks.Look
-		err  error
+		seq     int
+		look    *locks.Look
+		history []locks.WatchEvent
+		err     error
 	}
 	watchTickMsg   struct{}
 	watchSignalMsg struct {
@@ -141,16 +148,21 @@ func (m *watchModel) now() time.Time {
 
 func (m *watchModel) Init() tea.Cmd { return m.poll() }
 
-// poll looks once, off the event loop.
+// poll looks once, off the event loop: the look, and the history as it
+// left it, come back in a message, so that Update never waits on the watch.
 func (m *watchModel) poll() tea.Cmd {
 	if m.polling {
 		return nil
 	}
 	m.polling = true
-	w, ctx := m.opts.Watch, m.ctx
+	m.seq++
+	w, ctx, seq := m.opts.Watch, m.ctx, m.seq
 	return func() tea.Msg {
 		look, err := w.Poll(ctx)
-		return watchLookMsg{look, err}
+		if err != nil {
+			return watchLookMsg{seq: seq, err: err}
+		}
+		return watchLookMsg{seq: seq, look: look, history: w.History()}
 	}
 }
 
@@ -164,6 +176,9 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.help.Styles = m.lk.st.helpStyles()
 		m.explain.Restyle()
 	case watchLookMsg:
+		if msg.seq != m.seq {
+			return m, nil // stale: a newer look is on its way
+		}
 		m.polling = false
 		if msg.err != nil {
 			if m.ctx.Err() != nil {
@@ -173,7 +188,7 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		} else {
 			m.err = nil
 			m.look = msg.look
-			m.history = m.opts.Watch.History()
+			m.history = msg.history
 			m.clampSel()
 		}
 		if m.rp != nil {
@@ -382,12 +397,18 @@ func (m *watchModel) summary() string {
 	l := m.look
 	parts := []string{fmt.Sprintf("%d sessions watched (%s)", l.Watched, m.opts.Filter),
 		fmt.Sprintf("%d in a transaction", l.InTransaction)}
+	if l.Partial() {
+		parts[1] += fmt.Sprintf(" of those it may see (%d of other roles hidden)", l.Hidden)
+	}
 	if l.IdleInTransaction > 0 {
 		parts = append(parts, st.bad.Render(fmt.Sprintf("%d idle in transaction", l.IdleInTransaction)))
 	}
 	poll := fmt.Sprintf("looked at %s in %s, every %s", l.Taken.Format("15:04:05"), l.Took.Round(100*time.Microsecond), m.opts.Poll)
 	if !l.ReadLocks {
 		poll += " (no one waits: pg_locks not read)"
+	}
+	if l.Took > m.opts.Poll {
+		poll += st.warn.Render(fmt.Sprintf(" — a look takes longer than the interval: one every %s", l.Took.Round(time.Millisecond)))
 	}
 	parts = append(parts, st.subtle.Render(poll))
 	s := strings.Join(parts, " · ")
@@ -416,8 +437,13 @@ func (m *watchModel) footer(w int) []string {
 		if user == "" {
 			user = "?"
 		}
+		var lines []string
+		if role := m.opts.Watch.Role(); role != "" && a.node.User != role {
+			lines = append(lines, st.bad.Render(fmt.Sprintf("⚠ pid %d is not yours: it is role %s's session, and you act as %s. "+
+				"Signalling it interrupts someone else's work.", a.node.Pid, user, role)))
+		}
 		q := fmt.Sprintf("%s pid %d — user %s, %s — running: %s %s? y: yes, n: no", verb, a.node.Pid, user, a.node.Session, a.node.Statement(), after)
-		return wrapAll([]string{st.banner.Render(" ? ") + " " + st.bold.Render(q)}, w)
+		return wrapAll(append(lines, st.banner.Render(" ? ")+" "+st.bold.Render(q)), w)
 	}
 	var out []string
 	if m.status != "" {
@@ -443,6 +469,10 @@ func (m *watchModel) treePane(w, h int) []string {
 	t := m.tree()
 	for _, c := range t.Cycles {
 		lines = append(lines, wrapAll([]string{st.cycle.Render("⟳ DEADLOCK " + c)}, inner)...)
+	}
+	for _, c := range t.SoftCycles {
+		lines = append(lines, wrapAll([]string{st.warn.Render("⟲ a cycle through a queue, not a deadlock: "+c) +
+			st.subtle.Render(" ("+locks.SoftCycleWhy+")")}, inner)...)
 	}
 	if len(ns) == 0 {
 		msg := "No session waits."
@@ -473,6 +503,9 @@ func (m *watchModel) treePane(w, h int) []string {
 	for i := m.top; i < len(ns) && len(lines) < h-2; i++ {
 		lines = append(lines, m.nodeLines(ns[i], ds[i], inner, i == m.sel && !m.historyFocus)...)
 	}
+	if t.Omitted > 0 {
+		lines = append(lines, st.subtle.Render(fmt.Sprintf("(%d more waits of sessions drawn already are not drawn again)", t.Omitted)))
+	}
 	return m.lk.panel(title, lines, w, h, !m.historyFocus)
 }
 
@@ -497,6 +530,9 @@ func (m *watchModel) nodeLines(n locks.TreeNode, depth, w int, selected bool) []
 			rel = st.warn.Render(n.Relation())
 		}
 		first = mark + indent + "└─ " + st.bold.Render(n.Session) + " " + rel
+		if n.AlsoBehind > 0 {
+			first += st.subtle.Render(n.Also())
+		}
 		if n.Lock != "" {
 			first += st.subtle.Render(" · wants ") + n.Lock
 		}
@@ -611,7 +647,7 @@ func (m *watchModel) cycleOf(n locks.TreeNode) *locks.Cycle {
 		return nil
 	}
 	for i, c := range m.look.Snapshot.Graph.Cycles {
-		for _, s := range c.Sessions {
+		for _, s := range c.All() {
 			if s == n.Session {
 				return &m.look.Snapshot.Graph.Cycles[i]
 			}
@@ -624,6 +660,12 @@ func (m *watchModel) cycleOf(n locks.TreeNode) *locks.Cycle {
 func (m *watchModel) historyDetail(ev *locks.WatchEvent, w, h int) []string {
 	st := m.lk.st
 	lines := []string{ev.What}
+	if ev.Verdict != "" {
+		lines = append(lines, ev.Verdict)
+	}
+	if ev.Counted {
+		lines = append(lines, st.subtle.Render("counted by the server (pg_stat_database.deadlocks)"))
+	}
 	for _, s := range ev.Statements {
 		lines = append(lines, st.subtle.Render("  "+s))
 	}
@@ -637,10 +679,12 @@ func (m *watchModel) historyDetail(ev *locks.WatchEvent, w, h int) []string {
 }
 
 func historyKind(ev locks.WatchEvent) string {
-	switch ev.Kind {
-	case "deadlock":
+	switch {
+	case ev.Kind == "deadlock" && ev.Seen:
 		return "a deadlock seen"
-	case "server":
+	case ev.Kind == "deadlock":
+		return "a deadlock the server broke between two looks"
+	case ev.Kind == "server":
 		return "the server's verdict"
 	}
 	return "a long wait"
@@ -678,6 +722,9 @@ func (m *watchModel) historyPane(w, h int) []string {
 			what = fmt.Sprintf("%s %s: %s", now, locks.Age(ev.Lasted), ev.What)
 		case "deadlock":
 			what = st.cycle.Render("⟳ " + ev.What)
+			if ev.Verdict != "" {
+				what += st.subtle.Render(" — " + ev.Verdict)
+			}
 		case "server":
 			what = st.bad.Render("✗ " + ev.What)
 		}

@@ -55,13 +55,14 @@ func (r *watchReplay) Poll(context.Context) (*locks.Look, error) { return r.look
 func (r *watchReplay) History() []locks.WatchEvent {
 	var h []locks.WatchEvent
 	for _, l := range r.looks[:r.pos+1] {
-		h = append(h, l.New...)
+		h = locks.MergeHistory(h, l.New...)
 	}
 	return h
 }
 
 func (r *watchReplay) Notes() []string                { return r.runNotes }
 func (r *watchReplay) ReadOnly() bool                 { return true }
+func (r *watchReplay) Role() string                   { return "" }
 func (r *watchReplay) DeadlockTimeout() time.Duration { return r.header.Run.DeadlockTimeout }
 func (r *watchReplay) Signal(context.Context, int32, bool) error {
 	return errors.New("a replay signals nothing: the sessions are long gone")
