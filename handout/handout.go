@@ -358,7 +358,7 @@ func writeLooks(b *strings.Builder, rec *record.Recording) {
 		if l.Look == nil {
 			continue
 		}
-		history = append(history, l.Look.New...)
+		history = locks.MergeHistory(history, l.Look.New...)
 		tree := l.Look.Tree.Draw(l.Look.Taken)
 		if shape := treeShape(l.Look.Tree); shape == last || len(l.Look.Tree.Roots) == 0 {
 			last = shape
@@ -380,6 +380,9 @@ func writeLooks(b *strings.Builder, rec *record.Recording) {
 	}
 	for _, ev := range history {
 		fmt.Fprintf(b, "- %s %s\n", ev.Time.Format("15:04:05.000"), ev.What)
+		if ev.Verdict != "" {
+			fmt.Fprintf(b, "  — %s\n", ev.Verdict)
+		}
 		for _, s := range ev.Statements {
 			fmt.Fprintf(b, "  - `%s`\n", s)
 		}
