@@ -561,13 +561,18 @@ func TestWatchOnceJSON(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { _, err := b.Exec(ctx, "UPDATE "+app+" SET v = 2 WHERE id = 1"); done <- err }()
 	type node struct {
-		Session, State, Query, Lock, Waits string
-		Soft                               bool
-		Waiters                            []node
+		Session string
+		Edge    *int
+		Waiters []node
 	}
 	var got struct {
-		Watched int
-		Tree    struct{ Roots []node }
+		Watched  int
+		Sessions []struct{ Name, State, Query string }
+		Edges    []struct {
+			Waiter, Holder, Lock, Why string
+			Soft                      bool
+		}
+		Tree []node
 	}
 	// Until b is seen waiting: the watch is headless and looks once per call.
 	for deadline := time.Now().Add(30 * time.Second); ; {
@@ -578,11 +583,11 @@ func TestWatchOnceJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &got); err != nil {
 			t.Fatalf("%v: %q", err, out)
 		}
-		if len(got.Tree.Roots) == 1 || time.Now().After(deadline) {
+		if len(got.Tree) == 1 || time.Now().After(deadline) {
 			break
 		}
 	}
-	if got.Watched != 2 || len(got.Tree.Roots) != 1 {
+	if got.Watched != 2 || len(got.Tree) != 1 || len(got.Sessions) != 2 || len(got.Edges) != 1 {
 		t.Fatalf("%+v", got)
 	}
 	// Recorded, the look becomes a handout.
@@ -594,11 +599,21 @@ func TestWatchOnceJSON(t *testing.T) {
 		!strings.Contains(md, app+"_b") {
 		t.Errorf("export of a recorded watch: exit %d %s\n%s", code, errOut, md)
 	}
-	root := got.Tree.Roots[0]
-	if !strings.HasPrefix(root.Session, app+"_a ") || root.State != "idle in transaction" || !strings.Contains(root.Query, "DELETE FROM") ||
-		len(root.Waiters) != 1 || !strings.HasPrefix(root.Waiters[0].Session, app+"_b ") || root.Waiters[0].Soft ||
-		!strings.Contains(root.Waiters[0].Lock, "ShareLock on "+root.Session+"'s transaction") ||
-		!strings.Contains(root.Waiters[0].Waits, "holds a lock on the row at (0,1) in public."+app+" that conflicts with FOR NO KEY UPDATE") {
+	// The tree is by reference: the root names its session, the waiter the
+	// edge that puts it there.
+	root, sessions := got.Tree[0], map[string]int{}
+	for i, s := range got.Sessions {
+		sessions[s.Name] = i
+	}
+	ra := got.Sessions[sessions[root.Session]]
+	if !strings.HasPrefix(root.Session, app+"_a ") || ra.State != "idle in transaction" || !strings.Contains(ra.Query, "DELETE FROM") ||
+		len(root.Waiters) != 1 || root.Waiters[0].Edge == nil || *root.Waiters[0].Edge != 0 {
+		t.Fatalf("%+v", got)
+	}
+	e := got.Edges[0]
+	if !strings.HasPrefix(e.Waiter, app+"_b ") || e.Holder != root.Session || e.Soft ||
+		!strings.Contains(e.Lock, "ShareLock on "+root.Session+"'s transaction") ||
+		!strings.Contains(e.Why, "holds a lock on the row at (0,1) in public."+app+" that conflicts with FOR NO KEY UPDATE") {
 		t.Errorf("%+v", got)
 	}
 	if _, err := a.Exec(ctx, "ROLLBACK"); err != nil {

@@ -60,7 +60,7 @@ func (c *ClassView) Notes() []string {
 	return []string{fmt.Sprintf("role %s lacks pg_read_all_stats: the server hides other roles' runs' state and start from it, "+
 		"so they show as hidden and the counts of running and idle runs leave them out; their waits and deadlocks still show "+
 		"(pg_blocking_pids). A superuser gives a teacher's role what it needs with: GRANT pg_read_all_stats TO %s;",
-		c.w.Role(), pgx.Identifier{c.w.Role()}.Sanitize())}
+		c.w.Role(), ident(c.w.Role()))}
 }
 
 // claimsSQL reads the schema each run claims: the advisory key

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,8 +216,18 @@ func (w *Watch) SeesAll() bool { return w.seesAll }
 func HiddenNote(role string) string {
 	return fmt.Sprintf("role %s lacks pg_read_all_stats: the server hides other roles' state and statements from it "+
 		"(shown as hidden, and left out of the counts); who waits for whom and on which lock still shows, from pg_locks "+
-		"and pg_blocking_pids. A superuser gives it all with: GRANT pg_read_all_stats TO %s;", role, pgx.Identifier{role}.Sanitize())
+		"and pg_blocking_pids. A superuser gives it all with: GRANT pg_read_all_stats TO %s;", role, ident(role))
 }
+
+// ident is a role's name as SQL needs it: quoted only when it must be.
+func ident(name string) string {
+	if plainIdent.MatchString(name) {
+		return name
+	}
+	return pgx.Identifier{name}.Sanitize()
+}
+
+var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_$]*$`)
 
 // Notes are what the user should know once: statements the role cannot
 // see, a log that cannot be read.

@@ -312,7 +312,10 @@ func TestWatchDeadlockHistoryAndSignals(t *testing.T) {
 		t.Errorf("signal to pid 1: %v", err)
 	}
 
-	// Now a deadlock the server breaks, at once: its verdict is recorded.
+	// Now a deadlock the server breaks, at once: its verdict is merged
+	// into the deadlock's one entry, naming the victim from the server's
+	// log, though the victim's application keeps its transaction open (the
+	// counter would not rise until it ends).
 	c := newApp(t, "a", "b")
 	cw := c.watch(locks.WatchOptions{ServerLog: c.d.ServerLog()})
 	until(t, cw, "the first look", func(*locks.Look) bool { return true })
@@ -325,29 +328,33 @@ func TestWatchDeadlockHistoryAndSignals(t *testing.T) {
 	if (errA == nil) == (errB == nil) {
 		t.Fatalf("one of the two should be the victim: %v, %v", errA, errB)
 	}
-	victim, other := "a", "b"
+	victim := "a"
 	if errB != nil {
-		victim, other = "b", "a"
+		victim = "b"
 	}
-	// As an application would: the victim rolls back, the other commits.
-	// (A backend reports its deadlock to pg_stat_database only once out of
-	// its transaction.)
-	c.exec(victim, "ROLLBACK")
-	c.exec(other, "COMMIT")
-	until(t, cw, "the server's verdict", func(*locks.Look) bool {
+	deadlocks := func() []locks.WatchEvent {
+		var out []locks.WatchEvent
 		for _, ev := range cw.History() {
-			if ev.Kind != "server" {
-				continue
-			}
-			if c.d.ServerLog() == "" {
-				return true // the counter only: it says how many, not whose
-			}
-			if strings.Contains(ev.Detail, fmt.Sprintf("Process %d", c.pids[victim])) {
-				return true
+			if ev.Kind == "deadlock" {
+				out = append(out, ev)
 			}
 		}
-		return false
+		return out
+	}
+	until(t, cw, "the server's verdict", func(*locks.Look) bool {
+		ds := deadlocks()
+		if c.d.ServerLog() == "" {
+			return len(ds) == 1 && strings.Contains(ds[0].Verdict, "victim unknown") // no log: it says so
+		}
+		return len(ds) == 1 && ds[0].VictimPid == c.pids[victim]
 	})
+	ds := deadlocks()
+	if c.d.ServerLog() != "" && (!strings.Contains(ds[0].Detail, fmt.Sprintf("Process %d", c.pids[victim])) ||
+		!strings.Contains(ds[0].Verdict, "broken by the server") || ds[0].Victim != c.name(victim)) {
+		t.Errorf("the verdict: %+v", ds[0])
+	}
+	c.exec("a", "ROLLBACK")
+	c.exec("b", "ROLLBACK")
 }
 
 // A role without pg_read_all_stats sees the waits, not the statements, and is told so.
@@ -378,6 +385,14 @@ func TestWatchPlainRole(t *testing.T) {
 	}
 	if s := look.Tree.String(); !strings.Contains(s, "statement hidden") {
 		t.Errorf("drawn:\n%s", s)
+	}
+	// The counts say they leave out what the role may not see: a and b
+	// are in transactions, but another role's.
+	if look.Hidden != 2 || !look.Partial() || look.InTransaction != 0 || !look.Document(nil).Partial {
+		t.Errorf("counts as a plain role: %+v", look)
+	}
+	if notes := strings.Join(w.Notes(), "\n"); !strings.Contains(notes, "GRANT pg_read_all_stats TO "+role) {
+		t.Errorf("notes do not say how to see it all: %q", notes)
 	}
 	a.exec("a", "COMMIT")
 	if err := a.wait("b"); err != nil {
