@@ -138,12 +138,15 @@ func (a *app) watch(cmd *cobra.Command, wf watchFlags) (err error) {
 	if interactive {
 		return tui.RunWatch(ctx, tui.WatchOptions{Watch: source, Poll: wf.poll, Server: where, Filter: describeFilter(wf.opts.Filter), Theme: theme})
 	}
+	notes := w.Notes() // said once: on stderr, or in the first document
+	if n := w.LogNote(); n != "" {
+		notes = append(notes, n)
+	}
 	if !wf.asJSON {
-		for _, n := range w.Notes() {
+		for _, n := range notes {
 			fmt.Fprintf(a.stderr, "lockstep: %s\n", n)
 		}
 	}
-	notes := w.Notes() // said once: in the first document
 	var following *locks.WatchEvent
 	for {
 		look, err := source.Poll(ctx)

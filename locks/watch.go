@@ -229,17 +229,22 @@ func ident(name string) string {
 
 var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_$]*$`)
 
-// Notes are what the user should know once: statements the role cannot
-// see, a log that cannot be read.
+// Notes are what the user should know once about what the tree shows:
+// the state and statements the role may not see.
 func (w *Watch) Notes() []string {
-	var out []string
 	if !w.seesAll {
-		out = append(out, HiddenNote(w.role))
+		return []string{HiddenNote(w.role)}
 	}
-	if w.logNote != "" {
-		out = append(out, w.logNote)
-	}
-	return out
+	return nil
+}
+
+// LogNote says why the server's log is not read, if it is not: deadlocks'
+// victims are not named then. The history's verdicts say it where it
+// matters; a headless watch says it once.
+func (w *Watch) LogNote() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.logNote
 }
 
 // History is every entry so far, oldest first (the oldest dropped past

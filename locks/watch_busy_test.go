@@ -143,7 +143,7 @@ func TestWatchTangleIsOneEntry(t *testing.T) {
 	if len(ds) != 1 || ds[0].Ended || len(ds[0].Sessions) != 3 || !strings.Contains(ds[0].What, "tangled with") {
 		t.Fatalf("deadlock entries: %+v", ds)
 	}
-	if w.Notes() != nil && !strings.Contains(ds[0].Verdict, "victim unknown") {
+	if w.LogNote() != "" && !strings.Contains(ds[0].Verdict, "victim unknown") {
 		t.Errorf("no log to read, yet the verdict is %q", ds[0].Verdict)
 	}
 	// b's statement is cancelled: the tangle is over, and so is its entry.
