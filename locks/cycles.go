@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 
+	"gonum.org/v1/gonum/graph"
+	"gonum.org/v1/gonum/graph/iterator"
 	"gonum.org/v1/gonum/graph/simple"
 	"gonum.org/v1/gonum/graph/topo"
 )
@@ -32,67 +34,87 @@ func serverVisible(e Edge) bool { return !e.Application }
 
 // waitGraph is the edges keep accepts, by waiter, each waiter's edges in
 // the order of their holders' names (so that a search is deterministic).
+// It holds the edges' indices: an Edge is large to copy.
 type waitGraph struct {
-	out map[string][]Edge
+	edges []Edge
+	out   map[string][]int32
 }
 
 func newWaitGraph(edges []Edge, keep func(Edge) bool) waitGraph {
-	g := waitGraph{out: map[string][]Edge{}}
-	for _, e := range edges {
-		if keep(e) && e.Waiter != e.Holder {
-			g.out[e.Waiter] = append(g.out[e.Waiter], e)
+	g := waitGraph{edges: edges, out: map[string][]int32{}}
+	for i := range edges {
+		if e := &edges[i]; keep(*e) && e.Waiter != e.Holder {
+			g.out[e.Waiter] = append(g.out[e.Waiter], int32(i))
 		}
 	}
-	for _, es := range g.out {
-		slices.SortStableFunc(es, func(a, b Edge) int { return strings.Compare(a.Holder, b.Holder) })
-	}
+	g.sort()
 	return g
+}
+
+func (g waitGraph) sort() {
+	for _, es := range g.out {
+		slices.SortStableFunc(es, func(a, b int32) int { return strings.Compare(g.edges[a].Holder, g.edges[b].Holder) })
+	}
+}
+
+// within is the graph's edges that keep accepts between members only.
+func (g waitGraph) within(members map[string]bool, keep func(Edge) bool) waitGraph {
+	sub := waitGraph{edges: g.edges, out: map[string][]int32{}}
+	for w := range members {
+		for _, i := range g.out[w] {
+			if e := &g.edges[i]; members[e.Holder] && keep(*e) {
+				sub.out[w] = append(sub.out[w], i)
+			}
+		}
+	}
+	return sub
 }
 
 // components are the graph's strongly connected components of two sessions
 // or more, each sorted by name, the components in order of their first.
 func (g waitGraph) components() [][]string {
+	var idx []int32
+	for _, es := range g.out {
+		idx = append(idx, es...)
+	}
+	slices.Sort(idx)
+	return sccs(g.edges, idx)
+}
+
+// sccs are the strongly connected components, of two sessions or more, of
+// the edges at idx: each sorted by name, in order of their first.
+func sccs(edges []Edge, idx []int32) [][]string {
+	adj := &adjacency{}
 	ids := map[string]int64{}
-	var names []string
 	id := func(n string) int64 {
 		if i, ok := ids[n]; ok {
 			return i
 		}
-		ids[n] = int64(len(names))
-		names = append(names, n)
-		return ids[n]
+		i := int64(len(adj.names))
+		ids[n] = i
+		adj.names = append(adj.names, n)
+		adj.nodes = append(adj.nodes, simple.Node(i))
+		adj.succ = append(adj.succ, nil)
+		return i
 	}
-	dg := simple.NewDirectedGraph()
-	// Nodes and edges in a fixed order: the components do not depend on it,
-	// but the work done should not vary from one look to the next.
-	waiters := make([]string, 0, len(g.out))
-	for w := range g.out {
-		waiters = append(waiters, w)
-	}
-	slices.Sort(waiters)
-	for _, w := range waiters {
-		from := id(w)
-		for _, e := range g.out[w] {
-			to := id(e.Holder)
-			if dg.Node(from) == nil {
-				dg.AddNode(simple.Node(from))
-			}
-			if dg.Node(to) == nil {
-				dg.AddNode(simple.Node(to))
-			}
-			if !dg.HasEdgeFromTo(from, to) {
-				dg.SetEdge(dg.NewEdge(simple.Node(from), simple.Node(to)))
-			}
+	for _, i := range idx {
+		e := &edges[i]
+		if e.Waiter == e.Holder {
+			continue // a session never waits for itself
+		}
+		from, to := id(e.Waiter), id(e.Holder)
+		if n := len(adj.succ[from]); n == 0 || adj.succ[from][n-1].ID() != to {
+			adj.succ[from] = append(adj.succ[from], adj.nodes[to])
 		}
 	}
 	var out [][]string
-	for _, scc := range topo.TarjanSCC(dg) {
+	for _, scc := range topo.TarjanSCC(adj) {
 		if len(scc) < 2 {
-			continue // no self-waits: a session never waits for itself
+			continue
 		}
 		c := make([]string, len(scc))
 		for i, n := range scc {
-			c[i] = names[n.ID()]
+			c[i] = adj.names[n.ID()]
 		}
 		slices.Sort(c)
 		out = append(out, c)
@@ -101,24 +123,64 @@ func (g waitGraph) components() [][]string {
 	return out
 }
 
+// adjacency is a wait graph as gonum's graph.Directed, on slices: gonum's
+// own simple.DirectedGraph, built anew for each look, cost more than the
+// look's query (its maps of edges: 0.4 ms for a queue 40 deep).
+type adjacency struct {
+	names []string
+	nodes []graph.Node
+	succ  [][]graph.Node
+}
+
+func (a *adjacency) Node(id int64) graph.Node {
+	if id < 0 || id >= int64(len(a.nodes)) {
+		return nil
+	}
+	return a.nodes[id]
+}
+func (a *adjacency) Nodes() graph.Nodes        { return iterator.NewOrderedNodes(a.nodes) }
+func (a *adjacency) From(id int64) graph.Nodes { return iterator.NewOrderedNodes(a.succ[id]) }
+func (a *adjacency) HasEdgeFromTo(u, v int64) bool {
+	return slices.ContainsFunc(a.succ[u], func(n graph.Node) bool { return n.ID() == v })
+}
+func (a *adjacency) HasEdgeBetween(x, y int64) bool {
+	return a.HasEdgeFromTo(x, y) || a.HasEdgeFromTo(y, x)
+}
+func (a *adjacency) Edge(u, v int64) graph.Edge {
+	if !a.HasEdgeFromTo(u, v) {
+		return nil
+	}
+	return simple.Edge{F: a.nodes[u], T: a.nodes[v]}
+}
+func (a *adjacency) To(id int64) graph.Nodes {
+	var to []graph.Node
+	for u := range a.succ {
+		if a.HasEdgeFromTo(int64(u), id) {
+			to = append(to, a.nodes[u])
+		}
+	}
+	return iterator.NewOrderedNodes(to)
+}
+
 // path is the shortest path of edges from one session to another inside
 // members (a breadth-first search: linear in the edges), or nil when there
 // is none. From and to may be the same session: then it is the shortest
 // cycle through it.
 func (g waitGraph) path(from, to string, members map[string]bool) []Edge {
-	via := map[string]Edge{}
+	via := map[string]int32{}
 	queue := []string{from}
 	for len(queue) > 0 {
 		n := queue[0]
 		queue = queue[1:]
-		for _, e := range g.out[n] {
+		for _, i := range g.out[n] {
+			e := &g.edges[i]
 			if !members[e.Holder] {
 				continue
 			}
 			if e.Holder == to {
-				p := []Edge{e}
-				for at := n; at != from; at = via[at].Waiter {
-					p = append(p, via[at])
+				p := []Edge{*e}
+				for at := n; at != from; at = g.edges[via[at]].Waiter {
+					p = append(p, g.edges[via[at]])
 				}
 				slices.Reverse(p)
 				return p
@@ -126,7 +188,7 @@ func (g waitGraph) path(from, to string, members map[string]bool) []Edge {
 			if _, seen := via[e.Holder]; seen || e.Holder == from {
 				continue
 			}
-			via[e.Holder] = e
+			via[e.Holder] = i
 			queue = append(queue, e.Holder)
 		}
 	}
@@ -166,16 +228,62 @@ func (g waitGraph) representative(component []string) Cycle {
 // findCycles reports the deadlocks among edges, one per strongly connected
 // component of their hard edges: first those the server sees (it breaks
 // each), then those that close only through the application (Distributed:
-// no server sees them), each with one representative cycle.
-func findCycles(edges []Edge) []Cycle {
-	server := newWaitGraph(edges, hard)
-	var cycles []Cycle
-	inServerCycle := map[string]bool{}
-	for _, comp := range server.components() {
-		cycles = append(cycles, server.representative(comp))
-		for _, n := range comp {
-			inServerCycle[n] = true
+// no server sees them), each with one representative cycle; and the
+// cycles that close only through a queue (Soft), one per component of the
+// server's edges that holds a soft edge and no deadlock, with the shortest
+// cycle through its first. None of those is a deadlock (see the top of
+// this file).
+//
+// The server's edges are searched once; only a component of them can hold
+// a cycle of any kind, and a queue has none, so the common look is one
+// linear pass.
+func findCycles(edges []Edge) (deadlocks, soft []Cycle) {
+	var visible []int32
+	for i := range edges {
+		if serverVisible(edges[i]) {
+			visible = append(visible, int32(i))
 		}
+	}
+	comps := sccs(edges, visible)
+	// Each component's own edges, in one pass: a look may hold many.
+	compOf := map[string]int{}
+	for ci, comp := range comps {
+		for _, n := range comp {
+			compOf[n] = ci + 1
+		}
+	}
+	within := make([]waitGraph, len(comps))
+	for ci := range within {
+		within[ci] = waitGraph{edges: edges, out: map[string][]int32{}}
+	}
+	for _, i := range visible {
+		e := &edges[i]
+		if c := compOf[e.Waiter]; c > 0 && compOf[e.Holder] == c && e.Waiter != e.Holder {
+			within[c-1].out[e.Waiter] = append(within[c-1].out[e.Waiter], i)
+		}
+	}
+	inServerCycle := map[string]bool{}
+	for ci, comp := range comps {
+		full := within[ci]
+		full.sort()
+		members := set(comp)
+		hardOnly := full.within(members, hard)
+		hardOnly.sort()
+		hcs := hardOnly.components()
+		for _, hc := range hcs {
+			deadlocks = append(deadlocks, hardOnly.representative(hc))
+			for _, n := range hc {
+				inServerCycle[n] = true
+			}
+		}
+		// A component with a deadlock in it is that deadlock's to tell.
+		if c, ok := full.softCycle(comp, members); ok && len(hcs) == 0 {
+			soft = append(soft, c)
+		}
+	}
+	slices.SortFunc(deadlocks, func(a, b Cycle) int { return strings.Compare(a.Sessions[0], b.Sessions[0]) })
+	if !slices.ContainsFunc(edges, func(e Edge) bool { return e.Application }) {
+		return deadlocks, soft
 	}
 	all := newWaitGraph(edges, closes)
 	for _, comp := range all.components() {
@@ -184,44 +292,30 @@ func findCycles(edges []Edge) []Cycle {
 		}
 		c := all.representative(comp)
 		c.Distributed = true
-		cycles = append(cycles, c)
+		deadlocks = append(deadlocks, c)
 	}
-	return cycles
+	return deadlocks, soft
 }
 
-// findSoftCycles reports the cycles that close only through a queue: one
-// per strongly connected component of the server's edges that holds a soft
-// edge, with the shortest cycle through its first soft edge. None is a
-// deadlock (see the top of this file).
-func findSoftCycles(edges []Edge) []Cycle {
-	g := newWaitGraph(edges, serverVisible)
-	var out []Cycle
-	for _, comp := range g.components() {
-		members := set(comp)
-		var first *Edge
-		for _, w := range comp {
-			for i, e := range g.out[w] {
-				if e.Queued && members[e.Holder] {
-					first = &g.out[w][i]
-					break
-				}
+// softCycle is the component's cycle through its first soft edge, if it
+// holds one.
+func (g waitGraph) softCycle(comp []string, members map[string]bool) (Cycle, bool) {
+	for _, w := range comp {
+		for _, i := range g.out[w] {
+			first := g.edges[i]
+			if !first.Queued || !members[first.Holder] {
+				continue
 			}
-			if first != nil {
-				break
+			// Both ends of an edge inside a component lie on a cycle through it.
+			c := cycle(append([]Edge{first}, g.path(first.Holder, first.Waiter, members)...)).rotated()
+			c.Soft = true
+			if len(comp) > len(c.Sessions) {
+				c.Members = comp
 			}
+			return c, true
 		}
-		if first == nil {
-			continue // a component of hard edges alone: a deadlock, reported as one
-		}
-		// Both ends of an edge inside a component lie on a cycle through it.
-		c := cycle(append([]Edge{*first}, g.path(first.Holder, first.Waiter, members)...)).rotated()
-		c.Soft = true
-		if len(comp) > len(c.Sessions) {
-			c.Members = comp
-		}
-		out = append(out, c)
 	}
-	return out
+	return Cycle{}, false
 }
 
 // rotated is the cycle starting at its first session by name.

@@ -51,11 +51,8 @@ func TestDenseQueueHasNoCycle(t *testing.T) {
 	if len(edges) < 19000 {
 		t.Fatalf("only %d edges", len(edges))
 	}
-	if c := findCycles(edges); len(c) != 0 {
-		t.Errorf("deadlocks in a queue: %v", c)
-	}
-	if c := findSoftCycles(edges); len(c) != 0 {
-		t.Errorf("soft cycles in a queue: %v", c)
+	if c, soft := findCycles(edges); len(c) != 0 || len(soft) != 0 {
+		t.Errorf("cycles in a queue: %v, %v", c, soft)
 	}
 }
 
@@ -77,13 +74,13 @@ func TestTwoRowsThreeHundredClients(t *testing.T) {
 	if len(edges) < 20000 {
 		t.Fatalf("only %d edges", len(edges))
 	}
-	cycles := findCycles(edges)
+	cycles, soft := findCycles(edges)
 	if len(cycles) != 1 || cycles[0].String() != "a → b → a" || cycles[0].Members != nil || cycles[0].Distributed {
 		t.Fatalf("deadlocks: %+v", cycles)
 	}
 	checkCycle(t, cycles[0])
-	if c := findSoftCycles(edges); len(c) != 0 {
-		t.Errorf("soft cycles: %v", c)
+	if len(soft) != 0 {
+		t.Errorf("soft cycles: %v", soft)
 	}
 }
 
@@ -97,7 +94,7 @@ func TestTangleIsOneDeadlock(t *testing.T) {
 		edges = append(edges, hardEdge(p[0], p[1]))
 	}
 	edges = append(edges, hardEdge("outside", "s4")) // waits for the tangle, not in it
-	cycles := findCycles(edges)
+	cycles, _ := findCycles(edges)
 	if len(cycles) != 1 {
 		t.Fatalf("%d reports for one tangle: %v", len(cycles), cycles)
 	}
@@ -117,10 +114,10 @@ func TestTangleIsOneDeadlock(t *testing.T) {
 func TestSoftCycleIsNoDeadlock(t *testing.T) {
 	t.Parallel()
 	edges := []Edge{hardEdge("X", "Z"), softEdge("Z", "Y"), hardEdge("Y", "X")}
-	if c := findCycles(edges); len(c) != 0 {
+	c, soft := findCycles(edges)
+	if len(c) != 0 {
 		t.Fatalf("a cycle through a queue called a deadlock: %v", c)
 	}
-	soft := findSoftCycles(edges)
 	if len(soft) != 1 || !soft[0].Soft || soft[0].String() != "X → Z → Y → X" {
 		t.Fatalf("soft cycles: %+v", soft)
 	}
@@ -144,7 +141,7 @@ func TestManyDeadlocks(t *testing.T) {
 		a, b := fmt.Sprintf("a%03d", i), fmt.Sprintf("b%03d", i)
 		edges = append(edges, hardEdge(a, b), hardEdge(b, a))
 	}
-	cycles := findCycles(edges)
+	cycles, _ := findCycles(edges)
 	if len(cycles) != 600 {
 		t.Fatalf("%d reports, want 600", len(cycles))
 	}
@@ -162,13 +159,13 @@ func TestDistributedCycles(t *testing.T) {
 	t.Parallel()
 	app := Edge{Waiter: "T1@B", Holder: "T1", Application: true}
 	edges := []Edge{app, hardEdge("T1", "T2@B"), hardEdge("T2@B", "T1@B")}
-	cycles := findCycles(edges)
+	cycles, _ := findCycles(edges)
 	if len(cycles) != 1 || !cycles[0].Distributed {
 		t.Fatalf("distributed: %+v", cycles)
 	}
 	checkCycle(t, cycles[0])
 	edges = append(edges, hardEdge("T1@B", "T2@B"))
-	cycles = findCycles(edges)
+	cycles, _ = findCycles(edges)
 	if len(cycles) != 1 || cycles[0].Distributed || cycles[0].String() != "T1@B → T2@B → T1@B" {
 		t.Fatalf("a server's cycle inside: %+v", cycles)
 	}
@@ -204,10 +201,10 @@ func TestCyclesMatchReachability(t *testing.T) {
 				for len(queue) > 0 {
 					n := queue[0]
 					queue = queue[1:]
-					for _, e := range g.out[n] {
-						if !seen[e.Holder] {
-							seen[e.Holder] = true
-							queue = append(queue, e.Holder)
+					for _, i := range g.out[n] {
+						if h := edges[i].Holder; !seen[h] {
+							seen[h] = true
+							queue = append(queue, h)
 						}
 					}
 				}
@@ -216,7 +213,7 @@ func TestCyclesMatchReachability(t *testing.T) {
 			return out
 		}
 		hardReach := reach(hard)
-		cycles := findCycles(edges)
+		cycles, softCycles := findCycles(edges)
 		reported := map[string]int{}
 		for ci, c := range cycles {
 			checkCycle(t, c)
@@ -254,7 +251,7 @@ func TestCyclesMatchReachability(t *testing.T) {
 			}
 		}
 		allReach := reach(serverVisible)
-		for _, c := range findSoftCycles(edges) {
+		for _, c := range softCycles {
 			checkCycle(t, c)
 			if !c.Soft || !slices.ContainsFunc(c.Edges, func(e Edge) bool { return e.Queued }) {
 				t.Fatalf("seed %d: soft cycle %s has no soft edge", seed, c)
@@ -336,5 +333,16 @@ func TestTreeBounded(t *testing.T) {
 	tree.Walk(func(*TreeNode, int) { nodes++ })
 	if nodes > maxTreeNodes+200 || tree.Sessions() != 200 || nodes+tree.Omitted != 100+100*100 {
 		t.Fatalf("%d nodes, %d sessions, %d omitted", nodes, tree.Sessions(), tree.Omitted)
+	}
+}
+
+// BenchmarkQueueCycles is the cycle search and the tree of a row's queue
+// 40 deep: what a look of lockstep watch adds to its query there.
+func BenchmarkQueueCycles(b *testing.B) {
+	edges := reverseQueue("holder", 40, time.Now())
+	for b.Loop() {
+		s := &Snapshot{Graph: Graph{Edges: edges}}
+		s.Graph.findCycles(s)
+		BuildTree(s)
 	}
 }

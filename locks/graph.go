@@ -181,10 +181,11 @@ type index struct {
 	wanted   map[int32]*Lock    // a backend's awaited lock
 	held     map[string][]*Lock // a session's granted locks
 	prepared []string           // the prepared transactions' sessions
+	wants    map[*Lock]*wanted
 }
 
 func newIndex(s *Snapshot) *index {
-	x := &index{Snapshot: s, names: map[int32]string{}, wanted: map[int32]*Lock{}, held: map[string][]*Lock{}}
+	x := &index{Snapshot: s, names: map[int32]string{}, wanted: map[int32]*Lock{}, held: map[string][]*Lock{}, wants: map[*Lock]*wanted{}}
 	for _, b := range s.Backends {
 		if b.Pid != 0 && b.Session != "" {
 			if _, ok := x.names[b.Pid]; !ok {
@@ -219,13 +220,12 @@ func (x *index) nameOf(pid int32) string {
 // findCycles fills in the deadlocks of the graph's edges and says how each
 // will end, and the cycles that close only through a queue.
 func (g *Graph) findCycles(s *Snapshot) {
-	g.Cycles = findCycles(g.Edges)
+	g.Cycles, g.SoftCycles = findCycles(g.Edges)
 	for i := range g.Cycles {
 		if c := &g.Cycles[i]; !c.Distributed {
 			s.predictBreak(c)
 		}
 	}
-	g.SoftCycles = findSoftCycles(g.Edges)
 }
 
 // holders names what pid stands for in pg_blocking_pids: a session, or — for
@@ -287,7 +287,8 @@ func (x *index) explain(e *Edge, waiter *Backend) {
 		e.Why = fmt.Sprintf("%s waits for %s (the server names no lock)", e.Waiter, e.Holder)
 		return
 	}
-	wantedMode, wantedOK := ParseTableMode(w.Mode)
+	wi := x.want(w)
+	wantedMode, wantedOK := wi.mode, wi.modeOK
 	held := x.heldBy(e.Holder, w)
 	var heldMode TableMode
 	heldOK := false
@@ -315,32 +316,51 @@ func (x *index) explain(e *Edge, waiter *Backend) {
 		return
 	case "tuple":
 		if heldOK {
-			e.Why = fmt.Sprintf("%s queues for %s: %s is ahead in that row's queue (it holds the tuple lock while it waits for the row's locker to end)",
-				e.Waiter, strings.TrimSuffix(w.Target(), " (row queue)"), e.Holder)
+			e.Why = e.Waiter + " queues for " + strings.TrimSuffix(wi.target, " (row queue)") + ": " + e.Holder +
+				" is ahead in that row's queue (it holds the tuple lock while it waits for the row's locker to end)"
 			return
 		}
 	case "advisory":
 		if heldOK {
-			e.Why = fmt.Sprintf("%s wants the %s: %s holds it, and %s conflicts with %s", e.Waiter, w.Target(), e.Holder,
+			e.Why = fmt.Sprintf("%s wants the %s: %s holds it, and %s conflicts with %s", e.Waiter, wi.target, e.Holder,
 				heldMode.String(), wantedMode.String())
 			return
 		}
 	case "relation":
 		if heldOK {
 			e.Why = fmt.Sprintf("%s wants %s on %s: %s holds %s on it (taken by %s), which conflicts with %s",
-				e.Waiter, wantedMode, w.Target(), e.Holder, heldMode, heldMode.TakenBy(), wantedMode)
+				e.Waiter, wantedMode, wi.target, e.Holder, heldMode, heldMode.TakenBy(), wantedMode)
 			return
 		}
 	}
 	if !heldOK {
 		// pg_blocking_pids also names backends ahead in the queue whose own
 		// request conflicts, though they hold nothing yet.
+		// A queue of n has n²/2 of these: no Sprintf.
 		e.Queued = true
-		e.Why = fmt.Sprintf("%s wants %s on %s and queues behind %s, which is ahead of it waiting for a conflicting lock",
-			e.Waiter, w.ModeWords(), w.Target(), e.Holder)
+		e.Why = e.Waiter + " wants " + wi.words + " on " + wi.target + " and queues behind " + e.Holder +
+			", which is ahead of it waiting for a conflicting lock"
 		return
 	}
-	e.Why = fmt.Sprintf("%s wants %s on %s: %s holds %s, which conflicts", e.Waiter, w.ModeWords(), w.Target(), e.Holder, heldMode)
+	e.Why = fmt.Sprintf("%s wants %s on %s: %s holds %s, which conflicts", e.Waiter, wi.words, wi.target, e.Holder, heldMode)
+}
+
+// wanted is what the explanations of a waiter's edges say of the lock it
+// wants, worked out once for them all.
+type wanted struct {
+	mode          TableMode
+	modeOK        bool
+	target, words string
+}
+
+func (x *index) want(l *Lock) *wanted {
+	if wi, ok := x.wants[l]; ok {
+		return wi
+	}
+	wi := &wanted{target: l.Target(), words: l.ModeWords()}
+	wi.mode, wi.modeOK = ParseTableMode(l.Mode)
+	x.wants[l] = wi
+	return wi
 }
 
 // explainRowWait explains a wait on another transaction's id: the waiter

@@ -62,26 +62,28 @@ const HiddenQuery = "<insufficient privilege>"
 // so is any waiter no root reaches (a cycle through a queue).
 func BuildTree(s *Snapshot) Tree {
 	var t Tree
+	edges := s.Graph.Edges
 	since := map[string]time.Time{} // when each waiter began waiting
-	hardOf, softOf := map[string][]Edge{}, map[string][]Edge{}
+	hardOf, softOf := map[string][]int32{}, map[string][]int32{}
 	var waiters []string
-	for _, e := range s.Graph.Edges {
+	for i := range edges {
+		e := &edges[i]
 		if _, ok := since[e.Waiter]; !ok {
-			since[e.Waiter] = waitStart(e)
+			since[e.Waiter] = waitStart(*e)
 			waiters = append(waiters, e.Waiter)
 		}
 		if e.Queued {
-			softOf[e.Waiter] = append(softOf[e.Waiter], e)
+			softOf[e.Waiter] = append(softOf[e.Waiter], int32(i))
 		} else {
-			hardOf[e.Waiter] = append(hardOf[e.Waiter], e)
+			hardOf[e.Waiter] = append(hardOf[e.Waiter], int32(i))
 		}
 	}
-	waitsFor := map[string][]Edge{} // holder → the edges drawn under it
+	waitsFor := map[string][]int32{} // holder → the edges drawn under it
 	also := map[string]int{}
 	for _, w := range waiters {
 		if hs := hardOf[w]; len(hs) > 0 {
-			for _, e := range hs {
-				waitsFor[e.Holder] = append(waitsFor[e.Holder], e)
+			for _, i := range hs {
+				waitsFor[edges[i].Holder] = append(waitsFor[edges[i].Holder], i)
 			}
 			also[w] = len(softOf[w])
 			continue
@@ -90,12 +92,12 @@ func BuildTree(s *Snapshot) Tree {
 		// waiting last.
 		ss := softOf[w]
 		near := ss[0]
-		for _, e := range ss[1:] {
-			if !since[e.Holder].Before(since[near.Holder]) {
-				near = e
+		for _, i := range ss[1:] {
+			if !since[edges[i].Holder].Before(since[edges[near].Holder]) {
+				near = i
 			}
 		}
-		waitsFor[near.Holder] = append(waitsFor[near.Holder], near)
+		waitsFor[edges[near].Holder] = append(waitsFor[edges[near].Holder], near)
 		also[w] = len(ss) - 1
 	}
 	inCycle := map[string]bool{}
@@ -113,7 +115,7 @@ func BuildTree(s *Snapshot) Tree {
 	}
 	// Under each holder, its waiters in queue order: who began waiting first.
 	for _, es := range waitsFor {
-		sort.SliceStable(es, func(i, j int) bool { return waitStart(es[i]).Before(waitStart(es[j])) })
+		sort.SliceStable(es, func(i, j int) bool { return waitStart(edges[es[i]]).Before(waitStart(edges[es[j]])) })
 	}
 	var roots []string
 	for holder := range waitsFor {
@@ -148,7 +150,7 @@ func BuildTree(s *Snapshot) Tree {
 type treeBuilder struct {
 	s        *Snapshot
 	backends map[string]*Backend
-	waitsFor map[string][]Edge
+	waitsFor map[string][]int32 // indices in s.Graph.Edges
 	also     map[string]int
 	seen     map[string]bool
 	nodes    int
@@ -172,8 +174,8 @@ func (b *treeBuilder) node(name string, via *Edge) TreeNode {
 		return n
 	}
 	b.seen[name] = true
-	for i := range b.waitsFor[name] {
-		e := &b.waitsFor[name][i]
+	for _, i := range b.waitsFor[name] {
+		e := &b.s.Graph.Edges[i]
 		if b.seen[e.Waiter] && b.nodes >= maxTreeNodes {
 			b.omitted++
 			continue

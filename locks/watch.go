@@ -58,8 +58,10 @@ type Watch struct {
 	database string
 	seesAll  bool
 	hist     history
-	log      logSource
-	logNote  string
+	// counterAt is when a look last read the deadlock counter.
+	counterAt time.Time
+	log       logSource
+	logNote   string
 }
 
 // WatchEvent is one entry of the history: a wait that lasted, or a
@@ -181,10 +183,12 @@ func NewWatch(ctx context.Context, conn *pgx.Conn, opts WatchOptions) (*Watch, e
 	}
 	w.deadlock = ParsePgDuration(timeout)
 	if version < 140000 {
-		w.query = strings.Replace(w.query, "lk.mode, lk.granted, lk.fastpath, lk.waitstart", "lk.mode, lk.granted, lk.fastpath, NULL::timestamptz", 1)
+		w.query = strings.Replace(w.query, "kept.mode, kept.granted, kept.fastpath, kept.waitstart", "kept.mode, kept.granted, kept.fastpath, NULL::timestamptz", 1)
 	}
-	// The watch must never wait behind a session, nor for long at all.
-	if _, err := conn.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
+	// The watch must never wait behind a session, nor for long at all. Its
+	// look is planned once: its plan does not depend on the filter's
+	// values, and planning it again each time costs as much as running it.
+	if _, err := conn.Exec(ctx, "SET lock_timeout = '50ms'; SET plan_cache_mode = force_generic_plan"); err != nil {
 		return nil, fmt.Errorf("setting the watch's lock_timeout: %w", err)
 	}
 	w.log, w.logNote = openLog(ctx, conn, opts.ServerLog, w.role)
@@ -267,13 +271,20 @@ func (w *Watch) Poll(ctx context.Context) (*Look, error) {
 	if pids == nil {
 		pids = []int32{}
 	}
-	rows, err := w.conn.Query(ctx, w.query, f.App, f.User, pids, f.AllDatabases, w.opts.MaxLockRows)
+	// The counter rises seconds after a deadlock (see history.remember):
+	// once a second is often enough, and it costs as much as a small look.
+	readCounter := time.Since(w.counterAt) >= time.Second
+	if readCounter {
+		w.counterAt = start
+	}
+	rows, err := w.conn.Query(ctx, w.query, f.App, f.User, pids, f.AllDatabases, w.opts.MaxLockRows, readCounter)
 	if err != nil {
 		return nil, fmt.Errorf("looking at the sessions: %w", err)
 	}
 	look := &Look{}
 	snap := &Snapshot{DeadlockTimeout: w.deadlock}
 	var counter *int64
+	var myDB uint32 // the connection's database's oid
 	lockRows := 0
 	prepared := map[string]string{} // a prepared transaction's virtual transaction → its session
 	type rawLock struct {
@@ -309,6 +320,9 @@ func (w *Watch) Poll(ctx context.Context) (*Look, error) {
 		switch kind {
 		case "c":
 			counter = count
+			if oid, err := strconv.ParseUint(str(datname), 10, 32); err == nil {
+				myDB = uint32(oid)
+			}
 		case "s":
 			b := Backend{Pid: pid, User: str(usr), State: str(state), WaitEventType: str(wtype), WaitEvent: str(wev),
 				XactStart: xact, Started: backendStart, Query: str(query), BlockedBy: blockedBy, SafeSnapshotBlockedBy: safeBy}
@@ -355,14 +369,6 @@ func (w *Watch) Poll(ctx context.Context) (*Look, error) {
 			if objsubid != nil {
 				l.ObjSubID = *objsubid
 			}
-			if l.Relation == "" && l.RelationID != 0 {
-				// Another database's relation (or one just dropped): its
-				// name is in that database's catalog alone.
-				l.Relation = fmt.Sprintf("relation %d", l.RelationID)
-				if db := str(lockDB); db != "" && db != w.database {
-					l.Relation += " of database " + db
-				}
-			}
 			raw = append(raw, rawLock{l, str(vtx)})
 		}
 	}
@@ -370,14 +376,26 @@ func (w *Watch) Poll(ctx context.Context) (*Look, error) {
 		return nil, fmt.Errorf("reading a look at the sessions: %w", err)
 	}
 	look.ReadLocks, look.LockRowsCut = lockRows > 0, lockRows >= w.opts.MaxLockRows
-	names := map[int32]string{}
+	names, dbOf := map[int32]string{}, map[int32]string{}
 	for _, b := range snap.Backends {
 		if b.Pid != 0 {
-			names[b.Pid] = b.Session
+			names[b.Pid], dbOf[b.Pid] = b.Session, b.Database
 		}
 	}
 	for _, r := range raw {
 		l := r.Lock
+		if l.Relation == "" && l.RelationID != 0 {
+			// Another database's relation (or one just dropped): its name
+			// is in that database's catalog alone. A lock of a database's
+			// own is its backend's database's.
+			l.Relation = fmt.Sprintf("relation %d", l.RelationID)
+			if l.DatabaseID != 0 && l.DatabaseID != myDB {
+				l.Relation += " of another database"
+				if db := dbOf[l.Pid]; db != "" {
+					l.Relation = fmt.Sprintf("relation %d of database %s", l.RelationID, db)
+				}
+			}
+		}
 		switch {
 		case l.Pid == 0:
 			l.Session = prepared[r.vtx]

@@ -6,9 +6,11 @@
 --   $3  these pids only; empty means any
 --   $4  every database, not only the connection's
 --   $5  at most this many lock rows
+--   $6  read the deadlock counter (a look does once a second)
 --
 -- Rows of three kinds, told apart by the first column:
---   'c'  one row: the deadlock counter of the watched database(s)
+--   'c'  one row: the deadlock counter of the watched database(s), and
+--        the oid of the connection's database (in the datname column)
 --   's'  a session: each chosen one (the filter's), each blocker of a
 --        chosen one (one step beyond the filter), and each prepared
 --        transaction that blocks one (pid 0)
@@ -44,18 +46,47 @@ w AS MATERIALIZED (
     SELECT t.pid, t.blocked_by, t.safe_by FROM t WHERE cardinality(t.blocked_by) > 0 OR cardinality(t.safe_by) > 0
 ),
 b AS MATERIALIZED (
-    SELECT DISTINCT unnest(w.blocked_by || coalesce(w.safe_by, '{}')) AS pid FROM w
+    SELECT unnest(w.blocked_by || coalesce(w.safe_by, '{}')) AS pid FROM w
 ),
 lk AS MATERIALIZED (
-    SELECT l.*,
-           format('%s/%s/%s/%s/%s/%s/%s/%s/%s/%s', l.locktype, l.database, l.relation, l.page, l.tuple,
-                  l.virtualxid, l.transactionid, l.classid, l.objid, l.objsubid) AS obj
+    SELECT l.*
     FROM pg_locks l
     WHERE EXISTS (SELECT FROM w)
       AND (l.pid IN (SELECT w.pid FROM w) OR coalesce(l.pid, 0) IN (SELECT b.pid FROM b))
 ),
 wanted AS MATERIALIZED (
-    SELECT DISTINCT lk.obj FROM lk WHERE NOT lk.granted AND lk.pid IN (SELECT w.pid FROM w)
+    SELECT lk.locktype, lk.relation, lk.transactionid, lk.virtualxid, lk.objid
+    FROM lk WHERE NOT lk.granted AND lk.pid IN (SELECT w.pid FROM w)
+),
+-- The rows kept: each waiter's awaited lock and granted tuple lock, and
+-- what is held of the objects wanted — by type and oid, id or key, which
+-- may keep a few rows too many (a tuple of the same table): the watch
+-- matches them exactly.
+kept AS MATERIALIZED (
+    SELECT lk.*
+    FROM lk
+    WHERE (NOT lk.granted AND lk.pid IN (SELECT w.pid FROM w))
+       OR (lk.granted AND lk.locktype = 'tuple' AND lk.pid IN (SELECT w.pid FROM w))
+       OR (lk.granted AND lk.locktype IN (SELECT wanted.locktype FROM wanted)
+           AND (lk.relation IN (SELECT wanted.relation FROM wanted)
+                OR lk.transactionid IN (SELECT wanted.transactionid FROM wanted)
+                OR lk.virtualxid IN (SELECT wanted.virtualxid FROM wanted)
+                OR lk.objid IN (SELECT wanted.objid FROM wanted)))
+    LIMIT $5
+),
+me AS MATERIALIZED (
+    SELECT d.oid FROM pg_database d WHERE d.datname = current_database()
+),
+-- Names only for this database's relations (and the shared catalogs): an
+-- oid of another database would name the wrong one. Each once, by index.
+rel AS MATERIALIZED (
+    SELECT c.oid,
+           CASE WHEN n.nspname = current_schema() OR n.nspname = 'pg_catalog' THEN c.relname::text
+                ELSE n.nspname || '.' || c.relname END AS name,
+           c.relkind::text AS relkind
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = ANY (ARRAY(SELECT DISTINCT kept.relation FROM kept
+                             WHERE kept.database = 0 OR kept.database IN (SELECT me.oid FROM me)))
 ),
 prep AS MATERIALIZED (
     -- The prepared transactions that block: pg_locks shows their locks with
@@ -65,9 +96,10 @@ prep AS MATERIALIZED (
     JOIN lk x ON x.pid IS NULL AND x.locktype = 'transactionid' AND x.transactionid = p.transaction
     WHERE 0 IN (SELECT b.pid FROM b)
 )
-SELECT 'c', pg_backend_pid(), NULL::bool, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
+SELECT 'c', pg_backend_pid(), NULL::bool, (SELECT me.oid::text FROM me), NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
        NULL::timestamptz, NULL::timestamptz, NULL::text, NULL::int4[], NULL::int4[],
-       (SELECT sum(d.deadlocks)::bigint FROM pg_stat_database d WHERE $4 OR d.datname = current_database()),
+       -- The function, not the view pg_stat_database, which reads every counter of every database.
+       CASE WHEN $6 THEN (SELECT sum(pg_stat_get_db_deadlocks(d.oid))::bigint FROM pg_database d WHERE $4 OR d.datname = current_database()) END,
        NULL::text, NULL::text, NULL::int8, NULL::int8, NULL::text, NULL::text, NULL::text, NULL::int4, NULL::int2, NULL::text,
        NULL::int8, NULL::int8, NULL::int8, NULL::int2, NULL::text, NULL::bool, NULL::bool, NULL::timestamptz
 UNION ALL
@@ -82,24 +114,11 @@ SELECT 's', 0, false, prep.datname, 'prepared:' || prep.gid, prep.owner, 'prepar
        prep.virtualtransaction, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM prep
 UNION ALL
-(SELECT 'l', coalesce(lk.pid, 0), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-        lk.virtualtransaction,
-        lk.locktype,
-        lk.database::int8,
-        lk.relation::int8,
-        coalesce((SELECT d.datname::text FROM pg_database d WHERE d.oid = lk.database), ''),
-        CASE WHEN n.nspname = current_schema() OR n.nspname = 'pg_catalog' THEN c.relname::text ELSE n.nspname || '.' || c.relname END,
-        c.relkind::text,
-        lk.page, lk.tuple::int2, lk.virtualxid,
-        lk.transactionid::text::int8, lk.classid::int8, lk.objid::int8, lk.objsubid,
-        lk.mode, lk.granted, lk.fastpath, lk.waitstart
- FROM lk
- -- Names only for this database's relations (and the shared catalogs): an
- -- oid of another database would name the wrong one.
- LEFT JOIN pg_class c ON c.oid = lk.relation
-       AND lk.database IN (0, (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
- LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE (NOT lk.granted AND lk.pid IN (SELECT w.pid FROM w))
-    OR (lk.granted AND lk.locktype = 'tuple' AND lk.pid IN (SELECT w.pid FROM w))
-    OR (lk.granted AND lk.obj IN (SELECT wanted.obj FROM wanted))
- LIMIT $5)
+SELECT 'l', coalesce(kept.pid, 0), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       kept.virtualtransaction, kept.locktype, kept.database::int8, kept.relation::int8, NULL,
+       rel.name, rel.relkind,
+       kept.page, kept.tuple::int2, kept.virtualxid,
+       kept.transactionid::text::int8, kept.classid::int8, kept.objid::int8, kept.objsubid,
+       kept.mode, kept.granted, kept.fastpath, kept.waitstart
+FROM kept
+LEFT JOIN rel ON rel.oid = kept.relation AND (kept.database = 0 OR kept.database IN (SELECT me.oid FROM me))
