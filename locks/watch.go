@@ -259,6 +259,14 @@ func (w *Watch) History() []WatchEvent {
 	return w.hist.entries()
 }
 
+// Made counts the history's entries ever made of a kind ("wait",
+// "deadlock"), those dropped past the history's bound too.
+func (w *Watch) Made(kind string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.hist.made[kind]
+}
+
 // Poll looks once: one statement reads the chosen sessions and their
 // blockers and — only when one of them waits — the lock rows that explain
 // the waits. ctx ends it mid-query: pgx cancels the statement.

@@ -476,18 +476,15 @@ loop:
 	bb.report(fmt.Sprintf("(b) %d clients, paused (SIGSTOP)", clients), paused)
 	entries := func(w *locks.Watch) (all, seen int) {
 		for _, ev := range w.History() {
-			if ev.Kind == "deadlock" {
-				all++
-				if ev.Seen {
-					seen++
-				}
+			if ev.Kind == "deadlock" && ev.Seen {
+				seen++
 			}
 		}
-		return all, seen
+		return w.Made("deadlock"), seen
 	}
 	server := last - before
 	a, s := entries(withLog)
-	fmt.Printf("(b) deadlocks: the server counted %d; history entries with the log: %d (%.3f×; %d seen standing)", server, a, float64(a)/float64(server), s)
+	fmt.Printf("(b) deadlocks: the server counted %d; history entries with the log: %d (%.3f×; %d of the newest kept seen standing)", server, a, float64(a)/float64(server), s)
 	a, s = entries(withoutLog)
 	fmt.Printf("; with the counter only: %d (%.3f×; %d seen standing); slowest look %s against a 500ms interval\n",
 		a, float64(a)/float64(server), s, slowest.Round(time.Millisecond))

@@ -42,6 +42,8 @@ type history struct {
 	// foreign counts deadlocks the log reported outside the filter, whose
 	// rises of the counter are not the watch's.
 	foreign int64
+	// made counts the entries ever made, by kind, the dropped ones too.
+	made map[string]int
 }
 
 type waitKey struct {
@@ -60,7 +62,7 @@ type deadlockSeen struct {
 }
 
 func newHistory(opts WatchOptions) history {
-	return history{opts: opts, waits: map[waitKey]*WatchEvent{}, counter: -1, chosen: map[int32]time.Time{}}
+	return history{opts: opts, waits: map[waitKey]*WatchEvent{}, counter: -1, chosen: map[int32]time.Time{}, made: map[string]int{}}
 }
 
 func (h *history) entries() []WatchEvent {
@@ -74,6 +76,7 @@ func (h *history) entries() []WatchEvent {
 func (h *history) add(ev *WatchEvent) *WatchEvent {
 	h.nextID++
 	ev.ID = h.nextID
+	h.made[ev.Kind]++
 	h.list = append(h.list, ev)
 	if len(h.list) > maxHistory {
 		h.list = slices.Delete(h.list, 0, len(h.list)-maxHistory)
@@ -252,8 +255,14 @@ func (h *history) remember(look *Look, counter *int64, verdicts []serverDeadlock
 			}
 		}
 		ev.Verdict = fmt.Sprintf("broken by the server: its deadlock check rolled back %s's transaction (40P01 deadlock detected)", ev.Victim)
-		if r.victim == 0 {
+		switch {
+		case r.victim == 0:
 			ev.Victim, ev.Verdict = "", "broken by the server (its log names no victim's pid)"
+		case d.ev.Seen && !d.pids[r.victim]:
+			// The tangle changed between the look and the check: say the
+			// server's own cycle, not only the one a look saw.
+			ev.Verdict += fmt.Sprintf("; the server's cycle then was pids %s → %d, the tangle having changed since the look",
+				strings.ReplaceAll(joinPids(r.pids), ", ", " → "), r.pids[0])
 		}
 		changed[ev] = true
 	}

@@ -102,6 +102,7 @@ type watchModel struct {
 	historyFocus bool
 	sel, top     int // selected node and the first drawn, in the tree's walk order
 	hsel         int
+	hmoved       bool              // the user chose a history entry
 	viewing      *locks.WatchEvent // a history entry whose tree is shown instead of the live one
 	confirm      *watchAction
 }
@@ -246,6 +247,9 @@ func (m *watchModel) key(msg tea.KeyPressMsg) tea.Cmd {
 		}
 	case key.Matches(msg, m.keys.Focus):
 		m.historyFocus = !m.historyFocus
+		if m.historyFocus && !m.hmoved {
+			m.hsel = len(m.history) - 1 // the newest first: it is what just happened
+		}
 	case key.Matches(msg, m.keys.Up):
 		m.move(-1)
 	case key.Matches(msg, m.keys.Down):
@@ -323,6 +327,7 @@ func (m *watchModel) selected() (locks.TreeNode, bool) {
 func (m *watchModel) move(d int) {
 	if m.historyFocus {
 		m.hsel = max(0, min(len(m.history)-1, m.hsel+d))
+		m.hmoved = true
 		return
 	}
 	ns, _ := m.nodes()
@@ -333,10 +338,18 @@ func (m *watchModel) move(d int) {
 func (m *watchModel) clampSel() {
 	ns, ds := m.nodes()
 	if !m.moved && m.viewing == nil {
-		// Follow the first waiter: its line in the why pane is the lesson.
+		// Follow the first waiter: its line in the why pane is the lesson;
+		// while a deadlock stands, the first of its sessions, so that the
+		// why pane explains the deadlock.
 		m.sel = 0
 		for i, d := range ds {
 			if d > 0 {
+				m.sel = i
+				break
+			}
+		}
+		for i, n := range ns {
+			if m.cycleOf(n) != nil {
 				m.sel = i
 				break
 			}
@@ -381,6 +394,14 @@ func (m *watchModel) screen() []string {
 		body = hjoin(m.treePane(leftW, room), right)
 	} else {
 		treeH := (room - histH) * 3 / 5
+		if n, ok := m.selected(); ok && m.viewing == nil && m.cycleOf(n) != nil {
+			// A deadlock stands: its explanation is the lesson, the tree
+			// gives it room.
+			if room < 22 {
+				histH = 4
+			}
+			treeH = (room - histH) * 2 / 5
+		}
 		whyH := room - histH - treeH
 		body = append(m.treePane(w, treeH), m.whyPane(w, whyH)...)
 		body = append(body, m.historyPane(w, histH)...)
@@ -480,7 +501,7 @@ func (m *watchModel) treePane(w, h int) []string {
 			msg += " Sessions idle in a transaction hold their locks until they end: the next to ask for one of those waits."
 		}
 		lines = append(lines, wrapAll([]string{st.subtle.Render(msg)}, inner)...)
-		return m.lk.panel(title, lines, w, h, !m.historyFocus)
+		return m.panel(title, lines, w, h, !m.historyFocus)
 	}
 	// Keep the selected node in sight: draw from top, moved to show sel.
 	if m.sel < m.top {
@@ -500,13 +521,33 @@ func (m *watchModel) treePane(w, h int) []string {
 	if m.top > 0 {
 		lines = append(lines, st.subtle.Render(fmt.Sprintf("↑ %d more above", m.top)))
 	}
-	for i := m.top; i < len(ns) && len(lines) < h-2; i++ {
-		lines = append(lines, m.nodeLines(ns[i], ds[i], inner, i == m.sel && !m.historyFocus)...)
+	// The nodes that fit whole, and a line saying how many more there are.
+	room = h - 3
+	last := m.top
+	for ; last < len(ns); last++ {
+		nl := m.nodeLines(ns[last], ds[last], inner, last == m.sel && !m.historyFocus)
+		if len(lines)+len(nl) > room-1 && last > m.top {
+			break
+		}
+		lines = append(lines, nl...)
+	}
+	if more := len(ns) - last; more > 0 {
+		lines = append(lines, st.subtle.Render(fmt.Sprintf("↓ %d more below (↑/↓ moves)", more)))
 	}
 	if t.Omitted > 0 {
 		lines = append(lines, st.subtle.Render(fmt.Sprintf("(%d more waits of sessions drawn already are not drawn again)", t.Omitted)))
 	}
-	return m.lk.panel(title, lines, w, h, !m.historyFocus)
+	return m.panel(title, lines, w, h, !m.historyFocus)
+}
+
+// panel is a pane whose lines, when more than fit, end with a line that
+// says how many are not shown: nothing is cut without a mark.
+func (m *watchModel) panel(title string, lines []string, w, h int, focused bool) []string {
+	if room := h - 3; room > 0 && len(lines) > room {
+		cut := len(lines) - room + 1
+		lines = append(lines[:room-1:room-1], m.lk.st.subtle.Render(fmt.Sprintf("… %d more lines (a taller terminal shows them)", cut)))
+	}
+	return m.lk.panel(title, lines, w, h, focused)
 }
 
 // nodeLines draws one node: a root's who, state and statement; a waiter's
@@ -604,10 +645,10 @@ func (m *watchModel) whyPane(w, h int) []string {
 	if c := m.cycleOf(n); ok && m.viewing == nil && c != nil {
 		m.explain.now, m.explain.room = m.now(), h-3
 		title, lines := m.explain.standing(c, inner)
-		return m.lk.panel(title, lines, w, h, false)
+		return m.panel(title, lines, w, h, false)
 	}
 	if !ok {
-		return m.lk.panel("Why does a session wait?", wrapAll([]string{st.subtle.Render(
+		return m.panel("Why does a session wait?", wrapAll([]string{st.subtle.Render(
 			"When a watched session waits for a lock, the tree shows it under the session that blocks it, and this pane says why: " +
 				"the lock it wants, the lock the other holds, and the row of PostgreSQL's conflict table that decides it.")}, inner), w, h, false)
 	}
@@ -624,7 +665,7 @@ func (m *watchModel) whyPane(w, h int) []string {
 		}
 		lines = append(lines, st.subtle.Render("Its last statement is the tree's; the lock each waiter wants is on its line. "+
 			"k cancels its statement, T ends its session (both ask first)."))
-		return m.lk.panel(title, wrapAll(lines, inner), w, h, false)
+		return m.panel(title, wrapAll(lines, inner), w, h, false)
 	}
 	e := n.Edge
 	title := "Why " + e.Waiter + " waits for " + e.Holder
@@ -638,7 +679,7 @@ func (m *watchModel) whyPane(w, h int) []string {
 			lines = append(lines, table...)
 		}
 	}
-	return m.lk.panel(title, lines, w, h, false)
+	return m.panel(title, lines, w, h, false)
 }
 
 // cycleOf is the standing deadlock the node is in, if any.
@@ -675,7 +716,7 @@ func (m *watchModel) historyDetail(ev *locks.WatchEvent, w, h int) []string {
 			lines = append(lines, "  "+d)
 		}
 	}
-	return m.lk.panel(ev.Time.Format("15:04:05")+" — "+historyKind(*ev), wrapAll(lines, w-4), w, h, false)
+	return m.panel(ev.Time.Format("15:04:05")+" — "+historyKind(*ev), wrapAll(lines, w-4), w, h, false)
 }
 
 func historyKind(ev locks.WatchEvent) string {
