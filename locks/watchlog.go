@@ -70,7 +70,7 @@ func openLog(ctx context.Context, conn *pgx.Conn, path, role string) (logSource,
 	}
 	if !may {
 		return nil, fmt.Sprintf("victims of deadlocks are not named: role %s may not read the server's log; a superuser lets it with: "+
-			"GRANT pg_monitor TO %[2]s; GRANT EXECUTE ON FUNCTION pg_stat_file(text, boolean), pg_read_binary_file(text, bigint, bigint, boolean) TO %[2]s;",
+			"GRANT EXECUTE ON FUNCTION pg_current_logfile(text), pg_stat_file(text, boolean), pg_read_binary_file(text, bigint, bigint, boolean) TO %s;",
 			role, ident(role))
 	}
 	if collector != "on" {
