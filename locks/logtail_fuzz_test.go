@@ -1,9 +1,12 @@
 package locks
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -52,11 +55,11 @@ func readLogIn(t *testing.T, path string, pieces ...[]byte) []serverDeadlock {
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tail, err := openLogTail(path)
+	tail, err := openFileLog(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tail.f.Close()
+	defer tail.close()
 	w, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +70,8 @@ func readLogIn(t *testing.T, path string, pieces ...[]byte) []serverDeadlock {
 		if _, err := w.Write(p); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, tail.deadlocks()...)
+		found, _ := tail.read(context.Background(), nil)
+		out = append(out, found...)
 	}
 	return out
 }
@@ -75,7 +79,24 @@ func readLogIn(t *testing.T, path string, pieces ...[]byte) []serverDeadlock {
 func verdicts(ds []serverDeadlock) []string {
 	var out []string
 	for _, d := range ds {
-		out = append(out, d.verdict)
+		out = append(out, fmt.Sprintf("victim %d of %v: %s", d.victim, d.pids, d.detail))
 	}
 	return out
+}
+
+// The reports in deadlockLog: the victim is the pid of the ERROR line,
+// the processes are the DETAIL's, the first in the order of the cycle.
+func TestLogTailReadsDeadlocks(t *testing.T) {
+	ds := readLogIn(t, filepath.Join(t.TempDir(), "log"), []byte(deadlockLog), []byte("2026-12-06 02:34:28.140 UTC [1] LOG:  next\n"))
+	if len(ds) != 2 || ds[0].victim != 23956 || !slices.Equal(ds[0].pids, []int32{23956, 23948}) ||
+		ds[1].victim != 23961 || !slices.Equal(ds[1].pids, []int32{23961, 23962}) ||
+		!strings.HasPrefix(ds[0].detail, "Process 23956 waits for ShareLock on transaction 1016") {
+		t.Fatalf("%+v", ds)
+	}
+	// A prefix without the pid (log_line_prefix '%m '): the DETAIL's first process.
+	var p logParser
+	ds = p.feed("2026-12-06 02:34:28.131 UTC ERROR:  deadlock detected\n2026-12-06 02:34:28.131 UTC DETAIL:  Process 7 waits for ShareLock on transaction 1; blocked by process 8.\n\tProcess 8 waits for ShareLock on transaction 2; blocked by process 7.\n2026-12-06 02:34:28.131 UTC HINT:  See server log for query details.\n")
+	if len(ds) != 1 || ds[0].victim != 7 || !slices.Equal(ds[0].pids, []int32{7, 8}) {
+		t.Fatalf("%+v", ds)
+	}
 }

@@ -50,14 +50,11 @@ const (
 // neither, it says why in a note, and in short for the history's verdicts.
 func openLog(ctx context.Context, conn *pgx.Conn, path, role string) (logSource, string) {
 	if path != "" {
-		f, err := os.Open(path)
-		if err == nil {
-			if _, err = f.Seek(0, io.SeekEnd); err == nil {
-				return &fileLog{f: f, r: bufio.NewReader(f)}, ""
-			}
-			f.Close()
+		l, err := openFileLog(path)
+		if err != nil {
+			return nil, fmt.Sprintf("the server's log cannot be read (%v): deadlocks the server breaks are counted, their victims not named", err)
 		}
-		return nil, fmt.Sprintf("the server's log cannot be read (%v): deadlocks the server breaks are counted, their victims not named", err)
+		return l, ""
 	}
 	var may bool
 	var collector string
@@ -101,6 +98,19 @@ type fileLog struct {
 	f *os.File
 	r *bufio.Reader
 	p logParser
+}
+
+// openFileLog opens the log at path, to read what is written from now.
+func openFileLog(path string) (*fileLog, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &fileLog{f: f, r: bufio.NewReader(f)}, nil
 }
 
 func (l *fileLog) read(context.Context, *pgx.Conn) ([]serverDeadlock, string) {
@@ -169,13 +179,24 @@ func (l *sqlLog) read(ctx context.Context, conn *pgx.Conn) ([]serverDeadlock, st
 
 func (l *sqlLog) close() {}
 
-// logParser finds the deadlock reports in a log's text, fed in pieces.
+// logParser finds the deadlock reports in a log's text, fed in pieces
+// cut anywhere: line by line, so that what it finds does not depend on
+// where the pieces were cut (FuzzLogTail).
 type logParser struct {
 	partial string
-	pending []string
 	// skipping drops the first line fed, which may start mid-way.
 	skipping bool
+	// cur is a report being read: its ERROR line seen, its DETAIL maybe.
+	cur      *serverDeadlock
+	detail   []string
+	inDetail bool
 }
+
+const (
+	// maxLogLine and maxDetailLines bound what a report or a line holds.
+	maxLogLine     = 64 << 10
+	maxDetailLines = 200
+)
 
 // logMessage finds a message's level in a line of any log_line_prefix:
 // "… ERROR:  deadlock detected". The level is followed by two spaces.
@@ -188,70 +209,83 @@ var logPid = regexp.MustCompile(`\[(\d+)\]`)
 var processLine = regexp.MustCompile(`(?i)process (\d+)`)
 
 // feed adds text to what was read and returns the deadlock reports now
-// complete in it: the ERROR line and the DETAIL that follows it (with its
-// tab-indented lines). A report still being written waits for more.
+// complete: the ERROR line and the DETAIL that follows it (with its
+// tab-indented lines), ended by the next line of another message. A
+// report still being written waits for more.
 func (p *logParser) feed(text string) []serverDeadlock {
 	lines := strings.Split(p.partial+text, "\n")
 	p.partial = lines[len(lines)-1]
+	if len(p.partial) > maxLogLine {
+		p.partial = p.partial[:maxLogLine]
+	}
 	lines = lines[:len(lines)-1]
 	if p.skipping && len(lines) > 0 {
 		lines, p.skipping = lines[1:], false
 	}
-	p.pending = append(p.pending, lines...)
 	var out []serverDeadlock
-	keep := 0
-	for i := 0; i < len(p.pending); i++ {
-		m := logMessage.FindStringSubmatch(p.pending[i])
-		if m == nil || m[1] != "ERROR" || m[2] != "deadlock detected" {
-			keep = i + 1
-			continue
+	for _, l := range lines {
+		if len(l) > maxLogLine {
+			l = l[:maxLogLine]
 		}
-		// The report ends at the first line of another message after its DETAIL.
-		var detail []string
-		end := -1
-		for j := i + 1; j < len(p.pending); j++ {
-			l := p.pending[j]
-			if strings.HasPrefix(l, "\t") {
-				if len(detail) > 0 {
-					detail = append(detail, strings.TrimSpace(l))
-				}
-				continue
-			}
-			if dm := logMessage.FindStringSubmatch(l); dm != nil && dm[1] == "DETAIL" && len(detail) == 0 {
-				detail = append(detail, dm[2])
-				continue
-			}
-			end = j
-			break
+		if r, ok := p.line(l); ok {
+			out = append(out, r)
 		}
-		if end < 0 {
-			break // wait for the rest
-		}
-		r := serverDeadlock{detail: strings.Join(detail, "\n")}
-		for _, pm := range processLine.FindAllStringSubmatch(r.detail, -1) {
-			if pid, err := strconv.ParseInt(pm[1], 10, 32); err == nil && !containsPid(r.pids, int32(pid)) {
-				r.pids = append(r.pids, int32(pid))
-			}
-		}
-		// The victim: the prefix's pid where it has one, else the first
-		// process the DETAIL names (the check starts its search at itself).
-		if pm := logPid.FindStringSubmatch(strings.TrimSuffix(p.pending[i], m[0])); pm != nil {
-			if pid, err := strconv.ParseInt(pm[1], 10, 32); err == nil {
-				r.victim = int32(pid)
-			}
-		}
-		if r.victim == 0 && len(r.pids) > 0 {
-			r.victim = r.pids[0]
-		}
-		out = append(out, r)
-		keep, i = end, end-1
-	}
-	p.pending = p.pending[keep:]
-	// A line that never ends a report is not kept for ever.
-	if len(p.pending) > 1000 {
-		p.pending = p.pending[len(p.pending)-1000:]
 	}
 	return out
+}
+
+// line reads one line: it may go on the report being read, end it, or
+// begin one.
+func (p *logParser) line(l string) (serverDeadlock, bool) {
+	if p.cur != nil {
+		if strings.HasPrefix(l, "\t") {
+			if p.inDetail && len(p.detail) < maxDetailLines {
+				p.detail = append(p.detail, strings.TrimSpace(l))
+			}
+			return serverDeadlock{}, false
+		}
+		if m := logMessage.FindStringSubmatch(l); m != nil && m[1] == "DETAIL" && !p.inDetail {
+			p.inDetail, p.detail = true, append(p.detail, m[2])
+			return serverDeadlock{}, false
+		}
+		r := p.finish()
+		p.begin(l)
+		return r, true
+	}
+	p.begin(l)
+	return serverDeadlock{}, false
+}
+
+// begin starts a report if the line is a deadlock's ERROR.
+func (p *logParser) begin(l string) {
+	m := logMessage.FindStringSubmatch(l)
+	if m == nil || m[1] != "ERROR" || m[2] != "deadlock detected" {
+		return
+	}
+	p.cur, p.detail, p.inDetail = &serverDeadlock{}, nil, false
+	if pm := logPid.FindStringSubmatch(strings.TrimSuffix(l, m[0])); pm != nil {
+		if pid, err := strconv.ParseInt(pm[1], 10, 32); err == nil {
+			p.cur.victim = int32(pid)
+		}
+	}
+}
+
+// finish is the report read: its DETAIL, the processes it names, and the
+// victim — the prefix's pid where the prefix has one, else the first
+// process the DETAIL names (the check starts its search at itself).
+func (p *logParser) finish() serverDeadlock {
+	r := *p.cur
+	p.cur = nil
+	r.detail = strings.Join(p.detail, "\n")
+	for _, pm := range processLine.FindAllStringSubmatch(r.detail, -1) {
+		if pid, err := strconv.ParseInt(pm[1], 10, 32); err == nil && !containsPid(r.pids, int32(pid)) {
+			r.pids = append(r.pids, int32(pid))
+		}
+	}
+	if r.victim == 0 && len(r.pids) > 0 {
+		r.victim = r.pids[0]
+	}
+	return r
 }
 
 func containsPid(pids []int32, pid int32) bool {
