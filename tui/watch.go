@@ -504,16 +504,24 @@ func (m *watchModel) treePane(w, h int) []string {
 		return m.panel(title, lines, w, h, !m.historyFocus)
 	}
 	// Keep the selected node in sight: draw from top, moved to show sel.
-	if m.sel < m.top {
-		m.top = m.sel
-	}
 	// Counted up from the selected node, so a frame draws what fits, not
-	// the whole tree.
-	room := h - 3 - len(lines)
+	// the whole tree; a line is kept for "more above" and "more below".
+	sel := min(m.sel, len(ns)-1)
+	if sel < m.top {
+		m.top = sel
+	}
+	avail := h - 3 - len(lines)
+	if sel < len(ns)-1 {
+		avail--
+	}
 	used := 0
-	for i := min(m.sel, len(ns)-1); i >= m.top; i-- {
+	for i := sel; i >= m.top; i-- {
 		used += len(m.nodeLines(ns[i], ds[i], inner, false))
-		if used > room && i < m.sel {
+		above := 0
+		if i > 0 {
+			above = 1
+		}
+		if used+above > avail && i < sel {
 			m.top = i + 1
 			break
 		}
@@ -521,12 +529,16 @@ func (m *watchModel) treePane(w, h int) []string {
 	if m.top > 0 {
 		lines = append(lines, st.subtle.Render(fmt.Sprintf("↑ %d more above", m.top)))
 	}
-	// The nodes that fit whole, and a line saying how many more there are.
-	room = h - 3
+	// The nodes that fit whole — the selected one always — and a line
+	// saying how many more there are below.
 	last := m.top
 	for ; last < len(ns); last++ {
 		nl := m.nodeLines(ns[last], ds[last], inner, last == m.sel && !m.historyFocus)
-		if len(lines)+len(nl) > room-1 && last > m.top {
+		room := h - 3
+		if last < len(ns)-1 {
+			room--
+		}
+		if last > sel && len(lines)+len(nl) > room {
 			break
 		}
 		lines = append(lines, nl...)
