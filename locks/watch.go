@@ -218,9 +218,8 @@ func (w *Watch) SeesAll() bool { return w.seesAll }
 // HiddenNote says, once, what a role without pg_read_all_stats does not
 // see, and how to get it.
 func HiddenNote(role string) string {
-	return fmt.Sprintf("role %s lacks pg_read_all_stats: the server hides other roles' state and statements from it "+
-		"(shown as hidden, and left out of the counts); who waits for whom and on which lock still shows, from pg_locks "+
-		"and pg_blocking_pids. A superuser gives it all with: GRANT pg_read_all_stats TO %s;", role, ident(role))
+	return fmt.Sprintf("role %s lacks pg_read_all_stats: other roles' state and statements are hidden and left out of the counts "+
+		"(waits still show); a superuser shows them with GRANT pg_read_all_stats TO %s;", role, ident(role))
 }
 
 // ident is a role's name as SQL needs it: quoted only when it must be.

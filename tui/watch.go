@@ -419,7 +419,7 @@ func (m *watchModel) summary() string {
 	parts := []string{fmt.Sprintf("%d sessions watched (%s)", l.Watched, m.opts.Filter),
 		fmt.Sprintf("%d in a transaction", l.InTransaction)}
 	if l.Partial() {
-		parts[1] += fmt.Sprintf(" of those it may see (%d of other roles hidden)", l.Hidden)
+		parts[1] += fmt.Sprintf(" (%d of other roles: hidden)", l.Hidden)
 	}
 	if l.IdleInTransaction > 0 {
 		parts = append(parts, st.bad.Render(fmt.Sprintf("%d idle in transaction", l.IdleInTransaction)))
