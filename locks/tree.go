@@ -31,6 +31,7 @@ type TreeNode struct {
 	Pid       int32      `json:"pid"`
 	User      string     `json:"user,omitempty"`
 	Database  string     `json:"database,omitempty"` // with --all
+	Prepared  string     `json:"prepared,omitempty"` // a prepared transaction's global id
 	State     string     `json:"state"`
 	XactStart *time.Time `json:"xact_start,omitempty"`
 	Query     string     `json:"query"`
@@ -162,6 +163,7 @@ func (b *treeBuilder) node(name string, via *Edge) TreeNode {
 	n := TreeNode{Session: name}
 	if bk, ok := b.backends[name]; ok {
 		n.Pid, n.User, n.Database, n.State, n.XactStart, n.Query = bk.Pid, bk.User, bk.Database, bk.State, bk.XactStart, bk.Query
+		n.Prepared = bk.Prepared
 	}
 	if via != nil {
 		n.Waits, n.Soft, n.Edge, n.AlsoBehind = via.Why, via.Queued, via, b.also[name]
@@ -232,6 +234,9 @@ func (n TreeNode) Header(now time.Time) string {
 func (n TreeNode) Statement() string {
 	if n.Query == HiddenQuery {
 		return "(statement hidden: this role lacks pg_read_all_stats)"
+	}
+	if n.Prepared != "" && n.Query == "" {
+		return fmt.Sprintf("(a prepared transaction: no session runs it; COMMIT PREPARED '%s' or ROLLBACK PREPARED '%s' ends it)", n.Prepared, n.Prepared)
 	}
 	return strings.Join(strings.Fields(n.Query), " ")
 }
