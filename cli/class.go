@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/charmbracelet/x/term"
@@ -16,6 +15,7 @@ import (
 
 	"lockstep/db"
 	"lockstep/locks"
+	"lockstep/transcript"
 )
 
 func (a *app) classCommand() *cobra.Command {
@@ -60,7 +60,7 @@ func (a *app) classCommand() *cobra.Command {
 				if cleared || !said {
 					notes, said = view.Notes(), true
 				}
-				printClass(out, d.Describe()+hint, runs, look, notes)
+				transcript.Class(out, d.Describe()+hint, runs, look, notes)
 				return once, nil
 			})
 		},
@@ -115,47 +115,5 @@ func (a *app) lookEvery(cmd *cobra.Command, what string, every time.Duration, cl
 			return nil
 		case <-time.After(every):
 		}
-	}
-}
-
-func printClass(w io.Writer, server string, runs []locks.Run, look *locks.Look, notes []string) {
-	for _, n := range notes {
-		fmt.Fprintf(w, "note: %s\n", n)
-	}
-	waiting, stuck, hidden := 0, 0, 0
-	for _, r := range runs {
-		if len(r.Waits) > 0 {
-			waiting++
-		}
-		if r.Deadlock != "" {
-			stuck++
-		}
-		if r.Hidden {
-			hidden++
-		}
-	}
-	counts := fmt.Sprintf("%d live runs, %d waiting, %d deadlocked", len(runs), waiting, stuck)
-	if hidden > 0 {
-		counts += fmt.Sprintf(" (%d runs' state hidden from this role: running and idle not told apart there)", hidden)
-	}
-	fmt.Fprintf(w, "%s — %s: %s\n", look.Taken.Format("15:04:05"), server, counts)
-	for _, r := range runs {
-		schema := r.Schema
-		if schema == "" {
-			schema = "? (no claim yet)"
-		}
-		now := r.State
-		switch {
-		case r.Deadlock != "":
-			now = "DEADLOCK " + r.Deadlock
-		case len(r.Waits) > 0:
-			now = strings.Join(r.Waits, "; ")
-		}
-		since := "since —"
-		if r.Since != nil {
-			since = "since " + r.Since.Format("15:04:05")
-		}
-		fmt.Fprintf(w, "  run %-6s %-12s %-10s %-20s %d sessions  %s  %s\n",
-			r.ID, r.User, r.Database, schema, len(r.Sessions), since, now)
 	}
 }

@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +14,7 @@ import (
 
 	"lockstep/db"
 	"lockstep/locks"
+	"lockstep/transcript"
 	"lockstep/tui"
 )
 
@@ -142,62 +141,8 @@ func (a *app) watch(cmd *cobra.Command, wf watchFlags) (err error) {
 	if n := w.LogNote(); n != "" {
 		notes = append(notes, n)
 	}
-	if !wf.asJSON {
-		for _, n := range notes {
-			fmt.Fprintf(a.stderr, "lockstep: %s\n", n)
-		}
-	}
-	var following *locks.WatchEvent
-	for {
-		look, err := source.Poll(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		done := wf.once
-		switch {
-		case wf.untilDeadlock:
-			if following == nil {
-				if ev, ok := deadlockIn(look); ok {
-					following = &ev
-					printDeadlock(out, look, ev, wf.asJSON)
-				} else if wf.once {
-					fmt.Fprintln(out, "no deadlock now")
-				}
-			}
-			// Then its end, with the server's verdict where there is one.
-			if following != nil {
-				if ev, over := verdictOf(look, *following, w.DeadlockTimeout()); over {
-					printVerdict(out, ev, wf.asJSON)
-					done = true
-				}
-			}
-		case wf.asJSON:
-			_ = json.NewEncoder(out).Encode(look.Document(notes))
-			notes = nil
-		default:
-			counts := fmt.Sprintf("%d in a transaction, %d idle in one", look.InTransaction, look.IdleInTransaction)
-			if look.Partial() {
-				counts += fmt.Sprintf(" (of those it may see: %d of other roles hidden)", look.Hidden)
-			}
-			fmt.Fprintf(out, "%s — %d sessions watched (%s) on %s — %s\n%s",
-				look.Taken.Format("15:04:05.000"), look.Watched, describeFilter(wf.opts.Filter), where,
-				counts, look.Tree.Draw(look.Taken))
-			for _, ev := range look.New {
-				fmt.Fprintf(out, "history: %s\n", historyLine(ev))
-			}
-		}
-		if done {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wf.poll):
-		}
-	}
+	return transcript.Watch(ctx, source, out, transcript.WatchPrint{Where: where, Filter: describeFilter(wf.opts.Filter),
+		Poll: wf.poll, Once: wf.once, JSON: wf.asJSON, UntilDeadlock: wf.untilDeadlock, Notes: notes, Err: a.stderr})
 }
 
 // describeFilter says in words which sessions a watch chooses.
@@ -223,77 +168,4 @@ func describeFilter(f locks.WatchFilter) string {
 		parts = append(parts, "every database")
 	}
 	return strings.Join(parts, ", ")
-}
-
-// deadlockIn is a deadlock the look shows newly: one standing, or one the
-// server broke between two looks — among the filter's sessions: a rise of
-// the database's counter with a filter may be anyone's, and is not one.
-func deadlockIn(look *locks.Look) (locks.WatchEvent, bool) {
-	for _, ev := range look.New {
-		if (ev.Kind == "deadlock" || ev.Kind == "server") && !ev.Unattributed {
-			return ev, true
-		}
-	}
-	return locks.WatchEvent{}, false
-}
-
-// verdictOf is the followed deadlock's entry once it is over: ended with
-// its verdict (or the log's silence) known, or standing longer than the
-// server's check should take, which is worth saying too.
-func verdictOf(look *locks.Look, followed locks.WatchEvent, timeout time.Duration) (locks.WatchEvent, bool) {
-	for _, ev := range look.New {
-		if ev.ID == followed.ID {
-			followed = ev
-		}
-	}
-	if followed.Ended && !strings.Contains(followed.Verdict, "has not named a victim yet") {
-		return followed, true
-	}
-	if !followed.Ended && look.Taken.Sub(followed.Time) > timeout+10*time.Second {
-		followed.Verdict = fmt.Sprintf("still standing after %s: the server's check has not broken it "+
-			"(its sessions may have set a longer deadlock_timeout)", locks.Age(look.Taken.Sub(followed.Time)))
-		return followed, true
-	}
-	return followed, false
-}
-
-// historyLine is an entry in one line: when, what, and how it ended.
-func historyLine(ev locks.WatchEvent) string {
-	s := ev.Time.Format("15:04:05") + " " + ev.What
-	if ev.Kind == "wait" && ev.Ended {
-		s += fmt.Sprintf(" (waited %s)", locks.Age(ev.Lasted))
-	}
-	if ev.Verdict != "" {
-		s += " — " + ev.Verdict
-	}
-	if ev.Counted {
-		s += " (counted in pg_stat_database.deadlocks)"
-	}
-	return s
-}
-
-func printDeadlock(out io.Writer, look *locks.Look, ev locks.WatchEvent, asJSON bool) {
-	if asJSON {
-		doc := look.Document(nil)
-		ev.Tree, ev.TreeAt = locks.Tree{}, time.Time{}
-		_ = json.NewEncoder(out).Encode(map[string]any{"time": look.Taken, "deadlock": ev, "look": doc})
-		return
-	}
-	fmt.Fprintf(out, "%s %s\n", ev.Time.Format("15:04:05.000"), ev.What)
-	for _, s := range ev.Statements {
-		fmt.Fprintf(out, "  %s\n", s)
-	}
-	fmt.Fprint(out, look.Tree.Draw(look.Taken))
-}
-
-func printVerdict(out io.Writer, ev locks.WatchEvent, asJSON bool) {
-	if asJSON {
-		ev.Tree, ev.TreeAt = locks.Tree{}, time.Time{}
-		_ = json.NewEncoder(out).Encode(map[string]any{"verdict": ev})
-		return
-	}
-	fmt.Fprintf(out, "verdict: %s\n", ev.Verdict)
-	if ev.Detail != "" {
-		fmt.Fprintf(out, "the server's report:\n  %s\n", strings.ReplaceAll(ev.Detail, "\n", "\n  "))
-	}
 }

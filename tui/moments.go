@@ -118,8 +118,8 @@ func (ms *Moments) Snapshot(i int) *locks.Snapshot {
 // Screen is the interface's screen at moment i, w×h, with its colours.
 func (ms *Moments) Screen(i, w, h int) string {
 	if ms.w != nil {
-		ms.w.rp.pos = i
-		ms.w.replayShow()
+		ms.w.rp.tl.Go(i)
+		ms.w.rp.show(ms.w)
 		ms.w.Update(tea.WindowSizeMsg{Width: w, Height: h})
 		return ms.w.View().Content
 	}

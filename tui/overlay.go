@@ -86,6 +86,8 @@ func (o *helpOverlay) View(w, h int) []string {
 // prompt is a yes/no question that holds the keys until it is answered:
 // y (or the key that asked, again) does it; any other key does not.
 type prompt struct {
+	// warn, when set, is said above the question, as a warning.
+	warn     string
 	question string
 	// also are keys that answer yes besides y (q for "quit?").
 	also []string
@@ -120,7 +122,11 @@ func (p *prompt) Answer(msg tea.KeyPressMsg) (cmd tea.Cmd, status string) {
 	return nil, p.no
 }
 
-// View is the question, whole, wrapped to w.
+// View is the question, whole, wrapped to w, under its warning.
 func (p *prompt) View(st styles, w int) []string {
-	return wrapAll([]string{st.banner.Render(" ? ") + " " + st.bold.Render(p.question)}, w)
+	var lines []string
+	if p.warn != "" {
+		lines = append(lines, st.bad.Render(p.warn))
+	}
+	return wrapAll(append(lines, st.banner.Render(" ? ")+" "+st.bold.Render(p.question)), w)
 }

@@ -108,7 +108,7 @@ func BenchmarkWatchFrame(b *testing.B) {
 	m.w, m.h, m.notes = 120, 40, nil
 	m.look = &locks.Look{Taken: now, Tree: locks.Tree{Roots: []locks.TreeNode{root}}, Watched: 1000, InTransaction: 1000,
 		IdleInTransaction: 1, ReadLocks: true}
-	m.sel = 500 // deep in the queue
+	m.tree.sel, m.tree.moved = 500, true // deep in the queue
 	for b.Loop() {
 		if v := m.View(); !strings.Contains(v.Content, "queues behind it") {
 			b.Fatal("no queue on screen")

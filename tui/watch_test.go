@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -103,7 +104,12 @@ func TestWatchScreen(t *testing.T) {
 	for _, size := range [][2]int{{120, 40}, {100, 30}, {80, 24}} {
 		m := wa.model(t, true, size[0], size[1])
 		pollUntil(t, m, "b waiting", func() bool { return m.look != nil && len(m.look.Tree.Roots) == 1 })
+		m.lk.silent = nil
 		screen := stripped(m.View().Content)
+		noSilentCuts(t, m.lk.silent, screen)
+		if !regexp.MustCompile(`waits for it ⏳ [0-9.]+(ms|s|m)`).MatchString(screen) {
+			t.Errorf("%dx%d: the waiter should say how long it has waited:\n%s", size[0], size[1], screen)
+		}
 		for _, want := range []string{"idle in transaction", "UPDATE w SET v = 1 WHERE id = 1", "UPDATE w SET v = 2 WHERE id = 1",
 			"waits for it", "Why " + wa.prefix + "_b", "wants ShareLock on", "FOR NO KEY UPDATE"} {
 			if !strings.Contains(screen, want) {
@@ -124,8 +130,13 @@ func TestWatchCancelNeedsConfirmation(t *testing.T) {
 	ro := wa.model(t, true, 100, 30)
 	pollUntil(t, ro, "b waiting", func() bool { return ro.look != nil && len(ro.look.Tree.Roots) == 1 })
 	press(ro, "down", "k")
-	if ro.confirm != nil || !strings.Contains(ro.status, "read-only") {
-		t.Fatalf("read-only: confirm %v, status %q", ro.confirm, ro.status)
+	if ro.ask != nil || !strings.Contains(ro.status, "read-only") {
+		t.Fatalf("read-only: asked %v, status %q", ro.ask, ro.status)
+	}
+	// A read-only watch says so in its header and offers no k or T.
+	if s := stripped(ro.View().Content); !strings.Contains(headerOf(s), "READ-ONLY") || strings.Contains(lastLine(s), "k cancel") ||
+		strings.Contains(lastLine(s), "T terminate") {
+		t.Errorf("read-only: the header should say so and the footer offer no signal:\n%s", s)
 	}
 
 	m := wa.model(t, false, 100, 30)
@@ -135,13 +146,20 @@ func TestWatchCancelNeedsConfirmation(t *testing.T) {
 	screen := stripped(m.View().Content)
 	want := fmt.Sprintf("Cancel the statement of pid %d — user %s, %s_b %d — running: UPDATE w SET v = 2 WHERE id = 1",
 		bPid, wa.d.User(), wa.prefix, bPid)
-	if m.confirm == nil || !strings.Contains(strings.ReplaceAll(screen, "\n", " "), want) {
+	if m.ask == nil || !strings.Contains(strings.ReplaceAll(screen, "\n", " "), want) {
 		t.Fatalf("no confirmation naming %q:\n%s", want, screen)
 	}
 	press(m, "n")
-	if m.confirm != nil || m.status != "nothing sent" {
-		t.Fatalf("after n: %v %q", m.confirm, m.status)
+	if m.ask != nil || m.status != "nothing sent" {
+		t.Fatalf("after n: %v %q", m.ask, m.status)
 	}
+	// k on the blocker, idle in its transaction, says it runs nothing to
+	// cancel and offers T.
+	press(m, "up", "k")
+	if m.ask != nil || !strings.Contains(m.status, "runs no statement to cancel; T ends its session") {
+		t.Errorf("k on an idle blocker: asked %v, status %q", m.ask, m.status)
+	}
+	press(m, "down")
 	pollUntil(t, m, "b still waiting", func() bool { return len(m.look.Tree.Roots) == 1 })
 	cmd := press(m, "k", "y")
 	if cmd == nil {
@@ -205,7 +223,7 @@ func TestWatchReplay(t *testing.T) {
 		t.Errorf("k in a replay: %q", m.status)
 	}
 	press(m, "left")
-	if m.rp.pos != 0 {
-		t.Errorf("← went to look %d", m.rp.pos+1)
+	if m.rp.tl.pos != 0 {
+		t.Errorf("← went to look %d", m.rp.tl.pos+1)
 	}
 }

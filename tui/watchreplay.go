@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"lockstep/locks"
@@ -14,14 +13,13 @@ import (
 )
 
 // watchReplay is a recorded watch (lockstep watch --record, or the watch a
-// chaos run records of its workers) as the watch view's source: each look
-// in turn, the history as it stood at that look.
+// chaos run keeps of its workers) as the watch view's source: each look in
+// turn, the history as it stood at that look, walked by the timeline
+// every replay uses.
 type watchReplay struct {
 	looks    []*locks.Look
 	notes    []string // the run's last printed line at each look (chaos: its progress)
-	pos      int
-	playing  bool
-	seq      int
+	tl       *timeline
 	header   record.Header
 	runNotes []string
 }
@@ -42,19 +40,21 @@ func NewWatchReplay(ctx context.Context, rec *record.Recording, theme string) (t
 	if len(r.looks) == 0 {
 		return nil, errors.New("the recording holds no look: the watch ended before its first")
 	}
+	r.tl = newTimeline(func() int { return len(r.looks) }, func(i int) time.Time { return r.looks[i].Taken })
 	m := newWatchModel(ctx, WatchOptions{Watch: r, Poll: rec.Header.Run.Poll, Server: rec.Header.Server,
-		Filter: rec.Header.Run.Summary, Theme: theme, Clock: func() time.Time { return r.looks[r.pos].Taken }})
+		Filter: rec.Header.Run.Summary, Theme: theme, Clock: func() time.Time { return r.looks[r.tl.pos].Taken }})
 	m.rp = r
+	m.table = m.newTable() // a replay's keys
 	return m, nil
 }
 
 // Poll is the look shown: a replay looks nowhere.
-func (r *watchReplay) Poll(context.Context) (*locks.Look, error) { return r.looks[r.pos], nil }
+func (r *watchReplay) Poll(context.Context) (*locks.Look, error) { return r.looks[r.tl.pos], nil }
 
 // History is every entry the looks so far added, as each was added.
 func (r *watchReplay) History() []locks.WatchEvent {
 	var h []locks.WatchEvent
-	for _, l := range r.looks[:r.pos+1] {
+	for _, l := range r.looks[:r.tl.pos+1] {
 		h = locks.MergeHistory(h, l.New...)
 	}
 	return h
@@ -68,90 +68,28 @@ func (r *watchReplay) Signal(context.Context, int32, bool) error {
 	return errors.New("a replay signals nothing: the sessions are long gone")
 }
 
-func (r *watchReplay) note() string { return r.notes[r.pos] }
+func (r *watchReplay) note() string { return r.notes[r.tl.pos] }
 
 func (r *watchReplay) banner(st styles) string {
-	state := "⏸"
-	if r.playing {
-		state = "▶"
-	}
-	return st.banner.Render(fmt.Sprintf(" REPLAY %d/%d %s ", r.pos+1, len(r.looks), state))
+	return st.banner.Render(fmt.Sprintf(" REPLAY %s ", r.tl.Banner()))
 }
 
-type watchReplayTickMsg struct{ seq int }
-
-var watchReplayKeys = []key.Binding{
-	key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "play/pause")),
-	key.NewBinding(key.WithKeys("left", "right"), key.WithHelp("←/→", "look back/forward")),
-	key.NewBinding(key.WithKeys("d", "D"), key.WithHelp("d/D", "next/previous deadlock")),
-	key.NewBinding(key.WithKeys("home", "end"), key.WithHelp("home/end", "first/last")),
+// show puts the look at the timeline's position on the view.
+func (r *watchReplay) show(m *watchModel) {
+	m.look, m.history, m.viewing = r.looks[r.tl.pos], r.History(), nil
+	m.tree.follow()
+	m.hist.clamp()
 }
 
-// replayKey moves through the looks; ok is false for keys the view's own
-// handling takes (selection, history, quit).
-func (m *watchModel) replayKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
-	r := m.rp
-	to := r.pos
-	switch msg.String() {
-	case "space":
-		r.playing = !r.playing
-		if r.playing {
-			if r.pos == len(r.looks)-1 {
-				r.pos = 0
-			}
-			return m.replayShow(), true
-		}
-		return nil, true
-	case "left":
-		to--
-	case "right":
-		to++
-	case "home":
-		to = 0
-	case "end":
-		to = len(r.looks) - 1
-	case "d", "D":
-		dir := 1
-		if msg.String() == "D" {
-			dir = -1
-		}
-		for i := r.pos + dir; i >= 0 && i < len(r.looks); i += dir {
-			if len(r.looks[i].Tree.Cycles) > 0 {
-				to = i
-				break
-			}
-		}
-		if to == r.pos {
-			m.status = "no deadlock that way"
-			return nil, true
-		}
-	case "k", "T":
-		m.status = "a replay signals nothing: the sessions are long gone"
-		return nil, true
-	default:
-		return nil, false
+// jumpDeadlock shows the next (or previous) look with a deadlock standing.
+func (r *watchReplay) jumpDeadlock(m *watchModel, back bool) {
+	dir := 1
+	if back {
+		dir = -1
 	}
-	r.pos = max(0, min(len(r.looks)-1, to))
-	r.playing = false
-	return m.replayShow(), true
-}
-
-// replayShow shows the look at the replay's position and, while playing,
-// waits as long as the watch did before the next.
-func (m *watchModel) replayShow() tea.Cmd {
-	r := m.rp
-	r.seq++
-	m.look, m.history, m.viewing = r.looks[r.pos], r.History(), nil
-	m.clampSel()
-	if !r.playing {
-		return nil
+	if !r.tl.Jump(func(i int) bool { return len(r.looks[i].Tree.Cycles) > 0 }, dir) {
+		m.status = "no deadlock that way"
+		return
 	}
-	if r.pos+1 >= len(r.looks) {
-		r.playing = false
-		m.status = "the end of the recording"
-		return nil
-	}
-	gap := min(max(r.looks[r.pos+1].Taken.Sub(r.looks[r.pos].Taken), 40*time.Millisecond), 3*time.Second)
-	seq := r.seq
-	return tea.Tick(gap, func(time.Time) tea.Msg { return watchReplayTickMsg{seq} })
+	r.show(m)
 }
