@@ -255,23 +255,46 @@ var ErrLedgerLocked = errors.New("a session holds the accounts table exclusively
 // accounts reads the side's balances; the engine's ctlMu is held. It fails
 // at once with ErrLedgerLocked rather than wait behind a session.
 func (sd *side) accounts(ctx context.Context) ([]ledger.Account, error) {
-	if err := sd.reconnectControl(ctx); err != nil {
-		return nil, err
-	}
-	if err := sd.timed(ctx); err != nil {
-		return nil, err
-	}
-	accounts, err := ledger.Accounts(ctx, sd.ctl)
+	var accounts []ledger.Account
+	err := sd.onControl(ctx, func() (err error) {
+		accounts, err = ledger.Accounts(ctx, sd.ctl)
+		return err
+	})
 	return accounts, sd.ledgerError(err)
 }
 
 // books checks the side's books; the engine's ctlMu is held.
 func (sd *side) books(ctx context.Context) (ledger.Books, error) {
-	if err := sd.timed(ctx); err != nil {
-		return ledger.Books{}, err
-	}
-	books, err := ledger.CheckBooks(ctx, sd.ctl)
+	var books ledger.Books
+	err := sd.onControl(ctx, func() (err error) {
+		books, err = ledger.CheckBooks(ctx, sd.ctl)
+		return err
+	})
 	return books, sd.ledgerError(err)
+}
+
+// onControl runs f on the control connection, timed, connecting it again
+// and running f once more when the connection turns out to be gone: the
+// server ended it since it was last checked (a check is skipped within
+// pingEvery of the last).
+func (sd *side) onControl(ctx context.Context, f func() error) error {
+	if err := sd.reconnectControl(ctx); err != nil {
+		return err
+	}
+	err := sd.timed(ctx)
+	if err == nil {
+		err = f()
+	}
+	if err != nil && sd.ctl.IsClosed() {
+		sd.ctlChecked = time.Time{}
+		if rerr := sd.reconnectControl(ctx); rerr != nil {
+			return err
+		}
+		if err = sd.timed(ctx); err == nil {
+			err = f()
+		}
+	}
+	return err
 }
 
 func (sd *side) ledgerError(err error) error {
