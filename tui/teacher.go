@@ -107,14 +107,14 @@ type teacherModel struct {
 	runsBox  box
 	input    textinput.Model
 
-	table    actions
+	table actions
 	// listKeys and watchKeys act only in the class list, and only while
 	// watching (syncKeys).
 	listKeys, watchKeys []*action
 	overlay             helpOverlay
-	helpOpen bool
-	ask      *prompt
-	status   string
+	helpOpen            bool
+	ask                 *prompt
+	status              string
 }
 
 type (
