@@ -264,8 +264,8 @@ func (s *Server) CanSetDeadlockTimeout() bool { return s.admin.setDeadlock }
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
 	s.closed.Do(func() {
-		_ = s.ln.Close()
 		s.cancel(ErrClassOver)
+		_ = s.ln.Close()
 		done := make(chan struct{})
 		go func() { s.sessions.Wait(); close(done) }()
 		select {

@@ -28,8 +28,11 @@ type Summary struct {
 	// Detail says more: who waits for whom, the cycle, the step reached,
 	// why the sessions could not start.
 	Detail string
-	// Done and Of count the script statements that have ended, of all.
+	// Done and Of count the script statements sent, of all.
 	Done, Of int
+	// Settled says no statement is in flight but those the server says
+	// wait: what a key did has reached the screen.
+	Settled bool
 }
 
 // RunState is a run's state, as a word a class view shows with its symbol.
@@ -60,6 +63,7 @@ func (m *Model) Summary() Summary {
 	}
 	var waiting []string
 	done := len(m.live.sessions) > 0
+	s.Settled = m.eng != nil && !m.starting
 	for _, ss := range m.live.sessions {
 		if ss.State == sim.Waiting {
 			w := ss.Name + " waits"
@@ -69,6 +73,7 @@ func (m *Model) Summary() Summary {
 			waiting = append(waiting, w)
 		}
 		done = done && ss.Done()
+		s.Settled = s.Settled && ss.State != sim.Running
 	}
 	switch {
 	case m.fatal != "":
