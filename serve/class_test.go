@@ -270,3 +270,46 @@ func indexOf(runs []tui.ClassRun, name string) int {
 	}
 	return 0
 }
+
+// TestColoursPerClient: each client gets the colours its environment asks
+// for — NO_COLOR none, COLORTERM=truecolor 24-bit, LOCKSTEP_THEME the
+// projector's black screen — whatever the others asked.
+func TestColoursPerClient(t *testing.T) {
+	ts := startServe(t, nil)
+	plain := ts.student(uniq("nocolor"), 100, 30, "NO_COLOR=1")
+	deep := ts.student(uniq("deep"), 100, 30, "COLORTERM=truecolor")
+	proj := ts.student(uniq("proj"), 100, 30, "LOCKSTEP_THEME=projector", "COLORTERM=truecolor")
+	for _, c := range []*client{plain, deep, proj} {
+		c.waitFor("▶ BEGIN", "Accounts")
+	}
+	if sgr := colourSGR(plain.output()); sgr != "" {
+		t.Errorf("NO_COLOR: the output has colours: %q", sgr)
+	}
+	if colourSGR(deep.output()) == "" {
+		t.Errorf("the colour test finds no colour where there is some")
+	}
+	if out := deep.output(); !strings.Contains(out, "38;2;") {
+		t.Errorf("COLORTERM=truecolor: no 24-bit colour in the output")
+	}
+	if out := proj.output(); !strings.Contains(out, "\x1b]11;") && !strings.Contains(out, "48;2;0;0;0") {
+		t.Errorf("LOCKSTEP_THEME=projector: the screen's black background was not set")
+	}
+}
+
+var sgrRE = regexp.MustCompile(`\x1b\[([0-9;:]*)m`)
+
+// colourSGR is the first SGR sequence in out that sets a colour, or "".
+func colourSGR(out string) string {
+	for _, m := range sgrRE.FindAllStringSubmatch(out, -1) {
+		for _, p := range strings.FieldsFunc(m[1], func(r rune) bool { return r == ';' || r == ':' }) {
+			var n int
+			if _, err := fmt.Sscan(p, &n); err != nil {
+				continue
+			}
+			if n >= 30 && n <= 38 || n >= 40 && n <= 48 || n >= 90 && n <= 97 || n >= 100 && n <= 107 {
+				return m[0]
+			}
+		}
+	}
+	return ""
+}
