@@ -212,8 +212,12 @@ func TestTeacherViewWatchPush(t *testing.T) {
 	})
 	ca.press("2")
 	tc.waitFor("Deadlock broken: T2 was the victim")
-	// Read-only: the teacher's keys step nothing of the student's.
-	before, _ := ts.run(a)
+	// Read-only: the teacher's keys step nothing of the student's. Once the
+	// break has settled (T1's SELECT went on: nine statements), nothing
+	// but a key of the student's moves the run.
+	before := ts.waitRun(a, "the break settled", func(s tui.ClassStudent) bool {
+		return s.Run.Settled && s.Run.State == tui.RunDeadlock && s.Run.Done >= 9
+	})
 	tc.press("1", "space", "c")
 	tc.waitFor("read-only")
 	time.Sleep(300 * time.Millisecond)

@@ -246,7 +246,11 @@ func (c *client) close() {
 	case <-c.ended:
 	case <-time.After(5 * time.Second):
 	}
-	_ = c.emu.Close()
+	// The emulator's own Close races its Read (an unguarded flag): closing
+	// the pipe it reads from ends the reader just the same.
+	if pw, ok := c.emu.InputPipe().(*io.PipeWriter); ok {
+		_ = pw.Close()
+	}
 }
 
 // screen is what the terminal shows.

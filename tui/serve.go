@@ -83,7 +83,11 @@ func (m *Model) Summary() Summary {
 	case m.live.cycle != nil:
 		s.State, s.Detail = RunDeadlock, m.live.cycle.String()+" stands: the server will break it"
 	case m.live.broken != nil:
-		s.State, s.Detail = RunDeadlock, "the server broke "+m.live.broken.cycle.String()+": "+m.live.broken.victim+" rolled back"
+		cycle := "a deadlock" // the polls did not see it stand
+		if c := m.live.broken.cycle; c != nil {
+			cycle = c.String()
+		}
+		s.State, s.Detail = RunDeadlock, "the server broke "+cycle+": "+m.live.broken.victim+" rolled back"
 	case len(waiting) > 0:
 		s.State, s.Detail = RunWaiting, strings.Join(waiting, "; ")
 	case done:
