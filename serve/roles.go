@@ -235,8 +235,8 @@ func run(ctx context.Context, tx pgx.Tx, stmts []stmt) error {
 }
 
 // dropAll ends what is left of the students' backends, drops each schema
-// serve made (as its student, through ledger.DropSchema) and then each
-// role; it says what it could not drop, one line each.
+// serve made (as its student, through ledger.DropSchema, several at once)
+// and then the roles; it says what it could not drop, one line each.
 func (a *admin) dropAll(ctx context.Context) []error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -248,20 +248,47 @@ func (a *admin) dropAll(ctx context.Context) []error {
 	for i, l := range a.made {
 		roles[i] = l.role
 	}
-	// The runs have rolled back and closed; a backend lingers a moment
-	// after its client hangs up, and a role cannot go while one is left.
-	if _, err := a.conn.Exec(ctx, "SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity WHERE usename = ANY($1)", roles); err != nil {
-		errs = append(errs, fmt.Errorf("ending the students' backends: %w", err))
+	// The runs have rolled back and closed, or are being ended now (which
+	// rolls back what they held); a role cannot go while a backend is left.
+	if err := a.endBackends(ctx, roles); err != nil {
+		errs = append(errs, err)
 	}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		gone []*login
+		slot = make(chan struct{}, 8)
+		mine sync.Mutex // serve's own connection, for a fallback
+	)
 	for _, l := range a.made {
-		if err := a.dropSchema(ctx, l); err != nil {
-			errs = append(errs, fmt.Errorf("kept schema %s: %w", l.schema, err))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slot <- struct{}{}
+			defer func() { <-slot }()
+			err := a.dropSchemaAs(ctx, l, &mine)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("kept schema %s and role %s: %w", l.schema, l.role, err))
+				return
+			}
+			gone = append(gone, l)
+		}()
+	}
+	wg.Wait()
+	if err := a.dropRoles(ctx, gone); err != nil {
+		// One at a time, to say which role is kept and why.
+		for _, l := range gone {
+			if err := a.dropRoles(ctx, []*login{l}); err != nil {
+				errs = append(errs, fmt.Errorf("kept role %s: %w", l.role, err))
+			}
 		}
 	}
 	var kept []*login
 	for _, l := range a.made {
-		if err := a.dropRole(ctx, l); err != nil {
-			errs = append(errs, fmt.Errorf("kept role %s: %w", l.role, err))
+		var exists bool
+		if err := a.conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", l.role).Scan(&exists); err != nil || exists {
 			kept = append(kept, l)
 		}
 	}
@@ -269,8 +296,44 @@ func (a *admin) dropAll(ctx context.Context) []error {
 	return errs
 }
 
-// dropSchema drops a student's schema as the student: lockstep's one rule
-// for what it may drop (the mark names the role, the role owns it).
+// endBackends ends the backends of roles and waits until they are gone.
+func (a *admin) endBackends(ctx context.Context, roles []string) error {
+	for {
+		var left int
+		err := a.conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE usename = ANY($1) AND pid <> pg_backend_pid()`, roles).Scan(&left)
+		if err != nil {
+			return fmt.Errorf("ending the students' backends: %w", err)
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d backends of the students did not end in time", left)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// dropSchemaAs drops a student's schema as the student, on a connection
+// of theirs: lockstep's one rule for what it may drop (the mark names the
+// role, the role owns it) is then checked for them.
+func (a *admin) dropSchemaAs(ctx context.Context, l *login, mine *sync.Mutex) error {
+	conn, err := l.db.Connect(ctx, "lockstep/serve/drop")
+	if err != nil {
+		// The student changed their password (a role may): as them, on
+		// serve's own connection.
+		mine.Lock()
+		defer mine.Unlock()
+		return a.dropSchema(ctx, l)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return ledger.DropSchema(ctx, conn, l.schema, ledger.DropOptions{Made: true})
+}
+
+// dropSchema drops a student's schema as the student, on serve's own
+// connection (SET ROLE).
 func (a *admin) dropSchema(ctx context.Context, l *login) error {
 	if _, err := a.conn.Exec(ctx, "SET ROLE "+pgx.Identifier{l.role}.Sanitize()); err != nil {
 		return err
@@ -282,15 +345,21 @@ func (a *admin) dropSchema(ctx context.Context, l *login) error {
 	return err
 }
 
-func (a *admin) dropRole(ctx context.Context, l *login) error {
+// dropRoles drops roles in one transaction, with what was granted them.
+func (a *admin) dropRoles(ctx context.Context, ls []*login) error {
+	if len(ls) == 0 {
+		return nil
+	}
+	names := make([]string, len(ls))
+	for i, l := range ls {
+		names[i] = l.role
+	}
+	list := "(SELECT string_agg(quote_ident(r), ', ') FROM unnest($1::text[]) r)"
 	return pgx.BeginFunc(ctx, a.conn, func(tx pgx.Tx) error {
-		stmts := []stmt{{"REVOKE CONNECT", "format('REVOKE CONNECT ON DATABASE %I FROM %I', current_database(), $1::text)", []any{l.role}}}
+		stmts := []stmt{{"REVOKE CONNECT", "format('REVOKE CONNECT ON DATABASE %I FROM %s', current_database(), " + list + ")", []any{names}}}
 		if a.setDeadlock {
-			stmts = append(stmts, stmt{"REVOKE SET ON PARAMETER", "format('REVOKE SET ON PARAMETER deadlock_timeout FROM %I', $1::text)", []any{l.role}})
+			stmts = append(stmts, stmt{"REVOKE SET ON PARAMETER", "format('REVOKE SET ON PARAMETER deadlock_timeout FROM %s', " + list + ")", []any{names}})
 		}
-		return run(ctx, tx, append(stmts, stmt{"DROP ROLE", "format('DROP ROLE %I', $1::text)", []any{l.role}}))
+		return run(ctx, tx, append(stmts, stmt{"DROP ROLE", "format('DROP ROLE %s', " + list + ")", []any{names}}))
 	})
 }
-
-// shutdownWithin bounds dropping what serve made.
-const shutdownWithin = 1500 * time.Millisecond
