@@ -107,7 +107,12 @@ func (a *app) serve(cmd *cobra.Command, sf *serveFlags) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 1500*time.Millisecond)
 	defer cancel()
 	if derr := s.Shutdown(sctx); derr != nil {
-		for _, e := range strings.Split(derr.Error(), "\n") {
+		lines := strings.Split(derr.Error(), "\n")
+		for i, e := range lines {
+			if i == 3 && len(lines) > 4 {
+				fmt.Fprintf(out, "lockstep serve: and %d more like these; as a superuser, DROP SCHEMA lockstep_s_NAME CASCADE and DROP ROLE lockstep_s_NAME remove each\n", len(lines)-3)
+				break
+			}
 			fmt.Fprintln(out, "lockstep serve: "+e)
 		}
 		if err == nil {

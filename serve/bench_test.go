@@ -158,6 +158,7 @@ func benchClass(b *testing.B, students, passes int) {
 		float64(pg1-pg0)/ticksPerSecond/secs, students, float64(me1-me0)/ticksPerSecond/secs, loadAverage())
 	b.Logf("anchor, one student alone (before and after): %d keys, p50 %s, p99 %s, %d failed; the class's p99 is %.2f× the anchor's, its p50 %.2f×",
 		an, a50, a99, afailed, float64(p99)/float64(a99), float64(p50)/float64(a50))
+	b.Logf("each key's median/worst in ms: %s", class.perKey())
 	r99, r50, rn, _ := resets.stats()
 	b.Logf("resets (r, not timed against the target): %d, p50 %s, p99 %s", rn, r50, r99)
 	b.Logf("after: %d roles, %d schemas, %d backends of the students left; serve stopped %s after SIGTERM", roles, schemas, backends, stopped.Round(time.Millisecond))
@@ -241,15 +242,39 @@ func loadAverage() string {
 type latencies struct {
 	mu     sync.Mutex
 	d      []time.Duration
+	byKey  map[int][]time.Duration
 	failed int
 }
 
 func newLatencies() *latencies { return &latencies{} }
 
-func (l *latencies) add(d time.Duration) {
+func (l *latencies) add(d time.Duration) { l.addKey(-1, d) }
+
+// addKey adds the time key i of the lecture took.
+func (l *latencies) addKey(i int, d time.Duration) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.d = append(l.d, d)
-	l.mu.Unlock()
+	if l.byKey == nil {
+		l.byKey = map[int][]time.Duration{}
+	}
+	l.byKey[i] = append(l.byKey[i], d)
+}
+
+// perKey is each key's median and worst, in the lecture's order.
+func (l *latencies) perKey() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var parts []string
+	for i, k := range lectureKeys {
+		d := slices.Clone(l.byKey[i])
+		if len(d) == 0 {
+			continue
+		}
+		slices.Sort(d)
+		parts = append(parts, fmt.Sprintf("%d:%s%s %d/%d", i+1, k.key, strings.SplitN(k.word, "|", 2)[0], d[len(d)/2].Milliseconds(), d[len(d)-1].Milliseconds()))
+	}
+	return strings.Join(parts, " ")
 }
 
 func (l *latencies) fail() {
@@ -463,7 +488,7 @@ func benchStudent(b *testing.B, addr, name string, passes int, lat *latencies) {
 			select {
 			case <-done:
 				if k.key != "r" {
-					lat.add(time.Since(start))
+					lat.addKey(i, time.Since(start))
 				} else {
 					resets.add(time.Since(start))
 				}

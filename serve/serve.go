@@ -268,23 +268,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.ln.Close()
 		done := make(chan struct{})
 		go func() { s.sessions.Wait(); close(done) }()
-		// The screens roll back on their own; the drops need what is left
-		// of the time. A screen still rolling back then is ended by the
-		// server (which rolls back what it held).
-		wait := time.NewTimer(time.Hour)
-		if deadline, ok := ctx.Deadline(); ok {
-			wait.Reset(time.Until(deadline) * 3 / 5)
-		}
+		// The screens roll back on their own, most within a moment; what is
+		// left then is ended by the server (which rolls back what it held)
+		// as the drops begin, so that they have the time they need.
 		select {
 		case <-done:
-		case <-wait.C:
+		case <-time.After(300 * time.Millisecond):
 		case <-ctx.Done():
 		}
-		wait.Stop()
-		_ = s.ssh.Close()
-		for _, err := range s.admin.dropAll(ctx) {
-			errs = append(errs, err)
+		errs = append(errs, s.admin.dropAll(ctx)...)
+		select {
+		case <-done:
+		case <-ctx.Done():
 		}
+		_ = s.ssh.Close()
 		s.admin.close()
 	})
 	return errors.Join(errs...)
