@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -58,6 +60,9 @@ func (a *app) serveCommand() *cobra.Command {
 // serve runs a class until Ctrl-C or SIGTERM.
 func (a *app) serve(cmd *cobra.Command, sf *serveFlags) error {
 	out := cmd.ErrOrStderr()
+	// serve's log is often piped (| tee class.log): a reader that dies with
+	// the Ctrl-C must not take serve with it before the class has ended.
+	signal.Ignore(syscall.SIGPIPE)
 	opts := sf.opts
 	opts.TeacherKeys = sf.teacherKey
 	if _, err := tui.ParseTheme(opts.Theme); err != nil {
