@@ -443,7 +443,9 @@ func benchStudent(b *testing.B, addr, name string, passes int, lat *latencies) {
 		mu.Unlock()
 		return w.done
 	}
-	ready := func(s string) bool { return strings.Count(s, "○ idle · pid") == 2 && strings.Count(s, "▶ BEGIN") == 2 }
+	ready := func(s string) bool {
+		return strings.Count(s, "○ idle · pid") == 2 && strings.Count(s, "▶ BEGIN") == 2
+	}
 	select {
 	case <-expect(ready):
 	case <-time.After(30 * time.Second):
