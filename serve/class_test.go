@@ -194,7 +194,7 @@ func TestTeacherViewWatchPush(t *testing.T) {
 	ca.waitFor("▶ BEGIN")
 	cb.waitFor("▶ BEGIN")
 	tc := ts.teacherClient(120, 40)
-	tc.waitFor("Students (2)", a, b)
+	tc.waitFor("Students (2,", a, b)
 	for i, k := range strings.Fields("1 2 1 2 1 2 1 2 1") {
 		ts.step(ca, a, k, i+1)
 	}
@@ -226,7 +226,7 @@ func TestTeacherViewWatchPush(t *testing.T) {
 		t.Errorf("the teacher's keys stepped %s's sessions: %d statements, then %d", a, before.Run.Done, after.Run.Done)
 	}
 	tc.press("esc")
-	tc.waitFor("Students (2)", "⟳ deadlock")
+	tc.waitFor("Students (2,", "⟳ deadlock")
 
 	// A push: both start fk-deadlock's first step.
 	tc.press("p")

@@ -108,7 +108,7 @@ func TestRealSSH(t *testing.T) {
 	st.waitFor("[Locks]", "v switches")
 
 	tc := newTmux(t, "teacher", 120, 40, fmt.Sprintf("%s -i %s teacher@127.0.0.1", common, key))
-	tc.waitFor("Students (1)", name, "● since")
+	tc.waitFor("Students (1,", name, "● ")
 	tc.keys("Enter")
 	tc.waitFor("watching "+name, "their screen is 80×24")
 
@@ -120,7 +120,7 @@ func TestRealSSH(t *testing.T) {
 	tc.waitFor("○ left")
 	tc.keys("q")
 	deadline := time.Now().Add(10 * time.Second)
-	for strings.Contains(tc.screen(), "Students (1)") {
+	for strings.Contains(tc.screen(), "Students (1,") {
 		if time.Now().After(deadline) {
 			t.Fatalf("q did not end the teacher's ssh:\n%s", tc.screen())
 		}

@@ -63,7 +63,7 @@ func (m *Model) Summary() Summary {
 	}
 	var waiting []string
 	done := len(m.live.sessions) > 0
-	s.Settled = m.eng != nil && !m.starting
+	s.Settled = !m.starting
 	for _, ss := range m.live.sessions {
 		if ss.State == sim.Waiting {
 			w := ss.Name + " waits"
@@ -78,7 +78,7 @@ func (m *Model) Summary() Summary {
 	switch {
 	case m.fatal != "":
 		s.State, s.Detail = RunFailed, m.fatal
-	case m.starting || m.eng == nil:
+	case m.starting:
 		s.State = RunStarting
 	case m.live.cycle != nil:
 		s.State, s.Detail = RunDeadlock, m.live.cycle.String()+" stands: the server will break it"

@@ -496,18 +496,19 @@ func (m *teacherModel) header() string {
 	if m.mode == teacherWatch {
 		s, _ := m.find(m.watching)
 		_, w, h, _ := m.class.Screen(m.watching)
-		line2 := s.Run.Run + " · " + stateWord(st, s.Run.State)
+		// The size first: where the screen is cut is the line to keep.
+		line2 := st.subtle.Render(fmt.Sprintf("their screen is %d×%d", w, h))
+		if w > m.w {
+			line2 += st.warn.Render(" (wider than yours: cut lines end in …)")
+		}
+		line2 += " · " + s.Run.Run + " · " + stateWord(st, s.Run.State)
 		if s.Run.Detail != "" {
 			line2 += " — " + s.Run.Detail
 		}
 		if !s.Connected {
 			line2 = st.warn.Render("○ not connected: the last screen they saw") + " · " + line2
 		}
-		size := fmt.Sprintf(" · their screen is %d×%d", w, h)
-		if w > m.w {
-			size += ", wider than yours: lines cut end in …"
-		}
-		return headerLines(st, m.w, "watching "+m.watching, "read-only, live", line2+st.subtle.Render(size))
+		return headerLines(st, m.w, "watching "+m.watching, "read-only, live", line2)
 	}
 	what := fmt.Sprintf("class — %s, %d connected", plural(len(m.students), "student"), connected)
 	return headerLines(st, m.w, what, "run: "+m.class.Current(), st.subtle.Render(m.class.Describe()))
@@ -558,22 +559,24 @@ func stateWord(st styles, s RunState) string {
 	return st.run.Render("▶ stepping")
 }
 
-// classView is the class: a line or more per student, then the selected
-// student's details.
+// classView is the class, a line a student — their state in a symbol and
+// a word, its detail as far as it fits (marked where cut) — then the
+// selected student whole.
 func (m *teacherModel) classView(h int) []string {
 	st := m.look.st
 	sel := m.selected()
-	detailH := min(8, max(5, h/4))
-	listH := h - detailH
 	inner := m.w - 4
+	detail := m.detailLines(sel, inner)
+	detailH := min(len(detail)+3, 8, max(4, h/3))
+	listH := h - detailH
 	nameW, runW := len("student"), len("run")
 	for _, s := range m.students {
 		nameW = max(nameW, ansi.StringWidth(s.Name))
 		runW = max(runW, ansi.StringWidth(s.Run.Run))
 	}
-	// Long names wrap the state under them rather than push it off.
-	nameW, runW = min(nameW, 16), min(runW, 24)
-	connW := 15
+	// A long name goes on a line of its own rather than push the state off.
+	nameW, runW = min(nameW, 16), min(runW, 22)
+	const connW = 12 // "● 10:31", "○ left 10:40"
 	lead := 2 + nameW + 1 + connW + 1 + runW + 1
 	var lines []string
 	selLine := 0
@@ -584,48 +587,56 @@ func (m *teacherModel) classView(h int) []string {
 			mark = st.selected.Render("▸") + " "
 			selLine = len(lines)
 		}
-		conn := st.ok.Render("● ") + "since " + s.Since.Format("15:04")
+		conn := st.ok.Render("●") + " " + s.Since.Format("15:04")
 		if !s.Connected {
 			conn = st.subtle.Render("○ left " + s.Since.Format("15:04"))
 		}
 		state := stateWord(st, s.Run.State)
+		if n := len(s.Finished); n > 0 {
+			state += st.subtle.Render(fmt.Sprintf(" (%d finished)", n))
+		}
 		if s.Run.Detail != "" {
 			state += st.subtle.Render(" — ") + s.Run.Detail
 		}
-		if n := len(s.Finished); n > 0 {
-			state += st.subtle.Render(fmt.Sprintf(" · %d finished", n))
+		name := s.Name
+		if ansi.StringWidth(name) > nameW {
+			lines = append(lines, mark+name)
+			mark, name = "  ", ""
 		}
-		first := mark + fit(s.Name, nameW) + " " + fit(conn, connW) + " " + fit(s.Run.Run, runW) + " "
-		wrapped := wrapAll([]string{state}, max(10, inner-lead))
-		for j, w := range wrapped {
-			if j == 0 {
-				lines = append(lines, first+w)
-			} else {
-				lines = append(lines, strings.Repeat(" ", lead)+w)
-			}
-		}
+		lines = append(lines, mark+fit(name, nameW)+" "+fit(conn, connW)+" "+fit(s.Run.Run, runW)+" "+fit(state, max(10, inner-lead)))
 	}
 	if len(m.students) == 0 {
 		lines = append(lines, wrapAll([]string{st.subtle.Render("No student has logged in yet. " + m.class.Describe())}, inner)...)
 	}
 	m.list.SetSize(m.w, listH)
 	m.list.scroll.Show(selLine, len(lines), m.list.bodyH())
-	rows := m.list.draw(fmt.Sprintf("Students (%d)", len(m.students)), lines)
+	connected := 0
+	for _, s := range m.students {
+		if s.Connected {
+			connected++
+		}
+	}
+	rows := m.list.draw(fmt.Sprintf("Students (%d, %d connected)", len(m.students), connected), lines)
 	m.detail.SetSize(m.w, detailH)
-	return append(rows, m.detailView(sel, inner)...)
+	title := "Student"
+	if sel >= 0 {
+		title = m.students[sel].Name + " · enter watches their screen"
+	}
+	return append(rows, m.detail.draw(title, detail)...)
 }
 
-// detailView is the selected student, whole.
-func (m *teacherModel) detailView(sel, inner int) []string {
+// detailLines are the selected student, whole: where they are, their
+// run's state in full, what they finished.
+func (m *teacherModel) detailLines(sel, inner int) []string {
 	st := m.look.st
 	if sel < 0 {
-		return m.detail.draw("Student", nil)
+		return nil
 	}
 	s := m.students[sel]
 	var lines []string
 	where := "connected from " + s.From + " since " + s.Since.Format("15:04:05")
 	if !s.Connected {
-		where = "not connected since " + s.Since.Format("15:04:05") + ": their sessions rolled back; their next login starts " + s.Run.Run + " again"
+		where = "not connected since " + s.Since.Format("15:04:05") + ": their transactions rolled back; their next login starts " + s.Run.Run + " again"
 	}
 	lines = append(lines, wrapAll([]string{where}, inner)...)
 	run := s.Run.Run + ": " + stateWord(st, s.Run.State)
@@ -637,8 +648,7 @@ func (m *teacherModel) detailView(sel, inner int) []string {
 	if len(s.Finished) > 0 {
 		fin = "finished: " + strings.Join(s.Finished, ", ")
 	}
-	lines = append(lines, wrapAll([]string{st.subtle.Render(fin)}, inner)...)
-	return m.detail.draw(s.Name+" · enter watches their screen", lines)
+	return append(lines, wrapAll([]string{st.subtle.Render(fin)}, inner)...)
 }
 
 // mirrorView is the watched student's screen as they see it, scrolled
