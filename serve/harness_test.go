@@ -89,7 +89,7 @@ func startServe(t *testing.T, change func(*Options)) *testServe {
 	writeKeys(t, filepath.Join(dir, "teacher.pub"), ts.teacher.PublicKey())
 	opts := Options{DB: dbtest.DB(t), Listen: "127.0.0.1:0", HostKey: filepath.Join(dir, "host_key"), Code: "test-code",
 		TeacherKeys: filepath.Join(dir, "teacher.pub"), Server: "the test PostgreSQL", Log: logTo{t}, FailDelay: 50 * time.Millisecond,
-		MaxStudents: 8}
+		MaxStudents: 3}
 	if change != nil {
 		change(&opts)
 	}

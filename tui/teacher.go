@@ -216,6 +216,13 @@ func (m *teacherModel) key(msg tea.KeyPressMsg) tea.Cmd {
 	if msg.String() == "ctrl+c" {
 		return m.quit()
 	}
+	if msg.Mod&tea.ModAlt != 0 && msg.Mod&tea.ModCtrl == 0 && m.mode != teacherTyping {
+		// Esc and the next key, arriving together (over SSH, often): two
+		// keys, as the stepping view takes them.
+		esc := m.key(tea.KeyPressMsg{Code: tea.KeyEscape})
+		msg.Mod &^= tea.ModAlt
+		return tea.Batch(esc, m.key(msg))
+	}
 	switch {
 	case m.helpOpen:
 		if m.overlay.Update(msg) {

@@ -145,6 +145,13 @@ func TestTeacherScreens(t *testing.T) {
 			if f.watched["ada"] != 0 {
 				t.Errorf("esc does not stop watching: %v", f.watched)
 			}
+			// Esc and enter in one packet arrive as alt+enter: back, then
+			// watch again.
+			m.Update(tea.KeyPressMsg{Code: tea.KeyEnter, Mod: tea.ModAlt})
+			if f.watched["ada"] != 1 {
+				t.Errorf("alt+enter (esc, enter) does not watch again: %v", f.watched)
+			}
+			m.Update(tkey("esc"))
 
 			m.Update(tkey("p"))
 			s = teacherScreen(t, m, w, h)
