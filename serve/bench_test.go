@@ -407,13 +407,13 @@ func benchStudent(b *testing.B, addr, name string, passes int, lat *latencies) {
 			_ = pw.Close()
 		}
 	}()
-	// want is checked against the screen after every chunk that arrives.
+	// wants are checked against the screen after every chunk that arrives.
 	type wantT struct {
 		ok   func(string) bool
 		done chan struct{}
 	}
 	var mu sync.Mutex
-	var want *wantT
+	var wants []*wantT
 	go func() {
 		buf := make([]byte, 64*1024)
 		for {
@@ -421,9 +421,15 @@ func benchStudent(b *testing.B, addr, name string, passes int, lat *latencies) {
 			if n > 0 {
 				mu.Lock()
 				_, _ = emu.Write(buf[:n])
-				if want != nil && want.ok(emu.String()) {
-					close(want.done)
-					want = nil
+				if len(wants) > 0 {
+					screen := emu.String()
+					wants = slices.DeleteFunc(wants, func(w *wantT) bool {
+						if w.ok(screen) {
+							close(w.done)
+							return true
+						}
+						return false
+					})
 				}
 				mu.Unlock()
 			}
@@ -438,7 +444,7 @@ func benchStudent(b *testing.B, addr, name string, passes int, lat *latencies) {
 		if ok(emu.String()) {
 			close(w.done)
 		} else {
-			want = w
+			wants = append(wants, w)
 		}
 		mu.Unlock()
 		return w.done
@@ -469,10 +475,13 @@ func benchStudent(b *testing.B, addr, name string, passes int, lat *latencies) {
 				}
 			}
 			var done chan struct{}
+			var ended chan struct{}
 			if k.key == "r" {
-				done = expect(ready)
-				// After the keys of a pass the screen is not ready, so the
-				// reset's screen is the next one that is.
+				// The key's own update is the status saying the reset is
+				// under way (or, when it was quicker than a frame, its end);
+				// its end is the screen ready again (after a pass it is not).
+				done = expect(func(s string) bool { return strings.Contains(s, "resetting…") || ready(s) })
+				ended = expect(ready)
 			} else {
 				done = expect(logLine(k.session, k.mark, k.word, time.Now()))
 			}
@@ -489,14 +498,20 @@ func benchStudent(b *testing.B, addr, name string, passes int, lat *latencies) {
 			}
 			select {
 			case <-done:
-				if k.key != "r" {
-					lat.addKey(i, time.Since(start))
-				} else {
-					resets.add(time.Since(start))
+				lat.addKey(i, time.Since(start))
+				if ended != nil {
+					select {
+					case <-ended:
+						resets.add(time.Since(start))
+					case <-time.After(limit):
+						b.Errorf("%s: the reset did not end in %s", name, limit)
+						lat.fail()
+						return
+					}
 				}
 			case <-time.After(limit):
 				mu.Lock()
-				want = nil
+				wants = nil
 				screen := emu.String()
 				mu.Unlock()
 				b.Errorf("%s: key %s (%s %s %s) never showed its effect; the screen:\n%s", name, k.key, k.session, k.mark, k.word, screen)
