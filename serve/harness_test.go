@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -408,8 +407,6 @@ func waitBackends(t testing.TB, conn *pgx.Conn, role string, d time.Duration) ti
 	}
 	return time.Since(start)
 }
-
-var errRefused = errors.New("refused")
 
 // dialRaw is a TCP connection to serve through a proxy the test can
 // silence, as a network that is gone is silent.

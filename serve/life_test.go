@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -150,6 +151,15 @@ func TestRefusals(t *testing.T) {
 		}
 		return s.Wait()
 	}, "lockstep needs a terminal")
+
+	// A role of that name that this serve did not make: not taken over.
+	taken := uniq("taken")
+	admin := adminConn(t)
+	if _, err := admin.Exec(context.Background(), "CREATE ROLE "+roleName(taken)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP ROLE "+roleName(taken)) })
+	oneLine(taken, shell, "the name is taken on the server: role "+roleName(taken)+" exists and this serve did not make it")
 
 	conn, err := dial(t, ts.Addr(), uniq("fwd"), codeAuth(ts.Code()))
 	if err != nil {

@@ -254,10 +254,6 @@ func (s *Server) Code() string { return s.code }
 // Skipped lists the built-in scenarios a push cannot start, each with why.
 func (s *Server) Skipped() []string { return s.skipped }
 
-// CanSetDeadlockTimeout says whether the students' roles may SET
-// deadlock_timeout.
-func (s *Server) CanSetDeadlockTimeout() bool { return s.admin.setDeadlock }
-
 // Shutdown ends the class: every screen is told and ends, every session
 // rolls back, and the roles and schemas serve made are dropped — within
 // ctx's deadline.
