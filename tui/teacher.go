@@ -605,6 +605,11 @@ func (m *teacherModel) classView(h int) []string {
 		if s.Run.Detail != "" {
 			state += st.subtle.Render(" — ") + s.Run.Detail
 		}
+		if !s.Connected && s.Run.State != RunDone {
+			// Their sessions rolled back when they left: what stood then
+			// stands no more.
+			state = st.subtle.Render("↺ rolled back when they left; it was ") + state
+		}
 		name := s.Name
 		if ansi.StringWidth(name) > nameW {
 			lines = append(lines, mark+name)

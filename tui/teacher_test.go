@@ -72,7 +72,7 @@ func newFakeClass() *fakeClass {
 			{Name: "linus", Connected: false, Since: at.Add(9 * time.Minute), From: "10.0.0.7:40000",
 				Run:      Summary{Run: "lost-update", State: RunDone, Detail: "every session has finished", Done: 6, Of: 6},
 				Finished: []string{"for-update", "lost-update"}},
-			{Name: "barbara", Connected: true, Since: at.Add(2 * time.Minute), From: "10.0.0.8:40000",
+			{Name: "barbara", Connected: false, Since: at.Add(12 * time.Minute), From: "10.0.0.8:40000",
 				Run: Summary{Run: "ddl-queue-idle-timeout", State: RunStepping, Detail: "2 of 4 statements run", Done: 2, Of: 4}},
 		}}
 }
@@ -119,7 +119,7 @@ func TestTeacherScreens(t *testing.T) {
 			m := NewTeacher(context.Background(), TeacherOptions{Class: f}).(*teacherModel)
 			s := teacherScreen(t, m, w, h)
 			for _, want := range []string{"ada", "grace_hopper_the_admiral", "linus", "barbara", "⟳ deadlock", "⏳ waiting", "✓ done",
-				"▶ stepping", "○ left 10:40", "class code k7pq-m3xt", "enter watch"} {
+				"↺ rolled back when they left", "○ left 10:40", "class code k7pq-m3xt", "enter watch"} {
 				if !strings.Contains(s, want) {
 					t.Errorf("the class view lacks %q:\n%s", want, s)
 				}
