@@ -608,7 +608,7 @@ func (m *teacherModel) classView(h int) []string {
 		if !s.Connected && s.Run.State != RunDone {
 			// Their sessions rolled back when they left: what stood then
 			// stands no more.
-			state = st.subtle.Render("↺ rolled back when they left; it was ") + state
+			state = st.subtle.Render("↺ rolled back; was ") + state
 		}
 		name := s.Name
 		if ansi.StringWidth(name) > nameW {

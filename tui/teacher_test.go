@@ -119,7 +119,7 @@ func TestTeacherScreens(t *testing.T) {
 			m := NewTeacher(context.Background(), TeacherOptions{Class: f}).(*teacherModel)
 			s := teacherScreen(t, m, w, h)
 			for _, want := range []string{"ada", "grace_hopper_the_admiral", "linus", "barbara", "⟳ deadlock", "⏳ waiting", "✓ done",
-				"↺ rolled back when they left", "○ left 10:40", "class code k7pq-m3xt", "enter watch"} {
+				"↺ rolled back", "○ left 10:40", "class code k7pq-m3xt", "enter watch"} {
 				if !strings.Contains(s, want) {
 					t.Errorf("the class view lacks %q:\n%s", want, s)
 				}
