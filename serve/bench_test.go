@@ -390,18 +390,7 @@ func benchStudent(b *testing.B, addr, name string, passes int, lat *latencies) {
 		return
 	}
 	emu := vt.NewEmulator(120, 40)
-	go func() {
-		buf := make([]byte, 1024)
-		for {
-			n, err := emu.Read(buf)
-			if n > 0 {
-				_, _ = stdin.Write(buf[:n])
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	answer(emu, stdin)
 	defer func() {
 		if pw, ok := emu.InputPipe().(interface{ Close() error }); ok {
 			_ = pw.Close()

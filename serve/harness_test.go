@@ -209,22 +209,36 @@ func open(t testing.TB, conn *gossh.Client, w, h int, env ...string) *client {
 			}
 		}
 	}()
+	answer(c.emu, c.stdin)
+	t.Cleanup(c.close)
+	return c
+}
+
+// answer sends the terminal's answers to the program's questions (its
+// colours, its modes) back as a terminal would. The emulator writes them
+// into a pipe while it draws: they are read at once and sent from a
+// goroutine of their own, so that drawing never waits on the connection
+// (which may wait on the server, which may wait on the drawing).
+func answer(emu *vt.Emulator, stdin io.Writer) {
+	answers := make(chan []byte, 4096)
 	go func() {
-		// The terminal's answers to the program's questions (its colours,
-		// its modes) go back as a terminal's would.
+		defer close(answers)
 		buf := make([]byte, 1024)
 		for {
-			n, err := c.emu.Read(buf)
+			n, err := emu.Read(buf)
 			if n > 0 {
-				_, _ = c.stdin.Write(buf[:n])
+				answers <- append([]byte(nil), buf[:n]...)
 			}
 			if err != nil {
 				return
 			}
 		}
 	}()
-	t.Cleanup(c.close)
-	return c
+	go func() {
+		for a := range answers {
+			_, _ = stdin.Write(a)
+		}
+	}()
 }
 
 type lockedWriter struct {
