@@ -20,32 +20,15 @@ import (
 	"lockstep/dbtest"
 )
 
-// buildOnce builds the lockstep binary once for the package's tests.
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
+// lockstepBin builds the lockstep binary into the test's temp dir (go's
+// build cache makes it quick after the first), which goes with the test.
 func lockstepBin(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "lockstep-serve-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "lockstep")
-		out, err := exec.Command("go", "build", "-o", binPath, "..").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("building lockstep: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin := filepath.Join(t.TempDir(), "lockstep")
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+		t.Fatalf("building lockstep: %v\n%s", err, out)
 	}
-	t.Cleanup(func() {}) // the binary stays for the package's other tests
-	return binPath
+	return bin
 }
 
 // process is a lockstep serve started from the built binary.
