@@ -93,6 +93,7 @@ type app struct {
 	deadlockTimeout time.Duration
 	theme           string
 	recordTo        string    // the interface's --record
+	maxConnections  int       // the throwaway server's max_connections; 0 is db's default (serve needs more)
 	stderr          io.Writer // for progress lines, such as a first start's template
 	fetchPostgres   string    // --fetch-postgres: the version to fetch and start
 	offline         bool      // --offline: never fetch PostgreSQL
@@ -181,7 +182,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.DurationVar(&a.deadlockTimeout, "deadlock-timeout", time.Second, "deadlock_timeout of the throwaway server")
 	pf.StringVar(&a.fetchPostgres, "fetch-postgres", os.Getenv("LOCKSTEP_FETCH_POSTGRES"), "start the throwaway server from this PostgreSQL version (17, or 17.5.0), fetched once into lockstep's cache (also LOCKSTEP_FETCH_POSTGRES; default: the installed server, fetched only when there is none)")
 	pf.BoolVar(&a.offline, "offline", false, "never fetch PostgreSQL: use the installed server binaries or those fetched before")
-	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand(), a.scenariosCommand(), a.cleanCommand(), a.classCommand(), a.watchCommand(), a.replayCommand(), a.exportCommand())
+	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand(), a.scenariosCommand(), a.cleanCommand(), a.classCommand(), a.watchCommand(), a.replayCommand(), a.exportCommand(), a.serveCommand())
 	root.InitDefaultCompletionCmd()
 	usageErrors(root)
 	return root
@@ -227,7 +228,7 @@ func (a *app) openWith(ctx context.Context, lookupEnv func(string) (string, bool
 	d, err := db.Open(ctx, db.Options{
 		DSN:    a.dsn,
 		Schema: a.schema,
-		Server: db.ServerOptions{DeadlockTimeout: a.deadlockTimeout, Progress: func(msg string) {
+		Server: db.ServerOptions{DeadlockTimeout: a.deadlockTimeout, MaxConnections: a.maxConnections, Progress: func(msg string) {
 			fmt.Fprintf(a.stderr, "lockstep: %s\n", msg)
 		}, Fetch: a.fetchOptions()},
 		LookupEnv: lookupEnv,

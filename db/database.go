@@ -231,6 +231,20 @@ func (d *Database) WithSchema(schema string) (*Database, error) {
 	return &c, nil
 }
 
+// WithLogin is the same database reached as another role, user with
+// password, its ledger in schema: a student of lockstep serve, who is a
+// role of their own. The copy does not own the server.
+func (d *Database) WithLogin(user, password, schema string) (*Database, error) {
+	if err := ValidateSchema(schema); err != nil {
+		return nil, err
+	}
+	c := *d
+	c.config = d.config.Copy()
+	c.config.User, c.config.Password = user, password
+	c.schema, c.owner = schema, false
+	return &c, nil
+}
+
 // WithoutSchema is the same database with the server's own search_path, for
 // SQL that is not about the ledger (isolation-tester specs). The copy does
 // not own the server.

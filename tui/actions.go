@@ -9,6 +9,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
+	"lockstep/ledger"
 	"lockstep/scenario"
 	"lockstep/sim"
 )
@@ -430,25 +431,34 @@ func (m *Model) nextFix() tea.Cmd {
 			next = family[(i+1)%len(family)]
 		}
 	}
-	sc, err := scenario.LoadBuiltin(next, "")
+	cmd, err := m.startScenario(next, "scenario "+next+": the run starts again")
 	if err != nil {
 		m.status = err.Error()
-		return nil
+	}
+	return cmd
+}
+
+// startScenario starts built-in scenario name from its first step: a new
+// run, logged as why.
+func (m *Model) startScenario(name, why string) (tea.Cmd, error) {
+	sc, err := scenario.LoadBuiltin(name, "")
+	if err != nil {
+		return nil, err
 	}
 	for _, b := range scenario.Builtins() {
-		if b.Name == next {
+		if b.Name == name {
 			m.opts.ScenarioSummary = b.Summary
 		}
 	}
-	m.opts.ScenarioExpected = scenario.Expected(next, "")
+	m.opts.ScenarioExpected = scenario.Expected(name, "")
 	cfg := m.cfg
-	cfg.Scenario, cfg.ScenarioName, cfg.Sessions = sc, next, len(sc.Sessions)
+	cfg.Scenario, cfg.ScenarioName, cfg.Sessions = sc, name, len(sc.Sessions)
 	m.cfg = cfg
 	m.opts.Order, _ = sc.SessionOrder(1)
 	m.auto.perm = 1
 	m.auto.Restart(m.opts.Order)
-	m.logLine(logEntry{at: m.clock(), text: "scenario " + next + ": the run starts again"})
-	return m.startEngine(cfg)
+	m.logLine(logEntry{at: m.clock(), text: why})
+	return m.startEngine(cfg), nil
 }
 
 func (m *Model) typingKey(msg tea.KeyPressMsg) tea.Cmd {
@@ -478,18 +488,25 @@ func (m *Model) strategyKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.mode = modeNormal
 	case menuChosen:
 		m.mode = modeNormal
-		cfg := m.cfg
-		if cfg.Scenario != nil {
-			// Leaving the scenario for the transfers.
-			cfg = m.opts.Transfers
-			cfg.DB = m.opts.DB
-		}
-		cfg.Strategy = m.menu.Chosen()
-		m.cfg = cfg
-		m.logLine(logEntry{at: m.clock(), text: "strategy " + cfg.Strategy.Name + ": the run starts again"})
-		return m.startEngine(cfg)
+		s := m.menu.Chosen()
+		return m.startStrategy(s, "strategy "+s.Name+": the run starts again")
 	}
 	return cmd
+}
+
+// startStrategy starts the transfers under strategy s from their first
+// statement: a new run, logged as why.
+func (m *Model) startStrategy(s *ledger.Strategy, why string) tea.Cmd {
+	cfg := m.cfg
+	if cfg.Scenario != nil {
+		// Leaving the scenario for the transfers.
+		cfg = m.opts.Transfers
+		cfg.DB = m.opts.DB
+	}
+	cfg.Strategy = s
+	m.cfg = cfg
+	m.logLine(logEntry{at: m.clock(), text: why})
+	return m.startEngine(cfg)
 }
 
 func (m *Model) setupKey(msg tea.KeyPressMsg) tea.Cmd {

@@ -54,6 +54,10 @@ type Model struct {
 	mode          mode
 	input         textinput.Model
 	status        string
+	// noticeText is a line from outside the run (a teacher's broadcast),
+	// shown in the footer until noticeUntil.
+	noticeText  string
+	noticeUntil time.Time
 
 	live    frame
 	hist    history
@@ -100,7 +104,7 @@ func New(ctx context.Context, opts Options) *Model {
 	if err != nil {
 		theme = ThemeDefault
 	}
-	l := &look{st: newStyles(theme, true), vol: opts.Volatile}
+	l := &look{st: opts.styles(theme, true), vol: opts.Volatile}
 	if l.vol == nil {
 		l.vol = asIs{}
 	}
@@ -185,7 +189,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tea.BackgroundColorMsg:
 		m.isDark = msg.IsDark()
-		m.look.st = newStyles(m.theme, m.isDark)
+		m.look.st = m.opts.styles(m.theme, m.isDark)
 		m.explain.Restyle()
 		return m, nil
 	case tickMsg:
@@ -226,6 +230,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, cmd
 	case tea.KeyPressMsg:
 		return m, m.handleKey(msg)
+	case StartRunMsg:
+		return m, m.startRun(msg)
+	case NoticeMsg:
+		m.notice(msg.Text)
+		return m, nil
 	}
 	if m.mode == modeTyping {
 		var cmd tea.Cmd

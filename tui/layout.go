@@ -262,7 +262,7 @@ func (m *Model) viewHeader() string {
 
 func (m *Model) viewFooter() string {
 	st := m.look.st
-	footer := footerLines(st, m.width, m.ask, m.status, m.footerKeys())
+	footer := footerLines(st, m.width, m.ask, m.footerStatus(), m.footerKeys())
 	if m.mode == modeTyping && m.sessions.Selected() < len(m.live.sessions) {
 		footer = st.accent.Render(m.live.sessions[m.sessions.Selected()].Name+" SQL ") + m.input.View() + "\n" + footer
 	}

@@ -46,6 +46,9 @@ type Options struct {
 	// Theme is default or projector (high contrast, the screen's own
 	// background); empty means default.
 	Theme string
+	// NoColor asks for no colour at all, as NO_COLOR does: for an
+	// interface served over SSH, whose client's environment says so.
+	NoColor bool
 	// Record, when set, is asked for a recording of the first run once its
 	// engine is ready; every event and every change of the sessions goes
 	// there, until a new run replaces it.
@@ -111,16 +114,32 @@ var ErrNotStarted = errors.New("the sessions could not start")
 // killed because ctx ended (Ctrl-C, SIGTERM, SIGHUP) is no error: the
 // caller's deferred cleanup rolls back and closes.
 func runProgram(ctx context.Context, m tea.Model, progOpts []tea.ProgramOption) error {
-	// The signals are lockstep's (main cancels ctx on SIGINT, SIGTERM and
-	// SIGHUP): the program is then killed at once, never left to shut down
-	// gracefully while a statement waits.
-	opts := append([]tea.ProgramOption{tea.WithContext(ctx), tea.WithoutSignalHandler()}, progOpts...)
-	p := tea.NewProgram(m, opts...)
-	_, err := p.Run()
+	_, err := NewProgram(ctx, m, progOpts...).Run()
 	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// NewProgram is the Bubble Tea program that runs a model of this package
+// — over the terminal, or over an SSH session (lockstep serve), whose
+// input, output, size and colours progOpts give. It ends when ctx does.
+func NewProgram(ctx context.Context, m tea.Model, progOpts ...tea.ProgramOption) *tea.Program {
+	// The signals are lockstep's (main cancels ctx on SIGINT, SIGTERM and
+	// SIGHUP): the program is then killed at once, never left to shut down
+	// gracefully while a statement waits.
+	opts := append([]tea.ProgramOption{tea.WithContext(ctx), tea.WithoutSignalHandler()}, progOpts...)
+	return tea.NewProgram(m, opts...)
+}
+
+// styles is the palette for theme, without colour when NoColor says so
+// (NO_COLOR of this process is read where styles are made).
+func (o Options) styles(theme string, isDark bool) styles {
+	st := newStyles(theme, isDark)
+	if o.NoColor {
+		st.fullScreen = false
+	}
+	return st
 }
 
 // listen is a command that waits for what ch sends next — one value, then
