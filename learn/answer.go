@@ -3,8 +3,8 @@ package learn
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -52,6 +52,9 @@ func ParseAnswer(file string, src []byte) (*Answer, error) {
 	flush := func(gset bool, prefix string) error {
 		sql := strings.TrimSpace(cur.String())
 		cur.Reset()
+		if sql == "" {
+			meaningful = false
+		}
 		if !meaningful {
 			if gset {
 				return fmt.Errorf("%s:%d: \\gset with no statement before it", file, line)

@@ -68,11 +68,12 @@ func (c Claim) Sessions() []string {
 }
 
 var (
-	noteRE    = regexp.MustCompile(`\s*\([^()]*\)\s*$`)
-	sqlState  = regexp.MustCompile(`^[0-9A-Z]{5}$`)
-	nameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_@]*$`)
-	tableRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
-	decimalRE = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+	noteRE     = regexp.MustCompile(`\s*\([^()]*\)\s*$`)
+	sqlState   = regexp.MustCompile(`^[0-9A-Z]{5}$`)
+	nameRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_@]*$`)
+	strategyRE = regexp.MustCompile(`^[a-z][a-z-]*$`)
+	tableRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
+	decimalRE  = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 )
 
 // ParseClaim reads an option's text: a claim, then perhaps a note in
@@ -124,6 +125,12 @@ func ParseClaim(text string) (Claim, error) {
 			return Claim{}, err
 		}
 		return Claim{Kind: Balance, Account: n, Value: v}, nil
+	}
+	if is(1, "moves", "more", "than") && len(low) == 5 {
+		if !strategyRE.MatchString(words[0]) || !strategyRE.MatchString(words[4]) {
+			return Claim{}, fmt.Errorf("%q: name two strategies, such as \"ordered moves more than table-lock\"", body)
+		}
+		return Claim{Kind: Faster, Strategy: words[0], Others: []string{words[4]}}, nil
 	}
 	if len(words) < 2 || !nameRE.MatchString(words[0]) {
 		return Claim{}, fmt.Errorf("%q is no claim lockstep can check: %s", body, claimForms)
@@ -197,8 +204,6 @@ func ParseClaim(text string) (Claim, error) {
 			}
 			c.TableMode = m
 		}
-	case is(1, "moves", "more", "than") && len(low) == 5:
-		c.Kind, c.Strategy, c.Session, c.Others = Faster, words[0], "", []string{words[4]}
 	default:
 		return Claim{}, fmt.Errorf("%q is no claim lockstep can check: %s", body, claimForms)
 	}

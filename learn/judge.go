@@ -2,6 +2,7 @@ package learn
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -60,6 +61,10 @@ type Observation struct {
 	Timeout bool
 	// Problem is what went wrong running the action, if anything did.
 	Problem string
+	// WasWaiting are the sessions that waited when the action began.
+	WasWaiting map[string]bool
+	// Aliases name the victim and the survivor of the failure before the action.
+	Aliases Aliases
 }
 
 // judge phases.
@@ -111,8 +116,14 @@ func NewJudge(session string, idx int, sessions []sim.SessionInfo, hasLedger boo
 		names: map[string]string{}}
 	j.obs = Observation{Session: session, Ended: map[string]Ending{}, BeganWaiting: map[string]bool{},
 		Waits: map[string][]string{}, WaitEdges: map[string][]locks.Edge{}, Books: books, Sessions: sessions}
+	j.obs.WasWaiting = map[string]bool{}
 	for _, s := range sessions {
 		j.baseline = append(j.baseline, s.Settled)
+		if s.State == sim.Waiting {
+			// Still waiting unless an event or a poll says otherwise.
+			j.obs.WasWaiting[s.Name] = true
+			j.obs.Waits[s.Name], j.obs.WaitEdges[s.Name] = s.BlockedBy, s.Waits
+		}
 		if s.Label != "" {
 			j.names[s.Label] = s.Name
 		}
@@ -124,6 +135,9 @@ func NewJudge(session string, idx int, sessions []sim.SessionInfo, hasLedger boo
 	}
 	return j
 }
+
+// Aliases tells the judge whom "victim" and "survivor" name in claims.
+func (j *Judge) Aliases(al Aliases) { j.obs.Aliases = maps.Clone(al) }
 
 // Done says whether the action has settled.
 func (j *Judge) Done() bool { return j.phase == phaseDone }
@@ -324,6 +338,9 @@ func errText(err error) string {
 // Name resolves a name a lesson uses (T1, or a scenario's w1) to the
 // session's engine name.
 func (o *Observation) name(s string) string {
+	if isAlias(s) && o.Aliases[s] != "" {
+		return o.Aliases[s]
+	}
 	for _, si := range o.Sessions {
 		if si.Name == s {
 			return s
@@ -578,6 +595,8 @@ func (o *Observation) Explain(q *Question) []string {
 			out = append(out, fmt.Sprintf("%s's %s failed: %s (SQLSTATE %s).", name, verb(e.SQL), e.Err.Message, e.Err.SQLState))
 		case ended && e.Err == nil && o.BeganWaiting[name] && name != o.Victim:
 			out = append(out, fmt.Sprintf("%s's %s waited, then went on%s.", name, verb(e.SQL), returned(e)))
+		case ended && e.Err == nil && o.WasWaiting[name]:
+			out = append(out, fmt.Sprintf("%s's %s, which was waiting, got its lock and went on%s.", name, verb(e.SQL), returned(e)))
 		case ended && e.Err == nil && name != o.Victim:
 			out = append(out, fmt.Sprintf("%s's %s went on without waiting%s.", name, verb(e.SQL), returned(e)))
 		}

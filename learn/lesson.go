@@ -29,10 +29,13 @@
 //	                                  fix NAME, isolation LEVEL
 //	step T1 [T2 …][: NARRATION]       run each session's next statement
 //	commit T1[: NARRATION]            COMMIT (rollback T1: ROLLBACK)
-//	retry T1|victim[: NARRATION]      start the session's transfer again, as an
-//	                                  application's retry loop does (victim: the
-//	                                  session the server last chose as a deadlock
-//	                                  victim or failed with 40001)
+//	retry T1[: NARRATION]             start the session's transfer again, as an
+//	                                  application's retry loop does
+//
+// An action or a claim may name a session "victim" — the session the server
+// last failed with a deadlock or a serialization failure — or "survivor",
+// the other one: which session the server fails can depend on the pace.
+//
 //	sql T1: SQL                       run SQL typed into the session
 //	look[: NARRATION]                 run nothing: a question about the screen now
 //	bench A, B, workers N[, accounts N][, seconds N]
@@ -147,9 +150,14 @@ type Action struct {
 	Line     int
 }
 
-// Victim is the Session of a Retry of whichever session the server last
-// failed: a deadlock's victim, or a serialization failure.
-const Victim = "victim"
+// Victim names, in an action or a claim, whichever session the server last
+// failed with a deadlock or a serialization failure; Survivor the other
+// session of that deadlock (or of a two-session part). A lesson names them
+// so, since which one the server fails may depend on the pace.
+const (
+	Victim   = "victim"
+	Survivor = "survivor"
+)
 
 // BenchSpec is a short benchmark inside a lesson.
 type BenchSpec struct {

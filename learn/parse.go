@@ -95,6 +95,9 @@ func (p *parser) directive(line string) error {
 	head, tail, hasColon := strings.Cut(line, ":")
 	head, tail = strings.TrimSpace(head), strings.TrimSpace(tail)
 	fields := strings.Fields(head)
+	if len(fields) == 0 {
+		return p.fail("%q: a line at the margin starts with lesson:, run:, step, … (see the format in README's Learn)", cut(line, 40))
+	}
 	verb := strings.ToLower(fields[0])
 	if p.l.Title == "" && verb != "lesson" {
 		return p.fail("a lesson starts with \"lesson: TITLE\"")
@@ -354,7 +357,7 @@ func (p *parser) finish() error {
 		}
 		for _, a := range part.Actions {
 			p.line = a.Line
-			if a.Session != "" && !(a.Kind == Retry && a.Session == Victim) && !known(a.Session) {
+			if a.Session != "" && !isAlias(a.Session) && !known(a.Session) {
 				return p.fail("%s %s: this part's sessions are %s", a.Kind, a.Session, strings.Join(names, ", "))
 			}
 			q := a.Question
@@ -376,7 +379,7 @@ func (p *parser) finish() error {
 				}
 				seen[key] = true
 				for _, s := range o.Claim.Sessions() {
-					if !known(s) {
+					if !known(s) && !isAlias(s) {
 						return p.fail("option %d names %s: this part's sessions are %s", i+1, s, strings.Join(names, ", "))
 					}
 				}
@@ -404,6 +407,11 @@ func (p *parser) finish() error {
 	}
 	return nil
 }
+
+// isAlias says whether a lesson names a session by its part in the last
+// failure: the victim (the session the server failed with a deadlock or a
+// serialization failure) or the survivor (the other one).
+func isAlias(s string) bool { return s == Victim || s == Survivor }
 
 // resolveName finds the session a lesson names: by the engine's name (T1,
 // T1@A), or a scenario's own (w1), exactly or whatever the case.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,19 +122,19 @@ func SessionIndex(name string, sessions []sim.SessionInfo) int {
 	return -1
 }
 
-// Target is the session an action acts on, given the last session the
-// server failed (for retry victim); -1 for an action on none.
-func (a *Action) Target(sessions []sim.SessionInfo, victim string) (string, int, error) {
+// Target is the session an action acts on, given who the victim and the
+// survivor of the last failure are (Aliases); -1 for an action on none.
+func (a *Action) Target(sessions []sim.SessionInfo, aliases Aliases) (string, int, error) {
 	switch a.Kind {
 	case Look, Bench:
 		return "", -1, nil
 	}
 	name := a.Session
-	if a.Kind == Retry && name == Victim {
-		if victim == "" {
-			return "", -1, errors.New("retry victim: no session has failed with a deadlock or a serialization failure yet")
+	if isAlias(name) {
+		if aliases[name] == "" {
+			return "", -1, fmt.Errorf("%s %s: no session has failed with a deadlock or a serialization failure yet", a.Kind, name)
 		}
-		name = victim
+		name = aliases[name]
 	}
 	i := SessionIndex(name, sessions)
 	if i < 0 {
@@ -159,6 +160,37 @@ func Send(ctx context.Context, eng *sim.Engine, a *Action, idx int) error {
 		return eng.Restart(ctx, idx)
 	}
 	return nil
+}
+
+// Aliases say which sessions "victim" and "survivor" name now.
+type Aliases map[string]string
+
+// Learn updates the aliases from an action's observation: a session the
+// server failed becomes the victim, and the other of its deadlock (or of a
+// two-session run) the survivor.
+func (al Aliases) Learn(o *Observation) {
+	v := o.Failed()
+	if v == "" {
+		return
+	}
+	al[Victim], al[Survivor] = v, ""
+	var others []string
+	if o.Cycle != nil && !o.Cycle.Distributed {
+		others = o.Cycle.Sessions
+	} else {
+		for _, s := range o.Sessions {
+			others = append(others, s.Name)
+		}
+	}
+	var rest []string
+	for _, s := range others {
+		if s != v && !slices.Contains(rest, s) {
+			rest = append(rest, s)
+		}
+	}
+	if len(rest) == 1 {
+		al[Survivor] = rest[0]
+	}
 }
 
 // Failed is the session an action's observation says the server failed
@@ -293,7 +325,7 @@ func playPart(ctx context.Context, r *Report, pi int, part *Part, env Env, pace 
 	}
 	defer func() { err = errors.Join(err, eng.Close(context.WithoutCancel(ctx))) }()
 	var books *sim.Balances
-	victim := ""
+	aliases := Aliases{}
 	feed := func(ev sim.Event) {
 		if tap != nil {
 			tap(pi, eng, ev)
@@ -323,7 +355,7 @@ func playPart(ctx context.Context, r *Report, pi int, part *Part, env Env, pace 
 		}
 		began := time.Now()
 		sessions := eng.Sessions()
-		name, idx, terr := a.Target(sessions, victim)
+		name, idx, terr := a.Target(sessions, aliases)
 		p := Played{Part: pi, Index: ai, Action: a, Session: name}
 		if a.Kind == Bench {
 			obs := &Observation{Sessions: sessions, Ended: map[string]Ending{}}
@@ -333,12 +365,14 @@ func playPart(ctx context.Context, r *Report, pi int, part *Part, env Env, pace 
 			p.Obs = obs
 		} else {
 			j := NewJudge(name, idx, sessions, hasLedger, books, began)
+			j.Aliases(aliases)
 			if terr != nil {
 				j.Fail(terr.Error())
 			} else if err := Send(ctx, eng, a, idx); err != nil {
 				j.Fail(err.Error())
 			} else if a.Kind == Retry {
 				j = NewJudge(name, -1, eng.Sessions(), hasLedger, books, time.Now())
+				j.Aliases(aliases)
 			}
 			for !j.Done() {
 				if j.WantsPoll() {
@@ -358,9 +392,7 @@ func playPart(ctx context.Context, r *Report, pi int, part *Part, env Env, pace 
 				}
 			}
 			p.Obs = j.Observation()
-			if f := p.Obs.Failed(); f != "" {
-				victim = f
-			}
+			aliases.Learn(p.Obs)
 		}
 		if q := a.Question; q != nil {
 			v := p.Obs.Judge(q, q.Expect-1)
