@@ -563,55 +563,85 @@ var processRE = regexp.MustCompile(`(?i)process (\d+)`)
 // books, what the poll and the read of the balances found.
 func (o *Observation) Explain(q *Question) []string {
 	var out []string
+	for _, l := range o.explain(q) {
+		out = append(out, l.text)
+	}
+	return out
+}
+
+// Notable is what Explain says, less the statements that simply went on:
+// what an action that asked nothing is shown with.
+func (o *Observation) Notable() []string {
+	var out []string
+	for _, l := range o.explain(nil) {
+		if !l.plain {
+			out = append(out, l.text)
+		}
+	}
+	return out
+}
+
+// line is one line of an explanation; plain marks a statement that went
+// on without waiting, which needs saying only when asked about.
+type line struct {
+	text  string
+	plain bool
+}
+
+func (o *Observation) explain(q *Question) []line {
+	var out []line
+	add := func(s string) { out = append(out, line{text: s}) }
 	switch {
 	case o.Problem != "":
-		out = append(out, "could not run: "+o.Problem)
+		add("could not run: " + o.Problem)
 	case o.Timeout:
-		out = append(out, fmt.Sprintf("nothing settled within %s: the server still had statements running", settleWithin))
+		add(fmt.Sprintf("nothing settled within %s: the server still had statements running", settleWithin))
 	}
 	if o.Cycle != nil {
 		if o.Cycle.Distributed {
-			out = append(out, "A distributed deadlock: "+o.Cycle.String()+" — each server sees one wait behind a session idle in transaction; no server will break it.")
+			add("A distributed deadlock: " + o.Cycle.String() + " — each server sees one wait behind a session idle in transaction; no server will break it.")
 		} else {
-			out = append(out, "A deadlock: "+o.Cycle.String()+".")
+			add("A deadlock: " + o.Cycle.String() + ".")
 		}
 		for _, e := range o.Cycle.Edges {
 			if e.Why != "" {
-				out = append(out, "• "+e.Why)
+				add("• " + e.Why)
 			}
 		}
 	}
 	if o.Victim != "" {
-		line := fmt.Sprintf("The server broke it: %s was the victim (40P01, deadlock detected) and its transaction was rolled back.", o.Victim)
+		broke := fmt.Sprintf("The server broke it: %s was the victim (40P01, deadlock detected) and its transaction was rolled back.", o.Victim)
 		if o.VictimErr != nil && o.VictimErr.Detail != "" {
-			line += " DETAIL: " + o.named(oneLine(o.VictimErr.Detail))
+			broke += " DETAIL: " + o.named(oneLine(o.VictimErr.Detail))
 		}
-		out = append(out, line)
+		add(broke)
 	}
 	for _, name := range o.order() {
 		e, ended := o.Ended[name]
 		switch {
 		case ended && e.Err != nil && !(name == o.Victim):
-			out = append(out, fmt.Sprintf("%s's %s failed: %s (SQLSTATE %s).", name, verb(e.SQL), e.Err.Message, e.Err.SQLState))
+			add(fmt.Sprintf("%s's %s failed: %s (SQLSTATE %s).", name, verb(e.SQL), e.Err.Message, e.Err.SQLState))
 		case ended && e.Err == nil && o.BeganWaiting[name] && name != o.Victim:
-			out = append(out, fmt.Sprintf("%s's %s waited, then went on%s.", name, verb(e.SQL), returned(e)))
+			add(fmt.Sprintf("%s's %s waited, then went on%s.", name, verb(e.SQL), returned(e)))
 		case ended && e.Err == nil && o.WasWaiting[name]:
-			out = append(out, fmt.Sprintf("%s's %s, which was waiting, got its lock and went on%s.", name, verb(e.SQL), returned(e)))
+			add(fmt.Sprintf("%s's %s, which was waiting, got its lock and went on%s.", name, verb(e.SQL), returned(e)))
 		case ended && e.Err == nil && name != o.Victim:
-			out = append(out, fmt.Sprintf("%s's %s went on without waiting%s.", name, verb(e.SQL), returned(e)))
+			out = append(out, line{text: fmt.Sprintf("%s's %s went on without waiting%s.", name, verb(e.SQL), returned(e)), plain: true})
 		}
 		if who, waits := o.Waits[name]; waits && o.Cycle == nil {
 			if edges := o.WaitEdges[name]; len(edges) > 0 {
 				for _, e := range edges {
-					out = append(out, e.Why)
+					add(e.Why)
 				}
 			} else {
-				out = append(out, name+" waits for "+strings.Join(who, ", ")+".")
+				add(name + " waits for " + strings.Join(who, ", ") + ".")
 			}
 		}
 	}
 	if q != nil {
-		out = append(out, o.facts(q)...)
+		for _, f := range o.facts(q) {
+			add(f)
+		}
 	}
 	return out
 }

@@ -65,6 +65,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"lockstep/sim"
 )
 
 // Lesson is one parsed lesson file.
@@ -91,6 +93,11 @@ type Part struct {
 	Run     Run
 	Actions []*Action
 	Line    int
+	// Make, when set, builds the part's run instead of Run: a grade's
+	// counterexample, whose sessions run a student's answer.
+	Make func(env Env) (sim.Config, error)
+	// Summary says what a part made so runs, for the header.
+	Summary string
 }
 
 // Run says what a part runs, as the command line's flags would.
@@ -317,4 +324,29 @@ func LoadFile(name string) (*Lesson, error) {
 	}
 	l.Name, l.Dir = name, filepath.Dir(name)
 	return l, nil
+}
+
+// At is one action of a lesson in order: its part, its place in the part,
+// and its question's number in the lesson (from 0; -1 when it asks none).
+type At struct {
+	Part, Index int
+	Action      *Action
+	Question    int
+}
+
+// Flat lists the lesson's actions in order, across its parts.
+func (l *Lesson) Flat() []At {
+	var out []At
+	q := 0
+	for pi, p := range l.Parts {
+		for ai, a := range p.Actions {
+			at := At{Part: pi, Index: ai, Action: a, Question: -1}
+			if a.Question != nil {
+				at.Question = q
+				q++
+			}
+			out = append(out, at)
+		}
+	}
+	return out
 }

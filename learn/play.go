@@ -55,6 +55,10 @@ type Env struct {
 // Config is the engine's set-up for a part of a lesson, with the part's
 // one-line summary.
 func (env Env) Config(p *Part) (sim.Config, string, error) {
+	if p.Make != nil {
+		cfg, err := p.Make(env)
+		return cfg, p.Summary, err
+	}
 	r := p.Run
 	setup := ledger.DefaultSetup()
 	if r.Accounts > 0 {
@@ -281,15 +285,15 @@ func Play(ctx context.Context, l *Lesson, env Env, pace Pace, tap Tap) (*Report,
 	r := &Report{Lesson: l, Pace: pace}
 	for pi, part := range l.Parts {
 		if err := playPart(ctx, r, pi, part, env, pace, tap); err != nil {
-			return r, fmt.Errorf("part %d (line %d, %s): %w", pi+1, part.Line, part.Run.describe(), err)
+			return r, fmt.Errorf("part %d (line %d, %s): %w", pi+1, part.Line, part.Run.Describe(), err)
 		}
 	}
 	r.Took = time.Since(start)
 	return r, nil
 }
 
-// describe is the run in the words of the file.
-func (r Run) describe() string {
+// Describe is the run in the words of the file.
+func (r Run) Describe() string {
 	if r.Strategy != "" {
 		return "strategy " + r.Strategy
 	}

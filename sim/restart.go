@@ -30,3 +30,11 @@ func (e *Engine) Restart(ctx context.Context, i int) error {
 	e.changed() // its locks went with the rollback
 	return nil
 }
+
+// ScriptOf is session i's script as it stands: what its statements have
+// read so far. The caller reads it only while the session runs nothing.
+func (e *Engine) ScriptOf(i int) Script {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sessions[i].script
+}
