@@ -1,8 +1,13 @@
 package learn
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"lockstep/ledger"
 	"lockstep/sim"
@@ -67,4 +72,65 @@ func (c *Counterexample) Text() string {
 	}
 	fmt.Fprintf(&b, "what broke: %s\n", c.What)
 	return b.String()
+}
+
+// saved is a grade's counterexample as it is kept for --replay: the
+// answer as it was graded (an edit since does not change what replays).
+type saved struct {
+	Version        int             `json:"version"`
+	Exercise       string          `json:"exercise"`
+	Answer         string          `json:"answer"`
+	Graded         time.Time       `json:"graded"`
+	Counterexample *Counterexample `json:"counterexample"`
+}
+
+func counterFile(dir, name string) string {
+	return filepath.Join(dir, "answers", name+".counterexample.json")
+}
+
+// SaveCounterexample keeps a failed grade's counterexample beside the
+// answer, for lockstep learn --replay.
+func SaveCounterexample(dir, name, answerPath string, g *Grade) error {
+	if g.Counterexample == nil {
+		return nil
+	}
+	src, err := os.ReadFile(answerPath)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(saved{Version: 1, Exercise: name, Answer: string(src), Graded: time.Now(), Counterexample: g.Counterexample}, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := counterFile(dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// LoadCounterexample is the last counterexample kept for an exercise, as
+// a lesson to play.
+func LoadCounterexample(dir, name string) (*Lesson, error) {
+	ex, ok := LookupExercise(name)
+	if !ok {
+		return nil, fmt.Errorf("no exercise %q: the exercises are %s", name, strings.Join(ExerciseNames(), ", "))
+	}
+	b, err := os.ReadFile(counterFile(dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no failed grade of your %s answer to replay: lockstep learn --check %s grades it", name, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s saved
+	if err := json.Unmarshal(b, &s); err != nil || s.Version != 1 || s.Counterexample == nil {
+		return nil, fmt.Errorf("%s is damaged: grade your answer again (lockstep learn --check %s)", counterFile(dir, name), name)
+	}
+	a, err := ParseAnswer(name+".sql", []byte(s.Answer))
+	if err != nil {
+		return nil, err
+	}
+	g := &Grade{Exercise: name, Counterexample: s.Counterexample, answer: a, ex: ex}
+	return g.Lesson(), nil
 }

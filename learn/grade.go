@@ -822,6 +822,9 @@ func (b books) broken() string {
 	}
 	parts = append(parts, drift...)
 	parts = append(parts, b.bad...)
+	if len(drift) > 0 && len(b.bad) == 0 {
+		parts = append(parts, "a lost update: every transfer has its entries, but a balance was written from a value read before another transfer changed it")
+	}
 	return strings.Join(parts, "; ")
 }
 

@@ -222,6 +222,8 @@ type Played struct {
 	// the answer; nil when the action asks nothing.
 	Verdict *Verdict
 	Took    time.Duration
+	// At is when the action had settled.
+	At time.Time
 }
 
 // Problem is what is wrong with a played question: the server decided
@@ -402,7 +404,8 @@ func playPart(ctx context.Context, r *Report, pi int, part *Part, env Env, pace 
 			v := p.Obs.Judge(q, q.Expect-1)
 			p.Verdict = &v
 		}
-		p.Took = time.Since(began)
+		p.At = time.Now()
+		p.Took = p.At.Sub(began)
 		r.Played = append(r.Played, p)
 	}
 	return nil

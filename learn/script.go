@@ -68,9 +68,7 @@ func (s *answerScript) RecordResults(i int, res []sim.Result) error {
 		}
 	}
 	switch {
-	case last == nil:
-		return errors.New("\\gset: the statement returned no rows to keep (it is no query)")
-	case len(last.Rows) == 0:
+	case last == nil || len(last.Rows) == 0:
 		return errors.New("no rows returned for \\gset")
 	case len(last.Rows) > 1:
 		return errors.New("more than one row returned for \\gset")
