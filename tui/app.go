@@ -79,7 +79,7 @@ type Model struct {
 	auto *autoplayer
 	// lesson is the lesson over the screen (lockstep learn), nil when the
 	// student steps freely; its keys are lessonKeys and lessonHistKeys.
-	lesson                      *lessonLayer
+	lesson                     *lessonLayer
 	lessonKeys, lessonHistKeys actions
 
 	runID    db.RunID
