@@ -610,11 +610,7 @@ func (o *Observation) explain(q *Question) []line {
 		}
 	}
 	if o.Victim != "" {
-		broke := fmt.Sprintf("The server broke it: %s was the victim (40P01, deadlock detected) and its transaction was rolled back.", o.Victim)
-		if o.VictimErr != nil && o.VictimErr.Detail != "" {
-			broke += " DETAIL: " + o.named(oneLine(o.VictimErr.Detail))
-		}
-		add(broke)
+		add(fmt.Sprintf("The server broke it: %s was the victim (40P01, deadlock detected) and its transaction was rolled back; the others went on.", o.Victim))
 	}
 	for _, name := range o.order() {
 		e, ended := o.Ended[name]

@@ -267,7 +267,7 @@ func (m *Model) viewHeader() string {
 func (m *Model) viewFooter() string {
 	st := m.look.st
 	footer := footerLines(st, m.width, m.ask, m.status, m.footerKeys())
-	if q := m.lessonPromptLines(m.width); q != nil && m.ask == nil && !m.helpOpen {
+	if q := m.lessonPromptLines(m.width); q != nil && m.ask == nil && !m.helpOpen && m.mode != modeTyping {
 		footer = strings.Join(q, "\n") + "\n" + footer
 	}
 	if m.mode == modeTyping && m.sessions.Selected() < len(m.live.sessions) {

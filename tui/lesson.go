@@ -154,12 +154,20 @@ func (m *Model) lessonReady() {
 }
 
 // askNext puts the next action's question on screen, if it has one and
-// its part runs.
+// its part runs; the footer's answer keys say how many options it has.
 func (m *Model) askNext() {
 	ll := m.lesson
 	at, ok := ll.at()
 	ll.asking = ok && ll.ready && at.Part == ll.part && at.Action.Question != nil
 	ll.answer = -1
+	if ll.asking {
+		n := len(at.Action.Question.Options)
+		for _, a := range m.lessonKeys {
+			if a.Help().Desc == "answer" {
+				a.SetHelp(fmt.Sprintf("1–%d", n), "answer")
+			}
+		}
+	}
 }
 
 // lessonEvent feeds an engine event to the action in flight.

@@ -44,9 +44,10 @@ func (m *Model) lessonTitle() string {
 	return title
 }
 
-// lessonLines are the pane's lines at width w: in the lesson's history,
-// the moment's step and what it did; else the last step's result and
-// the next step's narration.
+// lessonLines are the pane's lines at width w: what has happened. In
+// the lesson's history, the moment's step and what it did; else the last
+// step's result, the lesson's start or a part's, or its end. What comes
+// next — the narration and the question — is in the footer.
 func (m *Model) lessonLines(w int) []string {
 	ll := m.lesson
 	st := m.look.st
@@ -66,8 +67,9 @@ func (m *Model) lessonLines(w int) []string {
 	if ll.hist >= 0 {
 		mo := ll.moments[ll.hist]
 		if mo.result == nil {
-			add(nil, "", "The part's start: "+partLine(ll.l.Parts[ll.part]))
+			add(nil, "", "The part's start: "+partLine(ll.l.Parts[ll.flat[min(mo.pos, len(ll.flat)-1)].Part]))
 		} else {
+			add(st.subtle.Render, "◀ this step: ", narration(mo.result.at))
 			m.resultLines(mo.result, add)
 		}
 		if mo.pos < len(ll.flat) {
@@ -75,16 +77,23 @@ func (m *Model) lessonLines(w int) []string {
 		}
 		return out
 	}
-	if ll.last != nil {
-		m.resultLines(ll.last, add)
-	} else if ll.pos == 0 && ll.l.Intro != "" {
-		add(nil, "", ll.l.Intro)
-	}
 	at, more := ll.at()
 	switch {
 	case ll.judge != nil || ll.busy:
 		add(st.wait.Render, "⏳ ", "on the server: "+narration(at))
-	case !more:
+	case ll.last != nil && ll.last.at.Part == ll.part:
+		m.resultLines(ll.last, add)
+	case ll.pos == 0 && ll.l.Intro != "":
+		add(nil, "", ll.l.Intro)
+	case more:
+		p := ll.l.Parts[at.Part]
+		summary := ""
+		if m.opts.ScenarioSummary != "" && at.Part == ll.part {
+			summary = ": " + m.opts.ScenarioSummary
+		}
+		add(nil, "", fmt.Sprintf("Part %d of %d — %s%s", at.Part+1, len(ll.l.Parts), partLine(p), summary))
+	}
+	if !more && ll.judge == nil && !ll.busy {
 		right, asked := 0, 0
 		if lp := ll.progress(); lp != nil {
 			right, asked = lp.Score()
@@ -98,16 +107,11 @@ func (m *Model) lessonLines(w int) []string {
 			add(st.accent.Render, "Exercise: ", ex.Text)
 			m.gradeLines(add)
 		}
-		add(st.subtle.Render, "", strings.ToUpper(m.lessonEndHint()[:1])+m.lessonEndHint()[1:]+".")
-	case at.Part != ll.part:
-		add(st.accent.Render, "▶ ", fmt.Sprintf("Part %d of %d: %s — space starts it.", at.Part+1, len(ll.l.Parts), partLine(ll.l.Parts[at.Part])))
-	case !ll.ready:
-		add(st.subtle.Render, "", "starting the sessions…")
-	default:
-		add(st.accent.Render, "▶ ", narration(at))
-		if !ll.asking {
-			add(st.subtle.Render, "", "space runs it on the server")
-		}
+		hint := m.lessonEndHint()
+		add(st.subtle.Render, "", strings.ToUpper(hint[:1])+hint[1:]+".")
+	}
+	if len(out) == 0 {
+		add(st.subtle.Render, "", "…")
 	}
 	return out
 }
@@ -119,6 +123,11 @@ func (m *Model) resultLines(r *lessonResult, add func(func(...string) string, st
 	st := m.look.st
 	q := r.at.Action.Question
 	if q == nil || r.verdict == nil {
+		mark, style := "✓ ", st.ok.Render
+		if r.obs.Problem != "" || r.obs.Timeout {
+			mark, style = "✗ ", st.bad.Render
+		}
+		add(style, mark, narration(r.at))
 		for _, h := range r.obs.Notable() {
 			add(nil, "  ", h)
 		}
@@ -191,20 +200,33 @@ func partLine(p *learn.Part) string {
 	return p.Run.Describe()
 }
 
-// lessonPromptLines are the question on screen and its options, for the
-// footer: the small prompt keys 1–5 answer.
+// lessonPromptLines are what comes next, for the footer: the next step's
+// narration and, when it has one, its question with the options keys 1–5
+// answer.
 func (m *Model) lessonPromptLines(w int) []string {
 	ll := m.lesson
-	if ll == nil || !ll.asking || ll.hist >= 0 {
+	if ll == nil || ll.hist >= 0 || ll.judge != nil || ll.busy {
 		return nil
 	}
 	at, ok := ll.at()
-	if !ok || at.Action.Question == nil {
+	if !ok {
 		return nil
 	}
 	st := m.look.st
+	if at.Part != ll.part {
+		return wrapAll([]string{st.accent.Render("▶ ") + fmt.Sprintf("Part %d of %d: %s — space starts it.",
+			at.Part+1, len(ll.l.Parts), partLine(ll.l.Parts[at.Part]))}, w)
+	}
+	if !ll.ready {
+		return []string{st.subtle.Render("starting the sessions…")}
+	}
+	next := narration(at)
+	if at.Action.Question == nil {
+		return wrapAll([]string{st.accent.Render("▶ ") + next + st.subtle.Render("  (space runs it)")}, w)
+	}
+	lines := wrapAll([]string{st.accent.Render("▶ ") + next}, w)
 	q := at.Action.Question
-	lines := wrapAll([]string{st.banner.Render(" ? ") + " " + st.bold.Render(q.Text)}, w)
+	lines = append(lines, wrapAll([]string{st.banner.Render(" ? ") + " " + st.bold.Render(q.Text)}, w)...)
 	var opts []string
 	for i, o := range q.Options {
 		opts = append(opts, st.key.Render(fmt.Sprint(i+1))+" "+o.Text)
@@ -225,9 +247,14 @@ func (m *Model) lessonPromptLines(w int) []string {
 func (m *Model) lessonRows(bodyH int) []string {
 	w := m.width
 	lines := m.lessonLines(w - 4)
-	most := max(5, bodyH*2/5)
+	// The sessions and the explanation keep room for a few lines each.
+	most := max(5, min(bodyH/2, bodyH-11))
 	h := min(len(lines)+3, most)
-	m.lesson.pane.title, m.lesson.pane.lines = m.lessonTitle(), lines
+	title := m.lessonTitle()
+	if len(lines)+3 > h && m.focus != paneLesson {
+		title += " · tab: scroll"
+	}
+	m.lesson.pane.title, m.lesson.pane.lines = title, lines
 	m.lesson.pane.SetSize(w, h)
 	return m.lesson.pane.View()
 }
