@@ -78,6 +78,22 @@ func (m *Model) lessonLines(w int) []string {
 		return out
 	}
 	at, more := ll.at()
+	if !more && ll.judge == nil && !ll.busy {
+		// The end first: what was scored, what to do next.
+		right, asked := 0, 0
+		if lp := ll.progress(); lp != nil {
+			right, asked = lp.Score()
+		}
+		done := "✓ Lesson done."
+		if asked > 0 {
+			done += fmt.Sprintf(" %d of %d questions right the first time.", right, asked)
+		}
+		add(st.ok.Render, "", done+" Next: "+m.lessonEndHint()+".")
+		if ex := ll.l.Exercise; ex != nil {
+			add(st.accent.Render, "Exercise: ", ex.Text)
+			m.gradeLines(add)
+		}
+	}
 	switch {
 	case ll.judge != nil || ll.busy:
 		add(st.wait.Render, "⏳ ", "on the server: "+narration(at))
@@ -92,23 +108,6 @@ func (m *Model) lessonLines(w int) []string {
 			summary = ": " + m.opts.ScenarioSummary
 		}
 		add(nil, "", fmt.Sprintf("Part %d of %d — %s%s", at.Part+1, len(ll.l.Parts), partLine(p), summary))
-	}
-	if !more && ll.judge == nil && !ll.busy {
-		right, asked := 0, 0
-		if lp := ll.progress(); lp != nil {
-			right, asked = lp.Score()
-		}
-		done := "✓ Lesson done."
-		if asked > 0 {
-			done += fmt.Sprintf(" %d of %d questions right the first time.", right, asked)
-		}
-		add(st.ok.Render, "", done)
-		if ex := ll.l.Exercise; ex != nil {
-			add(st.accent.Render, "Exercise: ", ex.Text)
-			m.gradeLines(add)
-		}
-		hint := m.lessonEndHint()
-		add(st.subtle.Render, "", strings.ToUpper(hint[:1])+hint[1:]+".")
 	}
 	if len(out) == 0 {
 		add(st.subtle.Render, "", "…")
