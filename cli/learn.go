@@ -529,6 +529,12 @@ func (a *app) runLesson(cmd *cobra.Command, l *learn.Lesson, _ io.Writer) error 
 				return g, err
 			},
 		}}
+	if rep, err := newLearnerReporter(ctx, d); err == nil {
+		// On a shared server, lockstep class shows the teacher where each
+		// student is.
+		defer rep.Close()
+		lo.Report = rep.Report
+	}
 	err = tui.Run(ctx, tui.Options{DB: d, Server: server, Theme: theme, Lesson: lo})
 	if errors.Is(err, tui.ErrNotStarted) {
 		return badInput(err)

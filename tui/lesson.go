@@ -33,6 +33,10 @@ type LessonOptions struct {
 	// Exercise grades and edits answers; nil leaves the exercise to the
 	// command line.
 	Exercise *ExerciseHooks
+	// Report, when set, is told where the student is after each step —
+	// the lesson's number, the step, how many right of how many asked —
+	// and must not block (lockstep class shows it to the teacher).
+	Report func(lesson, step, steps, right, asked int)
 }
 
 // ExerciseHooks are what the interface's exercise keys call.
@@ -151,6 +155,20 @@ func (m *Model) lessonReady() {
 	ll.books = nil
 	ll.moments = append(ll.moments, lessonMoment{frame: len(m.hist.frames) - 1, pos: ll.pos})
 	m.askNext()
+	m.reportLesson()
+}
+
+// reportLesson tells Report where the student is.
+func (m *Model) reportLesson() {
+	ll := m.lesson
+	if ll.opts.Report == nil {
+		return
+	}
+	right, asked := 0, 0
+	if lp := ll.progress(); lp != nil {
+		right, asked = lp.Score()
+	}
+	ll.opts.Report(ll.l.Number, ll.pos, len(ll.flat), right, asked)
 }
 
 // askNext puts the next action's question on screen, if it has one and
@@ -348,6 +366,7 @@ func (m *Model) lessonSettled(obs *learn.Observation) {
 		}
 	}
 	m.askNext()
+	m.reportLesson()
 }
 
 // lessonEndHint says what the student can do at the lesson's end.
