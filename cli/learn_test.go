@@ -126,8 +126,7 @@ func TestLearnCheckGrades(t *testing.T) {
 	// A pass stays a pass: the list marks the exercise done.
 	out, _, _ = lockstep(t, "learn")
 	if !strings.Contains(out, "exercise transfer ✓") {
-		t.Fatalf("the list after a pass:
-%s", out)
+		t.Fatalf("the list after a pass:\n%s", out)
 	}
 }
 
