@@ -3,16 +3,28 @@ package learn_test
 import (
 	"context"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"lockstep/cli"
 	"lockstep/db"
 	"lockstep/dbtest"
 	"lockstep/learn"
 )
 
-func TestMain(m *testing.M) { dbtest.Main(m) }
+func TestMain(m *testing.M) {
+	// A grade's chaos run re-executes this binary as lockstep's worker.
+	if len(os.Args) > 1 && os.Args[1] == "worker" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		err := cli.Execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(cli.ExitCode(err))
+	}
+	dbtest.Main(m)
+}
 
 func env(t *testing.T) learn.Env {
 	t.Helper()

@@ -11,22 +11,33 @@ import (
 
 	"lockstep/dbtest"
 	"lockstep/learn"
+	"lockstep/sim"
 )
 
 // lessonDriver opens lesson n of the course at width×height, its progress
 // in a directory of the test's own.
 func lessonDriver(t *testing.T, n, width, height int) (*driver, *learn.Progress) {
 	t.Helper()
+	return openLesson(t, n, width, height, 50*time.Millisecond)
+}
+
+// lessonDriverB is lesson 1 at 120×40 for a benchmark, polling as the
+// interface does by default.
+func lessonDriverB(b *testing.B) (*driver, *learn.Progress) {
+	return openLesson(b, 1, 120, 40, sim.DefaultPoll)
+}
+
+func openLesson(tb testing.TB, n, width, height int, poll time.Duration) (*driver, *learn.Progress) {
 	all, err := learn.Builtins()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	p, _, err := learn.LoadProgress(t.TempDir())
+	p, _, err := learn.LoadProgress(tb.TempDir())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	d := dbtest.Schema(t)
-	lo := &LessonOptions{Lesson: all[n-1], Env: learn.Env{DB: d, Ledger: dbtest.Ledger(t), Poll: 50 * time.Millisecond},
+	d := dbtest.Schema(tb)
+	lo := &LessonOptions{Lesson: all[n-1], Env: learn.Env{DB: d, Ledger: dbtest.Ledger(tb), Poll: poll},
 		Progress: p, Of: len(all),
 		Next: func(l *learn.Lesson) *learn.Lesson {
 			if l.Number < len(all) {
@@ -35,8 +46,8 @@ func lessonDriver(t *testing.T, n, width, height int) (*driver, *learn.Progress)
 			return nil
 		}}
 	m := New(context.Background(), Options{DB: d, Server: "test PostgreSQL", Volatile: masked{}, Lesson: lo})
-	t.Cleanup(m.Close)
-	dr := newTestDriver(t, m)
+	tb.Cleanup(m.Close)
+	dr := newTestDriver(tb, m)
 	dr.send(tea.WindowSizeMsg{Width: width, Height: height})
 	dr.run(m.Init())
 	dr.until("the lesson's first part is ready", func() bool { return m.lesson.ready && dr.quiet() })
