@@ -2,6 +2,7 @@ package learn_test
 
 import (
 	"context"
+	"flag"
 	"os"
 	"os/signal"
 	"strings"
@@ -22,6 +23,12 @@ func TestMain(m *testing.M) {
 		err := cli.Execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
 		stop()
 		os.Exit(cli.ExitCode(err))
+	}
+	// A fuzzing process runs only its fuzz target, which needs no server:
+	// each of its workers would start one.
+	flag.Parse()
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		os.Exit(m.Run())
 	}
 	dbtest.Main(m)
 }

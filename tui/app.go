@@ -130,6 +130,7 @@ func New(ctx context.Context, opts Options) *Model {
 	m.overlay.look = l
 	m.table, m.histTable = m.newTable(), m.newHistTable()
 	if opts.Lesson != nil {
+		m.explain.lesson = true
 		m.lesson = newLessonLayer(*opts.Lesson, l)
 		m.lessonKeys, m.lessonHistKeys = m.lessonTable(), m.lessonHistTable()
 	}
