@@ -2,7 +2,6 @@ package learn_test
 
 import (
 	"context"
-	"flag"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,13 +23,7 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(cli.ExitCode(err))
 	}
-	// A fuzzing process runs only its fuzz target, which needs no server:
-	// each of its workers would start one.
-	flag.Parse()
-	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
-		os.Exit(m.Run())
-	}
-	dbtest.Main(m)
+	dbtest.Main(m) // a fuzzing process starts no server
 }
 
 func env(t *testing.T) learn.Env {
