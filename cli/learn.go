@@ -500,7 +500,6 @@ func (a *app) runLesson(cmd *cobra.Command, l *learn.Lesson, _ io.Writer) error 
 	if srv := d.Server(); srv != nil {
 		server = "throwaway PostgreSQL " + srv.Version()
 	}
-	grade := a.grader(d, 3*time.Second)
 	lo := &tui.LessonOptions{Lesson: l, Env: a.learnEnv(d), Progress: p, Of: len(all),
 		Next: func(cur *learn.Lesson) *learn.Lesson {
 			if cur.Number > 0 && cur.Number < len(all) {
@@ -515,7 +514,13 @@ func (a *app) runLesson(cmd *cobra.Command, l *learn.Lesson, _ io.Writer) error 
 				if err != nil {
 					return nil, err
 				}
-				g, err := grade(ctx, name, path, nil)
+				// The lesson's run claims its schema: the grade goes beside it.
+				gd, done, err := learn.SideSchema(ctx, d, "grade")
+				if err != nil {
+					return nil, err
+				}
+				defer done()
+				g, err := a.grader(gd, 3*time.Second)(ctx, name, path, nil)
 				if err == nil {
 					ep := p.Exercise(name)
 					ep.Tries++

@@ -160,6 +160,9 @@ func (m *Model) runName() string {
 	if m.rp != nil {
 		return m.rp.run.Name
 	}
+	if m.lesson != nil && m.lesson.title != "" {
+		return m.lesson.title // a part that runs a student's answer
+	}
 	return m.cfg.Name()
 }
 

@@ -228,7 +228,7 @@ func (m *Model) menus(w, h int) []string {
 func (m *Model) viewHeader() string {
 	st, vol := m.look.st, m.look.vol
 	summary := m.opts.ScenarioSummary
-	if m.cfg.Scenario == nil && m.cfg.Strategy != nil {
+	if m.cfg.Scenario == nil && m.cfg.Strategy != nil && (m.lesson == nil || m.lesson.title == "") {
 		summary = m.cfg.Strategy.Summary
 	}
 	var line2 string

@@ -79,6 +79,9 @@ type lessonLayer struct {
 	grading bool
 	// shown is how long the last action took from its key to its result.
 	shown time.Duration
+	// title names a part that runs what no strategy names (a student's
+	// answer), for the header; "" otherwise.
+	title string
 }
 
 // lessonResult is what one action did, and the answer given before it.
@@ -143,6 +146,10 @@ func (m *Model) startPart(part int) tea.Cmd {
 	}
 	ll.part, ll.ready, ll.asking = part, false, false
 	m.opts.ScenarioSummary = summary
+	ll.title = ""
+	if ll.l.Parts[part].Make != nil {
+		ll.title = "your answer"
+	}
 	m.cfg = cfg
 	return m.startEngine(cfg)
 }
