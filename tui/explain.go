@@ -90,8 +90,8 @@ func (p *explainPane) content(w int) (string, []string) {
 	}
 	st := p.look.st
 	if p.lesson {
-		return "Why does a session wait?", wrapAll([]string{st.subtle.Render("No session waits. When one does, this pane says why: " +
-			"the lock it wants, who holds a conflicting one, the row of PostgreSQL's conflict table that decides it.")}, w)
+		// Short: in a lesson the sessions and the question need the room.
+		return "Why does a session wait?", wrapAll([]string{st.subtle.Render("No session waits; when one does, this pane says why.")}, w)
 	}
 	lines := wrapAll([]string{st.subtle.Render("No session waits. Step the sessions (space, or 1–9): " +
 		"when one waits, this pane says why — the lock it wants, who holds a conflicting one, and the row of PostgreSQL's conflict table that decides it. " +

@@ -147,9 +147,9 @@ func (m *Model) resultLines(r *lessonResult, add func(func(...string) string, st
 	case v.Answer < 0:
 		add(st.bold.Render, "• ", "The server: "+happened+".")
 	case v.Right:
-		add(st.ok.Render, "✓ ", "Right: "+happened+".")
+		add(st.ok.Render, "✓ ", "Right: "+m.cast(happened)+".")
 	default:
-		add(st.bad.Render, "✗ ", fmt.Sprintf("Not so: you said %d (%s); the server: %s.", v.Answer+1, q.Options[v.Answer].Claim, happened))
+		add(st.bad.Render, "✗ ", fmt.Sprintf("Not so: you said %d (%s); the server: %s.", v.Answer+1, m.cast(q.Options[v.Answer].Claim.String()), m.cast(happened)))
 	}
 	for _, h := range v.Happened {
 		add(nil, "  ", h)
@@ -228,11 +228,14 @@ func (m *Model) lessonPromptLines(w int) []string {
 	lines = append(lines, wrapAll([]string{st.banner.Render(" ? ") + " " + st.bold.Render(q.Text)}, w)...)
 	var opts []string
 	for i, o := range q.Options {
-		opts = append(opts, st.key.Render(fmt.Sprint(i+1))+" "+o.Text)
+		opts = append(opts, st.key.Render(fmt.Sprint(i+1))+" "+m.cast(o.Text))
 	}
-	// One line when they fit, else one an option.
-	if one := strings.Join(opts, st.subtle.Render("  ·  ")); ansi.StringWidth(one) <= w {
-		return append(lines, one)
+	// One line when they fit (closer together if need be), else one an
+	// option: the sessions above need the room.
+	for _, sep := range []string{"  ·  ", " · ", "  "} {
+		if one := strings.Join(opts, st.subtle.Render(sep)); ansi.StringWidth(one) <= w {
+			return append(lines, one)
+		}
 	}
 	for _, o := range opts {
 		lines = append(lines, wrapAll([]string{o}, w)...)
@@ -265,4 +268,20 @@ func lessonGridRoom(m *Model) int {
 		return 0
 	}
 	return 8
+}
+
+// cast puts, after each session a scenario names its own way in a
+// lesson's words (migration), the name the screen shows it by (T2):
+// "migration (T2) waits for report (T1)".
+func (m *Model) cast(text string) string {
+	words := strings.Fields(text)
+	for i, w := range words {
+		core := strings.TrimRight(w, ",.;:")
+		for _, s := range m.live.sessions {
+			if s.Label != "" && s.Label != s.Name && core == s.Label {
+				words[i] = core + " (" + s.Name + ")" + w[len(core):]
+			}
+		}
+	}
+	return strings.Join(words, " ")
 }
