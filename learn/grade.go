@@ -251,6 +251,9 @@ type explorer struct {
 	// over are the sessions whose script ended early: the application
 	// rolled back after a serialization failure, to retry later.
 	over map[int]bool
+	// full reads every lock, to explain a failure while it stands (the
+	// engine's observer is lean: it knows who waits, not on what).
+	full *locks.Observer
 }
 
 // choice is one position of an interleaving: the sessions that could
@@ -539,14 +542,15 @@ func (x *explorer) step(ctx context.Context, s, i int) error {
 		}
 		if x.cycle != nil {
 			x.steps[at].Outcome = "waits: deadlock"
-			x.failure = "a deadlock: " + x.cycle.String() + " — " + cycleWhy(x.cycle)
+			x.failure = "a deadlock: " + x.names(x.cycle.String()) + " — " + x.explainNow(ctx, nil)
 			return nil
 		}
 		if waits && x.ended[s] == nil {
 			x.waited[s] = true
 			x.steps[at].Outcome = "waits for " + strings.Join(x.blockers(s), ", ")
 			if x.ex.Name == "job-queue" {
-				x.failure = fmt.Sprintf("%s waits for %s: the queue blocks (%s)", name, strings.Join(x.blockers(s), ", "), x.why(s))
+				x.failure = fmt.Sprintf("%s waits for %s: the queue blocks — %s", name, strings.Join(x.blockers(s), ", "),
+					x.explainNow(ctx, []string{x.eng.SessionName(s)}))
 			}
 			return nil
 		}
@@ -591,7 +595,7 @@ func (x *explorer) await(ctx context.Context) (moved bool, err error) {
 			return false, err
 		}
 		if x.cycle != nil {
-			x.failure = "a deadlock: " + x.cycle.String() + " — " + cycleWhy(x.cycle)
+			x.failure = "a deadlock: " + x.names(x.cycle.String()) + " — " + x.explainNow(ctx, nil)
 			return true, nil
 		}
 		if !waits {
@@ -666,8 +670,8 @@ func (x *explorer) blockers(s int) []string {
 	var out []string
 	if x.snap != nil {
 		for _, e := range x.snap.Graph.Edges {
-			if e.Waiter == x.eng.SessionName(s) && !slices.Contains(out, e.Holder) {
-				out = append(out, e.Holder)
+			if e.Waiter == x.eng.SessionName(s) && !slices.Contains(out, x.names(e.Holder)) {
+				out = append(out, x.names(e.Holder))
 			}
 		}
 	}
@@ -677,23 +681,37 @@ func (x *explorer) blockers(s int) []string {
 	return out
 }
 
-// why explains session s's wait in the engine's words.
-func (x *explorer) why(s int) string {
-	if x.snap != nil {
-		for _, e := range x.snap.Graph.Edges {
-			if e.Waiter == x.eng.SessionName(s) && e.Why != "" {
-				return e.Why
-			}
+// names puts the exercise's names for its sessions (W1) in place of the
+// engine's (T1) in a text about them.
+func (x *explorer) names(text string) string {
+	for i, name := range x.ex.Sessions {
+		if eng := x.eng.SessionName(i); eng != name {
+			text = strings.ReplaceAll(text, eng, name)
 		}
 	}
-	return "the server says it waits"
+	return text
 }
 
-func cycleWhy(c *locks.Cycle) string {
+// explainNow reads every lock while a failure stands — a deadlock before
+// the server breaks it, a wait — and says why the waiters wait, in the
+// engine's words: the lock each asks for and the one that blocks it.
+// waiters limits it to those sessions; nil means the cycle's (or all).
+func (x *explorer) explainNow(ctx context.Context, waiters []string) string {
+	if x.full == nil {
+		o, err := locks.NewObserver(ctx, x.check, x.eng.RunID(), x.eng.Config().DB.Schema())
+		if err != nil {
+			return "each waits for a lock the other holds"
+		}
+		x.full = o
+	}
+	snap, err := x.full.Poll(ctx)
+	if err != nil {
+		return "each waits for a lock the other holds"
+	}
 	var why []string
-	for _, e := range c.Edges {
-		if e.Why != "" {
-			why = append(why, e.Why)
+	for _, e := range snap.Graph.Edges {
+		if e.Why != "" && (waiters == nil || slices.Contains(waiters, e.Waiter)) {
+			why = append(why, x.names(e.Why))
 		}
 	}
 	if len(why) == 0 {
