@@ -31,7 +31,7 @@ func (g *Grade) Lesson() *Lesson {
 			say += " — in the grade: " + st.Outcome
 		}
 		if k == len(c.Steps)-1 {
-			say += ". Here it broke: " + c.What
+			say += ". This is where it breaks."
 		}
 		part.Actions = append(part.Actions, &Action{Kind: Step, Session: st.Session, Say: say})
 	}

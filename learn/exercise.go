@@ -12,7 +12,7 @@ type Exercise struct {
 	Name string
 	// Task says in a sentence what the answer must do.
 	Task string
-	// Sessions are the two sessions' names: T1 and T2, or W1 and W2.
+	// Sessions are the two sessions' names (T1, T2).
 	Sessions []string
 	// Start is the answer file a student begins from: a wrong answer to
 	// fix, with what the exercise is about in its comments.
@@ -70,7 +70,7 @@ COMMIT;
 	"job-queue": {
 		Name:     "job-queue",
 		Task:     "write how a worker takes the next job, so that the queue never blocks and no job is done twice",
-		Sessions: []string{"W1", "W2"},
+		Sessions: []string{"T1", "T2"}, // workers W1 and W2 (:worker)
 		Start: `-- lockstep learn, the job-queue exercise: write how a worker takes the next
 -- job, so that two workers never wait for each other and no job is done twice.
 --

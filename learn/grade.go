@@ -681,7 +681,7 @@ func (x *explorer) blockers(s int) []string {
 	return out
 }
 
-// names puts the exercise's names for its sessions (W1) in place of the
+// names puts the exercise's names for its sessions in place of the
 // engine's (T1) in a text about them.
 func (x *explorer) names(text string) string {
 	for i, name := range x.ex.Sessions {
@@ -965,9 +965,9 @@ func (x *explorer) jobsInvariant(res []sim.Result) string {
 		}
 		did[row[2]] = row[0]
 	}
-	for _, name := range x.ex.Sessions {
-		if did[name] == "" {
-			return fmt.Sprintf("%s recorded no job in ls_done", name)
+	for s, name := range x.ex.Sessions {
+		if did[x.run.Vars[s]["worker"]] == "" {
+			return fmt.Sprintf("%s (worker %s) recorded no job in ls_done", name, x.run.Vars[s]["worker"])
 		}
 	}
 	state := map[string]string{}
