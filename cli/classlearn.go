@@ -23,7 +23,7 @@ type learnerReporter struct {
 // newLearnerReporter connects as lockstep/<run>/learn ….
 func newLearnerReporter(ctx context.Context, d *db.Database) (*learnerReporter, error) {
 	run := db.NewRunID()
-	conn, err := d.Connect(ctx, run.AppName(locks.LearnerName(0, 0, 0, 0, 0)))
+	conn, err := d.Connect(ctx, locks.LearnerName(string(run), 0, 0, 0, 0, 0))
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func newLearnerReporter(ctx context.Context, d *db.Database) (*learnerReporter, 
 // Report says where the student is; it never blocks.
 func (r *learnerReporter) Report(lesson, step, steps, right, asked int) {
 	select {
-	case r.ch <- r.run.AppName(locks.LearnerName(lesson, step, steps, right, asked)):
+	case r.ch <- locks.LearnerName(string(r.run), lesson, step, steps, right, asked):
 	default:
 	}
 }

@@ -154,13 +154,14 @@ func TestLearnExport(t *testing.T) {
 func TestClassShowsLessons(t *testing.T) {
 	ctx := context.Background()
 	d := dbtest.Schema(t)
-	c, err := d.Connect(ctx, db.NewRunID().AppName(locks.LearnerName(4, 7, 20, 2, 3)))
+	id := string(db.NewRunID())
+	c, err := d.Connect(ctx, locks.LearnerName(id, 4, 7, 20, 2, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
 	out, errOut, code := lockstep(t, withDB(t, "class", "--once")...)
-	if code != 0 || !strings.Contains(out, "lessons (lockstep learn)") || !strings.Contains(out, "lesson 4") ||
+	if code != 0 || !strings.Contains(out, "lessons (lockstep learn)") || !strings.Contains(out, "lesson 4") || strings.Contains(out, "run "+id) ||
 		!strings.Contains(out, "step 7 of 20  2/3 right first time") {
 		t.Fatalf("class: exit %d\n%s%s", code, out, errOut)
 	}

@@ -14,7 +14,8 @@ import (
 // as the connection lockstep keeps for the lesson says in its name
 // (LearnerName): which lesson, how far, how many questions right the first
 // time. application_name is one column of pg_stat_activity every role may
-// read, so a teacher needs no privilege to see the class's progress.
+// read, so a teacher needs no privilege to see the class's progress. The
+// name is not a run's (lockstep/<run>/…): the class's runs leave it out.
 type Learner struct {
 	User, Database string
 	Run            string
@@ -26,13 +27,14 @@ type Learner struct {
 	Since       time.Time
 }
 
-// learnerPrefix begins the name of a lesson's connection after its run.
-const learnerPrefix = "learn "
+// learnerPrefix begins the name of a lesson's connection.
+const learnerPrefix = "lockstep-learn/"
 
-// LearnerName is the name after lockstep/<run>/ that says where a student
-// is: "learn 3 9/16 4/5" — lesson 3, step 9 of 16, 4 of 5 right.
-func LearnerName(lesson, step, steps, right, asked int) string {
-	return fmt.Sprintf("%s%d %d/%d %d/%d", learnerPrefix, lesson, step, steps, right, asked)
+// LearnerName is the application_name that says where a student is:
+// "lockstep-learn/3a9f1c 3 9/16 4/5" — lesson 3, step 9 of 16, 4 of 5
+// right, in the interface run 3a9f1c.
+func LearnerName(id string, lesson, step, steps, right, asked int) string {
+	return fmt.Sprintf("%s%s %d %d/%d %d/%d", learnerPrefix, id, lesson, step, steps, right, asked)
 }
 
 // parseLearner reads what LearnerName wrote.
@@ -43,9 +45,10 @@ func parseLearner(name string) (Learner, bool) {
 		return l, false
 	}
 	f := strings.Fields(rest)
-	if len(f) != 3 {
+	if len(f) != 4 {
 		return l, false
 	}
+	l.Run, f = f[0], f[1:]
 	n, err := strconv.Atoi(f[0])
 	if err != nil {
 		return l, false
@@ -68,7 +71,7 @@ func parseLearner(name string) (Learner, bool) {
 // Learners lists the students taking a lesson on conn's server, by login.
 func Learners(ctx context.Context, conn *pgx.Conn) ([]Learner, error) {
 	rows, err := conn.Query(ctx, `SELECT a.usename::text, coalesce(a.datname::text, ''), a.application_name, a.backend_start
-		FROM pg_stat_activity a WHERE a.application_name LIKE 'lockstep/%/learn %' ORDER BY a.usename, a.backend_start`)
+		FROM pg_stat_activity a WHERE a.application_name LIKE 'lockstep-learn/%' ORDER BY a.usename, a.backend_start`)
 	if err != nil {
 		return nil, fmt.Errorf("reading the class's lessons: %w", err)
 	}
@@ -80,15 +83,11 @@ func Learners(ctx context.Context, conn *pgx.Conn) ([]Learner, error) {
 		if err := rows.Scan(&user, &dbname, &app, &since); err != nil {
 			return nil, fmt.Errorf("reading the class's lessons: %w", err)
 		}
-		parts := strings.SplitN(app, "/", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		l, ok := parseLearner(parts[2])
+		l, ok := parseLearner(app)
 		if !ok {
 			continue
 		}
-		l.User, l.Database, l.Run, l.Since = user, dbname, parts[1], since
+		l.User, l.Database, l.Since = user, dbname, since
 		out = append(out, l)
 	}
 	return out, rows.Err()

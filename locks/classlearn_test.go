@@ -16,7 +16,7 @@ func TestLearners(t *testing.T) {
 	ctx := context.Background()
 	d := dbtest.Schema(t)
 	run := db.NewRunID()
-	c, err := d.Connect(ctx, run.AppName(locks.LearnerName(3, 9, 16, 4, 5)))
+	c, err := d.Connect(ctx, locks.LearnerName(string(run), 3, 9, 16, 4, 5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestLearners(t *testing.T) {
 		t.Fatalf("learners: %+v", all)
 	}
 	// The name changes as the student goes on.
-	if _, err := c.Exec(ctx, "SELECT set_config('application_name', $1, false)", run.AppName(locks.LearnerName(3, 10, 16, 5, 6))); err != nil {
+	if _, err := c.Exec(ctx, "SELECT set_config('application_name', $1, false)", locks.LearnerName(string(run), 3, 10, 16, 5, 6)); err != nil {
 		t.Fatal(err)
 	}
 	all, _ = locks.Learners(ctx, w)
