@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"lockstep/db"
+	"lockstep/learn"
 	"lockstep/ledger"
 	"lockstep/load"
 	"lockstep/locks"
@@ -200,6 +201,7 @@ func progressPrinter(w io.Writer) func(load.Progress) {
 
 func (a *app) workerCommand() *cobra.Command {
 	var wp load.WorkerProcess
+	var answer string
 	cmd := &cobra.Command{
 		Use:    "worker",
 		Short:  "A chaos worker (started by lockstep chaos)",
@@ -207,7 +209,20 @@ func (a *app) workerCommand() *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			wp.Schema = a.schema
-			if err := load.RunWorkerProcess(cmd.Context(), wp, cmd.OutOrStdout()); err != nil {
+			var transfer load.TransferFunc
+			if answer != "" {
+				// A chaos run of lockstep learn --check: the student's answer.
+				src, err := os.ReadFile(answer)
+				if err != nil {
+					return badInput(err)
+				}
+				ans, err := learn.ParseAnswer(answer, src)
+				if err != nil {
+					return badInput(err)
+				}
+				transfer = ans.Transfer()
+			}
+			if err := load.RunWorkerProcessWith(cmd.Context(), wp, transfer, cmd.OutOrStdout()); err != nil {
 				return badInput(err)
 			}
 			return nil
@@ -219,5 +234,6 @@ func (a *app) workerCommand() *cobra.Command {
 	fl.StringVar(&wp.RunID, "run", "chaos", "run id")
 	fl.StringVar(&wp.Name, "name", "W1", "worker name")
 	fl.Uint64Var(&wp.Seed, "seed", 1, "random seed")
+	fl.StringVar(&answer, "answer", "", "run a student's answer to the transfer exercise instead of a strategy")
 	return cmd
 }

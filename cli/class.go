@@ -61,6 +61,9 @@ func (a *app) classCommand() *cobra.Command {
 					notes, said = view.Notes(), true
 				}
 				transcript.Class(out, d.Describe()+hint, runs, look, notes)
+				if learners, err := locks.Learners(ctx, conn); err == nil {
+					transcript.Learners(out, learners)
+				}
 				return once, nil
 			})
 		},

@@ -182,7 +182,7 @@ func (a *app) rootCommand() *cobra.Command {
 	pf.DurationVar(&a.deadlockTimeout, "deadlock-timeout", time.Second, "deadlock_timeout of the throwaway server")
 	pf.StringVar(&a.fetchPostgres, "fetch-postgres", os.Getenv("LOCKSTEP_FETCH_POSTGRES"), "start the throwaway server from this PostgreSQL version (17, or 17.5.0), fetched once into lockstep's cache (also LOCKSTEP_FETCH_POSTGRES; default: the installed server, fetched only when there is none)")
 	pf.BoolVar(&a.offline, "offline", false, "never fetch PostgreSQL: use the installed server binaries or those fetched before")
-	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand(), a.scenariosCommand(), a.cleanCommand(), a.classCommand(), a.watchCommand(), a.replayCommand(), a.exportCommand(), a.serveCommand())
+	root.AddCommand(a.dbCommand(), a.resetCommand(), a.strategiesCommand(), a.runCommand(), a.chaosCommand(), a.benchCommand(), a.workerCommand(), a.specCommand(), a.scenariosCommand(), a.cleanCommand(), a.classCommand(), a.watchCommand(), a.replayCommand(), a.exportCommand(), a.serveCommand(), a.learnCommand())
 	root.InitDefaultCompletionCmd()
 	usageErrors(root)
 	return root

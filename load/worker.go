@@ -53,6 +53,11 @@ func RandomTransfer(r *rand.Rand, accounts int) ledger.Transfer {
 	return ledger.Transfer{From: int64(from), To: int64(to), Amount: decimal.New(int64(1+r.IntN(1000)), -2)}
 }
 
+// TransferFunc runs one whole transfer on conn, calling before(i) (when
+// set) before its statement i, with retries as the application would: a
+// student's answer in place of a strategy's statements.
+type TransferFunc func(ctx context.Context, conn *pgx.Conn, t ledger.Transfer, before func(i int)) (ledger.Result, error)
+
 // Worker runs random transfers on one connection until its context ends.
 type Worker struct {
 	Conn     *pgx.Conn
@@ -65,6 +70,8 @@ type Worker struct {
 	// AfterTransfer, if set, is called after each transfer with its latency
 	// (retries included) and the worker's tally so far.
 	AfterTransfer func(latency time.Duration, t Tally)
+	// Transfer, when set, runs each transfer in place of Strategy's script.
+	Transfer TransferFunc
 }
 
 // Run transfers until ctx ends; it returns the tally.
@@ -81,14 +88,20 @@ func (w *Worker) Run(ctx context.Context) (Tally, error) {
 	// its autocommit statements would leave a transfer half made, and its
 	// short statements end by themselves; the loop stops after the transfer.
 	stmtCtx := context.WithoutCancel(ctx)
-	if w.Strategy.Transactional {
+	if w.Strategy == nil || w.Strategy.Transactional {
 		stop := context.AfterFunc(ctx, func() { _ = w.Conn.PgConn().CancelRequest(context.Background()) })
 		defer stop()
 	}
 	var t Tally
 	for ctx.Err() == nil {
 		start := time.Now()
-		res, err := r.Transfer(stmtCtx, w.Strategy, RandomTransfer(w.Rand, w.Accounts))
+		var res ledger.Result
+		var err error
+		if w.Transfer != nil {
+			res, err = w.Transfer(stmtCtx, w.Conn, RandomTransfer(w.Rand, w.Accounts), w.BeforeStatement)
+		} else {
+			res, err = r.Transfer(stmtCtx, w.Strategy, RandomTransfer(w.Rand, w.Accounts))
+		}
 		t.count(res)
 		switch {
 		case err == nil:
@@ -135,9 +148,18 @@ type WorkerProcess struct {
 // DATABASE_URL as lockstep/<run>/<name>, runs random transfers and reports
 // each statement and transfer on out, until ctx ends (SIGTERM) or it is killed.
 func RunWorkerProcess(ctx context.Context, wp WorkerProcess, out io.Writer) error {
-	s, err := ledger.Lookup(wp.Strategy)
-	if err != nil {
-		return err
+	return RunWorkerProcessWith(ctx, wp, nil, out)
+}
+
+// RunWorkerProcessWith is RunWorkerProcess running each transfer with
+// transfer (a student's answer) when it is set, in place of the strategy's.
+func RunWorkerProcessWith(ctx context.Context, wp WorkerProcess, transfer TransferFunc, out io.Writer) error {
+	var s *ledger.Strategy
+	if transfer == nil {
+		var err error
+		if s, err = ledger.Lookup(wp.Strategy); err != nil {
+			return err
+		}
 	}
 	if wp.Accounts < 2 {
 		return fmt.Errorf("--accounts %d: at least 2", wp.Accounts)
@@ -155,7 +177,8 @@ func RunWorkerProcess(ctx context.Context, wp WorkerProcess, out io.Writer) erro
 	// A backend waiting on a lock notices within a second that this process
 	// was killed, rather than holding its place in the queue (PostgreSQL 14+).
 	_, _ = conn.Exec(ctx, "SET client_connection_check_interval = '1s'")
-	w := Worker{Conn: conn, Schema: wp.Schema, Strategy: s, Accounts: wp.Accounts, Rand: rand.New(rand.NewPCG(wp.Seed, uint64(time.Now().UnixNano())))}
+	w := Worker{Conn: conn, Schema: wp.Schema, Strategy: s, Accounts: wp.Accounts, Transfer: transfer,
+		Rand: rand.New(rand.NewPCG(wp.Seed, uint64(time.Now().UnixNano())))}
 	w.ReportTo(out)
 	_, err = w.Run(ctx)
 	return err

@@ -125,6 +125,11 @@ type Config struct {
 	// back. Close rolls everything back as ever.
 	KeepTransactions bool
 	StuckAfter       time.Duration
+	// Scripts, when set, gives session i its script in place of the
+	// strategy's or the scenario's steps (which still name the sessions and
+	// set the run up): an exercise's answer, whose statements use what the
+	// ones before them read.
+	Scripts func(i int) Script
 	// Books makes the engine read the balances and check the books whenever
 	// a statement has ended, and send them as BooksRead events (for views
 	// that show them).

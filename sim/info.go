@@ -41,6 +41,10 @@ type SessionInfo struct {
 	// AppBusy is true when another connection of the same logical session
 	// (T1@B for T1@A) has a statement in flight: the application waits there.
 	AppBusy bool `json:",omitempty"`
+	// LockTimeout and DeadlockTimeout are the session's own, as last read
+	// (0 when not read: a lean run's): the timers that can end a wait.
+	LockTimeout     time.Duration `json:",omitempty"`
+	DeadlockTimeout time.Duration `json:",omitempty"`
 }
 
 // Steppable says whether the session can take its next script statement now.
@@ -82,6 +86,7 @@ func (e *Engine) Sessions() []SessionInfo {
 			StartedAt: s.startedAt, LastErr: s.lastErr, ErrAt: s.errAt,
 			BlockedBy: append([]string(nil), s.blockedBy...), Waits: append([]locks.Edge(nil), s.waits...),
 			Database: s.side.label, AppBusy: e.busySibling(s) != nil, Settled: s.settled,
+			LockTimeout: s.lockTimeout, DeadlockTimeout: s.deadlockTimeout,
 		}
 	}
 	return out

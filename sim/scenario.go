@@ -34,6 +34,9 @@ var ErrNoLedger = errors.New("this scenario has no ledger")
 
 // scriptFor builds session s's script afresh.
 func (e *Engine) scriptFor(s *session) Script {
+	if e.cfg.Scripts != nil {
+		return e.cfg.Scripts(s.idx)
+	}
 	if sc := e.cfg.Scenario; sc != nil {
 		return stepsScript{steps: sc.Sessions[s.idx].Steps, run: e.runSQL}
 	}

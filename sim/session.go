@@ -319,7 +319,11 @@ func (s *session) run(j job) {
 	}
 	if err == nil && j.step >= 0 {
 		e.mu.Lock() // views render the script with its values
-		err = s.script.Record(j.step, first)
+		if rr, ok := s.script.(ResultRecorder); ok {
+			err = rr.RecordResults(j.step, res)
+		} else {
+			err = s.script.Record(j.step, first)
+		}
 		e.mu.Unlock()
 	}
 	var pgErr *pgconn.PgError

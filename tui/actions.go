@@ -50,10 +50,7 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	case modeSetup:
 		return m.setupKey(msg)
 	}
-	table := m.table
-	if m.mode == modeHistory {
-		table = m.histTable
-	}
+	table := m.keyTable()
 	m.status = ""
 	cmd, why, found := table.handle(msg)
 	if why != "" {
@@ -65,17 +62,36 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	return cmd
 }
 
+// keyTable is the table of the screen shown: stepping, history, or a
+// lesson's.
+func (m *Model) keyTable() actions {
+	switch {
+	case m.lesson != nil && m.lesson.hist >= 0:
+		return m.lessonHistKeys
+	case m.lesson != nil && m.mode != modeHistory:
+		return m.lessonKeys
+	case m.mode == modeHistory:
+		return m.histTable
+	}
+	return m.table
+}
+
 // openHelp lists every key of the screen shown.
 func (m *Model) openHelp() {
 	title := "Keys — stepping the sessions"
-	table := m.table
 	if m.mode == modeHistory {
-		title, table = "Keys — history: the run's past", m.histTable
+		title = "Keys — history: the run's past"
 		if m.rp != nil {
 			title = "Keys — replaying a recording"
 		}
 	}
-	m.overlay.open(title, table)
+	if m.lesson != nil {
+		title = "Keys — a lesson"
+		if m.lesson.hist >= 0 {
+			title = "Keys — the lesson's earlier steps"
+		}
+	}
+	m.overlay.open(title, m.keyTable())
 	m.helpOpen = true
 }
 

@@ -81,6 +81,10 @@ type Model struct {
 	zoomed bool
 
 	auto *autoplayer
+	// lesson is the lesson over the screen (lockstep learn), nil when the
+	// student steps freely; its keys are lessonKeys and lessonHistKeys.
+	lesson                     *lessonLayer
+	lessonKeys, lessonHistKeys actions
 
 	runID    db.RunID
 	deadlock time.Duration // the server's deadlock_timeout
@@ -129,6 +133,11 @@ func New(ctx context.Context, opts Options) *Model {
 	m.form = newSetupForm(l)
 	m.overlay.look = l
 	m.table, m.histTable = m.newTable(), m.newHistTable()
+	if opts.Lesson != nil {
+		m.explain.lesson = true
+		m.lesson = newLessonLayer(*opts.Lesson, l)
+		m.lessonKeys, m.lessonHistKeys = m.lessonTable(), m.lessonHistTable()
+	}
 	return m
 }
 
@@ -139,6 +148,9 @@ func (m *Model) Close() { m.runs.Close() }
 func (m *Model) Init() tea.Cmd {
 	if m.rp != nil {
 		return tea.RequestBackgroundColor
+	}
+	if m.lesson != nil {
+		return tea.Batch(m.startPart(0), tea.RequestBackgroundColor, tick())
 	}
 	return tea.Batch(m.startEngine(m.cfg), tea.RequestBackgroundColor, tick())
 }
@@ -151,6 +163,9 @@ func tick() tea.Cmd {
 func (m *Model) runName() string {
 	if m.rp != nil {
 		return m.rp.run.Name
+	}
+	if m.lesson != nil && m.lesson.title != "" {
+		return m.lesson.title // a part that runs a student's answer
 	}
 	return m.cfg.Name()
 }
@@ -196,7 +211,28 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if !m.live.lost {
 			m.now = m.clock() // a screen that is not live stops its clocks
 		}
+		m.lessonTick(time.Time(msg))
 		return m, tick()
+	case lessonDoneMsg:
+		m.lessonDone(msg)
+		return m, nil
+	case editedMsg:
+		if msg.err != nil {
+			m.status = "the editor: " + msg.err.Error()
+		} else {
+			m.status = "saved " + msg.path + ": g grades it"
+		}
+		return m, nil
+	case gradedMsg:
+		if m.lesson != nil {
+			m.lesson.grading = false
+			m.lesson.grade = msg.grade
+			m.status = ""
+			if msg.err != nil {
+				m.status = "grading: " + msg.err.Error()
+			}
+		}
+		return m, nil
 	case engineReadyMsg:
 		if msg.id != m.engID {
 			return m, nil
@@ -258,6 +294,9 @@ func (m *Model) ready(eng *sim.Engine) {
 		m.logLine(logEntry{at: m.clock(), text: note, bad: true})
 	}
 	m.hist.push(m.live.copy())
+	if m.lesson != nil {
+		m.lessonReady()
+	}
 }
 
 // startRecording records the first run, when asked; a later run (another
@@ -283,7 +322,9 @@ func (m *Model) startRecording(eng *sim.Engine) {
 func (m *Model) resetView() {
 	m.sel = newSelection()
 	m.live = frame{at: m.clock(), gen: m.gen, waitSince: map[string]time.Time{}, results: map[resultKey]result{}}
-	m.hist = history{}
+	if m.lesson == nil {
+		m.hist = history{} // a lesson's parts share one history, for ←
+	}
 	m.shownAt, m.shownSn = nil, nil
 	if m.mode == modeHistory {
 		m.mode = modeNormal
@@ -332,6 +373,9 @@ func (m *Model) handleEvents(events []sim.Event) {
 			m.tl.Dropped(m.hist.push(m.live.copy()))
 		} else {
 			m.hist.settle(&m.live, ev.Kind)
+		}
+		if m.lesson != nil && m.rp == nil {
+			m.lessonEvent(ev)
 		}
 	}
 	if m.eng != nil {

@@ -16,6 +16,7 @@ const (
 	paneAccounts
 	paneLocks
 	paneLog
+	paneLesson // a lesson's narration (lockstep learn)
 )
 
 // scrolls says whether ↑/↓ scroll the pane when it has the focus; in the
@@ -25,10 +26,14 @@ func (id paneID) scrolls() bool { return id != paneGraph && id != paneLocks }
 
 // shownPanes are the panes on screen, in the order tab visits them.
 func (m *Model) shownPanes() []paneID {
-	if m.width >= gridWidth && m.height >= gridHeight {
-		return []paneID{paneSessions, paneExplain, paneGraph, paneAccounts, paneLocks, paneLog}
+	var shown []paneID
+	if m.lesson != nil {
+		shown = append(shown, paneLesson)
 	}
-	return []paneID{paneSessions, paneExplain, tabPaneIDs[m.tab]}
+	if m.width >= gridWidth && m.height >= gridHeight+lessonGridRoom(m) {
+		return append(shown, paneSessions, paneExplain, paneGraph, paneAccounts, paneLocks, paneLog)
+	}
+	return append(shown, paneSessions, paneExplain, tabPaneIDs[m.tab])
 }
 
 // tabPaneIDs are the panes behind tabNames.
@@ -72,6 +77,8 @@ func (m *Model) box(id paneID) *box {
 		return &m.locks.box
 	case paneLog:
 		return &m.log.box
+	case paneLesson:
+		return &m.lesson.pane.box
 	}
 	return nil
 }
@@ -80,6 +87,9 @@ func (m *Model) box(id paneID) *box {
 func (m *Model) markFocus() {
 	for id := paneSessions; id <= paneLog; id++ {
 		m.box(id).Focus(id == m.focus)
+	}
+	if m.lesson != nil {
+		m.lesson.pane.Focus(m.focus == paneLesson)
 	}
 }
 
@@ -116,6 +126,11 @@ func (m *Model) zoomView(w, h int) []string {
 	case paneLocks:
 		m.locks.SetSize(w, h)
 		return m.locks.View()
+	case paneLesson:
+		p := m.lesson.pane
+		p.title, p.lines = m.lessonTitle(), m.lessonLines(w-4)
+		p.SetSize(w, h)
+		return p.View()
 	}
 	m.log.SetSize(w, h)
 	return m.log.View()

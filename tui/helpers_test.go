@@ -117,7 +117,7 @@ func (w *watch) quiet(m *Model) bool {
 // driver runs a model without a program: it calls Update itself and runs
 // commands in goroutines, feeding their messages back in order of arrival.
 type driver struct {
-	t     *testing.T
+	t     testing.TB
 	m     *Model
 	w     watch
 	msgs  chan tea.Msg
@@ -126,7 +126,7 @@ type driver struct {
 	width int
 }
 
-func newTestDriver(t *testing.T, m *Model) *driver {
+func newTestDriver(t testing.TB, m *Model) *driver {
 	d := &driver{t: t, m: m, msgs: make(chan tea.Msg, 64), done: make(chan struct{})}
 	t.Cleanup(func() { close(d.done) })
 	return d

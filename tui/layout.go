@@ -51,21 +51,25 @@ func (m *Model) render() string {
 	footer := m.viewFooter()
 	bodyH := m.height - lipgloss.Height(header) - lipgloss.Height(footer)
 	var rows []string
+	if m.lesson != nil && !m.helpOpen && !m.zoomed && m.fatal == "" {
+		lesson := m.lessonRows(bodyH)
+		rows, bodyH = lesson, bodyH-len(lesson)
+	}
 	switch {
 	case m.fatal != "" || m.starting:
 		msg := "starting the sessions…"
 		if m.fatal != "" {
 			msg = "could not start the sessions: " + m.fatal + "\n\n" + fatalRemedy(m.fatalErr)
 		}
-		rows = m.look.panel("Sessions", wrapAll(strings.Split(msg, "\n"), m.width-4), m.width, bodyH, false)
+		rows = append(rows, m.look.panel("Sessions", wrapAll(strings.Split(msg, "\n"), m.width-4), m.width, bodyH, false)...)
 	case m.helpOpen:
 		rows = m.overlay.View(m.width, bodyH)
 	case m.zoomed:
 		rows = m.zoomView(m.width, bodyH)
-	case m.width >= gridWidth && m.height >= gridHeight:
-		rows = m.grid(bodyH)
+	case m.width >= gridWidth && m.height >= gridHeight+lessonGridRoom(m):
+		rows = append(rows, m.grid(bodyH)...)
 	default:
-		rows = m.compact(bodyH)
+		rows = append(rows, m.compact(bodyH)...)
 	}
 	return header + "\n" + strings.Join(rows, "\n") + "\n" + footer
 }
@@ -224,7 +228,7 @@ func (m *Model) menus(w, h int) []string {
 func (m *Model) viewHeader() string {
 	st, vol := m.look.st, m.look.vol
 	summary := m.opts.ScenarioSummary
-	if m.cfg.Scenario == nil && m.cfg.Strategy != nil {
+	if m.cfg.Scenario == nil && m.cfg.Strategy != nil && (m.lesson == nil || m.lesson.title == "") {
 		summary = m.cfg.Strategy.Summary
 	}
 	var line2 string
@@ -263,6 +267,9 @@ func (m *Model) viewHeader() string {
 func (m *Model) viewFooter() string {
 	st := m.look.st
 	footer := footerLines(st, m.width, m.ask, m.footerStatus(), m.footerKeys())
+	if q := m.lessonPromptLines(m.width); q != nil && m.ask == nil && !m.helpOpen && m.mode != modeTyping {
+		footer = strings.Join(q, "\n") + "\n" + footer
+	}
 	if m.mode == modeTyping && m.sessions.Selected() < len(m.live.sessions) {
 		footer = st.accent.Render(m.live.sessions[m.sessions.Selected()].Name+" SQL ") + m.input.View() + "\n" + footer
 	}
@@ -282,6 +289,8 @@ func (m *Model) footerKeys() string {
 			key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓ pgup/pgdown", "scroll"))))
 	case m.ask != nil:
 		return keyBar(st, w, promptBar)
+	case m.lesson != nil && m.mode != modeTyping:
+		return keyBar(st, w, m.keyTable().bar(), helpKey, quitKey)
 	}
 	switch m.mode {
 	case modeTyping:

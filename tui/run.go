@@ -53,6 +53,9 @@ type Options struct {
 	// engine is ready; every event and every change of the sessions goes
 	// there, until a new run replaces it.
 	Record func(eng *sim.Engine) (*record.Writer, error)
+	// Lesson, when set, runs a lesson (lockstep learn): the lesson steps
+	// the sessions, part by part, and Config is ignored.
+	Lesson *LessonOptions
 }
 
 // Volatile formats the values that differ from one run to the next: process
