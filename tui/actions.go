@@ -21,25 +21,13 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	if msg.String() == "ctrl+c" {
 		return tea.Quit
 	}
-	if msg.Mod&tea.ModAlt != 0 && msg.Mod&tea.ModCtrl == 0 && m.mode != modeTyping {
-		// Esc and a key pressed quickly after it arrive as alt+key: they
-		// are two keys, and the second must not be lost. (The input line
-		// keeps its alt keys: alt+← moves a word.)
-		esc := m.handleKey(tea.KeyPressMsg{Code: tea.KeyEscape})
-		msg.Mod &^= tea.ModAlt
-		return tea.Batch(esc, m.handleKey(msg))
-	}
-	switch {
-	case m.helpOpen:
-		if m.overlay.Update(msg) {
-			m.helpOpen = false
+	if m.mode != modeTyping {
+		// The input line keeps its alt keys: alt+← moves a word.
+		if cmd, ok := twoKeys(msg, m.handleKey); ok {
+			return cmd
 		}
-		return nil
-	case m.ask != nil:
-		p := m.ask
-		m.ask = nil
-		cmd, status := p.Answer(msg)
-		m.status = status
+	}
+	if cmd, held := m.hold(msg, &m.status); held {
 		return cmd
 	}
 	switch m.mode {
@@ -91,8 +79,7 @@ func (m *Model) openHelp() {
 			title = "Keys — the lesson's earlier steps"
 		}
 	}
-	m.overlay.open(title, m.keyTable())
-	m.helpOpen = true
+	m.holders.openHelp(title, m.keyTable())
 }
 
 // notRunning says why the keys that act on the sessions can do nothing

@@ -48,9 +48,7 @@ type Model struct {
 	isDark        bool
 	table         actions // the live screen's keys
 	histTable     actions // history mode's
-	overlay       helpOverlay
-	helpOpen      bool
-	ask           *prompt // a question that holds the keys until answered
+	holders               // the help overlay and the question, in front of the keys
 	mode          mode
 	input         textinput.Model
 	status        string
@@ -131,7 +129,7 @@ func New(ctx context.Context, opts Options) *Model {
 	m.log = newLogPane(l)
 	m.menu = newStrategyMenu(l)
 	m.form = newSetupForm(l)
-	m.overlay.look = l
+	m.help.look = l
 	m.table, m.histTable = m.newTable(), m.newHistTable()
 	if opts.Lesson != nil {
 		m.explain.lesson = true

@@ -63,7 +63,7 @@ func (m *Model) render() string {
 		}
 		rows = append(rows, m.look.panel("Sessions", wrapAll(strings.Split(msg, "\n"), m.width-4), m.width, bodyH, false)...)
 	case m.helpOpen:
-		rows = m.overlay.View(m.width, bodyH)
+		rows = m.help.View(m.width, bodyH)
 	case m.zoomed:
 		rows = m.zoomView(m.width, bodyH)
 	case m.width >= gridWidth && m.height >= gridHeight+lessonGridRoom(m):

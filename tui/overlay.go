@@ -83,6 +83,51 @@ func (o *helpOverlay) View(w, h int) []string {
 	return o.look.panel(o.title, body, w, h, true)
 }
 
+// holders are what hold a screen's keys for a while, in front of its key
+// table: the help overlay while it is open, then a question until it is
+// answered. Every screen embeds them and routes its keys through hold.
+type holders struct {
+	help     helpOverlay
+	helpOpen bool
+	ask      *prompt
+}
+
+// hold gives msg to the help overlay or the question, when one is open
+// (held: the key was theirs); an answered question leaves its status.
+func (h *holders) hold(msg tea.KeyPressMsg, status *string) (cmd tea.Cmd, held bool) {
+	switch {
+	case h.helpOpen:
+		if h.help.Update(msg) {
+			h.helpOpen = false
+		}
+		return nil, true
+	case h.ask != nil:
+		p := h.ask
+		h.ask = nil
+		cmd, *status = p.Answer(msg)
+		return cmd, true
+	}
+	return nil, false
+}
+
+// openHelp lists table's keys, under title, over the screen.
+func (h *holders) openHelp(title string, table actions) {
+	h.help.open(title, table)
+	h.helpOpen = true
+}
+
+// twoKeys takes an alt+key that is really esc and then the key — typed
+// quickly, or over SSH, they arrive as one — as the two keys it is; ok is
+// false for any other key.
+func twoKeys(msg tea.KeyPressMsg, handle func(tea.KeyPressMsg) tea.Cmd) (cmd tea.Cmd, ok bool) {
+	if msg.Mod&tea.ModAlt == 0 || msg.Mod&tea.ModCtrl != 0 {
+		return nil, false
+	}
+	esc := handle(tea.KeyPressMsg{Code: tea.KeyEscape})
+	msg.Mod &^= tea.ModAlt
+	return tea.Batch(esc, handle(msg)), true
+}
+
 // prompt is a yes/no question that holds the keys until it is answered:
 // y (or the key that asked, again) does it; any other key does not.
 type prompt struct {

@@ -45,14 +45,13 @@ type poolRun struct {
 // poolModel is the view; each run of the scenario gets a number, so that
 // messages from a run replaced by f or r are dropped.
 type poolModel struct {
-	ctx    context.Context
-	opts   PoolOptions
-	lk     *look
-	bar    progress.Model
-	w, h   int
-	table  actions
-	help   helpOverlay
-	helpOn bool
+	ctx   context.Context
+	opts  PoolOptions
+	lk    *look
+	bar   progress.Model
+	w, h  int
+	table actions
+	holders
 	status string
 	run    *poolRun
 	logs   scroller
@@ -118,8 +117,7 @@ func (m *poolModel) newTable() actions {
 		{Binding: key.NewBinding(key.WithKeys("pgup", "pgdown", "home", "end"), key.WithHelp("pgup/pgdown", "scroll log")), group: "Look",
 			run: func(msg tea.KeyPressMsg) tea.Cmd { m.logs.Update(msg, 10); return nil }},
 		{Binding: helpKey, group: "Look", run: func(tea.KeyPressMsg) tea.Cmd {
-			m.help.open("Keys — the pool-exhaustion scenario", m.table)
-			m.helpOn = true
+			m.openHelp("Keys — the pool-exhaustion scenario", m.table)
 			return nil
 		}},
 		{Binding: quitKey, group: "Look", run: func(tea.KeyPressMsg) tea.Cmd { return tea.Quit }},
@@ -223,11 +221,8 @@ func (m *poolModel) key(msg tea.KeyPressMsg) tea.Cmd {
 	if msg.String() == "ctrl+c" {
 		return tea.Quit
 	}
-	if m.helpOn {
-		if m.help.Update(msg) {
-			m.helpOn = false
-		}
-		return nil
+	if cmd, held := m.hold(msg, &m.status); held {
+		return cmd
 	}
 	m.status = ""
 	cmd, why, found := m.table.handle(msg)
@@ -280,7 +275,7 @@ func (m *poolModel) screen() []string {
 	foot := footerLines(st, w, nil, m.status, keyBar(st, w, m.table.bar(), helpKey, quitKey))
 	headN, footN := strings.Count(head, "\n")+1, strings.Count(foot, "\n")+1
 	room := h - headN - footN
-	if m.helpOn {
+	if m.helpOpen {
 		return append(append([]string{head}, m.help.View(w, room)...), foot)
 	}
 	inner := w - 4

@@ -111,9 +111,7 @@ type teacherModel struct {
 	// listKeys and watchKeys act only in the class list, and only while
 	// watching (syncKeys).
 	listKeys, watchKeys []*action
-	overlay             helpOverlay
-	helpOpen            bool
-	ask                 *prompt
+	holders             // the help overlay and the question, in front of the keys
 	status              string
 }
 
@@ -139,7 +137,7 @@ func NewTeacher(ctx context.Context, opts TeacherOptions) tea.Model {
 	in.CharLimit = 200
 	m := &teacherModel{ctx: ctx, opts: opts, class: opts.Class, look: l, clock: clock, w: 120, h: 40,
 		list: box{look: l}, detail: box{look: l}, mirror: box{look: l}, runsBox: box{look: l}, input: in}
-	m.overlay.look = l
+	m.help.look = l
 	m.table = m.newTable()
 	m.students = m.class.Students()
 	m.runs = m.class.Runs()
@@ -216,24 +214,14 @@ func (m *teacherModel) key(msg tea.KeyPressMsg) tea.Cmd {
 	if msg.String() == "ctrl+c" {
 		return m.quit()
 	}
-	if msg.Mod&tea.ModAlt != 0 && msg.Mod&tea.ModCtrl == 0 && m.mode != teacherTyping {
+	if m.mode != teacherTyping {
 		// Esc and the next key, arriving together (over SSH, often): two
 		// keys, as the stepping view takes them.
-		esc := m.key(tea.KeyPressMsg{Code: tea.KeyEscape})
-		msg.Mod &^= tea.ModAlt
-		return tea.Batch(esc, m.key(msg))
-	}
-	switch {
-	case m.helpOpen:
-		if m.overlay.Update(msg) {
-			m.helpOpen = false
+		if cmd, ok := twoKeys(msg, m.key); ok {
+			return cmd
 		}
-		return nil
-	case m.ask != nil:
-		p := m.ask
-		m.ask = nil
-		cmd, status := p.Answer(msg)
-		m.status = status
+	}
+	if cmd, held := m.hold(msg, &m.status); held {
 		return cmd
 	}
 	switch m.mode {
@@ -333,8 +321,7 @@ func (m *teacherModel) newTable() actions {
 				if m.mode == teacherWatch {
 					title = "Keys — watching " + m.watching
 				}
-				m.overlay.open(title, m.table)
-				m.helpOpen = true
+				m.openHelp(title, m.table)
 				return nil
 			}},
 		{Binding: quitKey, group: class, long: "leave this screen (the class goes on; serve's Ctrl-C ends it)",
@@ -472,7 +459,7 @@ func (m *teacherModel) render() string {
 	var rows []string
 	switch {
 	case m.helpOpen:
-		rows = m.overlay.View(m.w, bodyH)
+		rows = m.help.View(m.w, bodyH)
 	case m.mode == teacherWatch:
 		rows = m.mirrorView(bodyH)
 	case m.mode == teacherPush:

@@ -87,10 +87,8 @@ type watchModel struct {
 	zoomed           bool
 	// viewing is a history entry whose tree is shown instead of the live one.
 	viewing *locks.WatchEvent
-	ask     *prompt
 	table   actions
-	help    helpOverlay
-	helpOn  bool
+	holders // the help overlay and the question, in front of the keys
 }
 
 type (
@@ -205,19 +203,13 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 // key routes a key: Ctrl-C quits; the help overlay or a question holds the
 // keys while open; else the view's table.
 func (m *watchModel) key(msg tea.KeyPressMsg) tea.Cmd {
-	switch {
-	case msg.String() == "ctrl+c":
+	if msg.String() == "ctrl+c" {
 		return tea.Quit
-	case m.helpOn:
-		if m.help.Update(msg) {
-			m.helpOn = false
-		}
-		return nil
-	case m.ask != nil:
-		p := m.ask
-		m.ask = nil
-		cmd, status := p.Answer(msg)
-		m.status = status
+	}
+	if cmd, ok := twoKeys(msg, m.key); ok {
+		return cmd
+	}
+	if cmd, held := m.hold(msg, &m.status); held {
 		return cmd
 	}
 	m.status = ""
@@ -236,8 +228,7 @@ func (m *watchModel) openHelp() {
 	if m.rp != nil {
 		title = "Keys — replaying a recorded watch"
 	}
-	m.help.open(title, m.table)
-	m.helpOn = true
+	m.holders.openHelp(title, m.table)
 }
 
 // newTable is the watch view's keys: what each does and when it cannot.
@@ -468,7 +459,7 @@ func (m *watchModel) screen() []string {
 	m.hist.Focus(m.focus == watchHistory)
 	var body []string
 	switch {
-	case m.helpOn:
+	case m.helpOpen:
 		body = m.help.View(w, room)
 	case m.zoomed:
 		p := []pane{m.tree, m.why, m.hist}[m.focus]
@@ -554,7 +545,7 @@ func (m *watchModel) footer(w int) string {
 	st := m.lk.st
 	keys := keyBar(st, w, m.table.bar(), helpKey, quitKey)
 	switch {
-	case m.helpOn:
+	case m.helpOpen:
 		keys = keyBar(st, w, barOf(key.NewBinding(key.WithKeys("?", "esc"), key.WithHelp("?/esc", "close the help"))))
 	case m.ask != nil:
 		keys = keyBar(st, w, promptBar)
