@@ -631,11 +631,12 @@ func TestRecordReplayLiveAndExport(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "lecture.jsonl")
-	// Every session's deadlock check waits 5 s. The victim is the session
+	// Every session's deadlock check waits 15 s. The victim is the session
 	// whose check finds the cycle first: T1's, which waited first — unless
 	// T2 began to wait only after T1's check had run and found no cycle
-	// (it runs once), when T2's finds it. On a loaded machine the replay's
-	// plan took over 2 s between the two waits, and T2 became the victim.
+	// (it runs once), when T2's finds it. On a loaded machine (CI beside
+	// other work) the replay's plan took over 5 s between the two waits,
+	// and T2 became the victim.
 	slowCheck := func(args []string) []string {
 		for i, a := range args {
 			if a == "--dsn" {
@@ -643,7 +644,7 @@ func TestRecordReplayLiveAndExport(t *testing.T) {
 				if strings.Contains(args[i+1], "?") {
 					sep = "&"
 				}
-				args[i+1] += sep + "options=" + strings.ReplaceAll(url.QueryEscape("-c deadlock_timeout=5s"), "+", "%20")
+				args[i+1] += sep + "options=" + strings.ReplaceAll(url.QueryEscape("-c deadlock_timeout=15s"), "+", "%20")
 			}
 		}
 		return args
