@@ -173,7 +173,10 @@ func typeSQL(d *driver, i int, sql string) {
 	d.key("enter")
 	d.until("the typed statement settles", func() bool {
 		s := d.m.live.sessions[i]
-		return (s.Settled > settled || s.State == sim.Waiting) && d.quiet()
+		// The session's count and the statement's own event come apart:
+		// the screen is read only once the frame has the statement's end.
+		ts := d.m.live.typed[s.Name]
+		return (s.Settled > settled || s.State == sim.Waiting) && len(ts) > 0 && ts[len(ts)-1].state != typedRunning && d.quiet()
 	})
 }
 
