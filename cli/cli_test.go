@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -631,29 +630,18 @@ func TestRecordReplayLiveAndExport(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "lecture.jsonl")
-	// Every session's deadlock check waits 15 s. The victim is the session
-	// whose check finds the cycle first: T1's, which waited first — unless
-	// T2 began to wait only after T1's check had run and found no cycle
-	// (it runs once), when T2's finds it. On a loaded machine (CI beside
-	// other work) the replay's plan took over 5 s between the two waits,
-	// and T2 became the victim.
-	slowCheck := func(args []string) []string {
-		for i, a := range args {
-			if a == "--dsn" {
-				sep := "?"
-				if strings.Contains(args[i+1], "?") {
-					sep = "&"
-				}
-				args[i+1] += sep + "options=" + strings.ReplaceAll(url.QueryEscape("-c deadlock_timeout=15s"), "+", "%20")
-			}
-		}
-		return args
-	}
-	_, errOut, code := lockstep(t, slowCheck(withDB(t, "run", "--record", file))...)
+	// The scenario gives s1 a 60 s deadlock check and s2 one of 500 ms, so
+	// the victim is s2 at any pace: with the same check everywhere, the
+	// victim is whichever session's check finds the cycle first, which a
+	// loaded machine decides (the lecture's victim changed under CI's load).
+	_, errOut, code := lockstep(t, withDB(t, "run", "--scenario", "opposite-deadlock", "--record", file)...)
 	if code != 0 || !strings.Contains(errOut, "recorded ") || !strings.Contains(errOut, "lockstep replay "+file) {
 		t.Fatalf("run --record: exit %d: %s", code, errOut)
 	}
-	out, errOut, code := lockstep(t, slowCheck(withDB(t, "replay", file, "--live"))...)
+	// Played again, the statements go in the recorded order: a session's
+	// end still unread no longer passes for the end of the next statement
+	// sent to it (T3's SELECT went before T1's COMMIT).
+	out, errOut, code := lockstep(t, withDB(t, "replay", file, "--live")...)
 	if code != 0 || !strings.Contains(out, "the server behaves as recorded") {
 		t.Fatalf("replay --live: exit %d\n%s%s", code, out, errOut)
 	}
@@ -662,12 +650,12 @@ func TestRecordReplayLiveAndExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed := filepath.Join(dir, "changed.jsonl")
-	if err := os.WriteFile(changed, bytes.ReplaceAll(data, []byte("FOR UPDATE"), []byte("FOR NO KEY UPDATE")), 0o644); err != nil {
+	if err := os.WriteFile(changed, bytes.ReplaceAll(data, []byte("UPDATE ls_acct SET balance = balance + 10 WHERE id = 1"), []byte("SELECT 1")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, _, code = lockstep(t, slowCheck(withDB(t, "replay", changed, "--live"))...)
+	out, _, code = lockstep(t, withDB(t, "replay", changed, "--live")...)
 	if code != cli.ExitFailure || !strings.Contains(out, "behaves differently") ||
-		!strings.Contains(out, "recorded: waited for T2, then error 40P01: deadlock detected; now: SELECT 1") {
+		!strings.Contains(out, "recorded: waited for T1, then error 40P01: deadlock detected; now: SELECT 1") {
 		t.Errorf("replay --live of changed SQL: exit %d\n%s", code, out)
 	}
 	for format, want := range map[string]string{"--markdown": "## At the end", "--mermaid": "flowchart LR", "--dot": "digraph waits", "--svg": "</svg>", "--cast": `"version":2`} {

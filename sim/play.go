@@ -90,6 +90,14 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 	}
 	for {
 		sessions := e.Sessions()
+		if unread(sessions, seen) {
+			// A statement ended whose end is still unread: read it before
+			// choosing, or it would pass for the end of the one sent next.
+			if err := e.awaitOne(ctx, seen, onEvent); err != nil {
+				return err
+			}
+			continue
+		}
 		idx, skipped, done := sched.Next(sessions)
 		for _, s := range sessions {
 			done = done && seen[s.Index] >= s.Settled
@@ -111,6 +119,16 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 			return err
 		}
 	}
+}
+
+// unread says whether a session's statement ended without its end read yet.
+func unread(sessions []SessionInfo, seen map[int]int) bool {
+	for _, s := range sessions {
+		if seen[s.Index] < s.Settled {
+			return true
+		}
+	}
+	return false
 }
 
 // awaitSettled passes events to onEvent until session idx's statement
@@ -199,7 +217,9 @@ func (e *Engine) PlaySteps(ctx context.Context, steps []PlannedStep, onEvent fun
 			if st.Index >= len(sessions) {
 				return fmt.Errorf("step %d is for session %d of %d", n+1, st.Index+1, len(sessions))
 			}
-			if !sessions[st.Index].State.Busy() {
+			// Free, and its last statement's end read: else the end
+			// still unread would pass for the end of the one sent now.
+			if !sessions[st.Index].State.Busy() && seen[st.Index] >= sessions[st.Index].Settled {
 				break
 			}
 			if stuck(sessions, st.Index) {
