@@ -408,6 +408,10 @@ func (a *app) learnCheck(cmd *cobra.Command, arg string, f learnFlags) error {
 			return err
 		}
 	}
+	// An answer that cannot be read is said before a server starts.
+	if _, err := os.Stat(path); err != nil {
+		return badInput(fmt.Errorf("reading your answer: %w (lockstep learn --edit %s writes one)", err, name))
+	}
 	p, dir, err := a.loadProgress()
 	if err != nil {
 		return err

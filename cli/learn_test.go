@@ -166,3 +166,14 @@ func TestClassShowsLessons(t *testing.T) {
 		t.Fatalf("class: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestLearnCheckMissingAnswer: an answer that cannot be read is one line,
+// exit 2, before any server starts or any grading is announced.
+func TestLearnCheckMissingAnswer(t *testing.T) {
+	stateDir(t)
+	missing := filepath.Join(t.TempDir(), "nowhere.sql")
+	out, errOut, code := lockstep(t, "learn", "--check", "transfer", "--answer", missing)
+	if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "reading your answer") {
+		t.Fatalf("a missing answer: exit %d\n%s%s", code, out, errOut)
+	}
+}

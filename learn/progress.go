@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -133,7 +134,14 @@ func LoadProgress(dir string) (p *Progress, note string, err error) {
 		got.path = path
 		return &got, "", nil
 	}
+	// Its own name, even when another was set aside within the same second.
 	aside := path + ".damaged-" + time.Now().Format("20060102T150405")
+	for n := 2; ; n++ {
+		if _, err := os.Lstat(aside); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		aside = fmt.Sprintf("%s.damaged-%s-%d", path, time.Now().Format("20060102T150405"), n)
+	}
 	if err := os.Rename(path, aside); err != nil {
 		return nil, "", fmt.Errorf("your progress file %s is damaged (%s) and could not be set aside: %w", path, problem, err)
 	}

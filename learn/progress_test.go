@@ -77,6 +77,29 @@ func TestDamagedProgressIsSetAside(t *testing.T) {
 	}
 }
 
+// TestDamagedTwiceKeepsBoth: two damaged files set aside within the same
+// second each keep their own name; the second does not replace the first.
+func TestDamagedTwiceKeepsBoth(t *testing.T) {
+	dir := t.TempDir()
+	for _, content := range []string{"{first", "{second"} {
+		if err := os.WriteFile(ProgressFile(dir), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := LoadProgress(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	aside, _ := filepath.Glob(ProgressFile(dir) + ".damaged-*")
+	var kept []string
+	for _, f := range aside {
+		b, _ := os.ReadFile(f)
+		kept = append(kept, string(b))
+	}
+	if len(kept) != 2 || !strings.Contains(strings.Join(kept, " "), "{first") || !strings.Contains(strings.Join(kept, " "), "{second") {
+		t.Fatalf("set aside: %v holding %q", aside, kept)
+	}
+}
+
 func TestStateDir(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", "/tmp/state-here")
 	if d, err := StateDir(); err != nil || d != "/tmp/state-here/lockstep" {
