@@ -296,7 +296,7 @@ func (c *client) waitFor(subs ...string) string {
 // waitUntil waits until the screen passes ok.
 func (c *client) waitUntil(what string, ok func(string) bool) string {
 	c.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(40 * time.Second)
 	for {
 		s := c.screen()
 		if ok(s) {
