@@ -231,6 +231,9 @@ func (m *Model) viewHeader() string {
 	if m.cfg.Scenario == nil && m.cfg.Strategy != nil && (m.lesson == nil || m.lesson.title == "") {
 		summary = m.cfg.Strategy.Summary
 	}
+	if m.lesson != nil && m.lesson.questionAhead() {
+		summary = ""
+	}
 	var line2 string
 	f := m.shown()
 	switch {

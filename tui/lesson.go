@@ -99,6 +99,18 @@ type lessonMoment struct {
 	result *lessonResult
 }
 
+// questionAhead says whether a question of the running part is still to
+// be answered: until then the scenario's summary, which states what the
+// server will do, is withheld — it would give the answer away.
+func (ll *lessonLayer) questionAhead() bool {
+	for _, at := range ll.flat[min(ll.pos, len(ll.flat)):] {
+		if at.Part == ll.part && at.Action.Question != nil {
+			return true
+		}
+	}
+	return false
+}
+
 func newLessonLayer(opts LessonOptions, l *look) *lessonLayer {
 	return &lessonLayer{opts: opts, l: opts.Lesson, flat: opts.Lesson.Flat(), part: -1, hist: -1,
 		aliases: learn.Aliases{}, answer: -1, pane: &lessonPane{box: box{look: l}}}

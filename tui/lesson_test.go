@@ -210,3 +210,31 @@ func optionTexts(q *learn.Question) []string {
 	}
 	return out
 }
+
+// TestLessonWithholdsTheAnswer: a scenario's summary says what the server
+// will do; while a question of its part is still to be answered, neither
+// the header nor the part's line shows it. Once answered, it may.
+func TestLessonWithholdsTheAnswer(t *testing.T) {
+	d, _ := lessonDriver(t, 10, 120, 40)
+	m := d.m
+	const summary = "the second worker gets 55P03 at once"
+	for {
+		at := m.lesson.flat[m.lesson.pos]
+		if at.Part == 1 && at.Action.Question != nil {
+			break
+		}
+		d.lessonNext(1)
+		if m.lesson.part == 1 && !strings.Contains(m.opts.ScenarioSummary, summary) {
+			t.Fatalf("part 2 runs another scenario: %q", m.opts.ScenarioSummary)
+		}
+	}
+	d.until("the question is asked", func() bool { return m.lesson.asking })
+	if s := d.screen(); strings.Contains(s, summary) || !strings.Contains(s, "What happens to worker 2's SELECT") {
+		t.Fatalf("the question with its answer given away:\n%s", s)
+	}
+	d.key("3")
+	d.until("the answer settles", func() bool { return !m.lesson.asking && m.lesson.pos > 0 && d.lessonSettled() })
+	if s := d.screen(); !strings.Contains(s, summary) {
+		t.Errorf("the part's last question answered, its summary should be back:\n%s", s)
+	}
+}

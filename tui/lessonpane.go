@@ -104,7 +104,7 @@ func (m *Model) lessonLines(w int) []string {
 	case more:
 		p := ll.l.Parts[at.Part]
 		summary := ""
-		if m.opts.ScenarioSummary != "" && at.Part == ll.part {
+		if m.opts.ScenarioSummary != "" && at.Part == ll.part && !ll.questionAhead() {
 			summary = ": " + m.opts.ScenarioSummary
 		}
 		add(nil, "", fmt.Sprintf("Part %d of %d — %s%s", at.Part+1, len(ll.l.Parts), partLine(p), summary))
