@@ -160,7 +160,9 @@ func (a *app) learnList(cmd *cobra.Command) error {
 		if right, asked := lp.Score(); asked > 0 {
 			score = fmt.Sprintf("%d/%d right first time", right, asked)
 			if lp != nil && !lp.Done {
-				score += fmt.Sprintf(", at step %d of %d", lp.Reached+1, l.Steps())
+				// Reopened, a lesson starts again from its first step: its
+				// sessions and the server's state are new.
+				score += fmt.Sprintf(", left at step %d of %d (reopened, it starts again)", lp.Reached+1, l.Steps())
 			}
 		}
 		ex := ""
