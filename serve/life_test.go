@@ -99,8 +99,22 @@ func TestRefusals(t *testing.T) {
 	writeKeys(t, filepath.Join(ts.dir, "students"), ts.keyed.PublicKey())
 
 	start := time.Now()
-	if _, err := dial(t, ts.Addr(), uniq("mal"), codeAuth("wrong-code")); err == nil {
+	var told []string
+	wrong := gossh.KeyboardInteractive(func(_, instruction string, questions []string, _ []bool) ([]string, error) {
+		if len(questions) == 0 {
+			told = append(told, instruction)
+		}
+		answers := make([]string, len(questions))
+		for i := range answers {
+			answers[i] = "wrong-code"
+		}
+		return answers, nil
+	})
+	if _, err := dial(t, ts.Addr(), uniq("mal"), wrong); err == nil {
 		t.Fatal("a wrong code logged in")
+	}
+	if len(told) == 0 || !strings.Contains(told[0], "class code is wrong") {
+		t.Errorf("a wrong code was refused without a word: %q", told)
 	}
 	if took := time.Since(start); took < delay {
 		t.Errorf("a wrong code was refused after %s, before the delay of %s", took, delay)

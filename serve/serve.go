@@ -229,6 +229,9 @@ func (s *Server) askCode(ctx ssh.Context, ask gossh.KeyboardInteractiveChallenge
 	}
 	if err == nil {
 		s.logf("%s: a wrong class code from %s", ctx.User(), ctx.RemoteAddr())
+		// Said, not only refused: ssh shows a request's instruction even
+		// when it asks nothing, then asks again or gives up.
+		_, _ = ask("lockstep", "That class code is wrong: type it as the teacher's screen shows it.", nil, nil)
 	}
 	return false
 }
