@@ -92,6 +92,17 @@ func (m *Model) Summary() Summary {
 		s.State, s.Detail = RunWaiting, strings.Join(waiting, "; ")
 	case done:
 		s.State, s.Detail = RunDone, "every session has finished"
+		// A session whose statement failed finished too: its transaction
+		// rolled back, which "done" alone would hide.
+		var failed []string
+		for _, ss := range m.live.sessions {
+			if ss.LastErr != nil {
+				failed = append(failed, ss.Name+" ("+ss.LastErr.SQLState+")")
+			}
+		}
+		if len(failed) > 0 {
+			s.Detail += "; rolled back after an error: " + strings.Join(failed, ", ")
+		}
 	default:
 		s.State, s.Detail = RunStepping, fmt.Sprintf("%d of %d statements run", s.Done, s.Of)
 	}

@@ -642,6 +642,13 @@ func (m *teacherModel) detailLines(sel, inner int) []string {
 	if s.Run.Detail != "" {
 		run += " — " + s.Run.Detail
 	}
+	if !s.Connected && s.Run.State != RunDone {
+		// As in the list: what stood when they left stands no more.
+		run = s.Run.Run + ": " + st.subtle.Render("↺ rolled back when they left; it was ") + stateWord(st, s.Run.State)
+		if s.Run.Detail != "" {
+			run += " — " + s.Run.Detail
+		}
+	}
 	lines = append(lines, wrapAll([]string{run}, inner)...)
 	fin := "finished: none yet"
 	if len(s.Finished) > 0 {

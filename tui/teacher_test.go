@@ -211,8 +211,13 @@ func TestSummaryStates(t *testing.T) {
 	}
 	m.live.broken = nil
 	m.live.sessions = []sim.SessionInfo{session("T1", sim.Committed, 9, 9), session("T2", sim.RolledBack, 9, 9)}
-	if s := m.Summary(); s.State != RunDone {
+	if s := m.Summary(); s.State != RunDone || s.Detail != "every session has finished" {
 		t.Errorf("done: %+v", s)
+	}
+	// The deadlock's victim finished too, rolled back: done says so.
+	m.live.sessions[1].LastErr = &sim.ServerMessage{SQLState: "40P01"}
+	if s := m.Summary(); s.State != RunDone || !strings.Contains(s.Detail, "rolled back after an error: T2 (40P01)") {
+		t.Errorf("done with a victim: %+v", s)
 	}
 	m.live.sessions[0].State = sim.Running
 	if s := m.Summary(); s.Settled {
@@ -221,5 +226,19 @@ func TestSummaryStates(t *testing.T) {
 	m.fatal = "permission denied for database x"
 	if s := m.Summary(); s.State != RunFailed || s.Detail != m.fatal {
 		t.Errorf("failed: %+v", s)
+	}
+}
+
+// TestTeacherLeftStudentDetail: the selected student who left mid-run is
+// said to be rolled back in the pane below too, not still stepping.
+func TestTeacherLeftStudentDetail(t *testing.T) {
+	m := NewTeacher(context.Background(), TeacherOptions{Class: newFakeClass()}).(*teacherModel)
+	teacherScreen(t, m, 120, 40)
+	for range 3 {
+		m.Update(tkey("down"))
+	}
+	s := teacherScreen(t, m, 120, 40)
+	if !strings.Contains(s, "barbara · enter watches") || !strings.Contains(s, "ddl-queue-idle-timeout: ↺ rolled back when they left; it was ▶ stepping") {
+		t.Errorf("the detail of a student who left mid-run:\n%s", s)
 	}
 }
