@@ -365,10 +365,21 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 			vxOwner[l.VirtualXID] = l.Session
 		}
 	}
+	// A subtransaction (after a SAVEPOINT) holds ExclusiveLock on an id of
+	// its own, which is not the backend's top-level backend_xid.
+	subOwner := map[uint32]string{}
+	for _, l := range snap.Locks {
+		if l.Type == "transactionid" && l.Granted && l.Mode == "ExclusiveLock" && xidOwner[l.TransactionID] == "" && l.Session != "" {
+			subOwner[l.TransactionID] = l.Session
+		}
+	}
 	for i := range snap.Locks {
 		switch l := &snap.Locks[i]; l.Type {
 		case "transactionid":
 			l.TxOwner = xidOwner[l.TransactionID]
+			if l.TxOwner == "" && subOwner[l.TransactionID] != "" {
+				l.TxOwner, l.Subtransaction = subOwner[l.TransactionID], true
+			}
 		case "virtualxid":
 			l.TxOwner = vxOwner[l.VirtualXID]
 		}

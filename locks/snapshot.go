@@ -79,15 +79,18 @@ type Lock struct {
 	TransactionID uint32 `json:",omitempty"` // transactionid locks
 	// TxOwner is the session whose transaction a transactionid or virtualxid
 	// lock is, if one of this run's.
-	TxOwner    string     `json:",omitempty"`
-	VirtualXID string     `json:",omitempty"`
-	ClassID    uint32     `json:",omitempty"` // advisory: first key half
-	ObjID      uint32     `json:",omitempty"` // advisory: second key half
-	ObjSubID   int16      `json:",omitempty"` // advisory: 1 for a bigint key, 2 for an (int, int) key
-	Mode       string     `json:",omitempty"` // pg_locks spelling: RowExclusiveLock
-	Granted    bool       `json:",omitempty"`
-	FastPath   bool       `json:",omitempty"`
-	WaitStart  *time.Time `json:",omitempty"` // PostgreSQL 14+
+	TxOwner string `json:",omitempty"`
+	// Subtransaction marks a transactionid lock on one of TxOwner's
+	// subtransactions (taken after a SAVEPOINT), not its transaction.
+	Subtransaction bool       `json:",omitempty"`
+	VirtualXID     string     `json:",omitempty"`
+	ClassID        uint32     `json:",omitempty"` // advisory: first key half
+	ObjID          uint32     `json:",omitempty"` // advisory: second key half
+	ObjSubID       int16      `json:",omitempty"` // advisory: 1 for a bigint key, 2 for an (int, int) key
+	Mode           string     `json:",omitempty"` // pg_locks spelling: RowExclusiveLock
+	Granted        bool       `json:",omitempty"`
+	FastPath       bool       `json:",omitempty"`
+	WaitStart      *time.Time `json:",omitempty"` // PostgreSQL 14+
 }
 
 // Ctid is the tuple's ctid, "(page,tuple)", for tuple locks.
@@ -118,6 +121,9 @@ func (l Lock) Target() string {
 		}
 		return fmt.Sprintf("%s row %s (row queue)", l.Relation, l.Ctid())
 	case "transactionid":
+		if l.TxOwner != "" && l.Subtransaction {
+			return l.TxOwner + "'s subtransaction (a savepoint's)"
+		}
 		if l.TxOwner != "" {
 			return l.TxOwner + "'s transaction"
 		}
