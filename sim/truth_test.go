@@ -672,8 +672,9 @@ func truthInit(n int) map[string][]string {
 }
 
 // TestTruth is the truth harness: see the top of this file.
+// It is not parallel with the package's other tests: their timing-checked
+// deadlocks would suffer its load, and its own checks its.
 func TestTruth(t *testing.T) {
-	t.Parallel()
 	type run struct {
 		name string
 		fn   func(t *testing.T)
