@@ -191,3 +191,55 @@ func withRelease(why, release string) string {
 	}
 	return strings.TrimSuffix(why, ".") + ". " + release
 }
+
+// TakenByWords says what took a table-level lock in mode on relation: the
+// holder's own statement when its last one (holderQuery) is a LOCK TABLE
+// that takes exactly that ("taken by its LOCK TABLE ls_t IN SHARE MODE"),
+// and otherwise the statements that take the mode, worded as examples
+// ("a mode taken by e.g. CREATE INDEX"): pg_locks does not say which
+// statement took a lock.
+func TakenByWords(mode TableMode, relation, holderQuery string) string {
+	q := strings.Join(strings.Fields(strings.ToUpper(strings.TrimRight(holderQuery, "; \n"))), " ")
+	rel := strings.ToUpper(relation)
+	if i := strings.LastIndex(rel, "."); i >= 0 {
+		rel = rel[i+1:]
+	}
+	if strings.HasPrefix(q, "LOCK ") && rel != "" && strings.Contains(q, rel) {
+		in := strings.Contains(q, " IN ")
+		if (in && strings.Contains(q, " IN "+mode.String()+" MODE")) || (!in && mode == AccessExclusive) {
+			return "taken by its " + strings.Join(strings.Fields(holderQuery), " ")
+		}
+	}
+	return "a mode taken by e.g. " + mode.TakenBy()
+}
+
+// QueryOf is the last statement pg_stat_activity shows for pid, or "".
+func (s *Snapshot) QueryOf(pid int32) string {
+	for _, b := range s.Backends {
+		if b.Pid == pid {
+			return b.Query
+		}
+	}
+	return ""
+}
+
+// MultixactWords names the multixact that locks a row: the transactions the
+// row header names through it and the mode each holds ("The row's header
+// names a multixact: T1's FOR KEY SHARE and T2's FOR SHARE, combined.").
+func MultixactWords(rows []RowLock, relation, ctid string) string {
+	var members []string
+	for _, r := range rows {
+		if r.Multi && r.Relation == relation && r.Ctid == ctid {
+			who := r.Session
+			if who == "" {
+				who = fmt.Sprintf("pid %d", r.Pid)
+			}
+			members = append(members, who+"'s "+r.Mode.String())
+		}
+	}
+	if len(members) < 2 {
+		return "The row's header names a multixact: several transactions' locks on it, combined."
+	}
+	return "The row's header names a multixact, one id for several lockers: " +
+		strings.Join(members[:len(members)-1], ", ") + " and " + members[len(members)-1] + ", combined."
+}

@@ -338,8 +338,8 @@ func (x *index) explain(e *Edge, waiter *Backend) {
 		}
 	case "relation":
 		if heldOK {
-			e.Why = fmt.Sprintf("%s wants %s on %s: %s holds %s on it (taken by %s), which conflicts with %s",
-				e.Waiter, wantedMode, wi.target, e.Holder, heldMode, heldMode.TakenBy(), wantedMode)
+			e.Why = fmt.Sprintf("%s wants %s on %s: %s holds %s on it (%s), which conflicts with %s",
+				e.Waiter, wantedMode, wi.target, e.Holder, heldMode, TakenByWords(heldMode, w.Relation, x.QueryOf(e.HolderPid)), wantedMode)
 			return
 		}
 	}
@@ -383,9 +383,11 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 	want, wantOK := wantedRowMode(waiter.Query)
 	account := int64(0)
 	row := "a row"
+	tupleRel, tupleCtid := "", ""
 	for _, l := range x.held[waiter.Session] {
 		// The granted tuple lock (not an SIReadLock) marks the row it queues for.
 		if l.Pid == waiter.Pid && l.Type == "tuple" && l.Mode != "SIReadLock" {
+			tupleRel, tupleCtid = l.Relation, l.Ctid()
 			if l.Account != 0 {
 				account = l.Account
 			} else if l.Relation != "" {
@@ -399,17 +401,31 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 	}
 	if wantOK {
 		for _, r := range x.RowLocks {
-			if r.Pid != e.HolderPid || (account != 0 && r.Account != account) || !RowConflicts(r.Mode, want) {
+			if r.Pid != e.HolderPid || !RowConflicts(r.Mode, want) {
 				continue
 			}
-			by := r.Mode.TakenBy()
-			if r.Mode == ForKeyShare {
-				by = "a foreign-key check"
+			if r.Relation != "" && (r.Relation != tupleRel || r.Ctid != tupleCtid) {
+				continue // another table's row, read for another waiter
 			}
-			e.Why = fmt.Sprintf("%s: %s holds %s on accounts id=%d (%s), which conflicts with %s",
-				prefix, e.Holder, r.Mode, r.Account, by, want)
+			if r.Relation == "" && account != 0 && r.Account != account {
+				continue
+			}
+			// Which statement took a row lock is known only for the
+			// statements lockstep sent; else the mode's are examples.
+			by := "a mode taken by e.g. " + r.Mode.TakenBy()
+			switch {
+			case r.Mode == ForKeyShare && r.Inferred:
+				by = "a foreign-key check"
+			case r.Mode == ForKeyShare:
+				by = "a mode taken by e.g. a foreign-key check or SELECT … FOR KEY SHARE"
+			}
+			e.Why = fmt.Sprintf("%s: %s holds %s on %s (%s), which conflicts with %s",
+				prefix, e.Holder, r.Mode, r.Target(), by, want)
 			if r.Inferred {
 				e.Why += fmt.Sprintf(" (by the statements lockstep sent %s)", e.Holder)
+			}
+			if r.Multi {
+				e.Why += ". " + MultixactWords(x.RowLocks, r.Relation, r.Ctid) + " " + e.Waiter + " waits for each in turn; now for " + e.Holder
 			}
 			e.Conflict = &Conflict{Row: true, Held: int(r.Mode), Wanted: int(want)}
 			e.HeldRow = &r

@@ -172,13 +172,18 @@ func deref(p *int32) int32 {
 // RowLock is a row lock as pgrowlocks reads it from the row header: row-level
 // locks are mostly not in pg_locks.
 type RowLock struct {
-	Database string  `json:",omitempty"`
-	Account  int64   `json:",omitempty"` // accounts.id of the locked row, 0 if unknown
-	Ctid     string  `json:",omitempty"`
-	Pid      int32   `json:",omitempty"`
-	Session  string  `json:",omitempty"`
-	Xid      uint32  `json:",omitempty"`
-	Mode     RowMode `json:",omitempty"`
+	Database string `json:",omitempty"`
+	Account  int64  `json:",omitempty"` // accounts.id of the locked row, 0 if unknown
+	Ctid     string `json:",omitempty"`
+	// Relation is the row's table when it is not accounts ("" for accounts).
+	Relation string `json:",omitempty"`
+	// Multi marks a row whose lockers the row header names by a multixact:
+	// several transactions' sharing locks combined.
+	Multi   bool    `json:",omitempty"`
+	Pid     int32   `json:",omitempty"`
+	Session string  `json:",omitempty"`
+	Xid     uint32  `json:",omitempty"`
+	Mode    RowMode `json:",omitempty"`
 	// Raw is pgrowlocks' own word for the mode: "For Key Share", "No Key Update", …
 	Raw string `json:",omitempty"`
 	// Inferred marks a row lock known from the statements lockstep sent the
@@ -268,4 +273,13 @@ func wantedRowMode(query string) (RowMode, bool) {
 		return ForKeyShare, true
 	}
 	return 0, false
+}
+
+// Target is the locked row in words: "accounts id=1", or "ls_stock row
+// (0,1)" for another table's.
+func (r RowLock) Target() string {
+	if r.Relation != "" {
+		return r.Relation + " row " + r.Ctid
+	}
+	return fmt.Sprintf("accounts id=%d", r.Account)
 }
