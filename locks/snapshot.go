@@ -122,7 +122,7 @@ func (l Lock) Target() string {
 		return fmt.Sprintf("%s row %s (row queue)", l.Relation, l.Ctid())
 	case "transactionid":
 		if l.TxOwner != "" && l.Subtransaction {
-			return l.TxOwner + "'s subtransaction (a savepoint's)"
+			return l.TxOwner + "'s subtransaction"
 		}
 		if l.TxOwner != "" {
 			return l.TxOwner + "'s transaction"
