@@ -152,3 +152,16 @@ func TestHeldLockWords(t *testing.T) {
 		t.Errorf("a table lock whose statement is not known: %q", words)
 	}
 }
+
+// A negative amount is never wrapped apart from its minus sign (issue 26:
+// "-10.00" was drawn as "-" and "10.00" on two lines).
+func TestWrapKeepsTheMinusSign(t *testing.T) {
+	t.Parallel()
+	for w := 18; w <= 30; w++ {
+		for _, l := range wrap("balance = balance + -10.00 WHERE id = 1", w) {
+			if strings.HasSuffix(l, "-") || strings.HasPrefix(l, "10.00") {
+				t.Errorf("width %d: %q", w, wrap("balance = balance + -10.00 WHERE id = 1", w))
+			}
+		}
+	}
+}
