@@ -350,7 +350,7 @@ func (x *index) explain(e *Edge, waiter *Backend) {
 		e.Queued = true
 		// The release is in the words (withRelease leaves them be).
 		e.Why = e.Waiter + " wants " + wi.words + " on " + wi.target + " and queues behind " + e.Holder +
-			"'s conflicting request: released once it is granted and let go"
+			"'s conflicting request: released once that is granted and let go."
 		return
 	}
 	e.Why = fmt.Sprintf("%s wants %s on %s: %s holds %s, which conflicts", e.Waiter, wi.words, wi.target, e.Holder, heldMode)
