@@ -159,7 +159,7 @@ func writeMoment(b *strings.Builder, snap *locks.Snapshot, involved []string, sh
 		if !in[r.Session] {
 			continue
 		}
-		on := fmt.Sprintf("accounts id=%d", r.Account)
+		on := r.Target()
 		if r.Account == 0 {
 			on = "row " + r.Ctid
 		}

@@ -34,8 +34,11 @@ type Edge struct {
 	// HeldRow is the holder's row lock, from pgrowlocks, that a wait on the
 	// holder's transaction is about: the lock behind the wait, when known.
 	HeldRow *RowLock `json:",omitempty"`
-	// Why is one line explaining the conflict.
+	// Why is one line explaining the conflict, written from Claim.
 	Why string `json:",omitempty"`
+	// Claim is what Why asserts, as data: the lock, the holder's mode, and
+	// what will release the wait.
+	Claim Claim `json:",omitzero"`
 	// Conflict is the deciding cell, when a conflict table decides the edge.
 	Conflict *Conflict `json:",omitempty"`
 	// Queued marks a soft block: the holder holds nothing that conflicts,
@@ -159,15 +162,22 @@ func BuildGraph(s *Snapshot) Graph {
 			for _, holder := range x.holders(pid, wanted) {
 				e := Edge{Waiter: b.Session, WaiterPid: b.Pid, Holder: holder, HolderPid: pid, Lock: wanted}
 				x.explain(&e, b)
+				x.claimFor(&e, b)
+				if !e.Queued {
+					e.Why = withRelease(e.Why, e.Claim.ReleaseWords(e.Waiter))
+				}
 				g.Edges = append(g.Edges, e)
 			}
 		}
 		for _, pid := range b.SafeSnapshotBlockedBy {
 			holder := x.nameOf(pid)
-			g.Edges = append(g.Edges, Edge{
+			e := Edge{
 				Waiter: b.Session, WaiterPid: b.Pid, Holder: holder, HolderPid: pid,
 				Why: fmt.Sprintf("%s (SERIALIZABLE READ ONLY DEFERRABLE) waits for a safe snapshot: %s's read-write serializable transaction could still make its reads unsafe", b.Session, holder),
-			})
+			}
+			x.claimFor(&e, b)
+			e.Why = withRelease(e.Why, e.Claim.ReleaseWords(e.Waiter))
+			g.Edges = append(g.Edges, e)
 		}
 	}
 	g.findCycles(s)
@@ -328,8 +338,8 @@ func (x *index) explain(e *Edge, waiter *Backend) {
 		}
 	case "relation":
 		if heldOK {
-			e.Why = fmt.Sprintf("%s wants %s on %s: %s holds %s on it (taken by %s), which conflicts with %s",
-				e.Waiter, wantedMode, wi.target, e.Holder, heldMode, heldMode.TakenBy(), wantedMode)
+			e.Why = fmt.Sprintf("%s wants %s on %s: %s holds %s on it (%s), which conflicts with %s",
+				e.Waiter, wantedMode, wi.target, e.Holder, heldMode, TakenByWords(heldMode, w.Relation, x.QueryOf(e.HolderPid)), wantedMode)
 			return
 		}
 	}
@@ -338,8 +348,9 @@ func (x *index) explain(e *Edge, waiter *Backend) {
 		// request conflicts, though they hold nothing yet.
 		// A queue of n has n²/2 of these: no Sprintf.
 		e.Queued = true
+		// The release is in the words (withRelease leaves them be).
 		e.Why = e.Waiter + " wants " + wi.words + " on " + wi.target + " and queues behind " + e.Holder +
-			", which is ahead of it waiting for a conflicting lock"
+			"'s conflicting request: released once that is granted and let go."
 		return
 	}
 	e.Why = fmt.Sprintf("%s wants %s on %s: %s holds %s, which conflicts", e.Waiter, wi.words, wi.target, e.Holder, heldMode)
@@ -372,9 +383,11 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 	want, wantOK := wantedRowMode(waiter.Query)
 	account := int64(0)
 	row := "a row"
+	tupleRel, tupleCtid := "", ""
 	for _, l := range x.held[waiter.Session] {
 		// The granted tuple lock (not an SIReadLock) marks the row it queues for.
 		if l.Pid == waiter.Pid && l.Type == "tuple" && l.Mode != "SIReadLock" {
+			tupleRel, tupleCtid = l.Relation, l.Ctid()
 			if l.Account != 0 {
 				account = l.Account
 			} else if l.Relation != "" {
@@ -383,19 +396,36 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 		}
 	}
 	prefix := fmt.Sprintf("%s wants ShareLock on %s's transaction, i.e. waits for it to end", e.Waiter, e.Holder)
+	if e.Lock != nil && x.isSubtransaction(e.HolderPid, e.Lock.TransactionID) {
+		prefix = fmt.Sprintf("%s wants ShareLock on %s's subtransaction (the one its SAVEPOINT began), i.e. waits for that subtransaction to end, not the whole transaction", e.Waiter, e.Holder)
+	}
 	if wantOK {
 		for _, r := range x.RowLocks {
-			if r.Pid != e.HolderPid || (account != 0 && r.Account != account) || !RowConflicts(r.Mode, want) {
+			if r.Pid != e.HolderPid || !RowConflicts(r.Mode, want) {
 				continue
 			}
-			by := r.Mode.TakenBy()
-			if r.Mode == ForKeyShare {
-				by = "a foreign-key check"
+			if r.Relation != "" && (r.Relation != tupleRel || r.Ctid != tupleCtid) {
+				continue // another table's row, read for another waiter
 			}
-			e.Why = fmt.Sprintf("%s: %s holds %s on accounts id=%d (%s), which conflicts with %s",
-				prefix, e.Holder, r.Mode, r.Account, by, want)
+			if r.Relation == "" && account != 0 && r.Account != account {
+				continue
+			}
+			// Which statement took a row lock is known only for the
+			// statements lockstep sent; else the mode's are examples.
+			by := "a mode taken by e.g. " + r.Mode.TakenBy()
+			switch {
+			case r.Mode == ForKeyShare && r.Inferred:
+				by = "a foreign-key check"
+			case r.Mode == ForKeyShare:
+				by = "a mode taken by e.g. a foreign-key check or SELECT … FOR KEY SHARE"
+			}
+			e.Why = fmt.Sprintf("%s: %s holds %s on %s (%s), which conflicts with %s",
+				prefix, e.Holder, r.Mode, r.Target(), by, want)
 			if r.Inferred {
 				e.Why += fmt.Sprintf(" (by the statements lockstep sent %s)", e.Holder)
+			}
+			if r.Multi {
+				e.Why += ". " + MultixactWords(x.RowLocks, r.Relation, r.Ctid) + " " + e.Waiter + " waits for each in turn; now for " + e.Holder
 			}
 			e.Conflict = &Conflict{Row: true, Held: int(r.Mode), Wanted: int(want)}
 			e.HeldRow = &r

@@ -365,10 +365,21 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 			vxOwner[l.VirtualXID] = l.Session
 		}
 	}
+	// A subtransaction (after a SAVEPOINT) holds ExclusiveLock on an id of
+	// its own, which is not the backend's top-level backend_xid.
+	subOwner := map[uint32]string{}
+	for _, l := range snap.Locks {
+		if l.Type == "transactionid" && l.Granted && l.Mode == "ExclusiveLock" && xidOwner[l.TransactionID] == "" && l.Session != "" {
+			subOwner[l.TransactionID] = l.Session
+		}
+	}
 	for i := range snap.Locks {
 		switch l := &snap.Locks[i]; l.Type {
 		case "transactionid":
 			l.TxOwner = xidOwner[l.TransactionID]
+			if l.TxOwner == "" && subOwner[l.TransactionID] != "" {
+				l.TxOwner, l.Subtransaction = subOwner[l.TransactionID], true
+			}
 		case "virtualxid":
 			l.TxOwner = vxOwner[l.VirtualXID]
 		}
@@ -390,6 +401,9 @@ func (o *Observer) readRows(ctx context.Context, snap *Snapshot, touched, exclus
 	big := o.big()
 	if big != "" {
 		snap.RowLockNote = big
+	}
+	if err := o.readQueuedRows(ctx, snap); err != nil {
+		return err
 	}
 	if !touched || o.noRows {
 		return nil
@@ -500,6 +514,64 @@ func (o *Observer) readRowLocks(ctx context.Context, snap *Snapshot) error {
 		}
 		return a.Account < b.Account
 	})
+	return nil
+}
+
+// readQueuedRows reads, with pgrowlocks, who locks a row of a table other
+// than accounts that a session queues for (it holds the row's tuple lock
+// while it waits): a multixact's members and their modes, which pg_locks
+// never shows. Only that row is kept; a table some session locks or wants
+// in ACCESS EXCLUSIVE mode is left alone, since the read would queue.
+func (o *Observer) readQueuedRows(ctx context.Context, snap *Snapshot) error {
+	if o.rowLocks == "" || o.noRows {
+		return nil
+	}
+	names := map[int32]string{}
+	waiting := map[int32]bool{}
+	for _, b := range snap.Backends {
+		names[b.Pid] = b.Session
+		waiting[b.Pid] = b.WaitingForLock()
+	}
+	exclusive := map[string]bool{}
+	for _, l := range snap.Locks {
+		if l.Type == "relation" && l.Mode == "AccessExclusiveLock" {
+			exclusive[l.Relation] = true
+		}
+	}
+	done := map[string]bool{}
+	for _, l := range snap.Locks {
+		if l.Type != "tuple" || !l.Granted || !waiting[l.Pid] || l.Relation == "" || l.Relation == "accounts" ||
+			exclusive[l.Relation] || done[l.Relation+l.Ctid()] {
+			continue
+		}
+		done[l.Relation+l.Ctid()] = true
+		var (
+			multi bool
+			xids  []string
+			modes []string
+			pids  []int32
+		)
+		err := o.conn.QueryRow(ctx, `SELECT r.multi, r.xids::text[], r.modes, r.pids FROM `+o.rowLocks+`($1) r WHERE r.locked_row = $2::tid`,
+			l.Relation, l.Ctid()).Scan(&multi, &xids, &modes, &pids)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return o.rowError(snap, "reading pgrowlocks on "+l.Relation, err)
+		}
+		for i := range modes {
+			mode, ok := ParseRowMode(modes[i])
+			if !ok || i >= len(pids) {
+				continue
+			}
+			var xid uint64
+			if i < len(xids) {
+				xid, _ = strconv.ParseUint(xids[i], 10, 32)
+			}
+			snap.RowLocks = append(snap.RowLocks, RowLock{Database: o.label, Relation: l.Relation, Ctid: l.Ctid(), Multi: multi,
+				Pid: pids[i], Session: names[pids[i]], Xid: uint32(xid), Mode: mode, Raw: modes[i]})
+		}
+	}
 	return nil
 }
 

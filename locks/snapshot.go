@@ -79,15 +79,18 @@ type Lock struct {
 	TransactionID uint32 `json:",omitempty"` // transactionid locks
 	// TxOwner is the session whose transaction a transactionid or virtualxid
 	// lock is, if one of this run's.
-	TxOwner    string     `json:",omitempty"`
-	VirtualXID string     `json:",omitempty"`
-	ClassID    uint32     `json:",omitempty"` // advisory: first key half
-	ObjID      uint32     `json:",omitempty"` // advisory: second key half
-	ObjSubID   int16      `json:",omitempty"` // advisory: 1 for a bigint key, 2 for an (int, int) key
-	Mode       string     `json:",omitempty"` // pg_locks spelling: RowExclusiveLock
-	Granted    bool       `json:",omitempty"`
-	FastPath   bool       `json:",omitempty"`
-	WaitStart  *time.Time `json:",omitempty"` // PostgreSQL 14+
+	TxOwner string `json:",omitempty"`
+	// Subtransaction marks a transactionid lock on one of TxOwner's
+	// subtransactions (taken after a SAVEPOINT), not its transaction.
+	Subtransaction bool       `json:",omitempty"`
+	VirtualXID     string     `json:",omitempty"`
+	ClassID        uint32     `json:",omitempty"` // advisory: first key half
+	ObjID          uint32     `json:",omitempty"` // advisory: second key half
+	ObjSubID       int16      `json:",omitempty"` // advisory: 1 for a bigint key, 2 for an (int, int) key
+	Mode           string     `json:",omitempty"` // pg_locks spelling: RowExclusiveLock
+	Granted        bool       `json:",omitempty"`
+	FastPath       bool       `json:",omitempty"`
+	WaitStart      *time.Time `json:",omitempty"` // PostgreSQL 14+
 }
 
 // Ctid is the tuple's ctid, "(page,tuple)", for tuple locks.
@@ -118,6 +121,9 @@ func (l Lock) Target() string {
 		}
 		return fmt.Sprintf("%s row %s (row queue)", l.Relation, l.Ctid())
 	case "transactionid":
+		if l.TxOwner != "" && l.Subtransaction {
+			return l.TxOwner + "'s subtransaction"
+		}
 		if l.TxOwner != "" {
 			return l.TxOwner + "'s transaction"
 		}
@@ -166,13 +172,18 @@ func deref(p *int32) int32 {
 // RowLock is a row lock as pgrowlocks reads it from the row header: row-level
 // locks are mostly not in pg_locks.
 type RowLock struct {
-	Database string  `json:",omitempty"`
-	Account  int64   `json:",omitempty"` // accounts.id of the locked row, 0 if unknown
-	Ctid     string  `json:",omitempty"`
-	Pid      int32   `json:",omitempty"`
-	Session  string  `json:",omitempty"`
-	Xid      uint32  `json:",omitempty"`
-	Mode     RowMode `json:",omitempty"`
+	Database string `json:",omitempty"`
+	Account  int64  `json:",omitempty"` // accounts.id of the locked row, 0 if unknown
+	Ctid     string `json:",omitempty"`
+	// Relation is the row's table when it is not accounts ("" for accounts).
+	Relation string `json:",omitempty"`
+	// Multi marks a row whose lockers the row header names by a multixact:
+	// several transactions' sharing locks combined.
+	Multi   bool    `json:",omitempty"`
+	Pid     int32   `json:",omitempty"`
+	Session string  `json:",omitempty"`
+	Xid     uint32  `json:",omitempty"`
+	Mode    RowMode `json:",omitempty"`
 	// Raw is pgrowlocks' own word for the mode: "For Key Share", "No Key Update", …
 	Raw string `json:",omitempty"`
 	// Inferred marks a row lock known from the statements lockstep sent the
@@ -262,4 +273,13 @@ func wantedRowMode(query string) (RowMode, bool) {
 		return ForKeyShare, true
 	}
 	return 0, false
+}
+
+// Target is the locked row in words: "accounts id=1", or "ls_stock row
+// (0,1)" for another table's.
+func (r RowLock) Target() string {
+	if r.Relation != "" {
+		return r.Relation + " row " + r.Ctid
+	}
+	return fmt.Sprintf("accounts id=%d", r.Account)
 }

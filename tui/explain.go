@@ -201,14 +201,14 @@ func (p *explainPane) standing(c *locks.Cycle, w int) (string, []string) {
 	case c.Distributed:
 		when = "No server sees this cycle: each sees a session waiting behind one idle in transaction, so no 40P01 will ever come. Only the application can end it: k cancels a statement, x rolls back."
 	case c.BreakAt != nil:
-		when = fmt.Sprintf("Each session waits for a lock the next one holds: none can go on. A waiter runs the server's deadlock check once it has waited deadlock_timeout (%s); the check cancels one transaction. Broken in %s",
-			vol.DeadlockTimeout(p.deadlock), vol.Age(c.BreakAt.Sub(p.now)))
+		when = fmt.Sprintf("Each session waits for a lock the next one holds: none can go on. A waiter runs the server's deadlock check once it has waited its deadlock_timeout (%s); the check cancels one transaction. Broken in %s",
+			p.deadlockTimeouts(c), vol.Age(c.BreakAt.Sub(p.now)))
 		if c.LikelyVictim != "" {
 			when += " · likely victim " + c.LikelyVictim
 		}
 		when += "."
 	default:
-		when = fmt.Sprintf("Each session waits for a lock the next one holds: none can go on. The server breaks it once a waiter has waited deadlock_timeout (%s).", vol.DeadlockTimeout(p.deadlock))
+		when = fmt.Sprintf("Each session waits for a lock the next one holds: none can go on. The server breaks it once a waiter has waited its deadlock_timeout (%s).", p.deadlockTimeouts(c))
 	}
 	whenLines := wrapAll([]string{st.cycle.Render(when)}, w)
 	edges := p.cycleEdges(c, w, p.room-len(lines)-len(whenLines))
@@ -228,6 +228,39 @@ func (p *explainPane) standing(c *locks.Cycle, w int) (string, []string) {
 		return "Distributed deadlock", lines
 	}
 	return "Deadlock", lines
+}
+
+// deadlockTimeouts is the cycle's waiters' own deadlock_timeout — a
+// session may SET its own — as one value when they agree ("1s"), else each
+// ("T1 12s, T2 1s"); the server's where a session's is not known.
+func (p *explainPane) deadlockTimeouts(c *locks.Cycle) string {
+	vol := p.look.vol
+	own := map[string]time.Duration{}
+	for _, s := range p.f.sessions {
+		if s.DeadlockTimeout > 0 {
+			own[s.Name] = s.DeadlockTimeout
+		}
+	}
+	var parts []string
+	same := true
+	for i, name := range c.Sessions {
+		d, ok := own[name]
+		if !ok {
+			d = p.deadlock
+		}
+		if first, ok := own[c.Sessions[0]]; (ok && d != first) || (!ok && i > 0 && d != p.deadlock) {
+			same = false
+		}
+		parts = append(parts, name+" "+vol.DeadlockTimeout(d))
+	}
+	if same {
+		d, ok := own[c.Sessions[0]]
+		if !ok {
+			d = p.deadlock
+		}
+		return vol.DeadlockTimeout(d)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // cycleEdges are the waits in a cycle, one bullet each: each edge's whole
@@ -289,19 +322,20 @@ func (p *explainPane) item(it item, w int) (string, []string) {
 			useEdge(e)
 		}
 	case it.lock != nil:
-		l := it.lock
-		if mode, ok := locks.ParseTableMode(l.Mode); ok {
-			text = append(text, fmt.Sprintf("%s holds %s on %s (taken by %s). Requests in the marked row's X columns wait for it.",
-				l.Session, mode, l.Target(), mode.TakenBy()))
+		words, table := heldLockWords(p.f.snap, *it.lock)
+		text = append(text, words)
+		if table {
+			mode, _ := locks.ParseTableMode(it.lock.Mode)
 			t := locks.TableLevelConflicts()
 			ct, held = &t, int(mode)
-		} else {
-			text = append(text, fmt.Sprintf("%s holds %s on %s.", l.Session, l.Mode, l.Target()))
 		}
 	case it.row != nil:
 		r := it.row
-		text = append(text, fmt.Sprintf("%s holds %s on accounts id=%d (taken by %s). Row locks live in the row header, not in pg_locks.",
-			r.Session, r.Mode, r.Account, r.Mode.TakenBy()))
+		text = append(text, fmt.Sprintf("%s holds %s on %s (a mode taken by e.g. %s). Row locks live in the row header, not in pg_locks.",
+			r.Session, r.Mode, r.Target(), r.Mode.TakenBy()))
+		if r.Multi {
+			text = append(text, multixactWords(p.f.snap, r))
+		}
 		t := locks.RowLevelConflicts()
 		ct, held = &t, int(r.Mode)
 	}
@@ -310,6 +344,60 @@ func (p *explainPane) item(it item, w int) (string, []string) {
 		return "Explain", lines
 	}
 	return "Explain — " + ct.Title, p.withTable(lines, p.table(*ct, held, wanted))
+}
+
+// heldLockWords explains a granted lock by what it is: a table lock with
+// the table-level matrix (table is true); a tuple lock as the row queue's
+// head; a transaction's own id; an advisory key. Which statement took it
+// is said only when known (locks.TakenByWords).
+func heldLockWords(snap *locks.Snapshot, l locks.Lock) (words string, table bool) {
+	mode, isTableMode := locks.ParseTableMode(l.Mode)
+	waits := ""
+	if snap != nil {
+		if e, ok := waitOf(snap, l.Pid); ok {
+			waits = e.Holder
+		}
+	}
+	switch l.Type {
+	case "relation":
+		if isTableMode {
+			query := ""
+			if snap != nil {
+				query = snap.QueryOf(l.Pid)
+			}
+			return fmt.Sprintf("%s holds %s on %s (%s). Requests in the marked row's X columns wait for it until %s's transaction ends.",
+				l.Session, mode, l.Target(), locks.TakenByWords(mode, l.Relation, query), l.Session), true
+		}
+	case "tuple":
+		row := strings.TrimSuffix(l.Target(), " (row queue)")
+		w := fmt.Sprintf("%s holds the tuple lock on %s (pg_locks calls its mode %s; no table is locked by it): its place at the head of that row's queue. "+
+			"The first session to wait for a locked row takes it, and keeps it while it waits for the row's locker to end; later sessions that want the row queue behind it, for this lock. "+
+			"The row locks themselves live in the row header.", l.Session, row, l.Mode)
+		if waits != "" {
+			w += fmt.Sprintf(" %s waits now for %s.", l.Session, waits)
+		}
+		return w, false
+	case "transactionid":
+		if l.Subtransaction {
+			return fmt.Sprintf("%s holds ExclusiveLock on the id of its subtransaction (begun by a SAVEPOINT): whoever needs a row it locked or changed after the savepoint asks for ShareLock on it, and goes on at %s's ROLLBACK TO SAVEPOINT or its transaction's end.", l.Session, l.Session), false
+		}
+		return fmt.Sprintf("%s holds ExclusiveLock on its own transaction id %d, as every transaction that writes does: whoever needs a row it locked or changed asks for ShareLock on it, and waits for %s's transaction to end.", l.Session, l.TransactionID, l.Session), false
+	case "virtualxid":
+		return fmt.Sprintf("%s holds ExclusiveLock on its own virtual transaction id %s, as every transaction does: CREATE INDEX CONCURRENTLY and the like wait for its transaction to end by asking for ShareLock on it.", l.Session, l.VirtualXID), false
+	case "advisory":
+		return fmt.Sprintf("%s holds %s on the %s: taken by pg_advisory_lock (ExclusiveLock) or pg_advisory_lock_shared (ShareLock), or their _xact_ forms. Requests in the marked row's X columns wait for it.",
+			l.Session, l.Mode, l.Target()), isTableMode
+	}
+	return fmt.Sprintf("%s holds %s on %s.", l.Session, l.Mode, l.Target()), false
+}
+
+// multixactWords names a multixact: the row header holds one id for
+// several lockers, each with its own sharing mode.
+func multixactWords(snap *locks.Snapshot, r *locks.RowLock) string {
+	if snap == nil {
+		return ""
+	}
+	return locks.MultixactWords(snap.RowLocks, r.Relation, r.Ctid)
 }
 
 // View draws the pane with the lines Content gave for its width.

@@ -120,3 +120,48 @@ func boolToInt(b bool) int {
 	}
 	return 0
 }
+
+// A selected lock is explained by what it is (issue 26's job-queue): a
+// waiter's tuple lock is the row queue's head, with no table-level matrix
+// and no ACCESS EXCLUSIVE; a table lock taken by the holder's own LOCK
+// TABLE says so, and otherwise its statements are examples.
+func TestHeldLockWords(t *testing.T) {
+	t.Parallel()
+	page, tuple := int32(0), int16(1)
+	snap := &locks.Snapshot{
+		Backends: []locks.Backend{{Pid: 2, Session: "T2", Query: "SELECT id FROM ls_jobs … FOR UPDATE"},
+			{Pid: 3, Session: "T3", Query: "LOCK TABLE ls_t IN SHARE MODE;"}},
+		Graph: locks.Graph{Edges: []locks.Edge{{Waiter: "T2", WaiterPid: 2, Holder: "T1"}}},
+	}
+	words, table := heldLockWords(snap, locks.Lock{Pid: 2, Session: "T2", Type: "tuple", Relation: "ls_jobs",
+		Page: &page, Tuple: &tuple, Mode: "AccessExclusiveLock", Granted: true})
+	if table || strings.Contains(words, "ACCESS EXCLUSIVE") || strings.Contains(words, "LOCK TABLE") ||
+		!strings.Contains(words, "tuple lock on ls_jobs row (0,1)") || !strings.Contains(words, "head of that row's queue") ||
+		!strings.Contains(words, "T2 waits now for T1") {
+		t.Errorf("a waiter's tuple lock: table %v, %q", table, words)
+	}
+	words, table = heldLockWords(snap, locks.Lock{Pid: 3, Session: "T3", Type: "relation", Relation: "ls_t", RelKind: "r",
+		Mode: "ShareLock", Granted: true})
+	if !table || !strings.Contains(words, "taken by its LOCK TABLE ls_t IN SHARE MODE") {
+		t.Errorf("a LOCK TABLE's lock: %q", words)
+	}
+	snap.Backends[1].Query = "SELECT 1"
+	words, _ = heldLockWords(snap, locks.Lock{Pid: 3, Session: "T3", Type: "relation", Relation: "ls_t", RelKind: "r",
+		Mode: "ShareLock", Granted: true})
+	if strings.Contains(words, "taken by its") || !strings.Contains(words, "a mode taken by e.g. CREATE INDEX") {
+		t.Errorf("a table lock whose statement is not known: %q", words)
+	}
+}
+
+// A negative amount is never wrapped apart from its minus sign (issue 26:
+// "-10.00" was drawn as "-" and "10.00" on two lines).
+func TestWrapKeepsTheMinusSign(t *testing.T) {
+	t.Parallel()
+	for w := 18; w <= 30; w++ {
+		for _, l := range wrap("balance = balance + -10.00 WHERE id = 1", w) {
+			if strings.HasSuffix(l, "-") || strings.HasPrefix(l, "10.00") {
+				t.Errorf("width %d: %q", w, wrap("balance = balance + -10.00 WHERE id = 1", w))
+			}
+		}
+	}
+}

@@ -5,8 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/charmbracelet/x/ansi"
-
 	"lockstep/locks"
 )
 
@@ -100,7 +98,7 @@ func (p *graphPane) edgeLines(e *locks.Edge, inCycle bool, w int) []string {
 		label += "; " + e.Holder + " holds " + held
 	}
 	indent := strings.Repeat(" ", len([]rune(mark))+2)
-	body := strings.Split(ansi.Wrap(label, max(8, w-len(indent)), ""), "\n")
+	body := wrap(label, max(8, w-len(indent)))
 	out := []string{style.Render(mark + head)}
 	for _, l := range body {
 		out = append(out, st.subtle.Render(indent+l))

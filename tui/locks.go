@@ -108,6 +108,11 @@ func (p *locksPane) line(it item, sessW int) string {
 			}
 		case "transactionid":
 			kind = "xid"
+		case "virtualxid":
+			kind, target = "vxid", l.VirtualXID
+			if l.TxOwner != "" {
+				target = l.TxOwner + "'s " + l.VirtualXID
+			}
 		}
 		status := "granted"
 		if who := p.blocks(func(e locks.Edge) bool {
@@ -133,7 +138,7 @@ func (p *locksPane) line(it item, sessW int) string {
 		}); who != "" {
 			status = "◀ blocks " + who
 		}
-		return fmt.Sprintf(format, r.Session, "row", fmt.Sprintf("accounts id=%d", r.Account), r.Mode.String(), status)
+		return fmt.Sprintf(format, r.Session, "row", r.Target(), r.Mode.String(), status)
 	}
 	return ""
 }

@@ -99,7 +99,7 @@ func (p *logPane) refresh() {
 		text := vol.Text(e.text)
 		prefix := st.subtle.Render(vol.Time(e.at)) + " " + st.bold.Render(fmt.Sprintf("%-2s", who)) + " "
 		indent := ansi.StringWidth(prefix)
-		for i, l := range strings.Split(ansi.Wrap(text, max(8, w-indent), ""), "\n") {
+		for i, l := range wrap(text, max(8, w-indent)) {
 			if e.bad {
 				l = st.bad.Render(l)
 			}

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"regexp"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
@@ -127,6 +128,22 @@ func fit(s string, w int) string {
 	return s + strings.Repeat(" ", max(0, w-sw))
 }
 
+// nbHyphen stands for a minus sign while text is wrapped: ansi.Wrap may
+// break after any "-", which cut "-10.00" into "-" and "10.00".
+const nbHyphen = "\u2011"
+
+var minusRE = regexp.MustCompile(`-([0-9.])`)
+
+// wrap is ansi.Wrap that never breaks a number from its minus sign.
+func wrap(s string, w int) []string {
+	glued := minusRE.ReplaceAllString(s, nbHyphen+"$1")
+	lines := strings.Split(ansi.Wrap(glued, w, ""), "\n")
+	for i, l := range lines {
+		lines[i] = strings.ReplaceAll(l, nbHyphen, "-")
+	}
+	return lines
+}
+
 // wrapAll wraps each line to w cells, never breaking a phrase that carries
 // the lesson ("FOR NO KEY UPDATE", "WHERE id = 1") across two lines.
 func wrapAll(lines []string, w int) []string {
@@ -135,7 +152,7 @@ func wrapAll(lines []string, w int) []string {
 		glued := lessonRE.ReplaceAllStringFunc(l, func(phrase string) string {
 			return strings.Join(strings.Fields(phrase), nbsp)
 		})
-		for _, wrapped := range strings.Split(ansi.Wrap(glued, w, ""), "\n") {
+		for _, wrapped := range wrap(glued, w) {
 			out = append(out, strings.ReplaceAll(wrapped, nbsp, " "))
 		}
 	}

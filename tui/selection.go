@@ -79,10 +79,19 @@ func (s *selection) Rebuild(snap *locks.Snapshot, names []string, waitOrder []st
 	for _, e := range edges {
 		s.items = append(s.items, item{edge: e})
 	}
+	// Every transaction holds its own virtual transaction id: listed only
+	// when a session waits on one (CREATE INDEX CONCURRENTLY), the wait and
+	// the lock it waits for.
+	waitedVXID := map[string]bool{}
+	for _, l := range snap.Locks {
+		if l.Type == "virtualxid" && !l.Granted {
+			waitedVXID[l.VirtualXID] = true
+		}
+	}
 	var ls []*locks.Lock
 	for i := range snap.Locks {
-		if snap.Locks[i].Type != "virtualxid" {
-			ls = append(ls, &snap.Locks[i])
+		if l := &snap.Locks[i]; l.Type != "virtualxid" || waitedVXID[l.VirtualXID] {
+			ls = append(ls, l)
 		}
 	}
 	sort.SliceStable(ls, func(i, j int) bool {

@@ -442,7 +442,7 @@ func (p *sessionsPane) behind(name string) string {
 func heldWords(e locks.Edge) string {
 	switch {
 	case e.HeldRow != nil:
-		return fmt.Sprintf("%s on accounts id=%d", e.HeldRow.Mode, e.HeldRow.Account)
+		return fmt.Sprintf("%s on %s", e.HeldRow.Mode, e.HeldRow.Target())
 	case e.Held != nil && e.Held.Type == "transactionid":
 		// Its own transaction id: the row lock behind it is unknown here.
 		return "a lock on a row the waiter needs, until its transaction ends"
@@ -585,5 +585,5 @@ func wrapLines(s string, w int) []string {
 	if s == "" {
 		return nil
 	}
-	return strings.Split(ansi.Wrap(s, w, ""), "\n")
+	return wrap(s, w)
 }

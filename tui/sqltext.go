@@ -63,7 +63,7 @@ func wrapSQL(name, sql string, width int, brief bool) []string {
 	glued := lessonRE.ReplaceAllStringFunc(compactSQL(sql, width-ansi.StringWidth(name), brief), func(phrase string) string {
 		return strings.Join(strings.Fields(phrase), nbsp)
 	})
-	lines := strings.Split(ansi.Wrap(name+glued, width, ""), "\n")
+	lines := wrap(name+glued, width)
 	for i, l := range lines {
 		lines[i] = strings.ReplaceAll(l, nbsp, " ")
 	}

@@ -1,0 +1,59 @@
+package locks
+
+import (
+	"strings"
+	"testing"
+)
+
+// Which statement took a table lock is said only when it is known: the
+// holder's last statement is the LOCK TABLE that takes exactly that mode.
+// Otherwise the statements that take the mode are examples, worded so.
+func TestTakenByWordsSaysOnlyWhatIsKnown(t *testing.T) {
+	cases := []struct {
+		mode      TableMode
+		rel, q    string
+		want, not string
+	}{
+		{Share, "ls_t", "LOCK TABLE ls_t IN SHARE MODE;", "taken by its LOCK TABLE ls_t IN SHARE MODE", "e.g."},
+		{Share, "ls_t", "lock ls_t in share mode", "taken by its lock ls_t in share mode", "e.g."},
+		{AccessExclusive, "public.ls_t", "LOCK TABLE ls_t", "taken by its LOCK TABLE ls_t", "e.g."},
+		// The line above took it, not this one: examples only.
+		{Share, "ls_t", "SELECT 1", "a mode taken by e.g. CREATE INDEX", "taken by its"},
+		{Share, "ls_t", "LOCK TABLE ls_t IN ACCESS SHARE MODE", "a mode taken by e.g.", "taken by its"},
+		{Share, "ls_t", "LOCK TABLE ls_other IN SHARE MODE", "a mode taken by e.g.", "taken by its"},
+	}
+	for _, c := range cases {
+		got := TakenByWords(c.mode, c.rel, c.q)
+		if !strings.Contains(got, c.want) || strings.Contains(got, c.not) {
+			t.Errorf("TakenByWords(%s, %q, %q) = %q; want %q, not %q", c.mode, c.rel, c.q, got, c.want, c.not)
+		}
+	}
+}
+
+// A multixact is named with each member and its mode.
+func TestMultixactWordsNameTheMembers(t *testing.T) {
+	rows := []RowLock{
+		{Relation: "ls_stock", Ctid: "(0,1)", Multi: true, Session: "T1", Mode: ForKeyShare},
+		{Relation: "ls_stock", Ctid: "(0,1)", Multi: true, Session: "T2", Mode: ForShare},
+		{Relation: "ls_stock", Ctid: "(0,2)", Multi: true, Session: "T3", Mode: ForShare},
+	}
+	got := MultixactWords(rows, "ls_stock", "(0,1)")
+	if !strings.Contains(got, "multixact") || !strings.Contains(got, "T1's FOR KEY SHARE and T2's FOR SHARE") || strings.Contains(got, "T3") {
+		t.Errorf("MultixactWords: %q", got)
+	}
+}
+
+// Each release is said in words that name it.
+func TestReleaseWords(t *testing.T) {
+	for r, want := range map[Release]string{
+		AtTransactionEnd:    "T1's transaction ends",
+		AtSubtransactionEnd: "ROLLBACK TO SAVEPOINT",
+		AtAdvisoryUnlock:    "pg_advisory_unlock",
+		AtQueueAhead:        "T1 has had its lock",
+		AtSessionEnd:        "session ends",
+	} {
+		if got := (Claim{Holder: "T1", Release: r}).ReleaseWords("T2"); !strings.Contains(got, want) {
+			t.Errorf("%s: %q, want %q", r, got, want)
+		}
+	}
+}
