@@ -99,6 +99,21 @@ type lessonMoment struct {
 	result *lessonResult
 }
 
+// sameLineAfter is the action that follows at from the same line of the
+// lesson (step T1 T2: one sentence, a statement each), if there is one.
+func (ll *lessonLayer) sameLineAfter(at learn.At) (learn.At, bool) {
+	for i, f := range ll.flat {
+		if f.Part == at.Part && f.Index == at.Index {
+			if i+1 < len(ll.flat) {
+				n := ll.flat[i+1]
+				return n, n.Part == at.Part && n.Action.Line == at.Action.Line && n.Action.Kind == learn.Step
+			}
+			break
+		}
+	}
+	return learn.At{}, false
+}
+
 // questionAhead says whether a question of the running part is still to
 // be answered: until then the scenario's summary, which states what the
 // server will do, is withheld — it would give the answer away.

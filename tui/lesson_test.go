@@ -238,3 +238,24 @@ func TestLessonWithholdsTheAnswer(t *testing.T) {
 		t.Errorf("the part's last question answered, its summary should be back:\n%s", s)
 	}
 }
+
+// TestLessonLineOfSeveralSteps: a line that steps several sessions ("step
+// T1 T2: Each session opens its transaction.") is not marked done when
+// only its first statement has run.
+func TestLessonLineOfSeveralSteps(t *testing.T) {
+	d, _ := lessonDriver(t, 1, 120, 40)
+	m := d.m
+	const say = "Each session opens its transaction."
+	for m.lesson.flat[m.lesson.pos].Action.Say != say {
+		d.lessonNext(1)
+	}
+	d.lessonNext(1)
+	s := d.screen()
+	if strings.Contains(s, "✓ "+say) || !strings.Contains(s, "T1's part ran; T2's is next: "+say) {
+		t.Fatalf("the line's first statement ran, the sentence is not done:\n%s", s)
+	}
+	d.lessonNext(1)
+	if s := d.screen(); !strings.Contains(s, "✓ "+say) {
+		t.Errorf("the line's last statement ran, its sentence is done:\n%s", s)
+	}
+}

@@ -123,10 +123,17 @@ func (m *Model) resultLines(r *lessonResult, add func(func(...string) string, st
 	q := r.at.Action.Question
 	if q == nil || r.verdict == nil {
 		mark, style := "✓ ", st.ok.Render
+		text := narration(r.at)
+		if next, ok := m.lesson.sameLineAfter(r.at); ok {
+			// One line stepping several sessions: its sentence is not
+			// done until the last of them has run.
+			mark, style = "… ", st.run.Render
+			text = r.at.Action.Session + "'s part ran; " + next.Action.Session + "'s is next: " + text
+		}
 		if r.obs.Problem != "" || r.obs.Timeout {
 			mark, style = "✗ ", st.bad.Render
 		}
-		add(style, mark, narration(r.at))
+		add(style, mark, text)
 		for _, h := range r.obs.Notable() {
 			add(nil, "  ", h)
 		}
