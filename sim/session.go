@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"lockstep/db"
 	"lockstep/ledger"
@@ -62,6 +63,15 @@ type session struct {
 	// sending is the SQL on the wire, for the notices it draws: only the
 	// session's worker touches it.
 	sending string
+	// endedAt is when the session's last statement ended.
+	endedAt time.Time
+	// reaping is true from the poll that found the session's backend gone
+	// until its worker has read the server's last message (the FATAL that
+	// ended it) and sent the ConnectionLost event.
+	reaping bool
+	// ended is the server's message that ended the session (FATAL 25P03,
+	// 57P01), once read; nil while the session lives or when none came.
+	ended *ServerMessage
 }
 
 type job struct {
@@ -77,12 +87,14 @@ const (
 	ctlSetup                   // reconnect if lost, rewind the script, run the session's setup
 	ctlClose                   // tear down (unless done) and close the connection
 	ctlRollback                // roll back a transaction left open (Config.KeepTransactions)
+	ctlReap                    // read the FATAL a backend found gone sent, and report the loss
 )
 
 type ctlJob struct {
 	kind ctlKind
 	ctx  context.Context
 	done chan error
+	gen  int // ctlReap: the generation whose poll found the backend gone
 }
 
 // connect opens the session's connection, named for the observer.
@@ -186,9 +198,12 @@ func (s *session) doControl(c ctlJob) error {
 		}
 		e.mu.Unlock()
 		return err
+	case ctlReap:
+		s.reap(c.ctx, c.gen)
 	case ctlSetup:
 		e.mu.Lock()
 		lost := s.state == Failed // the observer may have found its backend gone
+		s.reaping = false
 		e.mu.Unlock()
 		if lost && s.conn != nil {
 			s.conn.Close(c.ctx)
@@ -200,7 +215,7 @@ func (s *session) doControl(c ctlJob) error {
 		}
 		e.mu.Lock()
 		s.script = e.scriptFor(s)
-		s.next, s.finished, s.state, s.lastErr, s.errAt = 0, false, Idle, nil, -1
+		s.next, s.finished, s.state, s.lastErr, s.errAt, s.ended = 0, false, Idle, nil, -1, nil
 		s.blockedBy, s.waits, s.waitKey, s.waited, s.current = nil, nil, "", false, ""
 		e.mu.Unlock()
 		err := s.setup(c.ctx)
@@ -345,14 +360,17 @@ func (s *session) run(j job) {
 		// A FATAL error (pg_terminate_backend, a server shutdown) ends the
 		// connection as surely as a broken socket.
 		db.CloseConn(e.ctx, s.conn)
+		msg := ServerError(err)
 		e.mu.Lock()
 		s.state = Failed
 		s.current = ""
+		s.ended = msg
 		s.settled++
+		s.endedAt = time.Now()
 		e.cond.Broadcast()
 		e.mu.Unlock()
 		e.emit(Event{Gen: j.gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: j.step, SQL: j.sql,
-			Cause: err, State: Failed, Duration: took})
+			Cause: err, Err: msg, State: Failed, Duration: took})
 	default:
 		// A client-side failure reading the result (e.g. capturing a value).
 		s.finish(j, res, took, &ServerMessage{Message: err.Error()}, false)
@@ -462,6 +480,7 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	s.current = ""
 	s.blockedBy, s.waits, s.waitKey, s.waited = nil, nil, "", false
 	s.settled++
+	s.endedAt = time.Now()
 	state := s.state
 	if rollbackNext {
 		// A new statement: a poll begun while the failed one waited must
@@ -504,7 +523,13 @@ func (e *Engine) ending(s *session) []string {
 // statement in flight, or until a poll taken after the call says that
 // those still busy wait (they did not release the lock: a soft deadlock's
 // queue was rearranged, say), or until deadline (a bound, not a guess: a
-// blocker may run a long statement after releasing its locks).
+// blocker may run a long statement after releasing its locks). A named
+// session that sits in its transaction with no statement running may have
+// released the lock by a statement that ended (ROLLBACK TO SAVEPOINT, an
+// advisory unlock) or because the server ended it
+// (idle_in_transaction_session_timeout, pg_terminate_backend): a poll
+// taken after the call decides, and a session it finds gone is reported
+// lost first.
 func (e *Engine) awaitIdle(names []string, deadline time.Time) {
 	timer := time.AfterFunc(time.Until(deadline), func() {
 		e.mu.Lock()
@@ -516,22 +541,70 @@ func (e *Engine) awaitIdle(names []string, deadline time.Time) {
 	// after it was not.
 	fresh := e.polls + 2
 	for time.Now().Before(deadline) {
-		busy, running := false, false
+		busy, running, idle, reaping := false, false, false, false
 		for _, o := range e.sessions {
 			// A prepared transaction ("prepared T1@A") ends by its own
 			// session's COMMIT PREPARED, as a rule.
-			if o.state.Busy() && (slices.Contains(names, o.name) || slices.Contains(names, locks.PreparedLabel(o.name))) {
+			named := slices.Contains(names, o.name) || slices.Contains(names, locks.PreparedLabel(o.name))
+			if named && o.state.Busy() {
 				busy = true
 				running = running || o.state == Running
 			}
+			if named && (o.state == InTransaction || o.state == Aborted) {
+				idle = true
+			}
+			reaping = reaping || (named && o.reaping)
 		}
-		if !busy || (!running && e.polls >= fresh) {
+		polled := e.polls >= fresh
+		if !reaping && ((!busy && (!idle || polled)) || (!running && polled)) {
 			return
 		}
-		if !running {
-			// Only waiters are left: ask the server whether they still wait.
+		if !running && !polled {
+			// Only waiters (or idle holders) are left: ask the server.
 			e.kickObserver()
 		}
 		e.cond.Wait()
 	}
+}
+
+// reap runs on the worker of a session whose backend a poll found gone: it
+// reads what the server sent before it ended the session — the FATAL that
+// says why (25P03 idle_in_transaction_session_timeout, 57P01
+// pg_terminate_backend) — closes the connection and reports the loss, with
+// that message when one came.
+func (s *session) reap(ctx context.Context, gen int) {
+	e := s.e
+	e.mu.Lock()
+	ok := s.reaping && s.state == Failed && e.gen == gen
+	e.mu.Unlock()
+	if !ok {
+		return
+	}
+	var msg *ServerMessage
+	if s.conn != nil && !s.conn.IsClosed() {
+		// The server wrote its FATAL before it closed the socket: it is
+		// there to read, or nothing is.
+		rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		for msg == nil {
+			m, err := s.conn.PgConn().ReceiveMessage(rctx)
+			if err != nil {
+				msg = ServerError(err)
+				break
+			}
+			if er, isErr := m.(*pgproto3.ErrorResponse); isErr {
+				msg = serverMessage(pgconn.ErrorResponseToPgError(er))
+			}
+		}
+		cancel()
+		db.CloseConn(ctx, s.conn)
+	}
+	var cause error = errBackendGone
+	if msg != nil {
+		cause = fmt.Errorf("%w: the server said %s %s (SQLSTATE %s)", errBackendGone, msg.Severity, msg.Message, msg.SQLState)
+	}
+	e.mu.Lock()
+	s.ended, s.reaping = msg, false
+	e.cond.Broadcast()
+	e.mu.Unlock()
+	e.emit(Event{Gen: gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: -1, Cause: cause, Err: msg, State: Failed})
 }
