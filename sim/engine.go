@@ -72,8 +72,12 @@ type Engine struct {
 	observing bool
 	seenCycle map[string]bool
 	// polls counts the snapshots applied; a waiter on e.cond may wait for a fresh one.
-	polls   int
-	workers sync.WaitGroup
+	polls int
+	// lastSnap is the last snapshot applied; commits are the run's COMMITs
+	// that succeeded, in order (for a failure's facts).
+	lastSnap *locks.Snapshot
+	commits  []commitRec
+	workers  sync.WaitGroup
 }
 
 // New connects the control connections, the sessions and the observers,

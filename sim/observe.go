@@ -183,6 +183,7 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot, polledAt time.
 	var out []Event
 	e.mu.Lock()
 	e.polls++
+	e.lastSnap = snap
 	e.cond.Broadcast()
 	if e.cfg.SessionDB != nil && e.cfg.SessionDB.Pooled() {
 		// Through a pooler a session is named by the server connection it

@@ -54,6 +54,11 @@ type session struct {
 	// deadlockTimeout is the session's own deadlock_timeout as last read:
 	// each backend runs the deadlock check after its own.
 	deadlockTimeout time.Duration
+	// statementTimeout is the session's statement_timeout as last read.
+	statementTimeout time.Duration
+	// txBegan is when the statement that opened the session's transaction
+	// was sent (zero outside a transaction).
+	txBegan time.Time
 	// connectedAt is when the connection opened: a poll begun before then
 	// cannot tell whether its backend is gone.
 	connectedAt time.Time
@@ -386,7 +391,7 @@ func touchesTimeouts(sql string) bool {
 	case "COMMIT", "ROLLBACK", "END", "ABORT", "PREPARE":
 		return true
 	}
-	return strings.Contains(q, "LOCK_TIMEOUT")
+	return strings.Contains(q, "LOCK_TIMEOUT") || strings.Contains(q, "STATEMENT_TIMEOUT")
 }
 
 // readTimeouts reads the session's lock_timeout, which decides whether a
@@ -401,13 +406,14 @@ func (s *session) readTimeouts(ctx context.Context) {
 	if s.e.cfg.Lean {
 		return
 	}
-	res, err := s.conn.PgConn().Exec(ctx, "SHOW lock_timeout; SHOW deadlock_timeout").ReadAll()
-	if err != nil || len(res) != 2 || len(res[0].Rows) != 1 || len(res[1].Rows) != 1 {
+	res, err := s.conn.PgConn().Exec(ctx, "SHOW lock_timeout; SHOW deadlock_timeout; SHOW statement_timeout").ReadAll()
+	if err != nil || len(res) != 3 || len(res[0].Rows) != 1 || len(res[1].Rows) != 1 || len(res[2].Rows) != 1 {
 		return
 	}
 	s.e.mu.Lock()
 	s.lockTimeout = locks.ParsePgDuration(string(res[0].Rows[0][0]))
 	s.deadlockTimeout = locks.ParsePgDuration(string(res[1].Rows[0][0]))
+	s.statementTimeout = locks.ParsePgDuration(string(res[2].Rows[0][0]))
 	s.e.mu.Unlock()
 }
 
@@ -444,6 +450,7 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 		e.awaitIdle(append(slices.Clone(s.blockedBy), e.ending(s)...), time.Now().Add(2*time.Second))
 	}
 	tx := s.conn.PgConn().TxStatus()
+	var failure *Failure
 	verb := strings.ToUpper(strings.TrimRight(strings.TrimSpace(j.sql), ";"))
 	ends := verb == "COMMIT" || verb == "ROLLBACK" || verb == "END" || verb == "ABORT"
 	switch {
@@ -462,6 +469,15 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	}
 	if se != nil {
 		s.lastErr, s.errAt = se, step
+		failure = e.failure(s, j, se, took)
+	}
+	if tx == 'I' {
+		s.txBegan = time.Time{}
+	} else if s.txBegan.IsZero() {
+		s.txBegan = s.startedAt
+	}
+	if se == nil && tag == "COMMIT" {
+		e.commits = append(e.commits, commitRec{session: s.name, at: time.Now()})
 	}
 	if j.step >= 0 && se == nil {
 		s.next = j.step + 1
@@ -495,7 +511,7 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 		Tag: tag, Results: res, Duration: took, State: state, Notifications: s.notifications}
 	s.notifications = nil
 	if se != nil {
-		ev.Kind, ev.Err = Error, se
+		ev.Kind, ev.Err, ev.Failure = Error, se, failure
 	} else {
 		ev.Kind = Completed
 	}
