@@ -53,9 +53,8 @@ type Failure struct {
 	Committed []string `json:",omitempty"`
 	// Relation is the table the server's message names, if it names one;
 	// Holders are the other sessions holding a lock on it in the last poll.
-	Relation string          `json:",omitempty"`
-	Holders  []locks.Lock    `json:",omitempty"`
-	Rows     []locks.RowLock `json:",omitempty"`
+	Relation string       `json:",omitempty"`
+	Holders  []locks.Lock `json:",omitempty"`
 	// Processes are the sessions behind the "process N" of the DETAIL.
 	Processes []Process `json:",omitempty"`
 }
@@ -81,11 +80,6 @@ func (e *Engine) failure(s *session, j job, se *ServerMessage, took time.Duratio
 		for _, l := range e.lastSnap.Locks {
 			if l.Granted && l.Session != s.name && l.Relation == f.Relation {
 				f.Holders = append(f.Holders, l)
-			}
-		}
-		for _, r := range e.lastSnap.RowLocks {
-			if r.Session != s.name && r.Session != "" {
-				f.Rows = append(f.Rows, r)
 			}
 		}
 	}
@@ -135,4 +129,14 @@ func Classify(se *ServerMessage, waited bool) FailureKind {
 type commitRec struct {
 	session string
 	at      time.Time
+}
+
+// endedFailure is the failure of a session the server ended with msg (nil
+// when its connection broke without a word: then there is nothing to
+// explain but the loss).
+func endedFailure(session, sql string, msg *ServerMessage) *Failure {
+	if msg == nil {
+		return nil
+	}
+	return &Failure{Kind: Classify(msg, false), Session: session, SQL: sql, Err: *msg}
 }

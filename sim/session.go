@@ -375,7 +375,7 @@ func (s *session) run(j job) {
 		e.cond.Broadcast()
 		e.mu.Unlock()
 		e.emit(Event{Gen: j.gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: j.step, SQL: j.sql,
-			Cause: err, Err: msg, State: Failed, Duration: took})
+			Cause: err, Err: msg, State: Failed, Duration: took, Failure: endedFailure(s.name, j.sql, msg)})
 	default:
 		// A client-side failure reading the result (e.g. capturing a value).
 		s.finish(j, res, took, &ServerMessage{Message: err.Error()}, false)
@@ -622,5 +622,6 @@ func (s *session) reap(ctx context.Context, gen int) {
 	s.ended, s.reaping = msg, false
 	e.cond.Broadcast()
 	e.mu.Unlock()
-	e.emit(Event{Gen: gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: -1, Cause: cause, Err: msg, State: Failed})
+	e.emit(Event{Gen: gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: -1, Cause: cause, Err: msg, State: Failed,
+		Failure: endedFailure(s.name, "", msg)})
 }

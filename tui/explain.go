@@ -84,6 +84,8 @@ func (p *explainPane) content(w int) (string, []string) {
 		return p.standing(p.f.cycle, w)
 	case p.f.broken != nil:
 		return p.brokenLines(p.f.broken, w)
+	case p.f.failed != nil:
+		return p.failureLines(p.f.failed, w)
 	}
 	if name, ok := p.f.newestWait(); ok {
 		return p.wait(name, w)

@@ -39,6 +39,9 @@ type frame struct {
 	// broke, shown until the next step.
 	cycle  *locks.Cycle
 	broken *brokenDeadlock
+	// failed is the last statement failure (not a deadlock's) or session
+	// the server ended, explained until the next step.
+	failed *sim.Failure
 	books  booksState
 	// results are the rows each script statement returned, by session and
 	// step.
@@ -240,6 +243,9 @@ func patched(sessions []sim.SessionInfo, ev sim.Event) []sim.SessionInfo {
 		if ev.Kind == sim.Error {
 			s.LastErr, s.ErrAt = ev.Err, ev.Step
 		}
+		if ev.Kind == sim.ConnectionLost {
+			s.Ended = ev.Err
+		}
 	}
 	return out
 }
@@ -250,7 +256,7 @@ func (f *frame) applyStatement(ev sim.Event) logEntry {
 	switch ev.Kind {
 	case sim.Started:
 		if !ev.Auto {
-			f.broken = nil // a broken deadlock stays on screen until the next step
+			f.broken, f.failed = nil, nil // a failure stays explained until the next step
 		}
 		if ev.Step < 0 && !ev.Auto {
 			f.startTyped(ev)
@@ -281,10 +287,18 @@ func (f *frame) applyStatement(ev sim.Event) logEntry {
 		if ev.Err.SQLState == pgerrcode.DeadlockDetected {
 			f.broken = &brokenDeadlock{cycle: f.cycle, victim: ev.Session, detail: namedProcesses(ev.Err.Detail, f.sessions)}
 			f.cycle = nil
+		} else if ev.Failure != nil {
+			f.failed = ev.Failure
 		}
 	case sim.ConnectionLost:
 		delete(f.waitSince, ev.Session)
 		line.text, line.bad = "✗ connection lost: "+ev.Cause.Error(), true
+		if ev.Err != nil {
+			line.text = fmt.Sprintf("✗ the server ended the session: %s %s (SQLSTATE %s); its locks are released", ev.Err.Severity, ev.Err.Message, ev.Err.SQLState)
+		}
+		if ev.Failure != nil {
+			f.failed = ev.Failure
+		}
 		f.endTyped(ev)
 	}
 	return line
