@@ -93,13 +93,15 @@ const (
 	ctlClose                   // tear down (unless done) and close the connection
 	ctlRollback                // roll back a transaction left open (Config.KeepTransactions)
 	ctlReap                    // read the FATAL a backend found gone sent, and report the loss
+	ctlSetLocal                // SET LOCAL a setting for the session's transaction, quietly
 )
 
 type ctlJob struct {
 	kind ctlKind
 	ctx  context.Context
 	done chan error
-	gen  int // ctlReap: the generation whose poll found the backend gone
+	gen  int    // ctlReap: the generation whose poll found the backend gone
+	sql  string // ctlSetLocal: the SET LOCAL to run
 }
 
 // connect opens the session's connection, named for the observer.
@@ -205,6 +207,14 @@ func (s *session) doControl(c ctlJob) error {
 		return err
 	case ctlReap:
 		s.reap(c.ctx, c.gen)
+	case ctlSetLocal:
+		if s.conn == nil || s.conn.IsClosed() || s.conn.PgConn().TxStatus() != 'T' {
+			return errNoTransaction
+		}
+		if _, err := s.conn.Exec(c.ctx, c.sql); err != nil {
+			return err
+		}
+		s.readTimeouts(c.ctx)
 	case ctlSetup:
 		e.mu.Lock()
 		lost := s.state == Failed // the observer may have found its backend gone

@@ -86,10 +86,41 @@ func (a *autoplayer) Beat(msg autoplayMsg, sessions []sim.SessionInfo) (idx int,
 			return -1, next, false // not settled yet
 		}
 	}
+	if checkPending(sessions, time.Now()) {
+		// A step now could close a cycle while a waiter's deadlock check
+		// is still to run: that check would break it as it forms, before
+		// anyone sees it. Once every waiter's check has run (and found
+		// nothing), only the closing session's own check can find the
+		// cycle, its deadlock_timeout after its wait begins: the deadlock
+		// stands that long on screen.
+		return -1, next, false
+	}
 	idx, _, done = a.sched.Next(sessions)
 	if done {
 		a.Stop()
 		return -1, nil, true
 	}
 	return idx, next, false
+}
+
+// checkMargin is how long after its deadlock_timeout a waiter's check is
+// taken as run: the check itself takes a few milliseconds.
+const checkMargin = 150 * time.Millisecond
+
+// checkPending says whether a waiting session's deadlock check is still to
+// run: by the server's clock, its wait (pg_locks.waitstart) began less than
+// its own deadlock_timeout (as the session read it) ago. The server runs
+// the check once per wait, that long after the wait began.
+func checkPending(sessions []sim.SessionInfo, now time.Time) bool {
+	for _, s := range sessions {
+		if s.State != sim.Waiting || s.DeadlockTimeout <= 0 {
+			continue
+		}
+		for _, e := range s.Waits {
+			if e.Lock != nil && e.Lock.WaitStart != nil && now.Before(e.Lock.WaitStart.Add(s.DeadlockTimeout+checkMargin)) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -265,7 +265,7 @@ func (p *explainPane) brokenLines(b *brokenDeadlock, w int) (string, []string) {
 	}
 	text := []string{
 		st.bad.Render("✗ The server broke " + cycle + ": " + b.victim + " was the victim."),
-		b.victim + "'s statement failed with 40P01 (deadlock detected) and its transaction was rolled back; the others got their locks and went on.",
+		b.victim + "'s statement failed with 40P01 (deadlock detected) and its transaction was rolled back, its locks released: that ends the cycle.",
 		st.subtle.Render("DETAIL: " + vol.Text(oneLine(b.detail))),
 		"Why " + b.victim + ": each waiter runs the server's deadlock check once, when it has waited its own deadlock_timeout. " +
 			"The first check to run once the cycle had closed was " + b.victim + "'s: it found the cycle, and the server cancels the statement of the session whose check finds it.",

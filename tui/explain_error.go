@@ -127,6 +127,9 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 			m += " — " + committed + " committed while " + who + "'s transaction was open"
 		}
 		m += ". It may not overwrite a change it cannot see: the first updater wins, the second fails."
+		if len(f.Waits) > 0 {
+			m += " (" + who + " first waited for " + holdersOf(f) + "'s transaction, which held the row, to end: it committed, and the error came then.)"
+		}
 		return []string{m}, "retry " + who + "'s whole transaction from its BEGIN: the retry takes a new snapshot that sees the change. (Under READ COMMITTED the update would wait and re-read the row instead.)"
 	case sim.FailSerializable:
 		m := "Under SERIALIZABLE the server tracks what each transaction read that another wrote. " + who + "'s transaction and "
