@@ -94,8 +94,11 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 		return []string{m}, fmt.Sprintf("keep %s's transaction short, so the lock is not held long; or retry %s's statement once it ends. lock_timeout is the bound on waiting: the wait failed fast instead of queueing the others behind it.", holdersOf(f), who)
 	case sim.FailNowait:
 		m := who + " asked with NOWAIT: when a conflicting lock is held the server fails at once instead of waiting."
+		if strings.Contains(f.Err.Message, "lock on row") {
+			m += " Another transaction held a conflicting lock on the row (a row lock lives in the row itself: the Locks pane shows it from pgrowlocks)."
+		}
 		if held := heldList(f); held != "" {
-			m += " In the last poll " + held + "."
+			m += " Holding locks on " + f.Relation + " in the last poll: " + held + "."
 		}
 		return []string{m}, "FOR UPDATE SKIP LOCKED takes the rows nobody holds instead of failing; or retry once the holder's transaction ends."
 	case sim.FailStatementTimeout:
@@ -169,7 +172,7 @@ func heldList(f *sim.Failure) string {
 			continue
 		}
 		seen[k] = true
-		parts = append(parts, l.Session+" held "+l.ModeWords()+" on "+l.Target())
+		parts = append(parts, l.Session+" ("+l.ModeWords()+" on the table)")
 	}
 	return strings.Join(parts, ", ")
 }
