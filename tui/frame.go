@@ -54,6 +54,9 @@ type frame struct {
 	// screen shows is then the last it knew, not live.
 	lost    bool
 	lostWhy string
+	// seenBy is when the poll that saw this moment's event (a wait, a
+	// cycle) began; zero for an event of a statement's own.
+	seenBy time.Time
 	logLen  int // how many log lines had been written
 }
 
@@ -150,6 +153,10 @@ func (f *frame) newestWait() (string, bool) {
 // is one the history keeps a frame for, and the log line it makes.
 func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
 	f.at = ev.Time
+	f.seenBy = time.Time{}
+	if ev.Snapshot != nil && ev.Kind != sim.Polled {
+		f.seenBy = ev.Snapshot.Taken // a wait or a cycle a poll saw
+	}
 	line = logEntry{at: ev.Time, who: ev.Session}
 	switch ev.Kind {
 	case sim.Polled:
@@ -424,13 +431,26 @@ func (h *history) push(f frame) int {
 
 // settle gives the frames since the last poll (or read of the balances)
 // what it found: each event's screen as it was once the event had been seen.
+// A poll shows a moment only when it began after the moment's event (or
+// was the poll that saw it: a wait, a cycle); a slow poll begun before it
+// may show what came later — a wait not yet begun at that moment — so that
+// moment waits for a later poll.
 func (h *history) settle(live *frame, kind sim.EventKind) {
 	switch kind {
 	case sim.Polled:
-		for i := h.unpolled; i < len(h.frames); i++ {
-			h.frames[i].snap, h.frames[i].lost, h.frames[i].queues = live.snap, live.lost, live.queues
+		if live.snap == nil {
+			return
 		}
-		h.unpolled = len(h.frames)
+		taken := live.snap.Taken
+		i := h.unpolled
+		for ; i < len(h.frames); i++ {
+			fr := &h.frames[i]
+			if fr.at.After(taken) && (fr.seenBy.IsZero() || fr.seenBy.After(taken)) {
+				break
+			}
+			fr.snap, fr.lost, fr.queues = live.snap, live.lost, live.queues
+		}
+		h.unpolled = i
 	case sim.BooksRead:
 		for i := h.unread; i < len(h.frames); i++ {
 			h.frames[i].books = live.books
