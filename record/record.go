@@ -163,18 +163,18 @@ type Writer struct {
 	start time.Time
 	// lastSnap and lastSessions are the last snapshot and each session
 	// written, encoded, to skip repeats.
-	lastSnap        []byte
+	lastSnap []byte
 	// lastPoll is when the last poll written began, lastEvent the time of
 	// the last other event: a poll that found the same again is written
 	// while an event came after the last poll written began (its time
 	// settles that event's moment).
 	lastPoll, lastEvent time.Time
-	lastFull        []byte // the last snapshot written, whole
-	lastLook        []byte
-	lastSessions    [][]byte
-	events, skipped int
-	bytes           int64
-	err             error
+	lastFull            []byte // the last snapshot written, whole
+	lastLook            []byte
+	lastSessions        [][]byte
+	events, skipped     int
+	bytes               int64
+	err                 error
 }
 
 // Create starts a recording at path with its header.

@@ -57,7 +57,7 @@ type frame struct {
 	// seenBy is when the poll that saw this moment's event (a wait, a
 	// cycle) began; zero for an event of a statement's own.
 	seenBy time.Time
-	logLen  int // how many log lines had been written
+	logLen int // how many log lines had been written
 }
 
 // brokenDeadlock is a deadlock the server broke: the cycle as it stood,
