@@ -94,6 +94,7 @@ const (
 	ctlRollback                // roll back a transaction left open (Config.KeepTransactions)
 	ctlReap                    // read the FATAL a backend found gone sent, and report the loss
 	ctlSetLocal                // SET LOCAL a setting for the session's transaction, quietly
+	ctlProbe                   // read a FATAL the server may have sent an idle session
 )
 
 type ctlJob struct {
@@ -207,6 +208,8 @@ func (s *session) doControl(c ctlJob) error {
 		return err
 	case ctlReap:
 		s.reap(c.ctx, c.gen)
+	case ctlProbe:
+		s.probe(c.ctx, c.gen)
 	case ctlSetLocal:
 		if s.conn == nil || s.conn.IsClosed() || s.conn.PgConn().TxStatus() != 'T' {
 			return errNoTransaction
@@ -449,6 +452,9 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	if len(res) > 0 {
 		tag = res[len(res)-1].Tag
 	}
+	if se == nil {
+		s.probeIdleBlockers()
+	}
 	e.mu.Lock()
 	if se == nil && len(s.blockedBy) > 0 {
 		// The statement was released by its blockers' transactions ending:
@@ -632,6 +638,70 @@ func (s *session) reap(ctx context.Context, gen int) {
 	s.ended, s.reaping = msg, false
 	e.cond.Broadcast()
 	e.mu.Unlock()
+	e.emit(Event{Gen: gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: -1, Cause: cause, Err: msg, State: Failed,
+		Failure: endedFailure(s.name, "", msg)})
+}
+
+// probeIdleBlockers runs when s's statement ended without error: of the
+// sessions it waited for, those sitting idle in a transaction released
+// nothing by a statement of theirs — the server may have ended them. The
+// server sends its FATAL before the ending backend releases its locks, so
+// by now it is on the blocker's connection: each such blocker's worker
+// reads it, and reports the loss before s reports its end. A worker that
+// does not take the probe at once (a statement just sent) is left alone.
+func (s *session) probeIdleBlockers() {
+	e := s.e
+	e.mu.Lock()
+	var idle []*session
+	for _, o := range e.sessions {
+		if o != s && slices.Contains(s.blockedBy, o.name) && (o.state == InTransaction || o.state == Aborted) && o.pid != 0 {
+			idle = append(idle, o)
+		}
+	}
+	gen := e.gen
+	e.mu.Unlock()
+	for _, o := range idle {
+		j := ctlJob{kind: ctlProbe, ctx: e.ctx, done: make(chan error, 1), gen: gen}
+		select {
+		case o.ctl <- j:
+			<-j.done
+		case <-time.After(100 * time.Millisecond):
+		case <-e.closing:
+			return
+		}
+	}
+}
+
+// probe reads, for a moment, what the server sent an idle session: a FATAL
+// means the server ended it, which is reported as a poll finding its
+// backend gone would.
+func (s *session) probe(ctx context.Context, gen int) {
+	e := s.e
+	e.mu.Lock()
+	ok := (s.state == InTransaction || s.state == Aborted) && e.gen == gen && s.conn != nil && !s.conn.IsClosed()
+	e.mu.Unlock()
+	if !ok {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err := s.conn.PgConn().ReceiveMessage(rctx)
+	cancel()
+	msg := ServerError(err)
+	if msg == nil || msg.Severity != "FATAL" {
+		return // nothing came, or not an ending
+	}
+	db.CloseConn(ctx, s.conn)
+	e.mu.Lock()
+	if s.state == Failed {
+		e.mu.Unlock()
+		return // a poll found it gone first: its reap reports it
+	}
+	s.state, s.current, s.blockedBy, s.waits, s.waitKey = Failed, "", nil, nil, ""
+	s.settled++
+	s.ended = msg
+	e.cond.Broadcast()
+	e.mu.Unlock()
+	cause := fmt.Errorf("%w: the server said %s %s (SQLSTATE %s)", errBackendGone, msg.Severity, msg.Message, msg.SQLState)
 	e.emit(Event{Gen: gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: -1, Cause: cause, Err: msg, State: Failed,
 		Failure: endedFailure(s.name, "", msg)})
 }
