@@ -40,6 +40,9 @@ func (a *app) runCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A recording shows every moment with the locks it had: each
+			// step waits for a poll begun after the last one settled.
+			cfg.PollEachStep = recordTo != ""
 			ctx := cmd.Context()
 			eng, cfg, end, err := a.startRun(ctx, cfg)
 			if err != nil {

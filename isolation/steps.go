@@ -444,10 +444,6 @@ func (p *player) printEnd(ev sim.Event) {
 		}
 	}
 	switch {
-	case ev.Err != nil && ev.Err.Severity != "":
-		fmt.Fprintf(p.out, "%s:  %s\n", ev.Err.Severity, ev.Err.Message)
-	case ev.Err != nil:
-		fmt.Fprintf(p.out, "%s\n", ev.Err.Message)
 	case ev.Kind == sim.ConnectionLost:
 		// The server's FATAL message, if it sent one, then what libpq says
 		// when it finds the socket closed: a second result, with no fields.
@@ -455,6 +451,10 @@ func (p *player) printEnd(ev sim.Event) {
 			fmt.Fprintf(p.out, "%s:  %s\n", m.Severity, m.Message)
 		}
 		fmt.Fprintf(p.out, "%s\n", connectionClosed)
+	case ev.Err != nil && ev.Err.Severity != "":
+		fmt.Fprintf(p.out, "%s:  %s\n", ev.Err.Severity, ev.Err.Message)
+	case ev.Err != nil:
+		fmt.Fprintf(p.out, "%s\n", ev.Err.Message)
 	}
 	p.printNotifications(ev)
 }

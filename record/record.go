@@ -163,13 +163,18 @@ type Writer struct {
 	start time.Time
 	// lastSnap and lastSessions are the last snapshot and each session
 	// written, encoded, to skip repeats.
-	lastSnap        []byte
-	lastFull        []byte // the last snapshot written, whole
-	lastLook        []byte
-	lastSessions    [][]byte
-	events, skipped int
-	bytes           int64
-	err             error
+	lastSnap []byte
+	// lastPoll is when the last poll written began, lastEvent the time of
+	// the last other event: a poll that found the same again is written
+	// while an event came after the last poll written began (its time
+	// settles that event's moment).
+	lastPoll, lastEvent time.Time
+	lastFull            []byte // the last snapshot written, whole
+	lastLook            []byte
+	lastSessions        [][]byte
+	events, skipped     int
+	bytes               int64
+	err                 error
 }
 
 // Create starts a recording at path with its header.
@@ -296,14 +301,27 @@ func (w *Writer) Event(ev sim.Event) error {
 			s := *ev.Snapshot
 			s.Taken = time.Time{}
 			b, _ := json.Marshal(s)
-			if bytes.Equal(b, w.lastSnap) {
+			if bytes.Equal(b, w.lastSnap) && !w.lastPoll.Before(w.lastEvent) {
 				w.skipped++
 				return nil
+			}
+			w.lastPoll = ev.Snapshot.Taken
+			if bytes.Equal(b, w.lastSnap) {
+				// What the last poll found, found again after an event: the
+				// moment that event made is shown by this poll (a replay
+				// gives a moment the first poll begun after it), so its
+				// time is kept, not its snapshot.
+				wire.Snapshot, wire.SameSnapshot = nil, true
+				w.events++
+				return w.write(wireLine{T: ev.Time.Round(0).Sub(w.start), Event: wire})
 			}
 			w.lastSnap, w.lastFull = b, full
 		default:
 			w.lastFull = full
 		}
+	}
+	if ev.Kind != sim.Polled && ev.Time.After(w.lastEvent) {
+		w.lastEvent = ev.Time
 	}
 	w.events++
 	return w.write(wireLine{T: ev.Time.Round(0).Sub(w.start), Event: wire})
@@ -570,7 +588,12 @@ func readLine(line []byte, h Header, sessions *[]sim.SessionInfo, snap **locks.S
 	}
 	if wl.Event != nil {
 		ev := wl.Event.event()
-		if wl.Event.SameSnapshot {
+		if wl.Event.SameSnapshot && *snap != nil && ev.Kind == sim.Polled {
+			// The same locks, found by a later poll: its own time.
+			again := **snap
+			again.Taken = ev.Time
+			ev.Snapshot = &again
+		} else if wl.Event.SameSnapshot {
 			ev.Snapshot = *snap
 		}
 		if err := ev.Check(); err != nil {

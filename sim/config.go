@@ -94,6 +94,11 @@ type Config struct {
 	// reads no lock rows; sessions do not read their timeouts, which serve
 	// only to predict when a deadlock breaks.
 	Lean bool
+	// PollEachStep makes Play, before each step, wait for a poll begun
+	// after the last statement settled: every moment of the run is then
+	// observed, and a recording of it shows each with the locks it had
+	// (lockstep run --record). Ignored when Lean.
+	PollEachStep bool
 	// RunID names the run in application_name; empty means a random one.
 	RunID db.RunID
 	// SessionDB, when set, is how the sessions of the first database

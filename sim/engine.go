@@ -72,8 +72,12 @@ type Engine struct {
 	observing bool
 	seenCycle map[string]bool
 	// polls counts the snapshots applied; a waiter on e.cond may wait for a fresh one.
-	polls   int
-	workers sync.WaitGroup
+	polls int
+	// lastSnap is the last snapshot applied; commits are the run's COMMITs
+	// that succeeded, in order (for a failure's facts).
+	lastSnap *locks.Snapshot
+	commits  []commitRec
+	workers  sync.WaitGroup
 }
 
 // New connects the control connections, the sessions and the observers,
@@ -417,4 +421,32 @@ func (e *Engine) signalBackend(ctx context.Context, sd *side, fn string, pid int
 		return fmt.Errorf("%s(%d): %w", fn, pid, err)
 	}
 	return nil
+}
+
+// errNoTransaction refuses a SET LOCAL outside a transaction, where it
+// would do nothing.
+var errNoTransaction = errors.New("the session has no transaction open")
+
+// SetDeadlockTimeoutLocal asks the server to run session i's deadlock check
+// d after a wait begins, for the rest of its transaction (SET LOCAL
+// deadlock_timeout: a superuser's setting; a server that refuses says so
+// in the error). The session must be idle in a transaction. The engine
+// reads the setting back, so a deadlock's countdown uses it.
+func (e *Engine) SetDeadlockTimeoutLocal(ctx context.Context, i int, d time.Duration) error {
+	e.mu.Lock()
+	s, err := e.ready(i)
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	j := ctlJob{kind: ctlSetLocal, ctx: ctx, done: make(chan error, 1),
+		sql: fmt.Sprintf("SET LOCAL deadlock_timeout = '%dms'", d.Milliseconds())}
+	select {
+	case s.ctl <- j:
+	case <-e.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-j.done
 }

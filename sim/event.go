@@ -219,6 +219,9 @@ type Event struct {
 	Message *ServerMessage `json:",omitempty"`
 	// Cause is the Go error behind ConnectionLost.
 	Cause error `json:",omitempty"`
+	// Failure is what the engine saw around an Error's (or a
+	// ConnectionLost's) failure: the facts its explanation is written from.
+	Failure *Failure `json:",omitempty"`
 	// BlockedBy names the sessions (or pids) a waiting statement waits for.
 	BlockedBy []string `json:",omitempty"`
 	// Waits are the wait-for edges out of this session, with explanations.

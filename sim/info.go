@@ -31,8 +31,12 @@ type SessionInfo struct {
 	StartedAt   time.Time      `json:",omitempty"`
 	LastErr     *ServerMessage `json:",omitempty"`
 	ErrAt       int            `json:",omitempty"` // script index that failed, -1 if none
-	BlockedBy   []string       `json:",omitempty"`
-	Waits       []locks.Edge   `json:",omitempty"`
+	// Ended is the server's message that ended the session (a FATAL: 25P03
+	// idle_in_transaction_session_timeout, 57P01 pg_terminate_backend),
+	// nil while it lives or when its connection broke without one.
+	Ended     *ServerMessage `json:",omitempty"`
+	BlockedBy []string       `json:",omitempty"`
+	Waits     []locks.Edge   `json:",omitempty"`
 	// Database labels the session's database in a two-database run ("A", "B").
 	Database string `json:",omitempty"`
 	// Settled counts the session's statements that have ended; an event
@@ -83,7 +87,7 @@ func (e *Engine) Sessions() []SessionInfo {
 			StepNames: names,
 			Name:      s.name, Label: e.label(i), Index: i, Pid: s.pid, State: s.state, Transfer: s.transfer,
 			Statements: stmts, Next: s.next, Finished: s.finished, Current: s.current, CurrentStep: cur,
-			StartedAt: s.startedAt, LastErr: s.lastErr, ErrAt: s.errAt,
+			StartedAt: s.startedAt, LastErr: s.lastErr, ErrAt: s.errAt, Ended: s.ended,
 			BlockedBy: append([]string(nil), s.blockedBy...), Waits: append([]locks.Edge(nil), s.waits...),
 			Database: s.side.label, AppBusy: e.busySibling(s) != nil, Settled: s.settled,
 			LockTimeout: s.lockTimeout, DeadlockTimeout: s.deadlockTimeout,

@@ -183,6 +183,7 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot, polledAt time.
 	var out []Event
 	e.mu.Lock()
 	e.polls++
+	e.lastSnap = snap
 	e.cond.Broadcast()
 	if e.cfg.SessionDB != nil && e.cfg.SessionDB.Pooled() {
 		// Through a pooler a session is named by the server connection it
@@ -199,10 +200,8 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot, polledAt time.
 		return true // a reset happened mid-poll; look again
 	}
 	for i, s := range e.sessions {
-		if ev, gone := e.gone(s, seqs[i], snap, polledAt); gone {
-			ev.Gen = gen
-			out = append(out, ev)
-			continue
+		if e.gone(s, seqs[i], snap, polledAt) {
+			continue // its worker reports the loss
 		}
 		if !s.state.Busy() || s.seq != seqs[i] || s.current == "" {
 			continue
@@ -261,26 +260,37 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot, polledAt time.
 
 // errBackendGone is why a session with no statement in flight lost its
 // connection: its backend is no longer on the server.
-var errBackendGone = errors.New("the server ended the session's connection while no statement ran (pg_terminate_backend, or a restart): its backend is gone, and with it any open transaction")
+var errBackendGone = errors.New("the server ended the session while no statement ran: its backend is gone, and with it its transaction and its locks")
 
 // gone says whether session s, with no statement in flight, has lost its
-// backend — an administrator ended it while it sat idle in a transaction —
-// which the server shows by no longer listing it; it then stands as failed
-// (no connection) in every view, not "in transaction", and the returned
-// event says so. Only a poll that began after the session connected
+// backend — its idle_in_transaction_session_timeout ran out, or an
+// administrator ended it — which the server shows by no longer listing it;
+// it then stands as failed (no connection) in every view, not "in
+// transaction", and its worker reports the loss with the server's FATAL. Only a poll that began after the session connected
 // judges; a lean run (the isolation tester's) finds out, as the tester
 // does, when it next sends a step. e.mu is held.
-func (e *Engine) gone(s *session, seq int, snap *locks.Snapshot, polledAt time.Time) (Event, bool) {
+func (e *Engine) gone(s *session, seq int, snap *locks.Snapshot, polledAt time.Time) bool {
 	if e.cfg.Lean || s.state.Busy() || s.state == Failed || s.pid == 0 || s.seq != seq || !s.connectedAt.Before(polledAt) {
-		return Event{}, false
+		return false
 	}
 	if _, ok := snap.Backend(s.name); ok {
-		return Event{}, false
+		return false
 	}
 	s.state, s.current, s.blockedBy, s.waits, s.waitKey = Failed, "", nil, nil, ""
 	s.settled++ // its event follows, as a statement's end's would
+	s.reaping = true
 	e.cond.Broadcast()
-	return Event{Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: -1, Cause: errBackendGone, State: Failed}, true
+	// The session's worker reads the server's last word and reports the
+	// loss; a goroutine hands it the job, for the worker may be busy with
+	// a control job that waits on this poll.
+	j := ctlJob{kind: ctlReap, ctx: e.ctx, done: make(chan error, 1), gen: e.gen}
+	go func() {
+		select {
+		case s.ctl <- j:
+		case <-e.closing:
+		}
+	}()
+	return true
 }
 
 // lockTimeoutBreak works out whether and when a lock_timeout ends a

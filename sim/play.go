@@ -110,6 +110,11 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 		if done {
 			return nil
 		}
+		if idx >= 0 && e.cfg.PollEachStep && !e.cfg.Lean {
+			if err := e.awaitPoll(ctx, time.Now(), seen, onEvent); err != nil {
+				return err
+			}
+		}
 		if idx >= 0 {
 			if err := e.Step(idx); err != nil {
 				return err
@@ -316,4 +321,27 @@ func stuck(sessions []SessionInfo, i int) bool {
 		}
 	}
 	return true
+}
+
+// awaitPoll asks for a poll and passes events to onEvent until one begun
+// after since has been read, counting in seen the statements that ended.
+func (e *Engine) awaitPoll(ctx context.Context, since time.Time, seen map[int]int, onEvent func(Event)) error {
+	e.kickObserver()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok := <-e.events:
+			if !ok {
+				return errors.New("the engine closed")
+			}
+			onEvent(ev)
+			if ev.Kind == Completed || ev.Kind == Error || ev.Kind == ConnectionLost {
+				seen[ev.Index]++
+			}
+			if ev.Kind == Polled && ev.Snapshot != nil && ev.Snapshot.Taken.After(since) {
+				return nil
+			}
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"lockstep/db"
 	"lockstep/ledger"
@@ -53,6 +54,11 @@ type session struct {
 	// deadlockTimeout is the session's own deadlock_timeout as last read:
 	// each backend runs the deadlock check after its own.
 	deadlockTimeout time.Duration
+	// statementTimeout is the session's statement_timeout as last read.
+	statementTimeout time.Duration
+	// txBegan is when the statement that opened the session's transaction
+	// was sent (zero outside a transaction).
+	txBegan time.Time
 	// connectedAt is when the connection opened: a poll begun before then
 	// cannot tell whether its backend is gone.
 	connectedAt time.Time
@@ -62,6 +68,15 @@ type session struct {
 	// sending is the SQL on the wire, for the notices it draws: only the
 	// session's worker touches it.
 	sending string
+	// endedAt is when the session's last statement ended.
+	endedAt time.Time
+	// reaping is true from the poll that found the session's backend gone
+	// until its worker has read the server's last message (the FATAL that
+	// ended it) and sent the ConnectionLost event.
+	reaping bool
+	// ended is the server's message that ended the session (FATAL 25P03,
+	// 57P01), once read; nil while the session lives or when none came.
+	ended *ServerMessage
 }
 
 type job struct {
@@ -77,12 +92,17 @@ const (
 	ctlSetup                   // reconnect if lost, rewind the script, run the session's setup
 	ctlClose                   // tear down (unless done) and close the connection
 	ctlRollback                // roll back a transaction left open (Config.KeepTransactions)
+	ctlReap                    // read the FATAL a backend found gone sent, and report the loss
+	ctlSetLocal                // SET LOCAL a setting for the session's transaction, quietly
+	ctlProbe                   // read a FATAL the server may have sent an idle session
 )
 
 type ctlJob struct {
 	kind ctlKind
 	ctx  context.Context
 	done chan error
+	gen  int    // ctlReap: the generation whose poll found the backend gone
+	sql  string // ctlSetLocal: the SET LOCAL to run
 }
 
 // connect opens the session's connection, named for the observer.
@@ -186,9 +206,22 @@ func (s *session) doControl(c ctlJob) error {
 		}
 		e.mu.Unlock()
 		return err
+	case ctlReap:
+		s.reap(c.ctx, c.gen)
+	case ctlProbe:
+		s.probe(c.ctx, c.gen)
+	case ctlSetLocal:
+		if s.conn == nil || s.conn.IsClosed() || s.conn.PgConn().TxStatus() != 'T' {
+			return errNoTransaction
+		}
+		if _, err := s.conn.Exec(c.ctx, c.sql); err != nil {
+			return err
+		}
+		s.readTimeouts(c.ctx)
 	case ctlSetup:
 		e.mu.Lock()
 		lost := s.state == Failed // the observer may have found its backend gone
+		s.reaping = false
 		e.mu.Unlock()
 		if lost && s.conn != nil {
 			s.conn.Close(c.ctx)
@@ -200,7 +233,7 @@ func (s *session) doControl(c ctlJob) error {
 		}
 		e.mu.Lock()
 		s.script = e.scriptFor(s)
-		s.next, s.finished, s.state, s.lastErr, s.errAt = 0, false, Idle, nil, -1
+		s.next, s.finished, s.state, s.lastErr, s.errAt, s.ended = 0, false, Idle, nil, -1, nil
 		s.blockedBy, s.waits, s.waitKey, s.waited, s.current = nil, nil, "", false, ""
 		e.mu.Unlock()
 		err := s.setup(c.ctx)
@@ -345,14 +378,17 @@ func (s *session) run(j job) {
 		// A FATAL error (pg_terminate_backend, a server shutdown) ends the
 		// connection as surely as a broken socket.
 		db.CloseConn(e.ctx, s.conn)
+		msg := ServerError(err)
 		e.mu.Lock()
 		s.state = Failed
 		s.current = ""
+		s.ended = msg
 		s.settled++
+		s.endedAt = time.Now()
 		e.cond.Broadcast()
 		e.mu.Unlock()
 		e.emit(Event{Gen: j.gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: j.step, SQL: j.sql,
-			Cause: err, State: Failed, Duration: took})
+			Cause: err, Err: msg, State: Failed, Duration: took, Failure: endedFailure(s.name, j.sql, msg)})
 	default:
 		// A client-side failure reading the result (e.g. capturing a value).
 		s.finish(j, res, took, &ServerMessage{Message: err.Error()}, false)
@@ -368,7 +404,7 @@ func touchesTimeouts(sql string) bool {
 	case "COMMIT", "ROLLBACK", "END", "ABORT", "PREPARE":
 		return true
 	}
-	return strings.Contains(q, "LOCK_TIMEOUT")
+	return strings.Contains(q, "LOCK_TIMEOUT") || strings.Contains(q, "STATEMENT_TIMEOUT")
 }
 
 // readTimeouts reads the session's lock_timeout, which decides whether a
@@ -383,13 +419,14 @@ func (s *session) readTimeouts(ctx context.Context) {
 	if s.e.cfg.Lean {
 		return
 	}
-	res, err := s.conn.PgConn().Exec(ctx, "SHOW lock_timeout; SHOW deadlock_timeout").ReadAll()
-	if err != nil || len(res) != 2 || len(res[0].Rows) != 1 || len(res[1].Rows) != 1 {
+	res, err := s.conn.PgConn().Exec(ctx, "SHOW lock_timeout; SHOW deadlock_timeout; SHOW statement_timeout").ReadAll()
+	if err != nil || len(res) != 3 || len(res[0].Rows) != 1 || len(res[1].Rows) != 1 || len(res[2].Rows) != 1 {
 		return
 	}
 	s.e.mu.Lock()
 	s.lockTimeout = locks.ParsePgDuration(string(res[0].Rows[0][0]))
 	s.deadlockTimeout = locks.ParsePgDuration(string(res[1].Rows[0][0]))
+	s.statementTimeout = locks.ParsePgDuration(string(res[2].Rows[0][0]))
 	s.e.mu.Unlock()
 }
 
@@ -415,6 +452,9 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	if len(res) > 0 {
 		tag = res[len(res)-1].Tag
 	}
+	if se == nil {
+		s.probeIdleBlockers()
+	}
 	e.mu.Lock()
 	if se == nil && len(s.blockedBy) > 0 {
 		// The statement was released by its blockers' transactions ending:
@@ -426,6 +466,7 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 		e.awaitIdle(append(slices.Clone(s.blockedBy), e.ending(s)...), time.Now().Add(2*time.Second))
 	}
 	tx := s.conn.PgConn().TxStatus()
+	var failure *Failure
 	verb := strings.ToUpper(strings.TrimRight(strings.TrimSpace(j.sql), ";"))
 	ends := verb == "COMMIT" || verb == "ROLLBACK" || verb == "END" || verb == "ABORT"
 	switch {
@@ -444,6 +485,15 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	}
 	if se != nil {
 		s.lastErr, s.errAt = se, step
+		failure = e.failure(s, j, se, took)
+	}
+	if tx == 'I' {
+		s.txBegan = time.Time{}
+	} else if s.txBegan.IsZero() {
+		s.txBegan = s.startedAt
+	}
+	if se == nil && tag == "COMMIT" {
+		e.commits = append(e.commits, commitRec{session: s.name, at: time.Now()})
 	}
 	if j.step >= 0 && se == nil {
 		s.next = j.step + 1
@@ -462,6 +512,7 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	s.current = ""
 	s.blockedBy, s.waits, s.waitKey, s.waited = nil, nil, "", false
 	s.settled++
+	s.endedAt = time.Now()
 	state := s.state
 	if rollbackNext {
 		// A new statement: a poll begun while the failed one waited must
@@ -476,7 +527,7 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 		Tag: tag, Results: res, Duration: took, State: state, Notifications: s.notifications}
 	s.notifications = nil
 	if se != nil {
-		ev.Kind, ev.Err = Error, se
+		ev.Kind, ev.Err, ev.Failure = Error, se, failure
 	} else {
 		ev.Kind = Completed
 	}
@@ -504,7 +555,13 @@ func (e *Engine) ending(s *session) []string {
 // statement in flight, or until a poll taken after the call says that
 // those still busy wait (they did not release the lock: a soft deadlock's
 // queue was rearranged, say), or until deadline (a bound, not a guess: a
-// blocker may run a long statement after releasing its locks).
+// blocker may run a long statement after releasing its locks). A named
+// session that sits in its transaction with no statement running may have
+// released the lock by a statement that ended (ROLLBACK TO SAVEPOINT, an
+// advisory unlock) or because the server ended it
+// (idle_in_transaction_session_timeout, pg_terminate_backend): a poll
+// taken after the call decides, and a session it finds gone is reported
+// lost first.
 func (e *Engine) awaitIdle(names []string, deadline time.Time) {
 	timer := time.AfterFunc(time.Until(deadline), func() {
 		e.mu.Lock()
@@ -516,22 +573,135 @@ func (e *Engine) awaitIdle(names []string, deadline time.Time) {
 	// after it was not.
 	fresh := e.polls + 2
 	for time.Now().Before(deadline) {
-		busy, running := false, false
+		busy, running, idle, reaping := false, false, false, false
 		for _, o := range e.sessions {
 			// A prepared transaction ("prepared T1@A") ends by its own
 			// session's COMMIT PREPARED, as a rule.
-			if o.state.Busy() && (slices.Contains(names, o.name) || slices.Contains(names, locks.PreparedLabel(o.name))) {
+			named := slices.Contains(names, o.name) || slices.Contains(names, locks.PreparedLabel(o.name))
+			if named && o.state.Busy() {
 				busy = true
 				running = running || o.state == Running
 			}
+			if named && (o.state == InTransaction || o.state == Aborted) {
+				idle = true
+			}
+			reaping = reaping || (named && o.reaping)
 		}
-		if !busy || (!running && e.polls >= fresh) {
+		polled := e.polls >= fresh
+		if !reaping && ((!busy && (!idle || polled)) || (!running && polled)) {
 			return
 		}
-		if !running {
-			// Only waiters are left: ask the server whether they still wait.
+		if !running && !polled {
+			// Only waiters (or idle holders) are left: ask the server.
 			e.kickObserver()
 		}
 		e.cond.Wait()
 	}
+}
+
+// reap runs on the worker of a session whose backend a poll found gone: it
+// reads what the server sent before it ended the session — the FATAL that
+// says why (25P03 idle_in_transaction_session_timeout, 57P01
+// pg_terminate_backend) — closes the connection and reports the loss, with
+// that message when one came.
+func (s *session) reap(ctx context.Context, gen int) {
+	e := s.e
+	e.mu.Lock()
+	ok := s.reaping && s.state == Failed && e.gen == gen
+	e.mu.Unlock()
+	if !ok {
+		return
+	}
+	var msg *ServerMessage
+	if s.conn != nil && !s.conn.IsClosed() {
+		// The server wrote its FATAL before it closed the socket: it is
+		// there to read, or nothing is.
+		rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		for msg == nil {
+			m, err := s.conn.PgConn().ReceiveMessage(rctx)
+			if err != nil {
+				msg = ServerError(err)
+				break
+			}
+			if er, isErr := m.(*pgproto3.ErrorResponse); isErr {
+				msg = serverMessage(pgconn.ErrorResponseToPgError(er))
+			}
+		}
+		cancel()
+		db.CloseConn(ctx, s.conn)
+	}
+	var cause error = errBackendGone
+	if msg != nil {
+		cause = fmt.Errorf("%w: the server said %s %s (SQLSTATE %s)", errBackendGone, msg.Severity, msg.Message, msg.SQLState)
+	}
+	e.mu.Lock()
+	s.ended, s.reaping = msg, false
+	e.cond.Broadcast()
+	e.mu.Unlock()
+	e.emit(Event{Gen: gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: -1, Cause: cause, Err: msg, State: Failed,
+		Failure: endedFailure(s.name, "", msg)})
+}
+
+// probeIdleBlockers runs when s's statement ended without error: of the
+// sessions it waited for, those sitting idle in a transaction released
+// nothing by a statement of theirs — the server may have ended them. The
+// server sends its FATAL before the ending backend releases its locks, so
+// by now it is on the blocker's connection: each such blocker's worker
+// reads it, and reports the loss before s reports its end. A worker that
+// does not take the probe at once (a statement just sent) is left alone.
+func (s *session) probeIdleBlockers() {
+	e := s.e
+	e.mu.Lock()
+	var idle []*session
+	for _, o := range e.sessions {
+		if o != s && slices.Contains(s.blockedBy, o.name) && (o.state == InTransaction || o.state == Aborted) && o.pid != 0 {
+			idle = append(idle, o)
+		}
+	}
+	gen := e.gen
+	e.mu.Unlock()
+	for _, o := range idle {
+		j := ctlJob{kind: ctlProbe, ctx: e.ctx, done: make(chan error, 1), gen: gen}
+		select {
+		case o.ctl <- j:
+			<-j.done
+		case <-time.After(100 * time.Millisecond):
+		case <-e.closing:
+			return
+		}
+	}
+}
+
+// probe reads, for a moment, what the server sent an idle session: a FATAL
+// means the server ended it, which is reported as a poll finding its
+// backend gone would.
+func (s *session) probe(ctx context.Context, gen int) {
+	e := s.e
+	e.mu.Lock()
+	ok := (s.state == InTransaction || s.state == Aborted) && e.gen == gen && s.conn != nil && !s.conn.IsClosed()
+	e.mu.Unlock()
+	if !ok {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err := s.conn.PgConn().ReceiveMessage(rctx)
+	cancel()
+	msg := ServerError(err)
+	if msg == nil || msg.Severity != "FATAL" {
+		return // nothing came, or not an ending
+	}
+	db.CloseConn(ctx, s.conn)
+	e.mu.Lock()
+	if s.state == Failed {
+		e.mu.Unlock()
+		return // a poll found it gone first: its reap reports it
+	}
+	s.state, s.current, s.blockedBy, s.waits, s.waitKey = Failed, "", nil, nil, ""
+	s.settled++
+	s.ended = msg
+	e.cond.Broadcast()
+	e.mu.Unlock()
+	cause := fmt.Errorf("%w: the server said %s %s (SQLSTATE %s)", errBackendGone, msg.Severity, msg.Message, msg.SQLState)
+	e.emit(Event{Gen: gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: -1, Cause: cause, Err: msg, State: Failed,
+		Failure: endedFailure(s.name, "", msg)})
 }

@@ -120,6 +120,11 @@ func (t *Text) Event(ev sim.Event) {
 			t.statementEnd(ev)
 		}
 	case sim.ConnectionLost:
+		if ev.SQL == "" && ev.Err != nil { // the server ended the session between statements
+			fmt.Fprintf(t.w, "%s: the server ended the session:\n%s:  %s (SQLSTATE %s)\n  -- its backend is gone: its transaction rolled back, its locks released\n",
+				ev.Session, ev.Err.Severity, ev.Err.Message, ev.Err.SQLState)
+			break
+		}
 		if ev.SQL == "" { // found lost between statements
 			fmt.Fprintf(t.w, "%s: connection lost: %v\n", ev.Session, ev.Cause)
 			break

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
@@ -415,9 +416,42 @@ func (m *Model) autoplayBeat(msg autoplayMsg) tea.Cmd {
 	}
 	if idx >= 0 {
 		m.sessions.Select(idx, len(m.live.sessions))
+		m.slowCheck(idx)
 		m.report(m.eng.Step(idx))
 	}
 	return next
+}
+
+// autoplayCheck is the deadlock_timeout autoplay asks for the transaction
+// of a session it steps while another waits: a step that closes a cycle
+// leaves it standing that long (the other waiters' checks have run), long
+// enough to be seen.
+const autoplayCheck = 2 * time.Second
+
+// slowCheck asks the server, before autoplay steps session idx while
+// another session waits, to run idx's deadlock check autoplayCheck after
+// its wait begins, for the rest of its transaction (SET LOCAL
+// deadlock_timeout). A server that refuses (it is a superuser's setting)
+// keeps its own, and the status says so.
+func (m *Model) slowCheck(idx int) {
+	s := m.live.sessions[idx]
+	if s.State != sim.InTransaction || s.DeadlockTimeout >= autoplayCheck {
+		return
+	}
+	waiting := false
+	for _, o := range m.live.sessions {
+		waiting = waiting || o.State == sim.Waiting
+	}
+	if !waiting {
+		return
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, time.Second)
+	defer cancel()
+	if err := m.eng.SetDeadlockTimeoutLocal(ctx, idx, autoplayCheck); err != nil {
+		m.status = "autoplay could not lengthen " + s.Name + "'s deadlock check (" + err.Error() + "): a deadlock may break as it forms"
+		return
+	}
+	m.logLine(logEntry{at: time.Now(), who: s.Name, text: fmt.Sprintf("autoplay: SET LOCAL deadlock_timeout = '%s' — a deadlock this step closes stands until %s's check", autoplayCheck, s.Name)})
 }
 
 // nextFix switches a scenario with fixes (coupled, ddl-queue, job-queue) to

@@ -357,7 +357,15 @@ func (m *Model) handleEvents(events []sim.Event) {
 				m.mode = modeNormal
 			}
 		}
-		if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected && m.auto.on {
+		if ev.Kind == sim.DeadlockFormed && m.auto.on && !ev.Cycle.Distributed {
+			// The deadlock stands: let it be read before the server breaks it.
+			m.auto.Stop()
+			m.auto.pausedStanding = true
+			m.status = "autoplay paused: a deadlock stands until the server's deadlock check breaks it (a resumes, h steps back)"
+		}
+		if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected && m.auto.pausedStanding {
+			m.auto.pausedStanding = false // paused on it already, as it stood
+		} else if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected && m.auto.on {
 			// The lesson is on screen now: let it be read.
 			m.auto.Stop()
 			m.status = "autoplay paused: the server broke a deadlock (a resumes, h steps back through it)"

@@ -23,6 +23,9 @@ type autoplayer struct {
 	perm  int // the scenario permutation it plays, counting from 1
 	order []int
 	sched *sim.Scheduler
+	// pausedStanding is set when autoplay paused on a deadlock standing:
+	// the server's break of it, later, does not pause it again.
+	pausedStanding bool
 }
 
 func newAutoplayer(order []int) *autoplayer {
@@ -35,6 +38,7 @@ func newAutoplayer(order []int) *autoplayer {
 // beginning. Autoplay stops.
 func (a *autoplayer) Restart(order []int) {
 	a.order, a.sched = order, sim.NewScheduler(order)
+	a.pausedStanding = false
 	a.Stop()
 }
 
@@ -86,10 +90,48 @@ func (a *autoplayer) Beat(msg autoplayMsg, sessions []sim.SessionInfo) (idx int,
 			return -1, next, false // not settled yet
 		}
 	}
+	if checkDue(sessions, time.Now()) {
+		// A step now could close a cycle while a waiter's deadlock check
+		// is still to run: that check would break it as it forms, before
+		// anyone sees it. Once every waiter's check has run (and found
+		// nothing), only the closing session's own check can find the
+		// cycle, its deadlock_timeout after its wait begins: the deadlock
+		// stands that long on screen.
+		return -1, next, false
+	}
 	idx, _, done = a.sched.Next(sessions)
 	if done {
 		a.Stop()
 		return -1, nil, true
 	}
 	return idx, next, false
+}
+
+// checkMargin is how long after its deadlock_timeout a waiter's check is
+// taken as run: the check itself takes a few milliseconds.
+const checkMargin = 150 * time.Millisecond
+
+// checkDue says whether a waiting session's deadlock check is about to run:
+// by the server's clock, its wait (pg_locks.waitstart) began less than its
+// own deadlock_timeout (as the session read it) ago, and the check is due
+// before the check of a session stepped now (autoplayCheck after its wait
+// begins) would be. The server runs the check once per wait, that long
+// after the wait began; a check due later than that (a session that set a
+// long deadlock_timeout) cannot break a cycle the step closes first.
+func checkDue(sessions []sim.SessionInfo, now time.Time) bool {
+	for _, s := range sessions {
+		if s.State != sim.Waiting || s.DeadlockTimeout <= 0 {
+			continue
+		}
+		for _, e := range s.Waits {
+			if e.Lock == nil || e.Lock.WaitStart == nil {
+				continue
+			}
+			due := e.Lock.WaitStart.Add(s.DeadlockTimeout)
+			if due.Add(checkMargin).After(now) && due.Before(now.Add(autoplayCheck+checkMargin)) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -84,6 +84,8 @@ func (p *explainPane) content(w int) (string, []string) {
 		return p.standing(p.f.cycle, w)
 	case p.f.broken != nil:
 		return p.brokenLines(p.f.broken, w)
+	case p.f.failed != nil:
+		return p.failureLines(p.f.failed, w)
 	}
 	if name, ok := p.f.newestWait(); ok {
 		return p.wait(name, w)
@@ -296,8 +298,11 @@ func (p *explainPane) brokenLines(b *brokenDeadlock, w int) (string, []string) {
 	}
 	text := []string{
 		st.bad.Render("✗ The server broke " + cycle + ": " + b.victim + " was the victim."),
-		b.victim + "'s statement failed with 40P01 (deadlock detected) and its transaction was rolled back; the others got their locks and went on.",
+		b.victim + "'s statement failed with 40P01 (deadlock detected) and its transaction was rolled back, its locks released: that ends the cycle.",
 		st.subtle.Render("DETAIL: " + vol.Text(oneLine(b.detail))),
+		"Why " + b.victim + ": each waiter runs the server's deadlock check once, when it has waited its own deadlock_timeout. " +
+			"The first check to run once the cycle had closed was " + b.victim + "'s: it found the cycle, and the server cancels the statement of the session whose check finds it.",
+		st.ok.Render("Avoid it: ") + "take the locks in the same order in every transaction; and retry the victim's transaction.",
 	}
 	return "Deadlock broken: " + b.victim + " was the victim", wrapAll(text, w)
 }

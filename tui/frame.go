@@ -39,6 +39,9 @@ type frame struct {
 	// broke, shown until the next step.
 	cycle  *locks.Cycle
 	broken *brokenDeadlock
+	// failed is the last statement failure (not a deadlock's) or session
+	// the server ended, explained until the next step.
+	failed *sim.Failure
 	books  booksState
 	// results are the rows each script statement returned, by session and
 	// step.
@@ -51,7 +54,10 @@ type frame struct {
 	// screen shows is then the last it knew, not live.
 	lost    bool
 	lostWhy string
-	logLen  int // how many log lines had been written
+	// seenBy is when the poll that saw this moment's event (a wait, a
+	// cycle) began; zero for an event of a statement's own.
+	seenBy time.Time
+	logLen int // how many log lines had been written
 }
 
 // brokenDeadlock is a deadlock the server broke: the cycle as it stood,
@@ -147,6 +153,10 @@ func (f *frame) newestWait() (string, bool) {
 // is one the history keeps a frame for, and the log line it makes.
 func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
 	f.at = ev.Time
+	f.seenBy = time.Time{}
+	if ev.Snapshot != nil && ev.Kind != sim.Polled {
+		f.seenBy = ev.Snapshot.Taken // a wait or a cycle a poll saw
+	}
 	line = logEntry{at: ev.Time, who: ev.Session}
 	switch ev.Kind {
 	case sim.Polled:
@@ -240,6 +250,9 @@ func patched(sessions []sim.SessionInfo, ev sim.Event) []sim.SessionInfo {
 		if ev.Kind == sim.Error {
 			s.LastErr, s.ErrAt = ev.Err, ev.Step
 		}
+		if ev.Kind == sim.ConnectionLost {
+			s.Ended = ev.Err
+		}
 	}
 	return out
 }
@@ -250,7 +263,7 @@ func (f *frame) applyStatement(ev sim.Event) logEntry {
 	switch ev.Kind {
 	case sim.Started:
 		if !ev.Auto {
-			f.broken = nil // a broken deadlock stays on screen until the next step
+			f.broken, f.failed = nil, nil // a failure stays explained until the next step
 		}
 		if ev.Step < 0 && !ev.Auto {
 			f.startTyped(ev)
@@ -281,10 +294,18 @@ func (f *frame) applyStatement(ev sim.Event) logEntry {
 		if ev.Err.SQLState == pgerrcode.DeadlockDetected {
 			f.broken = &brokenDeadlock{cycle: f.cycle, victim: ev.Session, detail: namedProcesses(ev.Err.Detail, f.sessions)}
 			f.cycle = nil
+		} else if ev.Failure != nil {
+			f.failed = ev.Failure
 		}
 	case sim.ConnectionLost:
 		delete(f.waitSince, ev.Session)
 		line.text, line.bad = "✗ connection lost: "+ev.Cause.Error(), true
+		if ev.Err != nil {
+			line.text = fmt.Sprintf("✗ the server ended the session: %s %s (SQLSTATE %s); its locks are released", ev.Err.Severity, ev.Err.Message, ev.Err.SQLState)
+		}
+		if ev.Failure != nil {
+			f.failed = ev.Failure
+		}
 		f.endTyped(ev)
 	}
 	return line
@@ -410,13 +431,26 @@ func (h *history) push(f frame) int {
 
 // settle gives the frames since the last poll (or read of the balances)
 // what it found: each event's screen as it was once the event had been seen.
+// A poll shows a moment only when it began after the moment's event (or
+// was the poll that saw it: a wait, a cycle); a slow poll begun before it
+// may show what came later — a wait not yet begun at that moment — so that
+// moment waits for a later poll.
 func (h *history) settle(live *frame, kind sim.EventKind) {
 	switch kind {
 	case sim.Polled:
-		for i := h.unpolled; i < len(h.frames); i++ {
-			h.frames[i].snap, h.frames[i].lost, h.frames[i].queues = live.snap, live.lost, live.queues
+		if live.snap == nil {
+			return
 		}
-		h.unpolled = len(h.frames)
+		taken := live.snap.Taken
+		i := h.unpolled
+		for ; i < len(h.frames); i++ {
+			fr := &h.frames[i]
+			if fr.at.After(taken) && (fr.seenBy.IsZero() || fr.seenBy.After(taken)) {
+				break
+			}
+			fr.snap, fr.lost, fr.queues = live.snap, live.lost, live.queues
+		}
+		h.unpolled = i
 	case sim.BooksRead:
 		for i := h.unread; i < len(h.frames); i++ {
 			h.frames[i].books = live.books

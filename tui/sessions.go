@@ -235,6 +235,9 @@ func (p *sessionsPane) title(s sim.SessionInfo) string {
 func (p *sessionsPane) state(s sim.SessionInfo) string {
 	st, vol := p.look.st, p.look.vol
 	line := p.badge(s.State)
+	if s.State == sim.Failed && s.Ended != nil {
+		line = st.bad.Render("✗ session ended by the server")
+	}
 	if t, ok := p.f.waitSince[s.Name]; ok && s.State == sim.Waiting {
 		line += st.wait.Render(" " + vol.Age(p.now.Sub(t)))
 	}
@@ -303,10 +306,17 @@ func (p *sessionsPane) columnFocus(i, w int) columnLines {
 		if r, ok := p.f.results[resultKey{s.Name, k}]; ok && k < s.Next {
 			text = withResult(text, resultLines(r, w, st), w)
 		}
+		if s.LastErr != nil && s.ErrAt == k && s.CurrentStep != k {
+			// Under the statement that failed, not under the script's
+			// end, which never ran.
+			text = append(text, wrapLines(p.errLine(s), w)...)
+		}
 		c.add(text)
 	}
 	p.typed(s, typed, len(s.Statements), &c, w)
-	c.add(wrapLines(p.tail(s), w))
+	if s.State == sim.Waiting || (s.State == sim.Failed && s.Ended != nil) {
+		c.add(wrapLines(p.tail(s), w))
+	}
 	return c
 }
 
@@ -413,12 +423,18 @@ func (p *sessionsPane) tail(s sim.SessionInfo) string {
 	switch {
 	case s.State == sim.Waiting && len(s.BlockedBy) > 0:
 		return st.wait.Render("⏳ waits for " + strings.Join(s.BlockedBy, ", ") + p.behind(s.Name))
+	case s.State == sim.Failed && s.Ended != nil:
+		return st.bad.Render(fmt.Sprintf("✗ %s %s %s: the server ended this session; its transaction rolled back, its locks released",
+			s.Ended.Severity, s.Ended.SQLState, s.Ended.Message))
 	case s.LastErr != nil && s.ErrAt >= 0:
-		// A typed statement's error is under it; a script's stays here:
-		// the script is over.
-		return st.bad.Render(fmt.Sprintf("✗ %s %s", s.LastErr.SQLState, s.LastErr.Message))
+		return p.errLine(s)
 	}
 	return ""
+}
+
+// errLine is the error a script statement failed with.
+func (p *sessionsPane) errLine(s sim.SessionInfo) string {
+	return p.look.st.bad.Render(fmt.Sprintf("✗ %s %s", s.LastErr.SQLState, s.LastErr.Message))
 }
 
 // behind says which held lock a session's wait is about: ": T2 holds FOR
@@ -465,8 +481,11 @@ func (p *sessionsPane) row(i, w int, brief bool) []string {
 	}
 	indent := 24
 	head := name + " " + p.badge(s.State)
+	if s.State == sim.Failed && s.Ended != nil {
+		head = name + " " + st.bad.Render("✗ ended")
+	}
 	if ansi.StringWidth(head) >= indent {
-		if short, ok := shortBadges[s.State]; ok {
+		if short, ok := shortBadges[s.State]; ok && s.Ended == nil {
 			head = name + " " + p.look.st.bad.Render(short) // never cut in the middle of a word
 		}
 	}
