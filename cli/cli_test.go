@@ -209,7 +209,7 @@ func TestRunTranscriptShowsTheLecturesDeadlock(t *testing.T) {
 	for _, want := range []string{
 		"step T1: BEGIN\nstep T2: BEGIN\n",
 		"step T2: SELECT balance FROM accounts WHERE id = 1 FOR UPDATE <waiting ...>\n",
-		"holds FOR KEY SHARE on accounts id=1 (a foreign-key check), which conflicts with FOR UPDATE",
+		"holds FOR KEY SHARE on accounts id=1 (a mode taken by e.g. a foreign-key check or SELECT … FOR KEY SHARE), which conflicts with FOR UPDATE",
 		"-- deadlock: T1 → T2 → T1",
 		"ERROR:  deadlock detected (SQLSTATE 40P01)\nDETAIL:  Process ",
 		"<... completed>",

@@ -584,6 +584,9 @@ func (r *truthRun) facts() facts {
 			f.codes[ev.Err.SQLState] = true
 		case sim.ConnectionLost:
 			f.lost = true
+			if ev.Err != nil { // the FATAL the server ended the session with
+				f.codes[ev.Err.SQLState] = true
+			}
 		case sim.Completed:
 			if ev.Index >= 0 && ev.Index < len(infos) && ev.Step >= 0 && ev.Step < len(infos[ev.Index].StepNames) &&
 				infos[ev.Index].StepNames[ev.Step] == "anomaly" {
