@@ -262,12 +262,23 @@ func (m *studentScreen) Init() tea.Cmd {
 type idleCheckMsg struct{}
 
 // idleCheck checks --idle after d: the screen's own timer, since the
-// interface at rest schedules no tick of its own.
+// interface at rest schedules no tick of its own. It ends with the screen
+// (--idle is half an hour by default).
 func (m *studentScreen) idleCheck(d time.Duration) tea.Cmd {
 	if m.idle <= 0 {
 		return nil
 	}
-	return tea.Tick(d, func(time.Time) tea.Msg { return idleCheckMsg{} })
+	ctx := m.ctx
+	return func() tea.Msg {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return idleCheckMsg{}
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 func (m *studentScreen) listen() tea.Cmd {

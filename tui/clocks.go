@@ -99,8 +99,19 @@ func (m *Model) clockCmd(msg tea.Msg) tea.Cmd {
 	m.clk.seq++
 	m.clk.pending, m.clk.at = true, now.Add(want)
 	m.clk.scheduled++
-	seq := m.clk.seq
-	return tea.Tick(want, func(t time.Time) tea.Msg { return tickMsg{seq: seq, at: t} })
+	seq, ctx := m.clk.seq, m.ctx
+	return func() tea.Msg {
+		// Not tea.Tick: a tick of up to a minute (a notice's) ends with
+		// the interface, not after it.
+		t := time.NewTimer(want)
+		defer t.Stop()
+		select {
+		case at := <-t.C:
+			return tickMsg{seq: seq, at: at}
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 // soonest is the shorter of two waits, 0 meaning none.
