@@ -15,7 +15,8 @@ import (
 // bare Bubble Tea program costs.
 
 // clockProbe is how soon after a message that is not a tick the model looks
-// at the frame it drew: the message may have put a clock on screen.
+// at the frame it drew, while a clock runs in the live run: the message may
+// have put it on screen.
 const clockProbe = 100 * time.Millisecond
 
 // lessonBeat is how often a lesson's action in flight checks its deadline.
@@ -82,10 +83,11 @@ func (m *Model) clockCmd(msg tea.Msg) tea.Cmd {
 	_, isTick := msg.(tickMsg)
 	now := m.clock()
 	var want time.Duration
-	if !isTick {
-		want = clockProbe
-	} else if m.clk.every > 0 {
+	switch {
+	case isTick:
 		want = m.clk.every
+	case m.clocksRun():
+		want = clockProbe
 	}
 	if m.noticeText != "" && now.Before(m.noticeUntil) {
 		want = soonest(want, m.noticeUntil.Sub(now)) // the notice leaves the footer
@@ -112,6 +114,31 @@ func (m *Model) clockCmd(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 	}
+}
+
+// clocksRun says whether the live run has a clock that runs, drawn or not:
+// a session waiting, a transaction open, a deadlock's countdown.
+func (m *Model) clocksRun() bool {
+	f := &m.live
+	if f.lost {
+		return false
+	}
+	if f.cycle != nil && f.cycle.BreakAt != nil {
+		return true
+	}
+	for _, s := range f.sessions {
+		if _, ok := f.waitSince[s.Name]; ok {
+			return true
+		}
+	}
+	if f.snap != nil {
+		for _, b := range f.snap.Backends {
+			if b.XactStart != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // soonest is the shorter of two waits, 0 meaning none.
