@@ -70,6 +70,11 @@ type pgbenchRow struct {
 	// Threads is how many threads drive lockstep's workers, and pgbench's
 	// clients (-j).
 	Threads int `json:"client_threads"`
+	// The same against pgbench -M prepared, its fastest mode, run in the
+	// same rounds.
+	PreparedTPS    float64   `json:"pgbench_prepared_transfers_per_s"`
+	RatioPrepared  float64   `json:"ratio_prepared"`
+	RoundsPrepared []float64 `json:"round_ratios_prepared"`
 }
 
 // benchFlags are bench's flags, and what they parse to.
@@ -157,11 +162,12 @@ func (a *app) benchCommand() *cobra.Command {
 			}
 			switch {
 			case f.asJSON && f.vsPgbench:
-				worst := cmp[0].Ratio
+				worst, worstPrepared := cmp[0].Ratio, cmp[0].RatioPrepared
 				for _, c := range cmp {
-					worst = min(worst, c.Ratio)
+					worst, worstPrepared = min(worst, c.Ratio), min(worstPrepared, c.RatioPrepared)
 				}
-				_ = json.NewEncoder(out).Encode(map[string]any{"summary": true, "pgbench": cmp, "ratio_vs_pgbench": worst})
+				_ = json.NewEncoder(out).Encode(map[string]any{"summary": true, "pgbench": cmp, "ratio_vs_pgbench": worst,
+					"ratio_vs_pgbench_prepared": worstPrepared})
 			case f.asJSON, f.asCSV:
 			default:
 				printBenchTable(out, results)
@@ -231,10 +237,11 @@ func (b *benchRun) bench(ctx context.Context, s *ledger.Strategy, workers, accou
 	return load.Bench(ctx, load.BenchConfig{DB: b.d, Ledger: b.a.ledger, Strategy: s, Workers: workers, Accounts: accounts, Duration: b.f.duration})
 }
 
-// compare runs pgbench against lockstep's ordered strategy for each count
-// of accounts and workers: interleaved rounds in alternating order (pgbench
-// first, then lockstep first), so that neither side always runs on a
-// server warmed, or tired, by the other.
+// compare runs pgbench, with the simple query protocol and with -M
+// prepared, against lockstep's ordered strategy for each count of accounts
+// and workers: interleaved rounds, the order of the three rotating from
+// one round to the next, so that none always runs on a server warmed, or
+// tired, by another.
 func (b *benchRun) compare(ctx context.Context) ([]pgbenchRow, error) {
 	rounds := float64(b.f.rounds)
 	var cmp []pgbenchRow
@@ -242,35 +249,36 @@ func (b *benchRun) compare(ctx context.Context) ([]pgbenchRow, error) {
 		for _, w := range b.f.ws {
 			row := pgbenchRow{Workers: w, Accounts: acc, Threads: load.DriverThreads(w)}
 			for round := range b.f.rounds {
-				var tps float64
+				var simple, prepared float64
 				var r load.BenchResult
-				runPgbench := func() (err error) {
-					fmt.Fprintf(b.progress, "pgbench, %d clients, %d accounts…\n", w, acc)
-					tps, err = load.Pgbench(ctx, b.f.pgbench, b.d, b.a.ledger, w, acc, b.f.duration)
-					return err
+				pgbench := func(tps *float64, prep bool, mode string) func() error {
+					return func() (err error) {
+						fmt.Fprintf(b.progress, "pgbench%s, %d clients, %d accounts…\n", mode, w, acc)
+						*tps, err = load.Pgbench(ctx, b.f.pgbench, b.d, b.a.ledger, w, acc, b.f.duration, prep)
+						return err
+					}
 				}
-				runLockstep := func() (err error) {
+				runs := []func() error{pgbench(&simple, false, ""), pgbench(&prepared, true, " -M prepared"), func() (err error) {
 					fmt.Fprintf(b.progress, "lockstep ordered, %d workers, %d accounts…\n", w, acc)
 					r, err = b.bench(ctx, mustLookup("ordered"), w, acc)
 					return err
+				}}
+				for i := range runs {
+					if err := runs[(round+i)%len(runs)](); err != nil {
+						return nil, err
+					}
 				}
-				first, second := runPgbench, runLockstep
-				if round%2 == 1 {
-					first, second = second, first
-				}
-				if err := first(); err != nil {
-					return nil, err
-				}
-				if err := second(); err != nil {
-					return nil, err
-				}
-				row.PgbenchTPS += tps / rounds
+				row.PgbenchTPS += simple / rounds
+				row.PreparedTPS += prepared / rounds
 				row.LockstepTPS += r.Throughput / rounds
-				if tps > 0 {
-					row.Rounds = append(row.Rounds, r.Throughput/tps)
+				if simple > 0 {
+					row.Rounds = append(row.Rounds, r.Throughput/simple)
+				}
+				if prepared > 0 {
+					row.RoundsPrepared = append(row.RoundsPrepared, r.Throughput/prepared)
 				}
 			}
-			row.Ratio = median(row.Rounds)
+			row.Ratio, row.RatioPrepared = median(row.Rounds), median(row.RoundsPrepared)
 			cmp = append(cmp, row)
 		}
 	}
@@ -280,12 +288,17 @@ func (b *benchRun) compare(ctx context.Context) ([]pgbenchRow, error) {
 // printPgbenchRows prints each comparison with pgbench on a line.
 func printPgbenchRows(w io.Writer, cmp []pgbenchRow) {
 	for _, c := range cmp {
-		each := make([]string, len(c.Rounds))
-		for i, x := range c.Rounds {
-			each[i] = fmt.Sprintf("%.2f", x)
+		each := func(xs []float64) string {
+			s := make([]string, len(xs))
+			for i, x := range xs {
+				s[i] = fmt.Sprintf("%.2f", x)
+			}
+			return strings.Join(s, ", ")
 		}
-		fmt.Fprintf(w, "ordered vs pgbench -c %d -j %d, %d workers on %d threads, %d accounts: %.0f vs %.0f transfers/s (means), %.2f× (median of %d rounds: %s)\n",
-			c.Workers, c.Threads, c.Workers, c.Threads, c.Accounts, c.LockstepTPS, c.PgbenchTPS, c.Ratio, len(c.Rounds), strings.Join(each, ", "))
+		fmt.Fprintf(w, "ordered vs pgbench -c %d -j %d, %d workers on %d threads, %d accounts: %.0f vs %.0f transfers/s (means), %.2f× (median of %d rounds: %s); "+
+			"vs pgbench -M prepared: %.0f transfers/s, %.2f× (%s)\n",
+			c.Workers, c.Threads, c.Workers, c.Threads, c.Accounts, c.LockstepTPS, c.PgbenchTPS, c.Ratio, len(c.Rounds), each(c.Rounds),
+			c.PreparedTPS, c.RatioPrepared, each(c.RoundsPrepared))
 	}
 }
 

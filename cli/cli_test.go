@@ -430,7 +430,11 @@ func TestBenchVsPgbench(t *testing.T) {
 			Rounds     []float64 `json:"round_ratios"`
 			Ratio      float64   `json:"ratio"`
 			Threads    int       `json:"client_threads"`
+			Prepared   float64   `json:"pgbench_prepared_transfers_per_s"`
+			RatioPrep  float64   `json:"ratio_prepared"`
+			RoundsPrep []float64 `json:"round_ratios_prepared"`
 		} `json:"pgbench"`
+		RatioPrep float64 `json:"ratio_vs_pgbench_prepared"`
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
 		t.Fatal(err)
@@ -446,6 +450,13 @@ func TestBenchVsPgbench(t *testing.T) {
 	r := slices.Sorted(slices.Values(c.Rounds))
 	if c.Ratio != r[1] || sum.Ratio != c.Ratio {
 		t.Errorf("ratio %v, ratio_vs_pgbench %v, want the median of %v", c.Ratio, sum.Ratio, c.Rounds)
+	}
+	// pgbench -M prepared ran the same script in the same rounds.
+	if c.Prepared <= 0 || len(c.RoundsPrep) != 3 {
+		t.Fatalf("no comparison with pgbench -M prepared: %+v", c)
+	}
+	if p := slices.Sorted(slices.Values(c.RoundsPrep)); c.RatioPrep != p[1] || sum.RatioPrep != c.RatioPrep {
+		t.Errorf("ratio_prepared %v, ratio_vs_pgbench_prepared %v, want the median of %v", c.RatioPrep, sum.RatioPrep, c.RoundsPrep)
 	}
 }
 

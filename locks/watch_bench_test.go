@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -80,6 +81,11 @@ func BenchmarkWatchPoll(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	anchorConn, err := d.Connect(ctx, "bench-anchor")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer anchorConn.Close(ctx)
 	held := 0
 	for _, foreign := range []int{0, 10000, 50000} {
 		// Each holder takes its share of session-level advisory locks.
@@ -109,11 +115,17 @@ func BenchmarkWatchPoll(b *testing.B) {
 			}
 			b.Run(fmt.Sprintf("foreign=%d/waits=%v", foreign, waiting), func(b *testing.B) {
 				var look *locks.Look
+				anchor := &lockCount{c: anchorConn}
+				var took []time.Duration
 				for b.Loop() {
+					start := time.Now()
 					if look, err = w.Poll(ctx); err != nil {
 						b.Fatal(err)
 					}
+					took = append(took, time.Since(start))
+					anchor.time(b)
 				}
+				anchor.report(b, took)
 				if look.ReadLocks != waiting || (waiting && look.Tree.Sessions() != 3) || look.Watched != 3 {
 					b.Fatalf("the poll did not see the app as set up: %+v", look)
 				}

@@ -264,12 +264,6 @@ func (bb *busyBench) pairs(w *locks.Watch, n int) []pair {
 	return out
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
 // report prints a case's line: the medians, the median of the pairs'
 // ratios and the largest, the slowest look.
 func (bb *busyBench) report(name string, ps []pair) {

@@ -255,7 +255,30 @@ type studentScreen struct {
 type inboxMsg struct{ msg tea.Msg }
 
 func (m *studentScreen) Init() tea.Cmd {
-	return tea.Batch(m.inner.Init(), m.listen())
+	return tea.Batch(m.inner.Init(), m.listen(), m.idleCheck(m.idle))
+}
+
+// idleCheckMsg is the time to check --idle.
+type idleCheckMsg struct{}
+
+// idleCheck checks --idle after d: the screen's own timer, since the
+// interface at rest schedules no tick of its own. It ends with the screen
+// (--idle is half an hour by default).
+func (m *studentScreen) idleCheck(d time.Duration) tea.Cmd {
+	if m.idle <= 0 {
+		return nil
+	}
+	ctx := m.ctx
+	return func() tea.Msg {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return idleCheckMsg{}
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 func (m *studentScreen) listen() tea.Cmd {
@@ -285,13 +308,17 @@ func (m *studentScreen) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.w, m.h = msg.Width, msg.Height
 		_, cmd := m.inner.Update(msg)
 		cmds = append(cmds, cmd)
+	case idleCheckMsg:
+		// One check in flight: it comes again when the last key would be
+		// --idle old.
+		if left := m.idle - time.Since(m.lastKey); left > 0 {
+			cmds = append(cmds, m.idleCheck(left))
+		} else {
+			m.cancel(errIdle{m.idle})
+		}
 	default:
 		_, cmd := m.inner.Update(msg)
 		cmds = append(cmds, cmd)
-		// The interface ticks four times a second: idle is checked then.
-		if time.Since(m.lastKey) >= m.idle {
-			m.cancel(errIdle{m.idle})
-		}
 	}
 	if sum := m.inner.Summary(); sum != m.last {
 		m.last = sum

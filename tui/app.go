@@ -93,6 +93,7 @@ type Model struct {
 	recorded bool
 	clock    func() time.Time
 	now      time.Time
+	clk      clocks
 }
 
 // New is the interface's model; Close releases what it started.
@@ -148,13 +149,9 @@ func (m *Model) Init() tea.Cmd {
 		return tea.RequestBackgroundColor
 	}
 	if m.lesson != nil {
-		return tea.Batch(m.startPart(0), tea.RequestBackgroundColor, tick())
+		return tea.Batch(m.startPart(0), tea.RequestBackgroundColor)
 	}
-	return tea.Batch(m.startEngine(m.cfg), tea.RequestBackgroundColor, tick())
-}
-
-func tick() tea.Cmd {
-	return tea.Tick(250*time.Millisecond, func(t time.Time) tea.Msg { return tickMsg(t) })
+	return tea.Batch(m.startEngine(m.cfg), tea.RequestBackgroundColor)
 }
 
 // runName is what the run is: its strategy, or its scenario.
@@ -193,8 +190,23 @@ func waitEvents(id int, eng *sim.Engine) tea.Cmd {
 	})
 }
 
-// Update handles keys, engine events and replies.
+// Update handles keys, engine events and replies, and asks for the tick
+// the clocks on screen need (clocks.go).
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if t, ok := msg.(tickMsg); ok {
+		if t.seq != m.clk.seq {
+			return m, nil // replaced by a sooner tick
+		}
+		m.clk.pending = false
+	}
+	if !m.live.lost {
+		m.now = m.clock() // a screen that is not live stops its clocks
+	}
+	model, cmd := m.update(msg)
+	return model, tea.Batch(cmd, m.clockCmd(msg))
+}
+
+func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
@@ -206,11 +218,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.explain.Restyle()
 		return m, nil
 	case tickMsg:
-		if !m.live.lost {
-			m.now = m.clock() // a screen that is not live stops its clocks
-		}
-		m.lessonTick(time.Time(msg))
-		return m, tick()
+		m.lessonTick(msg.at)
+		return m, nil
 	case lessonDoneMsg:
 		m.lessonDone(msg)
 		return m, nil

@@ -170,7 +170,7 @@ func TestStaleScreen(t *testing.T) {
 		t.Errorf("a lost observer is not shown:\n%s", s)
 	}
 	frozen := m.now
-	d.send(tickMsg(time.Now().Add(time.Hour)))
+	d.send(tickMsg{seq: m.clk.seq, at: time.Now().Add(time.Hour)})
 	if !m.now.Equal(frozen) {
 		t.Errorf("the clock moved on a screen that is not live: %v → %v", frozen, m.now)
 	}

@@ -38,6 +38,8 @@ func (m *Model) View() tea.View {
 // statements whole, the explanation, the graph and the locks behind the
 // waits; the log and the accounts take what room is left.
 func (m *Model) render() string {
+	spy := m.spyClocks()
+	defer func() { m.clk.every = spy.finest }()
 	if m.width == 0 || m.height == 0 {
 		return ""
 	}

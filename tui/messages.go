@@ -1,8 +1,6 @@
 package tui
 
 import (
-	"time"
-
 	"lockstep/sim"
 )
 
@@ -34,9 +32,6 @@ type actionMsg struct {
 	// logged is a line for the log when the action succeeded.
 	logged string
 }
-
-// tickMsg refreshes clocks: transaction ages, the deadlock countdown.
-type tickMsg time.Time
 
 // autoplayMsg is autoplay's beat; seq drops beats from an earlier autoplay.
 type autoplayMsg struct{ seq int }
