@@ -466,8 +466,9 @@ func endBackends(ctx context.Context, conn *pgx.Conn, pattern string) error {
 	}
 	for {
 		var left int
+		// One round trip (no statement to prepare): a run ends with it.
 		err := conn.QueryRow(ctx, `SELECT count(`+terminate+`) FROM pg_stat_activity
-			WHERE application_name LIKE $1 AND pid <> pg_backend_pid()`, pattern).Scan(&left)
+			WHERE application_name LIKE $1 AND pid <> pg_backend_pid()`, pgx.QueryExecModeSimpleProtocol, pattern).Scan(&left)
 		if err != nil {
 			return fmt.Errorf("ending backends %s: %w", pattern, err)
 		}
