@@ -91,12 +91,15 @@ type app struct {
 	dsn2            string
 	schema          string
 	deadlockTimeout time.Duration
-	theme           string
-	recordTo        string    // the interface's --record
-	maxConnections  int       // the throwaway server's max_connections; 0 is db's default (serve needs more)
-	stderr          io.Writer // for progress lines, such as a first start's template
-	fetchPostgres   string    // --fetch-postgres: the version to fetch and start
-	offline         bool      // --offline: never fetch PostgreSQL
+	// keepCheck keeps the connection that checks the server for the run to
+	// take (db.Options.KeepCheck).
+	keepCheck      bool
+	theme          string
+	recordTo       string    // the interface's --record
+	maxConnections int       // the throwaway server's max_connections; 0 is db's default (serve needs more)
+	stderr         io.Writer // for progress lines, such as a first start's template
+	fetchPostgres  string    // --fetch-postgres: the version to fetch and start
+	offline        bool      // --offline: never fetch PostgreSQL
 	// untilSignal marks a command that runs until a signal ends it (db):
 	// its signal is no interruption.
 	untilSignal bool
@@ -232,6 +235,7 @@ func (a *app) openWith(ctx context.Context, lookupEnv func(string) (string, bool
 			fmt.Fprintf(a.stderr, "lockstep: %s\n", msg)
 		}, Fetch: a.fetchOptions()},
 		LookupEnv: lookupEnv,
+		KeepCheck: a.keepCheck,
 	})
 	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil, err // a signal, not bad input (a fetch or a start interrupted)

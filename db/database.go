@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -71,6 +72,12 @@ type Options struct {
 	// NoThrowaway refuses to start a throwaway server (for child processes,
 	// which must use their parent's database).
 	NoThrowaway bool
+	// KeepCheck keeps the connection Open checks the server with, for the
+	// first Connect of the Database or a copy without a schema
+	// (WithoutSchema) to take, renamed: a command that runs for a moment
+	// (lockstep spec) then pays for one connection start less. The first
+	// Connect of any other copy closes it, and so does Close.
+	KeepCheck bool
 }
 
 // Database is where lockstep's sessions connect.
@@ -83,6 +90,16 @@ type Database struct {
 	version string
 	created bool // CREATE DATABASE was this lockstep's (the second database)
 	pooled  bool // reached through a pooler lockstep started (Through)
+	// spare is the connection Open checked the server with, when kept
+	// (Options.KeepCheck): shared by the copies, taken at most once.
+	spare *spareConn
+}
+
+// spareConn is a connection waiting for its first taker.
+type spareConn struct {
+	mu     sync.Mutex
+	conn   *pgx.Conn
+	config *pgx.ConnConfig // the settings it was made with, before its name
 }
 
 // libpqVars are the environment variables whose presence means the user has
@@ -156,20 +173,55 @@ func Open(ctx context.Context, opts Options) (*Database, error) {
 	if d.schema == "" {
 		d.schema = defaultSchemaFor(source, cfg.User)
 	}
-	conn, err := d.Connect(ctx, AppName("check"))
+	// Made without the schema's search_path, so that a copy without one
+	// can take it (Options.KeepCheck).
+	conn, err := d.ConnectConfig(ctx, d.WithoutSchema().ConnConfig(AppName("check")))
 	if err != nil {
 		d.Close()
 		return nil, err
 	}
-	defer CloseConn(ctx, conn)
 	// The server reports its version when a connection starts.
 	if d.version = conn.PgConn().ParameterStatus("server_version"); d.version == "" {
 		if err := conn.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&d.version); err != nil {
+			CloseConn(ctx, conn)
 			d.Close()
 			return nil, fmt.Errorf("reading the server version: %w", err)
 		}
 	}
+	if opts.KeepCheck {
+		d.spare = &spareConn{conn: conn, config: d.config}
+	} else {
+		CloseConn(ctx, conn)
+	}
 	return d, nil
+}
+
+// takeSpare is the kept check connection, named appName, when this copy
+// may use it (the same role, no schema) and it is still there; any other
+// first taker closes it. Nil otherwise.
+func (d *Database) takeSpare(ctx context.Context, appName string) *pgx.Conn {
+	if d.spare == nil {
+		return nil
+	}
+	d.spare.mu.Lock()
+	conn, fits := d.spare.conn, d.spare.config == d.config && d.schema == ""
+	d.spare.conn = nil
+	d.spare.mu.Unlock()
+	if conn == nil {
+		return nil
+	}
+	if !fits {
+		CloseConn(ctx, conn)
+		return nil
+	}
+	// One round trip, the unnamed statement: no statement cache entry.
+	_, err := conn.PgConn().ExecParams(ctx, "SELECT pg_catalog.set_config('application_name', $1, false)",
+		[][]byte{[]byte(appName)}, nil, nil, nil).Close()
+	if err != nil {
+		CloseConn(ctx, conn)
+		return nil
+	}
+	return conn
 }
 
 // parseProblem is what pgx found wrong in a connection string, without the
@@ -191,6 +243,9 @@ func parseProblem(err error) string {
 // Connect opens a new connection named appName in pg_stat_activity, with the
 // ledger's schema as search_path and NUMERIC mapped to decimal.Decimal.
 func (d *Database) Connect(ctx context.Context, appName string) (*pgx.Conn, error) {
+	if conn := d.takeSpare(ctx, appName); conn != nil {
+		return conn, nil
+	}
 	return d.ConnectConfig(ctx, d.ConnConfig(appName))
 }
 
@@ -280,8 +335,18 @@ func (d *Database) Describe() string {
 	return fmt.Sprintf("PostgreSQL %s at %s/%s as %s (from %s)", major, host, d.config.Database, d.config.User, d.source)
 }
 
-// Close stops the throwaway server if this Database started it.
+// Close closes the kept check connection if nothing took it, and stops the
+// throwaway server if this Database started it.
 func (d *Database) Close() error {
+	if d.spare != nil { // never taken: the copies share it
+		d.spare.mu.Lock()
+		conn := d.spare.conn
+		d.spare.conn = nil
+		d.spare.mu.Unlock()
+		if conn != nil {
+			CloseConn(context.Background(), conn)
+		}
+	}
 	if d.server != nil && d.owner {
 		return d.server.Stop()
 	}
@@ -401,8 +466,9 @@ func endBackends(ctx context.Context, conn *pgx.Conn, pattern string) error {
 	}
 	for {
 		var left int
+		// One round trip (no statement to prepare): a run ends with it.
 		err := conn.QueryRow(ctx, `SELECT count(`+terminate+`) FROM pg_stat_activity
-			WHERE application_name LIKE $1 AND pid <> pg_backend_pid()`, pattern).Scan(&left)
+			WHERE application_name LIKE $1 AND pid <> pg_backend_pid()`, pgx.QueryExecModeSimpleProtocol, pattern).Scan(&left)
 		if err != nil {
 			return fmt.Errorf("ending backends %s: %w", pattern, err)
 		}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"lockstep/db"
 	"lockstep/dbtest"
 )
@@ -193,4 +195,84 @@ func TestOpenSaysWhatAnswered(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKeepCheckHandsTheCheckOver: with KeepCheck, the connection Open
+// checked the server with is the first one a copy without a schema asks
+// for, renamed, and a copy with a schema never gets it (its search_path
+// is set when a connection starts) — it closes it and connects anew.
+func TestKeepCheckHandsTheCheckOver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := dbtest.DSN(t)
+	backends := func(t *testing.T, conn interface {
+		QueryRow(context.Context, string, ...any) pgx.Row
+	}, app string) int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	t.Run("taken", func(t *testing.T) {
+		t.Parallel()
+		d, err := db.Open(ctx, db.Options{DSN: dsn, LookupEnv: noEnv, KeepCheck: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		opened := time.Now()
+		app := db.AppName("keepcheck-" + string(db.NewRunID()))
+		first, err := d.WithoutSchema().Connect(ctx, app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer first.Close(ctx)
+		second, err := d.WithoutSchema().Connect(ctx, app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer second.Close(ctx)
+		var name, path string
+		if err := first.QueryRow(ctx, "SELECT current_setting('application_name'), current_setting('search_path')").Scan(&name, &path); err != nil {
+			t.Fatal(err)
+		}
+		if name != app || strings.Contains(path, d.Schema()) {
+			t.Errorf("the kept connection is named %q with search_path %q; want %q and the server's own", name, path, app)
+		}
+		for i, conn := range []*pgx.Conn{first, second} {
+			var before bool
+			if err := conn.QueryRow(ctx, "SELECT backend_start < $1 FROM pg_stat_activity WHERE pid = pg_backend_pid()", opened).Scan(&before); err != nil {
+				t.Fatal(err)
+			}
+			if before != (i == 0) {
+				t.Errorf("connection %d started before Open returned: %v; want only the first (the kept one)", i+1, before)
+			}
+		}
+		if n := backends(t, second, app); n != 2 {
+			t.Errorf("%d backends named %s; want 2 (the kept one, and a new one)", n, app)
+		}
+	})
+	t.Run("refused with a schema", func(t *testing.T) {
+		t.Parallel()
+		d, err := db.Open(ctx, db.Options{DSN: dsn, LookupEnv: noEnv, KeepCheck: true, Schema: "keepcheck"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		app := db.AppName("keepcheck-" + string(db.NewRunID()))
+		conn, err := d.Connect(ctx, app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var path string
+		if err := conn.QueryRow(ctx, "SELECT current_setting('search_path')").Scan(&path); err != nil {
+			t.Fatal(err)
+		}
+		if path != "keepcheck" {
+			t.Errorf("search_path %q; want keepcheck", path)
+		}
+	})
 }

@@ -152,7 +152,9 @@ func NewObserver(ctx context.Context, conn *pgx.Conn, run db.RunID, schema strin
 	var version int
 	var timeout string
 	var ns int32
-	err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int, current_setting('deadlock_timeout'), hashtext($1)", schema).
+	// One round trip (no statement to prepare): every run starts with it.
+	err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int, current_setting('deadlock_timeout'), hashtext($1)",
+		pgx.QueryExecModeSimpleProtocol, schema).
 		Scan(&version, &timeout, &ns)
 	if err != nil {
 		return nil, fmt.Errorf("reading server settings: %w", err)
