@@ -258,6 +258,11 @@ func (m *Model) lessonRows(bodyH int) []string {
 	lines := m.lessonLines(w - 4)
 	// The sessions and the explanation keep room for a few lines each.
 	most := max(5, min(bodyH/2, bodyH-11))
+	if ll := m.lesson; ll.hist < 0 && ll.last != nil && ll.last.verdict != nil && ll.last.at.Part == ll.part {
+		// An answer just judged: what the server did and why is the
+		// lesson; the panes below keep a few lines each, marked.
+		most = max(most, bodyH-10)
+	}
 	h := min(len(lines)+3, most)
 	title := m.lessonTitle()
 	if len(lines)+3 > h && m.focus != paneLesson {
