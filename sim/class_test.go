@@ -180,7 +180,7 @@ func TestRowModesWithoutPgrowlocks(t *testing.T) {
 	}
 	e := ev.Waits[0]
 	if e.HeldRow == nil || !e.HeldRow.Inferred || e.Conflict == nil || !e.Conflict.Row ||
-		!strings.Contains(e.Why, "T1 holds FOR KEY SHARE on accounts id=1 (a mode taken by e.g. a foreign-key check or SELECT … FOR KEY SHARE), which conflicts with FOR UPDATE") {
+		!strings.Contains(e.Why, "T1 holds FOR KEY SHARE on accounts id=1 (a foreign-key check), which conflicts with FOR UPDATE") {
 		t.Fatalf("the wait's explanation: %+v", e)
 	}
 }
