@@ -245,7 +245,7 @@ func waitForNoBackend(t *testing.T, dsn string) {
 	defer conn.Close(ctx)
 	var left []string
 	for guard := time.Now().Add(30 * time.Second); time.Now().Before(guard); time.Sleep(50 * time.Millisecond) {
-		rows, _ := conn.Query(ctx, "SELECT application_name || ' (' || state || ')' FROM pg_stat_activity WHERE application_name LIKE 'lockstep%'")
+		rows, _ := conn.Query(ctx, "SELECT application_name || ' (' || coalesce(state, 'no state yet') || ')' FROM pg_stat_activity WHERE application_name LIKE 'lockstep%'")
 		if left, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			t.Fatal(err)
 		}
