@@ -142,19 +142,9 @@ func unread(sessions []SessionInfo, seen map[int]int) bool {
 // the statements that ended.
 func (e *Engine) awaitSettled(ctx context.Context, idx int, seen map[int]int, onEvent func(Event)) error {
 	for {
-		var ev Event
-		var ok bool
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case ev, ok = <-e.events:
-		}
-		if !ok {
-			return errors.New("the engine closed")
-		}
-		onEvent(ev)
-		if ev.Kind == Completed || ev.Kind == Error || ev.Kind == ConnectionLost {
-			seen[ev.Index]++
+		ev, err := e.next(ctx, seen, onEvent)
+		if err != nil {
+			return err
 		}
 		switch {
 		case idx < 0 && ev.Kind != Polled && (ev.Index < 0 || ev.Kind != Started):
@@ -264,18 +254,26 @@ func (e *Engine) PlaySteps(ctx context.Context, steps []PlannedStep, onEvent fun
 // awaitOne passes the next event, a poll included, to onEvent, counting in
 // seen the statements that ended.
 func (e *Engine) awaitOne(ctx context.Context, seen map[int]int, onEvent func(Event)) error {
+	_, err := e.next(ctx, seen, onEvent)
+	return err
+}
+
+// next reads the engine's next event, passes it to onEvent and counts in
+// seen a statement that ended: awaitOne, awaitSettled and awaitPoll each
+// read through it.
+func (e *Engine) next(ctx context.Context, seen map[int]int, onEvent func(Event)) (Event, error) {
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return Event{}, ctx.Err()
 	case ev, ok := <-e.events:
 		if !ok {
-			return errors.New("the engine closed")
+			return Event{}, errors.New("the engine closed")
 		}
 		onEvent(ev)
 		if ev.Kind == Completed || ev.Kind == Error || ev.Kind == ConnectionLost {
 			seen[ev.Index]++
 		}
-		return nil
+		return ev, nil
 	}
 }
 
@@ -328,20 +326,12 @@ func stuck(sessions []SessionInfo, i int) bool {
 func (e *Engine) awaitPoll(ctx context.Context, since time.Time, seen map[int]int, onEvent func(Event)) error {
 	e.kickObserver()
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case ev, ok := <-e.events:
-			if !ok {
-				return errors.New("the engine closed")
-			}
-			onEvent(ev)
-			if ev.Kind == Completed || ev.Kind == Error || ev.Kind == ConnectionLost {
-				seen[ev.Index]++
-			}
-			if ev.Kind == Polled && ev.Snapshot != nil && ev.Snapshot.Taken.After(since) {
-				return nil
-			}
+		ev, err := e.next(ctx, seen, onEvent)
+		if err != nil {
+			return err
+		}
+		if ev.Kind == Polled && ev.Snapshot != nil && ev.Snapshot.Taken.After(since) {
+			return nil
 		}
 	}
 }

@@ -886,9 +886,9 @@ var truthPins = map[string]func(t *testing.T, r *truthRun){
 	},
 	// The multixact and the two share modes it combines are named.
 	"multixact": func(t *testing.T, r *truthRun) {
-		if ok, _ := r.eng.Observer().RowLocksAvailable(); !ok {
-			t.Skip("pgrowlocks is not installed: the multixact's members cannot be read")
-		}
+		ok, _ := r.eng.Observer().RowLocksAvailable()
+		// pgrowlocks comes with PostgreSQL's contrib: required under CI.
+		dbtest.Optional(t, ok, "pgrowlocks (the multixact's members)", "postgresql-contrib")
 		for _, why := range r.whys() {
 			if strings.Contains(why, "multixact") && strings.Contains(why, "T1's FOR KEY SHARE") && strings.Contains(why, "T2's FOR SHARE") {
 				return
