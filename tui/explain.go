@@ -90,6 +90,13 @@ func (p *explainPane) content(w int) (string, []string) {
 	if name, ok := p.f.newestWait(); ok {
 		return p.wait(name, w)
 	}
+	// A session the server ended stays explained while nothing waits, from
+	// the message its column keeps, whatever step came since.
+	for _, s := range p.f.sessions {
+		if s.State == sim.Failed && s.Ended != nil {
+			return p.failureLines(&sim.Failure{Kind: sim.Classify(s.Ended, false), Session: s.Name, Err: *s.Ended}, w)
+		}
+	}
 	st := p.look.st
 	if p.lesson {
 		// Short: in a lesson the sessions and the question need the room.
