@@ -452,11 +452,12 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	if len(res) > 0 {
 		tag = res[len(res)-1].Tag
 	}
-	if se == nil {
+	ordered := !e.cfg.OnDemand // an on-demand view orders what it prints itself
+	if se == nil && ordered {
 		s.probeIdleBlockers()
 	}
 	e.mu.Lock()
-	if se == nil && len(s.blockedBy) > 0 {
+	if se == nil && ordered && len(s.blockedBy) > 0 {
 		// The statement was released by its blockers' transactions ending:
 		// report it after what they did (a COMMIT, or a deadlock error and
 		// the ROLLBACK after it), so transcripts read in causal order. The
