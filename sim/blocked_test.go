@@ -118,3 +118,42 @@ permutation a1 b1 a2
 		t.Fatalf("b after the other connection rolled back: %v %v", ev.Kind, ev.Err)
 	}
 }
+
+// TestCloseAfterTheServerEndedASession: a session the server ended while
+// it sat in its transaction (its FATAL never read, as in the tester's view)
+// closes without an error: nothing of it is left to end.
+func TestCloseAfterTheServerEndedASession(t *testing.T) {
+	t.Parallel()
+	sc, err := scenario.Parse("ended.spec", []byte(`
+session a
+setup { BEGIN; }
+step a1 { SELECT 1; }
+session b
+step b1 { SELECT 2; }
+permutation a1 b1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dbtest.Schema(t)
+	ctx := context.Background()
+	eng, err := sim.New(ctx, sim.Config{DB: d, Scenario: sc, ScenarioName: "ended", Sessions: 2, Lean: true, OnDemand: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := exec(t, eng, 0, "SELECT 1"); ev.Kind != sim.Completed {
+		t.Fatalf("a1: %v %v", ev.Kind, ev.Err)
+	}
+	conn, err := d.Connect(ctx, db.AppName("test-terminator"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	pid := eng.Pids()[0]
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend($1, 5000)", pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Close(ctx); err != nil {
+		t.Fatalf("Close after the server ended session a: %v", err)
+	}
+}

@@ -192,7 +192,12 @@ func (s *session) doControl(c ctlJob) error {
 		if !e.tornDown() {
 			s.teardown(c.ctx, true)
 		}
-		return s.conn.Close(c.ctx)
+		// Close sends Terminate and closes the socket whatever happens;
+		// an error only says the server had already gone (it ended the
+		// session: idle_in_transaction_session_timeout, say), which leaves
+		// nothing of the session to end.
+		_ = s.conn.Close(c.ctx)
+		return nil
 	case ctlTeardown:
 		s.teardown(c.ctx, false)
 	case ctlRollback:
