@@ -303,9 +303,11 @@ func (p *player) serverSaysWaiting(ctx context.Context, a *active) (bool, error)
 			return false, err
 		}
 		// As the tester reads what arrived while it asked (PQconsumeInput
-		// after its lock-wait query), take the events already sent: the
-		// step may have ended meanwhile.
-		if err := p.drain(ctx); err != nil {
+		// after its lock-wait query): what the server sent the session
+		// before the answer — notices from before the wait began, or the
+		// step's end — is on its socket; the session's worker reads it
+		// before the player goes on.
+		if err := p.readSent(ctx, a); err != nil {
 			return false, err
 		}
 		return blocked && a.end == nil, nil
@@ -321,6 +323,37 @@ func (p *player) serverSaysWaiting(ctx context.Context, a *active) (bool, error)
 		return false, err
 	}
 	return a.end == nil, nil
+}
+
+// readSent lets a's session worker read what waits on its socket, taking
+// the events it sends, until nothing is left unread (or a's step ended);
+// where unread bytes cannot be counted, it takes what comes within a
+// moment.
+func (p *player) readSent(ctx context.Context, a *active) error {
+	const settle = time.Millisecond
+	timer := time.NewTimer(settle)
+	defer timer.Stop()
+	for tries := 0; a.end == nil && tries < 200; tries++ {
+		n := p.eng.Unread(a.sess)
+		if n == 0 {
+			break
+		}
+		timer.Reset(settle)
+		select {
+		case ev, ok := <-p.eng.Events():
+			if !ok {
+				return errors.New("the engine closed")
+			}
+			p.handle(ev)
+		case <-timer.C:
+			if n < 0 {
+				tries = 200 // could not count: a moment was all it gets
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return p.drain(ctx)
 }
 
 // freshSnapshot asks the observer for a poll and waits for it, or for a's

@@ -145,6 +145,25 @@ func (e *Engine) Blocked(ctx context.Context, i int) (bool, error) {
 	return blocked, nil
 }
 
+// Unread is how many bytes the server has sent session i that its worker
+// has not read yet — a notice sent before the statement began to wait, say
+// — or -1 when that cannot be told. The worker reads them as soon as it
+// runs: a view that has just asked the server whether the statement waits
+// (Blocked) lets it, until this is 0, before it says what the session sent.
+func (e *Engine) Unread(i int) int {
+	e.mu.Lock()
+	if i < 0 || i >= len(e.sessions) {
+		e.mu.Unlock()
+		return -1
+	}
+	conn := e.sessions[i].conn
+	e.mu.Unlock()
+	if conn == nil || conn.IsClosed() {
+		return 0
+	}
+	return socketUnread(conn.PgConn().Conn())
+}
+
 // PollNow asks the observer for a poll now, without waiting for it: a
 // Polled event taken after this call follows.
 func (e *Engine) PollNow() { e.kickObserver() }
