@@ -122,7 +122,7 @@ func runWorkers(ctx context.Context, cfg BenchConfig, conns []*pgx.Conn, start t
 	for i, c := range conns {
 		wg.Go(func() {
 			var mine []time.Duration
-			w := Worker{Conn: c, Schema: cfg.DB.Schema(), Strategy: cfg.Strategy, Accounts: cfg.Accounts,
+			w := Worker{Conn: c, Schema: cfg.DB.Schema(), Strategy: cfg.Strategy, Accounts: cfg.Accounts, Prepared: true,
 				Rand: rand.New(rand.NewPCG(uint64(i+1), uint64(start.UnixNano()))),
 				AfterTransfer: func(d time.Duration, t Tally) {
 					if t.Committed > len(mine) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -63,6 +64,12 @@ type driven struct {
 	in      []byte // what has been read and not yet parsed
 	row     []any  // the first row of the statement in flight
 	err     error  // its error
+	// The statements prepared on the connection (by text: their names),
+	// and the one the message in flight prepares, if any (parsing; parsed
+	// once its ParseComplete has come).
+	names          map[string]string
+	parsing, pname string
+	args           []string
 }
 
 // bench is what one driven run shares among its connections.
@@ -145,7 +152,7 @@ func drive(ctx context.Context, socks []*socket, s *ledger.Strategy, schema stri
 						timeout = msUntil(d.wake, now, timeout)
 					} else {
 						d.wake = time.Time{}
-						d.send(d.flight.SQL())
+						d.sendNext()
 					}
 				}
 			}
@@ -233,7 +240,7 @@ func (d *driven) watch(ep, i int) error {
 func (b *bench) begin(d *driven, now time.Time) {
 	d.flight = ledger.NewFlight(b.strategy, RandomTransfer(b.rnd, b.accounts), b.schema, ledger.RetryPolicy{})
 	d.start = now
-	d.send(d.flight.SQL())
+	d.sendNext()
 }
 
 // stop ends the run: the statements in flight are cancelled (the requests
@@ -297,7 +304,7 @@ func (b *bench) answer(d *driven, txStatus byte, now time.Time) {
 	case step == ledger.Backoff:
 		d.wake = now.Add(d.flight.Wait())
 	default:
-		d.send(d.flight.SQL())
+		d.sendNext()
 	}
 }
 
@@ -318,6 +325,64 @@ func msUntil(t, now time.Time, timeout int) int {
 	return timeout
 }
 
+// sendNext sends the flight's next statement in its parameterised form
+// (ledger.Flight.Param), prepared once per connection as pgbench -M
+// prepared does: the first time, Parse names it and Bind, Execute and Sync
+// follow in the same write; later, Bind, Execute and Sync only. The server
+// then parses and plans each kind of statement once per connection, not on
+// every use. A statement that cannot take that form yet goes as text.
+func (d *driven) sendNext() {
+	text, args, ok := d.flight.Param(d.args[:0])
+	d.args = args
+	if !ok {
+		d.send(d.flight.SQL())
+		return
+	}
+	m := d.wbuf[:0]
+	name, prepared := d.names[text]
+	if !prepared {
+		// The name is free: a Parse the server refused prepared nothing.
+		name = "lockstep_" + strconv.Itoa(len(d.names)+1)
+		m = appendParse(m, name, text)
+		d.parsing, d.pname = text, name
+	}
+	m = appendBind(m, name, args)
+	// Execute the unnamed portal, every row; then Sync, which ends the
+	// statement's implicit transaction (if any) and brings ReadyForQuery.
+	m = append(m, 'E', 0, 0, 0, 9, 0, 0, 0, 0, 0, 'S', 0, 0, 0, 4)
+	d.write(m)
+}
+
+// appendParse appends a Parse message preparing text as name, its
+// parameters' types left to the server (the text casts each).
+func appendParse(m []byte, name, text string) []byte {
+	start := len(m)
+	m = append(m, 'P', 0, 0, 0, 0)
+	m = append(m, name...)
+	m = append(m, 0)
+	m = append(m, text...)
+	m = append(m, 0, 0, 0) // the NUL ending text; no parameter types
+	binary.BigEndian.PutUint32(m[start+1:], uint32(len(m)-start-1))
+	return m
+}
+
+// appendBind appends a Bind message binding args (in text format) to the
+// prepared statement name, in the unnamed portal, results in text format.
+func appendBind(m []byte, name string, args []string) []byte {
+	start := len(m)
+	m = append(m, 'B', 0, 0, 0, 0, 0) // its length; the unnamed portal
+	m = append(m, name...)
+	m = append(m, 0, 0, 0) // the NUL ending name; no format codes: all text
+	m = binary.BigEndian.AppendUint16(m, uint16(len(args)))
+	for _, a := range args {
+		m = binary.BigEndian.AppendUint32(m, uint32(len(a)))
+		m = append(m, a...)
+	}
+	m = append(m, 0, 0) // no result format codes: all text
+	binary.BigEndian.PutUint32(m[start+1:], uint32(len(m)-start-1))
+	return m
+}
+
 // send writes a simple-protocol Query message with sql.
 func (d *driven) send(sql string) {
 	// A Query message: 'Q', its length (itself included), the text, a NUL.
@@ -325,6 +390,11 @@ func (d *driven) send(sql string) {
 	m = append(m, sql...)
 	m = append(m, 0)
 	binary.BigEndian.PutUint32(m[1:], uint32(len(m)-1))
+	d.write(m)
+}
+
+// write sends m, a statement's messages, and makes ready for its answer.
+func (d *driven) write(m []byte) {
 	d.wbuf, d.out = m, m
 	d.busy, d.row, d.err = true, nil, nil
 	_ = d.flush() // an error shows again in the wait, as EPOLLERR or EPOLLHUP
@@ -375,15 +445,25 @@ func (d *driven) parse() (txStatus byte, answered bool, err error) {
 			if d.err == nil {
 				d.err = pgconn.ErrorResponseToPgError(&er)
 			}
+		case '1':
+			// ParseComplete: the statement is prepared, whatever becomes of
+			// its Bind and Execute. A Parse that failed sent an
+			// ErrorResponse instead, and the server skipped to the Sync.
+			if d.parsing != "" {
+				if d.names == nil {
+					d.names = map[string]string{}
+				}
+				d.names[d.parsing] = d.pname
+			}
 		case 'Z':
 			if len(body) != 1 {
 				return 0, false, errors.New("the server sent a malformed ReadyForQuery")
 			}
-			d.busy = false
+			d.busy, d.parsing = false, ""
 			return body[0], true, nil
 		}
-		// Everything else (RowDescription, CommandComplete, notices,
-		// parameter changes) says nothing the transfer needs.
+		// Everything else (RowDescription, BindComplete, CommandComplete,
+		// notices, parameter changes) says nothing the transfer needs.
 	}
 	return 0, false, nil
 }
