@@ -338,6 +338,12 @@ func (d *driven) sendNext() {
 		d.send(d.flight.SQL())
 		return
 	}
+	d.sendPrepared(text, args)
+}
+
+// sendPrepared runs text with args, preparing it first if the connection
+// has not yet.
+func (d *driven) sendPrepared(text string, args []string) {
 	m := d.wbuf[:0]
 	name, prepared := d.names[text]
 	if !prepared {
