@@ -223,6 +223,36 @@ func (f *Flight) Param(args []string) (text string, _ []string, ok bool) {
 	return f.script.Statements[f.next].Param(&f.script.Vars, args)
 }
 
+// Ahead is the statement k places after the next one (k ≥ 1) in Param's
+// form, when a driver may send it before the statements ahead of it have
+// answered (pipelining them, with one Sync after the last): only inside a
+// transaction, where an error makes the server skip whatever follows it up
+// to the Sync — the statements a driver sending one at a time would not
+// have sent — and ends the attempt as it would have; never COMMIT; and
+// only when no statement ahead of it reads a value it needs (the
+// transfer's id for an entry, the balance for the update that writes it).
+// ok is false otherwise; a driver stops at the first statement that cannot
+// go ahead, and takes the answers in order until one ends the attempt.
+func (f *Flight) Ahead(k int, args []string) (text string, _ []string, ok bool) {
+	i := f.next + k
+	if f.rollback || k < 1 || !f.script.Transactional() || i >= f.script.Len() {
+		return "", args, false
+	}
+	st := f.script.Statements[i]
+	if st.Kind == Commit {
+		// A ROLLBACK undoes what went ahead of a statement whose answer
+		// the flight finds wrong (no row, say): not a COMMIT.
+		return "", args, false
+	}
+	for _, before := range f.script.Statements[f.next:i] {
+		if before.Kind == InsertTransfer && st.Kind == InsertEntry ||
+			before.Kind == ReadBalance && st.Kind == SetBalance && before.Account == st.Account {
+			return "", args, false
+		}
+	}
+	return st.Param(&f.script.Vars, args)
+}
+
 // Wait is the backoff before a retry, after Answer returned Backoff.
 func (f *Flight) Wait() time.Duration { return f.wait }
 

@@ -39,7 +39,8 @@ func (d *driven) answer(t *testing.T) (row []any, txStatus byte, err error) {
 			t.Fatal(perr)
 		}
 		if answered {
-			return d.row, status, d.err
+			r := d.results[len(d.results)-1]
+			return r.row, status, r.err
 		}
 	}
 	t.Fatal("no answer within a minute")
@@ -96,9 +97,11 @@ func TestDrivenPrepares(t *testing.T) {
 			t.Fatalf("after a refused Parse, prepared: %q", got)
 		}
 	}
-	d.send("CREATE TEMP TABLE lockstep_not_yet (n int); INSERT INTO lockstep_not_yet VALUES (1), (2), (3)")
-	if _, _, err := d.answer(t); err != nil {
-		t.Fatal(err)
+	for _, sql := range []string{"CREATE TEMP TABLE lockstep_not_yet (n int)", "INSERT INTO lockstep_not_yet VALUES (1), (2), (3)"} {
+		d.send(sql)
+		if _, _, err := d.answer(t); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, c := range []struct{ arg, want string }{{"0", "3"}, {"1", "2"}, {"2", "1"}} {
 		row, err := run(missing, c.arg)
