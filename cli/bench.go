@@ -112,6 +112,8 @@ func (f *benchFlags) parse() error {
 		return badInput(fmt.Errorf("--workload %q: use transfers or job-queue", f.workload))
 	case f.workload == "job-queue" && (f.vsPgbench || f.asCSV):
 		return badInput(fmt.Errorf("--workload job-queue: --vs-pgbench and --csv are for transfers; use --json"))
+	case f.workload == "job-queue" && f.pipeline:
+		return badInput(fmt.Errorf("--workload job-queue: --pipeline is for transfers"))
 	case f.duration <= 0:
 		return badInput(fmt.Errorf("--duration %s: must be positive", f.duration))
 	case f.asCSV && f.asJSON:
@@ -190,7 +192,7 @@ func (a *app) benchCommand() *cobra.Command {
 	fl.BoolVar(&f.asCSV, "csv", false, "print CSV")
 	fl.BoolVar(&f.asJSON, "json", false, "print one JSON object per combination")
 	fl.BoolVar(&f.vsPgbench, "vs-pgbench", false, "also run pgbench with the ordered strategy's statements and compare")
-	fl.BoolVar(&f.pipeline, "pipeline", false, "send each statement with those after it that need no value it reads, in one round trip (the ordered strategy's transfer in 3, not 7); pgbench sends one at a time")
+	fl.BoolVar(&f.pipeline, "pipeline", false, "send each statement together with those after it that need no value read before them (the ordered strategy's transfer in 3 round trips, not 7); pgbench sends one at a time")
 	fl.IntVar(&f.rounds, "rounds", 3, "with --vs-pgbench: rounds of pgbench and lockstep side by side per worker count; the median ratio is reported")
 	return cmd
 }
