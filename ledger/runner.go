@@ -129,7 +129,7 @@ func (r *Runner) query(ctx context.Context, f *Flight) ([]any, error) {
 		// Named apart from every other Runner's, which may have used the
 		// same connection before. A statement the server refused to
 		// prepare is not remembered: the next use tries again.
-		name = fmt.Sprintf("lockstep_%d", statementNames.Add(1))
+		name = fmt.Sprintf("lockstep_runner_%d", statementNames.Add(1))
 		if _, err := pc.Prepare(ctx, name, text, nil); err != nil {
 			return nil, err
 		}
