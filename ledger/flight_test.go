@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -150,5 +151,94 @@ func TestFlightDoesNotRetryOtherErrors(t *testing.T) {
 	}
 	if res, err := a.f.Result(); err == nil || res.Deadlocks != 0 || res.Attempts != 1 {
 		t.Errorf("none: %+v, %v", res, err)
+	}
+}
+
+// batches walks a flight as a pipelining driver does: it sends the next
+// statement and every one Ahead lets go with it, then answers them in
+// order from answer (by statement index), and returns the batches sent.
+func batches(t *testing.T, strategy string, answer func(i int) ([]any, byte)) [][]int {
+	t.Helper()
+	a := flight(t, strategy, ledger.RetryPolicy{})
+	var out [][]int
+	for step := ledger.Send; step == ledger.Send; {
+		batch := []int{a.f.Statement()}
+		for k := 1; ; k++ {
+			if _, _, ok := a.f.Ahead(k, nil); !ok {
+				break
+			}
+			batch = append(batch, batch[0]+k)
+		}
+		out = append(out, batch)
+		for _, i := range batch {
+			row, tx := answer(i)
+			if step = a.f.Answer(row, nil, tx); step != ledger.Send {
+				break
+			}
+		}
+	}
+	if _, err := a.f.Result(); err != nil {
+		t.Fatalf("%s: %v", strategy, err)
+	}
+	return out
+}
+
+// TestFlightAhead checks which statements may go ahead of the answers of
+// those before them: none outside a transaction, never COMMIT, and never a
+// statement needing a value one of them reads.
+func TestFlightAhead(t *testing.T) {
+	ordered := func(i int) ([]any, byte) {
+		switch i {
+		case 1:
+			return []any{"41"}, 'T'
+		case 4, 5:
+			return []any{"100.00"}, 'T'
+		case 6:
+			return nil, 'I'
+		}
+		return nil, 'T'
+	}
+	// BEGIN and the transfer; the entries (the transfer's id read) and the
+	// updates; COMMIT.
+	if got := fmt.Sprint(batches(t, "ordered", ordered)); got != "[[0 1] [2 3 4 5] [6]]" {
+		t.Errorf("ordered goes in batches %s", got)
+	}
+	naive := func(i int) ([]any, byte) {
+		switch i {
+		case 1:
+			return []any{"41"}, 'T'
+		case 4, 5, 6, 7:
+			return []any{"100.00"}, 'T'
+		case 8:
+			return nil, 'I'
+		}
+		return nil, 'T'
+	}
+	// Each update waits for the balance its SELECT reads.
+	if got := fmt.Sprint(batches(t, "naive", naive)); got != "[[0 1] [2 3 4] [5 6] [7] [8]]" {
+		t.Errorf("naive goes in batches %s", got)
+	}
+	none := func(i int) ([]any, byte) {
+		switch i {
+		case 0:
+			return []any{"41"}, 'I'
+		case 3, 4:
+			return []any{"100.00"}, 'I'
+		}
+		return nil, 'I'
+	}
+	// Autocommit: each statement commits alone, so none goes ahead.
+	if got := fmt.Sprint(batches(t, "none", none)); got != "[[0] [1] [2] [3] [4]]" {
+		t.Errorf("none goes in batches %s", got)
+	}
+	// The ROLLBACK ending a failed attempt goes alone.
+	a := flight(t, "ordered", ledger.RetryPolicy{})
+	a.give(nil, nil, 'T')
+	a.give(nil, errors.New("no"), 'E')
+	if a.f.Statement() != -1 {
+		t.Fatalf("after an error: statement %d, want the ROLLBACK", a.f.Statement())
+	}
+	if _, _, ok := a.f.Ahead(1, nil); ok {
+		t.Error("a statement goes ahead of the ROLLBACK")
 	}
 }

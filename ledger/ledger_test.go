@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -105,43 +106,48 @@ func TestLookupUnknown(t *testing.T) {
 	}
 }
 
+// TestEveryStrategyKeepsTheBooksRunWhole runs each strategy's transfers
+// whole, as literal text and prepared (Runner.Prepared, the bench's goroutine
+// workers), and checks the balances they leave.
 func TestEveryStrategyKeepsTheBooksRunWhole(t *testing.T) {
 	t.Parallel()
 	for _, s := range ledger.Strategies() {
-		t.Run(s.Name, func(t *testing.T) {
-			t.Parallel()
-			d := dbtest.Fresh(t, ledger.Setup{Accounts: 3, Balance: decimal.RequireFromString("100.00")})
-			ctx := context.Background()
-			conn, err := d.Connect(ctx, "lockstep/test")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(ctx)
-			r := ledger.Runner{Conn: conn, Schema: d.Schema()}
-			transfers := []ledger.Transfer{{1, 2, ten}, {2, 3, ten}, {3, 1, decimal.RequireFromString("0.01")}, {2, 1, ten}}
-			for _, tr := range transfers {
-				if _, err := r.Transfer(ctx, s, tr); err != nil {
-					t.Fatalf("transfer %v: %v", tr, err)
+		for _, prepared := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/prepared=%v", s.Name, prepared), func(t *testing.T) {
+				t.Parallel()
+				d := dbtest.Fresh(t, ledger.Setup{Accounts: 3, Balance: decimal.RequireFromString("100.00")})
+				ctx := context.Background()
+				conn, err := d.Connect(ctx, "lockstep/test")
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			books, err := ledger.CheckBooks(ctx, conn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !books.OK() {
-				t.Fatalf("books broken: %s", books.Summary())
-			}
-			accounts, err := ledger.Accounts(ctx, conn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := []string{"100.01", "90.00", "109.99"}
-			for i, a := range accounts {
-				if a.Balance.StringFixed(2) != want[i] {
-					t.Errorf("account %d holds %s, want %s", a.ID, a.Balance.StringFixed(2), want[i])
+				defer conn.Close(ctx)
+				r := ledger.Runner{Conn: conn, Schema: d.Schema(), Prepared: prepared}
+				transfers := []ledger.Transfer{{1, 2, ten}, {2, 3, ten}, {3, 1, decimal.RequireFromString("0.01")}, {2, 1, ten}}
+				for _, tr := range transfers {
+					if _, err := r.Transfer(ctx, s, tr); err != nil {
+						t.Fatalf("transfer %v: %v", tr, err)
+					}
 				}
-			}
-		})
+				books, err := ledger.CheckBooks(ctx, conn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !books.OK() {
+					t.Fatalf("books broken: %s", books.Summary())
+				}
+				accounts, err := ledger.Accounts(ctx, conn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := []string{"100.01", "90.00", "109.99"}
+				for i, a := range accounts {
+					if a.Balance.StringFixed(2) != want[i] {
+						t.Errorf("account %d holds %s, want %s", a.ID, a.Balance.StringFixed(2), want[i])
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"lockstep/db"
@@ -65,6 +66,16 @@ type Runner struct {
 	// BeforeStatement, if set, is called before each statement with its index;
 	// the chaos monkey's workers use it to report where they are.
 	BeforeStatement func(script *Script, i int)
+	// Prepared sends each statement in its parameterised form
+	// (Statement.Param), prepared once per Runner under a name of its own
+	// and bound with the statement's values on each use: the server parses
+	// and plans each kind of statement once, as with pgbench -M prepared.
+	// The bench's goroutine workers set it. SQL() is what errors quote
+	// either way.
+	Prepared bool
+	names    map[string]string // Prepared: the name each text is prepared under
+	args     []string
+	values   [][]byte
 }
 
 // Transfer runs the strategy's whole script for t, retrying the transaction
@@ -80,7 +91,7 @@ func (r *Runner) Transfer(ctx context.Context, s *Strategy, t Transfer) (Result,
 		var row []any
 		var err error
 		if i >= 0 {
-			row, err = QueryFirstRow(ctx, r.Conn, f.SQL())
+			row, err = r.query(ctx, f)
 		} else {
 			// Ending a failed attempt. A broken connection fails here too, and
 			// the statement's own error is the one Flight reports.
@@ -101,6 +112,55 @@ func (r *Runner) Transfer(ctx context.Context, s *Strategy, t Transfer) (Result,
 		}
 	}
 }
+
+// query runs the flight's next statement and returns its first row.
+func (r *Runner) query(ctx context.Context, f *Flight) ([]any, error) {
+	if !r.Prepared {
+		return QueryFirstRow(ctx, r.Conn, f.SQL())
+	}
+	text, args, ok := f.Param(r.args[:0])
+	r.args = args
+	if !ok {
+		return QueryFirstRow(ctx, r.Conn, f.SQL())
+	}
+	pc := r.Conn.PgConn()
+	name, ok := r.names[text]
+	if !ok {
+		// Named apart from every other Runner's, which may have used the
+		// same connection before. A statement the server refused to
+		// prepare is not remembered: the next use tries again.
+		name = fmt.Sprintf("lockstep_runner_%d", statementNames.Add(1))
+		if _, err := pc.Prepare(ctx, name, text, nil); err != nil {
+			return nil, err
+		}
+		if r.names == nil {
+			r.names = map[string]string{}
+		}
+		r.names[text] = name
+	}
+	r.values = r.values[:0]
+	for _, a := range args {
+		r.values = append(r.values, []byte(a))
+	}
+	rr := pc.ExecPrepared(ctx, name, r.values, nil, nil)
+	var row []any
+	for rr.NextRow() {
+		if row == nil {
+			values := rr.Values()
+			row = make([]any, len(values))
+			for i, v := range values {
+				row[i] = string(v)
+			}
+		}
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, err
+	}
+	return row, nil
+}
+
+// statementNames numbers the statements Runners prepare.
+var statementNames atomic.Int64
 
 // Step is what a Flight asks of its driver after an answer.
 type Step int
@@ -151,6 +211,46 @@ func (f *Flight) SQL() string {
 		return "ROLLBACK"
 	}
 	return f.script.SQL(f.next)
+}
+
+// Param is the statement to send next in the extended protocol's form
+// (Statement.Param; ROLLBACK has no parameters), its values appended to
+// args. ok is false when only SQL() can be sent.
+func (f *Flight) Param(args []string) (text string, _ []string, ok bool) {
+	if f.rollback {
+		return "ROLLBACK", args, true
+	}
+	return f.script.Statements[f.next].Param(&f.script.Vars, args)
+}
+
+// Ahead is the statement k places after the next one (k ≥ 1) in Param's
+// form, when a driver may send it before the statements ahead of it have
+// answered (pipelining them, with one Sync after the last): only inside a
+// transaction, where an error makes the server skip whatever follows it up
+// to the Sync — the statements a driver sending one at a time would not
+// have sent — and ends the attempt as it would have; never COMMIT; and
+// only when no statement ahead of it reads a value it needs (the
+// transfer's id for an entry, the balance for the update that writes it).
+// ok is false otherwise; a driver stops at the first statement that cannot
+// go ahead, and takes the answers in order until one ends the attempt.
+func (f *Flight) Ahead(k int, args []string) (text string, _ []string, ok bool) {
+	i := f.next + k
+	if f.rollback || k < 1 || !f.script.Transactional() || i >= f.script.Len() {
+		return "", args, false
+	}
+	st := f.script.Statements[i]
+	if st.Kind == Commit {
+		// A ROLLBACK undoes what went ahead of a statement whose answer
+		// the flight finds wrong (no row, say): not a COMMIT.
+		return "", args, false
+	}
+	for _, before := range f.script.Statements[f.next:i] {
+		if before.Kind == InsertTransfer && st.Kind == InsertEntry ||
+			before.Kind == ReadBalance && st.Kind == SetBalance && before.Account == st.Account {
+			return "", args, false
+		}
+	}
+	return st.Param(&f.script.Vars, args)
 }
 
 // Wait is the backoff before a retry, after Answer returned Backoff.

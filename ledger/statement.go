@@ -161,6 +161,79 @@ func (st Statement) SQL(v *Vars) string {
 	return string(b)
 }
 
+// Param is the statement in the extended query protocol's form: its text
+// with $1, $2 … where SQL() writes values, and those values, appended to
+// args, as the text of the literals SQL() writes (the server reads them
+// with text format). The text is the same for every statement of a kind
+// and shape — a driver prepares it once per connection and binds the
+// values each time — and it is its own key. Each parameter is cast to the
+// type its literal has in SQL() text, or to the column's where the server
+// converts either to that, so both forms do the same thing (TestParamIsSQL
+// runs both on a server). ok is false while a value the statement needs has
+// not been read (SQL() shows <…> there): only SQL() can be sent then.
+//
+// SQL() stays what users see; Param is how the bench sends it.
+func (st Statement) Param(v *Vars, args []string) (text string, _ []string, ok bool) {
+	switch st.Kind {
+	case Begin:
+		switch st.Isolation {
+		case "":
+			return "BEGIN", args, true
+		case "REPEATABLE READ":
+			return "BEGIN ISOLATION LEVEL REPEATABLE READ", args, true
+		case "SERIALIZABLE":
+			return "BEGIN ISOLATION LEVEL SERIALIZABLE", args, true
+		}
+		return "BEGIN ISOLATION LEVEL " + st.Isolation, args, true
+	case Commit, LockTable:
+		return st.SQL(v), args, true
+	case AdvisoryLock:
+		// An integer literal is an int4 when it fits one, which picks the
+		// two-key pg_advisory_xact_lock(int4, int4); one that does not is
+		// an int8, and the server finds no such function, either way.
+		text = "SELECT pg_advisory_xact_lock(hashtext($1::text), $2::integer)"
+		if st.Account != int64(int32(st.Account)) {
+			text = "SELECT pg_advisory_xact_lock(hashtext($1::text), $2::bigint)"
+		}
+		return text, append(args, st.Namespace, strconv.FormatInt(st.Account, 10)), true
+	case InsertTransfer:
+		t := st.Transfer
+		return "INSERT INTO transfers (from_account_id, to_account_id, amount) VALUES ($1::bigint, $2::bigint, $3::numeric) RETURNING id",
+			append(args, strconv.FormatInt(t.From, 10), strconv.FormatInt(t.To, 10), money(t.Amount)), true
+	case InsertEntry:
+		if !v.HasTransferID {
+			return "", args, false
+		}
+		return "INSERT INTO entries (transfer_id, account_id, amount) VALUES ($1::bigint, $2::bigint, $3::numeric)",
+			append(args, strconv.FormatInt(v.TransferID, 10), strconv.FormatInt(st.Account, 10), money(st.Amount)), true
+	case ReadBalance:
+		switch st.Lock {
+		case "":
+			text = "SELECT balance FROM accounts WHERE id = $1::bigint"
+		case "FOR UPDATE":
+			text = "SELECT balance FROM accounts WHERE id = $1::bigint FOR UPDATE"
+		case "FOR NO KEY UPDATE":
+			text = "SELECT balance FROM accounts WHERE id = $1::bigint FOR NO KEY UPDATE"
+		default:
+			text = "SELECT balance FROM accounts WHERE id = $1::bigint " + st.Lock
+		}
+		return text, append(args, strconv.FormatInt(st.Account, 10)), true
+	case SetBalance:
+		read, ok := v.Read[st.Account]
+		if !ok {
+			return "", args, false
+		}
+		return "UPDATE accounts SET balance = $1::numeric WHERE id = $2::bigint RETURNING balance",
+			append(args, money(read.Add(st.Amount)), strconv.FormatInt(st.Account, 10)), true
+	case AddBalance:
+		// SQL() writes "balance - 1.50" for a negative amount; adding
+		// -1.50 is the same numeric sum.
+		return "UPDATE accounts SET balance = balance + $1::numeric WHERE id = $2::bigint RETURNING balance",
+			append(args, money(st.Amount), strconv.FormatInt(st.Account, 10)), true
+	}
+	return "", args, false
+}
+
 // appendSigned appends "+ 1.50" or "- 1.50".
 func appendSigned(b []byte, d decimal.Decimal) []byte {
 	if d.IsNegative() {

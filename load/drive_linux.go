@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -61,14 +62,34 @@ type driven struct {
 	wbuf    []byte // the last message written
 	out     []byte // what is still to write of it
 	in      []byte // what has been read and not yet parsed
-	row     []any  // the first row of the statement in flight
-	err     error  // its error
+	// The statements prepared on the connection (by text: their names);
+	// those the messages in flight prepare, in order, and how many of them
+	// the server has said it prepared (ParseComplete).
+	names   map[string]string
+	parsing []prepare
+	parsed  int
+	args    []string
+	sent    int      // statements the messages in flight run
+	results []result // what those that have ended returned, in order
+	row     []any    // the first row of the statement running
+}
+
+// prepare is a statement a message in flight prepares.
+type prepare struct{ text, name string }
+
+// result is what one statement returned: its first row, or its error.
+type result struct {
+	row []any
+	err error
 }
 
 // bench is what one driven run shares among its connections.
 type bench struct {
 	strategy *ledger.Strategy
 	schema   string
+	// pipeline sends the statements that may go ahead (ledger.Flight.Ahead)
+	// with the one due, in one write with one Sync.
+	pipeline bool
 	accounts int
 	rnd      *rand.Rand
 	stopping bool // the deadline has passed or ctx has ended
@@ -83,9 +104,9 @@ type bench struct {
 // deadline or until ctx ends, then cancels the statements in flight and
 // rolls back what is open, as Worker.Run does. It returns once no
 // connection has a statement in flight or a transaction open.
-func drive(ctx context.Context, socks []*socket, s *ledger.Strategy, schema string, accounts int,
+func drive(ctx context.Context, socks []*socket, s *ledger.Strategy, schema string, accounts int, pipeline bool,
 	rnd *rand.Rand, deadline time.Time) (Tally, []time.Duration, error) {
-	b := &bench{strategy: s, schema: schema, accounts: accounts, rnd: rnd}
+	b := &bench{strategy: s, schema: schema, accounts: accounts, pipeline: pipeline, rnd: rnd}
 	defer b.cancels.Wait()
 	endWindDown := func() {}
 	defer func() { endWindDown() }()
@@ -145,7 +166,7 @@ func drive(ctx context.Context, socks []*socket, s *ledger.Strategy, schema stri
 						timeout = msUntil(d.wake, now, timeout)
 					} else {
 						d.wake = time.Time{}
-						d.send(d.flight.SQL())
+						d.sendNext(b.pipeline)
 					}
 				}
 			}
@@ -233,7 +254,7 @@ func (d *driven) watch(ep, i int) error {
 func (b *bench) begin(d *driven, now time.Time) {
 	d.flight = ledger.NewFlight(b.strategy, RandomTransfer(b.rnd, b.accounts), b.schema, ledger.RetryPolicy{})
 	d.start = now
-	d.send(d.flight.SQL())
+	d.sendNext(b.pipeline)
 }
 
 // stop ends the run: the statements in flight are cancelled (the requests
@@ -270,7 +291,20 @@ func (b *bench) answer(d *driven, txStatus byte, now time.Time) {
 		}
 		return
 	}
-	step := d.flight.Answer(d.row, d.err, txStatus)
+	// The statements of the batch, in order, until one ends the attempt
+	// or the transfer; the server skipped what followed an error, and a
+	// ROLLBACK undoes what went ahead of one the flight found wrong.
+	var step ledger.Step
+	for i, r := range d.results {
+		status := txStatus
+		if i < len(d.results)-1 {
+			status = 'T' // inside the transaction: only its statements go ahead
+		}
+		step = d.flight.Answer(r.row, r.err, status)
+		if step != ledger.Send || d.flight.Statement() < 0 {
+			break
+		}
+	}
 	if step == ledger.Over {
 		b.settle(d)
 		switch _, err := d.flight.Result(); {
@@ -297,7 +331,7 @@ func (b *bench) answer(d *driven, txStatus byte, now time.Time) {
 	case step == ledger.Backoff:
 		d.wake = now.Add(d.flight.Wait())
 	default:
-		d.send(d.flight.SQL())
+		d.sendNext(b.pipeline)
 	}
 }
 
@@ -318,6 +352,93 @@ func msUntil(t, now time.Time, timeout int) int {
 	return timeout
 }
 
+// sendNext sends the flight's next statement in its parameterised form
+// (ledger.Flight.Param), prepared once per connection as pgbench -M
+// prepared does: the first time, Parse names it and Bind and Execute follow
+// in the same write; later, Bind and Execute only; then Sync. The server
+// then parses and plans each kind of statement once per connection, not on
+// every use. With b.pipeline, the statements that may go ahead of its
+// answer (ledger.Flight.Ahead) follow it before the Sync. A statement that
+// cannot take that form yet goes alone, as text.
+func (d *driven) sendNext(pipeline bool) {
+	text, args, ok := d.flight.Param(d.args[:0])
+	if !ok {
+		d.args = args
+		d.send(d.flight.SQL())
+		return
+	}
+	d.parsing = d.parsing[:0]
+	m := d.appendRun(d.wbuf[:0], text, args)
+	n := 1
+	for pipeline {
+		if text, args, ok = d.flight.Ahead(n, args[:0]); !ok {
+			break
+		}
+		m = d.appendRun(m, text, args)
+		n++
+	}
+	d.args = args
+	d.write(append(m, 'S', 0, 0, 0, 4), n)
+}
+
+// sendPrepared runs text with args alone, preparing it first if the
+// connection has not yet.
+func (d *driven) sendPrepared(text string, args []string) {
+	d.parsing = d.parsing[:0]
+	d.write(append(d.appendRun(d.wbuf[:0], text, args), 'S', 0, 0, 0, 4), 1)
+}
+
+// appendRun appends the messages running text with args: Parse first if
+// the connection has not prepared it (nor a message before in m), then
+// Bind and Execute.
+func (d *driven) appendRun(m []byte, text string, args []string) []byte {
+	name, prepared := d.names[text]
+	for _, p := range d.parsing {
+		if !prepared && p.text == text {
+			name, prepared = p.name, true
+		}
+	}
+	if !prepared {
+		// The name is free: a Parse the server refused prepared nothing.
+		name = "lockstep_" + strconv.Itoa(len(d.names)+len(d.parsing)+1)
+		m = appendParse(m, name, text)
+		d.parsing = append(d.parsing, prepare{text, name})
+	}
+	m = appendBind(m, name, args)
+	// Execute the unnamed portal, every row.
+	return append(m, 'E', 0, 0, 0, 9, 0, 0, 0, 0, 0)
+}
+
+// appendParse appends a Parse message preparing text as name, its
+// parameters' types left to the server (the text casts each).
+func appendParse(m []byte, name, text string) []byte {
+	start := len(m)
+	m = append(m, 'P', 0, 0, 0, 0)
+	m = append(m, name...)
+	m = append(m, 0)
+	m = append(m, text...)
+	m = append(m, 0, 0, 0) // the NUL ending text; no parameter types
+	binary.BigEndian.PutUint32(m[start+1:], uint32(len(m)-start-1))
+	return m
+}
+
+// appendBind appends a Bind message binding args (in text format) to the
+// prepared statement name, in the unnamed portal, results in text format.
+func appendBind(m []byte, name string, args []string) []byte {
+	start := len(m)
+	m = append(m, 'B', 0, 0, 0, 0, 0) // its length; the unnamed portal
+	m = append(m, name...)
+	m = append(m, 0, 0, 0) // the NUL ending name; no format codes: all text
+	m = binary.BigEndian.AppendUint16(m, uint16(len(args)))
+	for _, a := range args {
+		m = binary.BigEndian.AppendUint32(m, uint32(len(a)))
+		m = append(m, a...)
+	}
+	m = append(m, 0, 0) // no result format codes: all text
+	binary.BigEndian.PutUint32(m[start+1:], uint32(len(m)-start-1))
+	return m
+}
+
 // send writes a simple-protocol Query message with sql.
 func (d *driven) send(sql string) {
 	// A Query message: 'Q', its length (itself included), the text, a NUL.
@@ -325,8 +446,15 @@ func (d *driven) send(sql string) {
 	m = append(m, sql...)
 	m = append(m, 0)
 	binary.BigEndian.PutUint32(m[1:], uint32(len(m)-1))
+	d.parsing = d.parsing[:0]
+	d.write(m, 1)
+}
+
+// write sends m, the messages running n statements, and makes ready for
+// their answers.
+func (d *driven) write(m []byte, n int) {
 	d.wbuf, d.out = m, m
-	d.busy, d.row, d.err = true, nil, nil
+	d.busy, d.sent, d.results, d.row = true, n, d.results[:0], nil
 	_ = d.flush() // an error shows again in the wait, as EPOLLERR or EPOLLHUP
 }
 
@@ -372,17 +500,41 @@ func (d *driven) parse() (txStatus byte, answered bool, err error) {
 			if err := er.Decode(body); err != nil {
 				return 0, false, err
 			}
-			if d.err == nil {
-				d.err = pgconn.ErrorResponseToPgError(&er)
+			// The statement running failed; the server skips what
+			// follows, up to the Sync.
+			if n := len(d.results); n == 0 || d.results[n-1].err == nil {
+				d.results = append(d.results, result{d.row, pgconn.ErrorResponseToPgError(&er)})
+			}
+		case 'C':
+			// CommandComplete: the statement running has ended.
+			d.results = append(d.results, result{d.row, nil})
+			d.row = nil
+		case '1':
+			// ParseComplete: the statement is prepared, whatever becomes of
+			// its Bind and Execute. A Parse that failed sent an
+			// ErrorResponse instead, and the server skipped to the Sync.
+			if d.parsed < len(d.parsing) {
+				if d.names == nil {
+					d.names = map[string]string{}
+				}
+				p := d.parsing[d.parsed]
+				d.names[p.text] = p.name
+				d.parsed++
 			}
 		case 'Z':
 			if len(body) != 1 {
 				return 0, false, errors.New("the server sent a malformed ReadyForQuery")
 			}
-			d.busy = false
+			// Every statement sent has ended, or one failed and the
+			// server skipped the rest.
+			n := len(d.results)
+			if n == 0 || n > d.sent || n < d.sent && d.results[n-1].err == nil {
+				return 0, false, fmt.Errorf("the server answered %d of the %d statements sent", n, d.sent)
+			}
+			d.busy, d.parsing, d.parsed = false, d.parsing[:0], 0
 			return body[0], true, nil
 		}
-		// Everything else (RowDescription, CommandComplete, notices,
+		// Everything else (RowDescription, BindComplete, notices,
 		// parameter changes) says nothing the transfer needs.
 	}
 	return 0, false, nil
@@ -390,11 +542,11 @@ func (d *driven) parse() (txStatus byte, answered bool, err error) {
 
 // driveOnCore is drive on a thread pinned to the k-th core, given back
 // as it was before it returns.
-func driveOnCore(ctx context.Context, k int, socks []*socket, s *ledger.Strategy, schema string, accounts int,
+func driveOnCore(ctx context.Context, k int, socks []*socket, s *ledger.Strategy, schema string, accounts int, pipeline bool,
 	rnd *rand.Rand, deadline time.Time) (Tally, []time.Duration, error) {
 	unpin := pinThread(k)
 	defer unpin()
-	return drive(ctx, socks, s, schema, accounts, rnd, deadline)
+	return drive(ctx, socks, s, schema, accounts, pipeline, rnd, deadline)
 }
 
 // driver readies conns to be driven from one goroutine (drive): run
@@ -432,7 +584,7 @@ func driver(ctx context.Context, cfg BenchConfig, conns []*pgx.Conn) (run func(s
 			}
 			wg.Go(func() {
 				rnd := rand.New(rand.NewPCG(uint64(len(conns))*uint64(p+1), uint64(start.UnixNano())))
-				t, lat, err := driveOnCore(ctx, p, mine, cfg.Strategy, cfg.DB.Schema(), cfg.Accounts, rnd, start.Add(cfg.Duration))
+				t, lat, err := driveOnCore(ctx, p, mine, cfg.Strategy, cfg.DB.Schema(), cfg.Accounts, cfg.Pipeline, rnd, start.Add(cfg.Duration))
 				results[p] = result{t, lat, err}
 			})
 		}

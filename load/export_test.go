@@ -9,5 +9,11 @@ func BenchWithGoroutines(ctx context.Context, cfg BenchConfig) (BenchResult, err
 	return Bench(ctx, cfg)
 }
 
+// BenchPipelined is Bench with Pipeline set.
+func BenchPipelined(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
+	cfg.Pipeline = true
+	return Bench(ctx, cfg)
+}
+
 // DecodeRow is the driven bench's DataRow decoder.
 var DecodeRow = decodeRow

@@ -140,10 +140,12 @@ func TestBenchGivesSaneNumbers(t *testing.T) {
 	}
 }
 
-// benchPaths are the two ways a bench runs its workers: driven from one
-// goroutine, and a goroutine each (the path for TLS connections).
+// benchPaths are the ways a bench runs its workers: driven from one
+// goroutine, one statement at a time or pipelined, and a goroutine each
+// (the path for TLS connections).
 var benchPaths = map[string]func(context.Context, load.BenchConfig) (load.BenchResult, error){
 	"driven":     load.Bench,
+	"pipelined":  load.BenchPipelined,
 	"goroutines": load.BenchWithGoroutines,
 }
 

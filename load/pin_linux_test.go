@@ -35,7 +35,7 @@ func TestPinnedThreadKeepsItsChildren(t *testing.T) {
 		started <- cmd
 		// No connections, a deadline already past: the driver pins its
 		// thread, finds nothing to drive, and returns.
-		_, _, err := driveOnCore(context.Background(), 1, nil, nil, "", 2, rand.New(rand.NewPCG(1, 2)), time.Now())
+		_, _, err := driveOnCore(context.Background(), 1, nil, nil, "", 2, false, rand.New(rand.NewPCG(1, 2)), time.Now())
 		runtime.UnlockOSThread()
 		drove <- err // and the goroutine ends: its thread must not
 	}()

@@ -72,11 +72,14 @@ type Worker struct {
 	AfterTransfer func(latency time.Duration, t Tally)
 	// Transfer, when set, runs each transfer in place of Strategy's script.
 	Transfer TransferFunc
+	// Prepared sends the strategy's statements prepared once per
+	// connection (ledger.Runner.Prepared), as the bench does.
+	Prepared bool
 }
 
 // Run transfers until ctx ends; it returns the tally.
 func (w *Worker) Run(ctx context.Context) (Tally, error) {
-	r := ledger.Runner{Conn: w.Conn, Schema: w.Schema}
+	r := ledger.Runner{Conn: w.Conn, Schema: w.Schema, Prepared: w.Prepared}
 	if w.BeforeStatement != nil {
 		r.BeforeStatement = func(_ *ledger.Script, i int) { w.BeforeStatement(i) }
 	}
