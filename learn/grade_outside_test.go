@@ -63,14 +63,16 @@ func TestGradeWaitsOutABackendOutsideTheRun(t *testing.T) {
 	// waited is the session the server said waits for the outside backend.
 	waited := make(chan string, 1)
 	released := make(chan error, 1)
+	var polled int // the observer's polls seen before the release
 	gctx, stop := context.WithCancel(ctx)
 	go func() {
+		var session, last string
+		polls := 0
 		defer func() {
+			polled = polls
 			_, err := outside.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 			released <- err
 		}()
-		var session, last string
-		polls := 0
 		for gctx.Err() == nil && polls < 20 {
 			if session == "" {
 				err := watcher.QueryRow(gctx, `SELECT application_name FROM pg_stat_activity
@@ -106,6 +108,9 @@ func TestGradeWaitsOutABackendOutsideTheRun(t *testing.T) {
 		t.Logf("%s waited for pid %d, outside the run", s, pid)
 	default:
 		t.Fatal("no session of the grade waited for the outside backend: the test did not make the condition it is about")
+	}
+	if g.Passed && polled < 20 {
+		t.Fatalf("the outside backend let go after %d of the observer's polls, not 20: the wait was not held through the grader's look", polled)
 	}
 	if !g.Passed || g.Counterexample != nil || g.Problem != "" {
 		text := ""
