@@ -18,7 +18,7 @@ import (
 	"lockstep/learn"
 	"lockstep/ledger"
 	"lockstep/load"
-	"lockstep/locks"
+	"lockstep/transcript"
 )
 
 func (a *app) chaosCommand() *cobra.Command {
@@ -129,7 +129,7 @@ func (a *app) recordChaos(cmd *cobra.Command, cfg *load.ChaosConfig, d *db.Datab
 	if err != nil {
 		return nil, err
 	}
-	w, err := locks.NewWatch(ctx, conn, locks.WatchOptions{Filter: locks.WatchFilter{App: cfg.RunID.Like("W")}, ServerLog: d.ServerLog()})
+	w, err := transcript.OpenWatch(ctx, conn, transcript.WatchConfig{App: cfg.RunID.Like("W"), ServerLog: d.ServerLog()})
 	if err != nil {
 		db.CloseConn(ctx, conn)
 		return nil, err
@@ -141,6 +141,7 @@ func (a *app) recordChaos(cmd *cobra.Command, cfg *load.ChaosConfig, d *db.Datab
 		db.CloseConn(ctx, conn)
 		return nil, err
 	}
+	w.Record(rec) // every look it takes
 	show, lastNote := cfg.Progress, ""
 	cfg.Progress = func(p load.Progress) {
 		show(p)
@@ -158,9 +159,7 @@ func (a *app) recordChaos(cmd *cobra.Command, cfg *load.ChaosConfig, d *db.Datab
 		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
-			if look, err := w.Poll(rctx); err == nil {
-				_ = rec.Look(look)
-			}
+			_, _ = w.Poll(rctx)
 			select {
 			case <-rctx.Done():
 				return

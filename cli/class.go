@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"lockstep/db"
-	"lockstep/locks"
 	"lockstep/transcript"
 )
 
@@ -36,35 +35,10 @@ func (a *app) classCommand() *cobra.Command {
 			if once {
 				hint = ""
 			}
-			var view *locks.ClassView
-			defer func() {
-				if view != nil {
-					view.Close()
-				}
-			}()
-			said := false
+			var board transcript.ClassBoard
+			defer board.Close()
 			return a.lookEvery(cmd, "class", every, !once, func(ctx context.Context, d *db.Database, conn *pgx.Conn, out io.Writer, cleared bool) (bool, error) {
-				if view == nil {
-					var err error
-					if view, err = locks.NewClass(ctx, conn); err != nil {
-						return false, err
-					}
-				}
-				runs, look, err := view.Runs(ctx)
-				if err != nil {
-					return false, err
-				}
-				// What the role does not see, said once: on top of each
-				// cleared screen, else before the first list only.
-				var notes []string
-				if cleared || !said {
-					notes, said = view.Notes(), true
-				}
-				transcript.Class(out, d.Describe()+hint, runs, look, notes)
-				if learners, err := locks.Learners(ctx, conn); err == nil {
-					transcript.Learners(out, learners)
-				}
-				return once, nil
+				return once, board.Print(ctx, conn, out, d.Describe()+hint, cleared)
 			})
 		},
 	}

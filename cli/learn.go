@@ -540,7 +540,7 @@ func (a *app) runLesson(cmd *cobra.Command, l *learn.Lesson, _ io.Writer) error 
 				return g, err
 			},
 		}}
-	if rep, err := newLearnerReporter(ctx, d); err == nil {
+	if rep, err := learn.NewClassReporter(ctx, d); err == nil {
 		// On a shared server, lockstep class shows the teacher where each
 		// student is.
 		defer rep.Close()

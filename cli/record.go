@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -11,9 +10,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"lockstep/db"
-	"lockstep/locks"
 	"lockstep/record"
 	"lockstep/sim"
+	"lockstep/transcript"
 )
 
 // notRunArgs are the flags that say where or how a run is shown, not what
@@ -96,7 +95,7 @@ func checkWritable(path string) error {
 
 // recordWatch starts a recording of a watch at path, or returns nil when
 // path is "".
-func (a *app) recordWatch(path, command string, cmd *cobra.Command, w *locks.Watch, d *db.Database, filter string, poll time.Duration) (*record.Writer, error) {
+func (a *app) recordWatch(path, command string, cmd *cobra.Command, w *transcript.LiveWatch, d *db.Database, filter string, poll time.Duration) (*record.Writer, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -107,18 +106,4 @@ func (a *app) recordWatch(path, command string, cmd *cobra.Command, w *locks.Wat
 		return nil, badInput(fmt.Errorf("--record %s: %w", path, err))
 	}
 	return rec, nil
-}
-
-// recordingWatch is a watch whose every look is recorded.
-type recordingWatch struct {
-	*locks.Watch
-	rec *record.Writer
-}
-
-func (r recordingWatch) Poll(ctx context.Context) (*locks.Look, error) {
-	look, err := r.Watch.Poll(ctx)
-	if err == nil {
-		_ = r.rec.Look(look)
-	}
-	return look, err
 }

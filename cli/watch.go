@@ -13,14 +13,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"lockstep/db"
-	"lockstep/locks"
 	"lockstep/transcript"
 	"lockstep/tui"
 )
 
 // watchFlags are lockstep watch's flags.
 type watchFlags struct {
-	opts          locks.WatchOptions
+	cfg           transcript.WatchConfig
 	pids          string
 	database      string
 	poll          time.Duration
@@ -46,14 +45,14 @@ func (a *app) watchCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.watch(cmd, wf) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&wf.opts.Filter.App, "app", "", "only sessions whose application_name matches this LIKE pattern (e.g. psql, 'lockstep/%')")
-	fl.StringVar(&wf.opts.Filter.User, "user", "", "only sessions of this role")
+	fl.StringVar(&wf.cfg.App, "app", "", "only sessions whose application_name matches this LIKE pattern (e.g. psql, 'lockstep/%')")
+	fl.StringVar(&wf.cfg.User, "user", "", "only sessions of this role")
 	fl.StringVar(&wf.database, "database", "", "watch this database of the server instead of the connection's")
-	fl.BoolVar(&wf.opts.Filter.AllDatabases, "all", false, "sessions of every database of the server, not only the connection's")
+	fl.BoolVar(&wf.cfg.AllDatabases, "all", false, "sessions of every database of the server, not only the connection's")
 	fl.StringVar(&wf.pids, "pid", "", "only these backend pids, separated by commas")
 	fl.DurationVar(&wf.poll, "poll", 500*time.Millisecond, "how often to look again")
-	fl.DurationVar(&wf.opts.Threshold, "history-after", time.Second, "keep in the history every wait that lasts this long")
-	fl.BoolVar(&wf.opts.ReadOnly, "read-only", false, "never cancel or terminate a backend")
+	fl.DurationVar(&wf.cfg.Threshold, "history-after", time.Second, "keep in the history every wait that lasts this long")
+	fl.BoolVar(&wf.cfg.ReadOnly, "read-only", false, "never cancel or terminate a backend")
 	fl.BoolVar(&wf.once, "once", false, "print the tree once and exit")
 	fl.BoolVar(&wf.asJSON, "json", false, "print JSON instead of text, one object per look")
 	fl.BoolVar(&wf.untilDeadlock, "until-deadlock", false, "wait for the next deadlock and print it")
@@ -71,15 +70,15 @@ func (a *app) watch(cmd *cobra.Command, wf watchFlags) (err error) {
 		if err != nil || n <= 0 {
 			return badInput(fmt.Errorf("--pid %q: give backend pids separated by commas, e.g. --pid 4711,4712", wf.pids))
 		}
-		wf.opts.Filter.Pids = append(wf.opts.Filter.Pids, int32(n))
+		wf.cfg.Pids = append(wf.cfg.Pids, int32(n))
 	}
 	if err := checkInterval("--poll", wf.poll, 500*time.Millisecond); err != nil {
 		return err
 	}
-	if wf.opts.Threshold <= 0 {
-		return badInput(fmt.Errorf("--history-after %s: must be positive, e.g. --history-after 1s", wf.opts.Threshold))
+	if wf.cfg.Threshold <= 0 {
+		return badInput(fmt.Errorf("--history-after %s: must be positive, e.g. --history-after 1s", wf.cfg.Threshold))
 	}
-	if wf.database != "" && wf.opts.Filter.AllDatabases {
+	if wf.database != "" && wf.cfg.AllDatabases {
 		return badInput(fmt.Errorf("--database and --all: choose one (--all watches every database)"))
 	}
 	theme, err := tui.ParseTheme(a.theme)
@@ -111,8 +110,8 @@ func (a *app) watch(cmd *cobra.Command, wf watchFlags) (err error) {
 		return badInput(err)
 	}
 	defer db.CloseConn(ctx, conn)
-	wf.opts.ServerLog = d.ServerLog()
-	w, err := locks.NewWatch(ctx, conn, wf.opts)
+	wf.cfg.ServerLog = d.ServerLog()
+	w, err := transcript.OpenWatch(ctx, conn, wf.cfg)
 	if err != nil {
 		return err
 	}
@@ -121,7 +120,7 @@ func (a *app) watch(cmd *cobra.Command, wf watchFlags) (err error) {
 	if wf.database != "" {
 		where += " (database " + wf.database + ")"
 	}
-	rec, err := a.recordWatch(wf.recordTo, "watch", cmd, w, d, describeFilter(wf.opts.Filter), wf.poll)
+	rec, err := a.recordWatch(wf.recordTo, "watch", cmd, w, d, wf.cfg.Describe(), wf.poll)
 	if err != nil {
 		return err
 	}
@@ -130,42 +129,11 @@ func (a *app) watch(cmd *cobra.Command, wf watchFlags) (err error) {
 			err = rerr
 		}
 	}()
-	var source tui.WatchSource = w
-	if rec != nil {
-		source = recordingWatch{w, rec}
-	}
+	w.Record(rec)
 	if interactive {
-		return tui.RunWatch(ctx, tui.WatchOptions{Watch: source, Poll: wf.poll, Server: where, Filter: describeFilter(wf.opts.Filter), Theme: theme})
+		return tui.RunWatch(ctx, tui.WatchOptions{Watch: w, Poll: wf.poll, Server: where, Filter: wf.cfg.Describe(), Theme: theme})
 	}
-	notes := w.Notes() // said once: on stderr, or in the first document
-	if n := w.LogNote(); n != "" {
-		notes = append(notes, n)
-	}
-	return transcript.Watch(ctx, source, out, transcript.WatchPrint{Where: where, Filter: describeFilter(wf.opts.Filter),
-		Poll: wf.poll, Once: wf.once, JSON: wf.asJSON, UntilDeadlock: wf.untilDeadlock, Notes: notes, Err: a.stderr})
-}
-
-// describeFilter says in words which sessions a watch chooses.
-func describeFilter(f locks.WatchFilter) string {
-	var parts []string
-	if f.App != "" {
-		parts = append(parts, "application_name LIKE '"+f.App+"'")
-	}
-	if f.User != "" {
-		parts = append(parts, "user "+f.User)
-	}
-	if len(f.Pids) > 0 {
-		var ps []string
-		for _, p := range f.Pids {
-			ps = append(ps, strconv.Itoa(int(p)))
-		}
-		parts = append(parts, "pid "+strings.Join(ps, ","))
-	}
-	if len(parts) == 0 {
-		parts = append(parts, "every client session")
-	}
-	if f.AllDatabases {
-		parts = append(parts, "every database")
-	}
-	return strings.Join(parts, ", ")
+	// The notes are said once: on stderr, or in the first document.
+	return transcript.Watch(ctx, w, out, transcript.WatchPrint{Where: where, Filter: wf.cfg.Describe(),
+		Poll: wf.poll, Once: wf.once, JSON: wf.asJSON, UntilDeadlock: wf.untilDeadlock, Notes: w.StartNotes(), Err: a.stderr})
 }

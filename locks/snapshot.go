@@ -7,6 +7,7 @@ package locks
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -233,6 +234,37 @@ func (s *Snapshot) RowLocksOf(session string) []RowLock {
 		}
 	}
 	return out
+}
+
+// WaitsOnRun says whether backend b waits for one of the run's own
+// sessions or prepared transactions — a backend of this snapshot — and
+// which of its blockers are outside the run. A wait only on backends
+// outside it (autovacuum truncating a table or extending its visibility
+// map, another client) is real but not the run's: it ends without
+// anything the run does, as the isolation tester's
+// pg_isolation_test_session_is_blocked ignores such blockers too.
+func (s *Snapshot) WaitsOnRun(b Backend) (onRun bool, outside []int32) {
+	if !b.Waiting() {
+		return false, nil
+	}
+	ours := func(pid int32) bool {
+		for _, o := range s.Backends {
+			if o.Pid == pid && (o.Session != "" && (pid != 0 || o.Prepared != "")) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, pids := range [][]int32{b.BlockedBy, b.SafeSnapshotBlockedBy} {
+		for _, pid := range pids {
+			if ours(pid) {
+				onRun = true
+			} else if !slices.Contains(outside, pid) {
+				outside = append(outside, pid)
+			}
+		}
+	}
+	return onRun, outside
 }
 
 // nameOf names a pid: its session, or "pid N" for a backend outside the run.

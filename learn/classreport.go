@@ -1,4 +1,4 @@
-package cli
+package learn
 
 import (
 	"context"
@@ -10,24 +10,25 @@ import (
 	"lockstep/locks"
 )
 
-// learnerReporter keeps a connection whose name says where the student
-// is in a lesson, for lockstep class: the interface reports each step, and
-// one goroutine renames the connection to the latest.
-type learnerReporter struct {
+// ClassReporter keeps a connection whose name says where the student is
+// in a lesson (locks.LearnerName), for lockstep class: the interface
+// reports each step, and one goroutine renames the connection to the
+// latest.
+type ClassReporter struct {
 	conn *pgx.Conn
 	run  db.RunID
 	ch   chan string
 	done chan struct{}
 }
 
-// newLearnerReporter connects as lockstep/<run>/learn ….
-func newLearnerReporter(ctx context.Context, d *db.Database) (*learnerReporter, error) {
+// NewClassReporter connects as lockstep-learn/<run> ….
+func NewClassReporter(ctx context.Context, d *db.Database) (*ClassReporter, error) {
 	run := db.NewRunID()
 	conn, err := d.Connect(ctx, locks.LearnerName(string(run), 0, 0, 0, 0, 0))
 	if err != nil {
 		return nil, err
 	}
-	r := &learnerReporter{conn: conn, run: run, ch: make(chan string, 64), done: make(chan struct{})}
+	r := &ClassReporter{conn: conn, run: run, ch: make(chan string, 64), done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		for name := range r.ch {
@@ -53,7 +54,7 @@ func newLearnerReporter(ctx context.Context, d *db.Database) (*learnerReporter, 
 }
 
 // Report says where the student is; it never blocks.
-func (r *learnerReporter) Report(lesson, step, steps, right, asked int) {
+func (r *ClassReporter) Report(lesson, step, steps, right, asked int) {
 	select {
 	case r.ch <- locks.LearnerName(string(r.run), lesson, step, steps, right, asked):
 	default:
@@ -61,7 +62,7 @@ func (r *learnerReporter) Report(lesson, step, steps, right, asked int) {
 }
 
 // Close ends the connection.
-func (r *learnerReporter) Close() {
+func (r *ClassReporter) Close() {
 	close(r.ch)
 	<-r.done
 	r.conn.Close(context.Background())
