@@ -230,11 +230,16 @@ func MultixactWords(rows []RowLock, relation, ctid string) string {
 	var members []string
 	for _, r := range rows {
 		if r.Multi && r.Relation == relation && r.Ctid == ctid {
-			who := r.Session
-			if who == "" {
-				who = fmt.Sprintf("pid %d", r.Pid)
+			switch {
+			case r.Ended && r.Session != "":
+				members = append(members, fmt.Sprintf("%s's %s (%s's transaction has ended: that lock no longer blocks)", r.Session, r.Mode, r.Session))
+			case r.Ended:
+				members = append(members, fmt.Sprintf("the %s of transaction %d (ended: that lock no longer blocks)", r.Mode, r.Xid))
+			case r.Session == "":
+				members = append(members, fmt.Sprintf("pid %d's %s", r.Pid, r.Mode))
+			default:
+				members = append(members, r.Session+"'s "+r.Mode.String())
 			}
-			members = append(members, who+"'s "+r.Mode.String())
 		}
 	}
 	if len(members) < 2 {

@@ -289,3 +289,62 @@ func BenchmarkPollLedgerSize(b *testing.B) {
 		f.exec(b, 1, "ROLLBACK")
 	}
 }
+
+// On a scenario's own table, the row locks nobody waits for yet are read
+// too (SKIP LOCKED's: the Locks pane and a NOWAIT's explanation name them),
+// and a multixact member whose transaction has ended is named by the
+// session that ran it, marked ended, and is no lock of that session's.
+func TestObserverScenarioRowLocks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 3, 2)
+	if ok, note := f.obs.RowLocksAvailable(); !ok {
+		t.Skipf("no pgrowlocks: %s", note)
+	}
+	f.exec(t, 0, "CREATE TABLE ls_q (id int PRIMARY KEY, qty int NOT NULL); INSERT INTO ls_q VALUES (1, 0), (2, 0)")
+	f.exec(t, 0, "BEGIN")
+	f.exec(t, 0, "SELECT id FROM ls_q ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED")
+	f.exec(t, 1, "BEGIN")
+	f.exec(t, 1, "SELECT id FROM ls_q ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED")
+	snap, err := f.obs.Poll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"ls_q row (0,1)", "ls_q row (0,2)"} {
+		rows := snap.RowLocksOf(fmt.Sprintf("T%d", i+1))
+		if len(rows) != 1 || rows[0].Target() != want || rows[0].Mode != locks.ForUpdate {
+			t.Errorf("T%d's row locks: %+v, want FOR UPDATE on %s (note %q)", i+1, rows, want, snap.RowLockNote)
+		}
+	}
+	f.exec(t, 0, "ROLLBACK")
+	f.exec(t, 1, "ROLLBACK")
+
+	// The multixact: T1 FOR KEY SHARE, T2 FOR SHARE, T3's FOR UPDATE waits.
+	f.exec(t, 0, "BEGIN")
+	f.exec(t, 0, "SELECT qty FROM ls_q WHERE id = 1 FOR KEY SHARE")
+	f.exec(t, 1, "BEGIN")
+	f.exec(t, 1, "SELECT qty FROM ls_q WHERE id = 1 FOR SHARE")
+	f.exec(t, 2, "BEGIN")
+	f.block(t, 2, "SELECT qty FROM ls_q WHERE id = 1 FOR UPDATE")
+	f.pollUntilWaiting(t, "T3")
+	f.exec(t, 0, "COMMIT")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		snap, err = f.obs.Poll(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(snap.Graph.Edges) == 1 && snap.Graph.Edges[0].Holder == "T2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("T3 never waited for T2 alone: %+v", snap.Graph.Edges)
+		}
+	}
+	why := snap.Graph.Edges[0].Why
+	if !strings.Contains(why, "T1's FOR KEY SHARE (T1's transaction has ended") || strings.Contains(why, "pid 0") {
+		t.Errorf("why = %q: want T1's ended member named, no pid 0", why)
+	}
+	if rows := snap.RowLocksOf("T1"); len(rows) != 0 {
+		t.Errorf("T1 committed, yet holds row locks %+v", rows)
+	}
+}
