@@ -174,8 +174,8 @@ func TestNowaitNamesTheRowLock(t *testing.T) {
 	t.Parallel()
 	age := func(d time.Duration) string { return d.String() }
 	f := &sim.Failure{Kind: sim.FailNowait, Session: "T2", Relation: "ls_jobs",
-		Err: sim.ServerMessage{SQLState: "55P03", Message: `could not obtain lock on row in relation "ls_jobs"`},
-		Holders: []locks.Lock{{Session: "T1", Type: "relation", Relation: "ls_jobs", RelKind: "r", Mode: "RowShareLock", Granted: true}},
+		Err:        sim.ServerMessage{SQLState: "55P03", Message: `could not obtain lock on row in relation "ls_jobs"`},
+		Holders:    []locks.Lock{{Session: "T1", Type: "relation", Relation: "ls_jobs", RelKind: "r", Mode: "RowShareLock", Granted: true}},
 		RowHolders: []locks.RowLock{{Session: "T1", Relation: "ls_jobs", Ctid: "(0,1)", Mode: locks.ForUpdate}}}
 	m, _ := failureMeaning(f, age)
 	got := strings.Join(m, " ")
