@@ -99,7 +99,7 @@ func (c Claim) ReleaseWords(waiter string) string {
 	case AtStatementEnd:
 		return fmt.Sprintf("Released when %s's statement ends.", h)
 	case AtAdvisoryUnlock:
-		return fmt.Sprintf("Released when %s calls pg_advisory_unlock for the key, or its session ends: a session-level advisory lock outlives COMMIT.", h)
+		return fmt.Sprintf("Released when %s's session has called pg_advisory_unlock for the key as many times as it took it (session-level advisory locks stack), or when that session ends: a session-level advisory lock outlives COMMIT.", h)
 	case AtSessionEnd:
 		return fmt.Sprintf("Released only when %s's session ends.", h)
 	case AtQueueAhead:

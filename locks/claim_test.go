@@ -48,7 +48,7 @@ func TestReleaseWords(t *testing.T) {
 	for r, want := range map[Release]string{
 		AtTransactionEnd:    "T1's transaction ends",
 		AtSubtransactionEnd: "ROLLBACK TO SAVEPOINT",
-		AtAdvisoryUnlock:    "pg_advisory_unlock",
+		AtAdvisoryUnlock:    "pg_advisory_unlock for the key as many times as it took it",
 		AtQueueAhead:        "T1 has had its lock",
 		AtSessionEnd:        "session ends",
 	} {
