@@ -268,7 +268,7 @@ func (e *Engine) emit(ev Event) {
 // Errors returned by the stepping calls.
 var (
 	ErrBusy     = errors.New("a statement is still running in that session")
-	ErrFinished = errors.New("that session has run its last statement; reset to start again")
+	ErrFinished = errors.New("that session's script is finished; reset to start again")
 	// ErrScriptStopped refuses a step after the session's scripted
 	// statement failed: the script goes no further, and the transaction the
 	// error aborted is still open until a ROLLBACK.

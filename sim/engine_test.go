@@ -579,7 +579,7 @@ func TestEmptyResultsAndNotifications(t *testing.T) {
 // A step after a scripted statement failed says what is true of the
 // session: its script stopped there and its aborted transaction is open
 // (not "finished its transfer", in a scenario with no transfer); once
-// rolled back, it has simply run its last statement.
+// rolled back, its script is simply finished.
 func TestStepAfterFailedStatement(t *testing.T) {
 	t.Parallel()
 	sc, err := scenario.Parse("fails.spec", []byte(`
