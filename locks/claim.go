@@ -199,7 +199,13 @@ func withRelease(why, release string) string {
 // ("a mode taken by e.g. CREATE INDEX"): pg_locks does not say which
 // statement took a lock.
 func TakenByWords(mode TableMode, relation, holderQuery string) string {
-	q := strings.Join(strings.Fields(strings.ToUpper(strings.TrimRight(holderQuery, "; \n"))), " ")
+	// Of several statements sent at once ("BEGIN; LOCK ls_t;"), the last.
+	last := strings.TrimRight(holderQuery, "; \n\t")
+	if i := strings.LastIndex(last, ";"); i >= 0 {
+		last = last[i+1:]
+	}
+	holderQuery = strings.TrimSpace(last)
+	q := strings.Join(strings.Fields(strings.ToUpper(holderQuery)), " ")
 	rel := strings.ToUpper(relation)
 	if i := strings.LastIndex(rel, "."); i >= 0 {
 		rel = rel[i+1:]
