@@ -577,6 +577,14 @@ func (o *Observer) readQueuedRows(ctx context.Context, snap *Snapshot) error {
 			exclusive[l.Relation] = true
 		}
 	}
+	// The transaction ids running now, by holder: pgrowlocks gives no pid
+	// for a subtransaction's id (after a SAVEPOINT), though it runs.
+	live := map[uint32]xidHolder{}
+	for _, l := range snap.Locks {
+		if l.Type == "transactionid" && l.Granted && l.Mode == "ExclusiveLock" {
+			live[l.TransactionID] = xidHolder{l.Pid, l.Session}
+		}
+	}
 	done := map[string]bool{}
 	for _, l := range snap.Locks {
 		if l.Type != "tuple" || !l.Granted || !waiting[l.Pid] || l.Relation == "" || l.Relation == "accounts" ||
@@ -598,7 +606,7 @@ func (o *Observer) readQueuedRows(ctx context.Context, snap *Snapshot) error {
 		if err != nil {
 			return o.rowError(snap, "reading pgrowlocks on "+l.Relation, err)
 		}
-		snap.RowLocks = append(snap.RowLocks, o.rowLockers(names, l.Relation, l.Ctid(), multi, xids, modes, pids, true)...)
+		snap.RowLocks = append(snap.RowLocks, o.rowLockers(names, live, l.Relation, l.Ctid(), multi, xids, modes, pids, true)...)
 	}
 	held := map[string]bool{}
 	var tables []string
@@ -638,7 +646,7 @@ func (o *Observer) readQueuedRows(ctx context.Context, snap *Snapshot) error {
 			if done[rel+ctid] {
 				continue // a queued row, read whole above
 			}
-			snap.RowLocks = append(snap.RowLocks, o.rowLockers(names, rel, ctid, multi, xids, modes, pids, false)...)
+			snap.RowLocks = append(snap.RowLocks, o.rowLockers(names, live, rel, ctid, multi, xids, modes, pids, false)...)
 		}
 		if err := rows.Err(); err != nil {
 			return o.rowError(snap, "reading pgrowlocks on "+rel, err)
@@ -649,7 +657,13 @@ func (o *Observer) readQueuedRows(ctx context.Context, snap *Snapshot) error {
 
 // rowLockers turns one pgrowlocks row into row locks: every locker when all
 // is set (a queued row), else only the run's sessions' live ones.
-func (o *Observer) rowLockers(names map[int32]string, rel, ctid string, multi bool, xids, modes []string, pids []int32, all bool) []RowLock {
+// xidHolder is the backend running a transaction id.
+type xidHolder struct {
+	pid     int32
+	session string
+}
+
+func (o *Observer) rowLockers(names map[int32]string, live map[uint32]xidHolder, rel, ctid string, multi bool, xids, modes []string, pids []int32, all bool) []RowLock {
 	var out []RowLock
 	for i := range modes {
 		mode, ok := ParseRowMode(modes[i])
@@ -662,9 +676,13 @@ func (o *Observer) rowLockers(names map[int32]string, rel, ctid string, multi bo
 		}
 		r := RowLock{Database: o.label, Relation: rel, Ctid: ctid, Multi: multi,
 			Pid: pids[i], Session: names[pids[i]], Xid: uint32(xid), Mode: mode, Raw: modes[i]}
-		if r.Pid == 0 {
-			// pgrowlocks finds no backend running this member's
-			// transaction: it has ended, though the header still names it.
+		if h, ok := live[r.Xid]; ok && r.Pid == 0 {
+			// A subtransaction's id: pgrowlocks finds no backend for it,
+			// but the backend holding its id runs it.
+			r.Pid, r.Session = h.pid, h.session
+		} else if r.Pid == 0 {
+			// No backend runs this member's transaction: it has ended,
+			// though the header still names it.
 			r.Ended, r.Session = true, o.xidSession[r.Xid]
 		}
 		if !all && (r.Ended || r.Session == "") {

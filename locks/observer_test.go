@@ -348,3 +348,33 @@ func TestObserverScenarioRowLocks(t *testing.T) {
 		t.Errorf("T1 committed, yet holds row locks %+v", rows)
 	}
 }
+
+// A row locked by a subtransaction (after a SAVEPOINT): pgrowlocks gives
+// its id no pid, yet it runs; the row lock is the session's, and the wait
+// on it is explained by it — not taken for an ended transaction's.
+func TestObserverSubtransactionRowLock(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2, 2)
+	if ok, note := f.obs.RowLocksAvailable(); !ok {
+		t.Skipf("no pgrowlocks: %s", note)
+	}
+	f.exec(t, 0, "CREATE TABLE ls_sp (id int PRIMARY KEY, qty int NOT NULL); INSERT INTO ls_sp VALUES (1, 0), (2, 0)")
+	f.exec(t, 0, "BEGIN")
+	f.exec(t, 0, "UPDATE ls_sp SET qty = 1 WHERE id = 1")
+	f.exec(t, 0, "SAVEPOINT s")
+	f.exec(t, 0, "UPDATE ls_sp SET qty = 1 WHERE id = 2")
+	f.block(t, 1, "UPDATE ls_sp SET qty = 0 WHERE id = 2")
+	snap := f.pollUntilWaiting(t, "T2")
+	var sub *locks.RowLock
+	for _, r := range snap.RowLocksOf("T1") {
+		if r.Target() == "ls_sp row (0,2)" {
+			sub = &r
+		}
+	}
+	if sub == nil || sub.Ended || sub.Mode != locks.ForNoKeyUpdate {
+		t.Errorf("T1's row locks %+v: want FOR NO KEY UPDATE on ls_sp row (0,2), running", snap.RowLocksOf("T1"))
+	}
+	if len(snap.Graph.Edges) != 1 || !strings.Contains(snap.Graph.Edges[0].Why, "T1 holds FOR NO KEY UPDATE on ls_sp row (0,2)") {
+		t.Errorf("edges %+v", snap.Graph.Edges)
+	}
+}
