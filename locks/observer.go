@@ -54,6 +54,9 @@ type Observer struct {
 	// a multixact member whose transaction has ended (pgrowlocks gives it
 	// pid 0) is still named by the session that ran it.
 	xidSession map[uint32]string
+	// heldRows reads the row locks nobody waits for on a scenario's own
+	// tables (WithHeldRowLocks).
+	heldRows bool
 	// smallTables says, per table, whether it is small enough for pgrowlocks
 	// to read whole on every poll, for the row locks nobody waits for yet.
 	smallTables map[string]bool
@@ -145,6 +148,12 @@ type Option func(*Observer)
 // WithoutRowLocks skips pgrowlocks altogether (and never creates it), for
 // runs that are not about the ledger.
 func WithoutRowLocks() Option { return func(o *Observer) { o.noRows = true } }
+
+// WithHeldRowLocks also reads, on each small table other than accounts that
+// a session holds ROW SHARE or ROW EXCLUSIVE on, the sessions' row locks
+// that nobody waits for yet (SKIP LOCKED's, the row a NOWAIT failed on),
+// for a scenario's own tables: a query per table per poll.
+func WithHeldRowLocks() Option { return func(o *Observer) { o.heldRows = true } }
 
 // WaitsOnly makes every poll read who waits for whom and none of the lock
 // rows (nor row locks): a tenth of the cost, for a view that needs no
@@ -558,7 +567,7 @@ func (o *Observer) readRowLocks(ctx context.Context, snap *Snapshot) error {
 // which pg_locks never shows, a member whose transaction has ended named by
 // the session that ran it. Then, on each small table a session holds a
 // row-level table lock on (ROW SHARE, ROW EXCLUSIVE), the sessions' own row
-// locks that nobody waits for yet: SKIP LOCKED's, or the one a NOWAIT
+// locks that nobody waits for yet (WithHeldRowLocks): SKIP LOCKED's, or the one a NOWAIT
 // failed on. A table some session locks or wants in ACCESS EXCLUSIVE mode
 // is left alone, since the read would queue.
 func (o *Observer) readQueuedRows(ctx context.Context, snap *Snapshot) error {
@@ -611,6 +620,9 @@ func (o *Observer) readQueuedRows(ctx context.Context, snap *Snapshot) error {
 	held := map[string]bool{}
 	var tables []string
 	for _, l := range snap.Locks {
+		if !o.heldRows {
+			break
+		}
 		if l.Type != "relation" || !l.Granted || l.Session == "" || l.RelKind != "r" || l.Relation == "" ||
 			l.Relation == "accounts" || exclusive[l.Relation] || held[l.Relation] ||
 			(l.Mode != "RowShareLock" && l.Mode != "RowExclusiveLock") {

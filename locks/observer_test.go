@@ -28,7 +28,7 @@ type fixture struct {
 	wg    sync.WaitGroup // statements left waiting in the background
 }
 
-func newFixture(tb testing.TB, sessions, accounts int) *fixture {
+func newFixture(tb testing.TB, sessions, accounts int, opts ...locks.Option) *fixture {
 	tb.Helper()
 	ctx := context.Background()
 	d := dbtest.Fresh(tb, ledger.Setup{Accounts: accounts, Balance: decimal.RequireFromString("100.00")})
@@ -44,7 +44,7 @@ func newFixture(tb testing.TB, sessions, accounts int) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if f.obs, err = locks.NewObserver(ctx, oc, f.run, d.Schema()); err != nil {
+	if f.obs, err = locks.NewObserver(ctx, oc, f.run, d.Schema(), opts...); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
@@ -296,7 +296,7 @@ func BenchmarkPollLedgerSize(b *testing.B) {
 // session that ran it, marked ended, and is no lock of that session's.
 func TestObserverScenarioRowLocks(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, 3, 2)
+	f := newFixture(t, 3, 2, locks.WithHeldRowLocks())
 	if ok, note := f.obs.RowLocksAvailable(); !ok {
 		t.Skipf("no pgrowlocks: %s", note)
 	}
@@ -354,7 +354,7 @@ func TestObserverScenarioRowLocks(t *testing.T) {
 // on it is explained by it — not taken for an ended transaction's.
 func TestObserverSubtransactionRowLock(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, 2, 2)
+	f := newFixture(t, 2, 2, locks.WithHeldRowLocks())
 	if ok, note := f.obs.RowLocksAvailable(); !ok {
 		t.Skipf("no pgrowlocks: %s", note)
 	}

@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	}
 	for _, sd := range e.sides {
 		g.Go(func() (err error) {
-			sd.obsConn, sd.obs, err = sd.newObserver(ctx, cfg.usesTwoPhaseCommit(), cfg.Lean)
+			sd.obsConn, sd.obs, err = sd.newObserver(ctx, cfg.usesTwoPhaseCommit(), cfg.Lean, cfg.Scenario != nil)
 			return err
 		})
 	}

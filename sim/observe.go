@@ -454,7 +454,7 @@ func (e *Engine) reconnectObservers() {
 		if !sd.obsConn.IsClosed() {
 			continue
 		}
-		conn, obs, err := sd.newObserver(ctx, e.cfg.usesTwoPhaseCommit(), e.cfg.Lean)
+		conn, obs, err := sd.newObserver(ctx, e.cfg.usesTwoPhaseCommit(), e.cfg.Lean, e.cfg.Scenario != nil)
 		if err != nil {
 			continue
 		}
