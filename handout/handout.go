@@ -128,7 +128,7 @@ func writeMoment(b *strings.Builder, snap *locks.Snapshot, involved []string, sh
 	for _, e := range snap.Graph.Edges {
 		switch {
 		case e.HeldRow != nil:
-			k := fmt.Sprintf("row|%s|%d|%s", e.HeldRow.Session, e.HeldRow.Account, e.HeldRow.Mode)
+			k := fmt.Sprintf("row|%s|%d|%s|%s|%s", e.HeldRow.Session, e.HeldRow.Account, e.HeldRow.Relation, e.HeldRow.Ctid, e.HeldRow.Mode)
 			blocks[k] = append(blocks[k], e.Waiter)
 		case e.Held != nil:
 			k := "lock|" + e.Held.Session + "|" + e.Held.Target() + "|" + e.Held.Mode
@@ -156,7 +156,7 @@ func writeMoment(b *strings.Builder, snap *locks.Snapshot, involved []string, sh
 		}
 	}
 	for _, r := range snap.RowLocks {
-		if !in[r.Session] {
+		if !in[r.Session] || r.Ended {
 			continue
 		}
 		on := r.Target()
@@ -164,7 +164,7 @@ func writeMoment(b *strings.Builder, snap *locks.Snapshot, involved []string, sh
 			on = "row " + r.Ctid
 		}
 		status := "held"
-		if who := blocks[fmt.Sprintf("row|%s|%d|%s", r.Session, r.Account, r.Mode)]; len(who) > 0 {
+		if who := blocks[fmt.Sprintf("row|%s|%d|%s|%s|%s", r.Session, r.Account, r.Relation, r.Ctid, r.Mode)]; len(who) > 0 {
 			status = "**◀ blocks " + strings.Join(who, ", ") + "**"
 		}
 		row := fmt.Sprintf("| %s | row | %s | %s | %s |\n", r.Session, on, r.Mode, status)

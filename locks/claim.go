@@ -99,7 +99,7 @@ func (c Claim) ReleaseWords(waiter string) string {
 	case AtStatementEnd:
 		return fmt.Sprintf("Released when %s's statement ends.", h)
 	case AtAdvisoryUnlock:
-		return fmt.Sprintf("Released when %s calls pg_advisory_unlock for the key, or its session ends: a session-level advisory lock outlives COMMIT.", h)
+		return fmt.Sprintf("Released when %s's session has called pg_advisory_unlock for the key as many times as it took it (session-level advisory locks stack), or when that session ends: a session-level advisory lock outlives COMMIT.", h)
 	case AtSessionEnd:
 		return fmt.Sprintf("Released only when %s's session ends.", h)
 	case AtQueueAhead:
@@ -199,7 +199,13 @@ func withRelease(why, release string) string {
 // ("a mode taken by e.g. CREATE INDEX"): pg_locks does not say which
 // statement took a lock.
 func TakenByWords(mode TableMode, relation, holderQuery string) string {
-	q := strings.Join(strings.Fields(strings.ToUpper(strings.TrimRight(holderQuery, "; \n"))), " ")
+	// Of several statements sent at once ("BEGIN; LOCK ls_t;"), the last.
+	last := strings.TrimRight(holderQuery, "; \n\t")
+	if i := strings.LastIndex(last, ";"); i >= 0 {
+		last = last[i+1:]
+	}
+	holderQuery = strings.TrimSpace(last)
+	q := strings.Join(strings.Fields(strings.ToUpper(holderQuery)), " ")
 	rel := strings.ToUpper(relation)
 	if i := strings.LastIndex(rel, "."); i >= 0 {
 		rel = rel[i+1:]
@@ -230,11 +236,16 @@ func MultixactWords(rows []RowLock, relation, ctid string) string {
 	var members []string
 	for _, r := range rows {
 		if r.Multi && r.Relation == relation && r.Ctid == ctid {
-			who := r.Session
-			if who == "" {
-				who = fmt.Sprintf("pid %d", r.Pid)
+			switch {
+			case r.Ended && r.Session != "":
+				members = append(members, fmt.Sprintf("%s's %s (%s's transaction has ended: that lock no longer blocks)", r.Session, r.Mode, r.Session))
+			case r.Ended:
+				members = append(members, fmt.Sprintf("the %s of transaction %d (ended: that lock no longer blocks)", r.Mode, r.Xid))
+			case r.Session == "":
+				members = append(members, fmt.Sprintf("pid %d's %s", r.Pid, r.Mode))
+			default:
+				members = append(members, r.Session+"'s "+r.Mode.String())
 			}
-			members = append(members, who+"'s "+r.Mode.String())
 		}
 	}
 	if len(members) < 2 {

@@ -21,6 +21,9 @@ func TestTakenByWordsSaysOnlyWhatIsKnown(t *testing.T) {
 		{Share, "ls_t", "SELECT 1", "a mode taken by e.g. CREATE INDEX", "taken by its"},
 		{Share, "ls_t", "LOCK TABLE ls_t IN ACCESS SHARE MODE", "a mode taken by e.g.", "taken by its"},
 		{Share, "ls_t", "LOCK TABLE ls_other IN SHARE MODE", "a mode taken by e.g.", "taken by its"},
+		// Several statements sent at once (timeouts' "BEGIN; LOCK ls_t;"): the last took it.
+		{AccessExclusive, "ls_t", "BEGIN; LOCK ls_t;", "taken by its LOCK ls_t", "e.g."},
+		{Share, "ls_t", "LOCK ls_t IN SHARE MODE; SELECT 1", "a mode taken by e.g.", "taken by its"},
 	}
 	for _, c := range cases {
 		got := TakenByWords(c.mode, c.rel, c.q)
@@ -48,7 +51,7 @@ func TestReleaseWords(t *testing.T) {
 	for r, want := range map[Release]string{
 		AtTransactionEnd:    "T1's transaction ends",
 		AtSubtransactionEnd: "ROLLBACK TO SAVEPOINT",
-		AtAdvisoryUnlock:    "pg_advisory_unlock",
+		AtAdvisoryUnlock:    "pg_advisory_unlock for the key as many times as it took it",
 		AtQueueAhead:        "T1 has had its lock",
 		AtSessionEnd:        "session ends",
 	} {

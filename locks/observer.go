@@ -50,6 +50,41 @@ type Observer struct {
 	sizedAt time.Time
 	// serverTime is what the last poll's query cost the server.
 	serverTime time.Duration
+	// xidSession names the sessions' transaction ids seen in polls, so that
+	// a multixact member whose transaction has ended (pgrowlocks gives it
+	// pid 0) is still named by the session that ran it.
+	xidSession map[uint32]string
+	// heldRows reads the row locks nobody waits for on a scenario's own
+	// tables (WithHeldRowLocks).
+	heldRows bool
+	// smallTables says, per table, whether it is small enough for pgrowlocks
+	// to read whole on every poll, for the row locks nobody waits for yet.
+	smallTables map[string]bool
+}
+
+// maxXids bounds xidSession: past it, the ids seen before are forgotten.
+const maxXids = 4096
+
+// smallTablePages is the size, in pages, up to which the observer reads a
+// scenario table's row locks whole on every poll (pgrowlocks scans it all).
+const smallTablePages = 150
+
+// remember notes the sessions' transaction ids in this poll.
+func (o *Observer) remember(snap *Snapshot) {
+	if o.xidSession == nil || len(o.xidSession) > maxXids {
+		o.xidSession = map[uint32]string{}
+	}
+	for _, b := range snap.Backends {
+		if b.Xid != 0 && b.Session != "" {
+			o.xidSession[b.Xid] = b.Session
+		}
+	}
+	for _, l := range snap.Locks {
+		// A subtransaction's own id (after a SAVEPOINT) too.
+		if l.Type == "transactionid" && l.Granted && l.Mode == "ExclusiveLock" && l.Session != "" {
+			o.xidSession[l.TransactionID] = l.Session
+		}
+	}
 }
 
 // ServerTime is how long the server spent on the last poll's query: the
@@ -113,6 +148,12 @@ type Option func(*Observer)
 // WithoutRowLocks skips pgrowlocks altogether (and never creates it), for
 // runs that are not about the ledger.
 func WithoutRowLocks() Option { return func(o *Observer) { o.noRows = true } }
+
+// WithHeldRowLocks also reads, on each small table other than accounts that
+// a session holds ROW SHARE or ROW EXCLUSIVE on, the sessions' row locks
+// that nobody waits for yet (SKIP LOCKED's, the row a NOWAIT failed on),
+// for a scenario's own tables: a query per table per poll.
+func WithHeldRowLocks() Option { return func(o *Observer) { o.heldRows = true } }
 
 // WaitsOnly makes every poll read who waits for whom and none of the lock
 // rows (nor row locks): a tenth of the cost, for a view that needs no
@@ -386,6 +427,7 @@ func (o *Observer) Poll(ctx context.Context) (*Snapshot, error) {
 			l.TxOwner = vxOwner[l.VirtualXID]
 		}
 	}
+	o.remember(snap)
 	if err := o.readRows(ctx, snap, needRows, exclusive, tupleCtids); err != nil {
 		return nil, err
 	}
@@ -519,11 +561,15 @@ func (o *Observer) readRowLocks(ctx context.Context, snap *Snapshot) error {
 	return nil
 }
 
-// readQueuedRows reads, with pgrowlocks, who locks a row of a table other
-// than accounts that a session queues for (it holds the row's tuple lock
-// while it waits): a multixact's members and their modes, which pg_locks
-// never shows. Only that row is kept; a table some session locks or wants
-// in ACCESS EXCLUSIVE mode is left alone, since the read would queue.
+// readQueuedRows reads, with pgrowlocks, the row locks on tables other than
+// accounts. For a row a session queues for (it holds the row's tuple lock
+// while it waits), every locker: a multixact's members and their modes,
+// which pg_locks never shows, a member whose transaction has ended named by
+// the session that ran it. Then, on each small table a session holds a
+// row-level table lock on (ROW SHARE, ROW EXCLUSIVE), the sessions' own row
+// locks that nobody waits for yet (WithHeldRowLocks): SKIP LOCKED's, or the one a NOWAIT
+// failed on. A table some session locks or wants in ACCESS EXCLUSIVE mode
+// is left alone, since the read would queue.
 func (o *Observer) readQueuedRows(ctx context.Context, snap *Snapshot) error {
 	if o.rowLocks == "" || o.noRows {
 		return nil
@@ -538,6 +584,14 @@ func (o *Observer) readQueuedRows(ctx context.Context, snap *Snapshot) error {
 	for _, l := range snap.Locks {
 		if l.Type == "relation" && l.Mode == "AccessExclusiveLock" {
 			exclusive[l.Relation] = true
+		}
+	}
+	// The transaction ids running now, by holder: pgrowlocks gives no pid
+	// for a subtransaction's id (after a SAVEPOINT), though it runs.
+	live := map[uint32]xidHolder{}
+	for _, l := range snap.Locks {
+		if l.Type == "transactionid" && l.Granted && l.Mode == "ExclusiveLock" {
+			live[l.TransactionID] = xidHolder{l.Pid, l.Session}
 		}
 	}
 	done := map[string]bool{}
@@ -561,20 +615,112 @@ func (o *Observer) readQueuedRows(ctx context.Context, snap *Snapshot) error {
 		if err != nil {
 			return o.rowError(snap, "reading pgrowlocks on "+l.Relation, err)
 		}
-		for i := range modes {
-			mode, ok := ParseRowMode(modes[i])
-			if !ok || i >= len(pids) {
-				continue
+		snap.RowLocks = append(snap.RowLocks, o.rowLockers(names, live, l.Relation, l.Ctid(), multi, xids, modes, pids, true)...)
+	}
+	held := map[string]bool{}
+	var tables []string
+	for _, l := range snap.Locks {
+		if !o.heldRows {
+			break
+		}
+		if l.Type != "relation" || !l.Granted || l.Session == "" || l.RelKind != "r" || l.Relation == "" ||
+			l.Relation == "accounts" || exclusive[l.Relation] || held[l.Relation] ||
+			(l.Mode != "RowShareLock" && l.Mode != "RowExclusiveLock") {
+			continue
+		}
+		held[l.Relation] = true
+		tables = append(tables, l.Relation)
+	}
+	for _, rel := range tables {
+		small, err := o.smallTable(ctx, rel)
+		if err != nil {
+			return o.rowError(snap, "sizing "+rel, err)
+		}
+		if !small {
+			continue
+		}
+		rows, err := o.conn.Query(ctx, `SELECT r.locked_row::text, r.multi, r.xids::text[], r.modes, r.pids FROM `+o.rowLocks+`($1) r`, rel)
+		if err != nil {
+			return o.rowError(snap, "reading pgrowlocks on "+rel, err)
+		}
+		for rows.Next() {
+			var (
+				ctid  string
+				multi bool
+				xids  []string
+				modes []string
+				pids  []int32
+			)
+			if err := rows.Scan(&ctid, &multi, &xids, &modes, &pids); err != nil {
+				rows.Close()
+				return fmt.Errorf("reading pgrowlocks on %s: %w", rel, err)
 			}
-			var xid uint64
-			if i < len(xids) {
-				xid, _ = strconv.ParseUint(xids[i], 10, 32)
+			if done[rel+ctid] {
+				continue // a queued row, read whole above
 			}
-			snap.RowLocks = append(snap.RowLocks, RowLock{Database: o.label, Relation: l.Relation, Ctid: l.Ctid(), Multi: multi,
-				Pid: pids[i], Session: names[pids[i]], Xid: uint32(xid), Mode: mode, Raw: modes[i]})
+			snap.RowLocks = append(snap.RowLocks, o.rowLockers(names, live, rel, ctid, multi, xids, modes, pids, false)...)
+		}
+		if err := rows.Err(); err != nil {
+			return o.rowError(snap, "reading pgrowlocks on "+rel, err)
 		}
 	}
 	return nil
+}
+
+// rowLockers turns one pgrowlocks row into row locks: every locker when all
+// is set (a queued row), else only the run's sessions' live ones.
+// xidHolder is the backend running a transaction id.
+type xidHolder struct {
+	pid     int32
+	session string
+}
+
+func (o *Observer) rowLockers(names map[int32]string, live map[uint32]xidHolder, rel, ctid string, multi bool, xids, modes []string, pids []int32, all bool) []RowLock {
+	var out []RowLock
+	for i := range modes {
+		mode, ok := ParseRowMode(modes[i])
+		if !ok || i >= len(pids) {
+			continue
+		}
+		var xid uint64
+		if i < len(xids) {
+			xid, _ = strconv.ParseUint(xids[i], 10, 32)
+		}
+		r := RowLock{Database: o.label, Relation: rel, Ctid: ctid, Multi: multi,
+			Pid: pids[i], Session: names[pids[i]], Xid: uint32(xid), Mode: mode, Raw: modes[i]}
+		if h, ok := live[r.Xid]; ok && r.Pid == 0 {
+			// A subtransaction's id: pgrowlocks finds no backend for it,
+			// but the backend holding its id runs it.
+			r.Pid, r.Session = h.pid, h.session
+		} else if r.Pid == 0 {
+			// No backend runs this member's transaction: it has ended,
+			// though the header still names it.
+			r.Ended, r.Session = true, o.xidSession[r.Xid]
+		}
+		if !all && (r.Ended || r.Session == "") {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// smallTable says whether rel is small enough for pgrowlocks to read whole
+// on every poll; it is looked at once per table.
+func (o *Observer) smallTable(ctx context.Context, rel string) (bool, error) {
+	if small, ok := o.smallTables[rel]; ok {
+		return small, nil
+	}
+	var small bool
+	err := o.conn.QueryRow(ctx, "SELECT coalesce(pg_relation_size(to_regclass(quote_ident($1))) <= $2 * current_setting('block_size')::bigint, false)", rel, smallTablePages).Scan(&small)
+	if err != nil {
+		return false, err
+	}
+	if o.smallTables == nil {
+		o.smallTables = map[string]bool{}
+	}
+	o.smallTables[rel] = small
+	return small, nil
 }
 
 // rowError turns a failure to read rows into a note when it is only the

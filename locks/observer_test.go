@@ -28,7 +28,7 @@ type fixture struct {
 	wg    sync.WaitGroup // statements left waiting in the background
 }
 
-func newFixture(tb testing.TB, sessions, accounts int) *fixture {
+func newFixture(tb testing.TB, sessions, accounts int, opts ...locks.Option) *fixture {
 	tb.Helper()
 	ctx := context.Background()
 	d := dbtest.Fresh(tb, ledger.Setup{Accounts: accounts, Balance: decimal.RequireFromString("100.00")})
@@ -44,7 +44,7 @@ func newFixture(tb testing.TB, sessions, accounts int) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if f.obs, err = locks.NewObserver(ctx, oc, f.run, d.Schema()); err != nil {
+	if f.obs, err = locks.NewObserver(ctx, oc, f.run, d.Schema(), opts...); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
@@ -287,5 +287,94 @@ func BenchmarkPollLedgerSize(b *testing.B) {
 		})
 		f.exec(b, 0, "ROLLBACK")
 		f.exec(b, 1, "ROLLBACK")
+	}
+}
+
+// On a scenario's own table, the row locks nobody waits for yet are read
+// too (SKIP LOCKED's: the Locks pane and a NOWAIT's explanation name them),
+// and a multixact member whose transaction has ended is named by the
+// session that ran it, marked ended, and is no lock of that session's.
+func TestObserverScenarioRowLocks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 3, 2, locks.WithHeldRowLocks())
+	if ok, note := f.obs.RowLocksAvailable(); !ok {
+		t.Skipf("no pgrowlocks: %s", note)
+	}
+	f.exec(t, 0, "CREATE TABLE ls_q (id int PRIMARY KEY, qty int NOT NULL); INSERT INTO ls_q VALUES (1, 0), (2, 0)")
+	f.exec(t, 0, "BEGIN")
+	f.exec(t, 0, "SELECT id FROM ls_q ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED")
+	f.exec(t, 1, "BEGIN")
+	f.exec(t, 1, "SELECT id FROM ls_q ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED")
+	snap, err := f.obs.Poll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"ls_q row (0,1)", "ls_q row (0,2)"} {
+		rows := snap.RowLocksOf(fmt.Sprintf("T%d", i+1))
+		if len(rows) != 1 || rows[0].Target() != want || rows[0].Mode != locks.ForUpdate {
+			t.Errorf("T%d's row locks: %+v, want FOR UPDATE on %s (note %q)", i+1, rows, want, snap.RowLockNote)
+		}
+	}
+	f.exec(t, 0, "ROLLBACK")
+	f.exec(t, 1, "ROLLBACK")
+
+	// The multixact: T1 FOR KEY SHARE, T2 FOR SHARE, T3's FOR UPDATE waits.
+	f.exec(t, 0, "BEGIN")
+	f.exec(t, 0, "SELECT qty FROM ls_q WHERE id = 1 FOR KEY SHARE")
+	f.exec(t, 1, "BEGIN")
+	f.exec(t, 1, "SELECT qty FROM ls_q WHERE id = 1 FOR SHARE")
+	f.exec(t, 2, "BEGIN")
+	f.block(t, 2, "SELECT qty FROM ls_q WHERE id = 1 FOR UPDATE")
+	f.pollUntilWaiting(t, "T3")
+	f.exec(t, 0, "COMMIT")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		snap, err = f.obs.Poll(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(snap.Graph.Edges) == 1 && snap.Graph.Edges[0].Holder == "T2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("T3 never waited for T2 alone: %+v", snap.Graph.Edges)
+		}
+	}
+	why := snap.Graph.Edges[0].Why
+	if !strings.Contains(why, "T1's FOR KEY SHARE (T1's transaction has ended") || strings.Contains(why, "pid 0") {
+		t.Errorf("why = %q: want T1's ended member named, no pid 0", why)
+	}
+	if rows := snap.RowLocksOf("T1"); len(rows) != 0 {
+		t.Errorf("T1 committed, yet holds row locks %+v", rows)
+	}
+}
+
+// A row locked by a subtransaction (after a SAVEPOINT): pgrowlocks gives
+// its id no pid, yet it runs; the row lock is the session's, and the wait
+// on it is explained by it — not taken for an ended transaction's.
+func TestObserverSubtransactionRowLock(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2, 2, locks.WithHeldRowLocks())
+	if ok, note := f.obs.RowLocksAvailable(); !ok {
+		t.Skipf("no pgrowlocks: %s", note)
+	}
+	f.exec(t, 0, "CREATE TABLE ls_sp (id int PRIMARY KEY, qty int NOT NULL); INSERT INTO ls_sp VALUES (1, 0), (2, 0)")
+	f.exec(t, 0, "BEGIN")
+	f.exec(t, 0, "UPDATE ls_sp SET qty = 1 WHERE id = 1")
+	f.exec(t, 0, "SAVEPOINT s")
+	f.exec(t, 0, "UPDATE ls_sp SET qty = 1 WHERE id = 2")
+	f.block(t, 1, "UPDATE ls_sp SET qty = 0 WHERE id = 2")
+	snap := f.pollUntilWaiting(t, "T2")
+	var sub *locks.RowLock
+	for _, r := range snap.RowLocksOf("T1") {
+		if r.Target() == "ls_sp row (0,2)" {
+			sub = &r
+		}
+	}
+	if sub == nil || sub.Ended || sub.Mode != locks.ForNoKeyUpdate {
+		t.Errorf("T1's row locks %+v: want FOR NO KEY UPDATE on ls_sp row (0,2), running", snap.RowLocksOf("T1"))
+	}
+	if len(snap.Graph.Edges) != 1 || !strings.Contains(snap.Graph.Edges[0].Why, "T1 holds FOR NO KEY UPDATE on ls_sp row (0,2)") {
+		t.Errorf("edges %+v", snap.Graph.Edges)
 	}
 }

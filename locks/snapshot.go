@@ -190,6 +190,10 @@ type RowLock struct {
 	// Inferred marks a row lock known from the statements lockstep sent the
 	// session (where pgrowlocks cannot be read), not read from the row.
 	Inferred bool `json:",omitempty"`
+	// Ended marks a multixact member whose transaction has ended (pgrowlocks
+	// gives it no pid): the row header still names it, but it blocks no one.
+	// Session is the session that ran it, when the observer saw its id.
+	Ended bool `json:",omitempty"`
 }
 
 // Snapshot is one poll: the run's backends, their locks, row locks and the wait-for graph.
@@ -225,11 +229,12 @@ func (s *Snapshot) LocksOf(session string) []Lock {
 	return out
 }
 
-// RowLocksOf lists the row locks a session holds.
+// RowLocksOf lists the row locks a session holds: not those of its ended
+// transactions that a multixact still names.
 func (s *Snapshot) RowLocksOf(session string) []RowLock {
 	var out []RowLock
 	for _, r := range s.RowLocks {
-		if r.Session == session {
+		if r.Session == session && !r.Ended {
 			out = append(out, r)
 		}
 	}
@@ -309,6 +314,12 @@ func wantedRowMode(query string) (RowMode, bool) {
 
 // Target is the locked row in words: "accounts id=1", or "ls_stock row
 // (0,1)" for another table's.
+// SameRow says whether o locks the same row as r: the same table and row
+// version (two rows of a scenario's table both have Account 0).
+func (r RowLock) SameRow(o RowLock) bool {
+	return r.Database == o.Database && r.Relation == o.Relation && r.Account == o.Account && r.Ctid == o.Ctid
+}
+
 func (r RowLock) Target() string {
 	if r.Relation != "" {
 		return r.Relation + " row " + r.Ctid

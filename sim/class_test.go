@@ -314,6 +314,11 @@ func TestPoolerAdvisoryLeak(t *testing.T) {
 	if ev.Kind != sim.WaitingForLock || len(ev.Waits) != 1 || ev.Waits[0].Holder != "T2" {
 		t.Fatalf("T3's pg_advisory_lock(42): %v %+v; want a wait for T2's connection", ev.Kind, ev.Waits)
 	}
+	// The connection took the key twice (T1's and T2's calls): one unlock
+	// does not release it, and the words must not say it does.
+	if why := ev.Waits[0].Why; !strings.Contains(why, "as many times as it took it") || !strings.Contains(why, "through the pooler") {
+		t.Errorf("T3's wait explained as %q", why)
+	}
 	step(t, eng, 1) // T2: COMMIT
 	if got := firstValue(t, step(t, eng, 0)); got != "t" {
 		t.Fatalf("T1's unlock: %q", got)
@@ -334,6 +339,11 @@ func TestPoolerAdvisoryXactFix(t *testing.T) {
 	ev := step(t, eng, 2)
 	if ev.Kind != sim.WaitingForLock || len(ev.Waits) != 1 || ev.Waits[0].Holder != "T1" {
 		t.Fatalf("T3: %v %+v; want a wait for T1", ev.Kind, ev.Waits)
+	}
+	// A transaction-level lock stays with the client in its transaction:
+	// no word of a session-level lock left on the connection.
+	if why := ev.Waits[0].Why; strings.Contains(why, "session-level lock stays") || !strings.Contains(why, "T1's transaction ends") {
+		t.Errorf("T3's wait explained as %q", why)
 	}
 	step(t, eng, 0) // T1: COMMIT
 	next(t, eng, func(ev sim.Event) bool { return ev.Kind == sim.Completed && ev.Session == "T3" })

@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	}
 	for _, sd := range e.sides {
 		g.Go(func() (err error) {
-			sd.obsConn, sd.obs, err = sd.newObserver(ctx, cfg.usesTwoPhaseCommit(), cfg.Lean)
+			sd.obsConn, sd.obs, err = sd.newObserver(ctx, cfg.usesTwoPhaseCommit(), cfg.Lean, cfg.Scenario != nil)
 			return err
 		})
 	}
@@ -267,11 +267,15 @@ func (e *Engine) emit(ev Event) {
 
 // Errors returned by the stepping calls.
 var (
-	ErrBusy      = errors.New("a statement is still running in that session")
-	ErrFinished  = errors.New("that session has finished its transfer; reset to start again")
-	ErrFailed    = errors.New("that session's connection is lost; reset reconnects it")
-	ErrNoSession = errors.New("no such session")
-	ErrClosed    = errors.New("the engine is closed")
+	ErrBusy     = errors.New("a statement is still running in that session")
+	ErrFinished = errors.New("that session's script is finished; reset to start again")
+	// ErrScriptStopped refuses a step after the session's scripted
+	// statement failed: the script goes no further, and the transaction the
+	// error aborted is still open until a ROLLBACK.
+	ErrScriptStopped = errors.New("that session's script stopped at the statement that failed, and its aborted transaction is still open: x rolls it back; reset starts again")
+	ErrFailed        = errors.New("that session's connection is lost; reset reconnects it")
+	ErrNoSession     = errors.New("no such session")
+	ErrClosed        = errors.New("the engine is closed")
 	// ErrApplicationBusy refuses a statement on one connection of a logical
 	// session while its other connection's statement runs: the application
 	// waits for that call to return.
@@ -320,6 +324,9 @@ func (e *Engine) Step(i int) error {
 		return err
 	}
 	if s.finished || s.next >= s.script.Len() {
+		if s.state == Aborted {
+			return fmt.Errorf("%s: %w", s.name, ErrScriptStopped)
+		}
 		return fmt.Errorf("%s: %w", s.name, ErrFinished)
 	}
 	e.dispatch(s, job{step: s.next, sql: s.script.SQL(s.next)})

@@ -575,3 +575,45 @@ func TestEmptyResultsAndNotifications(t *testing.T) {
 		t.Errorf("a notification came twice: %+v", again.Notifications)
 	}
 }
+
+// A step after a scripted statement failed says what is true of the
+// session: its script stopped there and its aborted transaction is open
+// (not "finished its transfer", in a scenario with no transfer); once
+// rolled back, its script is simply finished.
+func TestStepAfterFailedStatement(t *testing.T) {
+	t.Parallel()
+	sc, err := scenario.Parse("fails.spec", []byte(`
+session a
+setup { BEGIN; }
+step a1 { SELECT 1/0; }
+step a2 { COMMIT; }
+session b
+step b1 { SELECT 1; }
+permutation a1 a2 b1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	eng, err := sim.New(ctx, sim.Config{DB: dbtest.Schema(t), Scenario: sc, ScenarioName: "fails", Sessions: 2, Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close(ctx)
+	if ev := step(t, eng, 0); ev.Kind != sim.Error || ev.Err.SQLState != pgerrcode.DivisionByZero {
+		t.Fatalf("a1: %v %+v", ev.Kind, ev.Err)
+	}
+	err = eng.Step(0)
+	if !errors.Is(err, sim.ErrScriptStopped) || strings.Contains(err.Error(), "transfer") {
+		t.Fatalf("stepping the aborted session: %v", err)
+	}
+	if s := eng.Sessions()[0]; s.State != sim.Aborted {
+		t.Fatalf("after a1 failed: %v, want aborted", s.State)
+	}
+	if ev := exec(t, eng, 0, "ROLLBACK"); ev.Kind != sim.Completed {
+		t.Fatalf("ROLLBACK: %v", ev.Kind)
+	}
+	if err := eng.Step(0); !errors.Is(err, sim.ErrFinished) || strings.Contains(err.Error(), "transfer") {
+		t.Fatalf("stepping the rolled-back session: %v", err)
+	}
+}

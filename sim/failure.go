@@ -55,6 +55,9 @@ type Failure struct {
 	// Holders are the other sessions holding a lock on it in the last poll.
 	Relation string       `json:",omitempty"`
 	Holders  []locks.Lock `json:",omitempty"`
+	// RowHolders are the other sessions' row locks on it in the last poll
+	// (pgrowlocks): a NOWAIT on a row failed on one of them.
+	RowHolders []locks.RowLock `json:",omitempty"`
 	// Processes are the sessions behind the "process N" of the DETAIL.
 	Processes []Process `json:",omitempty"`
 }
@@ -80,6 +83,11 @@ func (e *Engine) failure(s *session, j job, se *ServerMessage, took time.Duratio
 		for _, l := range e.lastSnap.Locks {
 			if l.Granted && l.Session != s.name && l.Relation == f.Relation {
 				f.Holders = append(f.Holders, l)
+			}
+		}
+		for _, r := range e.lastSnap.RowLocks {
+			if !r.Ended && r.Session != "" && r.Session != s.name && r.Relation == f.Relation {
+				f.RowHolders = append(f.RowHolders, r)
 			}
 		}
 	}

@@ -188,11 +188,15 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot, polledAt time.
 	e.cond.Broadcast()
 	if e.cfg.SessionDB != nil && e.cfg.SessionDB.Pooled() {
 		// Through a pooler a session is named by the server connection it
-		// uses now, which may hold what another client took.
+		// uses now, which may hold what another client took: a lock that
+		// outlives the transaction (a session-level advisory lock). A
+		// transaction's own locks stay with the client that holds the
+		// connection for that transaction, and need no such word.
 		for i := range snap.Graph.Edges {
-			if ed := &snap.Graph.Edges[i]; !ed.Application {
+			if ed := &snap.Graph.Edges[i]; !ed.Application &&
+				(ed.Claim.Release == locks.AtAdvisoryUnlock || ed.Claim.Release == locks.AtSessionEnd) {
 				ed.Why += fmt.Sprintf(" — through the pooler, %s is only whoever uses that server connection now: "+
-					"a session-level lock stays with the connection, whichever client took it", ed.Holder)
+					"a session-level lock stays with the connection, whichever client took it, and an unlock from any client on that connection counts", ed.Holder)
 			}
 		}
 	}
@@ -451,7 +455,7 @@ func (e *Engine) reconnectObservers() {
 		if !sd.obsConn.IsClosed() {
 			continue
 		}
-		conn, obs, err := sd.newObserver(ctx, e.cfg.usesTwoPhaseCommit(), e.cfg.Lean)
+		conn, obs, err := sd.newObserver(ctx, e.cfg.usesTwoPhaseCommit(), e.cfg.Lean, e.cfg.Scenario != nil)
 		if err != nil {
 			continue
 		}

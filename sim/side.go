@@ -132,7 +132,7 @@ func (sd *side) execBlock(ctx context.Context, sql string) ([]Result, error) {
 // newObserver opens the side's observer on a connection of its own. Row
 // locks are read for the ledger, which lives in a schema of its own; SQL on
 // the server's own search_path (the isolation tester's) has none.
-func (sd *side) newObserver(ctx context.Context, prepared, waitsOnly bool) (*pgx.Conn, *locks.Observer, error) {
+func (sd *side) newObserver(ctx context.Context, prepared, waitsOnly, heldRows bool) (*pgx.Conn, *locks.Observer, error) {
 	conn, err := sd.db.Connect(ctx, sd.run.AppName("observer"+sd.label))
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the observer's connection to %s: %w", sd.what(), err)
@@ -153,6 +153,10 @@ func (sd *side) newObserver(ctx context.Context, prepared, waitsOnly bool) (*pgx
 	}
 	if waitsOnly {
 		opts = append(opts, locks.WaitsOnly())
+	}
+	if heldRows {
+		// A scenario's own tables: its row locks, waited for or not.
+		opts = append(opts, locks.WithHeldRowLocks())
 	}
 	obs, err := locks.NewObserver(ctx, conn, sd.run, sd.db.Schema(), opts...)
 	if err != nil {

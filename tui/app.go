@@ -344,6 +344,13 @@ func (m *Model) logLine(e logEntry) {
 	m.live.logLen = m.log.Written()
 }
 
+// The status while autoplay is paused on a deadlock: as it stands, and
+// once the server has broken it.
+const (
+	standingStatus = "autoplay paused: a deadlock stands until the server's deadlock check breaks it (a resumes, h steps back)"
+	brokenStatus   = "autoplay paused on the deadlock, which the server has now broken (a resumes, h steps back through it)"
+)
+
 // handleEvents takes a burst of engine events into the live frame, keeping
 // a frame of history after each that changed what the screen shows.
 func (m *Model) handleEvents(events []sim.Event) {
@@ -370,10 +377,14 @@ func (m *Model) handleEvents(events []sim.Event) {
 			// The deadlock stands: let it be read before the server breaks it.
 			m.auto.Stop()
 			m.auto.pausedStanding = true
-			m.status = "autoplay paused: a deadlock stands until the server's deadlock check breaks it (a resumes, h steps back)"
+			m.status = standingStatus
 		}
 		if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected && m.auto.pausedStanding {
 			m.auto.pausedStanding = false // paused on it already, as it stood
+			if m.status == standingStatus {
+				// It stands no more: the status must not say it does.
+				m.status = brokenStatus
+			}
 		} else if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected && m.auto.on {
 			// The lesson is on screen now: let it be read.
 			m.auto.Stop()

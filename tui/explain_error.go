@@ -95,7 +95,10 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 	case sim.FailNowait:
 		m := who + " asked with NOWAIT: when a conflicting lock is held the server fails at once instead of waiting."
 		if strings.Contains(f.Err.Message, "lock on row") {
-			m += " Another transaction held a conflicting lock on the row (a row lock lives in the row itself: the Locks pane shows it from pgrowlocks)."
+			m += " Another transaction held a conflicting lock on the row (a row lock lives in the row itself, not in pg_locks)."
+			if rows := rowHeldList(f); rows != "" {
+				m += " Row locks on " + f.Relation + " in the last poll (pgrowlocks): " + rows + "."
+			}
 		}
 		if held := heldList(f); held != "" {
 			m += " Holding locks on " + f.Relation + " in the last poll: " + held + "."
@@ -163,6 +166,16 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 }
 
 // heldList names the locks others held on the relation a NOWAIT failed on.
+// rowHeldList names the other sessions' row locks on the failure's table
+// in the last poll: "T1 (FOR UPDATE on ls_jobs row (0,1))".
+func rowHeldList(f *sim.Failure) string {
+	var parts []string
+	for _, r := range f.RowHolders {
+		parts = append(parts, r.Session+" ("+r.Mode.String()+" on "+r.Target()+")")
+	}
+	return strings.Join(parts, ", ")
+}
+
 func heldList(f *sim.Failure) string {
 	var parts []string
 	seen := map[string]bool{}

@@ -3,9 +3,11 @@ package tui
 import (
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"lockstep/locks"
+	"lockstep/sim"
 )
 
 // TestConflictLines draws both documented tables with every combination of
@@ -162,6 +164,66 @@ func TestWrapKeepsTheMinusSign(t *testing.T) {
 			if strings.HasSuffix(l, "-") || strings.HasPrefix(l, "10.00") {
 				t.Errorf("width %d: %q", w, wrap("balance = balance + -10.00 WHERE id = 1", w))
 			}
+		}
+	}
+}
+
+// A NOWAIT that failed on a row names the row locks the last poll read on
+// that table, and claims no more of the Locks pane than is so.
+func TestNowaitNamesTheRowLock(t *testing.T) {
+	t.Parallel()
+	age := func(d time.Duration) string { return d.String() }
+	f := &sim.Failure{Kind: sim.FailNowait, Session: "T2", Relation: "ls_jobs",
+		Err:        sim.ServerMessage{SQLState: "55P03", Message: `could not obtain lock on row in relation "ls_jobs"`},
+		Holders:    []locks.Lock{{Session: "T1", Type: "relation", Relation: "ls_jobs", RelKind: "r", Mode: "RowShareLock", Granted: true}},
+		RowHolders: []locks.RowLock{{Session: "T1", Relation: "ls_jobs", Ctid: "(0,1)", Mode: locks.ForUpdate}}}
+	m, _ := failureMeaning(f, age)
+	got := strings.Join(m, " ")
+	if !strings.Contains(got, "T1 (FOR UPDATE on ls_jobs row (0,1))") || !strings.Contains(got, "T1 (ROW SHARE on the table)") {
+		t.Errorf("NOWAIT with the holder's row lock read: %q", got)
+	}
+	f.RowHolders = nil
+	m, _ = failureMeaning(f, age)
+	if got := strings.Join(m, " "); strings.Contains(got, "Locks pane shows") || strings.Contains(got, "FOR UPDATE on") {
+		t.Errorf("NOWAIT with no row lock read: %q", got)
+	}
+}
+
+// The Locks pane lists a row lock once, as held by whoever holds it now: a
+// multixact member whose transaction has ended is not listed (its session
+// committed), and of two rows one session holds on a scenario's table only
+// the one behind the wait is marked as blocking.
+func TestLockRowsListedTrue(t *testing.T) {
+	t.Parallel()
+	held := locks.RowLock{Session: "T1", Pid: 1, Relation: "ls_items", Ctid: "(0,1)", Mode: locks.ForNoKeyUpdate}
+	snap := &locks.Snapshot{
+		Backends: []locks.Backend{{Pid: 1, Session: "T1"}, {Pid: 3, Session: "T3"}, {Pid: 4, Session: "T4"}},
+		RowLocks: []locks.RowLock{
+			{Session: "T1", Pid: 1, Relation: "ls_items", Ctid: "(0,2)", Mode: locks.ForNoKeyUpdate},
+			held,
+			{Session: "T4", Relation: "ls_items", Ctid: "(0,3)", Mode: locks.ForKeyShare, Multi: true, Ended: true},
+		},
+		Graph: locks.Graph{Edges: []locks.Edge{{Waiter: "T3", WaiterPid: 3, Holder: "T1", HolderPid: 1, HeldRow: &held}}},
+	}
+	s := newSelection()
+	s.Rebuild(snap, []string{"T1", "T3", "T4"}, nil)
+	var rows []string
+	for _, it := range s.items {
+		if it.row != nil {
+			rows = append(rows, it.row.Session+" "+it.row.Target())
+		}
+	}
+	if want := []string{"T1 ls_items row (0,1)", "T1 ls_items row (0,2)"}; strings.Join(rows, "|") != strings.Join(want, "|") {
+		t.Errorf("rows listed %q, want %q (the one behind the wait first, no ended member)", rows, want)
+	}
+	p := &locksPane{sel: &s, snap: snap}
+	for _, it := range s.items {
+		if it.row == nil {
+			continue
+		}
+		line := p.line(it, 3)
+		if blocks := strings.Contains(line, "blocks T3"); blocks != (it.row.Ctid == "(0,1)") {
+			t.Errorf("%s: %q", it.row.Target(), line)
 		}
 	}
 }

@@ -134,7 +134,7 @@ func (p *locksPane) line(it item, sessW int) string {
 			status = "row lock, by its statements"
 		}
 		if who := p.blocks(func(e locks.Edge) bool {
-			return e.HeldRow != nil && e.HeldRow.Session == r.Session && e.HeldRow.Account == r.Account && e.HeldRow.Mode == r.Mode
+			return e.HeldRow != nil && e.HeldRow.Session == r.Session && e.HeldRow.Mode == r.Mode && e.HeldRow.SameRow(*r)
 		}); who != "" {
 			status = "◀ blocks " + who
 		}

@@ -177,6 +177,11 @@ func TestStrategyAndSetupKeys(t *testing.T) {
 	if !strings.Contains(m.status, "autoplay paused: a deadlock stands") || m.live.cycle == nil {
 		t.Fatalf("after the ring's deadlock: status %q", m.status)
 	}
+	// Once the server breaks it, the status no longer says it stands.
+	d.until("the server breaks the deadlock", func() bool { return victim(m) != "" && d.quiet() })
+	if strings.Contains(m.status, "stands") || !strings.Contains(m.status, "the server has now broken") {
+		t.Errorf("after the server broke the deadlock: status %q", m.status)
+	}
 	d.key("a")
 	d.until("autoplay finishes", func() bool { return !m.auto.on && d.quiet() })
 	for _, s := range m.live.sessions {

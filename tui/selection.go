@@ -21,7 +21,7 @@ func (a item) same(b item) bool {
 	case a.lock != nil && b.lock != nil:
 		return a.lock.Session == b.lock.Session && a.lock.Target() == b.lock.Target() && a.lock.Mode == b.lock.Mode
 	case a.row != nil && b.row != nil:
-		return a.row.Session == b.row.Session && a.row.Account == b.row.Account && a.row.Mode == b.row.Mode
+		return a.row.Session == b.row.Session && a.row.Mode == b.row.Mode && a.row.SameRow(*b.row)
 	}
 	return false
 }
@@ -101,7 +101,14 @@ func (s *selection) Rebuild(snap *locks.Snapshot, names []string, waitOrder []st
 		}
 		return lockRank(a) < lockRank(b)
 	})
-	rows := pointers(snap.RowLocks)
+	// A multixact member whose transaction has ended holds nothing: it is
+	// named in the explanation of the wait, not listed as a lock.
+	var rows []*locks.RowLock
+	for i := range snap.RowLocks {
+		if !snap.RowLocks[i].Ended {
+			rows = append(rows, &snap.RowLocks[i])
+		}
+	}
 	ls, rows = s.addBlocking(edges, ls, rows)
 	for _, b := range snap.Backends {
 		if b.Prepared != "" {
@@ -150,7 +157,7 @@ func (s *selection) addBlocking(edges []*locks.Edge, ls []*locks.Lock, rows []*l
 		switch {
 		case e.HeldRow != nil:
 			for i, r := range rows {
-				if r.Session == e.HeldRow.Session && r.Account == e.HeldRow.Account && r.Mode == e.HeldRow.Mode {
+				if r.Session == e.HeldRow.Session && r.Mode == e.HeldRow.Mode && r.SameRow(*e.HeldRow) {
 					s.items = append(s.items, item{row: r})
 					rows = append(rows[:i:i], rows[i+1:]...)
 					break
