@@ -53,8 +53,12 @@ func NewReplay(ctx context.Context, rec *record.Recording, opts ReplayOptions) (
 		m.logLine(logEntry{at: clock, text: n, bad: true})
 	}
 	ready := false
+	var outcome *sim.Outcome
 	for _, l := range rec.Lines {
 		clock = h.Started.Add(l.T)
+		if l.Outcome != nil {
+			outcome = l.Outcome
+		}
 		if l.Sessions != nil {
 			m.live.sessions = l.Sessions
 			if !ready {
@@ -70,6 +74,9 @@ func NewReplay(ctx context.Context, rec *record.Recording, opts ReplayOptions) (
 	}
 	if len(m.hist.frames) == 0 {
 		return nil, fmt.Errorf("the recording holds no moment to show: it ends before its sessions started")
+	}
+	if h.Run.HasLedger {
+		m.hist.unrecorded(outcome)
 	}
 	m.mode = modeHistory
 	m.tl.Go(0)

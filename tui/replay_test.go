@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/exp/golden"
+	"github.com/shopspring/decimal"
 
+	"lockstep/ledger"
 	"lockstep/record"
 	"lockstep/sim"
 )
@@ -123,5 +126,88 @@ func TestReplayPlays(t *testing.T) {
 	press(m, "w")
 	if m.shown().kind != sim.WaitingForLock {
 		t.Errorf("w: moment %d is %q", m.tl.pos+1, m.shown().what)
+	}
+}
+
+// A recording of lockstep run made before run read the balances at each
+// step holds them only in its outcome: the replay shows them at the moments
+// after the run's last change, and says of the others that they were not
+// recorded — never "reading the balances…", which nothing is doing, nor an
+// older read as theirs.
+func TestReplayBalancesOfARunRecording(t *testing.T) {
+	t.Parallel()
+	m := lectureReplay(t, 120, 40)
+	rec, err := record.Open("../record/testdata/lecture-v1.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := rec.Outcome()
+	if len(end.Accounts) == 0 {
+		t.Fatal("the lecture's recording has no outcome balances")
+	}
+	for i := range m.hist.frames {
+		m.tl.Go(i)
+		s := stripped(m.View().Content)
+		if strings.Contains(s, "reading the balances") {
+			t.Errorf("moment %d says it is reading the balances:\n%s", i+1, s)
+		}
+		b := m.hist.frames[i].books
+		switch {
+		case i == len(m.hist.frames)-1:
+			if !b.read || !b.accounts[0].Balance.Equal(end.Accounts[0].Balance) || !strings.Contains(s, end.Accounts[0].Balance.StringFixed(2)) {
+				t.Errorf("the last moment shows %+v, not the balances the run ended with (%v):\n%s", b, end.Accounts, s)
+			}
+		case b.read:
+			t.Errorf("moment %d (%s) shows balances the recording does not hold for it: %+v", i+1, m.hist.frames[i].what, b)
+		case !strings.Contains(s, "balances not recorded at this moment"):
+			t.Errorf("moment %d does not say its balances were not recorded:\n%s", i+1, s)
+		}
+	}
+}
+
+// A read of the balances shows a moment only when it began after the
+// moment's last change: a read begun before T1's COMMIT ended, and reported
+// after it, leaves the COMMIT's moment to the next read — the moment shows
+// the balances the COMMIT made, not those from before it.
+func TestReplayBalancesReadAfterTheChange(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	acct := func(a, b string) *sim.Balances {
+		return &sim.Balances{Accounts: []ledger.Account{
+			{ID: 1, Owner: "alice", Balance: decimal.RequireFromString(a), OpeningBalance: decimal.RequireFromString("100")},
+			{ID: 2, Owner: "bob", Balance: decimal.RequireFromString(b), OpeningBalance: decimal.RequireFromString("100")}}}
+	}
+	read := func(ms, taken int, a, b string) record.Line {
+		bs := acct(a, b)
+		bs.Taken = at(taken)
+		return record.Line{T: at(ms).Sub(start), Event: &sim.Event{Time: at(ms), Kind: sim.BooksRead, Index: -1, Step: -1, Books: bs}}
+	}
+	t1 := sim.SessionInfo{Name: "T1", State: sim.InTransaction, Statements: []string{"UPDATE accounts SET balance = 90 WHERE id = 1", "COMMIT"}, Next: 1}
+	done := t1
+	done.State, done.Next = sim.Committed, 2
+	rec := &record.Recording{
+		Header: record.Header{Format: record.Format, Version: record.Version, Command: "run", Started: start,
+			Run: record.Run{Name: "naive", Sessions: 1, HasLedger: true}},
+		Lines: []record.Line{
+			{T: 0, Sessions: []sim.SessionInfo{t1}},
+			read(1, 1, "100.00", "100.00"),
+			{T: 10 * time.Millisecond, Event: &sim.Event{Time: at(10), Kind: sim.Completed, Session: "T1", Index: 0, Step: 1,
+				SQL: "COMMIT", Tag: "COMMIT", State: sim.Committed}},
+			{T: 10 * time.Millisecond, Sessions: []sim.SessionInfo{done}},
+			read(11, 9, "100.00", "100.00"), // begun before the COMMIT ended
+			read(20, 12, "90.00", "110.00"),
+		},
+	}
+	m, err := NewReplay(context.Background(), rec, ReplayOptions{Volatile: masked{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := m.hist.frames[len(m.hist.frames)-1]
+	if last.kind != sim.Completed || len(last.books.accounts) != 2 || last.books.accounts[0].Balance.StringFixed(2) != "90.00" {
+		t.Errorf("the COMMIT's moment (%v %q) shows %+v; want alice 90.00, read after the COMMIT", last.kind, last.what, last.books.accounts)
+	}
+	if first := m.hist.frames[0]; first.books.accounts[0].Balance.StringFixed(2) != "100.00" {
+		t.Errorf("the first moment shows %+v; want alice 100.00", first.books.accounts)
 	}
 }
