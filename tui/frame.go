@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -414,6 +415,34 @@ func readBooks(old booksState, b sim.Balances) booksState {
 	return old
 }
 
+// releasedBy is the sessions as the poll that shows their moment found
+// them: a session standing as waiting whose backend the poll found waiting
+// no more — its blocker let it go (a ROLLBACK TO SAVEPOINT, a COMMIT) and
+// its statement still runs, its end not yet read — stands as running, as
+// the engine takes it; else the Sessions pane would say it waits for a
+// session beside a Locks pane, drawn from the same poll, where it waits for
+// nobody.
+func releasedBy(sessions []sim.SessionInfo, snap *locks.Snapshot) []sim.SessionInfo {
+	var out []sim.SessionInfo
+	for i, s := range sessions {
+		if s.State != sim.Waiting {
+			continue
+		}
+		b, ok := snap.Backend(s.Name)
+		if !ok || b.Waiting() || slices.ContainsFunc(snap.Graph.Edges, func(e locks.Edge) bool { return e.Application && e.Waiter == s.Name }) {
+			continue // gone (its own event says so), still waiting, or waiting through the application
+		}
+		if out == nil {
+			out = append([]sim.SessionInfo(nil), sessions...)
+		}
+		out[i].State, out[i].BlockedBy, out[i].Waits = sim.Running, nil, nil
+	}
+	if out == nil {
+		return sessions
+	}
+	return out
+}
+
 // unrecorded marks the frames no read of the balances settled — a
 // replay's, once every event is in: nothing will read them now. Those
 // after the run's last change get the balances the run read at its end
@@ -486,6 +515,7 @@ func (h *history) settle(live *frame, ev sim.Event) {
 				break
 			}
 			fr.snap, fr.lost, fr.queues = live.snap, live.lost, live.queues
+			fr.sessions = releasedBy(fr.sessions, live.snap)
 		}
 		h.unpolled = i
 	case sim.BooksRead:

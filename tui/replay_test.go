@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"lockstep/ledger"
+	"lockstep/locks"
 	"lockstep/record"
 	"lockstep/sim"
 )
@@ -209,5 +210,58 @@ func TestReplayBalancesReadAfterTheChange(t *testing.T) {
 	}
 	if first := m.hist.frames[0]; first.books.accounts[0].Balance.StringFixed(2) != "100.00" {
 		t.Errorf("the first moment shows %+v; want alice 100.00", first.books.accounts)
+	}
+}
+
+// A moment shows its sessions as the poll that shows its locks found them:
+// savepoint's T2, let go by T1's ROLLBACK TO SAVEPOINT and still finishing
+// its UPDATE, stands as running at that moment — not as waiting for T1
+// beside a Locks pane where it waits for nobody.
+func TestReplayReleasedWaiterRuns(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	t1 := sim.SessionInfo{Name: "T1", Index: 0, State: sim.InTransaction, Statements: []string{"ROLLBACK TO SAVEPOINT s;", "COMMIT;"}}
+	t2 := sim.SessionInfo{Name: "T2", Index: 1, State: sim.Waiting, Statements: []string{"UPDATE ls_items SET qty = 0 WHERE id = 2;"},
+		Current: "UPDATE ls_items SET qty = 0 WHERE id = 2;", BlockedBy: []string{"T1"}}
+	after := t1
+	after.Next = 1
+	snap := func(ms int, t2waits bool) *locks.Snapshot {
+		s := &locks.Snapshot{Taken: at(ms), Backends: []locks.Backend{{Pid: 1, Session: "T1", State: "idle in transaction"},
+			{Pid: 2, Session: "T2", State: "active"}}}
+		if t2waits {
+			s.Backends[1].WaitEventType, s.Backends[1].WaitEvent, s.Backends[1].BlockedBy = "Lock", "transactionid", []int32{1}
+		}
+		return s
+	}
+	rec := &record.Recording{
+		Header: record.Header{Format: record.Format, Version: record.Version, Command: "run", Started: start,
+			Run: record.Run{Name: "scenario savepoint", Sessions: 2}},
+		Lines: []record.Line{
+			{T: 0, Sessions: []sim.SessionInfo{t1, t2}},
+			{T: 1 * time.Millisecond, Event: &sim.Event{Time: at(1), Kind: sim.Polled, Index: -1, Step: -1, Snapshot: snap(1, true)}},
+			{T: 10 * time.Millisecond, Event: &sim.Event{Time: at(10), Kind: sim.Completed, Session: "T1", Index: 0, Step: 0,
+				SQL: "ROLLBACK TO SAVEPOINT s;", Tag: "ROLLBACK", State: sim.InTransaction}},
+			{T: 10 * time.Millisecond, Sessions: []sim.SessionInfo{after, t2}},
+			{T: 12 * time.Millisecond, Event: &sim.Event{Time: at(12), Kind: sim.Polled, Index: -1, Step: -1, Snapshot: snap(12, false)}},
+		},
+	}
+	m, err := NewReplay(context.Background(), rec, ReplayOptions{Volatile: masked{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	if n := len(m.hist.frames); n != 2 {
+		t.Fatalf("%d moments, want 2 (ready, ROLLBACK TO SAVEPOINT)", n)
+	}
+	if s := m.hist.frames[0].sessions[1]; s.State != sim.Waiting {
+		t.Errorf("before the ROLLBACK TO SAVEPOINT, T2 is %v; want waiting", s.State)
+	}
+	m.tl.Go(1)
+	if s := m.hist.frames[1].sessions[1]; s.State != sim.Running || len(s.BlockedBy) != 0 {
+		t.Errorf("at the ROLLBACK TO SAVEPOINT, T2 is %v blocked by %v; want running, blocked by nobody", s.State, s.BlockedBy)
+	}
+	if screen := stripped(m.View().Content); strings.Contains(screen, "waits for T1") || strings.Contains(screen, "WAITING") {
+		t.Errorf("at the ROLLBACK TO SAVEPOINT the screen still has T2 waiting:\n%s", screen)
 	}
 }
