@@ -429,8 +429,13 @@ func releasedBy(sessions []sim.SessionInfo, snap *locks.Snapshot) []sim.SessionI
 			continue
 		}
 		b, ok := snap.Backend(s.Name)
-		if !ok || b.Waiting() || slices.ContainsFunc(snap.Graph.Edges, func(e locks.Edge) bool { return e.Application && e.Waiter == s.Name }) {
-			continue // gone (its own event says so), still waiting, or waiting through the application
+		if !ok || b.Waiting() || slices.ContainsFunc(snap.Graph.Edges, func(e locks.Edge) bool { return e.Waiter == s.Name }) ||
+			slices.ContainsFunc(snap.Locks, func(l locks.Lock) bool { return l.Session == s.Name && !l.Granted }) {
+			// Gone (its own event says so), or still waiting as the backend,
+			// the graph or pg_locks has it: a poll reads them one after the
+			// other, and a wait the deadlock check is ending may show in one
+			// and not yet in another.
+			continue
 		}
 		if out == nil {
 			out = append([]sim.SessionInfo(nil), sessions...)
