@@ -43,6 +43,7 @@ func NewReplay(ctx context.Context, rec *record.Recording, opts ReplayOptions) (
 	m := New(ctx, Options{Server: h.Server, ScenarioSummary: h.Run.Summary, ScenarioExpected: h.Run.Expected,
 		Theme: opts.Theme, Volatile: opts.Volatile, Clock: func() time.Time { return clock }})
 	m.rp = &replay{run: h.Run}
+	m.explain.replay = true
 	m.cfg.Sessions, m.cfg.Poll = h.Run.Sessions, h.Run.Poll
 	m.starting = false
 	m.runID, m.deadlock = db.RunID(h.Run.RunID), h.Run.DeadlockTimeout

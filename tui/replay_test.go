@@ -39,6 +39,10 @@ func TestReplayStepsBackToTheDeadlock(t *testing.T) {
 	if m.tl.pos != 0 || !strings.Contains(stripped(m.View().Content), "REPLAY 1/") {
 		t.Fatalf("the replay opens at its start:\n%s", stripped(m.View().Content))
 	}
+	// A replay steps nothing: its idle pane offers no keys that step sessions.
+	if s := stripped(m.View().Content); !strings.Contains(s, "No session waits at this moment") || strings.Contains(s, "Step the sessions") {
+		t.Errorf("the replay's idle explanation:\n%s", s)
+	}
 	press(m, "end", "D")
 	if f := m.shown(); f.kind != sim.DeadlockFormed {
 		t.Fatalf("D from the end: moment %d is %v %q", m.tl.pos+1, f.kind, f.what)
