@@ -102,7 +102,7 @@ func (r *Runner) Run(ctx context.Context, s *scenario.Spec, k int) (err error) {
 	if err != nil {
 		return err
 	}
-	p := &player{r: r, spec: s, out: r.Out, index: map[*scenario.Session]int{}}
+	p := &player{r: r, spec: s, out: r.Out, index: map[*scenario.Session]int{}, onDemand: r.Tap == nil}
 	for i, ss := range s.Sessions {
 		p.index[ss] = i
 	}
@@ -199,7 +199,7 @@ func (p *player) setUp(ctx context.Context, first bool) error {
 		// as the tester's do; the setup runs below, so that the rows of its
 		// blocks print before a later one fails.
 		cfg := sim.Config{DB: d, Scenario: p.spec, Sessions: len(p.spec.Sessions), RunID: run,
-			Lean: true, DeferSetup: true, KeepTransactions: true, StuckAfter: p.r.stuckAfter()}
+			Lean: true, OnDemand: p.onDemand, DeferSetup: true, KeepTransactions: true, StuckAfter: p.r.stuckAfter()}
 		if p.r.AppName != "" {
 			cfg.AppName = func(i int) string { return p.r.AppName + "/" + p.spec.Sessions[i].Name }
 		}

@@ -35,6 +35,10 @@ type player struct {
 	// checking is the step whose session the player is reading from, as
 	// the tester does in try_complete_step: its notices print as they come.
 	checking *active
+	// onDemand: the player asks the server whether a step waits itself
+	// (Engine.Blocked), and for a poll only to look for deadlocks; a run
+	// a tap records is observed throughout instead.
+	onDemand bool
 	// stuckSince is when the server first said, in this stretch, that every
 	// running step waits and no deadlock is there to be broken.
 	stuckSince time.Time
@@ -289,28 +293,50 @@ func (p *player) printWaiting(a *active) {
 // serverSaysWaiting asks the engine's observer for a poll taken now and
 // waits for it (or for the step's end): whether the step's backend waits,
 // for a lock or a safe snapshot, as the server says.
+// Unless a tap records the run, it asks the tester's own question on the
+// engine's control connection (Engine.Blocked): one round trip, with no
+// observer between.
 func (p *player) serverSaysWaiting(ctx context.Context, a *active) (bool, error) {
-	since := time.Now()
-	p.eng.PollNow()
-	for a.end == nil {
-		if err := p.next(ctx); err != nil {
+	if p.onDemand {
+		blocked, err := p.eng.Blocked(ctx, a.sess)
+		if err != nil {
 			return false, err
 		}
+		// As the tester reads what arrived while it asked (PQconsumeInput
+		// after its lock-wait query), take the events already sent: the
+		// step may have ended meanwhile.
+		if err := p.drain(ctx); err != nil {
+			return false, err
+		}
+		return blocked && a.end == nil, nil
+	}
+	if err := p.freshSnapshot(ctx, a); err != nil || a.end != nil {
+		return false, err
+	}
+	b, ok := p.snap.Backend(p.eng.SessionName(a.sess))
+	if !ok || !p.blockedBySessions(b) {
+		return false, nil
+	}
+	if err := p.drain(ctx); err != nil {
+		return false, err
+	}
+	return a.end == nil, nil
+}
+
+// freshSnapshot asks the observer for a poll and waits for it, or for a's
+// end (a may be nil).
+func (p *player) freshSnapshot(ctx context.Context, a *active) error {
+	since := time.Now()
+	p.eng.PollNow()
+	for a == nil || a.end == nil {
+		if err := p.next(ctx); err != nil {
+			return err
+		}
 		if p.snap != nil && !p.snap.Taken.Before(since) {
-			b, ok := p.snap.Backend(p.eng.SessionName(a.sess))
-			if !ok || !p.blockedBySessions(b) {
-				return false, nil
-			}
-			// As the tester reads what arrived while it asked (PQconsumeInput
-			// after its lock-wait query), take the events already sent: the
-			// step may have ended meanwhile.
-			if err := p.drain(ctx); err != nil {
-				return false, err
-			}
-			return a.end == nil, nil
+			return nil
 		}
 	}
-	return false, nil
+	return nil
 }
 
 // blockedBySessions says whether the server says b waits for one of the
@@ -335,19 +361,34 @@ func (p *player) blockedBySessions(b locks.Backend) bool {
 }
 
 // allStuck says whether, in the latest poll, every running step waits and
-// no deadlock is there for the server to break.
-func (p *player) allStuck() bool {
+// no deadlock is there for the server to break. A view on demand asks the
+// server whether each running step waits first, and for a poll (its
+// cycles) only when all do.
+func (p *player) allStuck(ctx context.Context) (bool, error) {
+	if p.onDemand {
+		for _, o := range p.active {
+			if o == nil || o.end != nil {
+				continue
+			}
+			if blocked, err := p.eng.Blocked(ctx, o.sess); err != nil || !blocked {
+				return false, err
+			}
+		}
+		if err := p.freshSnapshot(ctx, nil); err != nil {
+			return false, err
+		}
+	}
 	if p.snap == nil || len(p.snap.Graph.Cycles) > 0 {
-		return false
+		return false, nil
 	}
 	for _, o := range p.active {
 		if o != nil && o.end == nil {
 			if b, ok := p.snap.Backend(p.eng.SessionName(o.sess)); !ok || !p.blockedBySessions(b) {
-				return false
+				return false, nil
 			}
 		}
 	}
-	return true
+	return true, nil
 }
 
 // tryComplete collects a step's end if it is there — waiting for it unless
@@ -385,7 +426,13 @@ func (p *player) tryComplete(ctx context.Context, a *active, nonblock, retry boo
 			}
 			return false, nil
 		}
-		if !nonblock && waits && p.allStuck() {
+		stuck := false
+		if !nonblock && waits {
+			if stuck, err = p.allStuck(ctx); err != nil {
+				return false, err
+			}
+		}
+		if stuck {
 			// Every running step waits and no deadlock will end a wait:
 			// nothing can move. Cancel this one, as the isolation tester
 			// does when a step exceeds its time.

@@ -94,6 +94,13 @@ type Config struct {
 	// reads no lock rows; sessions do not read their timeouts, which serve
 	// only to predict when a deadlock breaks.
 	Lean bool
+	// OnDemand, with Lean, suits a view that asks the server itself whether
+	// a step waits (Engine.Blocked), as the isolation tester does, and
+	// orders the completions it prints by its own rules: the observer then
+	// polls only when asked (PollNow, and a beat while idle), and a
+	// statement released by its blockers is reported as soon as it ends,
+	// not held back until what released it has been reported.
+	OnDemand bool
 	// PollEachStep makes Play, before each step, wait for a poll begun
 	// after the last statement settled: every moment of the run is then
 	// observed, and a recording of it shows each with the locks it had

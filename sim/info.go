@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"context"
+	"fmt"
 	"regexp"
 	"strconv"
 	"time"
@@ -110,6 +112,38 @@ func (e *Engine) Pids() []int32 {
 
 // SessionName is session i's name (T1, T1@A), as events and snapshots give it.
 func (e *Engine) SessionName(i int) string { return e.cfg.sessionName(i) }
+
+// Blocked asks the server whether session i's statement waits for another
+// session of the run — for a lock, or for a safe snapshot — with the
+// isolation tester's own question (pg_isolation_test_session_is_blocked),
+// on the control connection of the session's database: no observer, no
+// snapshot, one round trip.
+func (e *Engine) Blocked(ctx context.Context, i int) (bool, error) {
+	e.mu.Lock()
+	if i < 0 || i >= len(e.sessions) {
+		e.mu.Unlock()
+		return false, ErrNoSession
+	}
+	s := e.sessions[i]
+	pid, sd := s.pid, s.side
+	pids := make([]int32, 0, len(e.sessions))
+	for _, o := range e.sessions {
+		if o.side == sd && o.pid != 0 {
+			pids = append(pids, o.pid)
+		}
+	}
+	e.mu.Unlock()
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	if sd.ctl == nil || sd.ctl.IsClosed() {
+		return false, fmt.Errorf("asking whether %s waits: %w", s.name, ErrClosed)
+	}
+	var blocked bool
+	if err := sd.ctl.QueryRow(ctx, "SELECT pg_catalog.pg_isolation_test_session_is_blocked($1, $2)", pid, pids).Scan(&blocked); err != nil {
+		return false, fmt.Errorf("asking whether %s waits: %w", s.name, err)
+	}
+	return blocked, nil
+}
 
 // PollNow asks the observer for a poll now, without waiting for it: a
 // Polled event taken after this call follows.

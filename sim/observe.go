@@ -139,9 +139,10 @@ func (e *Engine) observe() {
 			case e.apply(gen, seqs, snap, polledAt) && !e.cfg.Lean:
 				next = min(retry, next)
 				retry *= 2
-			case !e.busy():
+			case e.cfg.OnDemand || !e.busy():
 				// No statement of the run is in flight: nothing of its locks
-				// can change until the next step, which asks for a poll.
+				// can change until the next step, which asks for a poll. A
+				// view that asks for every poll it needs gets no others.
 				next = idleBeat
 			}
 		case e.ctx.Err() != nil:

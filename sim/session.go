@@ -195,7 +195,12 @@ func (s *session) doControl(c ctlJob) error {
 		if !e.tornDown() {
 			s.teardown(c.ctx, true)
 		}
-		return s.conn.Close(c.ctx)
+		// Close sends Terminate and closes the socket whatever happens;
+		// an error only says the server had already gone (it ended the
+		// session: idle_in_transaction_session_timeout, say), which leaves
+		// nothing of the session to end.
+		_ = s.conn.Close(c.ctx)
+		return nil
 	case ctlTeardown:
 		s.teardown(c.ctx, false)
 	case ctlRollback:
@@ -455,15 +460,17 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	if len(res) > 0 {
 		tag = res[len(res)-1].Tag
 	}
-	if se == nil {
+	ordered := !e.cfg.OnDemand // an on-demand view orders what it prints itself
+	if se == nil && ordered {
 		s.probeIdleBlockers()
 	}
 	e.mu.Lock()
-	if len(s.blockedBy) > 0 && (se == nil || se.SQLState == pgerrcode.SerializationFailure || strings.HasPrefix(se.SQLState, "23")) {
+	if ordered && len(s.blockedBy) > 0 && (se == nil || se.SQLState == pgerrcode.SerializationFailure || strings.HasPrefix(se.SQLState, "23")) {
 		// The statement was released by its blockers' transactions ending
 		// (and failed, when one of them changed its row first: 40001 under
-		// REPEATABLE READ, a duplicate key): report it after what they did (a COMMIT, or a deadlock error and
-		// the ROLLBACK after it), so transcripts read in causal order. The
+		// REPEATABLE READ, a duplicate key): report it after what they did
+		// (a COMMIT, or a deadlock error and the ROLLBACK after it), so
+		// transcripts read in causal order. The
 		// blockers last seen may not be all: a wait on a multixact waits
 		// for its members one after the other, so a transaction ending
 		// right now counts too.
