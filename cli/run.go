@@ -40,9 +40,11 @@ func (a *app) runCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// A recording shows every moment with the locks it had: each
-			// step waits for a poll begun after the last one settled.
-			cfg.PollEachStep = recordTo != ""
+			// A recording shows every moment with the locks and the
+			// balances it had, as one made in the interface: each step waits
+			// for a poll and a read of the balances begun after the last one
+			// settled (the transcript prints neither).
+			cfg.PollEachStep, cfg.Books = recordTo != "", recordTo != ""
 			ctx := cmd.Context()
 			eng, cfg, end, err := a.startRun(ctx, cfg)
 			if err != nil {

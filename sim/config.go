@@ -104,7 +104,10 @@ type Config struct {
 	// PollEachStep makes Play, before each step, wait for a poll begun
 	// after the last statement settled: every moment of the run is then
 	// observed, and a recording of it shows each with the locks it had
-	// (lockstep run --record). Ignored when Lean.
+	// (lockstep run --record). With Books it waits too for a read of the
+	// balances begun after it, so each moment has the balances it had; and
+	// PlayToEnd, once the last statement has ended, waits for both again,
+	// so the run's last moment is observed as well. Ignored when Lean.
 	PollEachStep bool
 	// RunID names the run in application_name; empty means a random one.
 	RunID db.RunID

@@ -180,6 +180,14 @@ func (e *Engine) finishRun(ctx context.Context, out Outcome, commit, distributed
 			return out, err
 		}
 	}
+	if e.cfg.PollEachStep && !e.cfg.Lean {
+		// The run's last moment — its last statement's end, a prepared
+		// transaction finished — is observed too: a recording shows it with
+		// the locks (and balances) it had, not those of the moment before.
+		if err := e.awaitPoll(ctx, time.Now(), map[int]int{}, report); err != nil {
+			return out, err
+		}
+	}
 	switch {
 	case e.cfg.TwoDatabases():
 		// Read on the control connections: the sessions' uncommitted

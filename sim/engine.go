@@ -77,7 +77,10 @@ type Engine struct {
 	// that succeeded, in order (for a failure's facts).
 	lastSnap *locks.Snapshot
 	commits  []commitRec
-	workers  sync.WaitGroup
+	// txLog are the run's transactions that ended, each with the
+	// statements it ran (the last maxTxLog), for a 40001's facts.
+	txLog   []txRec
+	workers sync.WaitGroup
 }
 
 // New connects the control connections, the sessions and the observers,

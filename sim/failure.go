@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -60,6 +61,54 @@ type Failure struct {
 	RowHolders []locks.RowLock `json:",omitempty"`
 	// Processes are the sessions behind the "process N" of the DETAIL.
 	Processes []Process `json:",omitempty"`
+	// Own are, for a serialization failure (40001), the statements the
+	// failing session's transaction ran, the failed one last; Overlapping
+	// the other sessions' transactions that were open at some time while
+	// it was, with the statements each ran — what the server's read/write
+	// dependencies are made of, as lockstep sent them.
+	Own         []string `json:",omitempty"`
+	Overlapping []TxSeen `json:",omitempty"`
+}
+
+// TxSeen is one transaction of another session, as lockstep ran it: its
+// statements, and how it had ended when the failure came (Open: not yet;
+// Committed: it committed while the failing transaction was open, which
+// therefore could not see its writes).
+type TxSeen struct {
+	Session    string   `json:",omitempty"`
+	Statements []string `json:",omitempty"`
+	Committed  bool     `json:",omitempty"`
+	Open       bool     `json:",omitempty"`
+}
+
+// txRec is a transaction of the run that ended.
+type txRec struct {
+	session      string
+	began, ended time.Time
+	stmts        []string
+	committed    bool
+}
+
+// maxTxLog bounds the ended transactions the engine keeps.
+const maxTxLog = 64
+
+// overlapping are the other sessions' transactions open at some time
+// while s's was (from began to now), the ended ones first; e.mu is held.
+func (e *Engine) overlapping(s *session, began time.Time) []TxSeen {
+	var out []TxSeen
+	for _, t := range e.txLog {
+		if t.session == s.name || !t.ended.After(began) || len(t.stmts) == 0 {
+			continue
+		}
+		out = append(out, TxSeen{Session: t.session, Statements: t.stmts, Committed: t.committed})
+	}
+	for _, o := range e.sessions {
+		if o == s || o.txBegan.IsZero() || len(o.txStmts) == 0 {
+			continue
+		}
+		out = append(out, TxSeen{Session: o.name, Statements: slices.Clone(o.txStmts), Open: true})
+	}
+	return out
 }
 
 var relationRE = regexp.MustCompile(`relation "([^"]+)"`)
@@ -96,6 +145,14 @@ func (e *Engine) failure(s *session, j job, se *ServerMessage, took time.Duratio
 		infos = append(infos, SessionInfo{Name: o.name, Pid: o.pid})
 	}
 	f.Processes = Processes(se.Detail, infos)
+	if se.SQLState == pgerrcode.SerializationFailure {
+		began := s.txBegan
+		if began.IsZero() {
+			began = s.startedAt // a statement that is its own transaction
+		}
+		f.Own = slices.Clone(s.txStmts)
+		f.Overlapping = e.overlapping(s, began)
+	}
 	return f
 }
 
@@ -147,4 +204,49 @@ func endedFailure(session, sql string, msg *ServerMessage) *Failure {
 		return nil
 	}
 	return &Failure{Kind: Classify(msg, false), Session: session, SQL: sql, Err: *msg}
+}
+
+var (
+	writeRE = regexp.MustCompile(`(?i)\b(FOR\s+|KEY\s+|DO\s+)?(UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+(?:ONLY\s+)?("[^"]+"|[A-Za-z_][\w.]*)`)
+	readRE  = regexp.MustCompile(`(?i)\b(FROM|JOIN)\s+(?:ONLY\s+)?("[^"]+"|[A-Za-z_][\w.]*)`)
+)
+
+// Tables says which tables a statement reads and which it writes, from its
+// text: UPDATE and DELETE read the rows they change, and so do the tables
+// after FROM and JOIN; INSERT, UPDATE and DELETE write their target. It is
+// what the statement asks for, table by table; which rows it touched is
+// the server's to know (its predicate locks, under SERIALIZABLE).
+func Tables(sql string) (reads, writes []string) {
+	add := func(list []string, t string) []string {
+		t = strings.Trim(t, `"`)
+		if t == "" || slices.Contains(list, t) {
+			return list
+		}
+		return append(list, t)
+	}
+	skip := map[string]bool{}
+	for _, m := range writeRE.FindAllStringSubmatchIndex(sql, -1) {
+		if m[2] >= 0 { // FOR UPDATE, FOR NO KEY UPDATE, DO UPDATE: no target here
+			continue
+		}
+		verb := strings.ToUpper(strings.Fields(sql[m[4]:m[5]])[0])
+		t := sql[m[6]:m[7]]
+		if strings.EqualFold(t, "SET") {
+			continue
+		}
+		writes = add(writes, t)
+		if verb != "INSERT" {
+			reads = add(reads, t)
+		}
+		if verb == "DELETE" {
+			skip[fmt.Sprint(m[6])] = true // its FROM is the target, read already
+		}
+	}
+	for _, m := range readRE.FindAllStringSubmatchIndex(sql, -1) {
+		if skip[fmt.Sprint(m[4])] {
+			continue
+		}
+		reads = add(reads, sql[m[4]:m[5]])
+	}
+	return reads, writes
 }

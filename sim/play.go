@@ -88,12 +88,54 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 	for _, s := range e.Sessions() {
 		seen[s.Index] = s.Settled
 	}
+	observed := e.cfg.PollEachStep && !e.cfg.Lean
+	// waited are the sessions reported waiting whose statement has not
+	// ended; polled says a poll begun after the last thing that happened
+	// has been read (PollEachStep).
+	waited, polled := map[int]bool{}, false
+	if observed {
+		inner := onEvent
+		onEvent = func(ev Event) {
+			switch ev.Kind {
+			case Polled, BooksRead, Skipped:
+			case WaitingForLock:
+				waited[ev.Index], polled = true, false
+			case Completed, Error, ConnectionLost:
+				delete(waited, ev.Index)
+				polled = false
+			default:
+				polled = false
+			}
+			inner(ev)
+		}
+	}
 	for {
 		sessions := e.Sessions()
 		if unread(sessions, seen) {
 			// A statement ended whose end is still unread: read it before
 			// choosing, or it would pass for the end of the one sent next.
 			if err := e.awaitOne(ctx, seen, onEvent); err != nil {
+				return err
+			}
+			continue
+		}
+		if observed && !polled {
+			// Every moment is observed: a poll (and a read of the
+			// balances) begun after the last statement settled. Set first:
+			// an event read meanwhile clears it, and the next turn polls again.
+			polled = true
+			if err := e.awaitPoll(ctx, time.Now(), seen, onEvent); err != nil {
+				return err
+			}
+			continue
+		}
+		if k := released(sessions, waited); observed && k >= 0 {
+			// The poll saw the server let a waiter go, and its statement
+			// still runs: its end (or its next wait) comes before the next
+			// step, as the isolation tester waits for it — or the moment
+			// its blocker let it go (a ROLLBACK TO SAVEPOINT) would show
+			// it still waiting, and it would seem to go on at a later step.
+			if _, err := e.next(ctx, seen, onEvent); err != nil {
 				return err
 			}
 			continue
@@ -110,11 +152,6 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 		if done {
 			return nil
 		}
-		if idx >= 0 && e.cfg.PollEachStep && !e.cfg.Lean {
-			if err := e.awaitPoll(ctx, time.Now(), seen, onEvent); err != nil {
-				return err
-			}
-		}
 		if idx >= 0 {
 			if err := e.Step(idx); err != nil {
 				return err
@@ -124,6 +161,17 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 			return err
 		}
 	}
+}
+
+// released is a session reported waiting whose wait the server has ended
+// while its statement still runs, or -1.
+func released(sessions []SessionInfo, waited map[int]bool) int {
+	for _, s := range sessions {
+		if waited[s.Index] && s.State == Running {
+			return s.Index
+		}
+	}
+	return -1
 }
 
 // unread says whether a session's statement ended without its end read yet.
@@ -322,16 +370,31 @@ func stuck(sessions []SessionInfo, i int) bool {
 }
 
 // awaitPoll asks for a poll and passes events to onEvent until one begun
-// after since has been read, counting in seen the statements that ended.
+// after since has been read — and, when the config reads the balances
+// (Books), a read of them begun after since — counting in seen the
+// statements that ended.
 func (e *Engine) awaitPoll(ctx context.Context, since time.Time, seen map[int]int, onEvent func(Event)) error {
+	books := e.cfg.Books && e.cfg.HasLedger()
+	if books {
+		// Asked for even when no statement changed anything since the last
+		// read: the observer reads them after its next poll.
+		e.mu.Lock()
+		e.booksStale = true
+		e.mu.Unlock()
+	}
 	e.kickObserver()
-	for {
+	polled, read := false, !books
+	for !polled || !read {
 		ev, err := e.next(ctx, seen, onEvent)
 		if err != nil {
 			return err
 		}
-		if ev.Kind == Polled && ev.Snapshot != nil && ev.Snapshot.Taken.After(since) {
-			return nil
+		switch {
+		case ev.Kind == Polled && ev.Snapshot != nil && ev.Snapshot.Taken.After(since):
+			polled = true
+		case ev.Kind == BooksRead && ev.Books != nil && ev.Books.Taken.After(since):
+			read = true
 		}
 	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -57,8 +58,10 @@ type session struct {
 	// statementTimeout is the session's statement_timeout as last read.
 	statementTimeout time.Duration
 	// txBegan is when the statement that opened the session's transaction
-	// was sent (zero outside a transaction).
+	// was sent (zero outside a transaction); txStmts are the statements
+	// its transaction has run, the one in flight last.
 	txBegan time.Time
+	txStmts []string
 	// connectedAt is when the connection opened: a poll begun before then
 	// cannot tell whether its backend is gone.
 	connectedAt time.Time
@@ -462,10 +465,12 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 		s.probeIdleBlockers()
 	}
 	e.mu.Lock()
-	if se == nil && ordered && len(s.blockedBy) > 0 {
-		// The statement was released by its blockers' transactions ending:
-		// report it after what they did (a COMMIT, or a deadlock error and
-		// the ROLLBACK after it), so transcripts read in causal order. The
+	if ordered && len(s.blockedBy) > 0 && (se == nil || se.SQLState == pgerrcode.SerializationFailure || strings.HasPrefix(se.SQLState, "23")) {
+		// The statement was released by its blockers' transactions ending
+		// (and failed, when one of them changed its row first: 40001 under
+		// REPEATABLE READ, a duplicate key): report it after what they did
+		// (a COMMIT, or a deadlock error and the ROLLBACK after it), so
+		// transcripts read in causal order. The
 		// blockers last seen may not be all: a wait on a multixact waits
 		// for its members one after the other, so a transaction ending
 		// right now counts too.
@@ -489,12 +494,27 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	default:
 		s.state = Idle
 	}
+	if s.txBegan.IsZero() {
+		s.txStmts = nil // this statement begins a transaction (or is one)
+	}
+	if !auto {
+		s.txStmts = append(s.txStmts, j.sql)
+	}
 	if se != nil {
 		s.lastErr, s.errAt = se, step
 		failure = e.failure(s, j, se, took)
 	}
 	if tx == 'I' {
-		s.txBegan = time.Time{}
+		began := s.txBegan
+		if began.IsZero() {
+			began = s.startedAt
+		}
+		e.txLog = append(e.txLog, txRec{session: s.name, began: began, ended: time.Now(), stmts: s.txStmts,
+			committed: se == nil && (tag == "COMMIT" || !ends)})
+		if n := len(e.txLog) - maxTxLog; n > 0 {
+			e.txLog = slices.Delete(e.txLog, 0, n)
+		}
+		s.txBegan, s.txStmts = time.Time{}, nil
 	} else if s.txBegan.IsZero() {
 		s.txBegan = s.startedAt
 	}

@@ -71,11 +71,12 @@ type Heading struct {
 // BeginWith prints the heading of a run known by its heading alone (a
 // recording's).
 func (t *Text) BeginWith(h Heading) {
-	kind := "strategy"
+	kind, name := "strategy", h.Name
 	if h.Scenario {
-		kind = "scenario"
+		// A scenario's run is named "scenario X" already (sim.Config.Name).
+		kind, name = "scenario", strings.TrimPrefix(name, "scenario ")
 	}
-	fmt.Fprintf(t.w, "run %s: %s %s — %s\n", h.RunID, kind, h.Name, h.Summary)
+	fmt.Fprintf(t.w, "run %s: %s %s — %s\n", h.RunID, kind, name, h.Summary)
 	fmt.Fprintf(t.w, "server: %s; deadlock_timeout %s\n", h.Server, h.DeadlockTimeout)
 	if len(h.Databases) == 2 {
 		fmt.Fprintf(t.w, "database A: %s · database B: %s\n", h.Databases[0], h.Databases[1])

@@ -58,6 +58,8 @@ func (p *accountsPane) Lines(w int) []string {
 			st.subtle.Render("compare it with the results in the sessions' columns"))
 	case p.scenario:
 		lines = append(lines, st.subtle.Render("a scenario has no ledger: its own tables, in its setup"))
+	case p.b.missing:
+		lines = append(lines, st.subtle.Render("balances not recorded at this moment"))
 	case !p.b.read:
 		lines = append(lines, st.subtle.Render("reading the balances…"))
 	}

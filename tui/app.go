@@ -398,7 +398,7 @@ func (m *Model) handleEvents(events []sim.Event) {
 			// The moment shown in history stays shown as old ones go.
 			m.tl.Dropped(m.hist.push(m.live.copy()))
 		} else {
-			m.hist.settle(&m.live, ev.Kind)
+			m.hist.settle(&m.live, ev)
 		}
 		if m.lesson != nil && m.rp == nil {
 			m.lessonEvent(ev)

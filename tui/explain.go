@@ -32,8 +32,9 @@ type explainPane struct {
 	// tableHidden is set when the conflict table that decides what the
 	// pane explains did not fit: the title then says z shows it.
 	tableHidden bool
-	// lesson says a lesson steps the sessions (space), not the digits.
-	lesson bool
+	// lesson says a lesson steps the sessions (space), not the digits;
+	// replay that the keys walk a recording's moments, stepping nothing.
+	lesson, replay bool
 	// tables keeps each conflict table drawn, by the cells it marks: there
 	// are few, and drawing one with lipgloss/table is half a frame's time.
 	tables map[tableKey][]string
@@ -101,6 +102,9 @@ func (p *explainPane) content(w int) (string, []string) {
 	if p.lesson {
 		// Short: in a lesson the sessions and the question need the room.
 		return "Why does a session wait?", wrapAll([]string{st.subtle.Render("No session waits; when one does, this pane says why.")}, w)
+	}
+	if p.replay {
+		return "Why does a session wait?", wrapAll([]string{st.subtle.Render("No session waits at this moment. At a moment where one does (w jumps to the next), this pane says why; ↑/↓ explain any lock instead.")}, w)
 	}
 	lines := wrapAll([]string{st.subtle.Render("No session waits. Step the sessions (space, or 1–9): " +
 		"when one waits, this pane says why — the lock it wants, who holds a conflicting one, and the row of PostgreSQL's conflict table that decides it. " +

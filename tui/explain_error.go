@@ -129,7 +129,9 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 			"reconnect and retry the transaction; pg_terminate_backend is an operator's last resort."
 	case sim.FailFirstUpdaterWins:
 		m := who + "'s transaction is REPEATABLE READ or SERIALIZABLE: it sees the data as of its first statement (its snapshot). The row it went to change was changed by a transaction that committed after that snapshot"
-		if committed != "" {
+		if writers := committedWriters(f); writers != "" {
+			m += " — " + writers
+		} else if committed != "" {
 			m += " — " + committed + " committed while " + who + "'s transaction was open"
 		}
 		m += ". It may not overwrite a change it cannot see: the first updater wins, the second fails."
@@ -138,14 +140,7 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 		}
 		return []string{m}, "retry " + who + "'s whole transaction from its BEGIN: the retry takes a new snapshot that sees the change. (Under READ COMMITTED the update would wait and re-read the row instead.)"
 	case sim.FailSerializable:
-		m := "Under SERIALIZABLE the server tracks what each transaction read that another wrote. " + who + "'s transaction and "
-		if committed != "" {
-			m += committed + " (committed while it was open)"
-		} else {
-			m += "another serializable transaction"
-		}
-		m += " read and wrote each other's data so that no order of running them one after the other gives these results: one must go, and the server cancelled " + who + "'s."
-		return []string{m}, "retry " + who + "'s transaction from its BEGIN (the HINT's advice); or lock what the decision reads (SELECT … FOR UPDATE) so the conflict becomes a wait."
+		return serializableMeaning(f)
 	case sim.FailSerialization:
 		return []string{who + "'s transaction could not be serialized with the others: the server cancelled it."},
 			"retry " + who + "'s transaction from its BEGIN."
@@ -188,4 +183,157 @@ func heldList(f *sim.Failure) string {
 		parts = append(parts, l.Session+" ("+l.ModeWords()+" on the table)")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// committedWriters names the transactions that committed while the failed
+// one was open and wrote a table its failed statement writes, each with
+// its writing statement; "" when the engine kept none.
+func committedWriters(f *sim.Failure) string {
+	if len(f.Own) == 0 {
+		return ""
+	}
+	_, writes := sim.Tables(f.Own[len(f.Own)-1])
+	var parts []string
+	for _, o := range f.Overlapping {
+		if !o.Committed {
+			continue
+		}
+		for _, q := range o.Statements {
+			if _, w := sim.Tables(q); len(common(w, writes)) > 0 {
+				parts = append(parts, o.Session+" ("+shortSQL(q)+"), which committed while "+f.Session+"'s transaction was open")
+				break
+			}
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// serializableMeaning explains a 40001 of SERIALIZABLE's read/write
+// dependencies from what the engine saw: the server's DETAIL (which role
+// the cancelled transaction had), the statements its transaction ran, and
+// those of every transaction open alongside it — which of them read a
+// table the other wrote. It claims an order-free cycle only when the
+// statements show dependencies both ways with one transaction.
+func serializableMeaning(f *sim.Failure) ([]string, string) {
+	who := f.Session
+	lines := []string{"Under SERIALIZABLE the server tracks, among concurrent serializable transactions, what each read that another wrote without seeing it (a read/write dependency), and cancels one when those could make the result differ from every order of running them one after the other." + reasonWords(who, f.Err.Detail)}
+	avoid := "retry " + who + "'s whole transaction from its BEGIN (the HINT's advice): the retry sees what the others committed. Or, under READ COMMITTED, lock the rows the decision reads (SELECT … FOR UPDATE), so the second transaction waits for the first and decides on what it committed."
+	if len(f.Own) == 0 {
+		return lines, avoid
+	}
+	ownReads, ownWrites := sim.Tables(strings.Join(f.Own, "\n"))
+	lines = append(lines, who+"'s transaction ran "+stmtList(f.Own, true)+".")
+	both, related := "", false
+	for _, o := range f.Overlapping {
+		reads, writes := sim.Tables(strings.Join(o.Statements, "\n"))
+		out, in := common(ownReads, writes), common(reads, ownWrites)
+		if len(out) == 0 && len(in) == 0 {
+			continue
+		}
+		related = true
+		end := "still open"
+		switch {
+		case o.Committed:
+			end = "committed while " + who + "'s was open"
+		case !o.Open:
+			end = "rolled back"
+		}
+		var deps []string
+		if len(out) > 0 {
+			deps = append(deps, fmt.Sprintf("%s read %s, which %s wrote", who, strings.Join(out, ", "), o.Session))
+		}
+		if len(in) > 0 {
+			deps = append(deps, fmt.Sprintf("%s read %s, which %s wrote", o.Session, strings.Join(in, ", "), who))
+		}
+		lines = append(lines, fmt.Sprintf("Open alongside it, %s's transaction (%s) ran %s. So %s, neither seeing the other's write, as their transactions overlapped (table by table, as the statements name them; which rows, the server's predicate locks judge: SIReadLock in the Locks pane).",
+			o.Session, end, stmtList(o.Statements, false), strings.Join(deps, "; and ")))
+		if len(out) > 0 && len(in) > 0 && both == "" {
+			both = o.Session
+		}
+	}
+	switch {
+	case both != "":
+		lines = append(lines, fmt.Sprintf("Run one after the other, %s or %s would go first and the other would see its write; here each read missed the other's write, so no serial order gives these results: one must go, and the server cancelled %s's.", both, who, who))
+	case !related:
+		lines = append(lines, "No other transaction of the run, as its statements name tables, read what "+who+" wrote or wrote what it read: the dependency is through what the statements do not name (an index, a foreign key's check) or with a transaction outside lockstep's sessions.")
+	}
+	return lines, avoid
+}
+
+// reasonWords is what the DETAIL's reason code says of the cancelled
+// transaction's role, or "" for a reason it does not know.
+func reasonWords(who, detail string) string {
+	d := strings.ToLower(detail)
+	var s string
+	switch {
+	case strings.Contains(d, "identification as a pivot"):
+		s = " Its DETAIL names " + who + " the pivot: a concurrent transaction read what " + who + " wrote, and " + who + " read what a concurrent transaction wrote — two such dependencies through one transaction, which every anomaly needs"
+	case strings.Contains(d, "conflict out to old pivot"), strings.Contains(d, "conflict out to pivot"):
+		s = " Its DETAIL says " + who + " read what a transaction wrote that is the pivot of two such dependencies and has committed: the pivot can no longer be cancelled, so " + who + " is"
+	case strings.Contains(d, "prepared pivot"):
+		s = " Its DETAIL says the pivot of two such dependencies is a prepared transaction, which can no longer be cancelled: " + who + "'s COMMIT would complete the pattern"
+	default:
+		return ""
+	}
+	switch {
+	case strings.Contains(d, "during commit attempt"):
+		s += "; the server found it at " + who + "'s COMMIT"
+	case strings.Contains(d, "during write"):
+		s += "; the server found it as " + who + " wrote"
+	case strings.Contains(d, "during read"), strings.Contains(d, "conflict out checking"):
+		s += "; the server found it as " + who + " read"
+	case strings.Contains(d, "conflict in checking"):
+		s += "; the server found it as " + who + " wrote what another had read"
+	}
+	return s + "."
+}
+
+// stmtList is a transaction's statements, each with what it read and
+// wrote; failedLast marks the last one as the one that failed.
+func stmtList(stmts []string, failedLast bool) string {
+	var parts []string
+	for i, q := range stmts {
+		reads, writes := sim.Tables(q)
+		var what string
+		switch {
+		case len(writes) > 0 && len(common(reads, writes)) == len(writes) && len(reads) == len(writes):
+			what = "read and wrote " + strings.Join(writes, ", ")
+		case len(writes) > 0 && len(reads) > 0:
+			what = "read " + strings.Join(reads, ", ") + " and wrote " + strings.Join(writes, ", ")
+		case len(writes) > 0:
+			what = "wrote " + strings.Join(writes, ", ")
+		case len(reads) > 0:
+			what = "read " + strings.Join(reads, ", ")
+		}
+		part := shortSQL(q)
+		if what != "" {
+			part = what + " (" + part + ")"
+		}
+		if failedLast && i == len(stmts)-1 {
+			part += ", which failed"
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, ", then ")
+}
+
+// shortSQL is a statement on one line without its closing semicolon, cut
+// with a mark past 70 characters.
+func shortSQL(q string) string {
+	q = strings.TrimRight(strings.TrimSpace(oneLine(q)), "; ")
+	if r := []rune(q); len(r) > 70 {
+		return string(r[:69]) + "…"
+	}
+	return q
+}
+
+// common are the names in both lists, in a's order.
+func common(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if containsName(b, x) && !containsName(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }

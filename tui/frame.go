@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,7 +58,12 @@ type frame struct {
 	// seenBy is when the poll that saw this moment's event (a wait, a
 	// cycle) began; zero for an event of a statement's own.
 	seenBy time.Time
-	logLen int // how many log lines had been written
+	// changedAt is when the last event that may have changed what the
+	// ledger holds happened (a statement's end, a reset, a prepared
+	// transaction finished): a read of the balances shows this moment only
+	// when it began after that.
+	changedAt time.Time
+	logLen    int // how many log lines had been written
 }
 
 // brokenDeadlock is a deadlock the server broke: the cycle as it stood,
@@ -76,6 +82,9 @@ type booksState struct {
 	byDatabase map[string][]ledger.Account
 	problem    string
 	read       bool
+	// missing says a replay has no read of the balances for this moment:
+	// the recording holds none begun after the moment's last change.
+	missing bool
 	// count is the ledger's size when accounts are only some of it, and
 	// partial how its books were checked then.
 	count   int
@@ -159,6 +168,10 @@ func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
 	}
 	line = logEntry{at: ev.Time, who: ev.Session}
 	switch ev.Kind {
+	case sim.Completed, sim.Error, sim.ConnectionLost, sim.ResetDone, sim.Resolved:
+		f.changedAt = ev.Time
+	}
+	switch ev.Kind {
 	case sim.Polled:
 		f.snap, f.lost, f.lostWhy = ev.Snapshot, false, ""
 		f.queues = f.queues[:0:0]
@@ -178,7 +191,7 @@ func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
 		f.lost, f.lostWhy = true, ev.Cause.Error()
 		line.text, line.bad = "⚠ the observer lost the server: the screen shows the last it knew (r reconnects)", true
 	case sim.ResetDone:
-		*f = frame{at: ev.Time, gen: ev.Gen, sessions: f.sessions, books: f.books, waitSince: map[string]time.Time{}, results: map[resultKey]result{}}
+		*f = frame{at: ev.Time, gen: ev.Gen, sessions: f.sessions, books: f.books, changedAt: f.changedAt, waitSince: map[string]time.Time{}, results: map[resultKey]result{}}
 		f.typed = nil
 		line.text = "reset: sessions rolled back, ledger re-created"
 	case sim.DeadlockFormed:
@@ -402,6 +415,62 @@ func readBooks(old booksState, b sim.Balances) booksState {
 	return old
 }
 
+// releasedBy is the sessions as the poll that shows their moment found
+// them: a session standing as waiting whose backend the poll found waiting
+// no more — its blocker let it go (a ROLLBACK TO SAVEPOINT, a COMMIT) and
+// its statement still runs, its end not yet read — stands as running, as
+// the engine takes it; else the Sessions pane would say it waits for a
+// session beside a Locks pane, drawn from the same poll, where it waits for
+// nobody.
+func releasedBy(sessions []sim.SessionInfo, snap *locks.Snapshot) []sim.SessionInfo {
+	var out []sim.SessionInfo
+	for i, s := range sessions {
+		if s.State != sim.Waiting {
+			continue
+		}
+		b, ok := snap.Backend(s.Name)
+		if !ok || b.Waiting() || slices.ContainsFunc(snap.Graph.Edges, func(e locks.Edge) bool { return e.Waiter == s.Name }) ||
+			slices.ContainsFunc(snap.Locks, func(l locks.Lock) bool { return l.Session == s.Name && !l.Granted }) {
+			// Gone (its own event says so), or still waiting as the backend,
+			// the graph or pg_locks has it: a poll reads them one after the
+			// other, and a wait the deadlock check is ending may show in one
+			// and not yet in another.
+			continue
+		}
+		if out == nil {
+			out = append([]sim.SessionInfo(nil), sessions...)
+		}
+		out[i].State, out[i].BlockedBy, out[i].Waits = sim.Running, nil, nil
+	}
+	if out == nil {
+		return sessions
+	}
+	return out
+}
+
+// unrecorded marks the frames no read of the balances settled — a
+// replay's, once every event is in: nothing will read them now. Those
+// after the run's last change get the balances the run read at its end
+// (end, from a headless run's outcome) when there are any; the others say
+// that the recording has none for them, rather than show an older read as
+// theirs or "reading".
+func (h *history) unrecorded(end *sim.Outcome) {
+	if h.unread >= len(h.frames) {
+		return
+	}
+	last := h.frames[len(h.frames)-1].changedAt
+	for i := h.unread; i < len(h.frames); i++ {
+		fr := &h.frames[i]
+		switch {
+		case end != nil && fr.changedAt.Equal(last) && (end.Accounts != nil || end.ByDatabase != nil):
+			fr.books = booksState{accounts: end.Accounts, books: end.Books, byDatabase: end.ByDatabase, read: true}
+		default:
+			fr.books = booksState{missing: true}
+		}
+	}
+	h.unread = len(h.frames)
+}
+
 // maxHistory is how many frames history mode can go back through.
 const maxHistory = 2000
 
@@ -434,9 +503,11 @@ func (h *history) push(f frame) int {
 // A poll shows a moment only when it began after the moment's event (or
 // was the poll that saw it: a wait, a cycle); a slow poll begun before it
 // may show what came later — a wait not yet begun at that moment — so that
-// moment waits for a later poll.
-func (h *history) settle(live *frame, kind sim.EventKind) {
-	switch kind {
+// moment waits for a later poll. A read of the balances shows a moment only
+// when it began after the moment's last change (a statement's end): one
+// begun before a COMMIT ended does not show that COMMIT's moment.
+func (h *history) settle(live *frame, ev sim.Event) {
+	switch ev.Kind {
 	case sim.Polled:
 		if live.snap == nil {
 			return
@@ -449,12 +520,23 @@ func (h *history) settle(live *frame, kind sim.EventKind) {
 				break
 			}
 			fr.snap, fr.lost, fr.queues = live.snap, live.lost, live.queues
+			fr.sessions = releasedBy(fr.sessions, live.snap)
 		}
 		h.unpolled = i
 	case sim.BooksRead:
-		for i := h.unread; i < len(h.frames); i++ {
+		// A read with no time (a test's, an old recording's) shows every
+		// moment before it.
+		var taken time.Time
+		if ev.Books != nil {
+			taken = ev.Books.Taken
+		}
+		i := h.unread
+		for ; i < len(h.frames); i++ {
+			if fr := &h.frames[i]; !taken.IsZero() && fr.changedAt.After(taken) {
+				break
+			}
 			h.frames[i].books = live.books
 		}
-		h.unread = len(h.frames)
+		h.unread = i
 	}
 }

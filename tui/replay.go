@@ -43,6 +43,7 @@ func NewReplay(ctx context.Context, rec *record.Recording, opts ReplayOptions) (
 	m := New(ctx, Options{Server: h.Server, ScenarioSummary: h.Run.Summary, ScenarioExpected: h.Run.Expected,
 		Theme: opts.Theme, Volatile: opts.Volatile, Clock: func() time.Time { return clock }})
 	m.rp = &replay{run: h.Run}
+	m.explain.replay = true
 	m.cfg.Sessions, m.cfg.Poll = h.Run.Sessions, h.Run.Poll
 	m.starting = false
 	m.runID, m.deadlock = db.RunID(h.Run.RunID), h.Run.DeadlockTimeout
@@ -53,8 +54,12 @@ func NewReplay(ctx context.Context, rec *record.Recording, opts ReplayOptions) (
 		m.logLine(logEntry{at: clock, text: n, bad: true})
 	}
 	ready := false
+	var outcome *sim.Outcome
 	for _, l := range rec.Lines {
 		clock = h.Started.Add(l.T)
+		if l.Outcome != nil {
+			outcome = l.Outcome
+		}
 		if l.Sessions != nil {
 			m.live.sessions = l.Sessions
 			if !ready {
@@ -70,6 +75,9 @@ func NewReplay(ctx context.Context, rec *record.Recording, opts ReplayOptions) (
 	}
 	if len(m.hist.frames) == 0 {
 		return nil, fmt.Errorf("the recording holds no moment to show: it ends before its sessions started")
+	}
+	if h.Run.HasLedger {
+		m.hist.unrecorded(outcome)
 	}
 	m.mode = modeHistory
 	m.tl.Go(0)

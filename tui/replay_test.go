@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/exp/golden"
+	"github.com/shopspring/decimal"
 
+	"lockstep/ledger"
+	"lockstep/locks"
 	"lockstep/record"
 	"lockstep/sim"
 )
@@ -34,6 +38,10 @@ func TestReplayStepsBackToTheDeadlock(t *testing.T) {
 	m := lectureReplay(t, 120, 40)
 	if m.tl.pos != 0 || !strings.Contains(stripped(m.View().Content), "REPLAY 1/") {
 		t.Fatalf("the replay opens at its start:\n%s", stripped(m.View().Content))
+	}
+	// A replay steps nothing: its idle pane offers no keys that step sessions.
+	if s := stripped(m.View().Content); !strings.Contains(s, "No session waits at this moment") || strings.Contains(s, "Step the sessions") {
+		t.Errorf("the replay's idle explanation:\n%s", s)
 	}
 	press(m, "end", "D")
 	if f := m.shown(); f.kind != sim.DeadlockFormed {
@@ -123,5 +131,141 @@ func TestReplayPlays(t *testing.T) {
 	press(m, "w")
 	if m.shown().kind != sim.WaitingForLock {
 		t.Errorf("w: moment %d is %q", m.tl.pos+1, m.shown().what)
+	}
+}
+
+// A recording of lockstep run made before run read the balances at each
+// step holds them only in its outcome: the replay shows them at the moments
+// after the run's last change, and says of the others that they were not
+// recorded — never "reading the balances…", which nothing is doing, nor an
+// older read as theirs.
+func TestReplayBalancesOfARunRecording(t *testing.T) {
+	t.Parallel()
+	m := lectureReplay(t, 120, 40)
+	rec, err := record.Open("../record/testdata/lecture-v1.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := rec.Outcome()
+	if len(end.Accounts) == 0 {
+		t.Fatal("the lecture's recording has no outcome balances")
+	}
+	for i := range m.hist.frames {
+		m.tl.Go(i)
+		s := stripped(m.View().Content)
+		if strings.Contains(s, "reading the balances") {
+			t.Errorf("moment %d says it is reading the balances:\n%s", i+1, s)
+		}
+		b := m.hist.frames[i].books
+		switch {
+		case i == len(m.hist.frames)-1:
+			if !b.read || !b.accounts[0].Balance.Equal(end.Accounts[0].Balance) || !strings.Contains(s, end.Accounts[0].Balance.StringFixed(2)) {
+				t.Errorf("the last moment shows %+v, not the balances the run ended with (%v):\n%s", b, end.Accounts, s)
+			}
+		case b.read:
+			t.Errorf("moment %d (%s) shows balances the recording does not hold for it: %+v", i+1, m.hist.frames[i].what, b)
+		case !strings.Contains(s, "balances not recorded at this moment"):
+			t.Errorf("moment %d does not say its balances were not recorded:\n%s", i+1, s)
+		}
+	}
+}
+
+// A read of the balances shows a moment only when it began after the
+// moment's last change: a read begun before T1's COMMIT ended, and reported
+// after it, leaves the COMMIT's moment to the next read — the moment shows
+// the balances the COMMIT made, not those from before it.
+func TestReplayBalancesReadAfterTheChange(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	acct := func(a, b string) *sim.Balances {
+		return &sim.Balances{Accounts: []ledger.Account{
+			{ID: 1, Owner: "alice", Balance: decimal.RequireFromString(a), OpeningBalance: decimal.RequireFromString("100")},
+			{ID: 2, Owner: "bob", Balance: decimal.RequireFromString(b), OpeningBalance: decimal.RequireFromString("100")}}}
+	}
+	read := func(ms, taken int, a, b string) record.Line {
+		bs := acct(a, b)
+		bs.Taken = at(taken)
+		return record.Line{T: at(ms).Sub(start), Event: &sim.Event{Time: at(ms), Kind: sim.BooksRead, Index: -1, Step: -1, Books: bs}}
+	}
+	t1 := sim.SessionInfo{Name: "T1", State: sim.InTransaction, Statements: []string{"UPDATE accounts SET balance = 90 WHERE id = 1", "COMMIT"}, Next: 1}
+	done := t1
+	done.State, done.Next = sim.Committed, 2
+	rec := &record.Recording{
+		Header: record.Header{Format: record.Format, Version: record.Version, Command: "run", Started: start,
+			Run: record.Run{Name: "naive", Sessions: 1, HasLedger: true}},
+		Lines: []record.Line{
+			{T: 0, Sessions: []sim.SessionInfo{t1}},
+			read(1, 1, "100.00", "100.00"),
+			{T: 10 * time.Millisecond, Event: &sim.Event{Time: at(10), Kind: sim.Completed, Session: "T1", Index: 0, Step: 1,
+				SQL: "COMMIT", Tag: "COMMIT", State: sim.Committed}},
+			{T: 10 * time.Millisecond, Sessions: []sim.SessionInfo{done}},
+			read(11, 9, "100.00", "100.00"), // begun before the COMMIT ended
+			read(20, 12, "90.00", "110.00"),
+		},
+	}
+	m, err := NewReplay(context.Background(), rec, ReplayOptions{Volatile: masked{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := m.hist.frames[len(m.hist.frames)-1]
+	if last.kind != sim.Completed || len(last.books.accounts) != 2 || last.books.accounts[0].Balance.StringFixed(2) != "90.00" {
+		t.Errorf("the COMMIT's moment (%v %q) shows %+v; want alice 90.00, read after the COMMIT", last.kind, last.what, last.books.accounts)
+	}
+	if first := m.hist.frames[0]; first.books.accounts[0].Balance.StringFixed(2) != "100.00" {
+		t.Errorf("the first moment shows %+v; want alice 100.00", first.books.accounts)
+	}
+}
+
+// A moment shows its sessions as the poll that shows its locks found them:
+// savepoint's T2, let go by T1's ROLLBACK TO SAVEPOINT and still finishing
+// its UPDATE, stands as running at that moment — not as waiting for T1
+// beside a Locks pane where it waits for nobody.
+func TestReplayReleasedWaiterRuns(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	t1 := sim.SessionInfo{Name: "T1", Index: 0, State: sim.InTransaction, Statements: []string{"ROLLBACK TO SAVEPOINT s;", "COMMIT;"}}
+	t2 := sim.SessionInfo{Name: "T2", Index: 1, State: sim.Waiting, Statements: []string{"UPDATE ls_items SET qty = 0 WHERE id = 2;"},
+		Current: "UPDATE ls_items SET qty = 0 WHERE id = 2;", BlockedBy: []string{"T1"}}
+	after := t1
+	after.Next = 1
+	snap := func(ms int, t2waits bool) *locks.Snapshot {
+		s := &locks.Snapshot{Taken: at(ms), Backends: []locks.Backend{{Pid: 1, Session: "T1", State: "idle in transaction"},
+			{Pid: 2, Session: "T2", State: "active"}}}
+		if t2waits {
+			s.Backends[1].WaitEventType, s.Backends[1].WaitEvent, s.Backends[1].BlockedBy = "Lock", "transactionid", []int32{1}
+		}
+		return s
+	}
+	rec := &record.Recording{
+		Header: record.Header{Format: record.Format, Version: record.Version, Command: "run", Started: start,
+			Run: record.Run{Name: "scenario savepoint", Sessions: 2}},
+		Lines: []record.Line{
+			{T: 0, Sessions: []sim.SessionInfo{t1, t2}},
+			{T: 1 * time.Millisecond, Event: &sim.Event{Time: at(1), Kind: sim.Polled, Index: -1, Step: -1, Snapshot: snap(1, true)}},
+			{T: 10 * time.Millisecond, Event: &sim.Event{Time: at(10), Kind: sim.Completed, Session: "T1", Index: 0, Step: 0,
+				SQL: "ROLLBACK TO SAVEPOINT s;", Tag: "ROLLBACK", State: sim.InTransaction}},
+			{T: 10 * time.Millisecond, Sessions: []sim.SessionInfo{after, t2}},
+			{T: 12 * time.Millisecond, Event: &sim.Event{Time: at(12), Kind: sim.Polled, Index: -1, Step: -1, Snapshot: snap(12, false)}},
+		},
+	}
+	m, err := NewReplay(context.Background(), rec, ReplayOptions{Volatile: masked{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	if n := len(m.hist.frames); n != 2 {
+		t.Fatalf("%d moments, want 2 (ready, ROLLBACK TO SAVEPOINT)", n)
+	}
+	if s := m.hist.frames[0].sessions[1]; s.State != sim.Waiting {
+		t.Errorf("before the ROLLBACK TO SAVEPOINT, T2 is %v; want waiting", s.State)
+	}
+	m.tl.Go(1)
+	if s := m.hist.frames[1].sessions[1]; s.State != sim.Running || len(s.BlockedBy) != 0 {
+		t.Errorf("at the ROLLBACK TO SAVEPOINT, T2 is %v blocked by %v; want running, blocked by nobody", s.State, s.BlockedBy)
+	}
+	if screen := stripped(m.View().Content); strings.Contains(screen, "waits for T1") || strings.Contains(screen, "WAITING") {
+		t.Errorf("at the ROLLBACK TO SAVEPOINT the screen still has T2 waiting:\n%s", screen)
 	}
 }
