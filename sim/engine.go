@@ -267,8 +267,10 @@ func (e *Engine) emit(ev Event) {
 
 // Errors returned by the stepping calls.
 var (
-	ErrBusy      = errors.New("a statement is still running in that session")
-	ErrFinished  = errors.New("that session has finished its transfer; reset to start again")
+	ErrBusy = errors.New("a statement is still running in that session")
+	// ErrFinished: the session's script is over. Step's error says why
+	// (finishedError): a transfer that ended in 40P01 has not "finished".
+	ErrFinished  = errors.New("that session's script is over; reset to start again")
 	ErrFailed    = errors.New("that session's connection is lost; reset reconnects it")
 	ErrNoSession = errors.New("no such session")
 	ErrClosed    = errors.New("the engine is closed")
@@ -320,10 +322,37 @@ func (e *Engine) Step(i int) error {
 		return err
 	}
 	if s.finished || s.next >= s.script.Len() {
-		return fmt.Errorf("%s: %w", s.name, ErrFinished)
+		return fmt.Errorf("%s: %w", s.name, s.overError())
 	}
 	e.dispatch(s, job{step: s.next, sql: s.script.SQL(s.next)})
 	return nil
+}
+
+// finishedError says why a session's script is over; it is ErrFinished.
+type finishedError struct{ why string }
+
+func (f finishedError) Error() string        { return f.why + "; reset to start again" }
+func (f finishedError) Is(target error) bool { return target == ErrFinished }
+
+// overError says why s's script is over: its last statement ran, a
+// scripted statement failed (which ends the script, and rolls back a
+// transaction), or the user ended its transaction by hand; e.mu is held.
+func (s *session) overError() error {
+	switch {
+	case s.errAt >= 0 && s.lastErr != nil:
+		what := "that session's statement failed"
+		if s.lastErr.SQLState != "" {
+			what += " with " + s.lastErr.SQLState
+		}
+		if s.state == RolledBack || s.state == Aborted {
+			what += " and its transaction was rolled back"
+		}
+		return finishedError{what + ": its script stops there"}
+	case s.next >= s.script.Len():
+		return finishedError{"that session has run all its statements"}
+	default:
+		return finishedError{"that session's transaction was ended by hand: its script stops there"}
+	}
 }
 
 // Exec runs SQL the user typed in session i, which must not be busy. SQL

@@ -575,3 +575,33 @@ func TestEmptyResultsAndNotifications(t *testing.T) {
 		t.Errorf("a notification came twice: %+v", again.Notifications)
 	}
 }
+
+// Stepping a session whose script is over says why: the deadlock's victim
+// did not "finish its transfer", its statement failed and it rolled back.
+func TestStepAfterScriptOverSaysWhy(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, "for-update", sim.Same)
+	o := play(t, eng, nil)
+	if o.deadlocks != 1 {
+		t.Fatalf("%d deadlocks, want 1", o.deadlocks)
+	}
+	var victim int
+	for _, ev := range o.events {
+		if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected {
+			victim = slices.IndexFunc(eng.Sessions(), func(s sim.SessionInfo) bool { return s.Name == ev.Session })
+		}
+	}
+	for i := range 2 {
+		err := eng.Step(i)
+		if !errors.Is(err, sim.ErrFinished) {
+			t.Fatalf("T%d: Step after the script = %v, want ErrFinished", i+1, err)
+		}
+		want := "has run all its statements"
+		if i == victim {
+			want = "statement failed with 40P01 and its transaction was rolled back"
+		}
+		if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "finished its transfer") {
+			t.Errorf("T%d: Step after the script = %q, want it to say %q", i+1, err, want)
+		}
+	}
+}
