@@ -425,7 +425,7 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 				e.Why += fmt.Sprintf(" (by the statements lockstep sent %s)", e.Holder)
 			}
 			if r.Multi {
-				e.Why += ". " + MultixactWords(x.RowLocks, r.Relation, r.Ctid) + " " + e.Waiter + " waits for each in turn; now for " + e.Holder
+				e.Why += ". " + MultixactWords(x.RowLocks, r.Relation, r.Ctid) + " " + multixactWaitWords(x.RowLocks, r, waiter, want, e.Holder)
 			}
 			e.Conflict = &Conflict{Row: true, Held: int(r.Mode), Wanted: int(want)}
 			e.HeldRow = &r
@@ -473,4 +473,31 @@ func (s *Snapshot) predictBreak(c *Cycle) {
 		}
 	}
 	c.BreakAt = &best
+}
+
+// multixactWaitWords says whom a waiter on a multixact waits for: each
+// other member whose lock conflicts with the mode it wants, one after the
+// other, as the server does (its own lock, and a member's that does not
+// conflict, it does not wait for).
+func multixactWaitWords(rows []RowLock, r RowLock, waiter *Backend, want RowMode, holder string) string {
+	var whom []string
+	seen := map[string]bool{}
+	for _, m := range rows {
+		if !m.Multi || m.Relation != r.Relation || m.Ctid != r.Ctid || m.Pid == waiter.Pid || !RowConflicts(m.Mode, want) {
+			continue
+		}
+		who := m.Session
+		if who == "" {
+			who = fmt.Sprintf("pid %d", m.Pid)
+		}
+		if !seen[who] {
+			seen[who] = true
+			whom = append(whom, who)
+		}
+	}
+	if len(whom) < 2 {
+		return fmt.Sprintf("Only %s's lock in it conflicts with %s: %s waits for %s alone", holder, want, waiter.Session, holder)
+	}
+	return fmt.Sprintf("%s waits for each member whose lock conflicts with %s, one after the other (%s); now for %s",
+		waiter.Session, want, strings.Join(whom, ", then "), holder)
 }
