@@ -424,8 +424,8 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 			if r.Inferred {
 				e.Why += fmt.Sprintf(" (by the statements lockstep sent %s)", e.Holder)
 			}
-			if r.Multi {
-				e.Why += ". " + MultixactWords(x.RowLocks, r.Relation, r.Ctid) + " " + multixactWaitWords(x.RowLocks, r, waiter, want, e.Holder)
+			if words := multixactWaitWords(x.RowLocks, r, waiter, want, e.Holder); r.Multi && words != "" {
+				e.Why += ". " + MultixactWords(x.RowLocks, r.Relation, r.Ctid) + " " + words
 			}
 			e.Conflict = &Conflict{Row: true, Held: int(r.Mode), Wanted: int(want)}
 			e.HeldRow = &r
@@ -475,11 +475,15 @@ func (s *Snapshot) predictBreak(c *Cycle) {
 	c.BreakAt = &best
 }
 
-// multixactWaitWords says whom a waiter on a multixact waits for: each
-// other member whose lock conflicts with the mode it wants, one after the
-// other, as the server does (its own lock, and a member's that does not
-// conflict, it does not wait for).
+// multixactWaitWords says whom a waiter on a multixact waits for when it is
+// more than the holder: each other member whose lock conflicts with the
+// mode it wants, one after the other, as the server does (its own lock, a
+// member's that does not conflict, and an ended member's it does not wait
+// for). With one such member it is "" — the wait on the holder is all.
 func multixactWaitWords(rows []RowLock, r RowLock, waiter *Backend, want RowMode, holder string) string {
+	if !r.Multi {
+		return ""
+	}
 	var whom []string
 	seen := map[string]bool{}
 	for _, m := range rows {
@@ -488,6 +492,9 @@ func multixactWaitWords(rows []RowLock, r RowLock, waiter *Backend, want RowMode
 		}
 		who := m.Session
 		if who == "" {
+			if m.Pid == 0 {
+				continue // no backend: the member's transaction has ended
+			}
 			who = fmt.Sprintf("pid %d", m.Pid)
 		}
 		if !seen[who] {
@@ -496,7 +503,7 @@ func multixactWaitWords(rows []RowLock, r RowLock, waiter *Backend, want RowMode
 		}
 	}
 	if len(whom) < 2 {
-		return fmt.Sprintf("Only %s's lock in it conflicts with %s: %s waits for %s alone", holder, want, waiter.Session, holder)
+		return ""
 	}
 	return fmt.Sprintf("%s waits for each member whose lock conflicts with %s, one after the other (%s); now for %s",
 		waiter.Session, want, strings.Join(whom, ", then "), holder)
