@@ -5,6 +5,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/charmbracelet/x/ansi"
+
 	"lockstep/locks"
 )
 
@@ -162,6 +164,33 @@ func TestWrapKeepsTheMinusSign(t *testing.T) {
 			if strings.HasSuffix(l, "-") || strings.HasPrefix(l, "10.00") {
 				t.Errorf("width %d: %q", w, wrap("balance = balance + -10.00 WHERE id = 1", w))
 			}
+		}
+	}
+}
+
+// A transaction open with no other lock still holds its own virtual
+// transaction id, which the Locks pane does not list: the pane must not say
+// that no session holds a lock (issue 26: "in transaction" beside "no
+// session holds one").
+func TestLocksPaneNoneListedWhileATransactionIsOpen(t *testing.T) {
+	t.Parallel()
+	l := &look{st: newStyles("", true), vol: asIs{}}
+	for _, c := range []struct {
+		snap *locks.Snapshot
+		want string
+	}{
+		{&locks.Snapshot{}, "no locks: no session holds or awaits one"},
+		{&locks.Snapshot{Backends: []locks.Backend{{Pid: 1, Session: "T1"}},
+			Locks: []locks.Lock{{Pid: 1, Session: "T1", Type: "virtualxid", VirtualXID: "3/7", Mode: "ExclusiveLock", Granted: true}}},
+			"no locks but each open transaction's own id (virtualxid, not listed)"},
+	} {
+		sel := &selection{}
+		sel.Rebuild(c.snap, []string{"T1"}, nil)
+		p := &locksPane{box: box{look: l}, sel: sel}
+		p.SetSize(100, 8)
+		p.Show(&frame{snap: c.snap})
+		if got := ansi.Strip(strings.Join(p.View(), "\n")); !strings.Contains(got, c.want) {
+			t.Errorf("locks %+v: pane\n%s\nwant it to say %q", c.snap.Locks, got, c.want)
 		}
 	}
 }
