@@ -344,8 +344,11 @@ func (s *session) overError() error {
 		if s.lastErr.SQLState != "" {
 			what += " with " + s.lastErr.SQLState
 		}
-		if s.state == RolledBack || s.state == Aborted {
+		switch s.state {
+		case RolledBack:
 			what += " and its transaction was rolled back"
+		case Aborted:
+			what += " and its transaction is aborted, open until a ROLLBACK"
 		}
 		return finishedError{what + ": its script stops there"}
 	case s.next >= s.script.Len():

@@ -478,6 +478,14 @@ func TestScenarioSessions(t *testing.T) {
 	if victim != "T2" {
 		t.Errorf("victim %q, want T2 (the shorter deadlock_timeout)", victim)
 	}
+	// A scenario's failed transaction stays open, aborted: stepping it
+	// says so, and not that it was rolled back.
+	if st := eng.Sessions()[1].State; st != sim.Aborted {
+		t.Errorf("T2 after its deadlock: %v, want aborted", st)
+	}
+	if err := eng.Step(1); !errors.Is(err, sim.ErrFinished) || !strings.Contains(err.Error(), "failed with 40P01 and its transaction is aborted") {
+		t.Errorf("stepping the victim: %v", err)
+	}
 	if _, _, err := eng.Books(ctx); !errors.Is(err, sim.ErrNoLedger) {
 		t.Errorf("Books in a scenario: %v", err)
 	}
