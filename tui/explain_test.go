@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"lockstep/locks"
+	"lockstep/sim"
 )
 
 // TestConflictLines draws both documented tables with every combination of
@@ -191,6 +192,29 @@ func TestLocksPaneNoneListedWhileATransactionIsOpen(t *testing.T) {
 		p.Show(&frame{snap: c.snap})
 		if got := ansi.Strip(strings.Join(p.View(), "\n")); !strings.Contains(got, c.want) {
 			t.Errorf("locks %+v: pane\n%s\nwant it to say %q", c.snap.Locks, got, c.want)
+		}
+	}
+}
+
+// A scenario's deadlock victim keeps its aborted transaction open (its
+// column says "aborted"): the pane says so, not "rolled back" (fk-deadlock).
+func TestBrokenDeadlockAbortedVictim(t *testing.T) {
+	t.Parallel()
+	l := &look{st: newStyles("", true), vol: asIs{}}
+	b := &brokenDeadlock{victim: "T2", detail: "Process 2 waits for ShareLock on transaction 1"}
+	for _, c := range []struct {
+		state     sim.State
+		want, not string
+	}{
+		{sim.Aborted, "its transaction was aborted", "was rolled back"},
+		{sim.RolledBack, "its transaction was rolled back", "aborted"},
+	} {
+		p := &explainPane{box: box{look: l}}
+		p.f = &frame{sessions: []sim.SessionInfo{{Name: "T1", State: sim.InTransaction}, {Name: "T2", State: c.state}}, broken: b}
+		_, lines := p.brokenLines(b, 200)
+		got := ansi.Strip(strings.Join(lines, " "))
+		if !strings.Contains(got, c.want) || strings.Contains(got, c.not) {
+			t.Errorf("victim %v: %q, want %q and not %q", c.state, got, c.want, c.not)
 		}
 	}
 }
