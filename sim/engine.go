@@ -339,6 +339,8 @@ func (f finishedError) Is(target error) bool { return target == ErrFinished }
 // transaction), or the user ended its transaction by hand; e.mu is held.
 func (s *session) overError() error {
 	switch {
+	case s.next >= s.script.Len():
+		return finishedError{"that session has run all its statements"}
 	case s.errAt >= 0 && s.lastErr != nil:
 		what := "that session's statement failed"
 		if s.lastErr.SQLState != "" {
@@ -351,8 +353,6 @@ func (s *session) overError() error {
 			what += " and its transaction is aborted, open until a ROLLBACK"
 		}
 		return finishedError{what + ": its script stops there"}
-	case s.next >= s.script.Len():
-		return finishedError{"that session has run all its statements"}
 	default:
 		return finishedError{"that session's transaction was ended by hand: its script stops there"}
 	}

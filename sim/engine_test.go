@@ -613,3 +613,49 @@ func TestStepAfterScriptOverSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// A scenario's statement that fails outside a transaction block does not
+// end its session's script: ddl-queue-lock-timeout's migration gets 55P03,
+// and its retry, the step after, runs and succeeds — as the scenario's
+// outcome says and the isolation tester does. It used to be skipped.
+func TestScenarioStepAfterAutocommitFailureRuns(t *testing.T) {
+	t.Parallel()
+	sc, err := scenario.LoadBuiltin("ddl-queue-lock-timeout", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dbtest.Schema(t)
+	ctx := context.Background()
+	eng, err := sim.New(ctx, sim.Config{DB: d, Scenario: sc, ScenarioName: "ddl-queue-lock-timeout", Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(ctx) })
+	var order []int
+	for _, ps := range sc.Permutations[0].Steps {
+		for i, ss := range sc.Sessions {
+			if ps.Step.Session == ss {
+				order = append(order, i)
+			}
+		}
+	}
+	o := play(t, eng, order)
+	var failed, retried bool
+	for _, ev := range o.events {
+		if ev.Session != "T2" {
+			continue
+		}
+		switch {
+		case ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.LockNotAvailable:
+			failed = true
+		case ev.Kind == sim.Completed && failed && strings.HasPrefix(ev.SQL, "ALTER TABLE"):
+			retried = true
+		}
+	}
+	if !failed || !retried {
+		t.Fatalf("the migration failed with 55P03: %v; its retry then ran and succeeded: %v", failed, retried)
+	}
+	if err := eng.Step(1); !errors.Is(err, sim.ErrFinished) || !strings.Contains(err.Error(), "has run all its statements") {
+		t.Errorf("stepping the migration after its retry: %v", err)
+	}
+}
