@@ -218,3 +218,20 @@ func TestBrokenDeadlockAbortedVictim(t *testing.T) {
 		}
 	}
 }
+
+// A scenario's session that went on after a failure outside a transaction
+// block (ddl-queue-lock-timeout's retry) shows its retry in its row, not
+// the failure the retry made good; right after the failure, the failure.
+func TestSessionRowAfterRetry(t *testing.T) {
+	t.Parallel()
+	p := &sessionsPane{box: box{look: &look{st: newStyles("", true), vol: asIs{}}}}
+	s := sim.SessionInfo{Name: "T2", Statements: []string{"m_alter", "m_retry"}, Next: 1,
+		LastErr: &sim.ServerMessage{SQLState: "55P03", Message: "canceling statement due to lock timeout"}, ErrAt: 0}
+	if k, _ := p.rowStatement(s); k != 0 || !strings.Contains(ansi.Strip(p.tail(s)), "55P03") {
+		t.Errorf("right after the failure: row statement %d, tail %q", k, ansi.Strip(p.tail(s)))
+	}
+	s.Next, s.Finished = 2, true
+	if k, _ := p.rowStatement(s); k != 1 || p.tail(s) != "" {
+		t.Errorf("after the retry: row statement %d, tail %q; want the retry and no error", k, ansi.Strip(p.tail(s)))
+	}
+}
