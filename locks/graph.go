@@ -424,8 +424,8 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 			if r.Inferred {
 				e.Why += fmt.Sprintf(" (by the statements lockstep sent %s)", e.Holder)
 			}
-			if r.Multi {
-				e.Why += ". " + MultixactWords(x.RowLocks, r.Relation, r.Ctid) + " " + e.Waiter + " waits for each in turn; now for " + e.Holder
+			if words := multixactWaitWords(x.RowLocks, r, waiter, want, e.Holder); r.Multi && words != "" {
+				e.Why += ". " + MultixactWords(x.RowLocks, r.Relation, r.Ctid) + " " + words
 			}
 			e.Conflict = &Conflict{Row: true, Held: int(r.Mode), Wanted: int(want)}
 			e.HeldRow = &r
@@ -473,4 +473,38 @@ func (s *Snapshot) predictBreak(c *Cycle) {
 		}
 	}
 	c.BreakAt = &best
+}
+
+// multixactWaitWords says whom a waiter on a multixact waits for when it is
+// more than the holder: each other member whose lock conflicts with the
+// mode it wants, one after the other, as the server does (its own lock, a
+// member's that does not conflict, and an ended member's it does not wait
+// for). With one such member it is "" — the wait on the holder is all.
+func multixactWaitWords(rows []RowLock, r RowLock, waiter *Backend, want RowMode, holder string) string {
+	if !r.Multi {
+		return ""
+	}
+	var whom []string
+	seen := map[string]bool{}
+	for _, m := range rows {
+		if !m.Multi || m.Relation != r.Relation || m.Ctid != r.Ctid || m.Pid == waiter.Pid || !RowConflicts(m.Mode, want) {
+			continue
+		}
+		who := m.Session
+		if who == "" {
+			if m.Pid == 0 {
+				continue // no backend: the member's transaction has ended
+			}
+			who = fmt.Sprintf("pid %d", m.Pid)
+		}
+		if !seen[who] {
+			seen[who] = true
+			whom = append(whom, who)
+		}
+	}
+	if len(whom) < 2 {
+		return ""
+	}
+	return fmt.Sprintf("%s waits for each member whose lock conflicts with %s, one after the other (%s); now for %s",
+		waiter.Session, want, strings.Join(whom, ", then "), holder)
 }

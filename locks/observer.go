@@ -512,7 +512,7 @@ func (o *Observer) readRowLocks(ctx context.Context, snap *Snapshot) error {
 	// version is invisible to it.
 	rows, err := o.conn.Query(ctx, `
 		SELECT coalesce((SELECT a.id FROM accounts a WHERE a.ctid = r.locked_row), 0) AS id,
-		       r.locked_row::text, r.xids::text[], r.modes, r.pids
+		       r.locked_row::text, r.multi, r.xids::text[], r.modes, r.pids
 		FROM `+o.rowLocks+`('accounts') r
 		ORDER BY id`)
 	if err != nil {
@@ -522,11 +522,12 @@ func (o *Observer) readRowLocks(ctx context.Context, snap *Snapshot) error {
 		var (
 			id    int64
 			ctid  string
+			multi bool
 			xids  []string
 			modes []string
 			pids  []int32
 		)
-		if err := rows.Scan(&id, &ctid, &xids, &modes, &pids); err != nil {
+		if err := rows.Scan(&id, &ctid, &multi, &xids, &modes, &pids); err != nil {
 			rows.Close()
 			return fmt.Errorf("reading pgrowlocks: %w", err)
 		}
@@ -544,7 +545,7 @@ func (o *Observer) readRowLocks(ctx context.Context, snap *Snapshot) error {
 				xid, _ = strconv.ParseUint(xids[i], 10, 32)
 			}
 			snap.RowLocks = append(snap.RowLocks, RowLock{
-				Database: o.label, Account: id, Ctid: ctid, Pid: pids[i], Session: name, Xid: uint32(xid), Mode: mode, Raw: modes[i],
+				Database: o.label, Account: id, Ctid: ctid, Multi: multi, Pid: pids[i], Session: name, Xid: uint32(xid), Mode: mode, Raw: modes[i],
 			})
 		}
 	}

@@ -378,3 +378,70 @@ func TestObserverSubtransactionRowLock(t *testing.T) {
 		t.Errorf("edges %+v", snap.Graph.Edges)
 	}
 }
+
+// Three transfers' foreign-key checks share FOR KEY SHARE on account 1: the
+// row header names a multixact, and T1 (a member) waits for the others, one
+// after the other. The explanation says so: "released when T2's transaction
+// ends" alone is false, since T1 then waits for T3.
+func TestObserverAccountsMultixactNamed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 3, 2)
+	for i := range 3 {
+		f.exec(t, i, "BEGIN")
+		f.exec(t, i, "SELECT 1 FROM accounts WHERE id = 1 FOR KEY SHARE")
+	}
+	if ok, note := f.obs.RowLocksAvailable(); !ok {
+		// pgrowlocks comes with PostgreSQL's contrib: required under CI.
+		dbtest.Optional(t, ok, "pgrowlocks ("+note+")", "postgresql-contrib")
+	}
+	f.block(t, 0, "SELECT 1 FROM accounts WHERE id = 1 FOR UPDATE")
+	snap := f.pollUntilWaiting(t, "T1")
+	var multi int
+	for _, r := range snap.RowLocks {
+		if r.Account == 1 && r.Multi {
+			multi++
+		}
+	}
+	if multi != 3 {
+		t.Errorf("account 1's row locks: %+v, want 3 members of a multixact", snap.RowLocks)
+	}
+	if len(snap.Graph.Edges) != 1 {
+		t.Fatalf("edges: %+v", snap.Graph.Edges)
+	}
+	e := snap.Graph.Edges[0]
+	for _, want := range []string{"multixact", "T1's FOR KEY SHARE", "T2's FOR KEY SHARE", "T3's FOR KEY SHARE",
+		"T1 waits for each member whose lock conflicts with FOR UPDATE, one after the other (T2, then T3); now for T2"} {
+		if !strings.Contains(e.Why, want) {
+			t.Errorf("why = %q, want it to say %q", e.Why, want)
+		}
+	}
+}
+
+// The for-no-key-update strategy at three sessions: the foreign-key checks'
+// FOR KEY SHARE and T1's FOR NO KEY UPDATE share one multixact, and T2's
+// FOR NO KEY UPDATE conflicts with T1's lock alone: it waits for T1 only,
+// not "for each in turn", and is released when T1's transaction ends.
+func TestObserverAccountsMultixactOnlyConflictingMember(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 3, 2)
+	for i := range 3 {
+		f.exec(t, i, "BEGIN")
+		f.exec(t, i, "SELECT 1 FROM accounts WHERE id = 1 FOR KEY SHARE")
+	}
+	f.exec(t, 0, "SELECT 1 FROM accounts WHERE id = 1 FOR NO KEY UPDATE")
+	if ok, note := f.obs.RowLocksAvailable(); !ok {
+		dbtest.Optional(t, ok, "pgrowlocks ("+note+")", "postgresql-contrib")
+	}
+	f.block(t, 1, "SELECT 1 FROM accounts WHERE id = 1 FOR NO KEY UPDATE")
+	snap := f.pollUntilWaiting(t, "T2")
+	if len(snap.Graph.Edges) != 1 || snap.Graph.Edges[0].Holder != "T1" {
+		t.Fatalf("edges: %+v", snap.Graph.Edges)
+	}
+	e := snap.Graph.Edges[0]
+	if strings.Contains(e.Why, "in turn") || strings.Contains(e.Why, "one after the other") {
+		t.Errorf("why = %q: T2 waits for T1 alone", e.Why)
+	}
+	if want := "Released when T1's transaction ends"; !strings.Contains(e.Why, want) {
+		t.Errorf("why = %q, want it to say %q", e.Why, want)
+	}
+}

@@ -489,3 +489,20 @@ func TestExpected(t *testing.T) {
 		}
 	}
 }
+
+// coupled-lock-timeout teaches "T1 gives up, T2 completes" at any pace: T2's
+// lock_timeout outlasts a student reading between t2b_move and T1's
+// rollback (at 30 s T2 timed out too, by hand, and the databases
+// disagreed), and T1's is the short one.
+func TestCoupledLockTimeoutHoldsAtHumanPace(t *testing.T) {
+	sc, err := LoadBuiltin("coupled-lock-timeout", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"T1@A": "'1s'", "T1@B": "'1s'", "T2@A": "'5min'", "T2@B": "'5min'"}
+	for _, s := range sc.Sessions {
+		if w := want[s.Name]; !strings.Contains(s.Setup, "lock_timeout = "+w) {
+			t.Errorf("session %s: setup %q, want lock_timeout = %s", s.Name, s.Setup, w)
+		}
+	}
+}

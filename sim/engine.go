@@ -270,12 +270,15 @@ func (e *Engine) emit(ev Event) {
 
 // Errors returned by the stepping calls.
 var (
-	ErrBusy     = errors.New("a statement is still running in that session")
-	ErrFinished = errors.New("that session's script is finished; reset to start again")
+	ErrBusy = errors.New("a statement is still running in that session")
+	// ErrFinished: the session's script is over. Step's error says why
+	// (finishedError): a transfer that ended in 40P01 has not "finished".
+	ErrFinished = errors.New("that session's script is over; reset to start again")
 	// ErrScriptStopped refuses a step after the session's scripted
-	// statement failed: the script goes no further, and the transaction the
-	// error aborted is still open until a ROLLBACK.
-	ErrScriptStopped = errors.New("that session's script stopped at the statement that failed, and its aborted transaction is still open: x rolls it back; reset starts again")
+	// statement failed and left its transaction aborted: the script goes no
+	// further, and the transaction is still open until a ROLLBACK. It is
+	// also ErrFinished.
+	ErrScriptStopped = errors.New("that session's script stopped at the statement that failed, and its aborted transaction is still open")
 	ErrFailed        = errors.New("that session's connection is lost; reset reconnects it")
 	ErrNoSession     = errors.New("no such session")
 	ErrClosed        = errors.New("the engine is closed")
@@ -327,13 +330,45 @@ func (e *Engine) Step(i int) error {
 		return err
 	}
 	if s.finished || s.next >= s.script.Len() {
-		if s.state == Aborted {
-			return fmt.Errorf("%s: %w", s.name, ErrScriptStopped)
-		}
-		return fmt.Errorf("%s: %w", s.name, ErrFinished)
+		return fmt.Errorf("%s: %w", s.name, s.overError())
 	}
 	e.dispatch(s, job{step: s.next, sql: s.script.SQL(s.next)})
 	return nil
+}
+
+// finishedError says why a session's script is over; it is ErrFinished.
+type finishedError struct {
+	why     string
+	stopped bool // a scripted statement failed and its transaction is aborted, still open
+}
+
+func (f finishedError) Error() string { return f.why + "; reset to start again" }
+func (f finishedError) Is(target error) bool {
+	return target == ErrFinished || (f.stopped && target == ErrScriptStopped)
+}
+
+// overError says why s's script is over: its last statement ran, a
+// scripted statement failed (which ends the script, and rolls back a
+// transaction), or the user ended its transaction by hand; e.mu is held.
+func (s *session) overError() error {
+	switch {
+	case s.next >= s.script.Len():
+		return finishedError{why: "that session has run all its statements"}
+	case s.errAt >= 0 && s.lastErr != nil:
+		what := "that session's statement failed"
+		if s.lastErr.SQLState != "" {
+			what += " with " + s.lastErr.SQLState
+		}
+		switch s.state {
+		case RolledBack:
+			what += " and its transaction was rolled back"
+		case Aborted:
+			return finishedError{what + " and its transaction is aborted, open until a ROLLBACK (x rolls it back): its script stops there", true}
+		}
+		return finishedError{why: what + ": its script stops there"}
+	default:
+		return finishedError{why: "that session's transaction was ended by hand: its script stops there"}
+	}
 }
 
 // Exec runs SQL the user typed in session i, which must not be busy. SQL

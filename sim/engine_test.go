@@ -478,6 +478,14 @@ func TestScenarioSessions(t *testing.T) {
 	if victim != "T2" {
 		t.Errorf("victim %q, want T2 (the shorter deadlock_timeout)", victim)
 	}
+	// A scenario's failed transaction stays open, aborted: stepping it
+	// says so, and not that it was rolled back.
+	if st := eng.Sessions()[1].State; st != sim.Aborted {
+		t.Errorf("T2 after its deadlock: %v, want aborted", st)
+	}
+	if err := eng.Step(1); !errors.Is(err, sim.ErrFinished) || !strings.Contains(err.Error(), "failed with 40P01 and its transaction is aborted") {
+		t.Errorf("stepping the victim: %v", err)
+	}
 	if _, _, err := eng.Books(ctx); !errors.Is(err, sim.ErrNoLedger) {
 		t.Errorf("Books in a scenario: %v", err)
 	}
@@ -615,5 +623,81 @@ permutation a1 a2 b1
 	}
 	if err := eng.Step(0); !errors.Is(err, sim.ErrFinished) || strings.Contains(err.Error(), "transfer") {
 		t.Fatalf("stepping the rolled-back session: %v", err)
+	}
+}
+
+// Stepping a session whose script is over says why: the deadlock's victim
+// did not "finish its transfer", its statement failed and it rolled back.
+func TestStepAfterScriptOverSaysWhy(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, "for-update", sim.Same)
+	o := play(t, eng, nil)
+	if o.deadlocks != 1 {
+		t.Fatalf("%d deadlocks, want 1", o.deadlocks)
+	}
+	var victim int
+	for _, ev := range o.events {
+		if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected {
+			victim = slices.IndexFunc(eng.Sessions(), func(s sim.SessionInfo) bool { return s.Name == ev.Session })
+		}
+	}
+	for i := range 2 {
+		err := eng.Step(i)
+		if !errors.Is(err, sim.ErrFinished) {
+			t.Fatalf("T%d: Step after the script = %v, want ErrFinished", i+1, err)
+		}
+		want := "has run all its statements"
+		if i == victim {
+			want = "statement failed with 40P01 and its transaction was rolled back"
+		}
+		if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "finished its transfer") {
+			t.Errorf("T%d: Step after the script = %q, want it to say %q", i+1, err, want)
+		}
+	}
+}
+
+// A scenario's statement that fails outside a transaction block does not
+// end its session's script: ddl-queue-lock-timeout's migration gets 55P03,
+// and its retry, the step after, runs and succeeds — as the scenario's
+// outcome says and the isolation tester does. It used to be skipped.
+func TestScenarioStepAfterAutocommitFailureRuns(t *testing.T) {
+	t.Parallel()
+	sc, err := scenario.LoadBuiltin("ddl-queue-lock-timeout", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dbtest.Schema(t)
+	ctx := context.Background()
+	eng, err := sim.New(ctx, sim.Config{DB: d, Scenario: sc, ScenarioName: "ddl-queue-lock-timeout", Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(ctx) })
+	var order []int
+	for _, ps := range sc.Permutations[0].Steps {
+		for i, ss := range sc.Sessions {
+			if ps.Step.Session == ss {
+				order = append(order, i)
+			}
+		}
+	}
+	o := play(t, eng, order)
+	var failed, retried bool
+	for _, ev := range o.events {
+		if ev.Session != "T2" {
+			continue
+		}
+		switch {
+		case ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.LockNotAvailable:
+			failed = true
+		case ev.Kind == sim.Completed && failed && strings.HasPrefix(ev.SQL, "ALTER TABLE"):
+			retried = true
+		}
+	}
+	if !failed || !retried {
+		t.Fatalf("the migration failed with 55P03: %v; its retry then ran and succeeded: %v", failed, retried)
+	}
+	if err := eng.Step(1); !errors.Is(err, sim.ErrFinished) || !strings.Contains(err.Error(), "has run all its statements") {
+		t.Errorf("stepping the migration after its retry: %v", err)
 	}
 }

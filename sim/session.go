@@ -527,7 +527,15 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 			s.finished = true
 		}
 	}
-	if (j.step >= 0 && se != nil) || (j.step < 0 && ends) || auto {
+	goesOn := j.step >= 0 && se != nil && e.cfg.Scenario != nil && tx == 'I' && !rollbackNext && se.Severity != "FATAL"
+	if goesOn {
+		// A scenario's statement that failed outside a transaction block
+		// leaves nothing aborted: as in the isolation tester, the
+		// session's next step runs (ddl-queue-lock-timeout's retry).
+		s.next = j.step + 1
+		s.finished = s.next >= s.script.Len()
+	}
+	if !goesOn && ((j.step >= 0 && se != nil) || (j.step < 0 && ends) || auto) {
 		// A scripted statement failed, or the user ended the transaction:
 		// the script is over.
 		s.finished = true

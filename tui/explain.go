@@ -307,9 +307,16 @@ func (p *explainPane) brokenLines(b *brokenDeadlock, w int) (string, []string) {
 	if b.cycle != nil {
 		cycle = "the deadlock " + cycleDrawing(b.cycle)
 	}
+	ended := b.victim + "'s statement failed with 40P01 (deadlock detected) and its transaction was rolled back, its locks released: that ends the cycle."
+	for _, s := range p.f.sessions {
+		if s.Name == b.victim && s.State == sim.Aborted {
+			// A scenario's session keeps its aborted transaction open.
+			ended = b.victim + "'s statement failed with 40P01 (deadlock detected) and its transaction was aborted: its changes undone and its locks released at once, which ends the cycle. It stays in the aborted transaction until a ROLLBACK."
+		}
+	}
 	text := []string{
 		st.bad.Render("✗ The server broke " + cycle + ": " + b.victim + " was the victim."),
-		b.victim + "'s statement failed with 40P01 (deadlock detected) and its transaction was rolled back, its locks released: that ends the cycle.",
+		ended,
 		st.subtle.Render("DETAIL: " + vol.Text(oneLine(b.detail))),
 		"Why " + b.victim + ": each waiter runs the server's deadlock check once, when it has waited its own deadlock_timeout. " +
 			"The first check to run once the cycle had closed was " + b.victim + "'s: it found the cycle, and the server cancels the statement of the session whose check finds it.",

@@ -6,6 +6,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/charmbracelet/x/ansi"
+
 	"lockstep/locks"
 	"lockstep/sim"
 )
@@ -225,5 +227,72 @@ func TestLockRowsListedTrue(t *testing.T) {
 		if blocks := strings.Contains(line, "blocks T3"); blocks != (it.row.Ctid == "(0,1)") {
 			t.Errorf("%s: %q", it.row.Target(), line)
 		}
+	}
+}
+
+// A transaction open with no other lock still holds its own virtual
+// transaction id, which the Locks pane does not list: the pane must not say
+// that no session holds a lock (issue 26: "in transaction" beside "no
+// session holds one").
+func TestLocksPaneNoneListedWhileATransactionIsOpen(t *testing.T) {
+	t.Parallel()
+	l := &look{st: newStyles("", true), vol: asIs{}}
+	for _, c := range []struct {
+		snap *locks.Snapshot
+		want string
+	}{
+		{&locks.Snapshot{}, "no locks: no session holds or awaits one"},
+		{&locks.Snapshot{Backends: []locks.Backend{{Pid: 1, Session: "T1"}},
+			Locks: []locks.Lock{{Pid: 1, Session: "T1", Type: "virtualxid", VirtualXID: "3/7", Mode: "ExclusiveLock", Granted: true}}},
+			"no locks but each open transaction's own id (virtualxid, not listed)"},
+	} {
+		sel := &selection{}
+		sel.Rebuild(c.snap, []string{"T1"}, nil)
+		p := &locksPane{box: box{look: l}, sel: sel}
+		p.SetSize(100, 8)
+		p.Show(&frame{snap: c.snap})
+		if got := ansi.Strip(strings.Join(p.View(), "\n")); !strings.Contains(got, c.want) {
+			t.Errorf("locks %+v: pane\n%s\nwant it to say %q", c.snap.Locks, got, c.want)
+		}
+	}
+}
+
+// A scenario's deadlock victim keeps its aborted transaction open (its
+// column says "aborted"): the pane says so, not "rolled back" (fk-deadlock).
+func TestBrokenDeadlockAbortedVictim(t *testing.T) {
+	t.Parallel()
+	l := &look{st: newStyles("", true), vol: asIs{}}
+	b := &brokenDeadlock{victim: "T2", detail: "Process 2 waits for ShareLock on transaction 1"}
+	for _, c := range []struct {
+		state     sim.State
+		want, not string
+	}{
+		{sim.Aborted, "its transaction was aborted", "was rolled back"},
+		{sim.RolledBack, "its transaction was rolled back", "aborted"},
+	} {
+		p := &explainPane{box: box{look: l}}
+		p.f = &frame{sessions: []sim.SessionInfo{{Name: "T1", State: sim.InTransaction}, {Name: "T2", State: c.state}}, broken: b}
+		_, lines := p.brokenLines(b, 200)
+		got := ansi.Strip(strings.Join(lines, " "))
+		if !strings.Contains(got, c.want) || strings.Contains(got, c.not) {
+			t.Errorf("victim %v: %q, want %q and not %q", c.state, got, c.want, c.not)
+		}
+	}
+}
+
+// A scenario's session that went on after a failure outside a transaction
+// block (ddl-queue-lock-timeout's retry) shows its retry in its row, not
+// the failure the retry made good; right after the failure, the failure.
+func TestSessionRowAfterRetry(t *testing.T) {
+	t.Parallel()
+	p := &sessionsPane{box: box{look: &look{st: newStyles("", true), vol: asIs{}}}}
+	s := sim.SessionInfo{Name: "T2", Statements: []string{"m_alter", "m_retry"}, Next: 1,
+		LastErr: &sim.ServerMessage{SQLState: "55P03", Message: "canceling statement due to lock timeout"}, ErrAt: 0}
+	if k, _ := p.rowStatement(s); k != 0 || !strings.Contains(ansi.Strip(p.tail(s)), "55P03") {
+		t.Errorf("right after the failure: row statement %d, tail %q", k, ansi.Strip(p.tail(s)))
+	}
+	s.Next, s.Finished = 2, true
+	if k, _ := p.rowStatement(s); k != 1 || p.tail(s) != "" {
+		t.Errorf("after the retry: row statement %d, tail %q; want the retry and no error", k, ansi.Strip(p.tail(s)))
 	}
 }

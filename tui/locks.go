@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/charmbracelet/x/ansi"
@@ -66,7 +67,13 @@ func (p *locksPane) View() []string {
 		lines = append(lines, line)
 	}
 	if len(idx) == 0 {
-		lines = append(lines, st.subtle.Render(" no locks: no session holds or awaits one"))
+		// An open transaction always holds its own virtual transaction id,
+		// which the pane does not list: "no session holds one" would be false.
+		none := " no locks: no session holds or awaits one"
+		if p.snap != nil && slices.ContainsFunc(p.snap.Locks, func(l locks.Lock) bool { return l.Type == "virtualxid" && l.Session != "" }) {
+			none = " no locks but each open transaction's own id (virtualxid, not listed)"
+		}
+		lines = append(lines, st.subtle.Render(none))
 	}
 	room := max(0, p.bodyH()-1-len(note))
 	if sel >= 0 {

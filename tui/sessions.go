@@ -426,10 +426,17 @@ func (p *sessionsPane) tail(s sim.SessionInfo) string {
 	case s.State == sim.Failed && s.Ended != nil:
 		return st.bad.Render(fmt.Sprintf("✗ %s %s %s: the server ended this session; its transaction rolled back, its locks released",
 			s.Ended.Severity, s.Ended.SQLState, s.Ended.Message))
-	case s.LastErr != nil && s.ErrAt >= 0:
+	case lastFailed(s):
 		return p.errLine(s)
 	}
 	return ""
+}
+
+// lastFailed says whether the session's last script statement is the one
+// that failed: a scenario's session goes on after a failure outside a
+// transaction block (a retry), and its row then shows what came after.
+func lastFailed(s sim.SessionInfo) bool {
+	return s.LastErr != nil && s.ErrAt >= 0 && s.ErrAt >= s.Next-1
 }
 
 // errLine is the error a script statement failed with.
@@ -556,7 +563,7 @@ func (p *sessionsPane) rowStatement(s sim.SessionInfo) (int, string) {
 	switch {
 	case s.Current != "":
 		return s.CurrentStep, s.Current
-	case s.LastErr != nil && s.ErrAt >= 0 && s.ErrAt < len(s.Statements):
+	case lastFailed(s) && s.ErrAt < len(s.Statements):
 		return s.ErrAt, s.Statements[s.ErrAt]
 	case s.Next < len(s.Statements) && !s.Finished:
 		return s.Next, s.Statements[s.Next]
