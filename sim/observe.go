@@ -320,29 +320,26 @@ func (e *Engine) lockTimeoutBreak(c *locks.Cycle) {
 // closed finds nothing. The observer's guess uses the server's default;
 // the sessions may have set their own (SET deadlock_timeout). e.mu is held.
 func (e *Engine) deadlockBreak(c *locks.Cycle) {
-	var closed time.Time
-	for _, ed := range c.Edges {
-		if ed.Lock == nil || ed.Lock.WaitStart == nil {
-			return
-		}
-		if ed.Lock.WaitStart.After(closed) {
-			closed = *ed.Lock.WaitStart
-		}
+	closed := c.Closed()
+	if closed.IsZero() {
+		return
 	}
 	var best time.Time
 	victim := ""
+	var checks []locks.DeadlockCheck
 	for _, ed := range c.Edges {
 		s := e.byName(ed.Waiter)
 		if s == nil || s.deadlockTimeout <= 0 {
 			return // not a session of ours: keep the observer's guess
 		}
 		at := ed.Lock.WaitStart.Add(s.deadlockTimeout)
+		checks = append(checks, locks.DeadlockCheck{Waiter: ed.Waiter, At: at, Timeout: s.deadlockTimeout})
 		if !at.Before(closed) && (victim == "" || at.Before(best)) {
 			best, victim = at, ed.Waiter
 		}
 	}
 	if victim != "" {
-		c.BreakAt, c.LikelyVictim = &best, victim
+		c.BreakAt, c.LikelyVictim, c.Checks = &best, victim, checks
 	}
 }
 

@@ -344,6 +344,13 @@ func (m *Model) logLine(e logEntry) {
 	m.live.logLen = m.log.Written()
 }
 
+// The status line while autoplay pauses on a deadlock, standing, and once
+// the server broke it.
+const (
+	statusStanding = "autoplay paused: a deadlock stands until the server's deadlock check breaks it (a resumes, h steps back)"
+	statusBroken   = "autoplay paused: the server broke a deadlock (a resumes, h steps back through it)"
+)
+
 // handleEvents takes a burst of engine events into the live frame, keeping
 // a frame of history after each that changed what the screen shows.
 func (m *Model) handleEvents(events []sim.Event) {
@@ -370,14 +377,17 @@ func (m *Model) handleEvents(events []sim.Event) {
 			// The deadlock stands: let it be read before the server breaks it.
 			m.auto.Stop()
 			m.auto.pausedStanding = true
-			m.status = "autoplay paused: a deadlock stands until the server's deadlock check breaks it (a resumes, h steps back)"
+			m.status = statusStanding
 		}
 		if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected && m.auto.pausedStanding {
 			m.auto.pausedStanding = false // paused on it already, as it stood
+			if m.status == statusStanding {
+				m.status = statusBroken // it stands no more
+			}
 		} else if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected && m.auto.on {
 			// The lesson is on screen now: let it be read.
 			m.auto.Stop()
-			m.status = "autoplay paused: the server broke a deadlock (a resumes, h steps back through it)"
+			m.status = statusBroken
 		}
 		keep, line := m.live.apply(ev)
 		if line.text != "" {
