@@ -245,6 +245,13 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot, polledAt time.
 			e.deadlockBreak(&snap.Graph.Cycles[ci])
 		}
 		c := snap.Graph.Cycles[ci]
+		if !e.allWait(c) {
+			// A poll begun before a waiter's step was sent sees its wait
+			// but cannot yet say it waits: the next poll reports the cycle,
+			// after that waiter's wait, so that no view shows a deadlock
+			// whose waiter it still shows running.
+			continue
+		}
 		if key := c.String(); !e.seenCycle[key] {
 			e.seenCycle[key] = true
 			out = append(out, Event{Gen: gen, Kind: DeadlockFormed, Index: -1, Step: -1, Cycle: &c, Snapshot: snap})
@@ -341,6 +348,21 @@ func (e *Engine) deadlockBreak(c *locks.Cycle) {
 	if victim != "" {
 		c.BreakAt, c.LikelyVictim, c.Checks = &best, victim, checks
 	}
+}
+
+// allWait says whether every waiter of c that is a session of ours is
+// known to wait (a session the application makes wait, on its other
+// connection, is not itself waiting on the server); e.mu is held.
+func (e *Engine) allWait(c locks.Cycle) bool {
+	for _, ed := range c.Edges {
+		if ed.Application {
+			continue
+		}
+		if s := e.byName(ed.Waiter); s != nil && s.state != Waiting {
+			return false
+		}
+	}
+	return true
 }
 
 // byName is the session named name, or nil; e.mu is held.
