@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,6 +155,45 @@ func autoplayStand(t *testing.T, su standSetup, width, height int) standRun {
 	return r
 }
 
+// checkStand checks what run i of runs showed of its deadlock.
+func checkStand(t *testing.T, i, runs int, r standRun) {
+	t.Helper()
+	ok := r.stood() >= time.Second
+	t.Logf("run %d: closed→formed %s, stood on screen %s, victim %s, likely %s, paused %v",
+		i+1, r.formed.Sub(r.closed).Round(time.Millisecond), r.stood().Round(time.Millisecond), r.victim, r.likely, r.paused)
+	if runs == 1 && !ok {
+		t.Errorf("the deadlock stood %s before the server broke it, want ≥ 1s\nas it formed:\n%s", r.stood(), r.standing)
+	}
+	if !r.gone.IsZero() {
+		// A poll saw the server's break before the 40P01 came:
+		// the deadlock stood until then.
+		t.Logf("run %d: a poll %s before the 40P01 no longer saw the cycle (%v)", i+1,
+			r.broken.Sub(r.gone).Round(time.Millisecond), r.goneBy)
+	}
+	if !r.paused {
+		t.Errorf("run %d: autoplay not paused as the deadlock formed (status then shown above)\n%s", i+1, r.standing)
+	}
+	if r.started > 0 {
+		t.Errorf("run %d: autoplay sent %d statements while the deadlock stood", i+1, r.started)
+	}
+	if r.likely != r.victim || !r.standingExplains {
+		t.Errorf("run %d: the screen named %q the likely victim, the server's 40P01 went to %s\n%s", i+1, r.likely, r.victim, r.standing)
+	}
+	if r.brokeStatus != statusBroken {
+		t.Errorf("run %d: as the server broke the deadlock the status said %q", i+1, r.brokeStatus)
+	}
+	for _, screen := range []string{r.broke, r.settled} {
+		s := leftPanes(screen)
+		if !strings.Contains(s, r.victim+" was the victim") || !strings.Contains(s, "Why "+r.victim+":") ||
+			!strings.Contains(s, r.victim+"'s ran") || !strings.Contains(s, "the first check after the cycle closed") {
+			t.Errorf("run %d: the broken deadlock's screen does not say %s was the victim, whose check found it\n%s", i+1, r.victim, screen)
+		}
+	}
+	if i == 0 {
+		t.Logf("run 1 as the server broke the deadlock, once polled:\n%s", r.settled)
+	}
+}
+
 // TestAutoplayDeadlockStands: under autoplay a deadlock stands on screen at
 // least 1 s before the server breaks it — from the observer's first sight
 // of the cycle to the 40P01's arrival, both engine events — autoplay pauses
@@ -170,6 +210,9 @@ func TestAutoplayDeadlockStands(t *testing.T) {
 		}
 		runs = n
 	}
+	// LOCKSTEP_AUTOPLAY_PARALLEL=1 plays a set-up's runs side by side (go
+	// test -parallel caps how many): quicker, on a busier machine.
+	parallel := os.Getenv("LOCKSTEP_AUTOPLAY_PARALLEL") != ""
 	setups := []standSetup{
 		{"atomic opposite 2", transferStand("atomic", sim.Opposite, 2)},
 		{"atomic ring 3", transferStand("atomic", sim.Ring, 3)},
@@ -183,49 +226,29 @@ func TestAutoplayDeadlockStands(t *testing.T) {
 	for _, su := range setups {
 		t.Run(strings.ReplaceAll(su.name, " ", "-"), func(t *testing.T) {
 			t.Parallel()
+			var mu sync.Mutex
 			var stood []time.Duration
 			held := 0
-			for i := range runs {
-				r := autoplayStand(t, su, 120, 40)
-				stood = append(stood, r.stood())
-				ok := r.stood() >= time.Second
-				if ok {
-					held++
+			t.Run("runs", func(t *testing.T) {
+				for i := range runs {
+					// Each run its own subtest: its model, and its sessions,
+					// close as it ends.
+					t.Run(strconv.Itoa(i+1), func(t *testing.T) {
+						if parallel {
+							t.Parallel()
+						}
+						r := autoplayStand(t, su, 120, 40)
+						mu.Lock()
+						stood = append(stood, r.stood())
+						ok := r.stood() >= time.Second
+						if ok {
+							held++
+						}
+						mu.Unlock()
+						checkStand(t, i, runs, r)
+					})
 				}
-				t.Logf("run %d: closed→formed %s, stood on screen %s, victim %s, likely %s, paused %v",
-					i+1, r.formed.Sub(r.closed).Round(time.Millisecond), r.stood().Round(time.Millisecond), r.victim, r.likely, r.paused)
-				if runs == 1 && !ok {
-					t.Errorf("the deadlock stood %s before the server broke it, want ≥ 1s\nas it formed:\n%s", r.stood(), r.standing)
-				}
-				if !r.gone.IsZero() {
-					// A poll saw the server's break before the 40P01 came:
-					// the deadlock stood until then.
-					t.Logf("run %d: a poll %s before the 40P01 no longer saw the cycle (%v)", i+1,
-						r.broken.Sub(r.gone).Round(time.Millisecond), r.goneBy)
-				}
-				if !r.paused {
-					t.Errorf("run %d: autoplay not paused as the deadlock formed (status then shown above)\n%s", i+1, r.standing)
-				}
-				if r.started > 0 {
-					t.Errorf("run %d: autoplay sent %d statements while the deadlock stood", i+1, r.started)
-				}
-				if r.likely != r.victim || !r.standingExplains {
-					t.Errorf("run %d: the screen named %q the likely victim, the server's 40P01 went to %s\n%s", i+1, r.likely, r.victim, r.standing)
-				}
-				if r.brokeStatus != statusBroken {
-					t.Errorf("run %d: as the server broke the deadlock the status said %q", i+1, r.brokeStatus)
-				}
-				for _, screen := range []string{r.broke, r.settled} {
-					s := leftPanes(screen)
-					if !strings.Contains(s, r.victim+" was the victim") || !strings.Contains(s, "Why "+r.victim+":") ||
-						!strings.Contains(s, r.victim+"'s ran") || !strings.Contains(s, "the first check after the cycle closed") {
-						t.Errorf("run %d: the broken deadlock's screen does not say %s was the victim, whose check found it\n%s", i+1, r.victim, screen)
-					}
-				}
-				if i == 0 {
-					t.Logf("run 1 as the server broke the deadlock, once polled:\n%s", r.settled)
-				}
-			}
+			})
 			slices.Sort(stood)
 			t.Logf("%s: %d runs, stood min %s median %s max %s; %d of %d stood ≥ 1s", su.name, runs,
 				stood[0].Round(time.Millisecond), stood[len(stood)/2].Round(time.Millisecond), stood[len(stood)-1].Round(time.Millisecond), held, runs)
