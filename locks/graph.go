@@ -89,6 +89,10 @@ type Cycle struct {
 	BreakAt *time.Time `json:",omitempty"`
 	// LikelyVictim is the waiter whose check fires first after the cycle closed.
 	LikelyVictim string `json:",omitempty"`
+	// Checks are when each waiter's deadlock check runs, in wait order:
+	// once, its own deadlock_timeout after its wait began. Nil when a
+	// waiter's wait start or deadlock_timeout is not known.
+	Checks []DeadlockCheck `json:",omitempty"`
 	// Distributed is true when the cycle closes through the application
 	// (an Application edge): each server sees only a wait behind a session
 	// idle in transaction, so no server will ever break it. Only a
@@ -96,6 +100,29 @@ type Cycle struct {
 	// it fires.
 	Distributed bool          `json:",omitempty"`
 	LockTimeout time.Duration `json:",omitempty"`
+}
+
+// DeadlockCheck is when one waiter of a cycle runs the server's deadlock
+// check.
+type DeadlockCheck struct {
+	Waiter  string
+	At      time.Time     // its wait's start plus Timeout
+	Timeout time.Duration // the waiter's own deadlock_timeout
+}
+
+// Closed is when the cycle closed: the start of its last wait. Zero when a
+// wait's start is not known.
+func (c Cycle) Closed() time.Time {
+	var closed time.Time
+	for _, ed := range c.Edges {
+		if ed.Lock == nil || ed.Lock.WaitStart == nil {
+			return time.Time{}
+		}
+		if ed.Lock.WaitStart.After(closed) {
+			closed = *ed.Lock.WaitStart
+		}
+	}
+	return closed
 }
 
 // String is "T1 → T2 → T1".

@@ -249,6 +249,13 @@ func (e *Engine) apply(gen int, seqs []int, snap *locks.Snapshot, polledAt time.
 			e.deadlockBreak(&snap.Graph.Cycles[ci])
 		}
 		c := snap.Graph.Cycles[ci]
+		if !e.allWait(c) {
+			// A poll begun before a waiter's step was sent sees its wait
+			// but cannot yet say it waits: the next poll reports the cycle,
+			// after that waiter's wait, so that no view shows a deadlock
+			// whose waiter it still shows running.
+			continue
+		}
 		if key := c.String(); !e.seenCycle[key] {
 			e.seenCycle[key] = true
 			out = append(out, Event{Gen: gen, Kind: DeadlockFormed, Index: -1, Step: -1, Cycle: &c, Snapshot: snap})
@@ -324,30 +331,42 @@ func (e *Engine) lockTimeoutBreak(c *locks.Cycle) {
 // closed finds nothing. The observer's guess uses the server's default;
 // the sessions may have set their own (SET deadlock_timeout). e.mu is held.
 func (e *Engine) deadlockBreak(c *locks.Cycle) {
-	var closed time.Time
-	for _, ed := range c.Edges {
-		if ed.Lock == nil || ed.Lock.WaitStart == nil {
-			return
-		}
-		if ed.Lock.WaitStart.After(closed) {
-			closed = *ed.Lock.WaitStart
-		}
+	closed := c.Closed()
+	if closed.IsZero() {
+		return
 	}
 	var best time.Time
 	victim := ""
+	var checks []locks.DeadlockCheck
 	for _, ed := range c.Edges {
 		s := e.byName(ed.Waiter)
 		if s == nil || s.deadlockTimeout <= 0 {
 			return // not a session of ours: keep the observer's guess
 		}
 		at := ed.Lock.WaitStart.Add(s.deadlockTimeout)
+		checks = append(checks, locks.DeadlockCheck{Waiter: ed.Waiter, At: at, Timeout: s.deadlockTimeout})
 		if !at.Before(closed) && (victim == "" || at.Before(best)) {
 			best, victim = at, ed.Waiter
 		}
 	}
 	if victim != "" {
-		c.BreakAt, c.LikelyVictim = &best, victim
+		c.BreakAt, c.LikelyVictim, c.Checks = &best, victim, checks
 	}
+}
+
+// allWait says whether every waiter of c that is a session of ours is
+// known to wait (a session the application makes wait, on its other
+// connection, is not itself waiting on the server); e.mu is held.
+func (e *Engine) allWait(c locks.Cycle) bool {
+	for _, ed := range c.Edges {
+		if ed.Application {
+			continue
+		}
+		if s := e.byName(ed.Waiter); s != nil && s.state != Waiting {
+			return false
+		}
+	}
+	return true
 }
 
 // byName is the session named name, or nil; e.mu is held.

@@ -344,11 +344,11 @@ func (m *Model) logLine(e logEntry) {
 	m.live.logLen = m.log.Written()
 }
 
-// The status while autoplay is paused on a deadlock: as it stands, and
-// once the server has broken it.
+// The status line while autoplay pauses on a deadlock, standing, and once
+// the server broke it.
 const (
-	standingStatus = "autoplay paused: a deadlock stands until the server's deadlock check breaks it (a resumes, h steps back)"
-	brokenStatus   = "autoplay paused on the deadlock, which the server has now broken (a resumes, h steps back through it)"
+	statusStanding = "autoplay paused: a deadlock stands until the server's deadlock check breaks it (a resumes, h steps back)"
+	statusBroken   = "autoplay paused on the deadlock, which the server has now broken (a resumes, h steps back through it)"
 )
 
 // handleEvents takes a burst of engine events into the live frame, keeping
@@ -377,18 +377,17 @@ func (m *Model) handleEvents(events []sim.Event) {
 			// The deadlock stands: let it be read before the server breaks it.
 			m.auto.Stop()
 			m.auto.pausedStanding = true
-			m.status = standingStatus
+			m.status = statusStanding
 		}
 		if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected && m.auto.pausedStanding {
 			m.auto.pausedStanding = false // paused on it already, as it stood
-			if m.status == standingStatus {
-				// It stands no more: the status must not say it does.
-				m.status = brokenStatus
+			if m.status == statusStanding {
+				m.status = statusBroken // it stands no more
 			}
 		} else if ev.Kind == sim.Error && ev.Err.SQLState == pgerrcode.DeadlockDetected && m.auto.on {
 			// The lesson is on screen now: let it be read.
 			m.auto.Stop()
-			m.status = "autoplay paused: the server broke a deadlock (a resumes, h steps back through it)"
+			m.status = statusBroken
 		}
 		keep, line := m.live.apply(ev)
 		if line.text != "" {

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -317,12 +318,76 @@ func (p *explainPane) brokenLines(b *brokenDeadlock, w int) (string, []string) {
 	text := []string{
 		st.bad.Render("✗ The server broke " + cycle + ": " + b.victim + " was the victim."),
 		ended,
-		st.subtle.Render("DETAIL: " + vol.Text(oneLine(b.detail))),
-		"Why " + b.victim + ": each waiter runs the server's deadlock check once, when it has waited its own deadlock_timeout. " +
-			"The first check to run once the cycle had closed was " + b.victim + "'s: it found the cycle, and the server cancels the statement of the session whose check finds it.",
+		"Why " + b.victim + ": " + p.whyVictim(b),
 		st.ok.Render("Avoid it: ") + "take the locks in the same order in every transaction; and retry the victim's transaction.",
+		st.subtle.Render("DETAIL: " + vol.Text(oneLine(b.detail))),
 	}
 	return "Deadlock broken: " + b.victim + " was the victim", wrapAll(text, w)
+}
+
+// whyVictim says why the server chose b's victim: each waiter runs the
+// deadlock check once, its own deadlock_timeout into its wait, and the
+// first check to run once the cycle had closed finds it. With each
+// waiter's check time known, and the victim the one whose check was due
+// first after the close, it names them: whose checks ran before the cycle
+// closed (and found none), and the victim's.
+func (p *explainPane) whyVictim(b *brokenDeadlock) string {
+	vol := p.look.vol
+	generic := "each waiter runs the server's deadlock check once, when it has waited its own deadlock_timeout. " +
+		"The first check to run once the cycle had closed was " + b.victim + "'s: it found the cycle, and the server cancels the statement of the session whose check finds it."
+	c := b.cycle
+	if c == nil || c.LikelyVictim != b.victim || len(c.Checks) == 0 || c.Closed().IsZero() {
+		return generic
+	}
+	closed := c.Closed()
+	closer := ""
+	for _, e := range c.Edges {
+		if e.Lock.WaitStart.Equal(closed) {
+			closer = e.Waiter
+		}
+	}
+	var before, after []string
+	var beforeTimeouts []time.Duration
+	var own time.Duration
+	for _, ch := range c.Checks {
+		switch {
+		case ch.Waiter == b.victim:
+			own = ch.Timeout
+		case ch.At.Before(closed):
+			before, beforeTimeouts = append(before, ch.Waiter), append(beforeTimeouts, ch.Timeout)
+		default:
+			after = append(after, ch.Waiter)
+		}
+	}
+	text := "each waiter runs the server's deadlock check once, its own deadlock_timeout into its wait. "
+	switch {
+	case len(before) == 1:
+		text += fmt.Sprintf("%s's check ran %s into its wait, before %s's wait closed the cycle, and found none. ",
+			before[0], vol.DeadlockTimeout(beforeTimeouts[0]), closer)
+	case len(before) > 1:
+		each := ""
+		if !slices.ContainsFunc(beforeTimeouts, func(d time.Duration) bool { return d != beforeTimeouts[0] }) {
+			each = ", each " + vol.DeadlockTimeout(beforeTimeouts[0]) + " into its wait,"
+		}
+		text += fmt.Sprintf("The checks of %s ran%s before %s's wait closed the cycle, and found none. ", andList(before), each, closer)
+	}
+	text += fmt.Sprintf("%s's ran %s into its wait: the first check after the cycle closed. It found the cycle, and the server cancels the statement of the session whose check finds it.",
+		b.victim, vol.DeadlockTimeout(own))
+	switch {
+	case len(after) == 1:
+		text += " " + after[0] + "'s would have come later."
+	case len(after) > 1:
+		text += " The checks of " + andList(after) + " would have come later."
+	}
+	return text
+}
+
+// andList is "T1", "T1 and T2", "T1, T2 and T3".
+func andList(names []string) string {
+	if len(names) <= 1 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // item explains what ↑/↓ selected: a wait, or a lock and what it blocks.

@@ -40,6 +40,10 @@ type frame struct {
 	// broke, shown until the next step.
 	cycle  *locks.Cycle
 	broken *brokenDeadlock
+	// unseen is the standing cycle the last poll no longer saw: the server
+	// may have broken it, its 40P01 still on its way to the victim's
+	// session, which then finds its cycle here.
+	unseen *locks.Cycle
 	// failed is the last statement failure (not a deadlock's) or session
 	// the server ended, explained until the next step.
 	failed *sim.Failure
@@ -181,7 +185,9 @@ func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
 			}
 		}
 		if f.cycle != nil && len(ev.Snapshot.Graph.Cycles) == 0 {
-			f.cycle = nil // broken by a timeout or a cancel, not by the server's check
+			// Broken by a timeout or a cancel — or by the server's check,
+			// its 40P01 not yet come.
+			f.cycle, f.unseen = nil, f.cycle
 		}
 		return false, logEntry{}
 	case sim.BooksRead:
@@ -200,7 +206,7 @@ func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
 			line.text = "⚠ distributed deadlock (no server sees it): " + ev.Cycle.String()
 		}
 		if f.standing(ev.Cycle) {
-			f.cycle, f.broken = ev.Cycle, nil
+			f.cycle, f.broken, f.unseen = ev.Cycle, nil, nil
 		} else if f.broken != nil && f.broken.cycle == nil {
 			// The poll that saw the cycle ended after the server broke it:
 			// the broken deadlock gets its drawing.
@@ -210,6 +216,9 @@ func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
 	case sim.Notice:
 		line.text = fmt.Sprintf("⚠ %s: %s", ev.Message.Severity, ev.Message.Message)
 	default:
+		if ev.Kind == sim.Started {
+			f.unseen = nil // a new step: a 40P01 now is of a new cycle
+		}
 		f.sessions = patched(f.sessions, ev)
 		line = f.applyStatement(ev)
 		if line.text == "" {
@@ -305,8 +314,12 @@ func (f *frame) applyStatement(ev sim.Event) logEntry {
 		line.text, line.bad = fmt.Sprintf("✗ %s (SQLSTATE %s)", ev.Err.Message, ev.Err.SQLState), true
 		f.endTyped(ev)
 		if ev.Err.SQLState == pgerrcode.DeadlockDetected {
-			f.broken = &brokenDeadlock{cycle: f.cycle, victim: ev.Session, detail: namedProcesses(ev.Err.Detail, f.sessions)}
-			f.cycle = nil
+			cycle := f.cycle
+			if cycle == nil && f.unseen != nil && slices.Contains(f.unseen.Sessions, ev.Session) {
+				cycle = f.unseen // a poll saw the server's break before its 40P01 came
+			}
+			f.broken = &brokenDeadlock{cycle: cycle, victim: ev.Session, detail: namedProcesses(ev.Err.Detail, f.sessions)}
+			f.cycle, f.unseen = nil, nil
 		} else if ev.Failure != nil {
 			f.failed = ev.Failure
 		}

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"cmp"
 	"context"
 	"regexp"
 	"strings"
@@ -124,6 +125,11 @@ type driver struct {
 	done  chan struct{} // closed when the test ends: commands still running drop their message
 	quit  bool
 	width int
+	// after, when set, sees each message once the model has taken it.
+	after func(tea.Msg)
+	// guard is how long until waits before it calls the model hung (30 s
+	// when zero).
+	guard time.Duration
 }
 
 func newTestDriver(t testing.TB, m *Model) *driver {
@@ -175,6 +181,9 @@ func (d *driver) send(msg tea.Msg) {
 	default:
 		d.w.see(d.m, msg)
 		_, cmd := d.m.Update(msg)
+		if d.after != nil {
+			d.after(msg)
+		}
 		d.run(cmd)
 	}
 }
@@ -224,7 +233,7 @@ func keyMsg(k string) tea.KeyPressMsg {
 // a hang, not a timing assertion.
 func (d *driver) until(what string, cond func() bool) {
 	d.t.Helper()
-	guard := time.After(30 * time.Second)
+	guard := time.After(cmp.Or(d.guard, 30*time.Second))
 	for !cond() {
 		select {
 		case msg := <-d.msgs:
