@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgerrcode"
 	"io"
 	"os"
 	"strings"
@@ -119,7 +120,7 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fang.WithoutManpage(),
 		fang.WithErrorHandler(func(w io.Writer, _ fang.Styles, err error) {
 			// One line: what is wrong and how to fix it. No usage dump.
-			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			if endedBySignal(ctx, err) {
 				fmt.Fprintln(w, interrupted)
 				return
 			}
@@ -129,7 +130,7 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintf(w, "lockstep: %v\n", err)
 		}),
 	)
-	if ctx.Err() != nil && !a.untilSignal && (err == nil || errors.Is(err, context.Canceled)) {
+	if ctx.Err() != nil && !a.untilSignal && (err == nil || endedBySignal(ctx, err)) {
 		// A signal ended the command — one that ends by itself otherwise (a
 		// watch, the interface), or one it cut short, whatever it was
 		// doing (connecting, say): it cleaned up before returning, and
@@ -140,6 +141,13 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return &ExitError{Code: ExitFailure, Err: context.Cause(ctx), Said: true}
 	}
 	return err
+}
+
+// endedBySignal says whether err is the signal's doing: ctx ended, and err
+// is its cancellation — or the server's 57014 for the query pgx cancelled
+// with it, when the server's answer came before pgx saw ctx end.
+func endedBySignal(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || db.SQLState(err) == pgerrcode.QueryCanceled)
 }
 
 // interrupted is what a command ended by a signal says, once it has
