@@ -330,27 +330,16 @@ func (p *player) serverSaysWaiting(ctx context.Context, a *active) (bool, error)
 // where unread bytes cannot be counted, it takes what comes within a
 // moment.
 func (p *player) readSent(ctx context.Context, a *active) error {
-	const settle = time.Millisecond
-	timer := time.NewTimer(settle)
-	defer timer.Stop()
 	for tries := 0; a.end == nil && tries < 200; tries++ {
 		n := p.eng.Unread(a.sess)
 		if n == 0 {
 			break
 		}
-		timer.Reset(settle)
-		select {
-		case ev, ok := <-p.eng.Events():
-			if !ok {
-				return errors.New("the engine closed")
-			}
-			p.handle(ev)
-		case <-timer.C:
-			if n < 0 {
-				tries = 200 // could not count: a moment was all it gets
-			}
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := p.handleFor(ctx, a, time.Millisecond); err != nil {
+			return err
+		}
+		if n < 0 {
+			break // could not count: a moment was all it gets
 		}
 	}
 	return p.drain(ctx)
@@ -496,7 +485,12 @@ func (p *player) tryComplete(ctx context.Context, a *active, nonblock, retry boo
 
 // pause handles events for the tester's 10 ms, or until the step ends.
 func (p *player) pause(ctx context.Context, a *active) error {
-	timer := time.NewTimer(10 * time.Millisecond)
+	return p.handleFor(ctx, a, 10*time.Millisecond)
+}
+
+// handleFor handles events for d, or until a's step ends.
+func (p *player) handleFor(ctx context.Context, a *active, d time.Duration) error {
+	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for a.end == nil {
 		select {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
 )
 
@@ -142,7 +143,11 @@ func (r *Runner) query(ctx context.Context, f *Flight) ([]any, error) {
 	for _, a := range args {
 		r.values = append(r.values, []byte(a))
 	}
-	rr := pc.ExecPrepared(ctx, name, r.values, nil, nil)
+	return firstRow(pc.ExecPrepared(ctx, name, r.values, nil, nil))
+}
+
+// firstRow reads rr to its end and closes it: its first row, as text.
+func firstRow(rr *pgconn.ResultReader) ([]any, error) {
 	var row []any
 	for rr.NextRow() {
 		if row == nil {
@@ -333,19 +338,13 @@ func QueryFirstRow(ctx context.Context, conn *pgx.Conn, sql string) ([]any, erro
 	mrr := conn.PgConn().Exec(ctx, sql)
 	var row []any
 	for mrr.NextResult() {
-		rr := mrr.ResultReader()
-		for rr.NextRow() {
-			if row == nil {
-				values := rr.Values()
-				row = make([]any, len(values))
-				for i, v := range values {
-					row[i] = string(v)
-				}
-			}
-		}
-		if _, err := rr.Close(); err != nil {
+		r, err := firstRow(mrr.ResultReader())
+		if err != nil {
 			_ = mrr.Close()
 			return nil, err
+		}
+		if row == nil {
+			row = r
 		}
 	}
 	if err := mrr.Close(); err != nil {
