@@ -444,21 +444,28 @@ func TestBenchVsPgbench(t *testing.T) {
 		t.Fatalf("want one comparison: %s", lines[len(lines)-1])
 	}
 	c := sum.Pgbench[0]
-	if c.Workers != 2 || c.Accounts != 10 || c.PgbenchTPS <= 0 || c.Lockstep <= 0 || len(c.Rounds) != 3 || c.Threads < 1 || c.Threads > 2 {
-		t.Fatalf("comparison %+v", c)
+	// A round in which pgbench completed no transaction (a loaded machine)
+	// is left out, and stderr says which.
+	left := strings.Count(errOut, "completed no transaction")
+	if c.Workers != 2 || c.Accounts != 10 || c.PgbenchTPS <= 0 || c.Lockstep <= 0 || len(c.Rounds)+len(c.RoundsPrep)+left != 6 || c.Threads < 1 || c.Threads > 2 {
+		t.Fatalf("comparison %+v; %d rounds left out:\n%s", c, left, errOut)
 	}
 	// The ratio is the middle round's.
-	r := slices.Sorted(slices.Values(c.Rounds))
-	if c.Ratio != r[1] || sum.Ratio != c.Ratio {
+	if c.Ratio != medianOf(c.Rounds) || sum.Ratio != c.Ratio {
 		t.Errorf("ratio %v, ratio_vs_pgbench %v, want the median of %v", c.Ratio, sum.Ratio, c.Rounds)
 	}
 	// pgbench -M prepared ran the same script in the same rounds.
-	if c.Prepared <= 0 || len(c.RoundsPrep) != 3 {
+	if c.Prepared <= 0 || len(c.RoundsPrep) == 0 {
 		t.Fatalf("no comparison with pgbench -M prepared: %+v", c)
 	}
-	if p := slices.Sorted(slices.Values(c.RoundsPrep)); c.RatioPrep != p[1] || sum.RatioPrep != c.RatioPrep {
+	if c.RatioPrep != medianOf(c.RoundsPrep) || sum.RatioPrep != c.RatioPrep {
 		t.Errorf("ratio_prepared %v, ratio_vs_pgbench_prepared %v, want the median of %v", c.RatioPrep, sum.RatioPrep, c.RoundsPrep)
 	}
+}
+
+func medianOf(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	return (s[(len(s)-1)/2] + s[len(s)/2]) / 2
 }
 
 // clean removes what lockstep made — the run's marked schema — and nothing
