@@ -795,3 +795,22 @@ func TestSpecSetupFailsAsTheTesterSays(t *testing.T) {
 		t.Errorf("standard error:\n--- want (the tester's)\n%s--- got\n%s", wantErr, errOut)
 	}
 }
+
+// A waiter a step released is printed as completed before the next step:
+// savepoint's T2 goes on at T1's ROLLBACK TO SAVEPOINT, while T1's
+// transaction stays open, and the transcript must not show it going on at
+// T1's COMMIT (as it did when the next step raced T2's completion).
+func TestRunTranscriptPrintsReleasedWaiterAtItsRelease(t *testing.T) {
+	t.Parallel()
+	out, errOut, code := lockstep(t, withDB(t, "run", "--scenario", "savepoint")...)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+	}
+	undo := strings.Index(out, "step T1: ROLLBACK TO SAVEPOINT s;")
+	t2 := strings.Index(out, "step T2: <... completed>")
+	commit := strings.Index(out, "step T1: COMMIT;")
+	t3 := strings.Index(out, "step T3: <... completed>")
+	if undo < 0 || t2 < undo || commit < t2 || t3 < commit {
+		t.Errorf("want ROLLBACK TO, T2 completed, COMMIT, T3 completed, in that order:\n%s", out)
+	}
+}
