@@ -444,6 +444,9 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 			if r.Relation != "" && tupleRel == "" && account != 0 {
 				continue // the waiter queues on an account's row
 			}
+			if slices.ContainsFunc(cands, func(o RowLock) bool { return o.SameRow(r) }) {
+				continue // one row, locked twice by the holder (its FOR NO KEY UPDATE, then its UPDATE)
+			}
 			cands = append(cands, r)
 		}
 		if tupleRel == "" && account == 0 {

@@ -501,3 +501,28 @@ func TestObserverScenarioRowWaitWithoutTupleLock(t *testing.T) {
 		t.Errorf("held row %+v: the row is not known", e.HeldRow)
 	}
 }
+
+// A row its holder locked twice (its FOR NO KEY UPDATE, then its UPDATE:
+// two lockers of one row in pgrowlocks) is one row, named once.
+func TestObserverRowWaitOnARowLockedTwice(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2, 2, locks.WithHeldRowLocks())
+	if ok, note := f.obs.RowLocksAvailable(); !ok {
+		dbtest.Optional(t, ok, "pgrowlocks ("+note+")", "postgresql-contrib")
+	}
+	for i := range 2 {
+		f.exec(t, i, "BEGIN")
+		f.exec(t, i, "SELECT 1 FROM accounts WHERE id IN (1, 2) FOR KEY SHARE")
+	}
+	f.exec(t, 1, "SELECT balance FROM accounts WHERE id = 2 FOR NO KEY UPDATE")
+	f.exec(t, 1, "UPDATE accounts SET balance = balance + 10 WHERE id = 2")
+	f.block(t, 0, "SELECT balance FROM accounts WHERE id = 2 FOR NO KEY UPDATE")
+	snap := f.pollUntilWaiting(t, "T1")
+	if len(snap.Graph.Edges) != 1 {
+		t.Fatalf("edges: %+v", snap.Graph.Edges)
+	}
+	why := snap.Graph.Edges[0].Why
+	if !strings.Contains(why, "T2 holds FOR NO KEY UPDATE on accounts id=2 (") || strings.Contains(why, "one of these rows") {
+		t.Errorf("why = %q: want T2's FOR NO KEY UPDATE on accounts id=2 named once", why)
+	}
+}
