@@ -277,9 +277,6 @@ func (p *player) drain(ctx context.Context) error {
 // tester's.
 func dropEmptySchemas(ctx context.Context, eng *sim.Engine) {
 	for _, d := range eng.MadeSchemas() {
-		if d.Server() != nil {
-			continue // a throwaway server goes whole
-		}
 		conn, err := d.Connect(ctx, db.AppName("drop"))
 		if err != nil {
 			continue
