@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -422,6 +423,11 @@ func (s *session) run(j job) {
 // waits to be read, or nothing that ends the session.
 func (s *session) pendingEnd(ctx context.Context) error {
 	if s.conn == nil || s.conn.IsClosed() || socketUnread(s.conn.PgConn().Conn()) <= 0 {
+		return nil
+	}
+	if _, isTLS := s.conn.PgConn().Conn().(*tls.Conn); isTLS {
+		// Unread bytes may be a TLS record with no message in it (a
+		// session ticket): a read could wait for nothing.
 		return nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
