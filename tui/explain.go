@@ -414,7 +414,7 @@ func (p *explainPane) item(it item, w int) (string, []string) {
 		text = append(text, words)
 		if table {
 			mode, _ := locks.ParseTableMode(it.lock.Mode)
-			t := locks.TableLevelConflicts()
+			t := locks.ModeConflicts(it.lock.Type)
 			ct, held = &t, int(mode)
 		}
 	case it.row != nil:

@@ -296,3 +296,46 @@ func TestSessionRowAfterRetry(t *testing.T) {
 		t.Errorf("after the retry: row statement %d, tail %q; want the retry and no error", k, ansi.Strip(p.tail(s)))
 	}
 }
+
+// TestAdvisoryConflictTableTitle: an advisory lock is decided by the
+// table-level modes' conflicts, but it locks no table — the explanation of
+// a selected advisory lock, waiting or held, must not title its table
+// "Table-level lock conflicts" (it did, in the advisory strategy's wait).
+func TestAdvisoryConflictTableTitle(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "advisory")
+	m := d.m
+	d.step("1", 0) // BEGIN
+	d.step("1", 0) // pg_advisory_xact_lock(…, 1)
+	d.step("2", 1) // BEGIN
+	d.step("2", 1) // waits for T1's key 1
+	if m.live.sessions[1].State != sim.Waiting {
+		t.Fatalf("T2 should wait for T1's advisory key:\n%s", d.screen())
+	}
+	// The wait, T2's request and T1's lock, once polled.
+	d.until("the wait is polled", func() bool { d.screen(); return d.quiet() && len(m.sel.items) >= 3 })
+	seen := 0
+	for range len(m.sel.items) + 1 {
+		d.key("down")
+		if m.sel.cur < 0 {
+			continue
+		}
+		it := m.sel.items[m.sel.cur]
+		l := it.lock
+		if it.edge != nil {
+			l = it.edge.Lock
+		}
+		if l == nil || l.Type != "advisory" {
+			continue
+		}
+		seen++
+		s := d.screen()
+		if strings.Contains(s, "Table-level") || !strings.Contains(s, "Explain — Advisory locks: Table 13.2's modes, no table locked") {
+			t.Errorf("the selected advisory lock (%s's, granted %v) is explained under a title that is not its own:\n%s",
+				l.Session, l.Granted, s)
+		}
+	}
+	if seen < 3 {
+		t.Fatalf("selected %d advisory locks; want the wait, T2's request and T1's lock:\n%s", seen, d.screen())
+	}
+}
