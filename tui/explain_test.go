@@ -303,17 +303,8 @@ func TestSessionRowAfterRetry(t *testing.T) {
 // "Table-level lock conflicts" (it did, in the advisory strategy's wait).
 func TestAdvisoryConflictTableTitle(t *testing.T) {
 	t.Parallel()
-	d := newDriver(t, "advisory")
+	d := advisoryWait(t)
 	m := d.m
-	d.step("1", 0) // BEGIN
-	d.step("1", 0) // pg_advisory_xact_lock(…, 1)
-	d.step("2", 1) // BEGIN
-	d.step("2", 1) // waits for T1's key 1
-	if m.live.sessions[1].State != sim.Waiting {
-		t.Fatalf("T2 should wait for T1's advisory key:\n%s", d.screen())
-	}
-	// The wait, T2's request and T1's lock, once polled.
-	d.until("the wait is polled", func() bool { d.screen(); return d.quiet() && len(m.sel.items) >= 3 })
 	seen := 0
 	for range len(m.sel.items) + 1 {
 		d.key("down")
@@ -337,5 +328,51 @@ func TestAdvisoryConflictTableTitle(t *testing.T) {
 	}
 	if seen < 3 {
 		t.Fatalf("selected %d advisory locks; want the wait, T2's request and T1's lock:\n%s", seen, d.screen())
+	}
+}
+
+// advisoryWait steps the advisory strategy until T2 waits for T1's key 1,
+// with the wait polled: the wait, T2's request and T1's lock selectable.
+func advisoryWait(t *testing.T) *driver {
+	t.Helper()
+	d := newDriver(t, "advisory")
+	m := d.m
+	d.step("1", 0) // BEGIN
+	d.step("1", 0) // pg_advisory_xact_lock(…, 1)
+	d.step("2", 1) // BEGIN
+	d.step("2", 1) // waits for T1's key 1
+	if m.live.sessions[1].State != sim.Waiting {
+		t.Fatalf("T2 should wait for T1's advisory key:\n%s", d.screen())
+	}
+	d.until("the wait is polled", func() bool { d.screen(); return d.quiet() && len(m.sel.items) >= 3 })
+	return d
+}
+
+// TestAdvisoryLocksPaneNamesTheAccount: the locks pane's column for what is
+// locked showed "advisory key → accoun…" for each of T1's two keys, which
+// could not then be told apart; the kind column says advisory already.
+func TestAdvisoryLocksPaneNamesTheAccount(t *testing.T) {
+	t.Parallel()
+	d := advisoryWait(t)
+	d.step("1", 0) // T1 takes key 2
+	d.until("T1's second key is polled", func() bool {
+		d.screen()
+		n := 0
+		for _, it := range d.m.sel.items {
+			if it.lock != nil && it.lock.Type == "advisory" {
+				n++
+			}
+		}
+		return d.quiet() && n == 3
+	})
+	s := d.screen()
+	for _, want := range []string{
+		"T2  advisory key → account 1        ExclusiveLock     WAITING ← T1",
+		"T1  advisory key → account 1        ExclusiveLock     ◀ blocks T2",
+		"T1  advisory key → account 2        ExclusiveLock     granted",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the locks pane lacks %q:\n%s", want, s)
+		}
 	}
 }
