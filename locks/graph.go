@@ -421,7 +421,7 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 	tupleRel, tupleCtid := "", ""
 	for _, l := range x.held[waiter.Session] {
 		// The granted tuple lock (not an SIReadLock) marks the row it queues for.
-		if l.Pid == waiter.Pid && l.Type == "tuple" && l.Mode != "SIReadLock" {
+		if l.Pid == waiter.Pid && l.Type == "tuple" && l.Mode != SIReadMode {
 			tupleRel, tupleCtid = l.Relation, l.Ctid()
 			if l.Account != 0 {
 				account = l.Account

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -374,5 +375,38 @@ func TestAdvisoryLocksPaneNamesTheAccount(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("the locks pane lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+// TestSIReadLockIsNoRowQueue: a SERIALIZABLE transaction's SIReadLock on a
+// tuple was named "accounts id=1 (row queue)" and explained as the head of
+// that row's queue ("The first session to wait for a locked row takes it")
+// — a predicate lock records a read and blocks no one.
+func TestSIReadLockIsNoRowQueue(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "serializable")
+	m := d.m
+	for range 5 { // BEGIN, the three inserts, SELECT balance … WHERE id = 1
+		d.step("1", 0)
+	}
+	isSIRead := func(it item) bool {
+		return it.lock != nil && it.lock.Type == "tuple" && it.lock.Mode == locks.SIReadMode
+	}
+	d.until("T1's SIReadLock on a row is polled", func() bool {
+		d.screen()
+		return d.quiet() && slices.ContainsFunc(m.sel.items, isSIRead)
+	})
+	for range len(m.sel.items) {
+		if it, ok := m.sel.Selected(); ok && isSIRead(it) {
+			break
+		}
+		d.key("down")
+	}
+	s := d.screen()
+	if strings.Contains(s, "row queue") || strings.Contains(s, "(row qu…") || strings.Contains(s, "head of that row's queue") {
+		t.Errorf("an SIReadLock is said to be a place in a row's queue:\n%s", s)
+	}
+	if !strings.Contains(s, "a predicate lock of its") || !strings.Contains(s, "It blocks no one") {
+		t.Errorf("the selected SIReadLock is not explained as a predicate lock:\n%s", s)
 	}
 }
