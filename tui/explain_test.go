@@ -410,3 +410,24 @@ func TestSIReadLockIsNoRowQueue(t *testing.T) {
 		t.Errorf("the selected SIReadLock is not explained as a predicate lock:\n%s", s)
 	}
 }
+
+// TestVoidResultIsNotCut: pg_advisory_xact_lock returns void, whose text is
+// empty; the sessions pane showed "→ pg_advisory_xact_lock =" and nothing
+// after, which reads as a cut line.
+func TestVoidResultIsNotCut(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "advisory")
+	d.step("1", 0) // BEGIN
+	d.step("1", 0) // pg_advisory_xact_lock(…, 1)
+	d.key("tab", "z") // the sessions pane, whole
+	s := d.screen()
+	if !strings.Contains(s, "→ pg_advisory_xact_lock = (empty)") {
+		t.Errorf("the void result of T1's pg_advisory_xact_lock is not shown as an empty value:\n%s", s)
+	}
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(strings.TrimRight(strings.Trim(l, "│ "), " "), "pg_advisory_xact_lock =") &&
+			strings.HasSuffix(strings.TrimRight(strings.TrimSuffix(strings.TrimRight(l, " "), "│"), " "), "=") {
+			t.Errorf("a line ends at '=': %q", l)
+		}
+	}
+}
