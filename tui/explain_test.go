@@ -417,8 +417,8 @@ func TestSIReadLockIsNoRowQueue(t *testing.T) {
 func TestVoidResultIsNotCut(t *testing.T) {
 	t.Parallel()
 	d := newDriver(t, "advisory")
-	d.step("1", 0) // BEGIN
-	d.step("1", 0) // pg_advisory_xact_lock(…, 1)
+	d.step("1", 0)    // BEGIN
+	d.step("1", 0)    // pg_advisory_xact_lock(…, 1)
 	d.key("tab", "z") // the sessions pane, whole
 	s := d.screen()
 	if !strings.Contains(s, "→ pg_advisory_xact_lock = (empty)") {
