@@ -275,15 +275,23 @@ func reasonWords(who, detail string) string {
 	default:
 		return ""
 	}
+	// "During commit attempt", "during conflict out checking" and "during
+	// conflict in checking" are the server's words for a transaction that
+	// another's check had already marked to die (predicate.c: "someone else
+	// has already decided that we need to die"), cancelled at its next
+	// COMMIT, read or write: not where the pattern was found.
+	marked := "; another transaction's statement or COMMIT had completed the pattern and the server marked " + who + " to be cancelled, "
 	switch {
 	case strings.Contains(d, "during commit attempt"):
-		s += "; the server found it at " + who + "'s COMMIT"
+		s += marked + "which it did at " + who + "'s COMMIT"
 	case strings.Contains(d, "during write"):
 		s += "; the server found it as " + who + " wrote"
-	case strings.Contains(d, "during read"), strings.Contains(d, "conflict out checking"):
+	case strings.Contains(d, "during read"):
 		s += "; the server found it as " + who + " read"
+	case strings.Contains(d, "conflict out checking"):
+		s += marked + "which it did as " + who + " next read (this statement)"
 	case strings.Contains(d, "conflict in checking"):
-		s += "; the server found it as " + who + " wrote what another had read"
+		s += marked + "which it did as " + who + " next wrote (this statement)"
 	}
 	return s + "."
 }

@@ -29,7 +29,7 @@ func TestSerializationFailureExplained(t *testing.T) {
 	lines, avoid := failureMeaning(skew, age)
 	text := strings.Join(lines, " ")
 	for _, want := range []string{
-		"Its DETAIL names T2 the pivot", "found it at T2's COMMIT",
+		"Its DETAIL names T2 the pivot", "the server marked T2 to be cancelled, which it did at T2's COMMIT",
 		"T2's transaction ran read anomaly (SELECT count(*) AS on_call FROM anomaly WHERE on_call), then read and wrote anomaly (UPDATE anomaly SET on_call = false WHERE id = 2), then COMMIT, which failed",
 		"T1's transaction (committed while T2's was open)",
 		"T2 read anomaly, which T1 wrote; and T1 read anomaly, which T2 wrote",
@@ -44,6 +44,26 @@ func TestSerializationFailureExplained(t *testing.T) {
 	}
 	if !strings.Contains(avoid, "retry T2's whole transaction") {
 		t.Errorf("avoid: %s", avoid)
+	}
+
+	if strings.Contains(text, "found it at T2's COMMIT") {
+		t.Errorf("'during commit attempt' is the server cancelling a transaction another's check had marked, not finding the pattern at its COMMIT:\n%s", text)
+	}
+
+	// "During conflict out checking": T1 was marked when another's read
+	// completed the pattern (seen: transfers ring of three, T3 read the
+	// row T1 had changed), and cancelled at T1's next read.
+	marked := *skew
+	marked.Err.Detail = "Reason code: Canceled on identification as a pivot, during conflict out checking."
+	lines, _ = failureMeaning(&marked, age)
+	text = strings.Join(lines, " ")
+	if strings.Contains(text, "found it as T2 read") || !strings.Contains(text, "the server marked T2 to be cancelled, which it did as T2 next read (this statement)") {
+		t.Errorf("during conflict out checking:\n%s", text)
+	}
+	marked.Err.Detail = "Reason code: Canceled on identification as a pivot, during write."
+	lines, _ = failureMeaning(&marked, age)
+	if text = strings.Join(lines, " "); !strings.Contains(text, "the server found it as T2 wrote") {
+		t.Errorf("during write is found by the writer's own check:\n%s", text)
 	}
 
 	// One way only: T1 read what T2 wrote, T2 read nothing T1 wrote. No
