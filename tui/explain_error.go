@@ -253,7 +253,9 @@ func serializableMeaning(f *sim.Failure) ([]string, string) {
 	}
 	switch {
 	case both != "":
-		lines = append(lines, fmt.Sprintf("Run one after the other, %s or %s would go first and the other would see its write; here each read missed the other's write, so no serial order gives these results: one must go, and the server cancelled %s's.", both, who, who))
+		// Tables, not rows: in a ring of transfers T2 reads accounts 2 and
+		// 3 and T1 wrote account 1, and the pattern ran through T3.
+		lines = append(lines, fmt.Sprintf("If the rows meet as the tables do, no serial order of %s and %s gives these results: run one after the other, the second would see the first's write, and here each read missed the other's. Table names cannot tell: the server judges by the rows and pages each read (SIReadLock), and the pattern it acted on may run through more than two transactions; it cancelled %s's.", both, who, who))
 	case !related:
 		lines = append(lines, "No other transaction of the run, as its statements name tables, read what "+who+" wrote or wrote what it read: the dependency is through what the statements do not name (an index, a foreign key's check) or with a transaction outside lockstep's sessions.")
 	}
