@@ -308,6 +308,26 @@ func TableLevelConflicts() ConflictTable {
 	return t
 }
 
+// ModeConflicts returns the conflict table that decides a lock of the given
+// pg_locks locktype in one of the table-level modes: TableLevelConflicts for
+// a table ("relation", or "" when the type is not known), else the same
+// matrix — the lock manager decides every heavyweight lock, advisory ones
+// included, with one (lock.c's LockConflicts) — titled for what is locked:
+// an advisory key or a tuple is no table, and a title saying "table-level"
+// of it would be false.
+func ModeConflicts(locktype string) ConflictTable {
+	t := TableLevelConflicts()
+	switch locktype {
+	case "", "relation":
+		return t
+	case "advisory":
+		t.Title = "Advisory locks: Table 13.2's modes, no table locked"
+	default:
+		t.Title = strings.ToUpper(locktype[:1]) + locktype[1:] + " locks: Table 13.2's modes, no table locked"
+	}
+	return t
+}
+
 // RowLevelConflicts returns the row-level conflict table (PostgreSQL docs,
 // Table 13.3), built from the same data as RowConflicts.
 func RowLevelConflicts() ConflictTable {

@@ -15,6 +15,11 @@ type Conflict struct {
 	Row    bool `json:",omitempty"` // the row-level table (Table 13.3) rather than the table-level one (13.2)
 	Held   int  `json:",omitempty"`
 	Wanted int  `json:",omitempty"`
+	// Type is the pg_locks locktype of the lock the cell decides, when
+	// it is no table ("advisory", "tuple", …): the server decides those
+	// with the table-level modes' conflicts, but no table is locked.
+	// Empty for a table (relation) lock and for the row-level table.
+	Type string `json:",omitempty"`
 }
 
 // Table is the conflict table the cell belongs to.
@@ -22,7 +27,7 @@ func (c Conflict) Table() ConflictTable {
 	if c.Row {
 		return RowLevelConflicts()
 	}
-	return TableLevelConflicts()
+	return ModeConflicts(c.Type)
 }
 
 // Edge is "Waiter waits for Holder", labelled with the lock that causes it.
@@ -341,6 +346,9 @@ func (x *index) explain(e *Edge, waiter *Backend) {
 	}
 	if heldOK {
 		e.Conflict = &Conflict{Held: int(heldMode), Wanted: int(wantedMode)}
+		if w.Type != "relation" {
+			e.Conflict.Type = w.Type
+		}
 	}
 	switch w.Type {
 	case "transactionid":
@@ -416,7 +424,7 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 	tupleRel, tupleCtid := "", ""
 	for _, l := range x.held[waiter.Session] {
 		// The granted tuple lock (not an SIReadLock) marks the row it queues for.
-		if l.Pid == waiter.Pid && l.Type == "tuple" && l.Mode != "SIReadLock" {
+		if l.Pid == waiter.Pid && l.Type == "tuple" && l.Mode != SIReadMode {
 			tupleRel, tupleCtid = l.Relation, l.Ctid()
 			if l.Account != 0 {
 				account = l.Account

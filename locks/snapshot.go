@@ -105,6 +105,11 @@ func (l Lock) Ctid() string {
 // TableMode is the lock's mode as a table-level mode, if it is one.
 func (l Lock) TableMode() (TableMode, bool) { return ParseTableMode(l.Mode) }
 
+// SIReadMode is pg_locks' mode of a predicate lock: a SERIALIZABLE
+// transaction's record of what it read (a tuple, a page, a relation), which
+// blocks nothing and waits for nothing.
+const SIReadMode = "SIReadLock"
+
 // Target says in human words what the lock is on.
 func (l Lock) Target() string {
 	switch l.Type {
@@ -117,10 +122,16 @@ func (l Lock) Target() string {
 		}
 		return l.Relation
 	case "tuple":
-		if l.Account != 0 {
-			return fmt.Sprintf("%s id=%d (row queue)", l.Relation, l.Account)
+		// A SERIALIZABLE transaction's SIReadLock on a tuple is a record
+		// of its read, no place in the row's queue.
+		queue := " (row queue)"
+		if l.Mode == SIReadMode {
+			queue = ""
 		}
-		return fmt.Sprintf("%s row %s (row queue)", l.Relation, l.Ctid())
+		if l.Account != 0 {
+			return fmt.Sprintf("%s id=%d%s", l.Relation, l.Account, queue)
+		}
+		return fmt.Sprintf("%s row %s%s", l.Relation, l.Ctid(), queue)
 	case "transactionid":
 		if l.TxOwner != "" && l.Subtransaction {
 			return l.TxOwner + "'s subtransaction"

@@ -414,7 +414,7 @@ func (p *explainPane) item(it item, w int) (string, []string) {
 		text = append(text, words)
 		if table {
 			mode, _ := locks.ParseTableMode(it.lock.Mode)
-			t := locks.TableLevelConflicts()
+			t := locks.ModeConflicts(it.lock.Type)
 			ct, held = &t, int(mode)
 		}
 	case it.row != nil:
@@ -445,6 +445,23 @@ func heldLockWords(snap *locks.Snapshot, l locks.Lock) (words string, table bool
 		if e, ok := waitOf(snap, l.Pid); ok {
 			waits = e.Holder
 		}
+	}
+	if l.Mode == locks.SIReadMode {
+		// A predicate lock: no conflict table, no queue (PostgreSQL docs,
+		// 13.2.3 and 13.3.5: SIRead locks do not cause any blocking).
+		what := map[string]string{
+			"tuple":    "this row",
+			"page":     "this page (an index page its search read, or a table page whose row locks were combined into one)",
+			"relation": "all of it (a sequential scan, or its row and page locks combined into one)",
+		}[l.Type]
+		if what == "" {
+			what = "it"
+		}
+		return fmt.Sprintf("%s holds SIReadLock on %s: a predicate lock of its SERIALIZABLE transaction, the server's record that it read %s. "+
+			"It blocks no one and waits for no one; the server uses it to find read/write dependencies between serializable transactions, "+
+			"and fails one of them with 40001 when those could make the result differ from every serial order. "+
+			"It may be kept after %s's transaction ends, until the transactions that overlapped it end.",
+			l.Session, l.Target(), what, l.Session), false
 	}
 	switch l.Type {
 	case "relation":

@@ -253,7 +253,9 @@ func serializableMeaning(f *sim.Failure) ([]string, string) {
 	}
 	switch {
 	case both != "":
-		lines = append(lines, fmt.Sprintf("Run one after the other, %s or %s would go first and the other would see its write; here each read missed the other's write, so no serial order gives these results: one must go, and the server cancelled %s's.", both, who, who))
+		// Tables, not rows: in a ring of transfers T2 reads accounts 2 and
+		// 3 and T1 wrote account 1, and the pattern ran through T3.
+		lines = append(lines, fmt.Sprintf("If the rows meet as the tables do, no serial order of %s and %s gives these results: run one after the other, the second would see the first's write, and here each read missed the other's. Table names cannot tell: the server judges by the rows and pages each read (SIReadLock), and the pattern it acted on may run through more than two transactions; it cancelled %s's.", both, who, who))
 	case !related:
 		lines = append(lines, "No other transaction of the run, as its statements name tables, read what "+who+" wrote or wrote what it read: the dependency is through what the statements do not name (an index, a foreign key's check) or with a transaction outside lockstep's sessions.")
 	}
@@ -275,15 +277,23 @@ func reasonWords(who, detail string) string {
 	default:
 		return ""
 	}
+	// "During commit attempt", "during conflict out checking" and "during
+	// conflict in checking" are the server's words for a transaction that
+	// another's check had already marked to die (predicate.c: "someone else
+	// has already decided that we need to die"), cancelled at its next
+	// COMMIT, read or write: not where the pattern was found.
+	marked := "; another transaction's statement or COMMIT had completed the pattern and the server marked " + who + " to be cancelled, "
 	switch {
 	case strings.Contains(d, "during commit attempt"):
-		s += "; the server found it at " + who + "'s COMMIT"
+		s += marked + "which it did at " + who + "'s COMMIT"
 	case strings.Contains(d, "during write"):
 		s += "; the server found it as " + who + " wrote"
-	case strings.Contains(d, "during read"), strings.Contains(d, "conflict out checking"):
+	case strings.Contains(d, "during read"):
 		s += "; the server found it as " + who + " read"
+	case strings.Contains(d, "conflict out checking"):
+		s += marked + "which it did as " + who + " next read (this statement)"
 	case strings.Contains(d, "conflict in checking"):
-		s += "; the server found it as " + who + " wrote what another had read"
+		s += marked + "which it did as " + who + " next wrote (this statement)"
 	}
 	return s + "."
 }

@@ -29,11 +29,11 @@ func TestSerializationFailureExplained(t *testing.T) {
 	lines, avoid := failureMeaning(skew, age)
 	text := strings.Join(lines, " ")
 	for _, want := range []string{
-		"Its DETAIL names T2 the pivot", "found it at T2's COMMIT",
+		"Its DETAIL names T2 the pivot", "the server marked T2 to be cancelled, which it did at T2's COMMIT",
 		"T2's transaction ran read anomaly (SELECT count(*) AS on_call FROM anomaly WHERE on_call), then read and wrote anomaly (UPDATE anomaly SET on_call = false WHERE id = 2), then COMMIT, which failed",
 		"T1's transaction (committed while T2's was open)",
 		"T2 read anomaly, which T1 wrote; and T1 read anomaly, which T2 wrote",
-		"no serial order gives these results", "the server cancelled T2's",
+		"no serial order of T1 and T2 gives these results", "it cancelled T2's",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the explanation lacks %q:\n%s", want, text)
@@ -44,6 +44,47 @@ func TestSerializationFailureExplained(t *testing.T) {
 	}
 	if !strings.Contains(avoid, "retry T2's whole transaction") {
 		t.Errorf("avoid: %s", avoid)
+	}
+
+	if strings.Contains(text, "found it at T2's COMMIT") {
+		t.Errorf("'during commit attempt' is the server cancelling a transaction another's check had marked, not finding the pattern at its COMMIT:\n%s", text)
+	}
+
+	// "During conflict out checking": T1 was marked when another's read
+	// completed the pattern (seen: transfers ring of three, T3 read the
+	// row T1 had changed), and cancelled at T1's next read.
+	marked := *skew
+	marked.Err.Detail = "Reason code: Canceled on identification as a pivot, during conflict out checking."
+	lines, _ = failureMeaning(&marked, age)
+	text = strings.Join(lines, " ")
+	if strings.Contains(text, "found it as T2 read") || !strings.Contains(text, "the server marked T2 to be cancelled, which it did as T2 next read (this statement)") {
+		t.Errorf("during conflict out checking:\n%s", text)
+	}
+	marked.Err.Detail = "Reason code: Canceled on identification as a pivot, during write."
+	lines, _ = failureMeaning(&marked, age)
+	if text = strings.Join(lines, " "); !strings.Contains(text, "the server found it as T2 wrote") {
+		t.Errorf("during write is found by the writer's own check:\n%s", text)
+	}
+
+	// A ring of three transfers (seen by hand, serializable, --sessions 3
+	// --direction ring): T2 read accounts 2 and 3 and T1 wrote account 1,
+	// so T2 read nothing T1 wrote; the pattern ran T3 → T1 → T2. The tables
+	// meet both ways, the rows do not: no flat "no serial order" of T1 and
+	// T2 (T1 then T2 gives these results).
+	ring := &sim.Failure{Kind: sim.FailSerializable, Session: "T1", SQL: "SELECT balance FROM accounts WHERE id = 2",
+		Err: sim.ServerMessage{Severity: "ERROR", SQLState: "40001", Message: "could not serialize access due to read/write dependencies among transactions",
+			Detail: "Reason code: Canceled on identification as a pivot, during conflict out checking."},
+		Own: []string{"SELECT balance FROM accounts WHERE id = 1", "UPDATE accounts SET balance = 90.00 WHERE id = 1 RETURNING balance", "SELECT balance FROM accounts WHERE id = 2"},
+		Overlapping: []sim.TxSeen{
+			{Session: "T2", Committed: true, Statements: []string{"SELECT balance FROM accounts WHERE id = 2", "UPDATE accounts SET balance = 90.00 WHERE id = 2 RETURNING balance",
+				"SELECT balance FROM accounts WHERE id = 3", "UPDATE accounts SET balance = 110.00 WHERE id = 3 RETURNING balance", "COMMIT"}},
+			{Session: "T3", Open: true, Statements: []string{"SELECT balance FROM accounts WHERE id = 3", "UPDATE accounts SET balance = 100.00 WHERE id = 3 RETURNING balance", "SELECT balance FROM accounts WHERE id = 1"}},
+		}}
+	lines, _ = failureMeaning(ring, age)
+	text = strings.Join(lines, " ")
+	if strings.Contains(text, "each read missed the other's write, so no serial order gives these results") ||
+		!strings.Contains(text, "If the rows meet as the tables do") || !strings.Contains(text, "may run through more than two transactions") {
+		t.Errorf("a ring of three: T1 and T2 meet by table, not by row, and no cycle of the two may be claimed:\n%s", text)
 	}
 
 	// One way only: T1 read what T2 wrote, T2 read nothing T1 wrote. No

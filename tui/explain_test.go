@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -294,5 +295,139 @@ func TestSessionRowAfterRetry(t *testing.T) {
 	s.Next, s.Finished = 2, true
 	if k, _ := p.rowStatement(s); k != 1 || p.tail(s) != "" {
 		t.Errorf("after the retry: row statement %d, tail %q; want the retry and no error", k, ansi.Strip(p.tail(s)))
+	}
+}
+
+// TestAdvisoryConflictTableTitle: an advisory lock is decided by the
+// table-level modes' conflicts, but it locks no table — the explanation of
+// a selected advisory lock, waiting or held, must not title its table
+// "Table-level lock conflicts" (it did, in the advisory strategy's wait).
+func TestAdvisoryConflictTableTitle(t *testing.T) {
+	t.Parallel()
+	d := advisoryWait(t)
+	m := d.m
+	seen := 0
+	for range len(m.sel.items) + 1 {
+		d.key("down")
+		if m.sel.cur < 0 {
+			continue
+		}
+		it := m.sel.items[m.sel.cur]
+		l := it.lock
+		if it.edge != nil {
+			l = it.edge.Lock
+		}
+		if l == nil || l.Type != "advisory" {
+			continue
+		}
+		seen++
+		s := d.screen()
+		if strings.Contains(s, "Table-level") || !strings.Contains(s, "Explain — Advisory locks: Table 13.2's modes, no table locked") {
+			t.Errorf("the selected advisory lock (%s's, granted %v) is explained under a title that is not its own:\n%s",
+				l.Session, l.Granted, s)
+		}
+	}
+	if seen < 3 {
+		t.Fatalf("selected %d advisory locks; want the wait, T2's request and T1's lock:\n%s", seen, d.screen())
+	}
+}
+
+// advisoryWait steps the advisory strategy until T2 waits for T1's key 1,
+// with the wait polled: the wait, T2's request and T1's lock selectable.
+func advisoryWait(t *testing.T) *driver {
+	t.Helper()
+	d := newDriver(t, "advisory")
+	m := d.m
+	d.step("1", 0) // BEGIN
+	d.step("1", 0) // pg_advisory_xact_lock(…, 1)
+	d.step("2", 1) // BEGIN
+	d.step("2", 1) // waits for T1's key 1
+	if m.live.sessions[1].State != sim.Waiting {
+		t.Fatalf("T2 should wait for T1's advisory key:\n%s", d.screen())
+	}
+	d.until("the wait is polled", func() bool { d.screen(); return d.quiet() && len(m.sel.items) >= 3 })
+	return d
+}
+
+// TestAdvisoryLocksPaneNamesTheAccount: the locks pane's column for what is
+// locked showed "advisory key → accoun…" for each of T1's two keys, which
+// could not then be told apart; the kind column says advisory already.
+func TestAdvisoryLocksPaneNamesTheAccount(t *testing.T) {
+	t.Parallel()
+	d := advisoryWait(t)
+	d.step("1", 0) // T1 takes key 2
+	d.until("T1's second key is polled", func() bool {
+		d.screen()
+		n := 0
+		for _, it := range d.m.sel.items {
+			if it.lock != nil && it.lock.Type == "advisory" {
+				n++
+			}
+		}
+		return d.quiet() && n == 3
+	})
+	s := d.screen()
+	for _, want := range []string{
+		"T2  advisory key → account 1        ExclusiveLock     WAITING ← T1",
+		"T1  advisory key → account 1        ExclusiveLock     ◀ blocks T2",
+		"T1  advisory key → account 2        ExclusiveLock     granted",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the locks pane lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+// TestSIReadLockIsNoRowQueue: a SERIALIZABLE transaction's SIReadLock on a
+// tuple was named "accounts id=1 (row queue)" and explained as the head of
+// that row's queue ("The first session to wait for a locked row takes it")
+// — a predicate lock records a read and blocks no one.
+func TestSIReadLockIsNoRowQueue(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "serializable")
+	m := d.m
+	for range 5 { // BEGIN, the three inserts, SELECT balance … WHERE id = 1
+		d.step("1", 0)
+	}
+	isSIRead := func(it item) bool {
+		return it.lock != nil && it.lock.Type == "tuple" && it.lock.Mode == locks.SIReadMode
+	}
+	d.until("T1's SIReadLock on a row is polled", func() bool {
+		d.screen()
+		return d.quiet() && slices.ContainsFunc(m.sel.items, isSIRead)
+	})
+	for range len(m.sel.items) {
+		if it, ok := m.sel.Selected(); ok && isSIRead(it) {
+			break
+		}
+		d.key("down")
+	}
+	s := d.screen()
+	if strings.Contains(s, "row queue") || strings.Contains(s, "(row qu…") || strings.Contains(s, "head of that row's queue") {
+		t.Errorf("an SIReadLock is said to be a place in a row's queue:\n%s", s)
+	}
+	if !strings.Contains(s, "a predicate lock of its") || !strings.Contains(s, "It blocks no one") {
+		t.Errorf("the selected SIReadLock is not explained as a predicate lock:\n%s", s)
+	}
+}
+
+// TestVoidResultIsNotCut: pg_advisory_xact_lock returns void, whose text is
+// empty; the sessions pane showed "→ pg_advisory_xact_lock =" and nothing
+// after, which reads as a cut line.
+func TestVoidResultIsNotCut(t *testing.T) {
+	t.Parallel()
+	d := newDriver(t, "advisory")
+	d.step("1", 0)    // BEGIN
+	d.step("1", 0)    // pg_advisory_xact_lock(…, 1)
+	d.key("tab", "z") // the sessions pane, whole
+	s := d.screen()
+	if !strings.Contains(s, "→ pg_advisory_xact_lock = (empty)") {
+		t.Errorf("the void result of T1's pg_advisory_xact_lock is not shown as an empty value:\n%s", s)
+	}
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(strings.TrimRight(strings.Trim(l, "│ "), " "), "pg_advisory_xact_lock =") &&
+			strings.HasSuffix(strings.TrimRight(strings.TrimSuffix(strings.TrimRight(l, " "), "│"), " "), "=") {
+			t.Errorf("a line ends at '=': %q", l)
+		}
 	}
 }

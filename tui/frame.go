@@ -127,6 +127,10 @@ type result struct {
 	total   int
 }
 
+// emptyValue stands for a value whose text is empty (not NULL), which
+// would otherwise show as nothing after "=".
+const emptyValue = "(empty)"
+
 // maxResultRows is how many rows of a result the screen keeps.
 const maxResultRows = 3
 
@@ -397,8 +401,13 @@ func (f *frame) keepResult(ev sim.Event) {
 		cells := make([]string, len(row))
 		for j, v := range row {
 			cells[j] = v
-			if i < len(r.Null) && j < len(r.Null[i]) && r.Null[i][j] {
+			switch {
+			case i < len(r.Null) && j < len(r.Null[i]) && r.Null[i][j]:
 				cells[j] = "NULL"
+			case v == "":
+				// A void function's value (pg_advisory_xact_lock) is empty
+				// text: "→ pg_advisory_xact_lock =" read as cut.
+				cells[j] = emptyValue
 			}
 		}
 		kept.rows = append(kept.rows, cells)

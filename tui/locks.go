@@ -115,6 +115,11 @@ func (p *locksPane) line(it item, sessW int) string {
 			}
 		case "transactionid":
 			kind = "xid"
+		case "advisory":
+			// The kind says advisory already: the column keeps room for
+			// the account, which told the keys apart ("advisory key →
+			// accoun…" twice, for T1's key 1 and key 2).
+			target = strings.TrimPrefix(target, "advisory ")
 		case "virtualxid":
 			kind, target = "vxid", l.VirtualXID
 			if l.TxOwner != "" {
