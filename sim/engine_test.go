@@ -296,7 +296,9 @@ func TestTerminatedSessionFailsOthersGoOn(t *testing.T) {
 	if err := eng.Terminate(context.Background(), 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.Step(1); err != nil {
+	// A poll may find T2's backend gone before the step is sent (a loaded
+	// machine): the loss is then reported by the poll, and the step refused.
+	if err := eng.Step(1); err != nil && !errors.Is(err, sim.ErrFailed) {
 		t.Fatal(err)
 	}
 	ev := next(t, eng, func(ev sim.Event) bool { return ev.Session == "T2" && ev.Kind != sim.Started })

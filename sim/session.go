@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -430,7 +431,7 @@ func (s *session) pendingEnd(ctx context.Context) error {
 		// session ticket): a read could wait for nothing.
 		return nil
 	}
-	rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second) // bytes wait: see readWaiting
 	defer cancel()
 	for socketUnread(s.conn.PgConn().Conn()) > 0 {
 		m, err := s.conn.PgConn().ReceiveMessage(rctx)
@@ -444,6 +445,18 @@ func (s *session) pendingEnd(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// readWaiting is how long a read of what the server has sent may take:
+// when the socket says bytes wait, long enough for a loaded machine to get
+// to them (a read whose deadline passed before it ran fails, and pgconn
+// closes the connection, losing the FATAL in it); else short, since
+// nothing may come.
+func readWaiting(c net.Conn, short time.Duration) time.Duration {
+	if socketUnread(c) > 0 {
+		return 2 * time.Second
+	}
+	return short
 }
 
 // touchesTimeouts says whether a statement may change the session's
@@ -693,7 +706,7 @@ func (s *session) reap(ctx context.Context, gen int) {
 	if s.conn != nil && !s.conn.IsClosed() {
 		// The server wrote its FATAL before it closed the socket: it is
 		// there to read, or nothing is.
-		rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		rctx, cancel := context.WithTimeout(ctx, readWaiting(s.conn.PgConn().Conn(), 500*time.Millisecond))
 		for msg == nil {
 			m, err := s.conn.PgConn().ReceiveMessage(rctx)
 			if err != nil {
@@ -760,7 +773,10 @@ func (s *session) probe(ctx context.Context, gen int) {
 	if !ok {
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	if socketUnread(s.conn.PgConn().Conn()) == 0 {
+		return // nothing came: no read, which a timeout would end by closing the connection
+	}
+	rctx, cancel := context.WithTimeout(ctx, readWaiting(s.conn.PgConn().Conn(), 50*time.Millisecond))
 	_, err := s.conn.PgConn().ReceiveMessage(rctx)
 	cancel()
 	msg := ServerError(err)
