@@ -71,6 +71,43 @@ func (b Books) Summary() string {
 	return strings.Join(parts, "; ")
 }
 
+// Brief is the verdict in the fewest words that keep its lesson, for a
+// line with no room for Summary: "total 200.00 ok"; else the one thing most
+// wrong — a lost update, money created or lost, the first account or
+// transfer that disagrees — with " …" when Summary says more. Never the
+// totals alone when the books are broken: "total 200.00 = 200.00" cut
+// short reads as kept.
+func (b Books) Brief() string {
+	if b.OK() {
+		return "total " + money(b.Total) + " ok"
+	}
+	diff := b.Total.Sub(b.Opening)
+	var brief string
+	switch {
+	case b.LostUpdate():
+		brief = "a lost update"
+	case diff.IsPositive():
+		brief = money(diff) + " created"
+	case diff.IsNegative():
+		brief = money(diff.Neg()) + " lost"
+	case len(b.Drift) > 0:
+		d := b.Drift[0]
+		brief = fmt.Sprintf("account %d holds %s, its entries say %s", d.Account, money(d.Balance), money(d.Expected))
+	default:
+		t := b.BadTransfers[0]
+		brief = fmt.Sprintf("transfer %d's entries sum to %s", t.Transfer, money(t.Sum))
+		if t.Entries != 2 {
+			brief = fmt.Sprintf("transfer %d has %d entries", t.Transfer, t.Entries)
+		}
+	}
+	// Summary says more unless this was all of it: one drift or one bad
+	// transfer with equal totals.
+	if !diff.IsZero() || len(b.Drift)+len(b.BadTransfers) > 1 || b.LostUpdate() {
+		brief += " …"
+	}
+	return brief
+}
+
 // CheckBooks reads the ledger and checks its invariants, on a connection
 // outside any session's transaction.
 func CheckBooks(ctx context.Context, q Querier) (Books, error) {

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/shopspring/decimal"
 
+	"lockstep/ledger"
 	"lockstep/scenario"
 	"lockstep/sim"
 )
@@ -217,5 +219,30 @@ func TestTypedStatementsAreSteps(t *testing.T) {
 	s = d.screen()
 	if strings.Contains(s, "22012") || strings.Contains(s, "⌨ BEGIN") || !strings.Contains(s, "⌨ ROLLBACK") {
 		t.Errorf("after ROLLBACK, T1's column should show the ROLLBACK alone of what was typed:\n%s", s)
+	}
+}
+
+// TestTabBarVerdictNeverCutToItsOpposite: at 80×24 and 100×30 the tab bar
+// has no room for a broken ledger's whole verdict; it says what is wrong in
+// brief ("a lost update …"), never "BROKEN: total 200.00 = 20…", whose
+// totals read as kept.
+func TestTabBarVerdictNeverCutToItsOpposite(t *testing.T) {
+	t.Parallel()
+	m := lectureReplay(t, 80, 24)
+	m.shown().books = booksState{read: true, books: &ledger.Books{
+		Opening: decimal.NewFromInt(200), Total: decimal.NewFromInt(200),
+		Drift: []ledger.Drift{{Account: 1, Balance: decimal.NewFromInt(90), Expected: decimal.NewFromInt(80)}},
+	}}
+	for _, size := range [][2]int{{80, 24}, {100, 30}} {
+		m.Update(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
+		var bar string
+		for _, l := range strings.Split(stripped(m.View().Content), "\n") {
+			if strings.Contains(l, "Accounts") && strings.Contains(l, "books") {
+				bar = l
+			}
+		}
+		if !strings.HasSuffix(strings.TrimRight(bar, " "), "✗ books BROKEN: a lost update …") {
+			t.Errorf("at %dx%d the tab bar reads %q", size[0], size[1], bar)
+		}
 	}
 }
