@@ -246,3 +246,29 @@ func TestTabBarVerdictNeverCutToItsOpposite(t *testing.T) {
 		}
 	}
 }
+
+// longAges shows ages and pids at their widest, as a run that has gone on a
+// while does.
+type longAges struct{ masked }
+
+func (longAges) Pid(int32) string         { return "12345" }
+func (longAges) Age(time.Duration) string { return "12.3s" }
+
+// TestStateLineNeverCutsTheAge: three sessions at 120×40 leave a column too
+// narrow for "● in transaction · pid 12345 · tx 12.3s"; the pid gives its
+// place to a mark, and the age stays whole — "tx 1…" read as one second.
+func TestStateLineNeverCutsTheAge(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t, "for-update")
+	opts.Volatile = longAges{}
+	opts.Config.Sessions = 3
+	m := New(context.Background(), opts)
+	t.Cleanup(m.Close)
+	d := newTestDriver(t, m)
+	d.start(120, 40)
+	d.step("1", 0)
+	s := d.screen()
+	if strings.Contains(s, "tx 1…") || !strings.Contains(s, "● in transaction · … · tx 12.3s") {
+		t.Errorf("T1's state line, three sessions at 120×40:\n%s", s)
+	}
+}
