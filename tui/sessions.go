@@ -496,12 +496,13 @@ func heldWords(e locks.Edge) string {
 func (p *sessionsPane) row(i, w int, brief bool) []string {
 	st := p.look.st
 	s := p.f.sessions[i]
-	name := fmt.Sprintf("%-5s", s.Name)
-	if i == p.sel {
-		name = st.selected.Render("▸" + name)
-	} else {
-		name = st.bold.Render(" " + name)
+	named := func(name string) string {
+		if i == p.sel {
+			return st.selected.Render("▸" + name)
+		}
+		return st.bold.Render(" " + name)
 	}
+	name := named(fmt.Sprintf("%-5s", s.Name))
 	indent := 24
 	head := name + " " + p.badge(s.State)
 	if s.State == sim.Failed && s.Ended != nil {
@@ -520,10 +521,12 @@ func (p *sessionsPane) row(i, w int, brief bool) []string {
 		head += st.wait.Render(" " + p.look.vol.Age(p.now.Sub(t)))
 	}
 	if brief && waitsFor != "" {
-		// Short of room, whom it waits for takes the state's place.
-		for _, words := range []string{waitsFor, strings.TrimPrefix(waitsFor, "⏳ ")} {
-			if ansi.StringWidth(name)+1+ansi.StringWidth(words) < indent {
-				head, waitsFor = name+" "+st.wait.Render(words), ""
+		// Short of room, whom it waits for takes the state's place, ⏳ and
+		// all (the state's symbol, which NO_COLOR keeps): the name gives up
+		// its padding first ("▸T3 ⏳ waits for T1, T2").
+		for _, who := range []string{name, named(s.Name)} {
+			if ansi.StringWidth(who)+1+ansi.StringWidth(waitsFor) < indent {
+				head, waitsFor = who+" "+st.wait.Render(waitsFor), ""
 				break
 			}
 		}
