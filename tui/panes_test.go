@@ -272,3 +272,18 @@ func TestStateLineNeverCutsTheAge(t *testing.T) {
 		t.Errorf("T1's state line, three sessions at 120×40:\n%s", s)
 	}
 }
+
+// TestShortLocksPaneShowsTheWait: with room for two lines under its title
+// (80×24, a deadlock, autoplay's line under it), the Locks pane shows the
+// wait's request and a mark, not the columns' names and a mark.
+func TestShortLocksPaneShowsTheWait(t *testing.T) {
+	t.Parallel()
+	m := lectureReplay(t, 80, 24)
+	press(m, "end", "D")
+	m.View()
+	m.locks.SetSize(80, 5)
+	body := stripped(strings.Join(m.locks.View(), "\n"))
+	if !strings.Contains(body, "WAITING ← T") || !strings.Contains(body, "more lines") {
+		t.Errorf("the Locks pane with two lines' room:\n%s", body)
+	}
+}
