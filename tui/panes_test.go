@@ -10,6 +10,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"lockstep/ledger"
+	"lockstep/locks"
 	"lockstep/scenario"
 	"lockstep/sim"
 )
@@ -285,5 +286,22 @@ func TestShortLocksPaneShowsTheWait(t *testing.T) {
 	body := stripped(strings.Join(m.locks.View(), "\n"))
 	if !strings.Contains(body, "WAITING ← T") || !strings.Contains(body, "more lines") {
 		t.Errorf("the Locks pane with two lines' room:\n%s", body)
+	}
+}
+
+// TestQueueLineOrdersOnlyAQueue: two sessions waiting for ShareLock on
+// T1's transaction are in no order (T1's end grants both), so the graph
+// draws no "T1 holds ▸ T2 ▸ T3"; a request behind another's is a queue.
+func TestQueueLineOrdersOnlyAQueue(t *testing.T) {
+	t.Parallel()
+	hard := locks.Queue{Target: "T1's transaction", Holders: []locks.QueueEntry{{Session: "T1"}},
+		Waiters: []locks.QueueEntry{{Session: "T2", WaitsFor: []string{"T1"}}, {Session: "T3", WaitsFor: []string{"T1"}}}}
+	if line, _ := queueLine(hard); line != "T1's transaction: T1 holds; T2, T3 wait, none behind another" {
+		t.Errorf("two waiters for T1's end: %q", line)
+	}
+	queued := locks.Queue{Target: "ls_orders", Holders: []locks.QueueEntry{{Session: "T1"}},
+		Waiters: []locks.QueueEntry{{Session: "T2", WaitsFor: []string{"T1"}}, {Session: "T3", Behind: []string{"T2"}, Soft: true}}}
+	if line, _ := queueLine(queued); line != "queue on ls_orders: T1 holds ▸ T2 ▸ T3 (behind T2's request)" {
+		t.Errorf("a queue: %q", line)
 	}
 }
