@@ -17,6 +17,12 @@ type Books struct {
 	Drift []Drift
 	// BadTransfers lists transfers without exactly two entries summing to zero.
 	BadTransfers []BadTransfer
+	// UnderWay says a transfer was under way outside a transaction when the
+	// books were read — the autocommit strategy, some of a transfer's
+	// statements run and committed, not all: a balance that disagrees with
+	// complete entries is then an update not yet made, not a lost one. The
+	// caller that knows the sessions sets it.
+	UnderWay bool `json:",omitempty"`
 }
 
 // Drift is an account whose balance disagrees with its entries: a lost
@@ -35,8 +41,11 @@ type BadTransfer struct {
 }
 
 // LostUpdate is true when balances disagree with complete transfers: every
-// transfer has its two entries, so an update was overwritten.
-func (b Books) LostUpdate() bool { return len(b.Drift) > 0 && len(b.BadTransfers) == 0 }
+// transfer has its two entries, so an update was overwritten — unless a
+// transfer is under way outside a transaction, its update still to come.
+func (b Books) LostUpdate() bool {
+	return len(b.Drift) > 0 && len(b.BadTransfers) == 0 && !b.UnderWay
+}
 
 // OK is true when the books are kept: money neither made nor lost, every
 // balance matches its entries, every transfer has two entries summing to zero.
@@ -68,8 +77,15 @@ func (b Books) Summary() string {
 	if b.LostUpdate() {
 		parts = append(parts, "a lost update: the balances are not what the committed transfers imply")
 	}
+	if b.UnderWay {
+		parts = append(parts, underWay)
+	}
 	return strings.Join(parts, "; ")
 }
+
+// underWay is Summary's part for books read while a transfer was under way
+// outside a transaction.
+const underWay = "a transfer partly committed: outside a transaction each of its statements commits alone, and not all have run"
 
 // Brief is the verdict in the fewest words that keep its lesson, for a
 // line with no room for Summary: "total 200.00 ok"; else the one thing most
@@ -84,6 +100,8 @@ func (b Books) Brief() string {
 	diff := b.Total.Sub(b.Opening)
 	var brief string
 	switch {
+	case b.UnderWay:
+		brief = "a transfer partly committed"
 	case b.LostUpdate():
 		brief = "a lost update"
 	case diff.IsPositive():
@@ -102,7 +120,7 @@ func (b Books) Brief() string {
 	}
 	// Summary says more unless this was all of it: one drift or one bad
 	// transfer with equal totals.
-	if !diff.IsZero() || len(b.Drift)+len(b.BadTransfers) > 1 || b.LostUpdate() {
+	if !diff.IsZero() || len(b.Drift)+len(b.BadTransfers) > 1 || b.LostUpdate() || b.UnderWay {
 		brief += " …"
 	}
 	return brief

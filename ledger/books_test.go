@@ -81,6 +81,7 @@ func TestBooksBrief(t *testing.T) {
 		{ledger.Books{Opening: d("200"), Total: d("210"), Drift: []ledger.Drift{{Account: 1, Balance: d("90"), Expected: d("80")}}}, "a lost update …"},
 		{ledger.Books{Opening: d("200"), Total: d("190"), BadTransfers: []ledger.BadTransfer{{Transfer: 3, Entries: 1, Sum: d("-10")}}}, "10.00 lost …"},
 		{ledger.Books{Opening: d("200"), Total: d("200"), BadTransfers: []ledger.BadTransfer{{Transfer: 7, Entries: 0}}}, "transfer 7 has 0 entries"},
+		{ledger.Books{Opening: d("200"), Total: d("200"), UnderWay: true, Drift: []ledger.Drift{{Account: 1, Balance: d("100"), Expected: d("90")}, {Account: 2, Balance: d("100"), Expected: d("110")}}}, "a transfer partly committed …"},
 	}
 	for _, c := range cases {
 		if got := c.b.Brief(); got != c.want {
