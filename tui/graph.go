@@ -2,7 +2,6 @@ package tui
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -136,17 +135,11 @@ func queueLine(q locks.Queue) (string, bool) {
 	for _, h := range q.Holders {
 		holders = append(holders, h.Session)
 	}
-	var waiters []string
-	for _, w := range q.Waiters {
-		waiters = append(waiters, w.Session)
-	}
-	inLine := soft
-	for _, w := range q.Waiters {
-		for _, h := range w.WaitsFor {
-			inLine = inLine || slices.Contains(waiters, h)
+	if !q.InOrder() {
+		var waiters []string
+		for _, w := range q.Waiters {
+			waiters = append(waiters, w.Session)
 		}
-	}
-	if !inLine {
 		held := ""
 		if len(holders) > 0 {
 			held = strings.Join(holders, ", ") + " holds; "
