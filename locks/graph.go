@@ -2,6 +2,8 @@ package locks
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -422,6 +424,17 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 			}
 		}
 	}
+	if account == 0 && tupleRel == "" {
+		// No tuple lock: a member of the row's multixact waits with none
+		// (the server skips it, lest it deadlock with the other members).
+		// The row is then the one its statement names ("… FROM accounts
+		// WHERE id = 2 FOR UPDATE"), not the holder's first row lock — the
+		// holder may lock several (a transfer's foreign-key checks lock
+		// both its accounts).
+		if id, ok := queriedAccount(waiter.Query); ok {
+			account = id
+		}
+	}
 	prefix := fmt.Sprintf("%s wants ShareLock on %s's transaction, i.e. waits for it to end", e.Waiter, e.Holder)
 	if e.Lock != nil && x.isSubtransaction(e.HolderPid, e.Lock.TransactionID) {
 		prefix = fmt.Sprintf("%s wants ShareLock on %s's subtransaction (the one its SAVEPOINT began), i.e. waits for that subtransaction to end, not the whole transaction", e.Waiter, e.Holder)
@@ -468,6 +481,21 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 		return
 	}
 	e.Why = fmt.Sprintf("%s: %s has locked or changed %s that %s's statement needs", prefix, e.Holder, row, e.Waiter)
+}
+
+// accountRow matches a statement on one row of the ledger's accounts: "…
+// FROM accounts WHERE id = 2 …", "UPDATE accounts SET … WHERE id = 1 …".
+var accountRow = regexp.MustCompile(`(?is)^\s*(?:select\b.*\bfrom|update)\s+(?:\w+\.)?accounts\b[^;]*?\bwhere\s+id\s*=\s*(\d+)\b`)
+
+// queriedAccount is the one account a statement reads or changes by id, if
+// it is one of those (not "id IN (1, 2)", not a join).
+func queriedAccount(query string) (int64, bool) {
+	m := accountRow.FindStringSubmatch(query)
+	if m == nil || strings.Contains(strings.ToUpper(query), " JOIN ") {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(m[1], 10, 64)
+	return id, err == nil
 }
 
 // predictBreak works out when the server's deadlock check will find the
