@@ -18,10 +18,11 @@ type Books struct {
 	// BadTransfers lists transfers without exactly two entries summing to zero.
 	BadTransfers []BadTransfer
 	// UnderWay says a transfer was under way outside a transaction when the
-	// books were read — the autocommit strategy, some of a transfer's
-	// statements run and committed, not all: a balance that disagrees with
-	// complete entries is then an update not yet made, not a lost one. The
-	// caller that knows the sessions sets it.
+	// books were read, or was left so (a chaos worker killed partway) — the
+	// autocommit strategy, some of a transfer's statements run and
+	// committed, not all: a balance that disagrees with complete entries is
+	// then an update not made, not a lost one. The caller that knows the
+	// sessions sets it.
 	UnderWay bool `json:",omitempty"`
 }
 
