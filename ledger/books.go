@@ -17,6 +17,13 @@ type Books struct {
 	Drift []Drift
 	// BadTransfers lists transfers without exactly two entries summing to zero.
 	BadTransfers []BadTransfer
+	// UnderWay says a transfer was under way outside a transaction when the
+	// books were read, or was left so (a chaos worker killed partway) — the
+	// autocommit strategy, some of a transfer's statements run and
+	// committed, not all: a balance that disagrees with complete entries is
+	// then an update not made, not a lost one. The caller that knows the
+	// sessions sets it.
+	UnderWay bool `json:",omitempty"`
 }
 
 // Drift is an account whose balance disagrees with its entries: a lost
@@ -35,8 +42,11 @@ type BadTransfer struct {
 }
 
 // LostUpdate is true when balances disagree with complete transfers: every
-// transfer has its two entries, so an update was overwritten.
-func (b Books) LostUpdate() bool { return len(b.Drift) > 0 && len(b.BadTransfers) == 0 }
+// transfer has its two entries, so an update was overwritten — unless a
+// transfer is under way outside a transaction, its update still to come.
+func (b Books) LostUpdate() bool {
+	return len(b.Drift) > 0 && len(b.BadTransfers) == 0 && !b.UnderWay
+}
 
 // OK is true when the books are kept: money neither made nor lost, every
 // balance matches its entries, every transfer has two entries summing to zero.
@@ -68,7 +78,53 @@ func (b Books) Summary() string {
 	if b.LostUpdate() {
 		parts = append(parts, "a lost update: the balances are not what the committed transfers imply")
 	}
+	if b.UnderWay {
+		parts = append(parts, underWay)
+	}
 	return strings.Join(parts, "; ")
+}
+
+// underWay is Summary's part for books read while a transfer was under way
+// outside a transaction.
+const underWay = "a transfer partly committed: outside a transaction each of its statements commits alone, and not all have run"
+
+// Brief is the verdict in the fewest words that keep its lesson, for a
+// line with no room for Summary: "total 200.00 ok"; else the one thing most
+// wrong — a lost update, money created or lost, the first account or
+// transfer that disagrees — with " …" when Summary says more. Never the
+// totals alone when the books are broken: "total 200.00 = 200.00" cut
+// short reads as kept.
+func (b Books) Brief() string {
+	if b.OK() {
+		return "total " + money(b.Total) + " ok"
+	}
+	diff := b.Total.Sub(b.Opening)
+	var brief string
+	switch {
+	case b.UnderWay:
+		brief = "a transfer partly committed"
+	case b.LostUpdate():
+		brief = "a lost update"
+	case diff.IsPositive():
+		brief = money(diff) + " created"
+	case diff.IsNegative():
+		brief = money(diff.Neg()) + " lost"
+	case len(b.Drift) > 0:
+		d := b.Drift[0]
+		brief = fmt.Sprintf("account %d holds %s, its entries say %s", d.Account, money(d.Balance), money(d.Expected))
+	default:
+		t := b.BadTransfers[0]
+		brief = fmt.Sprintf("transfer %d's entries sum to %s", t.Transfer, money(t.Sum))
+		if t.Entries != 2 {
+			brief = fmt.Sprintf("transfer %d has %d entries", t.Transfer, t.Entries)
+		}
+	}
+	// Summary says more unless this was all of it: one drift or one bad
+	// transfer with equal totals.
+	if !diff.IsZero() || len(b.Drift)+len(b.BadTransfers) > 1 || b.LostUpdate() || b.UnderWay {
+		brief += " …"
+	}
+	return brief
 }
 
 // CheckBooks reads the ledger and checks its invariants, on a connection

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shopspring/decimal"
+
 	"lockstep/dbtest"
 	"lockstep/ledger"
 )
@@ -62,5 +64,28 @@ func TestCheckBooksFindsHandMadeDamage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBooksBrief: the short verdict names what is wrong, never the totals
+// alone when they agree but the books do not, and marks that there is more.
+func TestBooksBrief(t *testing.T) {
+	t.Parallel()
+	d := func(s string) decimal.Decimal { return decimal.RequireFromString(s) }
+	cases := []struct {
+		b    ledger.Books
+		want string
+	}{
+		{ledger.Books{Opening: d("200"), Total: d("200")}, "total 200.00 ok"},
+		{ledger.Books{Opening: d("200"), Total: d("200"), Drift: []ledger.Drift{{Account: 1, Balance: d("90"), Expected: d("80")}, {Account: 2, Balance: d("110"), Expected: d("120")}}}, "a lost update …"},
+		{ledger.Books{Opening: d("200"), Total: d("210"), Drift: []ledger.Drift{{Account: 1, Balance: d("90"), Expected: d("80")}}}, "a lost update …"},
+		{ledger.Books{Opening: d("200"), Total: d("190"), BadTransfers: []ledger.BadTransfer{{Transfer: 3, Entries: 1, Sum: d("-10")}}}, "10.00 lost …"},
+		{ledger.Books{Opening: d("200"), Total: d("200"), BadTransfers: []ledger.BadTransfer{{Transfer: 7, Entries: 0}}}, "transfer 7 has 0 entries"},
+		{ledger.Books{Opening: d("200"), Total: d("200"), UnderWay: true, Drift: []ledger.Drift{{Account: 1, Balance: d("100"), Expected: d("90")}, {Account: 2, Balance: d("100"), Expected: d("110")}}}, "a transfer partly committed …"},
+	}
+	for _, c := range cases {
+		if got := c.b.Brief(); got != c.want {
+			t.Errorf("%s: brief %q, want %q", c.b.Summary(), got, c.want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -84,6 +85,11 @@ func TestChaosBreaksTheAutocommitStrategy(t *testing.T) {
 	// 3 s at one kill every 200 ms: 15 kills, however slow the machine.
 	if res.Kills != 15 || res.Committed == 0 {
 		t.Fatalf("kills %d, committed %d", res.Kills, res.Committed)
+	}
+	// Kills partway through a transfer leave it partly committed; none is a
+	// lost update (the autocommit strategy's updates add to the balance).
+	if res.KillsMidTransfer > 0 && (res.Books.LostUpdate() || !strings.Contains(res.Books.Summary(), "partly committed")) {
+		t.Errorf("%d kills mid-transfer: %s", res.KillsMidTransfer, res.Books.Summary())
 	}
 }
 

@@ -60,3 +60,52 @@ func TestReleaseWords(t *testing.T) {
 		}
 	}
 }
+
+// A multixact member waits with no tuple lock: the row it waits on is the
+// one its statement names, not the holder's first row lock. The ring of
+// three under for-update: T2 (2→3) runs "… WHERE id = 2 FOR UPDATE" and
+// waits for T1 (1→2), whose foreign-key checks locked accounts 1 and 2;
+// the screen said "T1 holds FOR KEY SHARE on accounts id=1", a row T2's
+// statement never touches, with id=1's multixact (T1 and T3).
+func TestRowWaitNamesTheRowItsStatementWants(t *testing.T) {
+	xid := func(pid int32, session string, id uint32, granted bool) Lock {
+		mode := "ShareLock"
+		if granted {
+			mode = "ExclusiveLock"
+		}
+		return Lock{Pid: pid, Session: session, Type: "transactionid", TransactionID: id, Mode: mode, Granted: granted}
+	}
+	s := &Snapshot{
+		Backends: []Backend{
+			{Pid: 11, Session: "T1", State: "idle in transaction", Xid: 101},
+			{Pid: 12, Session: "T2", State: "active", WaitEventType: "Lock", WaitEvent: "transactionid", Xid: 102,
+				Query: "SELECT balance FROM accounts WHERE id = 2 FOR UPDATE", BlockedBy: []int32{11}},
+			{Pid: 13, Session: "T3", State: "idle in transaction", Xid: 103},
+		},
+		Locks: []Lock{xid(11, "T1", 101, true), xid(12, "T2", 102, true), xid(13, "T3", 103, true), xid(12, "T2", 101, false)},
+		RowLocks: []RowLock{
+			{Account: 1, Ctid: "(0,1)", Multi: true, Pid: 11, Session: "T1", Mode: ForKeyShare},
+			{Account: 1, Ctid: "(0,1)", Multi: true, Pid: 13, Session: "T3", Mode: ForKeyShare},
+			{Account: 2, Ctid: "(0,2)", Multi: true, Pid: 11, Session: "T1", Mode: ForKeyShare},
+			{Account: 2, Ctid: "(0,2)", Multi: true, Pid: 12, Session: "T2", Mode: ForKeyShare},
+		},
+	}
+	g := BuildGraph(s)
+	if len(g.Edges) != 1 {
+		t.Fatalf("edges: %+v", g.Edges)
+	}
+	e := g.Edges[0]
+	if e.HeldRow == nil || e.HeldRow.Account != 2 || !strings.Contains(e.Why, "T1 holds FOR KEY SHARE on accounts id=2") || strings.Contains(e.Why, "T3") {
+		t.Errorf("T2 waits for T1 on accounts id=2: %s", e.Why)
+	}
+	for q, want := range map[string]int64{
+		"SELECT balance FROM accounts WHERE id = 12 FOR UPDATE":                        12,
+		"UPDATE accounts SET balance = balance - 10.00 WHERE id = 1 RETURNING balance": 1,
+		"UPDATE accounts SET balance = balance + 1 WHERE id IN (1, 2)":                 0,
+		"INSERT INTO entries (transfer_id, account_id, amount) VALUES (1, 2, 10.00)":   0,
+	} {
+		if got, _ := queriedAccount(q); got != want {
+			t.Errorf("queriedAccount(%q) = %d, want %d", q, got, want)
+		}
+	}
+}

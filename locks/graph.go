@@ -433,6 +433,17 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 			}
 		}
 	}
+	if account == 0 && tupleRel == "" {
+		// No tuple lock: a member of the row's multixact waits with none
+		// (the server skips it, lest it deadlock with the other members).
+		// The row is then the one its statement names ("… FROM accounts
+		// WHERE id = 2 FOR UPDATE"), not the holder's first row lock — the
+		// holder may lock several (a transfer's foreign-key checks lock
+		// both its accounts).
+		if id, ok := queriedAccount(waiter.Query); ok {
+			account = id
+		}
+	}
 	prefix := fmt.Sprintf("%s wants ShareLock on %s's transaction, i.e. waits for it to end", e.Waiter, e.Holder)
 	if e.Lock != nil && x.isSubtransaction(e.HolderPid, e.Lock.TransactionID) {
 		prefix = fmt.Sprintf("%s wants ShareLock on %s's subtransaction (the one its SAVEPOINT began), i.e. waits for that subtransaction to end, not the whole transaction", e.Waiter, e.Holder)
@@ -511,6 +522,21 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 		return
 	}
 	e.Why = fmt.Sprintf("%s: %s has locked or changed %s that %s's statement needs", prefix, e.Holder, row, e.Waiter)
+}
+
+// accountRow matches a statement on one row of the ledger's accounts: "…
+// FROM accounts WHERE id = 2 …", "UPDATE accounts SET … WHERE id = 1 …".
+var accountRow = regexp.MustCompile(`(?is)^\s*(?:select\b.*\bfrom|update)\s+(?:\w+\.)?accounts\b[^;]*?\bwhere\s+id\s*=\s*(\d+)\b`)
+
+// queriedAccount is the one account a statement reads or changes by id, if
+// it is one of those (not "id IN (1, 2)", not a join).
+func queriedAccount(query string) (int64, bool) {
+	m := accountRow.FindStringSubmatch(query)
+	if m == nil || strings.Contains(strings.ToUpper(query), " JOIN ") {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(m[1], 10, 64)
+	return id, err == nil
 }
 
 // predictBreak works out when the server's deadlock check will find the
@@ -597,8 +623,8 @@ func rowTakenBy(r RowLock) string {
 // skips the tuple lock only when the waiter already holds a lock on the
 // row itself (it shares the row's multixact): the rows it holds a lock on
 // too are the candidates (or those known only from the statements sent,
-// where pgrowlocks cannot be read). On accounts, the waiter's statement names the
-// row (lockstep's own statements say WHERE id = N).
+// where pgrowlocks cannot be read). (On accounts the waiter's statement
+// names the row: queriedAccount.)
 func (x *index) rowsWithoutTupleLock(cands []RowLock, waiter *Backend) []RowLock {
 	shares := func(r RowLock) bool {
 		for _, o := range x.RowLocks {
@@ -614,29 +640,5 @@ func (x *index) rowsWithoutTupleLock(cands []RowLock, waiter *Backend) []RowLock
 			out = append(out, r)
 		}
 	}
-	if id, ok := accountsRowOf(waiter.Query); ok {
-		var named []RowLock
-		for _, r := range out {
-			if r.Relation == "" && r.Account == id {
-				named = append(named, r)
-			}
-		}
-		if len(named) > 0 || !slices.ContainsFunc(out, func(r RowLock) bool { return r.Relation != "" }) {
-			return named
-		}
-	}
 	return out
-}
-
-var accountsRowRE = regexp.MustCompile(`(?is)^\s*(?:SELECT\b.*?\bFROM|UPDATE|DELETE\s+FROM)\s+accounts\b(?:\s+SET\b.*?)?\s+WHERE\s+id\s*=\s*(\d+)\s*(?:FOR\b.*)?;?\s*$`)
-
-// accountsRowOf is the accounts row a statement of lockstep's ledger
-// names: "SELECT balance FROM accounts WHERE id = 2 FOR UPDATE" is row 2.
-func accountsRowOf(query string) (int64, bool) {
-	m := accountsRowRE.FindStringSubmatch(query)
-	if m == nil {
-		return 0, false
-	}
-	id, err := strconv.ParseInt(m[1], 10, 64)
-	return id, err == nil
 }

@@ -2,6 +2,7 @@ package locks
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -80,9 +81,29 @@ func (s *Snapshot) Queues() []Queue {
 	return out
 }
 
+// InOrder says whether the waiters stand in line: one is behind another's
+// queued request, or waits for another waiter. Otherwise they are in no
+// order — each waits for the holders alone, whose end grants them all (two
+// ShareLocks on one transaction) — and a numbered queue would say what is
+// not so.
+func (q Queue) InOrder() bool {
+	for _, w := range q.Waiters {
+		if len(w.Behind) > 0 {
+			return true
+		}
+		for _, h := range w.WaitsFor {
+			if slices.ContainsFunc(q.Waiters, func(o QueueEntry) bool { return o.Session == h }) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // String is the queue in one line: "ls_orders: held by T1 (ACCESS SHARE);
 // queue: 1. T2 ACCESS EXCLUSIVE, waits for T1 · 2. T3 ACCESS SHARE, behind
-// T2's queued request".
+// T2's queued request"; waiters in no order (InOrder) are not numbered:
+// "…; waiting, none behind another: T2 ShareLock, waits for T1 · T3 …".
 func (q Queue) String() string {
 	var held []string
 	for _, h := range q.Holders {
@@ -100,7 +121,14 @@ func (q Queue) String() string {
 		if len(w.Behind) > 0 {
 			how = append(how, "behind "+strings.Join(w.Behind, ", ")+"'s queued request")
 		}
+		if !q.InOrder() {
+			waits = append(waits, fmt.Sprintf("%s %s, %s", w.Session, w.Mode, strings.Join(how, " and ")))
+			continue
+		}
 		waits = append(waits, fmt.Sprintf("%d. %s %s, %s", i+1, w.Session, w.Mode, strings.Join(how, " and ")))
+	}
+	if !q.InOrder() {
+		return fmt.Sprintf("%s: held by %s; waiting, none behind another: %s", q.Target, strings.Join(held, ", "), strings.Join(waits, " · "))
 	}
 	return fmt.Sprintf("%s: held by %s; queue: %s", q.Target, strings.Join(held, ", "), strings.Join(waits, " · "))
 }

@@ -337,3 +337,64 @@ func (r RowLock) Target() string {
 	}
 	return fmt.Sprintf("accounts id=%d", r.Account)
 }
+
+// After is the snapshot as it stands once session's statement has ended —
+// its wait over — and, when its transaction ended too (a deadlock's victim,
+// whose locks the server released as it aborted), without its locks but
+// its advisory ones (a session-level one outlives the transaction). A view
+// shows it between that event and the next poll, which would otherwise
+// still draw a wait, or a deadlock, the server has ended. A lock the
+// session waited for is held now, but for those a wait takes only to wait
+// (another transaction's id, a row's tuple lock, a virtual transaction id),
+// which the server releases once granted. s itself is unchanged: views
+// share it.
+func (s *Snapshot) After(session string, ended bool) *Snapshot {
+	waits := slices.ContainsFunc(s.Graph.Edges, func(e Edge) bool { return e.Waiter == session }) ||
+		slices.ContainsFunc(s.Locks, func(l Lock) bool { return l.Session == session && !l.Granted })
+	if !waits && !ended {
+		return s
+	}
+	out := *s
+	out.Backends = slices.Clone(s.Backends)
+	for i := range out.Backends {
+		if b := &out.Backends[i]; b.Session == session {
+			b.BlockedBy, b.SafeSnapshotBlockedBy = nil, nil
+			if b.WaitEventType == "Lock" {
+				b.WaitEventType, b.WaitEvent = "", ""
+			}
+			if ended {
+				b.XactStart, b.Xid = nil, 0
+			}
+		}
+	}
+	out.Locks = nil
+	for _, l := range s.Locks {
+		if l.Session == session {
+			if ended && l.Type != "advisory" {
+				continue
+			}
+			if !l.Granted {
+				switch l.Type {
+				case "transactionid", "tuple", "virtualxid":
+					continue
+				}
+				l.Granted, l.WaitStart = true, nil
+			}
+		}
+		out.Locks = append(out.Locks, l)
+	}
+	if ended {
+		out.RowLocks = slices.DeleteFunc(slices.Clone(s.RowLocks), func(r RowLock) bool { return r.Session == session && !r.Ended })
+	}
+	// An application's edge (two databases) is the application's to end,
+	// not the server's.
+	gone := func(e Edge) bool {
+		released := ended && e.Holder == session && (e.Held == nil || e.Held.Type != "advisory")
+		return !e.Application && (e.Waiter == session || released)
+	}
+	out.Graph.Edges = slices.DeleteFunc(slices.Clone(s.Graph.Edges), gone)
+	through := func(c Cycle) bool { return slices.ContainsFunc(c.Edges, gone) }
+	out.Graph.Cycles = slices.DeleteFunc(slices.Clone(s.Graph.Cycles), through)
+	out.Graph.SoftCycles = slices.DeleteFunc(slices.Clone(s.Graph.SoftCycles), through)
+	return &out
+}

@@ -745,3 +745,33 @@ func TestStepAfterServerEndedSessionReportsTheFatal(t *testing.T) {
 		t.Fatalf("T1's loss reported with %+v (cause %v), want the server's FATAL 57P01", ev.Err, ev.Cause)
 	}
 }
+
+// TestAutocommitTransferUnderWayIsNoLostUpdate: under the autocommit
+// strategy a transfer whose entries are in and whose balance updates are
+// not yet leaves balances that disagree with complete entries: a transfer
+// partly committed, not a lost update (what the books said, on screen, as
+// `none` was stepped by hand). Once both have run every statement the books
+// are kept.
+func TestAutocommitTransferUnderWayIsNoLostUpdate(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, "none", sim.Same)
+	ctx := context.Background()
+	for range 3 { // the transfer and its two entries
+		step(t, eng, 0)
+	}
+	b := eng.ReadBalances(ctx)
+	if b.Err != nil {
+		t.Fatal(b.Err)
+	}
+	if b.Books.OK() || b.Books.LostUpdate() || !b.Books.UnderWay || strings.Contains(b.Books.Summary(), "lost update") ||
+		b.Books.Brief() != "a transfer partly committed …" {
+		t.Errorf("T1's entries in, its updates not yet: under way %v, lost update %v: %s (brief %q)",
+			b.Books.UnderWay, b.Books.LostUpdate(), b.Books.Summary(), b.Books.Brief())
+	}
+	for range 2 {
+		step(t, eng, 0)
+	}
+	if b := eng.ReadBalances(ctx); b.Err != nil || !b.Books.OK() || b.Books.UnderWay {
+		t.Errorf("T1 done, T2 not begun: %v %s", b.Err, b.Books.Summary())
+	}
+}

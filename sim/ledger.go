@@ -56,13 +56,34 @@ func (e *Engine) ReadBalances(ctx context.Context) Balances {
 	if e.cfg.Setup.Accounts > BigLedger {
 		return e.readSomeBalances(ctx, b)
 	}
+	underWay := e.transferUnderWay()
 	accounts, books, err := e.Books(ctx)
 	if err != nil {
 		b.Err = err
 		return b
 	}
+	// Before the read or after it: a statement that committed in between
+	// may be in what was read.
+	books.UnderWay = underWay || e.transferUnderWay()
 	b.Accounts, b.Books = accounts, &books
 	return b
+}
+
+// transferUnderWay says whether a transfer outside a transaction (the
+// autocommit strategy) has run some of its statements, each committed
+// alone, and not all: the books then show it partly done.
+func (e *Engine) transferUnderWay() bool {
+	if e.cfg.Scenario != nil || e.cfg.Strategy == nil || e.cfg.Strategy.Transactional {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.sessions {
+		if s.next > 0 && s.next < s.script.Len() {
+			return true
+		}
+	}
+	return false
 }
 
 // BigLedger is the ledger size above which a step reads only the accounts a
@@ -83,6 +104,7 @@ func (e *Engine) readSomeBalances(ctx context.Context, b Balances) Balances {
 		ids = append(ids, s.transfer.From, s.transfer.To)
 	}
 	e.mu.Unlock()
+	underWay := e.transferUnderWay()
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
 	sd := e.sides[0]
@@ -104,6 +126,7 @@ func (e *Engine) readSomeBalances(ctx context.Context, b Balances) Balances {
 		b.Err = sd.ledgerError(err)
 		return b
 	}
+	books.UnderWay = underWay || e.transferUnderWay()
 	b.Accounts, b.Books, b.Count = accounts, &books, e.cfg.Setup.Accounts
 	b.Partial = fmt.Sprintf("books checked by the accounts this run touched, of %d (lockstep run checks all of them at its end)", b.Count)
 	return b

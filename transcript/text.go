@@ -144,7 +144,8 @@ func (t *Text) Event(ev sim.Event) {
 
 // queue prints the lock queue of the object a waiter waits for, when more
 // than one waits there or one waits only behind another's request: the
-// order, and hard blocks told from soft ones, are the lesson then.
+// order, and hard blocks told from soft ones, are the lesson then — or that
+// the waiters are in no order (each waits for the holders alone).
 func (t *Text) queue(ev sim.Event) {
 	if ev.Snapshot == nil || len(ev.Waits) == 0 || ev.Waits[0].Lock == nil {
 		return
@@ -154,12 +155,11 @@ func (t *Text) queue(ev sim.Event) {
 		if q.Target != target {
 			continue
 		}
-		soft := false
-		for _, w := range q.Waiters {
-			soft = soft || len(w.Behind) > 0
-		}
-		if len(q.Waiters) > 1 || soft {
+		switch {
+		case q.InOrder():
 			fmt.Fprintf(t.w, "  -- lock queue on %s\n", q)
+		case len(q.Waiters) > 1:
+			fmt.Fprintf(t.w, "  -- waiting on %s\n", q)
 		}
 	}
 }

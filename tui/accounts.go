@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 
+	"lockstep/ledger"
 	"lockstep/sim"
 )
 
@@ -68,13 +69,25 @@ func (p *accountsPane) Lines(w int) []string {
 
 // Verdict is the books' verdict in one line: kept, broken, or — with two
 // databases — whether they agree; "" before the first read.
-func (p *accountsPane) Verdict() string {
+func (p *accountsPane) Verdict() string { return p.verdict(false) }
+
+// BriefVerdict is the verdict for a line with no room for all of it (the
+// tab bar): what is wrong in the fewest words, " …" marking the rest.
+func (p *accountsPane) BriefVerdict() string { return p.verdict(true) }
+
+func (p *accountsPane) verdict(brief bool) string {
 	st := p.look.st
+	say := func(b *ledger.Books) string {
+		if brief {
+			return b.Brief()
+		}
+		return b.Summary()
+	}
 	switch {
 	case p.b.books != nil && p.b.books.OK():
-		return st.ok.Render("✓ books kept: " + p.b.books.Summary())
+		return st.ok.Render("✓ books kept: " + say(p.b.books))
 	case p.b.books != nil:
-		return st.bad.Render("✗ books BROKEN: " + p.b.books.Summary())
+		return st.bad.Render("✗ books BROKEN: " + say(p.b.books))
 	case p.b.byDatabase != nil && sim.InSync(p.b.byDatabase):
 		return st.ok.Render("✓ the databases agree")
 	case p.b.byDatabase != nil:

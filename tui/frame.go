@@ -181,13 +181,8 @@ func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
 	}
 	switch ev.Kind {
 	case sim.Polled:
-		f.snap, f.lost, f.lostWhy = ev.Snapshot, false, ""
-		f.queues = f.queues[:0:0]
-		for _, q := range ev.Snapshot.Queues() {
-			if line, ok := queueLine(q); ok {
-				f.queues = append(f.queues, line)
-			}
-		}
+		f.lost, f.lostWhy = false, ""
+		f.show(ev.Snapshot)
 		if f.cycle != nil && len(ev.Snapshot.Graph.Cycles) == 0 {
 			// Broken by a timeout or a cancel — or by the server's check,
 			// its 40P01 not yet come.
@@ -224,6 +219,19 @@ func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
 			f.unseen = nil // a new step: a 40P01 now is of a new cycle
 		}
 		f.sessions = patched(f.sessions, ev)
+		switch ev.Kind {
+		case sim.Completed, sim.Error, sim.ConnectionLost:
+			if f.snap != nil {
+				// Until the next poll, the last one's locks without the
+				// wait this statement's end ended — and, when the server
+				// aborted its transaction (an error, a session it ended),
+				// without that transaction's locks — else the graph draws
+				// a deadlock beside its victim's 40P01. A COMMIT's or a
+				// PREPARE's locks wait for the poll (a prepared
+				// transaction keeps them).
+				f.show(f.snap.After(ev.Session, ev.Kind != sim.Completed && transactionOver(ev.State)))
+			}
+		}
 		line = f.applyStatement(ev)
 		if line.text == "" {
 			return false, logEntry{}
@@ -234,6 +242,28 @@ func (f *frame) apply(ev sim.Event) (keep bool, line logEntry) {
 		f.code = ev.Err.SQLState
 	}
 	return true, line
+}
+
+// show takes a snapshot of the locks, with the queues worth drawing.
+func (f *frame) show(snap *locks.Snapshot) {
+	f.snap = snap
+	f.queues = f.queues[:0:0]
+	for _, q := range snap.Queues() {
+		if line, ok := queueLine(q); ok {
+			f.queues = append(f.queues, line)
+		}
+	}
+}
+
+// transactionOver says whether a session in state st has no transaction
+// open, or one the server aborted: either way it holds no locks (an
+// aborted transaction's are released as it aborts, not at its ROLLBACK).
+func transactionOver(st sim.State) bool {
+	switch st {
+	case sim.InTransaction, sim.Running, sim.Waiting:
+		return false
+	}
+	return true
 }
 
 // standing says whether every waiter of the cycle still waits (a session

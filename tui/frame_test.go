@@ -68,3 +68,44 @@ func TestDeadlockSeenAfterItBroke(t *testing.T) {
 		t.Errorf("log line %q", line.text)
 	}
 }
+
+// TestDeadlockGoneWithItsVictimsError: the 40P01 comes before the poll that
+// sees the break; until that poll the frame's locks are the last poll's
+// without the victim's wait and locks, so the graph draws no deadlock
+// beside "Deadlock broken: T2 was the victim".
+func TestDeadlockGoneWithItsVictimsError(t *testing.T) {
+	f := twoWaiting()
+	xid := func(owner, holder string, granted bool) locks.Lock {
+		return locks.Lock{Session: holder, Type: "transactionid", TxOwner: owner, Mode: "ShareLock", Granted: granted}
+	}
+	c := ring()
+	snap := &locks.Snapshot{
+		Locks: []locks.Lock{xid("T2", "T1", false), xid("T1", "T2", false), xid("T1", "T1", true), xid("T2", "T2", true),
+			{Session: "T2", Type: "advisory", Mode: "ExclusiveLock", Granted: true}},
+		Graph: locks.Graph{Edges: c.Edges, Cycles: []locks.Cycle{*c}},
+	}
+	f.apply(sim.Event{Kind: sim.Polled, Snapshot: snap, Index: -1})
+	f.apply(wait("T1", 0))
+	f.apply(wait("T2", 1))
+	f.apply(sim.Event{Kind: sim.DeadlockFormed, Cycle: c, Index: -1})
+	f.apply(deadlockError())
+	if n := len(f.snap.Graph.Cycles); n != 0 {
+		t.Errorf("after T2's 40P01 the graph still has %d cycles", n)
+	}
+	for _, e := range f.snap.Graph.Edges {
+		if e.Waiter == "T2" || e.Holder == "T2" {
+			t.Errorf("after T2's 40P01 the graph still has %s ──▶ %s", e.Waiter, e.Holder)
+		}
+	}
+	for _, l := range f.snap.LocksOf("T2") {
+		if l.Type != "advisory" {
+			t.Errorf("after T2's 40P01 (its transaction aborted) T2 still holds %s on %s", l.Mode, l.Target())
+		}
+	}
+	if len(f.snap.LocksOf("T2")) != 1 {
+		t.Error("T2's advisory lock (perhaps a session's) should stay until the next poll says")
+	}
+	if len(snap.Graph.Cycles) != 1 || len(snap.Locks) != 5 {
+		t.Error("the poll's own snapshot, which history frames share, changed")
+	}
+}

@@ -61,7 +61,8 @@ func (p *graphPane) Lines(w int) []string {
 		}
 	}
 	// A lock's queue, when more than one waits there or one waits only
-	// behind another's request: the order is the lesson then.
+	// behind another's request: the order, or that there is none, is the
+	// lesson then.
 	for _, line := range p.f.queues {
 		lines = append(lines, wrapAll([]string{st.wait.Render(line)}, w)...)
 	}
@@ -117,7 +118,11 @@ func (p *graphPane) View() []string {
 
 // queueLine draws a lock's queue in one line, holders first, then the
 // waiters in the order the server queued them, a soft block marked:
-// "queue on ls_orders: T1 holds ▸ T2 ▸ T3 (behind T2's request)".
+// "queue on ls_orders: T1 holds ▸ T2 ▸ T3 (behind T2's request)". Waiters
+// none of which waits for another or is behind its request are in no
+// order — the holders' end grants them all (two ShareLocks on one
+// transaction) — and are drawn so: "T1's transaction: T1 holds; T2, T3
+// wait, none behind another".
 func queueLine(q locks.Queue) (string, bool) {
 	soft := false
 	for _, w := range q.Waiters {
@@ -129,6 +134,17 @@ func queueLine(q locks.Queue) (string, bool) {
 	var holders []string
 	for _, h := range q.Holders {
 		holders = append(holders, h.Session)
+	}
+	if !q.InOrder() {
+		var waiters []string
+		for _, w := range q.Waiters {
+			waiters = append(waiters, w.Session)
+		}
+		held := ""
+		if len(holders) > 0 {
+			held = strings.Join(holders, ", ") + " holds; "
+		}
+		return q.Target + ": " + held + strings.Join(waiters, ", ") + " wait, none behind another", true
 	}
 	parts := []string{"queue on " + q.Target + ": " + strings.Join(holders, ", ") + " holds"}
 	for _, w := range q.Waiters {

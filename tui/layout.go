@@ -206,11 +206,22 @@ func (m *Model) tabBar() string {
 			parts = append(parts, st.subtle.Render(" "+name+" "))
 		}
 	}
-	bar := strings.Join(parts, " ") + st.subtle.Render("  v switches")
-	if v := m.accounts.Verdict(); v != "" {
-		bar += "  " + v
+	tabs := strings.Join(parts, " ")
+	hint := st.subtle.Render("  v switches")
+	v := m.accounts.Verdict()
+	if v == "" {
+		return ansi.Truncate(tabs+hint, m.width, "…")
 	}
-	return ansi.Truncate(bar, m.width, "…")
+	// The verdict whole when it fits, else its brief form — a cut one can
+	// read as its opposite ("BROKEN: total 200.00 = 20…"); the hint goes
+	// before the brief verdict is cut.
+	brief := m.accounts.BriefVerdict()
+	for _, bar := range []string{tabs + hint + "  " + v, tabs + hint + "  " + brief, tabs + "  " + brief} {
+		if ansi.StringWidth(bar) <= m.width {
+			return bar
+		}
+	}
+	return ansi.Truncate(tabs+"  "+brief, m.width, "…")
 }
 
 // menus is the strategy menu or the set-up form, when open, in the room

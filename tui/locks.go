@@ -76,10 +76,17 @@ func (p *locksPane) View() []string {
 		lines = append(lines, st.subtle.Render(none))
 	}
 	room := max(0, p.bodyH()-1-len(note))
+	heads := []string{header}
+	if room == 1 && len(lines) > 1 {
+		// Room for the header and a mark only: the first lock — the wait's
+		// request — says more than the columns' names (a deadlock at 80×24
+		// with autoplay's line under it showed "↓ 24 more lines" alone).
+		heads, room = nil, 2
+	}
 	if sel >= 0 {
 		p.scroll.Show(sel, len(lines), room)
 	}
-	body := append([]string{header}, p.scroll.View(lines, room, st)...)
+	body := append(heads, p.scroll.View(lines, room, st)...)
 	switch {
 	case room == 0 && len(idx) > 0:
 		// No room under the header: say how many there are instead.

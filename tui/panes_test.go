@@ -7,7 +7,10 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/shopspring/decimal"
 
+	"lockstep/ledger"
+	"lockstep/locks"
 	"lockstep/scenario"
 	"lockstep/sim"
 )
@@ -217,5 +220,88 @@ func TestTypedStatementsAreSteps(t *testing.T) {
 	s = d.screen()
 	if strings.Contains(s, "22012") || strings.Contains(s, "⌨ BEGIN") || !strings.Contains(s, "⌨ ROLLBACK") {
 		t.Errorf("after ROLLBACK, T1's column should show the ROLLBACK alone of what was typed:\n%s", s)
+	}
+}
+
+// TestTabBarVerdictNeverCutToItsOpposite: at 80×24 and 100×30 the tab bar
+// has no room for a broken ledger's whole verdict; it says what is wrong in
+// brief ("a lost update …"), never "BROKEN: total 200.00 = 20…", whose
+// totals read as kept.
+func TestTabBarVerdictNeverCutToItsOpposite(t *testing.T) {
+	t.Parallel()
+	m := lectureReplay(t, 80, 24)
+	m.shown().books = booksState{read: true, books: &ledger.Books{
+		Opening: decimal.NewFromInt(200), Total: decimal.NewFromInt(200),
+		Drift: []ledger.Drift{{Account: 1, Balance: decimal.NewFromInt(90), Expected: decimal.NewFromInt(80)}},
+	}}
+	for _, size := range [][2]int{{80, 24}, {100, 30}} {
+		m.Update(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
+		var bar string
+		for _, l := range strings.Split(stripped(m.View().Content), "\n") {
+			if strings.Contains(l, "Accounts") && strings.Contains(l, "books") {
+				bar = l
+			}
+		}
+		if !strings.HasSuffix(strings.TrimRight(bar, " "), "✗ books BROKEN: a lost update …") {
+			t.Errorf("at %dx%d the tab bar reads %q", size[0], size[1], bar)
+		}
+	}
+}
+
+// longAges shows ages and pids at their widest, as a run that has gone on a
+// while does.
+type longAges struct{ masked }
+
+func (longAges) Pid(int32) string         { return "12345" }
+func (longAges) Age(time.Duration) string { return "12.3s" }
+
+// TestStateLineNeverCutsTheAge: three sessions at 120×40 leave a column too
+// narrow for "● in transaction · pid 12345 · tx 12.3s"; the pid gives its
+// place to a mark, and the age stays whole — "tx 1…" read as one second.
+func TestStateLineNeverCutsTheAge(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t, "for-update")
+	opts.Volatile = longAges{}
+	opts.Config.Sessions = 3
+	m := New(context.Background(), opts)
+	t.Cleanup(m.Close)
+	d := newTestDriver(t, m)
+	d.start(120, 40)
+	d.step("1", 0)
+	s := d.screen()
+	if strings.Contains(s, "tx 1…") || !strings.Contains(s, "● in transaction · … · tx 12.3s") {
+		t.Errorf("T1's state line, three sessions at 120×40:\n%s", s)
+	}
+}
+
+// TestShortLocksPaneShowsTheWait: with room for two lines under its title
+// (80×24, a deadlock, autoplay's line under it), the Locks pane shows the
+// wait's request and a mark, not the columns' names and a mark.
+func TestShortLocksPaneShowsTheWait(t *testing.T) {
+	t.Parallel()
+	m := lectureReplay(t, 80, 24)
+	press(m, "end", "D")
+	m.View()
+	m.locks.SetSize(80, 5)
+	body := stripped(strings.Join(m.locks.View(), "\n"))
+	if !strings.Contains(body, "WAITING ← T") || !strings.Contains(body, "more lines") {
+		t.Errorf("the Locks pane with two lines' room:\n%s", body)
+	}
+}
+
+// TestQueueLineOrdersOnlyAQueue: two sessions waiting for ShareLock on
+// T1's transaction are in no order (T1's end grants both), so the graph
+// draws no "T1 holds ▸ T2 ▸ T3"; a request behind another's is a queue.
+func TestQueueLineOrdersOnlyAQueue(t *testing.T) {
+	t.Parallel()
+	hard := locks.Queue{Target: "T1's transaction", Holders: []locks.QueueEntry{{Session: "T1"}},
+		Waiters: []locks.QueueEntry{{Session: "T2", WaitsFor: []string{"T1"}}, {Session: "T3", WaitsFor: []string{"T1"}}}}
+	if line, _ := queueLine(hard); line != "T1's transaction: T1 holds; T2, T3 wait, none behind another" {
+		t.Errorf("two waiters for T1's end: %q", line)
+	}
+	queued := locks.Queue{Target: "ls_orders", Holders: []locks.QueueEntry{{Session: "T1"}},
+		Waiters: []locks.QueueEntry{{Session: "T2", WaitsFor: []string{"T1"}}, {Session: "T3", Behind: []string{"T2"}, Soft: true}}}
+	if line, _ := queueLine(queued); line != "queue on ls_orders: T1 holds ▸ T2 ▸ T3 (behind T2's request)" {
+		t.Errorf("a queue: %q", line)
 	}
 }

@@ -231,33 +231,49 @@ func (p *sessionsPane) title(s sim.SessionInfo) string {
 }
 
 // state is the session's badge, how long it has waited, its pid and the
-// age of its transaction.
-func (p *sessionsPane) state(s sim.SessionInfo) string {
+// age of its transaction, in w columns: with no room for all, the pid gives
+// its place to a mark ("● in transaction · … · tx 12.3s"), then the age —
+// never an age cut to a shorter one ("tx 1…" for 12.3s).
+func (p *sessionsPane) state(s sim.SessionInfo, w int) string {
+	line, pid, tx := p.stateParts(s)
+	subtle := p.look.st.subtle
+	for _, try := range []string{line + subtle.Render(pid+tx), line + subtle.Render(" · …"+tx), line + subtle.Render(" · …")} {
+		if ansi.StringWidth(try) <= w {
+			return try
+		}
+	}
+	return ansi.Truncate(line, w, "…")
+}
+
+// stateParts are the state line's parts: the badge with how long the
+// session has waited, its pid (" · pid 4242") and its transaction's age
+// (" · tx 3.1s", or "" with none open).
+func (p *sessionsPane) stateParts(s sim.SessionInfo) (line, pid, tx string) {
 	st, vol := p.look.st, p.look.vol
-	line := p.badge(s.State)
+	line = p.badge(s.State)
 	if s.State == sim.Failed && s.Ended != nil {
 		line = st.bad.Render("✗ session ended by the server")
 	}
 	if t, ok := p.f.waitSince[s.Name]; ok && s.State == sim.Waiting {
 		line += st.wait.Render(" " + vol.Age(p.now.Sub(t)))
 	}
-	info := " · pid " + vol.Pid(s.Pid)
+	pid = " · pid " + vol.Pid(s.Pid)
 	if s.Pid == 0 {
 		// Through a pooler: the server connection it runs on changes with
 		// each transaction; the server names it by the client last on it.
-		info = " · via pooler"
+		pid = " · via pooler"
 		if p.f.snap != nil {
 			if b, ok := p.f.snap.Backend(s.Name); ok {
-				info += " → pid " + vol.Pid(b.Pid)
+				pid += " → pid " + vol.Pid(b.Pid)
 			}
 		}
 	}
 	if p.f.snap != nil {
 		if b, ok := p.f.snap.Backend(s.Name); ok && b.XactStart != nil {
-			info += " · tx " + vol.Age(p.now.Sub(*b.XactStart))
+			tx = " · tx " + vol.Age(p.now.Sub(*b.XactStart))
 		}
 	}
-	return line + st.subtle.Render(info)
+	return line, pid, tx
 }
 
 func (p *sessionsPane) column(i, w int) []string {
@@ -294,7 +310,7 @@ func (p *sessionsPane) columnFocus(i, w int) columnLines {
 	}
 	var c columnLines
 	c.add([]string{ansi.Truncate(title, w, "…")})
-	c.add([]string{ansi.Truncate(p.state(s), w, "…")})
+	c.add([]string{p.state(s, w)})
 	typed := p.f.typed[s.Name]
 	for k, sql := range s.Statements {
 		p.typed(s, typed, k, &c, w)
@@ -480,12 +496,13 @@ func heldWords(e locks.Edge) string {
 func (p *sessionsPane) row(i, w int, brief bool) []string {
 	st := p.look.st
 	s := p.f.sessions[i]
-	name := fmt.Sprintf("%-5s", s.Name)
-	if i == p.sel {
-		name = st.selected.Render("▸" + name)
-	} else {
-		name = st.bold.Render(" " + name)
+	named := func(name string) string {
+		if i == p.sel {
+			return st.selected.Render("▸" + name)
+		}
+		return st.bold.Render(" " + name)
 	}
+	name := named(fmt.Sprintf("%-5s", s.Name))
 	indent := 24
 	head := name + " " + p.badge(s.State)
 	if s.State == sim.Failed && s.Ended != nil {
@@ -504,10 +521,12 @@ func (p *sessionsPane) row(i, w int, brief bool) []string {
 		head += st.wait.Render(" " + p.look.vol.Age(p.now.Sub(t)))
 	}
 	if brief && waitsFor != "" {
-		// Short of room, whom it waits for takes the state's place.
-		for _, words := range []string{waitsFor, strings.TrimPrefix(waitsFor, "⏳ ")} {
-			if ansi.StringWidth(name)+1+ansi.StringWidth(words) < indent {
-				head, waitsFor = name+" "+st.wait.Render(words), ""
+		// Short of room, whom it waits for takes the state's place, ⏳ and
+		// all (the state's symbol, which NO_COLOR keeps): the name gives up
+		// its padding first ("▸T3 ⏳ waits for T1, T2").
+		for _, who := range []string{name, named(s.Name)} {
+			if ansi.StringWidth(who)+1+ansi.StringWidth(waitsFor) < indent {
+				head, waitsFor = who+" "+st.wait.Render(waitsFor), ""
 				break
 			}
 		}
