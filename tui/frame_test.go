@@ -68,3 +68,26 @@ func TestDeadlockSeenAfterItBroke(t *testing.T) {
 		t.Errorf("log line %q", line.text)
 	}
 }
+
+// TestAutoRollbackSaysWhatItGivesUp: in a two-database run the engine's
+// ROLLBACK after T2@B's statement failed ends T2@B's transaction only;
+// T2@A's stays open and its COMMIT may still run (a sweep committed it and
+// the databases disagreed), so the log must not say the application gave
+// the transfer up. With one database it does give the transfer up.
+func TestAutoRollbackSaysWhatItGivesUp(t *testing.T) {
+	coupled := &frame{waitSince: map[string]time.Time{}, results: map[resultKey]result{}}
+	for i, name := range []string{"T1@A", "T1@B", "T2@A", "T2@B"} {
+		coupled.sessions = append(coupled.sessions, sim.SessionInfo{Name: name, Index: i, State: sim.InTransaction, CurrentStep: -1, ErrAt: -1})
+	}
+	rollback := func(who string, i int) sim.Event {
+		return sim.Event{Kind: sim.Started, Session: who, Index: i, Step: -2, Auto: true, SQL: "ROLLBACK", State: sim.Running, Time: time.Now()}
+	}
+	_, line := coupled.apply(rollback("T2@B", 3))
+	if want := "↺ ROLLBACK  (the application rolls back T2@B only: T2@A's transaction stays as it is)"; line.text != want {
+		t.Errorf("two databases: %q, want %q", line.text, want)
+	}
+	_, line = twoWaiting().apply(rollback("T2", 1))
+	if want := "↺ ROLLBACK  (the application gives the transfer up)"; line.text != want {
+		t.Errorf("one database: %q, want %q", line.text, want)
+	}
+}
