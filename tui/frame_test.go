@@ -91,3 +91,21 @@ func TestAutoRollbackSaysWhatItGivesUp(t *testing.T) {
 		t.Errorf("one database: %q, want %q", line.text, want)
 	}
 }
+
+// TestOutcomeWithoutOneSaysSo: the Outcome pane of a scenario that states
+// no outcome (fk-deadlock) said only "a scenario has no ledger", false of
+// the two-database scenarios, and nothing about an outcome; it says there
+// is none to compare with and where the result is.
+func TestOutcomeWithoutOneSaysSo(t *testing.T) {
+	p := &accountsPane{box: box{look: &look{st: newStyles("", true), vol: asIs{}}}}
+	p.Show(&frame{books: booksState{read: true}}, true, "")
+	got := strings.Join(p.Lines(200), "\n")
+	if strings.Contains(got, "a scenario has no ledger") || !strings.Contains(got, "this scenario states no outcome to compare with") {
+		t.Errorf("no outcome stated:\n%s", got)
+	}
+	p.Show(&frame{books: booksState{read: true}}, true, "at SERIALIZABLE: prevented")
+	got = strings.Join(p.Lines(200), "\n")
+	if strings.Contains(got, "sessions' columns") || !strings.Contains(got, "compare it with the results in the Sessions pane") {
+		t.Errorf("an outcome stated:\n%s", got)
+	}
+}

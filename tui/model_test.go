@@ -311,7 +311,7 @@ func TestScenarioInTheInterface(t *testing.T) {
 	t.Cleanup(m.Close)
 	d := newTestDriver(t, m)
 	d.start(120, 40)
-	if s := d.screen(); !strings.Contains(s, "scenario lost-update") || !strings.Contains(s, "T1  session t1") || !strings.Contains(s, "a scenario has no ledger") {
+	if s := d.screen(); !strings.Contains(s, "scenario lost-update") || !strings.Contains(s, "T1  session t1") || !strings.Contains(s, "this scenario states no outcome") {
 		t.Fatalf("scenario screen:\n%s", s)
 	}
 	d.key("a")
