@@ -363,8 +363,11 @@ func (m *Model) askQuit() tea.Cmd {
 	return nil
 }
 
-// endOldestPrepared ends the run's oldest prepared transaction, as an
-// operator would: COMMIT PREPARED (commit) or ROLLBACK PREPARED.
+// endOldestPrepared finds the run's oldest prepared transaction, to end
+// as an operator would: COMMIT PREPARED (commit) or ROLLBACK PREPARED. The
+// model logs that it sends it before it does (preparedChosenMsg): the
+// waiter it releases may report going on before the statement's own
+// answer comes back, and the log must not show the waiter going on first.
 func endOldestPrepared(ctx context.Context, id int, eng *sim.Engine, commit bool) tea.Cmd {
 	return func() tea.Msg {
 		list, err := eng.Prepared(ctx)
@@ -378,8 +381,14 @@ func endOldestPrepared(ctx context.Context, id int, eng *sim.Engine, commit bool
 		if commit {
 			verb = "COMMIT PREPARED"
 		}
-		what := verb + " " + list[0].Name + " in database " + list[0].Database
-		return actionMsg{id: id, what: what, err: eng.ResolvePrepared(ctx, list[0], commit), logged: "✓ " + what}
+		return preparedChosenMsg{id: id, p: list[0], commit: commit, what: verb + " " + list[0].Name + " in database " + list[0].Database}
+	}
+}
+
+// resolvePrepared sends the COMMIT PREPARED or ROLLBACK PREPARED chosen.
+func resolvePrepared(ctx context.Context, eng *sim.Engine, msg preparedChosenMsg) tea.Cmd {
+	return func() tea.Msg {
+		return actionMsg{id: msg.id, what: msg.what, err: eng.ResolvePrepared(ctx, msg.p, msg.commit), logged: "✓ " + msg.what}
 	}
 }
 

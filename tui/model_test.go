@@ -371,6 +371,21 @@ func TestCoupledInTheInterface(t *testing.T) {
 	if s := d.screen(); !strings.Contains(s, "the databases agree") {
 		t.Errorf("after COMMIT PREPARED:\n%s", s)
 	}
+	// The log says COMMIT PREPARED went out before the waiter it released
+	// went on (a sweep saw "T2@B ✓ SELECT …" above "✓ ROLLBACK PREPARED …":
+	// the waiter's answer came back before the statement's own).
+	sent, went := -1, -1
+	for i, l := range m.log.entries {
+		switch {
+		case sent < 0 && strings.HasPrefix(l.text, "… COMMIT PREPARED prepared T1@B in database B"):
+			sent = i
+		case went < 0 && l.who == "T2@B" && strings.HasPrefix(l.text, "✓ SELECT"):
+			went = i
+		}
+	}
+	if sent < 0 || went < 0 || sent > went {
+		t.Errorf("COMMIT PREPARED logged at %d, T2@B going on at %d; want it sent first: %+v", sent, went, m.log.entries)
+	}
 }
 
 // TestRunSwitchesNeverOverlap presses m enter m enter before the first
