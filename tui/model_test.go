@@ -353,6 +353,17 @@ func TestCoupledInTheInterface(t *testing.T) {
 	if !strings.Contains(m.status, "still waiting on its other connection") {
 		t.Errorf("stepping T1@B while T1@A waits: status %q", m.status)
 	}
+	// x cannot end a standing distributed deadlock: T1@B's application
+	// waits on T1@A (and x on a waiter finds its statement running). The
+	// explanation said "k cancels a statement, x rolls back".
+	m.status = ""
+	d.key("x")
+	if !strings.Contains(m.status, "still waiting on its other connection") {
+		t.Errorf("x on T1@B while T1@A waits: status %q", m.status)
+	}
+	if s := d.screen(); strings.Contains(s, "x rolls back") || !strings.Contains(s, "k on a waiting connection cancels its statement") {
+		t.Errorf("what ends a distributed deadlock:\n%s", s)
+	}
 	for _, name := range []string{"coupled-ordered", "coupled-lock-timeout", "coupled-2pc", "coupled-2pc-interrupted"} {
 		d.key("f")
 		d.until(name, func() bool { return m.cfg.ScenarioName == name && m.eng != nil && !m.starting && d.quiet() })
