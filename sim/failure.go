@@ -171,7 +171,11 @@ func Classify(se *ServerMessage, waited bool) FailureKind {
 		}
 		return FailSerialization
 	case code == pgerrcode.LockNotAvailable:
-		if waited {
+		// A lock_timeout shorter than a poll (ddl-queue-lock-timeout's 1 ms)
+		// ends a wait no poll saw: the server's words tell it from NOWAIT's
+		// "could not obtain lock on …", as 57014's tell statement_timeout
+		// from a cancel.
+		if waited || strings.Contains(strings.ToLower(se.Message), "lock timeout") {
 			return FailLockTimeout
 		}
 		return FailNowait

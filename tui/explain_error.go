@@ -86,11 +86,17 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 	committed := strings.Join(f.Committed, ", ")
 	switch f.Kind {
 	case sim.FailLockTimeout:
-		m := fmt.Sprintf("%s waited %s for %s; its lock_timeout", who, age(f.Ran), waitWords(f))
+		timeout := "its lock_timeout"
 		if f.LockTimeout > 0 {
-			m += " (" + f.LockTimeout.String() + ")"
+			timeout += " (" + f.LockTimeout.String() + ")"
 		}
-		m += " ran out, so the server cancelled " + who + "'s statement; the holder keeps its lock."
+		if len(f.Waits) == 0 {
+			// The wait ended before a poll saw it: whom it waited for is
+			// not known, and is not guessed.
+			m := fmt.Sprintf("%s waited for a lock another transaction held, and %s ran out before a poll saw the wait (whom it waited for is not known), so the server cancelled %s's statement; the holder keeps its lock.", who, timeout, who)
+			return []string{m}, fmt.Sprintf("retry %s's statement once the holder's transaction ends. lock_timeout is the bound on waiting: the wait failed fast instead of queueing the others behind it.", who)
+		}
+		m := fmt.Sprintf("%s waited %s for %s; %s ran out, so the server cancelled %s's statement; the holder keeps its lock.", who, age(f.Ran), waitWords(f), timeout, who)
 		return []string{m}, fmt.Sprintf("keep %s's transaction short, so the lock is not held long; or retry %s's statement once it ends. lock_timeout is the bound on waiting: the wait failed fast instead of queueing the others behind it.", holdersOf(f), who)
 	case sim.FailNowait:
 		m := who + " asked with NOWAIT: when a conflicting lock is held the server fails at once instead of waiting."

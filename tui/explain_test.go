@@ -296,3 +296,27 @@ func TestSessionRowAfterRetry(t *testing.T) {
 		t.Errorf("after the retry: row statement %d, tail %q; want the retry and no error", k, ansi.Strip(p.tail(s)))
 	}
 }
+
+// A lock_timeout shorter than a poll (ddl-queue-lock-timeout's 1 ms) ends
+// a wait no poll saw; its 55P03 was explained as "T2 asked with NOWAIT",
+// which it did not. It is a lock_timeout, and whom it waited for is not
+// guessed; a NOWAIT's own words still make it a NOWAIT.
+func TestUnseenLockTimeoutIsNotNowait(t *testing.T) {
+	t.Parallel()
+	age := func(d time.Duration) string { return d.String() }
+	timeout := sim.ServerMessage{SQLState: "55P03", Message: "canceling statement due to lock timeout"}
+	if k := sim.Classify(&timeout, false); k != sim.FailLockTimeout {
+		t.Fatalf("a lock timeout no poll saw: %s", k)
+	}
+	f := &sim.Failure{Kind: sim.FailLockTimeout, Session: "T2", Err: timeout, LockTimeout: time.Millisecond, Ran: 2 * time.Millisecond}
+	m, avoid := failureMeaning(f, age)
+	got := strings.Join(m, " ") + " " + avoid
+	if strings.Contains(got, "NOWAIT") || strings.Contains(got, " for ;") || strings.Contains(got, "keep 's") ||
+		!strings.Contains(got, "its lock_timeout (1ms) ran out before a poll saw the wait") {
+		t.Errorf("an unseen lock timeout: %q", got)
+	}
+	nowait := sim.ServerMessage{SQLState: "55P03", Message: `could not obtain lock on relation "ls_orders"`}
+	if k := sim.Classify(&nowait, false); k != sim.FailNowait {
+		t.Errorf("NOWAIT: %s", k)
+	}
+}
