@@ -70,3 +70,38 @@ func TestMergeOfOneIsItself(t *testing.T) {
 		t.Error("merging one snapshot should return it")
 	}
 }
+
+// TestMergeNamesAPostgresFdwRemotePart: in fdw-deadlock T2@B is the
+// postgres_fdw connection T2@A's statement opened in B, not a connection of
+// the application; the edge T2@B ⇢ T2@A said "the application holds one
+// open while it waits on the other" and "its application is waiting on
+// T2@A". It is the remote part of T2@A's transaction, ending with it.
+func TestMergeNamesAPostgresFdwRemotePart(t *testing.T) {
+	now := time.Now()
+	a := side("A", "T2@A", "T1@A", 100, 200, now)
+	b := side("B", "T1@B", "T2@B", 300, 400, now.Add(5*time.Millisecond))
+	for i := range b.Backends {
+		b.Backends[i].RemotePart = true
+	}
+	b.Graph = BuildGraph(b)
+	m := Merge(a, b)
+	var part, server *Edge
+	for i, e := range m.Graph.Edges {
+		switch {
+		case e.Application && e.Waiter == "T2@B":
+			part = &m.Graph.Edges[i]
+		case !e.Application && e.Waiter == "T1@B":
+			server = &m.Graph.Edges[i]
+		}
+	}
+	if part == nil || server == nil {
+		t.Fatalf("edges %+v", m.Graph.Edges)
+	}
+	if !part.RemotePart || strings.Contains(part.Why, "application") || !strings.Contains(part.Why, "T2@B is the remote part (postgres_fdw) of T2@A's transaction") ||
+		part.Label() != "the transaction it is the remote part of (postgres_fdw)" {
+		t.Errorf("remote part edge: %q, label %q", part.Why, part.Label())
+	}
+	if strings.Contains(server.Why, "its application is waiting") || !strings.Contains(server.Why, "it is the remote part (postgres_fdw) of T2@A's transaction") {
+		t.Errorf("the server's edge to the remote part: %q", server.Why)
+	}
+}
