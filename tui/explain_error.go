@@ -230,6 +230,7 @@ func serializableMeaning(f *sim.Failure) ([]string, string) {
 	ownReads, ownWrites := sim.Tables(strings.Join(f.Own, "\n"))
 	lines = append(lines, who+"'s transaction ran "+stmtList(f.Own, true)+".")
 	both, related := "", false
+	var inserts []string
 	for _, o := range f.Overlapping {
 		reads, writes := sim.Tables(strings.Join(o.Statements, "\n"))
 		out, in := common(ownReads, writes), common(reads, ownWrites)
@@ -256,6 +257,15 @@ func serializableMeaning(f *sim.Failure) ([]string, string) {
 		if len(out) > 0 && len(in) > 0 && both == "" {
 			both = o.Session
 		}
+		inserts = append(inserts, insertsInto(o.Statements, out)...)
+		inserts = append(inserts, insertsInto(f.Own, in)...)
+	}
+	if len(inserts) > 0 {
+		// FOR UPDATE locks the rows a read finds; a row inserted later is
+		// not among them (anti-dependency: each read misses the other's
+		// INSERT), so the second transaction would not wait.
+		avoid = "retry " + who + "'s whole transaction from its BEGIN (the HINT's advice): the retry sees what the others committed. Under READ COMMITTED, SELECT … FOR UPDATE would not do: it locks only rows that exist, and the write a read missed here is an INSERT (" +
+			strings.Join(inserts, "; ") + "). Take one lock every such transaction needs before it reads (LOCK TABLE … IN SHARE ROW EXCLUSIVE MODE, which conflicts with itself, or pg_advisory_xact_lock on one key), so the second waits for the first and decides on what it committed."
 	}
 	switch {
 	case both != "":
@@ -264,6 +274,21 @@ func serializableMeaning(f *sim.Failure) ([]string, string) {
 		lines = append(lines, "No other transaction of the run, as its statements name tables, read what "+who+" wrote or wrote what it read: the dependency is through what the statements do not name (an index, a foreign key's check) or with a transaction outside lockstep's sessions.")
 	}
 	return lines, avoid
+}
+
+// insertsInto are the INSERT statements among stmts that write one of
+// tables, shortened.
+func insertsInto(stmts, tables []string) []string {
+	var out []string
+	for _, q := range stmts {
+		if !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(q)), "INSERT") {
+			continue
+		}
+		if _, w := sim.Tables(q); len(common(w, tables)) > 0 {
+			out = append(out, shortSQL(q))
+		}
+	}
+	return out
 }
 
 // reasonWords is what the DETAIL's reason code says of the cancelled
