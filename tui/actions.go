@@ -89,6 +89,8 @@ func (m *Model) notRunning() string {
 	switch {
 	case m.rp != nil:
 		return "a replay shows a recorded run: nothing runs"
+	case m.fatal != "" && m.cfg.Scenario != nil:
+		return "the sessions could not start: m picks a transfer strategy instead, q quits"
 	case m.fatal != "":
 		return "the sessions could not start: m picks another strategy, s another set-up, q quits"
 	case m.eng == nil || m.starting:

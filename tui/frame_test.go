@@ -1,11 +1,13 @@
 package tui
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"lockstep/locks"
+	"lockstep/scenario"
 	"lockstep/sim"
 )
 
@@ -107,5 +109,23 @@ func TestOutcomeWithoutOneSaysSo(t *testing.T) {
 	got = strings.Join(p.Lines(200), "\n")
 	if strings.Contains(got, "sessions' columns") || !strings.Contains(got, "compare it with the results in the Sessions pane") {
 		t.Errorf("an outcome stated:\n%s", got)
+	}
+}
+
+// TestFatalRemedyInAScenario: when a scenario's sessions could not start
+// (a sweep hit "too many clients"), the screen offered "s another set-up",
+// which a scenario refuses ("the set-up form is for the transfer
+// strategies"); it offers only what acts.
+func TestFatalRemedyInAScenario(t *testing.T) {
+	err := errors.New("opening the control connection: too many clients")
+	if got := fatalRemedy(err, true); strings.Contains(got, "s another set-up") || !strings.Contains(got, "m picks a transfer strategy instead") {
+		t.Errorf("scenario: %q", got)
+	}
+	if got := fatalRemedy(err, false); !strings.Contains(got, "s another set-up") {
+		t.Errorf("transfers: %q", got)
+	}
+	m := &Model{fatal: err.Error(), fatalErr: err, cfg: sim.Config{Scenario: &scenario.Spec{}}}
+	if got := m.notRunning(); strings.Contains(got, "s another set-up") {
+		t.Errorf("scenario status: %q", got)
 	}
 }
