@@ -128,10 +128,10 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 		return []string{m}, "roll back and retry the transaction when the reason to cancel is gone."
 	case sim.FailIdleTimeout:
 		return []string{who + "'s session sat idle in its transaction longer than its idle_in_transaction_session_timeout: the server ended the session (FATAL). " +
-				"Its backend is gone: its transaction rolled back and its locks were released. Its column says so; reset reconnects it."},
+				"Its backend is gone: its transaction rolled back and its locks were released. The Sessions pane marks it ended; r (reset) reconnects it."},
 			"never leave a transaction open between statements (no waiting for a user inside BEGIN … COMMIT); the timeout, set for the application's roles, is the safety net."
 	case sim.FailTerminated:
-		return []string{"The server ended " + who + "'s session: its backend is gone, its transaction rolled back and its locks released. Its column says so; reset reconnects it."},
+		return []string{"The server ended " + who + "'s session: its backend is gone, its transaction rolled back and its locks released. The Sessions pane marks it ended; r (reset) reconnects it."},
 			"reconnect and retry the transaction; pg_terminate_backend is an operator's last resort."
 	case sim.FailFirstUpdaterWins:
 		m := who + "'s transaction is REPEATABLE READ or SERIALIZABLE: it sees the data as of its first statement (its snapshot). The row it went to change was changed by a transaction that committed after that snapshot"

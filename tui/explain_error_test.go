@@ -95,3 +95,17 @@ func TestSerializableAdviceForAPhantom(t *testing.T) {
 		t.Errorf("write skew's advice: %s", avoid)
 	}
 }
+
+// A session the server ended is marked in the Sessions pane, which below
+// 110 columns has a line per session, not a column: the explanation said
+// "Its column says so".
+func TestEndedSessionPointsAtTheSessionsPane(t *testing.T) {
+	t.Parallel()
+	age := func(d time.Duration) string { return d.String() }
+	for _, k := range []sim.FailureKind{sim.FailIdleTimeout, sim.FailTerminated} {
+		m, _ := failureMeaning(&sim.Failure{Kind: k, Session: "T1"}, age)
+		if got := strings.Join(m, " "); strings.Contains(got, "Its column") || !strings.Contains(got, "The Sessions pane marks it ended") {
+			t.Errorf("%s: %q", k, got)
+		}
+	}
+}
