@@ -213,7 +213,7 @@ func (p *explainPane) standing(c *locks.Cycle, w int) (string, []string) {
 		when = fmt.Sprintf("No server sees this cycle: each sees a session waiting behind one idle in transaction. %s's lock_timeout (%s) ends it in %s: it fails with 55P03.",
 			c.LikelyVictim, c.LockTimeout, vol.Age(c.BreakAt.Sub(p.now)))
 	case c.Distributed:
-		when = "No server sees this cycle: each sees a session waiting behind one idle in transaction, so no 40P01 will ever come. Only the application can end it: k on a waiting connection cancels its statement (x cannot act: each connection in the cycle waits, or its application waits on its other one)."
+		when = "No server sees this cycle: each sees a session waiting behind one idle in transaction, so no 40P01 will ever come. Only the application can end it: k cancels a waiting connection's statement; x cannot act while the cycle stands."
 	case c.BreakAt != nil:
 		when = fmt.Sprintf("Each session waits for a lock the next one holds: none can go on. A waiter runs the server's deadlock check once it has waited its deadlock_timeout (%s); the check cancels one transaction. Broken in %s",
 			p.deadlockTimeouts(c), vol.Age(c.BreakAt.Sub(p.now)))

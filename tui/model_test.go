@@ -361,7 +361,7 @@ func TestCoupledInTheInterface(t *testing.T) {
 	if !strings.Contains(m.status, "still waiting on its other connection") {
 		t.Errorf("x on T1@B while T1@A waits: status %q", m.status)
 	}
-	if s := d.screen(); strings.Contains(s, "x rolls back") || !strings.Contains(s, "k on a waiting connection cancels its statement") {
+	if s := d.screen(); strings.Contains(s, "x rolls back") || !strings.Contains(s, "k cancels a waiting connection's statement; x cannot act") {
 		t.Errorf("what ends a distributed deadlock:\n%s", s)
 	}
 	for _, name := range []string{"coupled-ordered", "coupled-lock-timeout", "coupled-2pc", "coupled-2pc-interrupted"} {
