@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"lockstep/ledger"
+	"lockstep/locks"
 	"lockstep/scenario"
 	"lockstep/sim"
 )
@@ -108,6 +109,34 @@ func (m *Model) selectedSession() (sim.SessionInfo, bool) {
 	return m.live.sessions[i], true
 }
 
+// endable says why c and x cannot end the selected session's transaction
+// now, in the engine's words (sim.Engine.ready): its statement still runs,
+// or its application waits on its other connection; "" when they can.
+func (m *Model) endable() string {
+	if why := m.notRunning(); why != "" {
+		return why
+	}
+	s, ok := m.selectedSession()
+	if !ok {
+		return ""
+	}
+	if s.State.Busy() {
+		return s.Name + ": " + sim.ErrBusy.Error()
+	}
+	if s.State == sim.Failed {
+		return s.Name + ": " + sim.ErrFailed.Error()
+	}
+	if s.AppBusy {
+		for _, o := range m.live.sessions {
+			if o.Name != s.Name && o.State.Busy() && locks.Logical(o.Name) == locks.Logical(s.Name) {
+				return s.Name + ": " + sim.ErrApplicationBusy.Error() + ": " + o.Name
+			}
+		}
+		return s.Name + ": " + sim.ErrApplicationBusy.Error()
+	}
+	return ""
+}
+
 // newTable is the live screen's keys: what each does and when it cannot.
 func (m *Model) newTable() actions {
 	running := m.notRunning
@@ -147,9 +176,9 @@ func (m *Model) newTable() actions {
 			group: stepping,
 			run:   func(tea.KeyPressMsg) tea.Cmd { m.sessions.Move(+1, len(m.live.sessions)); return nil }},
 		{Binding: key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "commit")),
-			group: stepping, bar: 3, why: running, run: onSession((*sim.Engine).Commit)},
+			group: stepping, bar: 3, why: m.endable, run: onSession((*sim.Engine).Commit)},
 		{Binding: key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "rollback")),
-			group: stepping, bar: 3, why: running, run: onSession((*sim.Engine).Rollback)},
+			group: stepping, bar: 3, why: m.endable, run: onSession((*sim.Engine).Rollback)},
 		{Binding: key.NewBinding(key.WithKeys("k"), key.WithHelp("k", "cancel")),
 			long:  "cancel the selected session's running or waiting statement (a cancel request, as Ctrl-C in psql)",
 			group: stepping, bar: 6,

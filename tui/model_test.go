@@ -364,6 +364,10 @@ func TestCoupledInTheInterface(t *testing.T) {
 	if s := d.screen(); strings.Contains(s, "x rolls back") || !strings.Contains(s, "k cancels a waiting connection's statement; x cannot act") {
 		t.Errorf("what ends a distributed deadlock:\n%s", s)
 	}
+	// The footer lists the keys that act now: not c or x for T1@B.
+	if lines := strings.Split(strings.TrimRight(d.screen(), "\n"), "\n"); strings.Contains(lines[len(lines)-1], "x rollback") || strings.Contains(lines[len(lines)-1], "c commit") {
+		t.Errorf("the footer offers c/x while T1@B's application waits: %s", lines[len(lines)-1])
+	}
 	for _, name := range []string{"coupled-ordered", "coupled-lock-timeout", "coupled-2pc", "coupled-2pc-interrupted"} {
 		d.key("f")
 		d.until(name, func() bool { return m.cfg.ScenarioName == name && m.eng != nil && !m.starting && d.quiet() })
