@@ -46,6 +46,9 @@ func Merge(snaps ...*Snapshot) *Snapshot {
 		e := &out.Graph.Edges[i]
 		for _, a := range app {
 			if a.Waiter == e.Holder && !isActive(out.Backends, a.Waiter) {
+				// The explanation ends with its release sentence: go on
+				// from it, without ".;".
+				e.Why = strings.TrimSuffix(e.Why, ".")
 				if a.RemotePart {
 					e.Why += fmt.Sprintf("; the server sees %s only as idle in transaction: it is the remote part (postgres_fdw) of %s's transaction, which is waiting", e.Holder, a.Holder)
 				} else {
