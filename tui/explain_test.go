@@ -320,3 +320,29 @@ func TestUnseenLockTimeoutIsNotNowait(t *testing.T) {
 		t.Errorf("NOWAIT: %s", k)
 	}
 }
+
+// In fdw-deadlock database A sees T2@A waiting behind T1@A, which is not
+// idle in transaction but running: its UPDATE waits for its postgres_fdw
+// remote part. The standing deadlock said "each sees a session waiting
+// behind one idle in transaction" there too.
+func TestDistributedDeadlockThroughFdwSaysWhatEachServerSees(t *testing.T) {
+	t.Parallel()
+	p := &explainPane{box: box{look: &look{st: newStyles("", true), vol: asIs{}}}}
+	p.room = 40
+	c := &locks.Cycle{Distributed: true, Sessions: []string{"T1@A", "T1@B", "T2@B", "T2@A"}, Edges: []locks.Edge{
+		{Waiter: "T1@A", Holder: "T1@B", Application: true, Remote: true, Why: "T1@A's statement in A waits for its remote part"},
+		{Waiter: "T1@B", Holder: "T2@B", Why: "T1@B waits for T2@B"},
+		{Waiter: "T2@B", Holder: "T2@A", Application: true, RemotePart: true, Why: "T2@B is the remote part of T2@A's transaction"},
+		{Waiter: "T2@A", Holder: "T1@A", Why: "T2@A waits for T1@A"},
+	}}
+	_, lines := p.standing(c, 200)
+	got := strings.Join(lines, " ")
+	if !strings.Contains(got, "each sees a session waiting behind one idle in transaction or running a statement that waits for its postgres_fdw remote part") {
+		t.Errorf("through postgres_fdw:\n%s", got)
+	}
+	c.Edges[0].Remote, c.Edges[2].RemotePart = false, false
+	_, lines = p.standing(c, 200)
+	if got := strings.Join(lines, " "); !strings.Contains(got, "each sees a session waiting behind one idle in transaction, so no 40P01") {
+		t.Errorf("two applications' connections:\n%s", got)
+	}
+}
