@@ -91,7 +91,7 @@ func (m *Model) notRunning() string {
 	case m.rp != nil:
 		return "a replay shows a recorded run: nothing runs"
 	case m.fatal != "" && m.cfg.Scenario != nil:
-		return "the sessions could not start: m picks a transfer strategy instead, q quits"
+		return "the sessions could not start: " + strings.TrimSuffix(fatalRemedy(m.fatalErr, true, scenario.FixFamily(m.cfg.ScenarioName) != nil), ".")
 	case m.fatal != "":
 		return "the sessions could not start: m picks another strategy, s another set-up, q quits"
 	case m.eng == nil || m.starting:
@@ -243,6 +243,11 @@ func (m *Model) newTable() actions {
 			why: func() string {
 				if scenario.FixFamily(m.cfg.ScenarioName) == nil {
 					return "f cycles a scenario's fixes; this run has none (" + strings.Join(scenario.Problems(), ", ") + " have)"
+				}
+				if m.fatal != "" && m.rp == nil {
+					// This fix could not start (coupled-2pc on a server
+					// without prepared transactions): the next one may.
+					return ""
 				}
 				return running()
 			},

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,17 +116,29 @@ func TestOutcomeWithoutOneSaysSo(t *testing.T) {
 // TestFatalRemedyInAScenario: when a scenario's sessions could not start
 // (a sweep hit "too many clients"), the screen offered "s another set-up",
 // which a scenario refuses ("the set-up form is for the transfer
-// strategies"); it offers only what acts.
+// strategies"); it offers only what acts — and in a family of fixes f,
+// which now acts (f to coupled-2pc on a server without prepared
+// transactions left no way on to the next fix but m).
 func TestFatalRemedyInAScenario(t *testing.T) {
 	err := errors.New("opening the control connection: too many clients")
-	if got := fatalRemedy(err, true); strings.Contains(got, "s another set-up") || !strings.Contains(got, "m picks a transfer strategy instead") {
+	if got := fatalRemedy(err, true, false); strings.Contains(got, "s another set-up") || !strings.Contains(got, "m picks a transfer strategy instead") {
 		t.Errorf("scenario: %q", got)
 	}
-	if got := fatalRemedy(err, false); !strings.Contains(got, "s another set-up") {
+	if got := fatalRemedy(err, true, true); !strings.Contains(got, "f starts the next fix") {
+		t.Errorf("scenario with fixes: %q", got)
+	}
+	if got := fatalRemedy(err, false, false); !strings.Contains(got, "s another set-up") {
 		t.Errorf("transfers: %q", got)
 	}
-	m := &Model{fatal: err.Error(), fatalErr: err, cfg: sim.Config{Scenario: &scenario.Spec{}}}
-	if got := m.notRunning(); strings.Contains(got, "s another set-up") {
+	m := &Model{fatal: err.Error(), fatalErr: err, cfg: sim.Config{Scenario: &scenario.Spec{}, ScenarioName: "coupled-2pc"}}
+	if got := m.notRunning(); strings.Contains(got, "s another set-up") || !strings.Contains(got, "f starts the next fix") {
 		t.Errorf("scenario status: %q", got)
+	}
+	for _, a := range m.newTable() {
+		if slices.Contains(a.Keys(), "f") {
+			if why := a.why(); why != "" {
+				t.Errorf("f after a fix could not start: %q", why)
+			}
+		}
 	}
 }
