@@ -161,6 +161,12 @@ func TestCoupledLockTimeout(t *testing.T) {
 	for _, ev := range events {
 		if ev.Kind == sim.Error && ev.Err.SQLState == "55P03" {
 			timeouts = append(timeouts, ev.Session)
+			// T1@A's UPDATE ran in its transaction block, which the
+			// error aborted: the explanation must not offer to retry the
+			// statement alone.
+			if ev.Failure == nil || !ev.Failure.TxAborted {
+				t.Errorf("T1@A's 55P03: failure %+v, want its transaction aborted", ev.Failure)
+			}
 		}
 		if ev.Kind == sim.DeadlockFormed {
 			cycle = ev.Cycle

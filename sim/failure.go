@@ -68,6 +68,10 @@ type Failure struct {
 	// dependencies are made of, as lockstep sent them.
 	Own         []string `json:",omitempty"`
 	Overlapping []TxSeen `json:",omitempty"`
+	// TxAborted says the statement ran inside a transaction block, which
+	// its error aborted: it cannot be retried alone in that transaction,
+	// only with the whole transaction.
+	TxAborted bool `json:",omitempty"`
 }
 
 // TxSeen is one transaction of another session, as lockstep ran it: its

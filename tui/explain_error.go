@@ -90,14 +90,20 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 		if f.LockTimeout > 0 {
 			timeout += " (" + f.LockTimeout.String() + ")"
 		}
+		retry := who + "'s statement"
+		if f.TxAborted {
+			// No statement-level retry inside a transaction block: the
+			// error aborted the whole transaction.
+			retry = who + "'s whole transaction from its BEGIN (the error aborted it: its statement cannot be retried alone in it)"
+		}
 		if len(f.Waits) == 0 {
 			// The wait ended before a poll saw it: whom it waited for is
 			// not known, and is not guessed.
 			m := fmt.Sprintf("%s waited for a lock another transaction held, and %s ran out before a poll saw the wait (whom it waited for is not known), so the server cancelled %s's statement; the holder keeps its lock.", who, timeout, who)
-			return []string{m}, fmt.Sprintf("retry %s's statement once the holder's transaction ends. lock_timeout is the bound on waiting: the wait failed fast instead of queueing the others behind it.", who)
+			return []string{m}, fmt.Sprintf("retry %s once the holder's transaction ends. lock_timeout is the bound on waiting: the wait failed fast instead of queueing the others behind it.", retry)
 		}
 		m := fmt.Sprintf("%s waited %s for %s; %s ran out, so the server cancelled %s's statement; the holder keeps its lock.", who, age(f.Ran), waitWords(f), timeout, who)
-		return []string{m}, fmt.Sprintf("keep %s's transaction short, so the lock is not held long; or retry %s's statement once it ends. lock_timeout is the bound on waiting: the wait failed fast instead of queueing the others behind it.", holdersOf(f), who)
+		return []string{m}, fmt.Sprintf("keep %s's transaction short, so the lock is not held long; or retry %s once it ends. lock_timeout is the bound on waiting: the wait failed fast instead of queueing the others behind it.", holdersOf(f), retry)
 	case sim.FailNowait:
 		m := who + " asked with NOWAIT: when a conflicting lock is held the server fails at once instead of waiting."
 		if strings.Contains(f.Err.Message, "lock on row") {

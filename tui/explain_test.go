@@ -346,3 +346,23 @@ func TestDistributedDeadlockThroughFdwSaysWhatEachServerSees(t *testing.T) {
 		t.Errorf("two applications' connections:\n%s", got)
 	}
 }
+
+// coupled-lock-timeout: T1@A's UPDATE fails with 55P03 inside its
+// transaction block, which the error aborts. The advice said "retry T1@A's
+// statement once it ends", which PostgreSQL cannot do inside that
+// transaction: the whole transaction is retried.
+func TestLockTimeoutInATransactionRetriesTheTransaction(t *testing.T) {
+	t.Parallel()
+	age := func(d time.Duration) string { return d.String() }
+	f := &sim.Failure{Kind: sim.FailLockTimeout, Session: "T1@A", TxAborted: true, LockTimeout: time.Second, Ran: time.Second,
+		Err:   sim.ServerMessage{SQLState: "55P03", Message: "canceling statement due to lock timeout"},
+		Waits: []locks.Edge{{Waiter: "T1@A", Holder: "T2@A"}}}
+	_, avoid := failureMeaning(f, age)
+	if strings.Contains(avoid, "retry T1@A's statement") || !strings.Contains(avoid, "retry T1@A's whole transaction from its BEGIN") {
+		t.Errorf("in a transaction block: %s", avoid)
+	}
+	f.TxAborted = false
+	if _, avoid := failureMeaning(f, age); !strings.Contains(avoid, "retry T1@A's statement once it ends") {
+		t.Errorf("a statement that is its own transaction: %s", avoid)
+	}
+}
