@@ -381,9 +381,9 @@ func TestRunCoupledReportsTheDistributedDeadlock(t *testing.T) {
 	if !strings.Contains(out, "distributed deadlock detected by lockstep: T1@A → T2@A → T2@B → T1@B → T1@A") {
 		t.Errorf("no detection line in:\n%s", out)
 	}
-	// What the server sees of a holder is a sentence of its own after the
-	// explanation's last (it was glued on as "not before.; the server sees").
-	if strings.Contains(out, ".;") || !strings.Contains(out, "not before. The server sees") {
+	// What the server sees of a holder goes on from the explanation's
+	// last sentence (it was glued on as "not before.; the server sees").
+	if strings.Contains(out, ".;") || !strings.Contains(out, "not before; the server sees") {
 		t.Errorf("the server's view of the holder is not its own sentence:\n%s", out)
 	}
 	// --dsn2 naming the first database is refused.

@@ -22,9 +22,21 @@ func (a *app) openSecond(ctx context.Context, first *db.Database) (*db.Database,
 		return nil, badInput(err)
 	}
 	if d.Created() {
-		fmt.Fprintf(a.stderr, "lockstep: created database %s beside %s for the second side (lockstep clean --all-mine drops it)\n", d.Name(), first.Name())
+		fmt.Fprintln(a.stderr, createdSecondNote(d.Name(), first.Name(), first.Server() != nil))
 	}
 	return d, nil
+}
+
+// createdSecondNote tells that lockstep created the second database, and
+// what removes it: on a server the user named, lockstep clean; on the
+// throwaway server, lockstep's exit, which deletes the whole server (there
+// is nothing left for clean to drop).
+func createdSecondNote(name, beside string, throwaway bool) string {
+	gone := "lockstep clean --all-mine drops it"
+	if throwaway {
+		gone = "on the throwaway server, deleted with it when lockstep exits"
+	}
+	return fmt.Sprintf("lockstep: created database %s beside %s for the second side (%s)", name, beside, gone)
 }
 
 // startPooler puts a transaction-pooling PgBouncer between the sessions and

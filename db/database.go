@@ -258,7 +258,7 @@ func (d *Database) ConnectConfig(ctx context.Context, cfg *pgx.ConnConfig) (*pgx
 			// Interrupted (a signal), not refused: nothing to explain.
 			return nil, fmt.Errorf("connecting: %w", context.Canceled)
 		}
-		return nil, explainConnectError(cfg, err)
+		return nil, explainConnectError(cfg, d.source, err)
 	}
 	pgxdecimal.Register(conn.TypeMap())
 	return conn, nil
@@ -353,9 +353,27 @@ func (d *Database) Close() error {
 	return nil
 }
 
+// throwawayAdvice is how to reach a throwaway server instead of the one
+// source named, "" when there is no such advice: the connection was to the
+// throwaway server lockstep started, which no flag can replace.
+func throwawayAdvice(source string) string {
+	switch source {
+	case "--dsn":
+		return "omit --dsn to use a throwaway server"
+	case "DATABASE_URL":
+		return "unset DATABASE_URL to use a throwaway server"
+	case "PG* environment":
+		return "unset the PG* variables to use a throwaway server"
+	case "--dsn2":
+		return "omit --dsn2: lockstep then creates " + SecondName + " beside the first database"
+	}
+	return ""
+}
+
 // explainConnectError turns a connection failure into one line saying what
-// is wrong and how to fix it. The password never appears in it.
-func explainConnectError(cfg *pgx.ConnConfig, err error) error {
+// is wrong and how to fix it; source is where the connection string came
+// from (--dsn, DATABASE_URL, throwaway, …). The password never appears in it.
+func explainConnectError(cfg *pgx.ConnConfig, source string, err error) error {
 	where := cfg.Host
 	if !strings.HasPrefix(where, "/") {
 		where = net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))
@@ -386,7 +404,14 @@ func explainConnectError(cfg *pgx.ConnConfig, err error) error {
 			return fmt.Errorf("something at %s accepted the connection but did not answer as PostgreSQL within %s; check the port (PostgreSQL's is usually 5432)",
 				where, cfg.ConnectTimeout)
 		}
-		return fmt.Errorf("cannot reach PostgreSQL at %s: timed out; check the host and port, or omit --dsn to use a throwaway server", where)
+		if source == "throwaway" {
+			return fmt.Errorf("cannot reach the throwaway PostgreSQL lockstep started at %s: timed out; it stopped answering (quit and start lockstep again)", where)
+		}
+		advice := "check the host and port"
+		if a := throwawayAdvice(source); a != "" {
+			advice += ", or " + a
+		}
+		return fmt.Errorf("cannot reach PostgreSQL at %s: timed out; %s", where, advice)
 	}
 	cause := err.Error()
 	if i := strings.LastIndex(cause, ": "); i >= 0 {
@@ -398,7 +423,13 @@ func explainConnectError(cfg *pgx.ConnConfig, err error) error {
 		// PostgreSQL's protocol (an SSH or HTTP server on that port).
 		return fmt.Errorf("something answered at %s, but it is not PostgreSQL; check the port (PostgreSQL's is usually 5432)", where)
 	}
-	return fmt.Errorf("cannot reach PostgreSQL at %s: %s; is the server running? (or omit --dsn to use a throwaway server)", where, cause)
+	if source == "throwaway" {
+		return fmt.Errorf("cannot reach the throwaway PostgreSQL lockstep started at %s: %s; it is no longer running (quit and start lockstep again)", where, cause)
+	}
+	if a := throwawayAdvice(source); a != "" {
+		return fmt.Errorf("cannot reach PostgreSQL at %s: %s; is the server running? (or %s)", where, cause, a)
+	}
+	return fmt.Errorf("cannot reach PostgreSQL at %s: %s; is the server running?", where, cause)
 }
 
 // listening says whether a TCP connection to addr opens within a second.

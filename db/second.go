@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -42,9 +41,7 @@ func OpenSecond(ctx context.Context, first *Database, dsn2 string) (*Database, e
 	}
 	d := &Database{config: cfg, schema: first.schema, source: "--dsn2"}
 	if err := d.check(ctx); err != nil {
-		msg := strings.Replace(err.Error(), "(or omit --dsn to use a throwaway server)",
-			"(or omit --dsn2: lockstep then creates "+SecondName+" beside the first database)", 1)
-		return nil, fmt.Errorf("the second database (--dsn2): %s", msg)
+		return nil, fmt.Errorf("the second database (--dsn2): %s", err)
 	}
 	if d.sameAs(first) {
 		return nil, errors.New("--dsn2 names the same database as the first: a coupled run needs two databases (omit --dsn2 and lockstep creates " + SecondName + " beside the first)")
@@ -93,7 +90,7 @@ func (d *Database) sibling(ctx context.Context, name string) (*Database, error) 
 func (d *Database) check(ctx context.Context) error {
 	conn, err := pgx.ConnectConfig(ctx, d.ConnConfig(AppName("check")))
 	if err != nil {
-		return checkError{explainConnectError(d.config, err), err}
+		return checkError{explainConnectError(d.config, d.source, err), err}
 	}
 	defer CloseConn(ctx, conn)
 	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&d.version); err != nil {

@@ -2,6 +2,7 @@ package locks
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -83,6 +84,10 @@ type Claim struct {
 	// Subtransaction marks a lock held by one of the holder's
 	// subtransactions (taken after a SAVEPOINT).
 	Subtransaction bool `json:",omitempty"`
+	// Prepared marks a holder that is a prepared transaction (PREPARE
+	// TRANSACTION): no session's COMMIT or ROLLBACK ends it, only COMMIT
+	// PREPARED or ROLLBACK PREPARED with its global id.
+	Prepared bool `json:",omitempty"`
 	// Release is what ends the wait.
 	Release Release `json:",omitempty"`
 }
@@ -93,6 +98,9 @@ func (c Claim) ReleaseWords(waiter string) string {
 	h := c.Holder
 	switch c.Release {
 	case AtTransactionEnd:
+		if c.Prepared {
+			return fmt.Sprintf("Released when %s's transaction ends (COMMIT PREPARED or ROLLBACK PREPARED, from any session), not before.", h)
+		}
 		return fmt.Sprintf("Released when %s's transaction ends (COMMIT or ROLLBACK), not before.", h)
 	case AtSubtransactionEnd:
 		return fmt.Sprintf("Released when %s's subtransaction ends: at its ROLLBACK TO SAVEPOINT, while its transaction is still open (or when that transaction ends).", h)
@@ -114,7 +122,7 @@ func (c Claim) ReleaseWords(waiter string) string {
 // claimFor fills in the edge's claim from what the snapshot shows, before
 // the words are written.
 func (x *index) claimFor(e *Edge, waiter *Backend) {
-	c := Claim{Holder: e.Holder}
+	c := Claim{Holder: e.Holder, Prepared: slices.Contains(x.prepared, e.Holder)}
 	w := e.Lock
 	if w == nil {
 		c.Release = ReleaseUnknown

@@ -56,6 +56,10 @@ type Edge struct {
 	// part (postgres_fdw), rather than a transaction the application holds
 	// open.
 	Remote bool `json:",omitempty"`
+	// RemotePart marks an application edge from a postgres_fdw remote part
+	// (RemotePart backend) to the waiting session whose transaction it
+	// belongs to: no application holds it open.
+	RemotePart bool `json:",omitempty"`
 	// Application marks an edge no server sees: one logical session's
 	// connection holds its transaction open while the same session's
 	// connection to another database waits (see Merge).
@@ -67,6 +71,8 @@ func (e Edge) Label() string {
 	switch {
 	case e.Application && e.Remote:
 		return "its statement's remote part (postgres_fdw)"
+	case e.Application && e.RemotePart:
+		return "the transaction it is the remote part of (postgres_fdw)"
 	case e.Application:
 		return "the application, on its other connection"
 	}

@@ -46,11 +46,13 @@ func Merge(snaps ...*Snapshot) *Snapshot {
 		e := &out.Graph.Edges[i]
 		for _, a := range app {
 			if a.Waiter == e.Holder && !isActive(out.Backends, a.Waiter) {
-				seen := fmt.Sprintf("the server sees %s only as idle in transaction: its application is waiting on %s", e.Holder, a.Holder)
-				if strings.HasSuffix(e.Why, ".") {
-					e.Why += " " + strings.ToUpper(seen[:1]) + seen[1:] + "."
+				// The explanation ends with its release sentence: go on
+				// from it, without ".;".
+				e.Why = strings.TrimSuffix(e.Why, ".")
+				if a.RemotePart {
+					e.Why += fmt.Sprintf("; the server sees %s only as idle in transaction: it is the remote part (postgres_fdw) of %s's transaction, which is waiting", e.Holder, a.Holder)
 				} else {
-					e.Why += "; " + seen
+					e.Why += fmt.Sprintf("; the server sees %s only as idle in transaction: its application is waiting on %s", e.Holder, a.Holder)
 				}
 				break
 			}
@@ -76,6 +78,12 @@ func applicationEdges(backends []Backend) []Edge {
 			}
 			why := fmt.Sprintf("%s cannot end its transaction in %s until %s's statement returns: the application holds one open while it waits on the other (no server sees this)",
 				Logical(h.Session), dbOf(h), w.Session)
+			if h.RemotePart {
+				// No application holds it: postgres_fdw commits or rolls it
+				// back with the local transaction that opened it.
+				why = fmt.Sprintf("%s is the remote part (postgres_fdw) of %s's transaction: it ends only when that transaction does, which cannot happen while %s's statement waits (no server sees this)",
+					h.Session, w.Session, w.Session)
+			}
 			if h.State == "active" {
 				// A statement running while its other connection waits: its
 				// remote part (postgres_fdw), which it waits for.
@@ -84,7 +92,7 @@ func applicationEdges(backends []Backend) []Edge {
 			}
 			edges = append(edges, Edge{
 				Waiter: h.Session, WaiterPid: h.Pid, Holder: w.Session, HolderPid: w.Pid, Application: true, Why: why,
-				Remote: h.State == "active",
+				Remote: h.State == "active", RemotePart: h.RemotePart && h.State != "active",
 			})
 		}
 	}

@@ -49,7 +49,7 @@ func TestMergeFindsTheDistributedDeadlock(t *testing.T) {
 			if Logical(e.Waiter) != Logical(e.Holder) || e.Waiter == e.Holder {
 				t.Errorf("application edge %s → %s joins two logical sessions", e.Waiter, e.Holder)
 			}
-		} else if !strings.Contains(e.Why, "only as idle in transaction") {
+		} else if !strings.Contains(e.Why, "only as idle in transaction") || strings.Contains(e.Why, ".;") {
 			t.Errorf("server edge %s → %s does not say its holder looks idle: %s", e.Waiter, e.Holder, e.Why)
 		}
 	}
@@ -68,5 +68,40 @@ func TestMergeOfOneIsItself(t *testing.T) {
 	s := side("", "T1", "T2", 1, 2, time.Now())
 	if Merge(s) != s {
 		t.Error("merging one snapshot should return it")
+	}
+}
+
+// TestMergeNamesAPostgresFdwRemotePart: in fdw-deadlock T2@B is the
+// postgres_fdw connection T2@A's statement opened in B, not a connection of
+// the application; the edge T2@B ⇢ T2@A said "the application holds one
+// open while it waits on the other" and "its application is waiting on
+// T2@A". It is the remote part of T2@A's transaction, ending with it.
+func TestMergeNamesAPostgresFdwRemotePart(t *testing.T) {
+	now := time.Now()
+	a := side("A", "T2@A", "T1@A", 100, 200, now)
+	b := side("B", "T1@B", "T2@B", 300, 400, now.Add(5*time.Millisecond))
+	for i := range b.Backends {
+		b.Backends[i].RemotePart = true
+	}
+	b.Graph = BuildGraph(b)
+	m := Merge(a, b)
+	var part, server *Edge
+	for i, e := range m.Graph.Edges {
+		switch {
+		case e.Application && e.Waiter == "T2@B":
+			part = &m.Graph.Edges[i]
+		case !e.Application && e.Waiter == "T1@B":
+			server = &m.Graph.Edges[i]
+		}
+	}
+	if part == nil || server == nil {
+		t.Fatalf("edges %+v", m.Graph.Edges)
+	}
+	if !part.RemotePart || strings.Contains(part.Why, "application") || !strings.Contains(part.Why, "T2@B is the remote part (postgres_fdw) of T2@A's transaction") ||
+		part.Label() != "the transaction it is the remote part of (postgres_fdw)" {
+		t.Errorf("remote part edge: %q, label %q", part.Why, part.Label())
+	}
+	if strings.Contains(server.Why, "its application is waiting") || !strings.Contains(server.Why, "it is the remote part (postgres_fdw) of T2@A's transaction") {
+		t.Errorf("the server's edge to the remote part: %q", server.Why)
 	}
 }

@@ -35,6 +35,12 @@ type Backend struct {
 	// TRANSACTION), which holds its locks with no backend: Pid is 0 and
 	// Session is "prepared T1@B".
 	Prepared string `json:",omitempty"`
+	// RemotePart marks a backend of the run that none of its sessions
+	// opened: the postgres_fdw connection a session's statement made to the
+	// other database (named T2@B by postgres_fdw.application_name). Its
+	// transaction ends only with the transaction of the session that opened
+	// it; no application holds it.
+	RemotePart bool `json:",omitempty"`
 	// SafeSnapshotBlockedBy is pg_safe_snapshot_blocking_pids, read only while
 	// a SERIALIZABLE READ ONLY DEFERRABLE transaction waits for a safe snapshot.
 	SafeSnapshotBlockedBy []int32 `json:",omitempty"`

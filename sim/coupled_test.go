@@ -161,6 +161,12 @@ func TestCoupledLockTimeout(t *testing.T) {
 	for _, ev := range events {
 		if ev.Kind == sim.Error && ev.Err.SQLState == "55P03" {
 			timeouts = append(timeouts, ev.Session)
+			// T1@A's UPDATE ran in its transaction block, which the
+			// error aborted: the explanation must not offer to retry the
+			// statement alone.
+			if ev.Failure == nil || !ev.Failure.TxAborted {
+				t.Errorf("T1@A's 55P03: failure %+v, want its transaction aborted", ev.Failure)
+			}
 		}
 		if ev.Kind == sim.DeadlockFormed {
 			cycle = ev.Cycle
@@ -291,6 +297,16 @@ func TestFDWDistributedDeadlock(t *testing.T) {
 	}
 	if app != 2 || server != 2 {
 		t.Fatalf("%d application and %d server edges, want 2 and 2", app, server)
+	}
+	// T2@B is postgres_fdw's connection for T2@A, not the application's:
+	// it ends with T2@A's transaction.
+	for _, e := range c.Edges {
+		if e.Waiter == "T2@B" && (!e.RemotePart || strings.Contains(e.Why, "application") || !strings.Contains(e.Why, "remote part (postgres_fdw) of T2@A's transaction")) {
+			t.Errorf("T2@B ⇢ T2@A: %q", e.Why)
+		}
+		if e.Waiter == "T1@B" && strings.Contains(e.Why, "its application is waiting") {
+			t.Errorf("T1@B ──▶ T2@B: %q", e.Why)
+		}
 	}
 	// T1@A's statement waits for its remote part: the engine says so.
 	var t1 sim.SessionInfo

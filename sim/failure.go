@@ -68,6 +68,10 @@ type Failure struct {
 	// dependencies are made of, as lockstep sent them.
 	Own         []string `json:",omitempty"`
 	Overlapping []TxSeen `json:",omitempty"`
+	// TxAborted says the statement ran inside a transaction block, which
+	// its error aborted: it cannot be retried alone in that transaction,
+	// only with the whole transaction.
+	TxAborted bool `json:",omitempty"`
 }
 
 // TxSeen is one transaction of another session, as lockstep ran it: its
@@ -171,7 +175,11 @@ func Classify(se *ServerMessage, waited bool) FailureKind {
 		}
 		return FailSerialization
 	case code == pgerrcode.LockNotAvailable:
-		if waited {
+		// A lock_timeout shorter than a poll (ddl-queue-lock-timeout's 1 ms)
+		// ends a wait no poll saw: the server's words tell it from NOWAIT's
+		// "could not obtain lock on …", as 57014's tell statement_timeout
+		// from a cancel.
+		if waited || strings.Contains(strings.ToLower(se.Message), "lock timeout") {
 			return FailLockTimeout
 		}
 		return FailNowait

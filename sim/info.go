@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"lockstep/ledger"
@@ -51,6 +52,26 @@ type SessionInfo struct {
 	// (0 when not read: a lean run's): the timers that can end a wait.
 	LockTimeout     time.Duration `json:",omitempty"`
 	DeadlockTimeout time.Duration `json:",omitempty"`
+}
+
+// GivingUp says what the engine's own ROLLBACK after session who's
+// statement failed gives up, as the log words it. In a two-database run it
+// rolls back only the connection whose statement failed: the logical
+// session's other connection keeps its transaction, whose next step may
+// still commit it, so "the transfer" is not given up there.
+func GivingUp(sessions []SessionInfo, who string) string {
+	var others []string
+	if strings.Contains(who, "@") {
+		for _, s := range sessions {
+			if s.Name != who && locks.Logical(s.Name) == locks.Logical(who) {
+				others = append(others, s.Name+"'s")
+			}
+		}
+	}
+	if len(others) == 0 {
+		return "the application gives the transfer up"
+	}
+	return "the application rolls back " + who + " only: " + strings.Join(others, " and ") + " transaction stays as it is"
 }
 
 // Steppable says whether the session can take its next script statement now.

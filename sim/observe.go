@@ -405,6 +405,10 @@ func (e *Engine) poll() (*locks.Snapshot, error) {
 			sd.obs.Named(byPid)
 		}
 	}
+	own := make(map[string]bool, len(e.sessions))
+	for _, s := range e.sessions {
+		own[s.name] = true
+	}
 	e.mu.Unlock()
 	snaps := make([]*locks.Snapshot, len(obs))
 	for i, o := range obs {
@@ -412,6 +416,7 @@ func (e *Engine) poll() (*locks.Snapshot, error) {
 		if err != nil {
 			return nil, err
 		}
+		markRemoteParts(snap, own)
 		snaps[i] = snap
 	}
 	return locks.Merge(snaps...), nil
@@ -483,6 +488,23 @@ func (e *Engine) reconnectObservers() {
 		sd.obsConn, sd.obs = conn, obs
 		e.mu.Unlock()
 		old.Close(ctx)
+	}
+}
+
+// markRemoteParts marks the run's backends that none of its sessions
+// opened but that share a session's logical name (T2@B beside T2@A): the
+// postgres_fdw connections its statements made, named by
+// postgres_fdw.application_name.
+func markRemoteParts(snap *locks.Snapshot, own map[string]bool) {
+	logical := map[string]bool{}
+	for name := range own {
+		logical[locks.Logical(name)] = true
+	}
+	for i := range snap.Backends {
+		b := &snap.Backends[i]
+		if b.Prepared == "" && strings.Contains(b.Session, "@") && !own[b.Session] && logical[locks.Logical(b.Session)] {
+			b.RemotePart = true
+		}
 	}
 }
 

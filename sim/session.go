@@ -559,6 +559,7 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	if se != nil {
 		s.lastErr, s.errAt = se, step
 		failure = e.failure(s, j, se, took)
+		failure.TxAborted = tx == 'E'
 	}
 	if tx == 'I' {
 		began := s.txBegan

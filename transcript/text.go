@@ -105,7 +105,7 @@ func (t *Text) Event(ev sim.Event) {
 	switch ev.Kind {
 	case sim.Started:
 		if ev.Auto {
-			fmt.Fprintf(t.w, "step %s: %s  -- the application gives the transfer up\n", ev.Session, ev.SQL)
+			fmt.Fprintf(t.w, "step %s: %s  -- %s\n", ev.Session, ev.SQL, sim.GivingUp(t.sessions, ev.Session))
 		}
 	case sim.WaitingForLock:
 		if !t.waiting[ev.Session] {

@@ -56,9 +56,11 @@ func (p *accountsPane) Lines(w int) []string {
 		lines = append(lines, p.twoDatabases()...)
 	case p.scenario && p.expected != "":
 		lines = append(lines, "PostgreSQL's documented outcome "+p.expected,
-			st.subtle.Render("compare it with the results in the sessions' columns"))
+			st.subtle.Render("compare it with the results in the Sessions pane"))
 	case p.scenario:
-		lines = append(lines, st.subtle.Render("a scenario has no ledger: its own tables, in its setup"))
+		// Not "a scenario has no ledger": the two-database scenarios do.
+		lines = append(lines, "this scenario states no outcome to compare with: what happened is in the Sessions pane and the log",
+			st.subtle.Render("no accounts to show: its tables are its own, made by its setup"))
 	case p.b.missing:
 		lines = append(lines, st.subtle.Render("balances not recorded at this moment"))
 	case !p.b.read:

@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"lockstep/ledger"
+	"lockstep/locks"
 	"lockstep/scenario"
 	"lockstep/sim"
 )
@@ -89,6 +90,8 @@ func (m *Model) notRunning() string {
 	switch {
 	case m.rp != nil:
 		return "a replay shows a recorded run: nothing runs"
+	case m.fatal != "" && m.cfg.Scenario != nil:
+		return "the sessions could not start: " + strings.TrimSuffix(fatalRemedy(m.fatalErr, true, scenario.FixFamily(m.cfg.ScenarioName) != nil), ".")
 	case m.fatal != "":
 		return "the sessions could not start: m picks another strategy, s another set-up, q quits"
 	case m.eng == nil || m.starting:
@@ -104,6 +107,34 @@ func (m *Model) selectedSession() (sim.SessionInfo, bool) {
 		return sim.SessionInfo{}, false
 	}
 	return m.live.sessions[i], true
+}
+
+// endable says why c and x cannot end the selected session's transaction
+// now, in the engine's words (sim.Engine.ready): its statement still runs,
+// or its application waits on its other connection; "" when they can.
+func (m *Model) endable() string {
+	if why := m.notRunning(); why != "" {
+		return why
+	}
+	s, ok := m.selectedSession()
+	if !ok {
+		return ""
+	}
+	if s.State.Busy() {
+		return s.Name + ": " + sim.ErrBusy.Error()
+	}
+	if s.State == sim.Failed {
+		return s.Name + ": " + sim.ErrFailed.Error()
+	}
+	if s.AppBusy {
+		for _, o := range m.live.sessions {
+			if o.Name != s.Name && o.State.Busy() && locks.Logical(o.Name) == locks.Logical(s.Name) {
+				return s.Name + ": " + sim.ErrApplicationBusy.Error() + ": " + o.Name
+			}
+		}
+		return s.Name + ": " + sim.ErrApplicationBusy.Error()
+	}
+	return ""
 }
 
 // newTable is the live screen's keys: what each does and when it cannot.
@@ -145,9 +176,9 @@ func (m *Model) newTable() actions {
 			group: stepping,
 			run:   func(tea.KeyPressMsg) tea.Cmd { m.sessions.Move(+1, len(m.live.sessions)); return nil }},
 		{Binding: key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "commit")),
-			group: stepping, bar: 3, why: running, run: onSession((*sim.Engine).Commit)},
+			group: stepping, bar: 3, why: m.endable, run: onSession((*sim.Engine).Commit)},
 		{Binding: key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "rollback")),
-			group: stepping, bar: 3, why: running, run: onSession((*sim.Engine).Rollback)},
+			group: stepping, bar: 3, why: m.endable, run: onSession((*sim.Engine).Rollback)},
 		{Binding: key.NewBinding(key.WithKeys("k"), key.WithHelp("k", "cancel")),
 			long:  "cancel the selected session's running or waiting statement (a cancel request, as Ctrl-C in psql)",
 			group: stepping, bar: 6,
@@ -212,6 +243,11 @@ func (m *Model) newTable() actions {
 			why: func() string {
 				if scenario.FixFamily(m.cfg.ScenarioName) == nil {
 					return "f cycles a scenario's fixes; this run has none (" + strings.Join(scenario.Problems(), ", ") + " have)"
+				}
+				if m.fatal != "" && m.rp == nil {
+					// This fix could not start (coupled-2pc on a server
+					// without prepared transactions): the next one may.
+					return ""
 				}
 				return running()
 			},
@@ -363,8 +399,11 @@ func (m *Model) askQuit() tea.Cmd {
 	return nil
 }
 
-// endOldestPrepared ends the run's oldest prepared transaction, as an
-// operator would: COMMIT PREPARED (commit) or ROLLBACK PREPARED.
+// endOldestPrepared finds the run's oldest prepared transaction, to end
+// as an operator would: COMMIT PREPARED (commit) or ROLLBACK PREPARED. The
+// model logs that it sends it before it does (preparedChosenMsg): the
+// waiter it releases may report going on before the statement's own
+// answer comes back, and the log must not show the waiter going on first.
 func endOldestPrepared(ctx context.Context, id int, eng *sim.Engine, commit bool) tea.Cmd {
 	return func() tea.Msg {
 		list, err := eng.Prepared(ctx)
@@ -378,8 +417,14 @@ func endOldestPrepared(ctx context.Context, id int, eng *sim.Engine, commit bool
 		if commit {
 			verb = "COMMIT PREPARED"
 		}
-		what := verb + " " + list[0].Name + " in database " + list[0].Database
-		return actionMsg{id: id, what: what, err: eng.ResolvePrepared(ctx, list[0], commit), logged: "✓ " + what}
+		return preparedChosenMsg{id: id, p: list[0], commit: commit, what: verb + " " + list[0].Name + " in database " + list[0].Database}
+	}
+}
+
+// resolvePrepared sends the COMMIT PREPARED or ROLLBACK PREPARED chosen.
+func resolvePrepared(ctx context.Context, eng *sim.Engine, msg preparedChosenMsg) tea.Cmd {
+	return func() tea.Msg {
+		return actionMsg{id: msg.id, what: msg.what, err: eng.ResolvePrepared(ctx, msg.p, msg.commit), logged: "✓ " + msg.what}
 	}
 }
 

@@ -263,6 +263,12 @@ func (m *Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case actionMsg:
 		m.actionDone(msg)
 		return m, nil
+	case preparedChosenMsg:
+		if msg.id != m.engID || m.eng == nil {
+			return m, nil
+		}
+		m.logLine(logEntry{at: m.clock(), text: "… " + msg.what + " (sent)"})
+		return m, resolvePrepared(m.ctx, m.eng, msg)
 	case autoplayMsg:
 		return m, m.autoplayBeat(msg)
 	case timelineTickMsg:

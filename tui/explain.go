@@ -208,12 +208,19 @@ func (p *explainPane) standing(c *locks.Cycle, w int) (string, []string) {
 	}
 	lines := wrapAll([]string{st.banner.Render(banner) + " " + st.cycle.Render(cycleDrawing(c))}, w)
 	var when string
+	// What each server sees: a wait behind a session idle in transaction —
+	// or, through postgres_fdw, behind one running the statement that waits
+	// for its remote part (fdw-deadlock: T1@A is active, not idle).
+	sees := "each sees a session waiting behind one idle in transaction"
+	if slices.ContainsFunc(c.Edges, func(e locks.Edge) bool { return e.Application && e.Remote }) {
+		sees = "each sees a session waiting behind one idle in transaction or running a statement that waits for its postgres_fdw remote part"
+	}
 	switch {
 	case c.Distributed && c.BreakAt != nil:
-		when = fmt.Sprintf("No server sees this cycle: each sees a session waiting behind one idle in transaction. %s's lock_timeout (%s) ends it in %s: it fails with 55P03.",
-			c.LikelyVictim, c.LockTimeout, vol.Age(c.BreakAt.Sub(p.now)))
+		when = fmt.Sprintf("No server sees this cycle: %s. %s's lock_timeout (%s) ends it in %s: it fails with 55P03.",
+			sees, c.LikelyVictim, c.LockTimeout, vol.Age(c.BreakAt.Sub(p.now)))
 	case c.Distributed:
-		when = "No server sees this cycle: each sees a session waiting behind one idle in transaction, so no 40P01 will ever come. Only the application can end it: k cancels a statement, x rolls back."
+		when = "No server sees this cycle: " + sees + ", so no 40P01 will ever come. Only the application can end it: k cancels a waiting connection's statement; x cannot act while the cycle stands."
 	case c.BreakAt != nil:
 		when = fmt.Sprintf("Each session waits for a lock the next one holds: none can go on. A waiter runs the server's deadlock check once it has waited its deadlock_timeout (%s); the check cancels one transaction. Broken in %s",
 			p.deadlockTimeouts(c), vol.Age(c.BreakAt.Sub(p.now)))

@@ -86,12 +86,24 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 	committed := strings.Join(f.Committed, ", ")
 	switch f.Kind {
 	case sim.FailLockTimeout:
-		m := fmt.Sprintf("%s waited %s for %s; its lock_timeout", who, age(f.Ran), waitWords(f))
+		timeout := "its lock_timeout"
 		if f.LockTimeout > 0 {
-			m += " (" + f.LockTimeout.String() + ")"
+			timeout += " (" + f.LockTimeout.String() + ")"
 		}
-		m += " ran out, so the server cancelled " + who + "'s statement; the holder keeps its lock."
-		return []string{m}, fmt.Sprintf("keep %s's transaction short, so the lock is not held long; or retry %s's statement once it ends. lock_timeout is the bound on waiting: the wait failed fast instead of queueing the others behind it.", holdersOf(f), who)
+		retry := who + "'s statement"
+		if f.TxAborted {
+			// No statement-level retry inside a transaction block: the
+			// error aborted the whole transaction.
+			retry = who + "'s whole transaction from its BEGIN (the error aborted it: its statement cannot be retried alone in it)"
+		}
+		if len(f.Waits) == 0 {
+			// The wait ended before a poll saw it: whom it waited for is
+			// not known, and is not guessed.
+			m := fmt.Sprintf("%s waited for a lock another transaction held, and %s ran out before a poll saw the wait (whom it waited for is not known), so the server cancelled %s's statement; the holder keeps its lock.", who, timeout, who)
+			return []string{m}, fmt.Sprintf("retry %s once the holder's transaction ends. lock_timeout is the bound on waiting: the wait failed fast instead of queueing the others behind it.", retry)
+		}
+		m := fmt.Sprintf("%s waited %s for %s; %s ran out, so the server cancelled %s's statement; the holder keeps its lock.", who, age(f.Ran), waitWords(f), timeout, who)
+		return []string{m}, fmt.Sprintf("keep %s's transaction short, so the lock is not held long; or retry %s once it ends. lock_timeout is the bound on waiting: the wait failed fast instead of queueing the others behind it.", holdersOf(f), retry)
 	case sim.FailNowait:
 		m := who + " asked with NOWAIT: when a conflicting lock is held the server fails at once instead of waiting."
 		if strings.Contains(f.Err.Message, "lock on row") {
@@ -122,10 +134,10 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 		return []string{m}, "roll back and retry the transaction when the reason to cancel is gone."
 	case sim.FailIdleTimeout:
 		return []string{who + "'s session sat idle in its transaction longer than its idle_in_transaction_session_timeout: the server ended the session (FATAL). " +
-				"Its backend is gone: its transaction rolled back and its locks were released. Its column says so; reset reconnects it."},
+				"Its backend is gone: its transaction rolled back and its locks were released. The Sessions pane marks it ended; r (reset) reconnects it."},
 			"never leave a transaction open between statements (no waiting for a user inside BEGIN … COMMIT); the timeout, set for the application's roles, is the safety net."
 	case sim.FailTerminated:
-		return []string{"The server ended " + who + "'s session: its backend is gone, its transaction rolled back and its locks released. Its column says so; reset reconnects it."},
+		return []string{"The server ended " + who + "'s session: its backend is gone, its transaction rolled back and its locks released. The Sessions pane marks it ended; r (reset) reconnects it."},
 			"reconnect and retry the transaction; pg_terminate_backend is an operator's last resort."
 	case sim.FailFirstUpdaterWins:
 		m := who + "'s transaction is REPEATABLE READ or SERIALIZABLE: it sees the data as of its first statement (its snapshot). The row it went to change was changed by a transaction that committed after that snapshot"
@@ -224,6 +236,7 @@ func serializableMeaning(f *sim.Failure) ([]string, string) {
 	ownReads, ownWrites := sim.Tables(strings.Join(f.Own, "\n"))
 	lines = append(lines, who+"'s transaction ran "+stmtList(f.Own, true)+".")
 	both, related := "", false
+	var inserts []string
 	for _, o := range f.Overlapping {
 		reads, writes := sim.Tables(strings.Join(o.Statements, "\n"))
 		out, in := common(ownReads, writes), common(reads, ownWrites)
@@ -250,6 +263,15 @@ func serializableMeaning(f *sim.Failure) ([]string, string) {
 		if len(out) > 0 && len(in) > 0 && both == "" {
 			both = o.Session
 		}
+		inserts = append(inserts, insertsInto(o.Statements, out)...)
+		inserts = append(inserts, insertsInto(f.Own, in)...)
+	}
+	if len(inserts) > 0 {
+		// FOR UPDATE locks the rows a read finds; a row inserted later is
+		// not among them (anti-dependency: each read misses the other's
+		// INSERT), so the second transaction would not wait.
+		avoid = "retry " + who + "'s whole transaction from its BEGIN (the HINT's advice): the retry sees what the others committed. Under READ COMMITTED, SELECT … FOR UPDATE would not do: it locks only rows that exist, and the write a read missed here is an INSERT (" +
+			strings.Join(inserts, "; ") + "). Take one lock every such transaction needs before it reads (LOCK TABLE … IN SHARE ROW EXCLUSIVE MODE, which conflicts with itself, or pg_advisory_xact_lock on one key), so the second waits for the first and decides on what it committed."
 	}
 	switch {
 	case both != "":
@@ -260,6 +282,21 @@ func serializableMeaning(f *sim.Failure) ([]string, string) {
 		lines = append(lines, "No other transaction of the run, as its statements name tables, read what "+who+" wrote or wrote what it read: the dependency is through what the statements do not name (an index, a foreign key's check) or with a transaction outside lockstep's sessions.")
 	}
 	return lines, avoid
+}
+
+// insertsInto are the INSERT statements among stmts that write one of
+// tables, shortened.
+func insertsInto(stmts, tables []string) []string {
+	var out []string
+	for _, q := range stmts {
+		if !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(q)), "INSERT") {
+			continue
+		}
+		if _, w := sim.Tables(q); len(common(w, tables)) > 0 {
+			out = append(out, shortSQL(q))
+		}
+	}
+	return out
 }
 
 // reasonWords is what the DETAIL's reason code says of the cancelled

@@ -110,3 +110,43 @@ func TestSerializationFailureExplained(t *testing.T) {
 		t.Errorf("first updater wins:\n%s", text)
 	}
 }
+
+// In anti-dependency each read misses the other's INSERT: SELECT … FOR
+// UPDATE locks only rows that exist and would not make the second wait, so
+// the advice to use it (said for every 40001 of SERIALIZABLE) is not given
+// there; for write skew (UPDATEs of rows the reads found) it still is.
+func TestSerializableAdviceForAPhantom(t *testing.T) {
+	t.Parallel()
+	age := func(d time.Duration) string { return d.String() }
+	phantom := &sim.Failure{Kind: sim.FailSerializable, Session: "T2", SQL: "COMMIT;",
+		Err: sim.ServerMessage{Severity: "ERROR", SQLState: "40001", Message: "could not serialize access due to read/write dependencies among transactions",
+			Detail: "Reason code: Canceled on identification as a pivot, during commit attempt."},
+		Own: []string{"SELECT count(*) AS in_1 FROM anomaly WHERE grp = 1;", "INSERT INTO anomaly VALUES (4, 2);", "COMMIT;"},
+		Overlapping: []sim.TxSeen{{Session: "T1", Committed: true,
+			Statements: []string{"SELECT count(*) AS in_2 FROM anomaly WHERE grp = 2;", "INSERT INTO anomaly VALUES (3, 1);", "COMMIT;"}}}}
+	_, avoid := failureMeaning(phantom, age)
+	if strings.Contains(avoid, "lock the rows the decision reads") || !strings.Contains(avoid, "SELECT … FOR UPDATE would not do: it locks only rows that exist") ||
+		!strings.Contains(avoid, "INSERT INTO anomaly VALUES (3, 1)") || !strings.Contains(avoid, "retry T2's whole transaction") {
+		t.Errorf("anti-dependency's advice: %s", avoid)
+	}
+	skew := *phantom
+	skew.Own = []string{"SELECT count(*) AS on_call FROM anomaly WHERE on_call;", "UPDATE anomaly SET on_call = false WHERE id = 2;", "COMMIT;"}
+	skew.Overlapping = []sim.TxSeen{{Session: "T1", Committed: true, Statements: []string{"SELECT count(*) AS on_call FROM anomaly WHERE on_call;", "UPDATE anomaly SET on_call = false WHERE id = 1;", "COMMIT;"}}}
+	if _, avoid := failureMeaning(&skew, age); !strings.Contains(avoid, "lock the rows the decision reads (SELECT … FOR UPDATE)") {
+		t.Errorf("write skew's advice: %s", avoid)
+	}
+}
+
+// A session the server ended is marked in the Sessions pane, which below
+// 110 columns has a line per session, not a column: the explanation said
+// "Its column says so".
+func TestEndedSessionPointsAtTheSessionsPane(t *testing.T) {
+	t.Parallel()
+	age := func(d time.Duration) string { return d.String() }
+	for _, k := range []sim.FailureKind{sim.FailIdleTimeout, sim.FailTerminated} {
+		m, _ := failureMeaning(&sim.Failure{Kind: k, Session: "T1"}, age)
+		if got := strings.Join(m, " "); strings.Contains(got, "Its column") || !strings.Contains(got, "The Sessions pane marks it ended") {
+			t.Errorf("%s: %q", k, got)
+		}
+	}
+}

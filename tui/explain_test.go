@@ -431,3 +431,73 @@ func TestVoidResultIsNotCut(t *testing.T) {
 		}
 	}
 }
+
+// A lock_timeout shorter than a poll (ddl-queue-lock-timeout's 1 ms) ends
+// a wait no poll saw; its 55P03 was explained as "T2 asked with NOWAIT",
+// which it did not. It is a lock_timeout, and whom it waited for is not
+// guessed; a NOWAIT's own words still make it a NOWAIT.
+func TestUnseenLockTimeoutIsNotNowait(t *testing.T) {
+	t.Parallel()
+	age := func(d time.Duration) string { return d.String() }
+	timeout := sim.ServerMessage{SQLState: "55P03", Message: "canceling statement due to lock timeout"}
+	if k := sim.Classify(&timeout, false); k != sim.FailLockTimeout {
+		t.Fatalf("a lock timeout no poll saw: %s", k)
+	}
+	f := &sim.Failure{Kind: sim.FailLockTimeout, Session: "T2", Err: timeout, LockTimeout: time.Millisecond, Ran: 2 * time.Millisecond}
+	m, avoid := failureMeaning(f, age)
+	got := strings.Join(m, " ") + " " + avoid
+	if strings.Contains(got, "NOWAIT") || strings.Contains(got, " for ;") || strings.Contains(got, "keep 's") ||
+		!strings.Contains(got, "its lock_timeout (1ms) ran out before a poll saw the wait") {
+		t.Errorf("an unseen lock timeout: %q", got)
+	}
+	nowait := sim.ServerMessage{SQLState: "55P03", Message: `could not obtain lock on relation "ls_orders"`}
+	if k := sim.Classify(&nowait, false); k != sim.FailNowait {
+		t.Errorf("NOWAIT: %s", k)
+	}
+}
+
+// In fdw-deadlock database A sees T2@A waiting behind T1@A, which is not
+// idle in transaction but running: its UPDATE waits for its postgres_fdw
+// remote part. The standing deadlock said "each sees a session waiting
+// behind one idle in transaction" there too.
+func TestDistributedDeadlockThroughFdwSaysWhatEachServerSees(t *testing.T) {
+	t.Parallel()
+	p := &explainPane{box: box{look: &look{st: newStyles("", true), vol: asIs{}}}}
+	p.room = 40
+	c := &locks.Cycle{Distributed: true, Sessions: []string{"T1@A", "T1@B", "T2@B", "T2@A"}, Edges: []locks.Edge{
+		{Waiter: "T1@A", Holder: "T1@B", Application: true, Remote: true, Why: "T1@A's statement in A waits for its remote part"},
+		{Waiter: "T1@B", Holder: "T2@B", Why: "T1@B waits for T2@B"},
+		{Waiter: "T2@B", Holder: "T2@A", Application: true, RemotePart: true, Why: "T2@B is the remote part of T2@A's transaction"},
+		{Waiter: "T2@A", Holder: "T1@A", Why: "T2@A waits for T1@A"},
+	}}
+	_, lines := p.standing(c, 200)
+	got := strings.Join(lines, " ")
+	if !strings.Contains(got, "each sees a session waiting behind one idle in transaction or running a statement that waits for its postgres_fdw remote part") {
+		t.Errorf("through postgres_fdw:\n%s", got)
+	}
+	c.Edges[0].Remote, c.Edges[2].RemotePart = false, false
+	_, lines = p.standing(c, 200)
+	if got := strings.Join(lines, " "); !strings.Contains(got, "each sees a session waiting behind one idle in transaction, so no 40P01") {
+		t.Errorf("two applications' connections:\n%s", got)
+	}
+}
+
+// coupled-lock-timeout: T1@A's UPDATE fails with 55P03 inside its
+// transaction block, which the error aborts. The advice said "retry T1@A's
+// statement once it ends", which PostgreSQL cannot do inside that
+// transaction: the whole transaction is retried.
+func TestLockTimeoutInATransactionRetriesTheTransaction(t *testing.T) {
+	t.Parallel()
+	age := func(d time.Duration) string { return d.String() }
+	f := &sim.Failure{Kind: sim.FailLockTimeout, Session: "T1@A", TxAborted: true, LockTimeout: time.Second, Ran: time.Second,
+		Err:   sim.ServerMessage{SQLState: "55P03", Message: "canceling statement due to lock timeout"},
+		Waits: []locks.Edge{{Waiter: "T1@A", Holder: "T2@A"}}}
+	_, avoid := failureMeaning(f, age)
+	if strings.Contains(avoid, "retry T1@A's statement") || !strings.Contains(avoid, "retry T1@A's whole transaction from its BEGIN") {
+		t.Errorf("in a transaction block: %s", avoid)
+	}
+	f.TxAborted = false
+	if _, avoid := failureMeaning(f, age); !strings.Contains(avoid, "retry T1@A's statement once it ends") {
+		t.Errorf("a statement that is its own transaction: %s", avoid)
+	}
+}

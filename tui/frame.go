@@ -325,7 +325,7 @@ func (f *frame) applyStatement(ev sim.Event) logEntry {
 			f.startTyped(ev)
 		}
 		if ev.Auto {
-			line.text = "↺ " + ev.SQL + "  (the application gives the transfer up)"
+			line.text = "↺ " + ev.SQL + "  (" + sim.GivingUp(f.sessions, ev.Session) + ")"
 		}
 	case sim.WaitingForLock:
 		if _, ok := f.waitSince[ev.Session]; !ok {

@@ -1,11 +1,14 @@
 package tui
 
 import (
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"lockstep/locks"
+	"lockstep/scenario"
 	"lockstep/sim"
 )
 
@@ -107,5 +110,76 @@ func TestDeadlockGoneWithItsVictimsError(t *testing.T) {
 	}
 	if len(snap.Graph.Cycles) != 1 || len(snap.Locks) != 5 {
 		t.Error("the poll's own snapshot, which history frames share, changed")
+	}
+}
+
+// TestAutoRollbackSaysWhatItGivesUp: in a two-database run the engine's
+// ROLLBACK after T2@B's statement failed ends T2@B's transaction only;
+// T2@A's stays open and its COMMIT may still run (a sweep committed it and
+// the databases disagreed), so the log must not say the application gave
+// the transfer up. With one database it does give the transfer up.
+func TestAutoRollbackSaysWhatItGivesUp(t *testing.T) {
+	coupled := &frame{waitSince: map[string]time.Time{}, results: map[resultKey]result{}}
+	for i, name := range []string{"T1@A", "T1@B", "T2@A", "T2@B"} {
+		coupled.sessions = append(coupled.sessions, sim.SessionInfo{Name: name, Index: i, State: sim.InTransaction, CurrentStep: -1, ErrAt: -1})
+	}
+	rollback := func(who string, i int) sim.Event {
+		return sim.Event{Kind: sim.Started, Session: who, Index: i, Step: -2, Auto: true, SQL: "ROLLBACK", State: sim.Running, Time: time.Now()}
+	}
+	_, line := coupled.apply(rollback("T2@B", 3))
+	if want := "↺ ROLLBACK  (the application rolls back T2@B only: T2@A's transaction stays as it is)"; line.text != want {
+		t.Errorf("two databases: %q, want %q", line.text, want)
+	}
+	_, line = twoWaiting().apply(rollback("T2", 1))
+	if want := "↺ ROLLBACK  (the application gives the transfer up)"; line.text != want {
+		t.Errorf("one database: %q, want %q", line.text, want)
+	}
+}
+
+// TestOutcomeWithoutOneSaysSo: the Outcome pane of a scenario that states
+// no outcome (fk-deadlock) said only "a scenario has no ledger", false of
+// the two-database scenarios, and nothing about an outcome; it says there
+// is none to compare with and where the result is.
+func TestOutcomeWithoutOneSaysSo(t *testing.T) {
+	p := &accountsPane{box: box{look: &look{st: newStyles("", true), vol: asIs{}}}}
+	p.Show(&frame{books: booksState{read: true}}, true, "")
+	got := strings.Join(p.Lines(200), "\n")
+	if strings.Contains(got, "a scenario has no ledger") || !strings.Contains(got, "this scenario states no outcome to compare with") {
+		t.Errorf("no outcome stated:\n%s", got)
+	}
+	p.Show(&frame{books: booksState{read: true}}, true, "at SERIALIZABLE: prevented")
+	got = strings.Join(p.Lines(200), "\n")
+	if strings.Contains(got, "sessions' columns") || !strings.Contains(got, "compare it with the results in the Sessions pane") {
+		t.Errorf("an outcome stated:\n%s", got)
+	}
+}
+
+// TestFatalRemedyInAScenario: when a scenario's sessions could not start
+// (a sweep hit "too many clients"), the screen offered "s another set-up",
+// which a scenario refuses ("the set-up form is for the transfer
+// strategies"); it offers only what acts — and in a family of fixes f,
+// which now acts (f to coupled-2pc on a server without prepared
+// transactions left no way on to the next fix but m).
+func TestFatalRemedyInAScenario(t *testing.T) {
+	err := errors.New("opening the control connection: too many clients")
+	if got := fatalRemedy(err, true, false); strings.Contains(got, "s another set-up") || !strings.Contains(got, "m picks a transfer strategy instead") {
+		t.Errorf("scenario: %q", got)
+	}
+	if got := fatalRemedy(err, true, true); !strings.Contains(got, "f starts the next fix") {
+		t.Errorf("scenario with fixes: %q", got)
+	}
+	if got := fatalRemedy(err, false, false); !strings.Contains(got, "s another set-up") {
+		t.Errorf("transfers: %q", got)
+	}
+	m := &Model{fatal: err.Error(), fatalErr: err, cfg: sim.Config{Scenario: &scenario.Spec{}, ScenarioName: "coupled-2pc"}}
+	if got := m.notRunning(); strings.Contains(got, "s another set-up") || !strings.Contains(got, "f starts the next fix") {
+		t.Errorf("scenario status: %q", got)
+	}
+	for _, a := range m.newTable() {
+		if slices.Contains(a.Keys(), "f") {
+			if why := a.why(); why != "" {
+				t.Errorf("f after a fix could not start: %q", why)
+			}
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"lockstep/ledger"
+	"lockstep/scenario"
 )
 
 // Minimum terminal size; below it one line asks for more.
@@ -61,7 +62,7 @@ func (m *Model) render() string {
 	case m.fatal != "" || m.starting:
 		msg := "starting the sessions…"
 		if m.fatal != "" {
-			msg = "could not start the sessions: " + m.fatal + "\n\n" + fatalRemedy(m.fatalErr)
+			msg = "could not start the sessions: " + m.fatal + "\n\n" + fatalRemedy(m.fatalErr, m.cfg.Scenario != nil, scenario.FixFamily(m.cfg.ScenarioName) != nil)
 		}
 		rows = append(rows, m.look.panel("Sessions", wrapAll(strings.Split(msg, "\n"), m.width-4), m.width, bodyH, false)...)
 	case m.helpOpen:
@@ -78,13 +79,20 @@ func (m *Model) render() string {
 
 // fatalRemedy says what the user can do when the sessions could not start:
 // a schema another run holds, or another role owns, needs another --schema,
-// which only a new start can take.
-func fatalRemedy(err error) string {
+// which only a new start can take. In a scenario's run s offers nothing
+// (the set-up form is the transfers'), so it is not offered.
+func fatalRemedy(err error, scenario, fixes bool) string {
 	if errors.Is(err, ledger.ErrSchemaInUse) || errors.Is(err, ledger.ErrSchemaNotYours) || errors.Is(err, ledger.ErrUnmarkedSchema) {
 		return "q quits; start again with another --schema (or wait for the other run to end)."
 	}
 	if errors.Is(err, ledger.ErrNotLocksteps) {
 		return "q quits; drop or change what the line names yourself, or run lockstep reset --force, then start again."
+	}
+	switch {
+	case scenario && fixes:
+		return "f starts the next fix, m picks a transfer strategy instead, q quits."
+	case scenario:
+		return "m picks a transfer strategy instead, q quits."
 	}
 	return "m picks another strategy, s another set-up, q quits."
 }

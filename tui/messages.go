@@ -33,5 +33,14 @@ type actionMsg struct {
 	logged string
 }
 
+// preparedChosenMsg is the prepared transaction C or X is about to end,
+// and the statement that ends it (what, as the log words it).
+type preparedChosenMsg struct {
+	id     int
+	p      sim.Prepared
+	commit bool
+	what   string
+}
+
 // autoplayMsg is autoplay's beat; seq drops beats from an earlier autoplay.
 type autoplayMsg struct{ seq int }

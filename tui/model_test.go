@@ -311,7 +311,7 @@ func TestScenarioInTheInterface(t *testing.T) {
 	t.Cleanup(m.Close)
 	d := newTestDriver(t, m)
 	d.start(120, 40)
-	if s := d.screen(); !strings.Contains(s, "scenario lost-update") || !strings.Contains(s, "T1  session t1") || !strings.Contains(s, "a scenario has no ledger") {
+	if s := d.screen(); !strings.Contains(s, "scenario lost-update") || !strings.Contains(s, "T1  session t1") || !strings.Contains(s, "this scenario states no outcome") {
 		t.Fatalf("scenario screen:\n%s", s)
 	}
 	d.key("a")
@@ -353,6 +353,21 @@ func TestCoupledInTheInterface(t *testing.T) {
 	if !strings.Contains(m.status, "still waiting on its other connection") {
 		t.Errorf("stepping T1@B while T1@A waits: status %q", m.status)
 	}
+	// x cannot end a standing distributed deadlock: T1@B's application
+	// waits on T1@A (and x on a waiter finds its statement running). The
+	// explanation said "k cancels a statement, x rolls back".
+	m.status = ""
+	d.key("x")
+	if !strings.Contains(m.status, "still waiting on its other connection") {
+		t.Errorf("x on T1@B while T1@A waits: status %q", m.status)
+	}
+	if s := d.screen(); strings.Contains(s, "x rolls back") || !strings.Contains(s, "k cancels a waiting connection's statement; x cannot act") {
+		t.Errorf("what ends a distributed deadlock:\n%s", s)
+	}
+	// The footer lists the keys that act now: not c or x for T1@B.
+	if lines := strings.Split(strings.TrimRight(d.screen(), "\n"), "\n"); strings.Contains(lines[len(lines)-1], "x rollback") || strings.Contains(lines[len(lines)-1], "c commit") {
+		t.Errorf("the footer offers c/x while T1@B's application waits: %s", lines[len(lines)-1])
+	}
 	for _, name := range []string{"coupled-ordered", "coupled-lock-timeout", "coupled-2pc", "coupled-2pc-interrupted"} {
 		d.key("f")
 		d.until(name, func() bool { return m.cfg.ScenarioName == name && m.eng != nil && !m.starting && d.quiet() })
@@ -370,6 +385,21 @@ func TestCoupledInTheInterface(t *testing.T) {
 	})
 	if s := d.screen(); !strings.Contains(s, "the databases agree") {
 		t.Errorf("after COMMIT PREPARED:\n%s", s)
+	}
+	// The log says COMMIT PREPARED went out before the waiter it released
+	// went on (a sweep saw "T2@B ✓ SELECT …" above "✓ ROLLBACK PREPARED …":
+	// the waiter's answer came back before the statement's own).
+	sent, went := -1, -1
+	for i, l := range m.log.entries {
+		switch {
+		case sent < 0 && strings.HasPrefix(l.text, "… COMMIT PREPARED prepared T1@B in database B"):
+			sent = i
+		case went < 0 && l.who == "T2@B" && strings.HasPrefix(l.text, "✓ SELECT"):
+			went = i
+		}
+	}
+	if sent < 0 || went < 0 || sent > went {
+		t.Errorf("COMMIT PREPARED logged at %d, T2@B going on at %d; want it sent first: %+v", sent, went, m.log.entries)
 	}
 }
 
