@@ -101,3 +101,23 @@ func TestSerializationFailureFacts(t *testing.T) {
 		}
 	})
 }
+
+// A session of the stored order passed over after its statement failed is
+// skipped with that reason — the victim of opposite-deadlock's 40P01, whose
+// transaction is aborted and still open — not "waiting or finished".
+func TestSkippedSaysWhy(t *testing.T) {
+	t.Parallel()
+	var skipped []sim.Event
+	for _, ev := range playScenario(t, "opposite-deadlock", "") {
+		if ev.Kind == sim.Skipped {
+			skipped = append(skipped, ev)
+		}
+	}
+	if len(skipped) != 1 || skipped[0].Session != "T2" {
+		t.Fatalf("skipped %+v, want T2 once", skipped)
+	}
+	want := "its statement failed with 40P01 (deadlock detected) and its transaction is aborted, open until a ROLLBACK: its script stops there"
+	if skipped[0].Why != want || skipped[0].State != sim.Aborted {
+		t.Errorf("T2 skipped (%s): %q, want %q", skipped[0].State, skipped[0].Why, want)
+	}
+}

@@ -147,7 +147,8 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 		for _, k := range skipped {
 			// Through the events, in order: a statement's events already
 			// sent come before the skip, as their times say.
-			e.emit(Event{Gen: e.generation(), Kind: Skipped, Session: sessions[k].Name, Index: k, Step: -1})
+			e.emit(Event{Gen: e.generation(), Kind: Skipped, Session: sessions[k].Name, Index: k, Step: -1,
+				State: sessions[k].State, Why: sessions[k].NotSteppable()})
 		}
 		if done {
 			return nil

@@ -134,7 +134,11 @@ func (t *Text) Event(ev sim.Event) {
 	case sim.DeadlockFormed:
 		t.deadlock(ev)
 	case sim.Skipped:
-		fmt.Fprintf(t.w, "  -- %s skipped in --order: it is waiting or has finished\n", ev.Session)
+		why := ev.Why
+		if why == "" { // a recording made before the reason was kept
+			why = "it could not step then"
+		}
+		fmt.Fprintf(t.w, "  -- %s skipped in --order: %s\n", ev.Session, why)
 	case sim.Stalled, sim.Resolved:
 		for _, line := range noteLines(ev) {
 			fmt.Fprintf(t.w, "lockstep: %s\n", line)

@@ -30,7 +30,7 @@ func TestTextPrintsAWaitItsEndAndTheDeadlockVictim(t *testing.T) {
 		{Kind: sim.Error, Session: "T2", SQL: "UPDATE t SET note = 'b'", Err: &sim.ServerMessage{
 			SQLState: pgerrcode.DeadlockDetected, Message: "deadlock detected",
 			Detail: "Process 19230 waits for ShareLock on transaction 727; blocked by process 19229."}},
-		{Kind: sim.Skipped, Session: "T1"},
+		{Kind: sim.Skipped, Session: "T2", Why: "its statement failed with 40P01 (deadlock detected) and its transaction was rolled back: its script stops there"},
 	} {
 		tr.Event(ev)
 	}
@@ -48,7 +48,7 @@ ERROR:  deadlock detected (SQLSTATE 40P01)
 DETAIL:  Process 19230 waits for ShareLock on transaction 727; blocked by process 19229.
   -- process 19230 is T2, process 19229 is T1
   -- the server broke the deadlock: T2 was chosen as the victim
-  -- T1 skipped in --order: it is waiting or has finished
+  -- T2 skipped in --order: its statement failed with 40P01 (deadlock detected) and its transaction was rolled back: its script stops there
 `
 	if got := out.String(); got != want {
 		t.Errorf("transcript:\n%s\nwant:\n%s", got, want)
