@@ -121,3 +121,20 @@ func TestSkippedSaysWhy(t *testing.T) {
 		t.Errorf("T2 skipped (%s): %q, want %q", skipped[0].State, skipped[0].Why, want)
 	}
 }
+
+// The stored order's entries left when every session is done are skipped
+// too, each with its reason: job-queue-nowait's w2_end (T2's ROLLBACK) never
+// runs after T2's 55P03, and the run says so instead of dropping it.
+func TestSkippedAtTheEnd(t *testing.T) {
+	t.Parallel()
+	var skipped []sim.Event
+	for _, ev := range playScenario(t, "job-queue-nowait", "") {
+		if ev.Kind == sim.Skipped {
+			skipped = append(skipped, ev)
+		}
+	}
+	want := "its statement failed with 55P03 (could not obtain lock on row in relation \"ls_jobs\") and its transaction is aborted, open until a ROLLBACK: its script stops there"
+	if len(skipped) != 1 || skipped[0].Session != "T2" || skipped[0].Why != want {
+		t.Fatalf("skipped %+v, want T2's w2_end once: %q", skipped, want)
+	}
+}
