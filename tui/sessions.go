@@ -309,7 +309,13 @@ func (p *sessionsPane) columnFocus(i, w int) columnLines {
 		if s.LastErr != nil && s.ErrAt == k && s.CurrentStep != k {
 			// Under the statement that failed, not under the script's
 			// end, which never ran.
-			text = append(text, wrapLines(p.errLine(s), w)...)
+			line := p.errLine(s)
+			if s.Finished && k < len(s.Statements)-1 {
+				// The statements below stay listed, but none will run:
+				// without this they would read as still to come.
+				line += p.look.st.bad.Render(" — its script stops here")
+			}
+			text = append(text, wrapLines(line, w)...)
 		}
 		c.add(text)
 	}
