@@ -91,7 +91,7 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 			m += " (" + f.LockTimeout.String() + ")"
 		}
 		m += " ran out, so the server cancelled " + who + "'s statement; the holder keeps its lock."
-		return []string{m}, fmt.Sprintf("keep %s's transaction short, so the lock is not held long; or retry %s's statement once it ends. lock_timeout is the bound on waiting: the wait failed fast instead of queueing the others behind it.", holdersOf(f), who)
+		return []string{m}, fmt.Sprintf("keep %s's transaction short, so the lock is not held long; or retry %s's statement once it ends. lock_timeout is the bound on waiting: once it ran out the request left the lock's queue, and holds up no request queued behind it any longer.", holdersOf(f), who)
 	case sim.FailNowait:
 		m := who + " asked with NOWAIT: when a conflicting lock is held the server fails at once instead of waiting."
 		if strings.Contains(f.Err.Message, "lock on row") {
