@@ -73,6 +73,9 @@ type session struct {
 	sending string
 	// endedAt is when the session's last statement ended.
 	endedAt time.Time
+	// txBefore is the connection's transaction status ('I', 'T', 'E') just
+	// before its statement in flight was sent; only the worker uses it.
+	txBefore byte
 	// reaping is true from the poll that found the session's backend gone
 	// until its worker has read the server's last message (the FATAL that
 	// ended it) and sent the ConnectionLost event.
@@ -352,6 +355,7 @@ func (s *session) run(j job) {
 	}
 	start := time.Now()
 	s.sending = j.sql
+	s.txBefore = s.conn.PgConn().TxStatus()
 	res, first, err := runSQL(e.ctx, s.conn.PgConn(), j.sql)
 	s.sending = ""
 	took := time.Since(start)
@@ -480,11 +484,17 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	var failure *Failure
 	verb := strings.ToUpper(strings.TrimRight(strings.TrimSpace(j.sql), ";"))
 	ends := verb == "COMMIT" || verb == "ROLLBACK" || verb == "END" || verb == "ABORT"
+	// A COMMIT or ROLLBACK sent with no transaction open (the server warns
+	// 25P01 "there is no transaction in progress") ends nothing: the
+	// session did not commit, nor roll back, anything.
+	nothingOpen := s.txBefore == 'I' && !auto
 	switch {
 	case tx == 'E':
 		s.state = Aborted
 	case tx == 'T':
 		s.state = InTransaction
+	case se == nil && ends && nothingOpen:
+		s.state = Idle
 	case se == nil && ends && tag == "ROLLBACK":
 		s.state = RolledBack
 	case se == nil && ends:
