@@ -138,3 +138,34 @@ func TestSkippedAtTheEnd(t *testing.T) {
 		t.Fatalf("skipped %+v, want T2's w2_end once: %q", skipped, want)
 	}
 }
+
+// A COMMIT typed in a session with no transaction open committed nothing:
+// a 40001's facts do not name that session among those that committed
+// while the failed transaction was open.
+func TestNoOpCommitIsNoCommit(t *testing.T) {
+	t.Parallel()
+	sc, err := scenario.LoadBuiltin("lost-update", "repeatable read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	eng, err := sim.New(ctx, sim.Config{DB: dbtest.Schema(t), Scenario: sc, ScenarioName: "lost-update", Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close(context.Background())
+	step(t, eng, 0)           // t1r
+	step(t, eng, 1)           // t2r
+	exec(t, eng, 2, "COMMIT") // the check session: no transaction open
+	step(t, eng, 0)           // t1w
+	step(t, eng, 0)           // t1c
+	ev := step(t, eng, 1)     // t2w: 40001
+	failure := ev.Failure
+	if failure == nil || failure.Err.SQLState != "40001" {
+		t.Fatalf("T2's failure: %+v", failure)
+	}
+	if !slices.Equal(failure.Committed, []string{"T1"}) {
+		t.Errorf("committed while T2's transaction was open: %v, want only T1", failure.Committed)
+	}
+}

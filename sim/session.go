@@ -514,7 +514,10 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 		s.lastErr, s.errAt = se, step
 		failure = e.failure(s, j, se, took)
 	}
-	if tx == 'I' {
+	if tx == 'I' && ends && nothingOpen {
+		// No transaction to record: the COMMIT or ROLLBACK ended nothing.
+		s.txBegan, s.txStmts = time.Time{}, nil
+	} else if tx == 'I' {
 		began := s.txBegan
 		if began.IsZero() {
 			began = s.startedAt
@@ -528,7 +531,7 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	} else if s.txBegan.IsZero() {
 		s.txBegan = s.startedAt
 	}
-	if se == nil && tag == "COMMIT" {
+	if se == nil && tag == "COMMIT" && !nothingOpen {
 		e.commits = append(e.commits, commitRec{session: s.name, at: time.Now()})
 	}
 	if j.step >= 0 && se == nil {
