@@ -314,4 +314,15 @@ func TestColumnSaysTheScriptStops(t *testing.T) {
 	if col := ansi.Strip(strings.Join(p.column(0, 60), "\n")); strings.Contains(col, "stops here") {
 		t.Errorf("a script that goes on after its failure:\n%s", col)
 	}
+	// Ended by hand (x): no error, the script stops before its next statement.
+	p.f.sessions[0] = sim.SessionInfo{Name: "T1", State: sim.RolledBack, Statements: []string{"SAVEPOINT s;", "ROLLBACK TO SAVEPOINT s;", "COMMIT;"},
+		Next: 1, Finished: true, CurrentStep: -1, ErrAt: -1}
+	col = ansi.Strip(strings.Join(p.column(0, 60), "\n"))
+	if i, j := strings.Index(col, "its script stops here"), strings.Index(col, "ROLLBACK TO SAVEPOINT"); i < 0 || j < i {
+		t.Errorf("a script ended by hand:\n%s", col)
+	}
+	p.f.sessions[0].Finished = false
+	if col := ansi.Strip(strings.Join(p.column(0, 60), "\n")); strings.Contains(col, "stops here") {
+		t.Errorf("a script still going:\n%s", col)
+	}
 }

@@ -298,6 +298,11 @@ func (p *sessionsPane) columnFocus(i, w int) columnLines {
 	typed := p.f.typed[s.Name]
 	for k, sql := range s.Statements {
 		p.typed(s, typed, k, &c, w)
+		if s.Finished && k == s.Next && (s.LastErr == nil || s.ErrAt != k) {
+			// Its transaction was ended by hand: the script goes no
+			// further, and what follows would read as still to come.
+			c.add(wrapLines("— its script stops here; what follows does not run", w))
+		}
 		mark, style, active := p.mark(s, k)
 		if active && c.focus == 0 {
 			c.focus = len(c.lines)
