@@ -301,7 +301,7 @@ func (p *sessionsPane) columnFocus(i, w int) columnLines {
 		if s.Finished && k == s.Next && (s.LastErr == nil || s.ErrAt != k) {
 			// Its transaction was ended by hand: the script goes no
 			// further, and what follows would read as still to come.
-			c.add(wrapLines("— its script stops here; what follows does not run", w))
+			c.add(wrapLines("— its script stops here", w))
 		}
 		mark, style, active := p.mark(s, k)
 		if active && c.focus == 0 {
