@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -263,6 +264,12 @@ func (b *benchRun) compare(ctx context.Context) ([]pgbenchRow, error) {
 					return func() (err error) {
 						fmt.Fprintf(b.progress, "pgbench%s, %d clients, %d accounts…\n", mode, w, acc)
 						*tps, err = load.Pgbench(ctx, b.f.pgbench, b.d, b.a.ledger, w, acc, b.f.duration, prep)
+						if errors.Is(err, load.ErrPgbenchIdle) {
+							// One round of a loaded machine does not end the
+							// comparison: the round is left out, and said so.
+							fmt.Fprintf(b.progress, "pgbench%s completed no transaction in %s: round %d is left out of its ratio\n", mode, b.f.duration, round+1)
+							return nil
+						}
 						return err
 					}
 				}
@@ -276,15 +283,22 @@ func (b *benchRun) compare(ctx context.Context) ([]pgbenchRow, error) {
 						return nil, err
 					}
 				}
-				row.PgbenchTPS += simple / rounds
-				row.PreparedTPS += prepared / rounds
 				row.LockstepTPS += r.Throughput / rounds
 				if simple > 0 {
+					row.PgbenchTPS += simple
 					row.Rounds = append(row.Rounds, r.Throughput/simple)
 				}
 				if prepared > 0 {
+					row.PreparedTPS += prepared
 					row.RoundsPrepared = append(row.RoundsPrepared, r.Throughput/prepared)
 				}
+			}
+			// pgbench's means are over the rounds it completed a transaction in.
+			if n := len(row.Rounds); n > 0 {
+				row.PgbenchTPS /= float64(n)
+			}
+			if n := len(row.RoundsPrepared); n > 0 {
+				row.PreparedTPS /= float64(n)
 			}
 			row.Ratio, row.RatioPrepared = median(row.Rounds), median(row.RoundsPrepared)
 			cmp = append(cmp, row)
@@ -307,10 +321,18 @@ func printPgbenchRows(w io.Writer, cmp []pgbenchRow) {
 		if c.Pipelined {
 			name = "ordered, pipelined,"
 		}
-		fmt.Fprintf(w, "%s vs pgbench -c %d -j %d, %d workers on %d threads, %d accounts: %.0f vs %.0f transfers/s (means), %.2f× (median of %d rounds: %s); "+
-			"vs pgbench -M prepared: %.0f transfers/s, %.2f× (%s)\n",
-			name, c.Workers, c.Threads, c.Workers, c.Threads, c.Accounts, c.LockstepTPS, c.PgbenchTPS, c.Ratio, len(c.Rounds), each(c.Rounds),
-			c.PreparedTPS, c.RatioPrepared, each(c.RoundsPrepared))
+		// A mode whose every round was left out (pgbench completed no
+		// transaction) has no figure, not a zero one.
+		ratio := func(r float64, xs []float64) string {
+			if len(xs) == 0 {
+				return "no ratio (pgbench completed no transaction in any round)"
+			}
+			return fmt.Sprintf("%.2f× (median of %d rounds: %s)", r, len(xs), each(xs))
+		}
+		fmt.Fprintf(w, "%s vs pgbench -c %d -j %d, %d workers on %d threads, %d accounts: %.0f vs %.0f transfers/s (means), %s; "+
+			"vs pgbench -M prepared: %.0f transfers/s, %s\n",
+			name, c.Workers, c.Threads, c.Workers, c.Threads, c.Accounts, c.LockstepTPS, c.PgbenchTPS, ratio(c.Ratio, c.Rounds),
+			c.PreparedTPS, ratio(c.RatioPrepared, c.RoundsPrepared))
 	}
 }
 

@@ -381,6 +381,11 @@ func TestRunCoupledReportsTheDistributedDeadlock(t *testing.T) {
 	if !strings.Contains(out, "distributed deadlock detected by lockstep: T1@A → T2@A → T2@B → T1@B → T1@A") {
 		t.Errorf("no detection line in:\n%s", out)
 	}
+	// What the server sees of a holder is a sentence of its own after the
+	// explanation's last (it was glued on as "not before.; the server sees").
+	if strings.Contains(out, ".;") || !strings.Contains(out, "not before. The server sees") {
+		t.Errorf("the server's view of the holder is not its own sentence:\n%s", out)
+	}
 	// --dsn2 naming the first database is refused.
 	args := withDB(t, "run", "--scenario", "coupled")
 	_, errOut, code = lockstep(t, append(args, "--dsn2", dbtest.DSN(t))...)
@@ -444,21 +449,28 @@ func TestBenchVsPgbench(t *testing.T) {
 		t.Fatalf("want one comparison: %s", lines[len(lines)-1])
 	}
 	c := sum.Pgbench[0]
-	if c.Workers != 2 || c.Accounts != 10 || c.PgbenchTPS <= 0 || c.Lockstep <= 0 || len(c.Rounds) != 3 || c.Threads < 1 || c.Threads > 2 {
-		t.Fatalf("comparison %+v", c)
+	// A round in which pgbench completed no transaction (a loaded machine)
+	// is left out, and stderr says which.
+	left := strings.Count(errOut, "completed no transaction")
+	if c.Workers != 2 || c.Accounts != 10 || c.PgbenchTPS <= 0 || c.Lockstep <= 0 || len(c.Rounds)+len(c.RoundsPrep)+left != 6 || c.Threads < 1 || c.Threads > 2 {
+		t.Fatalf("comparison %+v; %d rounds left out:\n%s", c, left, errOut)
 	}
 	// The ratio is the middle round's.
-	r := slices.Sorted(slices.Values(c.Rounds))
-	if c.Ratio != r[1] || sum.Ratio != c.Ratio {
+	if c.Ratio != medianOf(c.Rounds) || sum.Ratio != c.Ratio {
 		t.Errorf("ratio %v, ratio_vs_pgbench %v, want the median of %v", c.Ratio, sum.Ratio, c.Rounds)
 	}
 	// pgbench -M prepared ran the same script in the same rounds.
-	if c.Prepared <= 0 || len(c.RoundsPrep) != 3 {
+	if c.Prepared <= 0 || len(c.RoundsPrep) == 0 {
 		t.Fatalf("no comparison with pgbench -M prepared: %+v", c)
 	}
-	if p := slices.Sorted(slices.Values(c.RoundsPrep)); c.RatioPrep != p[1] || sum.RatioPrep != c.RatioPrep {
+	if c.RatioPrep != medianOf(c.RoundsPrep) || sum.RatioPrep != c.RatioPrep {
 		t.Errorf("ratio_prepared %v, ratio_vs_pgbench_prepared %v, want the median of %v", c.RatioPrep, sum.RatioPrep, c.RoundsPrep)
 	}
+}
+
+func medianOf(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	return (s[(len(s)-1)/2] + s[len(s)/2]) / 2
 }
 
 // clean removes what lockstep made — the run's marked schema — and nothing
@@ -786,5 +798,24 @@ func TestSpecSetupFailsAsTheTesterSays(t *testing.T) {
 	}
 	if errOut != string(wantErr) {
 		t.Errorf("standard error:\n--- want (the tester's)\n%s--- got\n%s", wantErr, errOut)
+	}
+}
+
+// A waiter a step released is printed as completed before the next step:
+// savepoint's T2 goes on at T1's ROLLBACK TO SAVEPOINT, while T1's
+// transaction stays open, and the transcript must not show it going on at
+// T1's COMMIT (as it did when the next step raced T2's completion).
+func TestRunTranscriptPrintsReleasedWaiterAtItsRelease(t *testing.T) {
+	t.Parallel()
+	out, errOut, code := lockstep(t, withDB(t, "run", "--scenario", "savepoint")...)
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+	}
+	undo := strings.Index(out, "step T1: ROLLBACK TO SAVEPOINT s;")
+	t2 := strings.Index(out, "step T2: <... completed>")
+	commit := strings.Index(out, "step T1: COMMIT;")
+	t3 := strings.Index(out, "step T3: <... completed>")
+	if undo < 0 || t2 < undo || commit < t2 || t3 < commit {
+		t.Errorf("want ROLLBACK TO, T2 completed, COMMIT, T3 completed, in that order:\n%s", out)
 	}
 }

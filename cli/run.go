@@ -40,11 +40,14 @@ func (a *app) runCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// A recording shows every moment with the locks and the
-			// balances it had, as one made in the interface: each step waits
-			// for a poll and a read of the balances begun after the last one
-			// settled (the transcript prints neither).
-			cfg.PollEachStep, cfg.Books = recordTo != "", recordTo != ""
+			// Each step waits for a poll begun after the last one settled:
+			// a waiter the step released (a ROLLBACK TO SAVEPOINT lets one go
+			// while its transaction stays open) is printed as completed
+			// before the next step, not after a later one, where it would
+			// seem to go on at that step. A recording shows every moment
+			// with the locks it had, and with Books the balances, as one
+			// made in the interface.
+			cfg.PollEachStep, cfg.Books = true, recordTo != ""
 			ctx := cmd.Context()
 			eng, cfg, end, err := a.startRun(ctx, cfg)
 			if err != nil {

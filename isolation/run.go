@@ -29,6 +29,7 @@ import (
 	"github.com/jackc/pgerrcode"
 
 	"lockstep/db"
+	"lockstep/ledger"
 	"lockstep/scenario"
 	"lockstep/sim"
 )
@@ -117,6 +118,7 @@ func (r *Runner) Run(ctx context.Context, s *scenario.Spec, k int) (err error) {
 		if cerr := p.eng.Close(cctx); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
+		dropEmptySchemas(cctx, p.eng)
 	}()
 	first := true
 	for perm := range perms {
@@ -265,5 +267,23 @@ func (p *player) drain(ctx context.Context) error {
 		default:
 			return nil
 		}
+	}
+}
+
+// dropEmptySchemas drops a --schema the run created when the spec's
+// teardown has left it empty, as it was before the run (it did not exist).
+// One the spec left tables in stays, as the tester leaves them (lockstep
+// clean removes it); nothing is printed either way: the output is the
+// tester's.
+func dropEmptySchemas(ctx context.Context, eng *sim.Engine) {
+	for _, d := range eng.MadeSchemas() {
+		conn, err := d.Connect(ctx, db.AppName("drop"))
+		if err != nil {
+			continue
+		}
+		// Not Made: anything in it (a table the spec left) is not the
+		// run's to drop, so the drop is refused and the schema stays.
+		_ = ledger.DropSchema(ctx, conn, d.Schema(), ledger.DropOptions{})
+		db.CloseConn(ctx, conn)
 	}
 }

@@ -183,3 +183,44 @@ n
 		t.Errorf("--- want\n%s--- got\n%s", want, out.String())
 	}
 }
+
+// A --schema the run created is dropped when the spec's teardown leaves it
+// empty, and kept, with what is in it, when the spec leaves a table there.
+func TestCreatedSchemaDroppedWhenEmpty(t *testing.T) {
+	d := dbtest.DB(t)
+	ctx := context.Background()
+	exists := func(schema string) bool {
+		conn, err := d.Connect(ctx, db.AppName("test"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	for _, leave := range []bool{false, true} {
+		teardown := "teardown { DROP TABLE ls_gone; }\n"
+		if leave {
+			teardown = ""
+		}
+		src := "setup { CREATE TABLE ls_gone (i int); }\n" + teardown + `session s1
+step s1_read { SELECT count(*) AS n FROM ls_gone; }
+`
+		s, err := scenario.Parse("gone.spec", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		schema := dbtest.SchemaOn(t, d).Schema()
+		var out bytes.Buffer
+		r := &isolation.Runner{DB: d, Out: &out, Schema: schema}
+		if err := r.Run(ctx, s, 0); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		if got := exists(schema); got != leave {
+			t.Errorf("spec leaving its table %v: schema %s exists after the run: %v", leave, schema, got)
+		}
+	}
+}

@@ -219,7 +219,13 @@ func (j *Judge) Feed(ev sim.Event, sessions []sim.SessionInfo) bool {
 			}
 		}
 	case sim.WaitingForLock:
-		j.obs.BeganWaiting[ev.Session] = true
+		// A wait already seen, reported again (its words changed, a poll
+		// under load saw it anew), did not begin in this action; a wait for
+		// a session it did not wait for before did.
+		prev, waiting := j.obs.Waits[ev.Session]
+		if !waiting || slices.ContainsFunc(ev.BlockedBy, func(b string) bool { return !slices.Contains(prev, b) }) {
+			j.obs.BeganWaiting[ev.Session] = true
+		}
 		j.obs.Waits[ev.Session] = ev.BlockedBy
 		j.obs.WaitEdges[ev.Session] = ev.Waits
 		j.changed, j.freshPoll, j.freshBook = ev.Time, false, false

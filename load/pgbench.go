@@ -94,9 +94,24 @@ func Pgbench(ctx context.Context, pgbench string, d *db.Database, l *ledger.Ledg
 	if err != nil {
 		return 0, fmt.Errorf("pgbench: %w: %s", err, lastLines(string(out)))
 	}
-	m := tpsRE.FindStringSubmatch(string(out))
-	if m == nil {
-		return 0, fmt.Errorf("pgbench printed no tps: %s", lastLines(string(out)))
+	return pgbenchTPS(string(out))
+}
+
+// ErrPgbenchIdle is a pgbench run that ended well but completed no
+// transaction in its time (a loaded machine, a short -T): pgbench prints
+// no rate then. The caller may leave the round out.
+var ErrPgbenchIdle = errors.New("pgbench completed no transaction in its time")
+
+var idleRE = regexp.MustCompile(`(?m)^number of transactions actually processed: 0\b`)
+
+// pgbenchTPS reads the rate from pgbench's report.
+func pgbenchTPS(out string) (float64, error) {
+	m := tpsRE.FindStringSubmatch(out)
+	switch {
+	case m == nil && idleRE.MatchString(out):
+		return 0, ErrPgbenchIdle
+	case m == nil:
+		return 0, fmt.Errorf("pgbench printed no tps: %s", lastLines(out))
 	}
 	return strconv.ParseFloat(m[1], 64)
 }

@@ -2,6 +2,9 @@ package locks
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -427,27 +430,33 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 		prefix = fmt.Sprintf("%s wants ShareLock on %s's subtransaction (the one its SAVEPOINT began), i.e. waits for that subtransaction to end, not the whole transaction", e.Waiter, e.Holder)
 	}
 	if wantOK {
+		var cands []RowLock
 		for _, r := range x.RowLocks {
 			if r.Pid != e.HolderPid || !RowConflicts(r.Mode, want) {
 				continue
 			}
-			if r.Relation != "" && (r.Relation != tupleRel || r.Ctid != tupleCtid) {
+			if r.Relation != "" && tupleRel != "" && (r.Relation != tupleRel || r.Ctid != tupleCtid) {
 				continue // another table's row, read for another waiter
 			}
 			if r.Relation == "" && account != 0 && r.Account != account {
 				continue
 			}
-			// Which statement took a row lock is known only for the
-			// statements lockstep sent; else the mode's are examples.
-			by := "a mode taken by e.g. " + r.Mode.TakenBy()
-			switch {
-			case r.Mode == ForKeyShare && r.Inferred:
-				by = "a foreign-key check"
-			case r.Mode == ForKeyShare:
-				by = "a mode taken by e.g. a foreign-key check or SELECT … FOR KEY SHARE"
+			if r.Relation != "" && tupleRel == "" && account != 0 {
+				continue // the waiter queues on an account's row
 			}
+			if slices.ContainsFunc(cands, func(o RowLock) bool { return o.SameRow(r) }) {
+				continue // one row, locked twice by the holder (its FOR NO KEY UPDATE, then its UPDATE)
+			}
+			cands = append(cands, r)
+		}
+		if tupleRel == "" && account == 0 {
+			cands = x.rowsWithoutTupleLock(cands, waiter)
+		}
+		switch {
+		case len(cands) == 1:
+			r := cands[0]
 			e.Why = fmt.Sprintf("%s: %s holds %s on %s (%s), which conflicts with %s",
-				prefix, e.Holder, r.Mode, r.Target(), by, want)
+				prefix, e.Holder, r.Mode, r.Target(), rowTakenBy(r), want)
 			if r.Inferred {
 				e.Why += fmt.Sprintf(" (by the statements lockstep sent %s)", e.Holder)
 			}
@@ -459,6 +468,32 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 			}
 			e.Conflict = &Conflict{Row: true, Held: int(r.Mode), Wanted: int(want)}
 			e.HeldRow = &r
+			return
+		case len(cands) > 1:
+			// Which of these rows the waiter needs, pg_locks does not say:
+			// a session that already shares a row's lock (a member of its
+			// multixact) waits without taking the row's tuple lock. Each
+			// is named, none singled out.
+			var held, ctids []string
+			same := true
+			for _, r := range cands {
+				held = append(held, fmt.Sprintf("%s on %s", r.Mode, r.Target()))
+				ctids = append(ctids, r.Ctid)
+				same = same && r.Mode == cands[0].Mode && r.Relation == cands[0].Relation && r.Relation != ""
+			}
+			what := strings.Join(held, ", ")
+			if same {
+				// "FOR KEY SHARE on ls_accounts rows (0,1) and (0,2)"
+				what = fmt.Sprintf("%s on %s rows %s and %s", cands[0].Mode, cands[0].Relation,
+					strings.Join(ctids[:len(ctids)-1], ", "), ctids[len(ctids)-1])
+			}
+			e.Why = fmt.Sprintf("%s: %s holds %s (%s), which conflicts with %s; %s needs one of these rows "+
+				"(pg_locks does not say which: a session that already shares a row's lock waits for it without taking the row's tuple lock)",
+				prefix, e.Holder, what, rowTakenBy(cands[0]), want, e.Waiter)
+			same = same || !slices.ContainsFunc(cands, func(r RowLock) bool { return r.Mode != cands[0].Mode })
+			if same {
+				e.Conflict = &Conflict{Row: true, Held: int(cands[0].Mode), Wanted: int(want)}
+			}
 			return
 		}
 	}
@@ -552,4 +587,66 @@ func multixactWaitWords(rows []RowLock, r RowLock, waiter *Backend, want RowMode
 	}
 	return fmt.Sprintf("%s waits for each member whose lock conflicts with %s, one after the other (%s); now for %s",
 		waiter.Session, want, strings.Join(whom, ", then "), holder)
+}
+
+// rowTakenBy says which statement took a row lock when it is known (the
+// statements lockstep sent), else the statements that take its mode, as
+// examples.
+func rowTakenBy(r RowLock) string {
+	switch {
+	case r.Mode == ForKeyShare && r.Inferred:
+		return "a foreign-key check"
+	case r.Mode == ForKeyShare:
+		return "a mode taken by e.g. a foreign-key check or SELECT … FOR KEY SHARE"
+	}
+	return "a mode taken by e.g. " + r.Mode.TakenBy()
+}
+
+// rowsWithoutTupleLock narrows the holder's conflicting row locks, when
+// the waiter holds no tuple lock to say which row it waits for. PostgreSQL
+// skips the tuple lock only when the waiter already holds a lock on the
+// row itself (it shares the row's multixact): the rows it holds a lock on
+// too are the candidates (or those known only from the statements sent,
+// where pgrowlocks cannot be read). On accounts, the waiter's statement names the
+// row (lockstep's own statements say WHERE id = N).
+func (x *index) rowsWithoutTupleLock(cands []RowLock, waiter *Backend) []RowLock {
+	shares := func(r RowLock) bool {
+		for _, o := range x.RowLocks {
+			if o.Pid == waiter.Pid && o.Relation == r.Relation && o.Ctid == r.Ctid && o.Account == r.Account {
+				return true
+			}
+		}
+		return false
+	}
+	var out []RowLock
+	for _, r := range cands {
+		if r.Inferred || shares(r) {
+			out = append(out, r)
+		}
+	}
+	if id, ok := accountsRowOf(waiter.Query); ok {
+		var named []RowLock
+		for _, r := range out {
+			if r.Relation == "" && r.Account == id {
+				named = append(named, r)
+			}
+		}
+		if len(named) > 0 || !slices.ContainsFunc(out, func(r RowLock) bool { return r.Relation != "" }) {
+			return named
+		}
+	}
+	return out
+}
+
+var accountsRowRE = regexp.MustCompile(`(?is)^\s*(?:SELECT\b.*?\bFROM|UPDATE|DELETE\s+FROM)\s+accounts\b(?:\s+SET\b.*?)?\s+WHERE\s+id\s*=\s*(\d+)\s*(?:FOR\b.*)?;?\s*$`)
+
+// accountsRowOf is the accounts row a statement of lockstep's ledger
+// names: "SELECT balance FROM accounts WHERE id = 2 FOR UPDATE" is row 2.
+func accountsRowOf(query string) (int64, bool) {
+	m := accountsRowRE.FindStringSubmatch(query)
+	if m == nil {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(m[1], 10, 64)
+	return id, err == nil
 }

@@ -46,7 +46,12 @@ func Merge(snaps ...*Snapshot) *Snapshot {
 		e := &out.Graph.Edges[i]
 		for _, a := range app {
 			if a.Waiter == e.Holder && !isActive(out.Backends, a.Waiter) {
-				e.Why += fmt.Sprintf("; the server sees %s only as idle in transaction: its application is waiting on %s", e.Holder, a.Holder)
+				seen := fmt.Sprintf("the server sees %s only as idle in transaction: its application is waiting on %s", e.Holder, a.Holder)
+				if strings.HasSuffix(e.Why, ".") {
+					e.Why += " " + strings.ToUpper(seen[:1]) + seen[1:] + "."
+				} else {
+					e.Why += "; " + seen
+				}
 				break
 			}
 		}

@@ -445,3 +445,84 @@ func TestObserverAccountsMultixactOnlyConflictingMember(t *testing.T) {
 		t.Errorf("why = %q, want it to say %q", e.Why, want)
 	}
 }
+
+// The lecture in opposite directions: both transfers' foreign-key checks
+// share FOR KEY SHARE on accounts 1 and 2, so neither waiter takes a tuple
+// lock (it shares the row's multixact) and pg_locks does not say which row
+// it waits for. T2's SELECT … WHERE id = 2 FOR UPDATE waits on row 2, and
+// the explanation must name row 2, not the first of T1's rows (it named
+// accounts id=1). On a scenario's table, where the statement cannot be
+// read for the row, both rows are named and neither singled out.
+func TestObserverRowWaitWithoutTupleLock(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2, 2, locks.WithHeldRowLocks())
+	if ok, note := f.obs.RowLocksAvailable(); !ok {
+		dbtest.Optional(t, ok, "pgrowlocks ("+note+")", "postgresql-contrib")
+	}
+	for i := range 2 {
+		f.exec(t, i, "BEGIN")
+		f.exec(t, i, "SELECT 1 FROM accounts WHERE id IN (1, 2) FOR KEY SHARE")
+	}
+	f.block(t, 1, "SELECT balance FROM accounts WHERE id = 2 FOR UPDATE")
+	snap := f.pollUntilWaiting(t, "T2")
+	if len(snap.Graph.Edges) != 1 {
+		t.Fatalf("edges: %+v", snap.Graph.Edges)
+	}
+	e := snap.Graph.Edges[0]
+	if !strings.Contains(e.Why, "T1 holds FOR KEY SHARE on accounts id=2") || strings.Contains(e.Why, "id=1") {
+		t.Errorf("why = %q: want T1's FOR KEY SHARE on accounts id=2 named, and no other row", e.Why)
+	}
+	if e.HeldRow == nil || e.HeldRow.Account != 2 {
+		t.Errorf("held row %+v, want accounts id=2", e.HeldRow)
+	}
+}
+
+func TestObserverScenarioRowWaitWithoutTupleLock(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2, 2, locks.WithHeldRowLocks())
+	if ok, note := f.obs.RowLocksAvailable(); !ok {
+		dbtest.Optional(t, ok, "pgrowlocks ("+note+")", "postgresql-contrib")
+	}
+	f.exec(t, 0, "CREATE TABLE ls_fk (id int PRIMARY KEY, v int NOT NULL); INSERT INTO ls_fk VALUES (1, 0), (2, 0)")
+	for i := range 2 {
+		f.exec(t, i, "BEGIN")
+		f.exec(t, i, "SELECT 1 FROM ls_fk FOR KEY SHARE")
+	}
+	f.block(t, 0, "SELECT v FROM ls_fk WHERE id = 1 FOR UPDATE")
+	snap := f.pollUntilWaiting(t, "T1")
+	if len(snap.Graph.Edges) != 1 {
+		t.Fatalf("edges: %+v", snap.Graph.Edges)
+	}
+	e := snap.Graph.Edges[0]
+	if !strings.Contains(e.Why, "T2 holds FOR KEY SHARE on ls_fk rows (0,1) and (0,2)") || !strings.Contains(e.Why, "T1 needs one of these rows") {
+		t.Errorf("why = %q: want both of T2's rows named, neither singled out", e.Why)
+	}
+	if e.HeldRow != nil {
+		t.Errorf("held row %+v: the row is not known", e.HeldRow)
+	}
+}
+
+// A row its holder locked twice (its FOR NO KEY UPDATE, then its UPDATE:
+// two lockers of one row in pgrowlocks) is one row, named once.
+func TestObserverRowWaitOnARowLockedTwice(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2, 2, locks.WithHeldRowLocks())
+	if ok, note := f.obs.RowLocksAvailable(); !ok {
+		dbtest.Optional(t, ok, "pgrowlocks ("+note+")", "postgresql-contrib")
+	}
+	for i := range 2 {
+		f.exec(t, i, "BEGIN")
+		f.exec(t, i, "SELECT 1 FROM accounts WHERE id IN (1, 2) FOR KEY SHARE")
+	}
+	f.exec(t, 1, "SELECT balance FROM accounts WHERE id = 2 FOR NO KEY UPDATE")
+	f.exec(t, 1, "UPDATE accounts SET balance = balance + 10 WHERE id = 2")
+	f.block(t, 0, "SELECT balance FROM accounts WHERE id = 2 FOR NO KEY UPDATE")
+	snap := f.pollUntilWaiting(t, "T1")
+	if len(snap.Graph.Edges) != 1 {
+		t.Fatalf("edges: %+v", snap.Graph.Edges)
+	}
+	why := snap.Graph.Edges[0].Why
+	if !strings.Contains(why, "T2 holds FOR NO KEY UPDATE on accounts id=2 (") || strings.Contains(why, "one of these rows") {
+		t.Errorf("why = %q: want T2's FOR NO KEY UPDATE on accounts id=2 named once", why)
+	}
+}

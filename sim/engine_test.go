@@ -723,3 +723,45 @@ func TestCommitWithNoTransactionIsIdle(t *testing.T) {
 		t.Errorf("COMMIT of an open transaction: %v, T2 %v", ev.Kind, eng.Sessions()[1].State)
 	}
 }
+
+// A session the server ended while it sat idle (pg_terminate_backend) has
+// the server's FATAL waiting in its socket: the next step reads it and
+// reports the loss with it, instead of writing to the closed socket and
+// reporting a broken pipe that hides the reason (TestEngineEvents in tui
+// failed so under load).
+func TestStepAfterServerEndedSessionReportsTheFatal(t *testing.T) {
+	t.Parallel()
+	s, err := ledger.Lookup("ordered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// No poll comes between the steps to find the backend gone first.
+	eng, err := sim.New(ctx, sim.Config{DB: dbtest.Schema(t), Ledger: dbtest.Ledger(t), Strategy: s, Sessions: 2,
+		Setup: ledger.DefaultSetup(), Poll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close(ctx) })
+	step(t, eng, 0) // BEGIN
+	if err := eng.Terminate(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for eng.Unread(0) <= 0 {
+		if eng.Unread(0) < 0 {
+			t.Skip("this platform cannot tell unread bytes")
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server's FATAL never reached T1's socket")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := eng.Step(0); err != nil {
+		t.Fatal(err)
+	}
+	ev := next(t, eng, func(ev sim.Event) bool { return ev.Session == "T1" && ev.Kind == sim.ConnectionLost })
+	if ev.Err == nil || ev.Err.SQLState != "57P01" {
+		t.Fatalf("T1's loss reported with %+v (cause %v), want the server's FATAL 57P01", ev.Err, ev.Cause)
+	}
+}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -354,10 +355,20 @@ func (s *session) run(j job) {
 		e.emit(Event{Gen: j.gen, Kind: Started, Session: s.name, Index: s.idx, Step: step, Auto: auto, SQL: j.sql, State: Running})
 	}
 	start := time.Now()
-	s.sending = j.sql
-	s.txBefore = s.conn.PgConn().TxStatus()
-	res, first, err := runSQL(e.ctx, s.conn.PgConn(), j.sql)
-	s.sending = ""
+	var (
+		res   []Result
+		first []any
+		err   error
+	)
+	if !e.cfg.Lean {
+		err = s.pendingEnd(e.ctx)
+	}
+	if err == nil {
+		s.sending = j.sql
+		s.txBefore = s.conn.PgConn().TxStatus()
+		res, first, err = runSQL(e.ctx, s.conn.PgConn(), j.sql)
+		s.sending = ""
+	}
 	took := time.Since(start)
 	if err == nil && touchesTimeouts(j.sql) {
 		s.readTimeouts(e.ctx)
@@ -405,6 +416,38 @@ func (s *session) run(j job) {
 		// A client-side failure reading the result (e.g. capturing a value).
 		s.finish(j, res, took, &ServerMessage{Message: err.Error()}, false)
 	}
+}
+
+// pendingEnd reads what the server sent this session since its last
+// statement ended, before the next is sent: a FATAL there means the server
+// ended the session while it sat idle (pg_terminate_backend,
+// idle_in_transaction_session_timeout), and is returned as the statement's
+// error — written to the socket the server has closed, the statement would
+// fail with a broken pipe that hides the server's reason. Nil when nothing
+// waits to be read, or nothing that ends the session.
+func (s *session) pendingEnd(ctx context.Context) error {
+	if s.conn == nil || s.conn.IsClosed() || socketUnread(s.conn.PgConn().Conn()) <= 0 {
+		return nil
+	}
+	if _, isTLS := s.conn.PgConn().Conn().(*tls.Conn); isTLS {
+		// Unread bytes may be a TLS record with no message in it (a
+		// session ticket): a read could wait for nothing.
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	for socketUnread(s.conn.PgConn().Conn()) > 0 {
+		m, err := s.conn.PgConn().ReceiveMessage(rctx)
+		if err != nil {
+			return err
+		}
+		if er, ok := m.(*pgproto3.ErrorResponse); ok {
+			if pe := pgconn.ErrorResponseToPgError(er); pe.Severity == "FATAL" || pe.Severity == "PANIC" {
+				return pe
+			}
+		}
+	}
+	return nil
 }
 
 // touchesTimeouts says whether a statement may change the session's

@@ -59,6 +59,10 @@ type truthRun struct {
 	announced map[string]*locks.Cycle
 	broken    map[string]bool
 	failures  int
+	// judged counts the events already judged: each interval judges every
+	// event since, so that none that arrives while one is being judged
+	// (a 40P01 during a pg_locks read) falls between two intervals.
+	judged int
 }
 
 func newTruthRun(t *testing.T, name string, eng *sim.Engine, d *db.Database) *truthRun {
@@ -89,10 +93,20 @@ func (r *truthRun) collect() {
 	}
 }
 
-func (r *truthRun) count() int {
+// unjudged are the events not yet judged; they are judged now.
+func (r *truthRun) unjudged() []sim.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.events)
+	evs := slices.Clone(r.events[r.judged:])
+	r.judged = len(r.events)
+	return evs
+}
+
+// pending says whether an event has come that is not yet judged.
+func (r *truthRun) pending() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.events) > r.judged
 }
 
 func (r *truthRun) since(mark int) []sim.Event {
@@ -503,6 +517,7 @@ func (r *truthRun) serverLocks(pids ...int32) ([]serverLock, error) {
 func (r *truthRun) walk(order []int) {
 	r.t.Helper()
 	prev := r.settle("the start")
+	r.unjudged() // the set-up's: before the first settled moment
 	step := func(i int) bool {
 		infos := r.eng.Sessions()
 		s := infos[i]
@@ -513,12 +528,11 @@ func (r *truthRun) walk(order []int) {
 		if s.Next < len(s.StepNames) {
 			label = fmt.Sprintf("step %s of %s (%s)", s.StepNames[s.Next], s.Name, oneLineSQL(s.Statements[s.Next]))
 		}
-		mark := r.count()
 		if err := r.eng.Step(i); err != nil {
 			r.t.Fatalf("%s, %s: %v", r.name, label, err)
 		}
 		now := r.settle(label)
-		r.judge(label, prev, now, r.since(mark))
+		r.judge(label, prev, now, r.unjudged())
 		r.holds(label, now)
 		prev = now
 		return true
@@ -532,16 +546,15 @@ func (r *truthRun) walk(order []int) {
 		if !slices.ContainsFunc(r.eng.Sessions(), func(s sim.SessionInfo) bool { return s.State.Busy() }) {
 			return false
 		}
-		mark := r.count()
 		quiet := time.Now().Add(3 * time.Second)
-		for r.count() == mark && time.Now().Before(quiet) {
+		for !r.pending() && time.Now().Before(quiet) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if r.count() == mark {
+		if !r.pending() {
 			return false
 		}
 		now := r.settle("the server's timers")
-		r.judge("while the sessions waited (the server's timers)", prev, now, r.since(mark))
+		r.judge("while the sessions waited (the server's timers)", prev, now, r.unjudged())
 		r.holds("while the sessions waited", now)
 		prev = now
 		return true
@@ -559,6 +572,12 @@ func (r *truthRun) walk(order []int) {
 		if !moved && !wait() {
 			break
 		}
+	}
+	if r.pending() {
+		// What came after the last interval was judged (a 40P01 as the
+		// last step's moment was read) is judged before the run ends.
+		now := r.settle("the end")
+		r.judge("at the end", prev, now, r.unjudged())
 	}
 	// What still waits waits for good (a distributed deadlock, a prepared
 	// transaction): the run ends with it.
