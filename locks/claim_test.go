@@ -109,3 +109,23 @@ func TestRowWaitNamesTheRowItsStatementWants(t *testing.T) {
 		}
 	}
 }
+
+// A waiter on a multixact waits for each member that still holds a
+// conflicting lock: one whose transaction ended (pgrowlocks finds no backend
+// for it; the header still names it) is not one it will wait for. In
+// multixact, T2 rolled back while T3 waited for T1, and the explanation
+// still said T3 waits "one after the other (T1, then T2)".
+func TestMultixactWaitSkipsEndedMembers(t *testing.T) {
+	waiter := &Backend{Pid: 3, Session: "T3"}
+	rows := []RowLock{
+		{Relation: "ls_stock", Ctid: "(0,1)", Multi: true, Pid: 1, Session: "T1", Mode: ForKeyShare},
+		{Relation: "ls_stock", Ctid: "(0,1)", Multi: true, Pid: 2, Session: "T2", Mode: ForShare},
+	}
+	if got := multixactWaitWords(rows, rows[0], waiter, ForUpdate, "T1"); !strings.Contains(got, "one after the other (T1, then T2); now for T1") {
+		t.Errorf("both members open: %q", got)
+	}
+	rows[1].Pid, rows[1].Ended = 0, true
+	if got := multixactWaitWords(rows, rows[0], waiter, ForUpdate, "T1"); got != "" {
+		t.Errorf("T2's transaction ended: %q, want no wait on it", got)
+	}
+}

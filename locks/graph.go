@@ -485,8 +485,11 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 			if r.Inferred {
 				e.Why += fmt.Sprintf(" (by the statements lockstep sent %s)", e.Holder)
 			}
-			if words := multixactWaitWords(x.RowLocks, r, waiter, want, e.Holder); r.Multi && words != "" {
-				e.Why += ". " + MultixactWords(x.RowLocks, r.Relation, r.Ctid) + " " + words
+			if words := multixactWaitWords(x.RowLocks, r, waiter, want, e.Holder); r.Multi && (words != "" || endedMember(x.RowLocks, r)) {
+				e.Why += ". " + MultixactWords(x.RowLocks, r.Relation, r.Ctid)
+				if words != "" {
+					e.Why += " " + words
+				}
 			}
 			e.Conflict = &Conflict{Row: true, Held: int(r.Mode), Wanted: int(want)}
 			e.HeldRow = &r
@@ -577,6 +580,18 @@ func (s *Snapshot) predictBreak(c *Cycle) {
 	c.BreakAt = &best
 }
 
+// endedMember says whether the multixact locking r's row names a member
+// whose transaction has ended: the header still names it, its lock no
+// longer blocks.
+func endedMember(rows []RowLock, r RowLock) bool {
+	for _, m := range rows {
+		if m.Multi && m.Relation == r.Relation && m.Ctid == r.Ctid && m.Ended {
+			return true
+		}
+	}
+	return false
+}
+
 // multixactWaitWords says whom a waiter on a multixact waits for when it is
 // more than the holder: each other member whose lock conflicts with the
 // mode it wants, one after the other, as the server does (its own lock, a
@@ -589,7 +604,10 @@ func multixactWaitWords(rows []RowLock, r RowLock, waiter *Backend, want RowMode
 	var whom []string
 	seen := map[string]bool{}
 	for _, m := range rows {
-		if !m.Multi || m.Relation != r.Relation || m.Ctid != r.Ctid || m.Pid == waiter.Pid || !RowConflicts(m.Mode, want) {
+		if !m.Multi || m.Relation != r.Relation || m.Ctid != r.Ctid || m.Pid == waiter.Pid || !RowConflicts(m.Mode, want) || m.Ended {
+			// An ended member's lock no longer blocks: the waiter will not
+			// wait for it (multixact: T2 rolled back while T3 waited for
+			// T1 was still named "T1, then T2").
 			continue
 		}
 		who := m.Session

@@ -103,7 +103,8 @@ type PoolState struct {
 	NewConns int64
 	// Waiting is how many tasks are waiting to acquire a connection from
 	// this pool. pgxpool keeps no count of waiting acquirers, so this one is
-	// derived from the tasks' phases, not read from the pool.
+	// derived from the tasks' phases, not read from the pool; none once the
+	// run was ended and its acquires cancelled.
 	Waiting int
 }
 

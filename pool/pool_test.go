@@ -178,6 +178,22 @@ func TestNoneExhaustsTheSharedPool(t *testing.T) {
 		t.Errorf("backends at exhaustion: %v, want 4 in %s in a transaction and none in %s", backends, a.Name(), b.Name())
 	}
 
+	// Once lockstep has cancelled the waiting acquires, none waits: the
+	// rollbacks reported one by one must not count the tasks still to
+	// report as waiting acquirers beside the idle connections they leave.
+	after := false
+	for _, e := range events {
+		if e.Kind == KindExhausted {
+			after = true
+			continue
+		}
+		for _, p := range e.Pools {
+			if after && p.Waiting != 0 {
+				t.Errorf("after the acquires were cancelled: %s", e)
+			}
+		}
+	}
+
 	last := events[len(events)-1]
 	if last.Kind != KindFinished {
 		t.Errorf("last event is %s, want finished", last.Kind)

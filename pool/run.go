@@ -44,6 +44,10 @@ type run struct {
 	report  func(Event)
 	updates chan update
 	cancel  context.CancelFunc
+	// ended is closed once the run's context is cancelled (exhaustion, a
+	// task's failure, the caller): every acquire still in flight then is
+	// cancelled, and no task waits for a connection any more.
+	ended <-chan struct{}
 
 	barrier *barrier
 	turn    chan struct{}       // UpFront: held while a task takes its two connections
@@ -115,7 +119,7 @@ func Run(ctx context.Context, cfg Config, report func(Event)) (res Result, err e
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r.cancel = cancel
+	r.cancel, r.ended = cancel, runCtx.Done()
 	monitorDone := make(chan struct{})
 	go func() {
 		defer close(monitorDone)
@@ -273,6 +277,14 @@ func (r *run) settle() {
 
 func (r *run) poolStates() []PoolState {
 	_, waiting := tally(r.serves(), r.states)
+	select {
+	case <-r.ended:
+		// The acquires were cancelled: a task whose rollback is not yet
+		// reported still shows its waiting phase, but waits no longer (a
+		// pool would hand it the idle connection it now counts).
+		clear(waiting)
+	default:
+	}
 	out := make([]PoolState, len(r.pools))
 	for i, p := range r.pools {
 		out[i] = p.state(waiting[i])

@@ -704,6 +704,28 @@ func TestScenarioStepAfterAutocommitFailureRuns(t *testing.T) {
 	}
 }
 
+// A COMMIT typed in a session with no transaction open commits nothing (the
+// server warns "there is no transaction in progress"): the session is idle,
+// not "committed" — after x had rolled T2's transaction back, c said
+// "✓ committed".
+func TestCommitWithNoTransactionIsIdle(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, "for-no-key-update", sim.Same)
+	step(t, eng, 1) // BEGIN
+	if ev := exec(t, eng, 1, "ROLLBACK"); ev.Kind != sim.Completed || eng.Sessions()[1].State != sim.RolledBack {
+		t.Fatalf("ROLLBACK: %v, T2 %v", ev.Kind, eng.Sessions()[1].State)
+	}
+	for _, sql := range []string{"COMMIT", "ROLLBACK"} {
+		if ev := exec(t, eng, 1, sql); ev.Kind != sim.Completed || eng.Sessions()[1].State != sim.Idle {
+			t.Errorf("%s with no transaction open: %v, T2 %v, want idle", sql, ev.Kind, eng.Sessions()[1].State)
+		}
+	}
+	exec(t, eng, 1, "BEGIN")
+	if ev := exec(t, eng, 1, "COMMIT"); ev.Kind != sim.Completed || eng.Sessions()[1].State != sim.Committed {
+		t.Errorf("COMMIT of an open transaction: %v, T2 %v", ev.Kind, eng.Sessions()[1].State)
+	}
+}
+
 // A session the server ended while it sat idle (pg_terminate_backend) has
 // the server's FATAL waiting in its socket: the next step reads it and
 // reports the loss with it, instead of writing to the closed socket and

@@ -235,6 +235,10 @@ type Event struct {
 	Stall    Stall           `json:",omitempty"`
 	Prepared *Prepared       `json:",omitempty"`
 	Commit   bool            `json:",omitempty"`
+	// Why is, for Skipped, why the session could not step then, written
+	// from its state (SessionInfo.NotSteppable); "" in recordings made
+	// before it was kept.
+	Why string `json:",omitempty"`
 	// Notifications are the LISTEN/NOTIFY messages that came on the
 	// session's connection since its previous statement ended, delivered
 	// with a statement's end (Completed, Error) as libpq's PQnotifies would

@@ -101,3 +101,71 @@ func TestSerializationFailureFacts(t *testing.T) {
 		}
 	})
 }
+
+// A session of the stored order passed over after its statement failed is
+// skipped with that reason — the victim of opposite-deadlock's 40P01, whose
+// transaction is aborted and still open — not "waiting or finished".
+func TestSkippedSaysWhy(t *testing.T) {
+	t.Parallel()
+	var skipped []sim.Event
+	for _, ev := range playScenario(t, "opposite-deadlock", "") {
+		if ev.Kind == sim.Skipped {
+			skipped = append(skipped, ev)
+		}
+	}
+	if len(skipped) != 1 || skipped[0].Session != "T2" {
+		t.Fatalf("skipped %+v, want T2 once", skipped)
+	}
+	want := "its statement failed with 40P01 (deadlock detected) and its transaction is aborted, open until a ROLLBACK: its script stops there"
+	if skipped[0].Why != want || skipped[0].State != sim.Aborted {
+		t.Errorf("T2 skipped (%s): %q, want %q", skipped[0].State, skipped[0].Why, want)
+	}
+}
+
+// The stored order's entries left when every session is done are skipped
+// too, each with its reason: job-queue-nowait's w2_end (T2's ROLLBACK) never
+// runs after T2's 55P03, and the run says so instead of dropping it.
+func TestSkippedAtTheEnd(t *testing.T) {
+	t.Parallel()
+	var skipped []sim.Event
+	for _, ev := range playScenario(t, "job-queue-nowait", "") {
+		if ev.Kind == sim.Skipped {
+			skipped = append(skipped, ev)
+		}
+	}
+	want := "its statement failed with 55P03 (could not obtain lock on row in relation \"ls_jobs\") and its transaction is aborted, open until a ROLLBACK: its script stops there"
+	if len(skipped) != 1 || skipped[0].Session != "T2" || skipped[0].Why != want {
+		t.Fatalf("skipped %+v, want T2's w2_end once: %q", skipped, want)
+	}
+}
+
+// A COMMIT typed in a session with no transaction open committed nothing:
+// a 40001's facts do not name that session among those that committed
+// while the failed transaction was open.
+func TestNoOpCommitIsNoCommit(t *testing.T) {
+	t.Parallel()
+	sc, err := scenario.LoadBuiltin("lost-update", "repeatable read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	eng, err := sim.New(ctx, sim.Config{DB: dbtest.Schema(t), Scenario: sc, ScenarioName: "lost-update", Sessions: len(sc.Sessions), Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close(context.Background())
+	step(t, eng, 0)           // t1r
+	step(t, eng, 1)           // t2r
+	exec(t, eng, 2, "COMMIT") // the check session: no transaction open
+	step(t, eng, 0)           // t1w
+	step(t, eng, 0)           // t1c
+	ev := step(t, eng, 1)     // t2w: 40001
+	failure := ev.Failure
+	if failure == nil || failure.Err.SQLState != "40001" {
+		t.Fatalf("T2's failure: %+v", failure)
+	}
+	if !slices.Equal(failure.Committed, []string{"T1"}) {
+		t.Errorf("committed while T2's transaction was open: %v, want only T1", failure.Committed)
+	}
+}

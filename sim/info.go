@@ -85,6 +85,39 @@ func (s SessionInfo) Done() bool {
 	return !s.State.Busy() && (s.Finished || s.State == Failed || s.Next >= len(s.Statements))
 }
 
+// NotSteppable says why the session cannot take its next script statement
+// now, written from its state; "" when it can.
+func (s SessionInfo) NotSteppable() string {
+	switch {
+	case s.Steppable():
+		return ""
+	case s.State.Busy():
+		return "its statement is still " + s.State.String()
+	case s.AppBusy:
+		return "the application is still waiting on its other connection"
+	case s.State == Failed && s.Ended != nil:
+		return fmt.Sprintf("the server ended its session (%s %s: %s)", s.Ended.Severity, s.Ended.SQLState, s.Ended.Message)
+	case s.State == Failed:
+		return "its connection is lost"
+	case s.Next >= len(s.Statements):
+		return "it has run all its statements"
+	case s.ErrAt >= 0 && s.LastErr != nil:
+		what := "its statement failed"
+		if s.LastErr.SQLState != "" {
+			what += fmt.Sprintf(" with %s (%s)", s.LastErr.SQLState, s.LastErr.Message)
+		}
+		switch s.State {
+		case RolledBack:
+			what += " and its transaction was rolled back"
+		case Aborted:
+			what += " and its transaction is aborted, open until a ROLLBACK"
+		}
+		return what + ": its script stops there"
+	default:
+		return "its transaction was ended by hand: its script stops there"
+	}
+}
+
 // Sessions copies every session's state.
 func (e *Engine) Sessions() []SessionInfo {
 	e.mu.Lock()

@@ -40,7 +40,8 @@ func NewScheduler(order []int) *Scheduler { return &Scheduler{order: order, last
 
 // Next is the session to step now, or -1 if none can step yet; done is true
 // when every session has finished. Skipped lists order entries passed over
-// because their session could not step (busy or finished).
+// because their session could not step (busy or finished) — when every
+// session is done, the order's entries left over, which will never run.
 func (s *Scheduler) Next(sessions []SessionInfo) (idx int, skipped []int, done bool) {
 	done = true
 	for _, si := range sessions {
@@ -49,7 +50,12 @@ func (s *Scheduler) Next(sessions []SessionInfo) (idx int, skipped []int, done b
 		}
 	}
 	if done {
-		return -1, nil, true
+		for ; s.pos < len(s.order); s.pos++ {
+			if k := s.order[s.pos]; k < len(sessions) {
+				skipped = append(skipped, k)
+			}
+		}
+		return -1, skipped, true
 	}
 	for s.pos < len(s.order) {
 		k := s.order[s.pos]
@@ -147,9 +153,21 @@ func (e *Engine) Play(ctx context.Context, sched *Scheduler, onEvent func(Event)
 		for _, k := range skipped {
 			// Through the events, in order: a statement's events already
 			// sent come before the skip, as their times say.
-			e.emit(Event{Gen: e.generation(), Kind: Skipped, Session: sessions[k].Name, Index: k, Step: -1})
+			e.emit(Event{Gen: e.generation(), Kind: Skipped, Session: sessions[k].Name, Index: k, Step: -1,
+				State: sessions[k].State, Why: sessions[k].NotSteppable()})
 		}
 		if done {
+			// The order's entries left over were just sent: read them, and
+			// whatever came before them, so that the run reports them.
+			for n := len(skipped); n > 0; {
+				ev, err := e.next(ctx, seen, onEvent)
+				if err != nil {
+					return err
+				}
+				if ev.Kind == Skipped {
+					n--
+				}
+			}
 			return nil
 		}
 		if idx >= 0 {

@@ -75,6 +75,9 @@ type session struct {
 	sending string
 	// endedAt is when the session's last statement ended.
 	endedAt time.Time
+	// txBefore is the connection's transaction status ('I', 'T', 'E') just
+	// before its statement in flight was sent; only the worker uses it.
+	txBefore byte
 	// reaping is true from the poll that found the session's backend gone
 	// until its worker has read the server's last message (the FATAL that
 	// ended it) and sent the ConnectionLost event.
@@ -363,6 +366,7 @@ func (s *session) run(j job) {
 	}
 	if err == nil {
 		s.sending = j.sql
+		s.txBefore = s.conn.PgConn().TxStatus()
 		res, first, err = runSQL(e.ctx, s.conn.PgConn(), j.sql)
 		s.sending = ""
 	}
@@ -536,11 +540,17 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	var failure *Failure
 	verb := strings.ToUpper(strings.TrimRight(strings.TrimSpace(j.sql), ";"))
 	ends := verb == "COMMIT" || verb == "ROLLBACK" || verb == "END" || verb == "ABORT"
+	// A COMMIT or ROLLBACK sent with no transaction open (the server warns
+	// 25P01 "there is no transaction in progress") ends nothing: the
+	// session did not commit, nor roll back, anything.
+	nothingOpen := s.txBefore == 'I' && !auto
 	switch {
 	case tx == 'E':
 		s.state = Aborted
 	case tx == 'T':
 		s.state = InTransaction
+	case se == nil && ends && nothingOpen:
+		s.state = Idle
 	case se == nil && ends && tag == "ROLLBACK":
 		s.state = RolledBack
 	case se == nil && ends:
@@ -561,7 +571,10 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 		failure = e.failure(s, j, se, took)
 		failure.TxAborted = tx == 'E'
 	}
-	if tx == 'I' {
+	if tx == 'I' && ends && nothingOpen {
+		// No transaction to record: the COMMIT or ROLLBACK ended nothing.
+		s.txBegan, s.txStmts = time.Time{}, nil
+	} else if tx == 'I' {
 		began := s.txBegan
 		if began.IsZero() {
 			began = s.startedAt
@@ -575,7 +588,7 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	} else if s.txBegan.IsZero() {
 		s.txBegan = s.startedAt
 	}
-	if se == nil && tag == "COMMIT" {
+	if se == nil && tag == "COMMIT" && !nothingOpen {
 		e.commits = append(e.commits, commitRec{session: s.name, at: time.Now()})
 	}
 	if j.step >= 0 && se == nil {

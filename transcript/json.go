@@ -51,6 +51,11 @@ func (j *JSON) Event(ev sim.Event) {
 			_ = j.enc.Encode(map[string]any{"event": "lockstep", "message": line, "elapsed_ms": ms(time.Since(j.start))})
 		}
 		return
+	case sim.Skipped:
+		// A step of the stored order that never ran is lockstep's decision
+		// too, and says why (the text transcript's "-- T2 skipped").
+		_ = j.enc.Encode(map[string]any{"event": "lockstep", "session": ev.Session, "message": skipLine(ev), "elapsed_ms": ms(time.Since(j.start))})
+		return
 	case sim.Started, sim.WaitingForLock, sim.Completed, sim.Error, sim.ConnectionLost, sim.DeadlockFormed, sim.ResetDone:
 	default:
 		return

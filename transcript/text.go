@@ -134,7 +134,7 @@ func (t *Text) Event(ev sim.Event) {
 	case sim.DeadlockFormed:
 		t.deadlock(ev)
 	case sim.Skipped:
-		fmt.Fprintf(t.w, "  -- %s skipped in --order: it is waiting or has finished\n", ev.Session)
+		fmt.Fprintf(t.w, "  -- %s\n", skipLine(ev))
 	case sim.Stalled, sim.Resolved:
 		for _, line := range noteLines(ev) {
 			fmt.Fprintf(t.w, "lockstep: %s\n", line)
@@ -238,6 +238,15 @@ func nullsAsWords(r sim.Result) [][]string {
 
 // noteLines are the lines lockstep adds for what it decided: why the run
 // cannot end by itself, what it does about it.
+// skipLine says that a session of the stored order was passed over, and why.
+func skipLine(ev sim.Event) string {
+	why := ev.Why
+	if why == "" { // a recording made before the reason was kept
+		why = "it could not step then"
+	}
+	return fmt.Sprintf("%s skipped in --order: %s", ev.Session, why)
+}
+
 func noteLines(ev sim.Event) []string {
 	switch {
 	case ev.Kind == sim.Stalled && ev.Stall == sim.DistributedDeadlock:

@@ -30,7 +30,7 @@ func TestTextPrintsAWaitItsEndAndTheDeadlockVictim(t *testing.T) {
 		{Kind: sim.Error, Session: "T2", SQL: "UPDATE t SET note = 'b'", Err: &sim.ServerMessage{
 			SQLState: pgerrcode.DeadlockDetected, Message: "deadlock detected",
 			Detail: "Process 19230 waits for ShareLock on transaction 727; blocked by process 19229."}},
-		{Kind: sim.Skipped, Session: "T1"},
+		{Kind: sim.Skipped, Session: "T2", Why: "its statement failed with 40P01 (deadlock detected) and its transaction was rolled back: its script stops there"},
 	} {
 		tr.Event(ev)
 	}
@@ -48,7 +48,7 @@ ERROR:  deadlock detected (SQLSTATE 40P01)
 DETAIL:  Process 19230 waits for ShareLock on transaction 727; blocked by process 19229.
   -- process 19230 is T2, process 19229 is T1
   -- the server broke the deadlock: T2 was chosen as the victim
-  -- T1 skipped in --order: it is waiting or has finished
+  -- T2 skipped in --order: its statement failed with 40P01 (deadlock detected) and its transaction was rolled back: its script stops there
 `
 	if got := out.String(); got != want {
 		t.Errorf("transcript:\n%s\nwant:\n%s", got, want)
@@ -64,6 +64,7 @@ func TestJSONCarriesLockstepsDecisionsAsNotes(t *testing.T) {
 	tr.Event(sim.Event{Kind: sim.Notice, Session: "T1"})
 	tr.Event(sim.Event{Kind: sim.Stalled, Stall: sim.WaitsOnPrepared})
 	tr.Event(sim.Event{Kind: sim.Resolved, Commit: true, Prepared: &sim.Prepared{Database: "B", GID: "lockstep/ab12cd/T1@B", Xid: 812, At: at}})
+	tr.Event(sim.Event{Kind: sim.Skipped, Session: "T2", Why: "its statement failed with 40P01 (deadlock detected) and its transaction is aborted, open until a ROLLBACK: its script stops there"})
 	tr.End(sim.Outcome{Tally: sim.Tally{Waits: 2, Resolved: 1}})
 	var lines []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
@@ -73,8 +74,8 @@ func TestJSONCarriesLockstepsDecisionsAsNotes(t *testing.T) {
 		}
 		lines = append(lines, m)
 	}
-	if len(lines) != 3 {
-		t.Fatalf("want two notes and a summary (no poll, no notice), got:\n%s", out.String())
+	if len(lines) != 4 {
+		t.Fatalf("want three notes and a summary (no poll, no notice), got:\n%s", out.String())
 	}
 	if lines[0]["event"] != "lockstep" || !strings.Contains(lines[0]["message"].(string), "waits for a prepared transaction") {
 		t.Errorf("first note: %v", lines[0])
@@ -82,8 +83,12 @@ func TestJSONCarriesLockstepsDecisionsAsNotes(t *testing.T) {
 	if msg := lines[1]["message"].(string); !strings.Contains(msg, "lockstep/ab12cd/T1@B (transaction 812, prepared 09:00:00.000); lockstep runs COMMIT PREPARED") {
 		t.Errorf("second note: %q", msg)
 	}
-	if lines[2]["summary"] != true || lines[2]["waits"] != float64(2) {
-		t.Errorf("summary: %v", lines[2])
+	if msg, _ := lines[2]["message"].(string); lines[2]["event"] != "lockstep" || lines[2]["session"] != "T2" ||
+		msg != "T2 skipped in --order: its statement failed with 40P01 (deadlock detected) and its transaction is aborted, open until a ROLLBACK: its script stops there" {
+		t.Errorf("the skip's note: %v", lines[2])
+	}
+	if lines[3]["summary"] != true || lines[3]["waits"] != float64(2) {
+		t.Errorf("summary: %v", lines[3])
 	}
 }
 

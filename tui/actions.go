@@ -457,7 +457,7 @@ func (m *Model) autoplayBeat(msg autoplayMsg) tea.Cmd {
 	}
 	idx, next, done := m.auto.Beat(msg, m.live.sessions)
 	if done {
-		m.status = "autoplay: every session has finished"
+		m.status = "autoplay: " + scriptsOver(m.live.sessions)
 	}
 	if idx >= 0 {
 		m.sessions.Select(idx, len(m.live.sessions))

@@ -100,10 +100,10 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 			// The wait ended before a poll saw it: whom it waited for is
 			// not known, and is not guessed.
 			m := fmt.Sprintf("%s waited for a lock another transaction held, and %s ran out before a poll saw the wait (whom it waited for is not known), so the server cancelled %s's statement; the holder keeps its lock.", who, timeout, who)
-			return []string{m}, fmt.Sprintf("retry %s once the holder's transaction ends. lock_timeout is the bound on waiting: the wait failed fast instead of queueing the others behind it.", retry)
+			return []string{m}, fmt.Sprintf("retry %s once the holder's transaction ends. lock_timeout is the bound on waiting: once it ran out the request left the lock's queue, and holds up no request queued behind it any longer.", retry)
 		}
 		m := fmt.Sprintf("%s waited %s for %s; %s ran out, so the server cancelled %s's statement; the holder keeps its lock.", who, age(f.Ran), waitWords(f), timeout, who)
-		return []string{m}, fmt.Sprintf("keep %s's transaction short, so the lock is not held long; or retry %s once it ends. lock_timeout is the bound on waiting: the wait failed fast instead of queueing the others behind it.", holdersOf(f), retry)
+		return []string{m}, fmt.Sprintf("keep %s's transaction short, so the lock is not held long; or retry %s once it ends. lock_timeout is the bound on waiting: once it ran out the request left the lock's queue, and holds up no request queued behind it any longer.", holdersOf(f), retry)
 	case sim.FailNowait:
 		m := who + " asked with NOWAIT: when a conflicting lock is held the server fails at once instead of waiting."
 		if strings.Contains(f.Err.Message, "lock on row") {

@@ -150,3 +150,18 @@ func TestEndedSessionPointsAtTheSessionsPane(t *testing.T) {
 		}
 	}
 }
+
+// A 55P03 from lock_timeout does not claim the wait queued nobody behind
+// it: in the timeouts scenario T3 can queue behind T2's request while T2
+// waits, before T2's lock_timeout runs out ("failed fast instead of
+// queueing the others behind it" was false then). What is true either way:
+// the request leaves the queue once the timeout runs out.
+func TestLockTimeoutAvoidIsTrueWithAQueue(t *testing.T) {
+	t.Parallel()
+	f := &sim.Failure{Kind: sim.FailLockTimeout, Session: "T2", SQL: "TRUNCATE ls_t;", Ran: 500 * time.Millisecond, LockTimeout: 500 * time.Millisecond,
+		Err: sim.ServerMessage{Severity: "ERROR", SQLState: "55P03", Message: "canceling statement due to lock timeout"}}
+	_, avoid := failureMeaning(f, func(d time.Duration) string { return d.String() })
+	if strings.Contains(avoid, "instead of queueing the others") || !strings.Contains(avoid, "left the lock's queue") {
+		t.Errorf("avoid: %s", avoid)
+	}
+}

@@ -501,3 +501,33 @@ func TestLockTimeoutInATransactionRetriesTheTransaction(t *testing.T) {
 		t.Errorf("a statement that is its own transaction: %s", avoid)
 	}
 }
+
+// A column whose script stopped at a failed statement says so under the
+// error: the statements listed below it (the victim's COMMIT) will not run,
+// and without a word they read as still to come. A failure the script goes
+// on after (a retry outside a transaction block) says nothing of the kind.
+func TestColumnSaysTheScriptStops(t *testing.T) {
+	t.Parallel()
+	p := &sessionsPane{box: box{look: &look{st: newStyles("", true), vol: asIs{}}}, f: &frame{results: map[resultKey]result{}}}
+	p.f.sessions = []sim.SessionInfo{{Name: "T2", State: sim.Aborted, Statements: []string{"UPDATE t SET v = 1 WHERE id = 2;", "UPDATE t SET v = 1 WHERE id = 1;", "COMMIT;"},
+		Next: 2, Finished: true, CurrentStep: -1, ErrAt: 1, LastErr: &sim.ServerMessage{SQLState: "40P01", Message: "deadlock detected"}}}
+	col := ansi.Strip(strings.Join(p.column(0, 60), "\n"))
+	if !strings.Contains(col, "✗ 40P01 deadlock detected — its script stops here") {
+		t.Errorf("the victim's column:\n%s", col)
+	}
+	p.f.sessions[0].Finished, p.f.sessions[0].State = false, sim.Idle
+	if col := ansi.Strip(strings.Join(p.column(0, 60), "\n")); strings.Contains(col, "stops here") {
+		t.Errorf("a script that goes on after its failure:\n%s", col)
+	}
+	// Ended by hand (x): no error, the script stops before its next statement.
+	p.f.sessions[0] = sim.SessionInfo{Name: "T1", State: sim.RolledBack, Statements: []string{"SAVEPOINT s;", "ROLLBACK TO SAVEPOINT s;", "COMMIT;"},
+		Next: 1, Finished: true, CurrentStep: -1, ErrAt: -1}
+	col = ansi.Strip(strings.Join(p.column(0, 60), "\n"))
+	if i, j := strings.Index(col, "its script stops here"), strings.Index(col, "ROLLBACK TO SAVEPOINT"); i < 0 || j < i {
+		t.Errorf("a script ended by hand:\n%s", col)
+	}
+	p.f.sessions[0].Finished = false
+	if col := ansi.Strip(strings.Join(p.column(0, 60), "\n")); strings.Contains(col, "stops here") {
+		t.Errorf("a script still going:\n%s", col)
+	}
+}

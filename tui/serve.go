@@ -87,22 +87,11 @@ func (m *Model) Summary() Summary {
 		if c := m.live.broken.cycle; c != nil {
 			cycle = c.String()
 		}
-		s.State, s.Detail = RunDeadlock, "the server broke "+cycle+": "+m.live.broken.victim+" rolled back"
+		s.State, s.Detail = RunDeadlock, "the server broke "+cycle+": "+victimWords(m.live.broken.victim, m.live.sessions)
 	case len(waiting) > 0:
 		s.State, s.Detail = RunWaiting, strings.Join(waiting, "; ")
 	case done:
-		s.State, s.Detail = RunDone, "every session has finished"
-		// A session whose statement failed finished too: its transaction
-		// rolled back, which "done" alone would hide.
-		var failed []string
-		for _, ss := range m.live.sessions {
-			if ss.LastErr != nil {
-				failed = append(failed, ss.Name+" ("+ss.LastErr.SQLState+")")
-			}
-		}
-		if len(failed) > 0 {
-			s.Detail += "; rolled back after an error: " + strings.Join(failed, ", ")
-		}
+		s.State, s.Detail = RunDone, scriptsOver(m.live.sessions)
 	default:
 		s.State, s.Detail = RunStepping, fmt.Sprintf("%d of %d statements run", s.Done, s.Of)
 	}
@@ -158,4 +147,50 @@ func (m *Model) footerStatus() string {
 		return m.noticeText
 	}
 	return m.status
+}
+
+// scriptsOver says, once no session has a script statement left, how each
+// one ended: "every session has finished" only when no transaction is left
+// open — a scenario's session whose statement failed keeps its aborted
+// transaction open until a ROLLBACK, and a script may end inside one.
+func scriptsOver(sessions []sim.SessionInfo) string {
+	var open, failed []string
+	for _, ss := range sessions {
+		code := ""
+		if ss.LastErr != nil {
+			code = ss.LastErr.SQLState
+		}
+		switch {
+		case ss.State == sim.Aborted && code != "":
+			open = append(open, fmt.Sprintf("%s's transaction is aborted (%s) and still open, until a ROLLBACK", ss.Name, code))
+		case ss.State == sim.Aborted:
+			open = append(open, ss.Name+"'s transaction is aborted and still open, until a ROLLBACK")
+		case ss.State == sim.InTransaction:
+			open = append(open, ss.Name+"'s transaction is still open")
+		case code != "":
+			// Its transaction rolled back after the error, which "finished"
+			// alone would hide.
+			failed = append(failed, ss.Name+" ("+code+")")
+		}
+	}
+	words := "every session has finished"
+	if len(open) > 0 {
+		words = "every session's script is over; " + strings.Join(open, "; ")
+	}
+	if len(failed) > 0 {
+		words += "; rolled back after an error: " + strings.Join(failed, ", ")
+	}
+	return words
+}
+
+// victimWords says what became of a deadlock's victim: the engine rolls a
+// transfer back, while a scenario's session stays in its aborted
+// transaction until a ROLLBACK.
+func victimWords(victim string, sessions []sim.SessionInfo) string {
+	for _, ss := range sessions {
+		if ss.Name == victim && ss.State == sim.Aborted {
+			return victim + " was the victim: its transaction is aborted, open until a ROLLBACK"
+		}
+	}
+	return victim + " rolled back"
 }

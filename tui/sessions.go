@@ -314,6 +314,11 @@ func (p *sessionsPane) columnFocus(i, w int) columnLines {
 	typed := p.f.typed[s.Name]
 	for k, sql := range s.Statements {
 		p.typed(s, typed, k, &c, w)
+		if s.Finished && k == s.Next && (s.LastErr == nil || s.ErrAt != k) {
+			// Its transaction was ended by hand: the script goes no
+			// further, and what follows would read as still to come.
+			c.add(wrapLines("— its script stops here", w))
+		}
 		mark, style, active := p.mark(s, k)
 		if active && c.focus == 0 {
 			c.focus = len(c.lines)
@@ -325,7 +330,13 @@ func (p *sessionsPane) columnFocus(i, w int) columnLines {
 		if s.LastErr != nil && s.ErrAt == k && s.CurrentStep != k {
 			// Under the statement that failed, not under the script's
 			// end, which never ran.
-			text = append(text, wrapLines(p.errLine(s), w)...)
+			line := p.errLine(s)
+			if s.Finished && k < len(s.Statements)-1 {
+				// The statements below stay listed, but none will run:
+				// without this they would read as still to come.
+				line += p.look.st.bad.Render(" — its script stops here")
+			}
+			text = append(text, wrapLines(line, w)...)
 		}
 		c.add(text)
 	}

@@ -209,7 +209,19 @@ func TestSummaryStates(t *testing.T) {
 	if s := m.Summary(); s.State != RunDeadlock || s.Detail != "the server broke a deadlock: T2 rolled back" {
 		t.Errorf("a deadlock broken before a poll saw it: %+v", s)
 	}
+	// A scenario's victim stays in its aborted transaction: it did not
+	// roll back.
+	m.live.sessions = []sim.SessionInfo{session("T1", sim.InTransaction, 8, 9), session("T2", sim.Aborted, 3, 9)}
+	if s := m.Summary(); s.Detail != "the server broke a deadlock: T2 was the victim: its transaction is aborted, open until a ROLLBACK" {
+		t.Errorf("a scenario's deadlock broken: %+v", s)
+	}
 	m.live.broken = nil
+	m.live.sessions = []sim.SessionInfo{session("T1", sim.Committed, 9, 9), session("T2", sim.Aborted, 3, 9)}
+	m.live.sessions[1].LastErr, m.live.sessions[1].ErrAt = &sim.ServerMessage{SQLState: "40P01"}, 2
+	m.live.sessions[1].Finished = true
+	if s := m.Summary(); s.State != RunDone || s.Detail != "every session's script is over; T2's transaction is aborted (40P01) and still open, until a ROLLBACK" {
+		t.Errorf("done with an aborted transaction open: %+v", s)
+	}
 	m.live.sessions = []sim.SessionInfo{session("T1", sim.Committed, 9, 9), session("T2", sim.RolledBack, 9, 9)}
 	if s := m.Summary(); s.State != RunDone || s.Detail != "every session has finished" {
 		t.Errorf("done: %+v", s)
@@ -240,5 +252,38 @@ func TestTeacherLeftStudentDetail(t *testing.T) {
 	s := teacherScreen(t, m, 120, 40)
 	if !strings.Contains(s, "barbara · enter watches") || !strings.Contains(s, "ddl-queue-idle-timeout: ↺ rolled back when they left; it was ▶ stepping") {
 		t.Errorf("the detail of a student who left mid-run:\n%s", s)
+	}
+}
+
+// TestAutoplayEndSaysWhatIsOpen: autoplay played to the end of
+// opposite-deadlock leaves its victim T2 in its aborted transaction (the
+// scenario, like the isolation tester, keeps it open): the status must not
+// say every session has finished, and the summary must not say T2 rolled
+// back.
+func TestAutoplayEndSaysWhatIsOpen(t *testing.T) {
+	t.Parallel()
+	opts := scenarioStand("opposite-deadlock")(t)
+	opts.Config.Poll = 50 * time.Millisecond
+	m := New(context.Background(), opts)
+	t.Cleanup(m.Close)
+	d := newTestDriver(t, m)
+	d.start(100, 30)
+	d.key("+", "+", "+", "a")
+	d.until("autoplay stops", func() bool { return !m.auto.on && d.quiet() })
+	if strings.Contains(m.status, "autoplay paused") {
+		// On the deadlock: once the server has broken it, a resumes.
+		d.until("the server breaks the deadlock", func() bool { return victim(m) != "" && d.quiet() })
+		d.key("a")
+		d.until("autoplay ends", func() bool { return !m.auto.on && d.quiet() })
+	}
+	if m.live.sessions[1].State != sim.Aborted {
+		t.Fatalf("T2 is %s after autoplay, want its aborted transaction", m.live.sessions[1].State)
+	}
+	want := "autoplay: every session's script is over; T2's transaction is aborted (40P01) and still open, until a ROLLBACK"
+	if m.status != want {
+		t.Errorf("status %q, want %q", m.status, want)
+	}
+	if s := m.Summary(); s.State != RunDone || s.Detail != strings.TrimPrefix(want, "autoplay: ") {
+		t.Errorf("summary %+v", s)
 	}
 }
