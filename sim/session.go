@@ -734,6 +734,13 @@ func (s *session) reap(ctx context.Context, gen int) {
 		cancel()
 		db.CloseConn(ctx, s.conn)
 	}
+	if msg == nil {
+		// A probe that read the FATAL as a poll found the backend gone
+		// left it here (and closed the connection).
+		e.mu.Lock()
+		msg = s.ended
+		e.mu.Unlock()
+	}
 	var cause error = errBackendGone
 	if msg != nil {
 		cause = fmt.Errorf("%w: the server said %s %s (SQLSTATE %s)", errBackendGone, msg.Severity, msg.Message, msg.SQLState)
@@ -800,8 +807,11 @@ func (s *session) probe(ctx context.Context, gen int) {
 	db.CloseConn(ctx, s.conn)
 	e.mu.Lock()
 	if s.state == Failed {
+		// A poll found it gone first: its reap reports it, with the FATAL
+		// read here (the connection is closed now; the reap cannot read it).
+		s.ended = msg
 		e.mu.Unlock()
-		return // a poll found it gone first: its reap reports it
+		return
 	}
 	s.state, s.current, s.blockedBy, s.waits, s.waitKey = Failed, "", nil, nil, ""
 	s.settled++

@@ -650,7 +650,13 @@ func (r *truthRun) checkOutcome(level, outcome string) {
 	for _, code := range sqlstateRE.FindAllString(outcome, -1) {
 		checks++
 		if !f.codes[code] {
-			fail("no %s", code)
+			var lost []string
+			for _, ev := range r.since(0) {
+				if ev.Kind == sim.ConnectionLost || ev.Kind == sim.Error {
+					lost = append(lost, fmt.Sprintf("%s %v cause=%v err=%+v", ev.Session, ev.Kind, ev.Cause, ev.Err))
+				}
+			}
+			fail("no %s; the errors and losses seen: %v", code, lost)
 		}
 	}
 	if strings.HasPrefix(lower, "no wait") {
