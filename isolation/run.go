@@ -199,7 +199,10 @@ func (p *player) setUp(ctx context.Context, first bool) error {
 		// as the tester's do; the setup runs below, so that the rows of its
 		// blocks print before a later one fails.
 		cfg := sim.Config{DB: d, Scenario: p.spec, Sessions: len(p.spec.Sessions), RunID: run,
-			Lean: true, OnDemand: p.onDemand, DeferSetup: true, KeepTransactions: true, StuckAfter: p.r.stuckAfter()}
+			Lean: true, OnDemand: p.onDemand, DeferSetup: true, KeepTransactions: true, StuckAfter: p.r.stuckAfter(),
+			// As the tester does, the run ends without waiting for its
+			// backends to be gone, when every connection ended in order.
+			QuickClose: true}
 		if p.r.AppName != "" {
 			cfg.AppName = func(i int) string { return p.r.AppName + "/" + p.spec.Sessions[i].Name }
 		}

@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
 	"lockstep/db"
@@ -81,6 +83,23 @@ type Engine struct {
 	// statements it ran (the last maxTxLog), for a 40001's facts.
 	txLog   []txRec
 	workers sync.WaitGroup
+	// opened counts the sessions', observers' and watchdogs' connections
+	// the run made; closedInOrder those it closed itself while they were
+	// open and idle (closeInOrder). Close compares them (Config.QuickClose).
+	opened, closedInOrder atomic.Int32
+}
+
+// closeInOrder closes a connection of the run that nothing uses any more,
+// counting it as ended in order when it was still open: its backend gets
+// the goodbye and exits by itself.
+func (e *Engine) closeInOrder(ctx context.Context, conn *pgx.Conn) error {
+	if conn == nil {
+		return nil
+	}
+	if !conn.IsClosed() {
+		e.closedInOrder.Add(1)
+	}
+	return conn.Close(ctx)
 }
 
 // New connects the control connections, the sessions and the observers,
@@ -150,6 +169,9 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	for _, sd := range e.sides {
 		g.Go(func() (err error) {
 			sd.obsConn, sd.obs, err = sd.newObserver(ctx, cfg.usesTwoPhaseCommit(), cfg.Lean, cfg.Scenario != nil)
+			if err == nil {
+				e.opened.Add(1)
+			}
 			return err
 		})
 	}

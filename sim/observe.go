@@ -478,6 +478,7 @@ func (e *Engine) reconnectObservers() {
 		if err != nil {
 			continue
 		}
+		e.opened.Add(1)
 		e.mu.Lock()
 		old := sd.obsConn
 		sd.obsConn, sd.obs = conn, obs

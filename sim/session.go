@@ -137,6 +137,7 @@ func (s *session) connect(ctx context.Context) error {
 		}
 	}
 	s.conn = conn
+	s.e.opened.Add(1)
 	s.e.mu.Lock()
 	s.connectedAt = time.Now()
 	s.pid = int32(conn.PgConn().PID())
@@ -199,7 +200,7 @@ func (s *session) doControl(c ctlJob) error {
 		// an error only says the server had already gone (it ended the
 		// session: idle_in_transaction_session_timeout, say), which leaves
 		// nothing of the session to end.
-		_ = s.conn.Close(c.ctx)
+		_ = e.closeInOrder(c.ctx, s.conn)
 		return nil
 	case ctlTeardown:
 		s.teardown(c.ctx, false)

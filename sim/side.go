@@ -35,6 +35,9 @@ type side struct {
 	// made says this run created the side's schema (ctlMu guards it): the
 	// run may drop it at its end; a schema it found, it leaves.
 	made bool
+	// replaced says the control connection was lost and made again (ctlMu
+	// guards it): what the lost one's backend was doing may still run.
+	replaced bool
 }
 
 // pingEvery bounds how often a control connection is pinged before use: a
@@ -94,6 +97,7 @@ func (sd *side) reconnectControl(ctx context.Context) error {
 		return nil
 	}
 	sd.ctl.Close(ctx)
+	sd.replaced = true
 	conn, err := sd.controlConn(ctx)
 	if err != nil {
 		return err
