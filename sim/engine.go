@@ -167,6 +167,11 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		})
 	}
 	for _, sd := range e.sides {
+		if cfg.Lean && cfg.OnDemand {
+			// A view that asks for every poll it needs may ask for none
+			// (most isolation specs): the observer connects at the first.
+			break
+		}
 		g.Go(func() (err error) {
 			sd.obsConn, sd.obs, err = sd.newObserver(ctx, cfg.usesTwoPhaseCommit(), cfg.Lean, cfg.Scenario != nil)
 			if err == nil {
@@ -235,7 +240,8 @@ func (e *Engine) Config() Config { return e.cfg }
 func (e *Engine) Events() <-chan Event { return e.events }
 
 // Observer is the run's lock observer (for its settings: deadlock_timeout,
-// row-lock availability).
+// row-lock availability). A lean run on demand (Config.OnDemand) has none
+// (nil) until its first poll.
 func (e *Engine) Observer() *locks.Observer {
 	e.mu.Lock()
 	defer e.mu.Unlock()
