@@ -28,6 +28,11 @@ func quietDial(dial func(ctx context.Context, network, addr string) (net.Conn, e
 		if err != nil {
 			return nil, err
 		}
+		if uc, ok := c.(*net.UnixConn); ok {
+			if q, err := newQuietUnix(uc); err == nil {
+				return q, nil
+			}
+		}
 		sc, ok := c.(syscall.Conn)
 		if !ok {
 			return c, nil

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"lockstep/db"
 	"lockstep/dbtest"
@@ -23,8 +27,50 @@ import (
 // (Engine.Unread counts its unread bytes).
 func TestQuietIOKeepsTheConnectionsWhole(t *testing.T) {
 	t.Parallel()
+	dsn := dbtest.DSN(t)
+	t.Run("tcp", func(t *testing.T) {
+		t.Parallel()
+		quietIOWhole(t, dsn, "*db.quietConn")
+	})
+	t.Run("unix", func(t *testing.T) {
+		t.Parallel()
+		sock := unixDSN(t, dsn)
+		quietIOWhole(t, sock, "*db.quietUnix")
+	})
+}
+
+// unixDSN is dsn through the server's Unix socket, when it has one here.
+func unixDSN(t *testing.T, dsn string) string {
+	t.Helper()
 	ctx := context.Background()
-	d, err := db.Open(ctx, db.Options{DSN: dbtest.DSN(t), LookupEnv: noEnv, QuietIO: true})
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(cfg.Host, "/") {
+		return dsn
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var dirs string
+	var port int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('unix_socket_directories'), current_setting('port')::int").Scan(&dirs, &port); err != nil {
+		t.Fatal(err)
+	}
+	dir, _, _ := strings.Cut(dirs, ",")
+	dir = strings.TrimSpace(dir)
+	if _, err := os.Stat(fmt.Sprintf("%s/.s.PGSQL.%d", dir, port)); err != nil {
+		t.Skipf("the server's Unix socket is not here (%v)", err)
+	}
+	return fmt.Sprintf("postgres://%s@/%s?host=%s&port=%d", url.PathEscape(cfg.User), url.PathEscape(cfg.Database), url.QueryEscape(dir), port)
+}
+
+func quietIOWhole(t *testing.T, dsn, want string) {
+	ctx := context.Background()
+	d, err := db.Open(ctx, db.Options{DSN: dsn, LookupEnv: noEnv, QuietIO: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,13 +84,12 @@ func TestQuietIOKeepsTheConnectionsWhole(t *testing.T) {
 	if t2, ok := nc.(interface{ NetConn() net.Conn }); ok { // TLS
 		nc = t2.NetConn()
 	}
-	if strings.HasPrefix(fmt.Sprintf("%T", nc), "*net.") {
-		t.Fatalf("the connection's socket is a plain %T: QuietIO did not take", nc)
+	if got := fmt.Sprintf("%T", nc); got != want {
+		t.Fatalf("the connection's socket is a %s; want %s", got, want)
 	}
 	if _, ok := nc.(syscall.Conn); !ok {
 		t.Fatalf("the quiet socket %T does not give its syscall.Conn", nc)
 	}
-
 	var n, total int64
 	if err := conn.QueryRow(ctx, "SELECT count(*), sum(length(s)) FROM (SELECT repeat('x', 100) || g AS s FROM generate_series(1, 50000) g) t").Scan(&n, &total); err != nil {
 		t.Fatal(err)
