@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +21,8 @@ import (
 	pgxdecimal "github.com/jackc/pgx-shopspring-decimal"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"lockstep/lazyre"
 )
 
 // DefaultSchema is the schema the ledger lives in on the throwaway server
@@ -110,7 +111,7 @@ type spareConn struct {
 // pointed libpq (and so pgx) at a server.
 var libpqVars = [...]string{"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSERVICE", "PGSERVICEFILE"}
 
-var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+var schemaRE = lazyre.New(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // ValidateSchema checks that name is a plain lower-case SQL identifier, so it
 // can appear in search_path and SQL without quoting.

@@ -3,13 +3,13 @@ package sim
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
 
 	"lockstep/db"
+	"lockstep/lazyre"
 	"lockstep/ledger"
 	"lockstep/scenario"
 )
@@ -283,7 +283,7 @@ func (c Config) sessionName(i int) string {
 	return fmt.Sprintf("T%d", i+1)
 }
 
-var twoDBName = regexp.MustCompile(`^T[1-9]@[AB]$`)
+var twoDBName = lazyre.New(`^T[1-9]@[AB]$`)
 
 // validateTwoDatabases checks a two-database scenario's session names and
 // that a second database was given.

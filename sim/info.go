@@ -3,10 +3,10 @@ package sim
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strconv"
 	"time"
 
+	"lockstep/lazyre"
 	"lockstep/ledger"
 	"lockstep/locks"
 )
@@ -181,7 +181,7 @@ type Process struct {
 	Session string
 }
 
-var processRE = regexp.MustCompile(`(?i)process (\d+)`)
+var processRE = lazyre.New(`(?i)process (\d+)`)
 
 // Processes lists the sessions behind the "process N" a server message
 // names (a deadlock's DETAIL), in order, each once.
