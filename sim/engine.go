@@ -152,8 +152,13 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	var g errgroup.Group
 	for _, sd := range e.sides {
 		g.Go(func() (err error) {
-			if sd.ctl, err = sd.controlConn(ctx); err != nil || !cfg.usesTwoPhaseCommit() {
+			if sd.ctl, err = sd.controlConn(ctx); err != nil {
 				return err
+			}
+			// Just connected: no ping before its first use.
+			sd.ctlFree, sd.ctlChecked = true, time.Now()
+			if !cfg.usesTwoPhaseCommit() {
+				return nil
 			}
 			return sd.checkPrepared(ctx)
 		})

@@ -119,6 +119,14 @@ func (s *session) connect(ctx context.Context) error {
 		via = e.cfg.SessionDB // the application's way in: a pooler
 	}
 	cfg := via.ConnConfig(app)
+	// PostgreSQL 14+: a backend waiting on a lock notices within a second that
+	// its client is gone, instead of holding its place until the lock comes.
+	// Set as the connection starts (no round trip of its own), except through
+	// a pooler, which may refuse parameters it does not know.
+	checkSet := !via.Pooled() && serverMajor(via.Version()) >= 14
+	if checkSet {
+		cfg.RuntimeParams["client_connection_check_interval"] = "1s"
+	}
 	cfg.OnNotice = s.notice
 	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
 		s.notifications = append(s.notifications, Notification{Channel: n.Channel, Payload: n.Payload, Pid: n.PID})
@@ -127,9 +135,9 @@ func (s *session) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// PostgreSQL 14+: a backend waiting on a lock notices within a second that
-	// its client is gone, instead of holding its place until the lock comes.
-	_, _ = conn.Exec(ctx, "SET client_connection_check_interval = '1s'")
+	if !checkSet {
+		_, _ = conn.Exec(ctx, "SET client_connection_check_interval = '1s'") // fails before 14: no matter
+	}
 	for _, sql := range s.e.cfg.Init[s.name] {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			conn.Close(ctx)
@@ -739,4 +747,17 @@ func (s *session) probe(ctx context.Context, gen int) {
 	cause := fmt.Errorf("%w: the server said %s %s (SQLSTATE %s)", errBackendGone, msg.Severity, msg.Message, msg.SQLState)
 	e.emit(Event{Gen: gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: -1, Cause: cause, Err: msg, State: Failed,
 		Failure: endedFailure(s.name, "", msg)})
+}
+
+// serverMajor is the major version in a server_version ("15.20 (Debian
+// 15.20-0+deb12u1)", "17devel"), or 0 when there is none.
+func serverMajor(version string) int {
+	n := 0
+	for _, c := range version {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }

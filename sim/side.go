@@ -52,8 +52,10 @@ func (sd *side) what() string {
 	return "database " + sd.label + " (" + sd.db.Name() + ")"
 }
 
-// controlConn opens the side's control connection. Its lock_timeout keeps
-// it from queueing behind a session.
+// controlConn opens the side's control connection. It starts with the
+// server's own lock_timeout, as after a block (ctlFree): what must not queue
+// behind a session sets its 50 ms first (timed) — a run whose first use of
+// it is a block (a spec's setup) makes no round trip to set it and lift it.
 func (sd *side) controlConn(ctx context.Context) (*pgx.Conn, error) {
 	conn, err := sd.db.Connect(ctx, sd.run.AppName("control"+sd.label))
 	if err != nil {
@@ -65,10 +67,6 @@ func (sd *side) controlConn(ctx context.Context) (*pgx.Conn, error) {
 	if err := sd.claim(ctx, conn); err != nil {
 		conn.Close(ctx)
 		return nil, err
-	}
-	if _, err = conn.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
-		conn.Close(ctx)
-		return nil, fmt.Errorf("setting up the control connection to %s: %w", sd.what(), err)
 	}
 	return conn, nil
 }
@@ -102,7 +100,7 @@ func (sd *side) reconnectControl(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sd.ctl, sd.ctlFree, sd.ctlChecked = conn, false, time.Now()
+	sd.ctl, sd.ctlFree, sd.ctlChecked = conn, true, time.Now()
 	return nil
 }
 
