@@ -364,7 +364,7 @@ func (s *session) run(j job) {
 	res, first, err := runSQL(e.ctx, s.conn.PgConn(), j.sql)
 	s.sending = ""
 	took := time.Since(start)
-	if err == nil && touchesTimeouts(j.sql) {
+	if err == nil && !e.cfg.Lean && touchesTimeouts(j.sql) { // a lean run reads no timeouts
 		s.readTimeouts(e.ctx)
 	}
 	if err == nil && j.step >= 0 {
@@ -487,8 +487,7 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	}
 	tx := s.conn.PgConn().TxStatus()
 	var failure *Failure
-	verb := strings.ToUpper(strings.TrimRight(strings.TrimSpace(j.sql), ";"))
-	ends := verb == "COMMIT" || verb == "ROLLBACK" || verb == "END" || verb == "ABORT"
+	ends := endsTransaction(j.sql)
 	switch {
 	case tx == 'E':
 		s.state = Aborted
@@ -586,12 +585,24 @@ func (e *Engine) ending(s *session) []string {
 		if o == s || o.state != Running {
 			continue
 		}
-		verb := strings.ToUpper(strings.TrimRight(strings.TrimSpace(o.current), ";"))
-		if verb == "COMMIT" || verb == "ROLLBACK" || verb == "END" || verb == "ABORT" {
+		if endsTransaction(o.current) {
 			out = append(out, o.name)
 		}
 	}
 	return out
+}
+
+// endsTransaction says whether sql is COMMIT, ROLLBACK, END or ABORT alone
+// (any case, a trailing semicolon, space around), without copying it: every
+// statement's end asks.
+func endsTransaction(sql string) bool {
+	verb := strings.TrimRight(strings.TrimSpace(sql), ";")
+	for _, v := range [...]string{"COMMIT", "ROLLBACK", "END", "ABORT"} {
+		if strings.EqualFold(verb, v) {
+			return true
+		}
+	}
+	return false
 }
 
 // awaitIdle waits, with e.mu held, until the named sessions have no
