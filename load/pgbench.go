@@ -7,11 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"time"
 
 	"lockstep/db"
-	"lockstep/lazyre"
 	"lockstep/ledger"
 )
 
@@ -54,7 +54,7 @@ func isExecutable(p string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
-var tpsRE = lazyre.New(`tps = ([0-9.]+) \((without|excluding)`)
+var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \((without|excluding)`)
 
 // Pgbench runs pgbench with the ordered strategy's statements on a freshly
 // reset ledger, with the same clients, accounts and duration, and returns
