@@ -158,9 +158,12 @@ func (e *Engine) Unread(i int) int {
 	}
 	conn := e.sessions[i].conn
 	e.mu.Unlock()
-	if conn == nil || conn.IsClosed() {
+	if conn == nil {
 		return 0
 	}
+	// Not conn.IsClosed(): the session's worker may be using the connection
+	// (its statement runs), and pgx's state is the worker's alone. A closed
+	// connection's socket cannot be counted (-1), which says as much.
 	return socketUnread(conn.PgConn().Conn())
 }
 
