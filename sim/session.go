@@ -487,7 +487,8 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	}
 	tx := s.conn.PgConn().TxStatus()
 	var failure *Failure
-	ends := endsTransaction(j.sql)
+	verb := strings.ToUpper(strings.TrimRight(strings.TrimSpace(j.sql), ";"))
+	ends := verb == "COMMIT" || verb == "ROLLBACK" || verb == "END" || verb == "ABORT"
 	switch {
 	case tx == 'E':
 		s.state = Aborted
