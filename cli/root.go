@@ -94,7 +94,10 @@ type app struct {
 	deadlockTimeout time.Duration
 	// keepCheck keeps the connection that checks the server for the run to
 	// take (db.Options.KeepCheck).
-	keepCheck      bool
+	keepCheck bool
+	// quietIO reads and writes the sockets without waking the scheduler's
+	// monitor thread (db.Options.QuietIO).
+	quietIO        bool
 	theme          string
 	recordTo       string    // the interface's --record
 	maxConnections int       // the throwaway server's max_connections; 0 is db's default (serve needs more)
@@ -244,6 +247,7 @@ func (a *app) openWith(ctx context.Context, lookupEnv func(string) (string, bool
 		}, Fetch: a.fetchOptions()},
 		LookupEnv: lookupEnv,
 		KeepCheck: a.keepCheck,
+		QuietIO:   a.quietIO,
 	})
 	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil, err // a signal, not bad input (a fetch or a start interrupted)

@@ -57,12 +57,15 @@ func (a *app) specCommand() *cobra.Command {
 			// The connection that checks the server becomes the run's
 			// first: one connection start less (specs run by the hundred).
 			a.keepCheck = true
+			// One short statement at a time: the sockets' reads and
+			// writes, and a file's, leave the scheduler's monitor asleep.
+			a.quietIO = true
 			d, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
-			r := &isolation.Runner{DB: d, Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr(), StuckAfter: stuckAfter,
+			r := &isolation.Runner{DB: d, Out: quietOut(cmd.OutOrStdout()), Err: cmd.ErrOrStderr(), StuckAfter: stuckAfter,
 				// As the tester does, sessions are named PGAPPNAME/SESSION when it is set.
 				AppName: os.Getenv("PGAPPNAME")}
 			if cmd.Flags().Changed("schema") {

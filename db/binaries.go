@@ -7,11 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+
+	"lockstep/lazyre"
 )
 
 // Binaries are the PostgreSQL server programs of one installation.
@@ -55,7 +56,7 @@ var searchGlobs = [...]string{
 	"/usr/local/bin",
 }
 
-var versionRE = regexp.MustCompile(`\(PostgreSQL\) (\d+)(?:\.(\d+))?`)
+var versionRE = lazyre.New(`\(PostgreSQL\) (\d+)(?:\.(\d+))?`)
 
 // FindBinaries returns the newest PostgreSQL server installation on PATH or
 // in the usual Debian, RHEL and Homebrew locations.

@@ -42,12 +42,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"lockstep/lazyre"
 )
 
 // CentralRepo is Maven Central, where the zonky.io bundles are published.
@@ -90,7 +91,7 @@ type FetchOptions struct {
 	stall time.Duration
 }
 
-var fetchVersionRE = regexp.MustCompile(`^([0-9]{1,2})(\.[0-9]{1,3}){0,2}$`)
+var fetchVersionRE = lazyre.New(`^([0-9]{1,2})(\.[0-9]{1,3}){0,2}$`)
 
 // ValidateFetchVersion checks a --fetch-postgres value.
 func ValidateFetchVersion(v string) error {

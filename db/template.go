@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -30,7 +31,10 @@ const templateFormat = "1"
 // manifestName is the manifest's file name inside a template.
 const manifestName = "manifest"
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is made on first use: making the table at start-up cost every
+// lockstep process (a spec run, say) a share of its start for a template copy
+// it seldom makes.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // errNoTemplate means there is no template (yet) for this server version.
 var errNoTemplate = errors.New("no template")
@@ -164,7 +168,7 @@ func (c *copier) file(src, dst string, perm fs.FileMode) (int64, uint32, error) 
 	for {
 		n, rerr := io.ReadFull(in, c.buf)
 		if n > 0 {
-			sum = crc32.Update(sum, castagnoli, c.buf[:n])
+			sum = crc32.Update(sum, castagnoli(), c.buf[:n])
 			if err := writeSparse(out, c.buf[:n], size); err != nil {
 				out.Close()
 				return 0, 0, err

@@ -42,6 +42,9 @@ type player struct {
 	// stuckSince is when the server first said, in this stretch, that every
 	// running step waits and no deadlock is there to be broken.
 	stuckSince time.Time
+	// calls feeds the goroutine that runs the engine's blocking calls
+	// (await), kept from one call to the next.
+	calls chan func()
 }
 
 // active is a step sent to the server whose completion is not yet printed.

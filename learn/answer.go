@@ -3,10 +3,11 @@ package learn
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"lockstep/lazyre"
 )
 
 // An answer is the SQL a student writes for an exercise: statements ended
@@ -34,7 +35,7 @@ type Answer struct {
 // run, and they grow as (2n)!/(n!)².
 const MaxStatements = 12
 
-var varRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*`)
+var varRE = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*`)
 
 // ParseAnswer reads an answer: statements, comments, \gset.
 func ParseAnswer(file string, src []byte) (*Answer, error) {

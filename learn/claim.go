@@ -2,12 +2,12 @@ package learn
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/shopspring/decimal"
 
+	"lockstep/lazyre"
 	"lockstep/locks"
 )
 
@@ -68,12 +68,12 @@ func (c Claim) Sessions() []string {
 }
 
 var (
-	noteRE     = regexp.MustCompile(`\s*\([^()]*\)\s*$`)
-	sqlState   = regexp.MustCompile(`^[0-9A-Z]{5}$`)
-	nameRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_@]*$`)
-	strategyRE = regexp.MustCompile(`^[a-z][a-z-]*$`)
-	tableRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
-	decimalRE  = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+	noteRE     = lazyre.New(`\s*\([^()]*\)\s*$`)
+	sqlState   = lazyre.New(`^[0-9A-Z]{5}$`)
+	nameRE     = lazyre.New(`^[A-Za-z_][A-Za-z0-9_@]*$`)
+	strategyRE = lazyre.New(`^[a-z][a-z-]*$`)
+	tableRE    = lazyre.New(`^[A-Za-z_][A-Za-z0-9_.]*$`)
+	decimalRE  = lazyre.New(`^-?[0-9]+(\.[0-9]+)?$`)
 )
 
 // ParseClaim reads an option's text: a claim, then perhaps a note in

@@ -3,13 +3,13 @@ package learn
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgerrcode"
 
+	"lockstep/lazyre"
 	"lockstep/locks"
 	"lockstep/sim"
 )
@@ -561,7 +561,7 @@ func (o *Observation) Judge(q *Question, answer int) Verdict {
 	return v
 }
 
-var processRE = regexp.MustCompile(`(?i)process (\d+)`)
+var processRE = lazyre.New(`(?i)process (\d+)`)
 
 // Explain says what happened, in the engine's words: the waits with the
 // locks behind them, the deadlock and its victim with the server's

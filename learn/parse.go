@@ -2,12 +2,12 @@ package learn
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"lockstep/lazyre"
 	"lockstep/ledger"
 	"lockstep/scenario"
 	"lockstep/sim"
@@ -53,7 +53,7 @@ func (p *parser) fail(format string, args ...any) error {
 	return &ParseError{File: p.file, Line: p.line, Msg: fmt.Sprintf(format, args...)}
 }
 
-var optionRE = regexp.MustCompile(`^([0-9]+)[.)]\s*(.*)$`)
+var optionRE = lazyre.New(`^([0-9]+)[.)]\s*(.*)$`)
 
 // Parse reads a lesson file and checks it: its strategies and scenarios
 // exist, every session a claim names is one of its run's, every question

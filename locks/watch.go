@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +13,8 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"lockstep/lazyre"
 )
 
 // WatchFilter chooses the sessions a watch looks at: client backends of the
@@ -230,7 +231,7 @@ func ident(name string) string {
 	return pgx.Identifier{name}.Sanitize()
 }
 
-var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_$]*$`)
+var plainIdent = lazyre.New(`^[a-z_][a-z0-9_$]*$`)
 
 // Notes are what the user should know once about what the tree shows:
 // the state and statements the role may not see.

@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"lockstep/lazyre"
 )
 
 // The server's deadlock check writes its verdict to its log as it breaks
@@ -200,13 +201,13 @@ const (
 
 // logMessage finds a message's level in a line of any log_line_prefix:
 // "… ERROR:  deadlock detected". The level is followed by two spaces.
-var logMessage = regexp.MustCompile(`(?:^|\s)(ERROR|DETAIL|HINT|CONTEXT|STATEMENT|LOG|WARNING|FATAL|PANIC|NOTICE|INFO|DEBUG\d?):  (.*)$`)
+var logMessage = lazyre.New(`(?:^|\s)(ERROR|DETAIL|HINT|CONTEXT|STATEMENT|LOG|WARNING|FATAL|PANIC|NOTICE|INFO|DEBUG\d?):  (.*)$`)
 
 // logPid is the pid a default log_line_prefix ('%m [%p] ') puts first.
-var logPid = regexp.MustCompile(`\[(\d+)\]`)
+var logPid = lazyre.New(`\[(\d+)\]`)
 
 // processLine finds the processes a DETAIL names.
-var processLine = regexp.MustCompile(`(?i)process (\d+)`)
+var processLine = lazyre.New(`(?i)process (\d+)`)
 
 // feed adds text to what was read and returns the deadlock reports now
 // complete: the ERROR line and the DETAIL that follows it (with its

@@ -13,10 +13,10 @@ package pool
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"lockstep/db"
+	"lockstep/lazyre"
 )
 
 // Fix is how the application avoids exhausting its pool, or None.
@@ -101,7 +101,7 @@ type Config struct {
 	RunID db.RunID
 }
 
-var runIDRE = regexp.MustCompile(`^[A-Za-z0-9.-]{1,40}$`)
+var runIDRE = lazyre.New(`^[A-Za-z0-9.-]{1,40}$`)
 
 // Validate reports a configuration Run cannot play, in one line.
 func (c Config) Validate() error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/shopspring/decimal"
 	gossh "golang.org/x/crypto/ssh"
 
+	"lockstep/lazyre"
 	"lockstep/ledger"
 	"lockstep/scenario"
 	"lockstep/sim"
@@ -32,7 +32,7 @@ import (
 // middleware runs.
 type stateKey struct{}
 
-var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,39}$`)
+var nameRE = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]{0,39}$`)
 
 // checkName says whether an SSH user name is a student's name serve takes.
 func checkName(user string) (string, error) {

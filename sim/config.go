@@ -3,13 +3,13 @@ package sim
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
 
 	"lockstep/db"
+	"lockstep/lazyre"
 	"lockstep/ledger"
 	"lockstep/scenario"
 )
@@ -140,6 +140,13 @@ type Config struct {
 	// back. Close rolls everything back as ever.
 	KeepTransactions bool
 	StuckAfter       time.Duration
+	// QuickClose lets Close leave the run's backends to exit by themselves,
+	// as the isolation tester's do, when every connection of the run ended
+	// in order — each closed by the run, idle, with its goodbye sent, and
+	// none lost or replaced on the way — instead of waiting on the server
+	// until they are gone. Any other end (a connection lost, a statement
+	// Close could not stop) is swept as ever.
+	QuickClose bool
 	// Scripts, when set, gives session i its script in place of the
 	// strategy's or the scenario's steps (which still name the sessions and
 	// set the run up): an exercise's answer, whose statements use what the
@@ -276,7 +283,7 @@ func (c Config) sessionName(i int) string {
 	return fmt.Sprintf("T%d", i+1)
 }
 
-var twoDBName = regexp.MustCompile(`^T[1-9]@[AB]$`)
+var twoDBName = lazyre.New(`^T[1-9]@[AB]$`)
 
 // validateTwoDatabases checks a two-database scenario's session names and
 // that a second database was given.

@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
 	"lockstep/db"
@@ -81,6 +83,23 @@ type Engine struct {
 	// statements it ran (the last maxTxLog), for a 40001's facts.
 	txLog   []txRec
 	workers sync.WaitGroup
+	// opened counts the sessions', observers' and watchdogs' connections
+	// the run made; closedInOrder those it closed itself while they were
+	// open and idle (closeInOrder). Close compares them (Config.QuickClose).
+	opened, closedInOrder atomic.Int32
+}
+
+// closeInOrder closes a connection of the run that nothing uses any more,
+// counting it as ended in order when it was still open: its backend gets
+// the goodbye and exits by itself.
+func (e *Engine) closeInOrder(ctx context.Context, conn *pgx.Conn) error {
+	if conn == nil {
+		return nil
+	}
+	if !conn.IsClosed() {
+		e.closedInOrder.Add(1)
+	}
+	return conn.Close(ctx)
 }
 
 // New connects the control connections, the sessions and the observers,
@@ -133,8 +152,13 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	var g errgroup.Group
 	for _, sd := range e.sides {
 		g.Go(func() (err error) {
-			if sd.ctl, err = sd.controlConn(ctx); err != nil || !cfg.usesTwoPhaseCommit() {
+			if sd.ctl, err = sd.controlConn(ctx); err != nil {
 				return err
+			}
+			// Just connected: no ping before its first use.
+			sd.ctlFree, sd.ctlChecked = true, time.Now()
+			if !cfg.usesTwoPhaseCommit() {
+				return nil
 			}
 			return sd.checkPrepared(ctx)
 		})
@@ -148,8 +172,16 @@ func New(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		})
 	}
 	for _, sd := range e.sides {
+		if cfg.Lean && cfg.OnDemand {
+			// A view that asks for every poll it needs may ask for none
+			// (most isolation specs): the observer connects at the first.
+			break
+		}
 		g.Go(func() (err error) {
 			sd.obsConn, sd.obs, err = sd.newObserver(ctx, cfg.usesTwoPhaseCommit(), cfg.Lean, cfg.Scenario != nil)
+			if err == nil {
+				e.opened.Add(1)
+			}
 			return err
 		})
 	}
@@ -213,7 +245,8 @@ func (e *Engine) Config() Config { return e.cfg }
 func (e *Engine) Events() <-chan Event { return e.events }
 
 // Observer is the run's lock observer (for its settings: deadlock_timeout,
-// row-lock availability).
+// row-lock availability). A lean run on demand (Config.OnDemand) has none
+// (nil) until its first poll.
 func (e *Engine) Observer() *locks.Observer {
 	e.mu.Lock()
 	defer e.mu.Unlock()

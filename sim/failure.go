@@ -2,13 +2,13 @@ package sim
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgerrcode"
 
+	"lockstep/lazyre"
 	"lockstep/locks"
 )
 
@@ -115,7 +115,7 @@ func (e *Engine) overlapping(s *session, began time.Time) []TxSeen {
 	return out
 }
 
-var relationRE = regexp.MustCompile(`relation "([^"]+)"`)
+var relationRE = lazyre.New(`relation "([^"]+)"`)
 
 // failure gathers the facts of session s's failed statement; e.mu is held.
 func (e *Engine) failure(s *session, j job, se *ServerMessage, took time.Duration) *Failure {
@@ -215,8 +215,8 @@ func endedFailure(session, sql string, msg *ServerMessage) *Failure {
 }
 
 var (
-	writeRE = regexp.MustCompile(`(?i)\b(FOR\s+|KEY\s+|DO\s+)?(UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+(?:ONLY\s+)?("[^"]+"|[A-Za-z_][\w.]*)`)
-	readRE  = regexp.MustCompile(`(?i)\b(FROM|JOIN)\s+(?:ONLY\s+)?("[^"]+"|[A-Za-z_][\w.]*)`)
+	writeRE = lazyre.New(`(?i)\b(FOR\s+|KEY\s+|DO\s+)?(UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+(?:ONLY\s+)?("[^"]+"|[A-Za-z_][\w.]*)`)
+	readRE  = lazyre.New(`(?i)\b(FROM|JOIN)\s+(?:ONLY\s+)?("[^"]+"|[A-Za-z_][\w.]*)`)
 )
 
 // Tables says which tables a statement reads and which it writes, from its

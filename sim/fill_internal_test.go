@@ -41,3 +41,14 @@ func TestFillBQuotesLiterals(t *testing.T) {
 		}
 	}
 }
+
+// TestServerMajor reads the major version out of server_version as servers
+// report it: a session's client_connection_check_interval is set as it
+// connects only from 14 on (before, the parameter would refuse the start).
+func TestServerMajor(t *testing.T) {
+	for v, want := range map[string]int{"15.20 (Debian 15.20-0+deb12u1)": 15, "17devel": 17, "9.6.24": 9, "13.1": 13, "": 0, "x": 0} {
+		if got := serverMajor(v); got != want {
+			t.Errorf("serverMajor(%q) = %d; want %d", v, got, want)
+		}
+	}
+}

@@ -3,11 +3,11 @@ package sim
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"lockstep/lazyre"
 	"lockstep/ledger"
 	"lockstep/locks"
 )
@@ -212,9 +212,12 @@ func (e *Engine) Unread(i int) int {
 	}
 	conn := e.sessions[i].conn
 	e.mu.Unlock()
-	if conn == nil || conn.IsClosed() {
+	if conn == nil {
 		return 0
 	}
+	// Not conn.IsClosed(): the session's worker may be using the connection
+	// (its statement runs), and pgx's state is the worker's alone. A closed
+	// connection's socket cannot be counted (-1), which says as much.
 	return socketUnread(conn.PgConn().Conn())
 }
 
@@ -235,7 +238,7 @@ type Process struct {
 	Session string
 }
 
-var processRE = regexp.MustCompile(`(?i)process (\d+)`)
+var processRE = lazyre.New(`(?i)process (\d+)`)
 
 // Processes lists the sessions behind the "process N" a server message
 // names (a deadlock's DETAIL), in order, each once.

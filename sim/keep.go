@@ -62,10 +62,11 @@ func (e *Engine) watchBlock(ctx context.Context, sd *side, pid int32, b Block, s
 		if err != nil {
 			return
 		}
+		e.opened.Add(1)
 		defer func() {
 			cctx, cancel := db.Cleanup(ctx)
 			defer cancel()
-			conn.Close(cctx)
+			e.closeInOrder(cctx, conn)
 		}()
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()

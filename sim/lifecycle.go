@@ -253,8 +253,10 @@ func (e *Engine) Close(ctx context.Context) error {
 	close(e.closing)
 	var errs []error
 	started := len(e.sides) > 0 && e.sides[len(e.sides)-1].ctl != nil
+	quiet := false
 	if started {
-		_ = e.quiesce(ctx) // once ctx ends, the engine's context cuts what is left
+		// Once ctx ends, the engine's context cuts what is left.
+		quiet = e.quiesce(ctx) == nil
 	}
 	// Nothing runs on the engine's context any more but the observer's
 	// poll: ending it before waiting for the observer keeps a poll of a
@@ -275,7 +277,7 @@ func (e *Engine) Close(ctx context.Context) error {
 			if schema := sd.db.Schema(); schema != "" && !sd.obsConn.IsClosed() {
 				_ = ledger.Release(ctx, sd.obsConn, schema)
 			}
-			sd.obsConn.Close(ctx)
+			_ = e.closeInOrder(ctx, sd.obsConn)
 		}
 	}
 	if started {
@@ -285,6 +287,10 @@ func (e *Engine) Close(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
+		// Every connection ended in order: each backend has its goodbye
+		// and exits by itself, nothing of the run left running in it.
+		tidy := e.cfg.QuickClose && quiet && e.opened.Load() == e.closedInOrder.Load() &&
+			!slices.ContainsFunc(e.sides, func(sd *side) bool { return sd.replaced || sd.ctl.IsClosed() })
 		// Belt and braces: no backend of this run may outlive it.
 		var conns []*pgx.Conn
 		for _, sd := range e.sides {
@@ -295,14 +301,20 @@ func (e *Engine) Close(ctx context.Context) error {
 					errs = append(errs, err)
 				}
 			}
-			if !sd.ctl.IsClosed() {
+			switch {
+			case tidy:
+			case !sd.ctl.IsClosed():
 				conns = append(conns, sd.ctl)
-			} else if err := sd.db.EndBackends(ctx, e.runID.Like("")); err != nil {
-				errs = append(errs, err)
+			default:
+				if err := sd.db.EndBackends(ctx, e.runID.Like("")); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		}
-		if err := db.EndBackendsOn(ctx, e.runID.Like(""), conns...); err != nil {
-			errs = append(errs, err)
+		if len(conns) > 0 {
+			if err := db.EndBackendsOn(ctx, e.runID.Like(""), conns...); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		for _, sd := range e.sides {
 			sd.ctl.Close(ctx)

@@ -111,6 +111,9 @@ func (e *Engine) observe() {
 	retry := firstRetry
 	timer := time.NewTimer(e.cfg.Poll)
 	defer timer.Stop()
+	if e.onDemand() {
+		timer.Stop() // the first poll is the first asked for
+	}
 	lost := false
 	for {
 		select {
@@ -129,6 +132,9 @@ func (e *Engine) observe() {
 		readBooks := e.cfg.Books && e.booksStale && e.cfg.HasLedger()
 		e.booksStale = false
 		e.mu.Unlock()
+		if e.onDemand() {
+			e.reconnectObservers() // the first poll asked for connects the observer
+		}
 		polledAt := time.Now()
 		snap, err := e.poll()
 		next := e.interval(e.serverTime())
@@ -385,6 +391,10 @@ func (e *Engine) poll() (*locks.Snapshot, error) {
 	e.mu.Lock()
 	obs := make([]*locks.Observer, len(e.sides))
 	for i, sd := range e.sides {
+		if sd.obs == nil {
+			e.mu.Unlock()
+			return nil, fmt.Errorf("observing %s: %w", sd.what(), errNoObserver)
+		}
 		obs[i] = sd.obs
 		if ok, _ := sd.obs.RowLocksAvailable(); !ok && e.cfg.Scenario == nil {
 			var rows []locks.RowLock
@@ -471,23 +481,34 @@ func (s *session) inferredRowLocks() []locks.RowLock {
 	return out
 }
 
-// reconnectObservers replaces lost observer connections, where the server answers.
+// errNoObserver says the observer's connection is not there (yet).
+var errNoObserver = errors.New("the observer has no connection")
+
+// onDemand says whether the observer connects at the first poll asked for
+// (Config.OnDemand, with Lean).
+func (e *Engine) onDemand() bool { return e.cfg.Lean && e.cfg.OnDemand }
+
+// reconnectObservers replaces lost observer connections, and makes those
+// not made yet, where the server answers.
 func (e *Engine) reconnectObservers() {
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
 	for _, sd := range e.sides {
-		if !sd.obsConn.IsClosed() {
+		if sd.obsConn != nil && !sd.obsConn.IsClosed() {
 			continue
 		}
 		conn, obs, err := sd.newObserver(ctx, e.cfg.usesTwoPhaseCommit(), e.cfg.Lean, e.cfg.Scenario != nil)
 		if err != nil {
 			continue
 		}
+		e.opened.Add(1)
 		e.mu.Lock()
 		old := sd.obsConn
 		sd.obsConn, sd.obs = conn, obs
 		e.mu.Unlock()
-		old.Close(ctx)
+		if old != nil {
+			old.Close(ctx)
+		}
 	}
 }
 

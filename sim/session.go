@@ -124,6 +124,14 @@ func (s *session) connect(ctx context.Context) error {
 		via = e.cfg.SessionDB // the application's way in: a pooler
 	}
 	cfg := via.ConnConfig(app)
+	// PostgreSQL 14+: a backend waiting on a lock notices within a second that
+	// its client is gone, instead of holding its place until the lock comes.
+	// Set as the connection starts (no round trip of its own), except through
+	// a pooler, which may refuse parameters it does not know.
+	checkSet := !via.Pooled() && serverMajor(via.Version()) >= 14
+	if checkSet {
+		cfg.RuntimeParams["client_connection_check_interval"] = "1s"
+	}
 	cfg.OnNotice = s.notice
 	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
 		s.notifications = append(s.notifications, Notification{Channel: n.Channel, Payload: n.Payload, Pid: n.PID})
@@ -132,9 +140,9 @@ func (s *session) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// PostgreSQL 14+: a backend waiting on a lock notices within a second that
-	// its client is gone, instead of holding its place until the lock comes.
-	_, _ = conn.Exec(ctx, "SET client_connection_check_interval = '1s'")
+	if !checkSet {
+		_, _ = conn.Exec(ctx, "SET client_connection_check_interval = '1s'") // fails before 14: no matter
+	}
 	for _, sql := range s.e.cfg.Init[s.name] {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			conn.Close(ctx)
@@ -142,6 +150,7 @@ func (s *session) connect(ctx context.Context) error {
 		}
 	}
 	s.conn = conn
+	s.e.opened.Add(1)
 	s.e.mu.Lock()
 	s.connectedAt = time.Now()
 	s.pid = int32(conn.PgConn().PID())
@@ -204,7 +213,7 @@ func (s *session) doControl(c ctlJob) error {
 		// an error only says the server had already gone (it ended the
 		// session: idle_in_transaction_session_timeout, say), which leaves
 		// nothing of the session to end.
-		_ = s.conn.Close(c.ctx)
+		_ = e.closeInOrder(c.ctx, s.conn)
 		return nil
 	case ctlTeardown:
 		s.teardown(c.ctx, false)
@@ -371,7 +380,7 @@ func (s *session) run(j job) {
 		s.sending = ""
 	}
 	took := time.Since(start)
-	if err == nil && touchesTimeouts(j.sql) {
+	if err == nil && !e.cfg.Lean && touchesTimeouts(j.sql) { // a lean run reads no timeouts
 		s.readTimeouts(e.ctx)
 	}
 	if err == nil && j.step >= 0 {
@@ -647,12 +656,24 @@ func (e *Engine) ending(s *session) []string {
 		if o == s || o.state != Running {
 			continue
 		}
-		verb := strings.ToUpper(strings.TrimRight(strings.TrimSpace(o.current), ";"))
-		if verb == "COMMIT" || verb == "ROLLBACK" || verb == "END" || verb == "ABORT" {
+		if endsTransaction(o.current) {
 			out = append(out, o.name)
 		}
 	}
 	return out
+}
+
+// endsTransaction says whether sql is COMMIT, ROLLBACK, END or ABORT alone
+// (any case, a trailing semicolon, space around), without copying it: every
+// statement's end asks.
+func endsTransaction(sql string) bool {
+	verb := strings.TrimRight(strings.TrimSpace(sql), ";")
+	for _, v := range [...]string{"COMMIT", "ROLLBACK", "END", "ABORT"} {
+		if strings.EqualFold(verb, v) {
+			return true
+		}
+	}
+	return false
 }
 
 // awaitIdle waits, with e.mu held, until the named sessions have no
@@ -821,4 +842,17 @@ func (s *session) probe(ctx context.Context, gen int) {
 	cause := fmt.Errorf("%w: the server said %s %s (SQLSTATE %s)", errBackendGone, msg.Severity, msg.Message, msg.SQLState)
 	e.emit(Event{Gen: gen, Kind: ConnectionLost, Session: s.name, Index: s.idx, Step: -1, Cause: cause, Err: msg, State: Failed,
 		Failure: endedFailure(s.name, "", msg)})
+}
+
+// serverMajor is the major version in a server_version ("15.20 (Debian
+// 15.20-0+deb12u1)", "17devel"), or 0 when there is none.
+func serverMajor(version string) int {
+	n := 0
+	for _, c := range version {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }

@@ -35,6 +35,9 @@ type side struct {
 	// made says this run created the side's schema (ctlMu guards it): the
 	// run may drop it at its end; a schema it found, it leaves.
 	made bool
+	// replaced says the control connection was lost and made again (ctlMu
+	// guards it): what the lost one's backend was doing may still run.
+	replaced bool
 }
 
 // pingEvery bounds how often a control connection is pinged before use: a
@@ -49,8 +52,10 @@ func (sd *side) what() string {
 	return "database " + sd.label + " (" + sd.db.Name() + ")"
 }
 
-// controlConn opens the side's control connection. Its lock_timeout keeps
-// it from queueing behind a session.
+// controlConn opens the side's control connection. It starts with the
+// server's own lock_timeout, as after a block (ctlFree): what must not queue
+// behind a session sets its 50 ms first (timed) — a run whose first use of
+// it is a block (a spec's setup) makes no round trip to set it and lift it.
 func (sd *side) controlConn(ctx context.Context) (*pgx.Conn, error) {
 	conn, err := sd.db.Connect(ctx, sd.run.AppName("control"+sd.label))
 	if err != nil {
@@ -62,10 +67,6 @@ func (sd *side) controlConn(ctx context.Context) (*pgx.Conn, error) {
 	if err := sd.claim(ctx, conn); err != nil {
 		conn.Close(ctx)
 		return nil, err
-	}
-	if _, err = conn.Exec(ctx, "SET lock_timeout = '50ms'"); err != nil {
-		conn.Close(ctx)
-		return nil, fmt.Errorf("setting up the control connection to %s: %w", sd.what(), err)
 	}
 	return conn, nil
 }
@@ -94,11 +95,12 @@ func (sd *side) reconnectControl(ctx context.Context) error {
 		return nil
 	}
 	sd.ctl.Close(ctx)
+	sd.replaced = true
 	conn, err := sd.controlConn(ctx)
 	if err != nil {
 		return err
 	}
-	sd.ctl, sd.ctlFree, sd.ctlChecked = conn, false, time.Now()
+	sd.ctl, sd.ctlFree, sd.ctlChecked = conn, true, time.Now()
 	return nil
 }
 

@@ -3,6 +3,7 @@ package sim
 import (
 	"net"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,8 +24,12 @@ func socketUnread(c net.Conn) int {
 	}
 	n := -1
 	if err := raw.Control(func(fd uintptr) {
-		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ); err == nil {
-			n = v
+		// A raw call, as the sockets' reads and writes are (db.Options.QuietIO):
+		// asked after every check of whether a step waits, it would wake
+		// the scheduler's monitor thread each time.
+		var v int32
+		if _, _, errno := unix.RawSyscall(unix.SYS_IOCTL, fd, unix.SIOCINQ, uintptr(unsafe.Pointer(&v))); errno == 0 {
+			n = int(v)
 		}
 	}); err != nil {
 		return -1

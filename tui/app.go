@@ -3,7 +3,6 @@ package tui
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"sort"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgerrcode"
 
 	"lockstep/db"
+	"lockstep/lazyre"
 	"lockstep/locks"
 	"lockstep/sim"
 )
@@ -489,7 +489,7 @@ func waitOrder(f *frame) []string {
 	return names
 }
 
-var processRE = regexp.MustCompile(`(?i)process (\d+)`)
+var processRE = lazyre.New(`(?i)process (\d+)`)
 
 // namedProcesses adds the session's name after each "process N" of a
 // server message, e.g. the DETAIL of a deadlock.

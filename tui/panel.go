@@ -1,12 +1,13 @@
 package tui
 
 import (
-	"regexp"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"lockstep/lazyre"
 )
 
 // look is what every pane draws with: the palette, and how values that
@@ -132,7 +133,7 @@ func fit(s string, w int) string {
 // break after any "-", which cut "-10.00" into "-" and "10.00".
 const nbHyphen = "\u2011"
 
-var minusRE = regexp.MustCompile(`-([0-9.])`)
+var minusRE = lazyre.New(`-([0-9.])`)
 
 // wrap is ansi.Wrap that never breaks a number from its minus sign.
 func wrap(s string, w int) []string {

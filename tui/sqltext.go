@@ -1,10 +1,11 @@
 package tui
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"lockstep/lazyre"
 )
 
 // A statement is never cut in the middle: WHERE id = N, FOR UPDATE and the
@@ -14,10 +15,10 @@ import (
 // session's row where the rows do not all fit) also gives up an UPDATE's
 // SET list.
 var (
-	returningRE  = regexp.MustCompile(`(?i)(\sRETURNING\s+)[^;]+?(;?)$`)
-	insertColsRE = regexp.MustCompile(`(?i)^(INSERT\s+INTO\s+\S+\s*)\([^)]*\)`)
-	selectColsRE = regexp.MustCompile(`(?i)^(SELECT\s+)(?:DISTINCT\s+)?(?:[^;()]|\([^()]*\))*?(\s+FROM\s)`)
-	setListRE    = regexp.MustCompile(`(?i)^(UPDATE\s+\S+\s+SET\s+).+?(\s+WHERE\s)`)
+	returningRE  = lazyre.New(`(?i)(\sRETURNING\s+)[^;]+?(;?)$`)
+	insertColsRE = lazyre.New(`(?i)^(INSERT\s+INTO\s+\S+\s*)\([^)]*\)`)
+	selectColsRE = lazyre.New(`(?i)^(SELECT\s+)(?:DISTINCT\s+)?(?:[^;()]|\([^()]*\))*?(\s+FROM\s)`)
+	setListRE    = lazyre.New(`(?i)^(UPDATE\s+\S+\s+SET\s+).+?(\s+WHERE\s)`)
 )
 
 var compactions = []func(string) string{
@@ -47,7 +48,7 @@ func compactSQL(sql string, width int, brief bool) string {
 
 // lessonRE matches the phrases a line break must not split: a row lock's
 // clause and a WHERE's first condition.
-var lessonRE = regexp.MustCompile(`(?i)\bFOR\s+(?:NO\s+KEY\s+UPDATE|KEY\s+SHARE|UPDATE|SHARE)\b(?:\s+(?:SKIP\s+LOCKED|NOWAIT))?|\bWHERE\s+\S+\s*(?:IN\s*\([^)]*\)|(?:=|<>|!=|<=|>=|<|>)\s*\S+)`)
+var lessonRE = lazyre.New(`(?i)\bFOR\s+(?:NO\s+KEY\s+UPDATE|KEY\s+SHARE|UPDATE|SHARE)\b(?:\s+(?:SKIP\s+LOCKED|NOWAIT))?|\bWHERE\s+\S+\s*(?:IN\s*\([^)]*\)|(?:=|<>|!=|<=|>=|<|>)\s*\S+)`)
 
 // nbsp joins the words of a phrase that wraps as one.
 const nbsp = "\u00a0"

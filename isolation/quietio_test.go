@@ -1,0 +1,91 @@
+package isolation_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"lockstep/db"
+	"lockstep/dbtest"
+	"lockstep/isolation"
+	"lockstep/scenario"
+)
+
+// TestQuietIOOverAUnixSocket plays specs with waits, notices and
+// notifications as lockstep spec does — its sockets read and written raw,
+// a Unix socket waited on for reading only (db.Options.QuietIO) — and
+// compares with the tester's output. Under -race it also checks that the
+// player asking how much a session's socket holds (Engine.Unread) while
+// the session's worker runs its statement is no data race.
+func TestQuietIOOverAUnixSocket(t *testing.T) {
+	ctx := context.Background()
+	dsn := unixDSN(t, dbtest.DSN(t))
+	d, err := db.Open(ctx, db.Options{DSN: dsn, QuietIO: true, LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, name := range []string{"ls-notice-wait", "ls-plain-wait", "ls-soft-deadlock", "ls-notify"} {
+		t.Run(name, func(t *testing.T) {
+			want, err := os.ReadFile(filepath.Join("testdata", name+".out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, err := os.ReadFile(filepath.Join("testdata", name+".spec"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := scenario.Parse(name+".spec", src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			r := &isolation.Runner{DB: d, Out: &got, RunID: db.RunID("quiet-" + name), StuckAfter: 2 * time.Second,
+				AppName: "isolation/" + name, Schema: dbtest.SchemaOn(t, d).Schema()}
+			if err := r.Run(ctx, s, 0); err != nil && !errors.Is(err, isolation.ErrStuck) {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("output differs from testdata/%s.out:\n--- want\n%s\n--- got\n%s", name, want, got.String())
+			}
+		})
+	}
+}
+
+// unixDSN is dsn through the server's Unix socket, when it has one here.
+func unixDSN(t *testing.T, dsn string) string {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(cfg.Host, "/") {
+		return dsn
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var dirs string
+	var port int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('unix_socket_directories'), current_setting('port')::int").Scan(&dirs, &port); err != nil {
+		t.Fatal(err)
+	}
+	dir, _, _ := strings.Cut(dirs, ",")
+	dir = strings.TrimSpace(dir)
+	if _, err := os.Stat(fmt.Sprintf("%s/.s.PGSQL.%d", dir, port)); err != nil {
+		t.Skipf("the server's Unix socket is not here (%v)", err)
+	}
+	return fmt.Sprintf("postgres://%s@/%s?host=%s&port=%d", url.PathEscape(cfg.User), url.PathEscape(cfg.Database), url.QueryEscape(dir), port)
+}
