@@ -63,7 +63,7 @@ func TestRunRecordingPlaysBackTrue(t *testing.T) {
 	}
 	screen := ansi.Strip(ms.Screen(last, 120, 40))
 	want := fmt.Sprintf("%-7s %10s", "alice", end.Accounts[0].Balance.StringFixed(2))
-	if !strings.Contains(screen, want) || !strings.Contains(screen, "no locks: no session holds or awaits one") {
+	if !strings.Contains(screen, want) || !strings.Contains(screen, "no locks at the last poll: no session held or awaited one") {
 		t.Errorf("the last moment (%s) does not show the balances the run ended with (%q) and no locks:\n%s", ms.What(last), want, screen)
 	}
 	for _, s := range ms.Snapshot(last).Backends {
@@ -73,7 +73,7 @@ func TestRunRecordingPlaysBackTrue(t *testing.T) {
 	}
 	// The same moments, as export --svg draws them.
 	svg, errOut, code := lockstep(t, "export", file, "--svg", "--at", "end")
-	if code != 0 || !strings.Contains(svg, ">1 "+want) || !strings.Contains(svg, "no locks: no session holds") {
+	if code != 0 || !strings.Contains(svg, ">1 "+want) || !strings.Contains(svg, "no locks at the last poll: no session held") {
 		t.Errorf("export --svg --at end: exit %d %s\n%.2000s", code, errOut, svg)
 	}
 	var tally sim.Tally

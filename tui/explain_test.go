@@ -242,10 +242,10 @@ func TestLocksPaneNoneListedWhileATransactionIsOpen(t *testing.T) {
 		snap *locks.Snapshot
 		want string
 	}{
-		{&locks.Snapshot{}, "no locks: no session holds or awaits one"},
+		{&locks.Snapshot{}, "no locks at the last poll: no session held or awaited one"},
 		{&locks.Snapshot{Backends: []locks.Backend{{Pid: 1, Session: "T1"}},
 			Locks: []locks.Lock{{Pid: 1, Session: "T1", Type: "virtualxid", VirtualXID: "3/7", Mode: "ExclusiveLock", Granted: true}}},
-			"no locks but each open transaction's own id (virtualxid, not listed)"},
+			"no locks at the last poll but each open transaction's own id (virtualxid, not listed)"},
 	} {
 		sel := &selection{}
 		sel.Rebuild(c.snap, []string{"T1"}, nil)

@@ -69,9 +69,11 @@ func (p *locksPane) View() []string {
 	if len(idx) == 0 {
 		// An open transaction always holds its own virtual transaction id,
 		// which the pane does not list: "no session holds one" would be false.
-		none := " no locks: no session holds or awaits one"
+		// Said of the last poll, which a step just taken may have outdated
+		// (a BEGIN's transaction shown open before the next poll comes).
+		none := " no locks at the last poll: no session held or awaited one"
 		if p.snap != nil && slices.ContainsFunc(p.snap.Locks, func(l locks.Lock) bool { return l.Type == "virtualxid" && l.Session != "" }) {
-			none = " no locks but each open transaction's own id (virtualxid, not listed)"
+			none = " no locks at the last poll but each open transaction's own id (virtualxid, not listed)"
 		}
 		lines = append(lines, st.subtle.Render(none))
 	}
