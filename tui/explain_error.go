@@ -131,6 +131,10 @@ func failureMeaning(f *sim.Failure, age func(time.Duration) string) ([]string, s
 		if len(f.Waits) > 0 {
 			m += " It was waiting for " + waitWords(f) + "."
 		}
+		if !f.TxAborted {
+			// An autocommit statement: no transaction to roll back.
+			return []string{m}, "retry the statement when the reason to cancel is gone."
+		}
 		return []string{m}, "roll back and retry the transaction when the reason to cancel is gone."
 	case sim.FailIdleTimeout:
 		return []string{who + "'s session sat idle in its transaction longer than its idle_in_transaction_session_timeout: the server ended the session (FATAL). " +

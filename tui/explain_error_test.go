@@ -165,3 +165,19 @@ func TestLockTimeoutAvoidIsTrueWithAQueue(t *testing.T) {
 		t.Errorf("avoid: %s", avoid)
 	}
 }
+
+// A cancelled autocommit statement had no transaction: the advice is to
+// retry the statement, not to roll back a transaction; inside one it is.
+func TestCancelAdviceFitsTheTransaction(t *testing.T) {
+	t.Parallel()
+	age := func(d time.Duration) string { return d.String() }
+	f := &sim.Failure{Kind: sim.FailCanceled, Session: "T3", SQL: "TRUNCATE ls_t;",
+		Err: sim.ServerMessage{Severity: "ERROR", SQLState: "57014", Message: "canceling statement due to user request"}}
+	if _, avoid := failureMeaning(f, age); strings.Contains(avoid, "transaction") || !strings.Contains(avoid, "retry the statement") {
+		t.Errorf("autocommit: %s", avoid)
+	}
+	f.TxAborted = true
+	if _, avoid := failureMeaning(f, age); !strings.Contains(avoid, "roll back and retry the transaction") {
+		t.Errorf("in a transaction: %s", avoid)
+	}
+}
