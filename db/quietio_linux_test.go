@@ -30,6 +30,11 @@ func TestQuietIOKeepsTheConnectionsWhole(t *testing.T) {
 	dsn := dbtest.DSN(t)
 	t.Run("tcp", func(t *testing.T) {
 		t.Parallel()
+		if cfg, err := pgx.ParseConfig(dsn); err == nil && strings.HasPrefix(cfg.Host, "/") {
+			// The throwaway server listens on its Unix socket only; CI's
+			// run against the server on 127.0.0.1 (DATABASE_URL) takes this.
+			t.Skip("the test database is reached through a Unix socket; TCP is tested with DATABASE_URL on a TCP server")
+		}
 		quietIOWhole(t, dsn, "*db.quietConn")
 	})
 	t.Run("unix", func(t *testing.T) {

@@ -319,7 +319,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (ChaosResult, error) {
 	// partly committed: balances that disagree with complete entries are
 	// its updates never made, not lost ones (its updates add, they do not
 	// overwrite).
-	res.Books.UnderWay = !cfg.Strategy.Transactional && res.KillsMidTransfer > 0
+	res.Books.UnderWay = cfg.Strategy != nil && !cfg.Strategy.Transactional && res.KillsMidTransfer > 0
 	ctl.Close(ctx)
 	return res, cfg.DB.EndBackends(ctx, runID.Like(""))
 }

@@ -319,3 +319,42 @@ func TestFDWDistributedDeadlock(t *testing.T) {
 		t.Fatalf("T1@A: %v, waits %+v", t1.State, t1.Waits)
 	}
 }
+
+// Two databases on one server, one side's control connection ended by the
+// server before Close: Close sweeps that side through a new connection only
+// after the live control connection has taken a name outside the run — the
+// sweep ended it first, and its own turn failed with a broken pipe (a
+// lesson's part 2 failed so in CI).
+func TestCloseWithOneControlConnectionGone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sc, err := scenario.LoadBuiltin("coupled", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := dbtest.Schema(t)
+	b := dbtest.Second(t, a, nil)
+	eng, err := sim.New(ctx, sim.Config{DB: a, DB2: b, Ledger: dbtest.Ledger(t), Scenario: sc, ScenarioName: "coupled",
+		Sessions: len(sc.Sessions), Setup: ledger.DefaultSetup(), Poll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := a.Connect(ctx, db.AppName("test-admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var n int
+	if err := admin.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE application_name = $1",
+		string(eng.RunID().AppName("controlB"))).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("ending B's control connection: %d ended, %v", n, err)
+	}
+	// Close finds B's gone as it releases the run's claim there.
+	if err := eng.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	var left int
+	if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1", eng.RunID().Like("")).Scan(&left); err != nil || left != 0 {
+		t.Errorf("%d backends of the run left after Close (%v)", left, err)
+	}
+}

@@ -293,6 +293,7 @@ func (e *Engine) Close(ctx context.Context) error {
 			!slices.ContainsFunc(e.sides, func(sd *side) bool { return sd.replaced || sd.ctl.IsClosed() })
 		// Belt and braces: no backend of this run may outlive it.
 		var conns []*pgx.Conn
+		var fresh []*side
 		for _, sd := range e.sides {
 			if schema := sd.db.Schema(); schema != "" && !sd.ctl.IsClosed() {
 				// A control connection the server has ended took its
@@ -306,13 +307,21 @@ func (e *Engine) Close(ctx context.Context) error {
 			case !sd.ctl.IsClosed():
 				conns = append(conns, sd.ctl)
 			default:
-				if err := sd.db.EndBackends(ctx, e.runID.Like("")); err != nil {
-					errs = append(errs, err)
-				}
+				fresh = append(fresh, sd)
 			}
 		}
 		if len(conns) > 0 {
 			if err := db.EndBackendsOn(ctx, e.runID.Like(""), conns...); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		// A side whose control connection the server ended is swept through
+		// a new connection — after the live control connections have taken
+		// names outside the run (EndBackendsOn): two databases on one
+		// server, the sweep ended the other side's control connection
+		// before its own turn, which then failed with a broken pipe.
+		for _, sd := range fresh {
+			if err := sd.db.EndBackends(ctx, e.runID.Like("")); err != nil {
 				errs = append(errs, err)
 			}
 		}
