@@ -43,7 +43,8 @@ var schemaSeq atomic.Int64
 func lockstep(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := cli.Execute(context.Background(), args, &out, &errOut)
+	// As main gives it: a context that remembers when it ends (db.Cleanup).
+	err := cli.Execute(db.WithEndTime(context.Background()), args, &out, &errOut)
 	return out.String(), errOut.String(), cli.ExitCode(err)
 }
 

@@ -23,6 +23,15 @@ func TestCleanupIsBoundedFromTheSignal(t *testing.T) {
 	if c1.Err() != nil {
 		t.Fatal("the clean-up was cancelled with its context")
 	}
+	// Begun before the signal, it is unhurried, and ends a budget after it.
+	if d1.Before(before.Add(CleanupUnhurried)) {
+		t.Errorf("a clean-up at a normal end ends %v from its start, want %v", d1.Sub(before), CleanupUnhurried)
+	}
+	select {
+	case <-c1.Done():
+	case <-time.After(CleanupBudget + 2*time.Second):
+		t.Error("a clean-up begun before the signal did not end within a budget of it")
+	}
 	time.Sleep(10 * time.Millisecond)
 	c2, done2 := Cleanup(ctx)
 	defer done2()

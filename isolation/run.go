@@ -311,8 +311,17 @@ func dropEmptySchemas(ctx context.Context, eng *sim.Engine) {
 			continue
 		}
 		// Not Made: anything in it (a table the spec left) is not the
-		// run's to drop, so the drop is refused and the schema stays.
-		_ = ledger.DropSchema(ctx, conn, d.Schema(), ledger.DropOptions{})
+		// run's to drop, so the drop is refused and the schema stays. The
+		// run's backends, left to exit by themselves (QuickClose), may
+		// still hold its claim for a moment: a busy machine is given a
+		// second.
+		for wait := time.Now().Add(time.Second); ; {
+			err := ledger.DropSchema(ctx, conn, d.Schema(), ledger.DropOptions{})
+			if !errors.Is(err, ledger.ErrSchemaInUse) || time.Now().After(wait) || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		db.CloseConn(ctx, conn)
 	}
 }

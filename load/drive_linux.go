@@ -149,12 +149,18 @@ func drive(ctx context.Context, socks []*socket, s *ledger.Strategy, schema stri
 			timeout = msUntil(deadline, now, timeout)
 		} else {
 			end, _ := b.windDown.Deadline()
-			if !now.Before(end) {
-				// A server that has stopped answering: the sockets close
-				// (release), and the server rolls back what they left open
-				// when it finds them gone.
-				err := fmt.Errorf("the server did not answer the run's end within %s: its connections are closed unfinished", db.CleanupTimeout)
+			if !now.Before(end) || b.windDown.Err() != nil {
+				// A server that has stopped answering (or a signal during
+				// the wind-down): the sockets close (release), and the
+				// server rolls back what they left open when it finds them
+				// gone.
+				err := errors.New("the server did not answer the run's end in time: its connections are closed unfinished")
 				return b.total, b.latencies, errors.Join(ctx.Err(), err)
+			}
+			// Look again at least every 100 ms: a signal ends the wind-down
+			// before its deadline.
+			if soon := now.Add(100 * time.Millisecond); soon.Before(end) {
+				end = soon
 			}
 			timeout = msUntil(end, now, timeout)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/jackc/pgx/v5"
@@ -107,6 +108,9 @@ func (s *socket) cancel(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(d) // a server that has stopped answering
 	}
+	// A clean-up ended early (a signal) ends the wait for the hang-up too.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
 	if _, err := conn.Write(append(msg, s.key...)); err != nil {
 		return err
 	}
