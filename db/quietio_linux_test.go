@@ -5,14 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"lockstep/db"
 	"lockstep/dbtest"
@@ -30,47 +26,13 @@ func TestQuietIOKeepsTheConnectionsWhole(t *testing.T) {
 	dsn := dbtest.DSN(t)
 	t.Run("tcp", func(t *testing.T) {
 		t.Parallel()
-		if cfg, err := pgx.ParseConfig(dsn); err == nil && strings.HasPrefix(cfg.Host, "/") {
-			// The throwaway server listens on its Unix socket only; CI's
-			// run against the server on 127.0.0.1 (DATABASE_URL) takes this.
-			t.Skip("the test database is reached through a Unix socket; TCP is tested with DATABASE_URL on a TCP server")
-		}
-		quietIOWhole(t, dsn, "*db.quietConn")
+		quietIOWhole(t, dbtest.TCPDSN(t, dsn), "*db.quietConn")
 	})
 	t.Run("unix", func(t *testing.T) {
 		t.Parallel()
-		sock := unixDSN(t, dsn)
+		sock := dbtest.UnixDSN(t, dsn)
 		quietIOWhole(t, sock, "*db.quietUnix")
 	})
-}
-
-// unixDSN is dsn through the server's Unix socket, when it has one here.
-func unixDSN(t *testing.T, dsn string) string {
-	t.Helper()
-	ctx := context.Background()
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.HasPrefix(cfg.Host, "/") {
-		return dsn
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var dirs string
-	var port int
-	if err := conn.QueryRow(ctx, "SELECT current_setting('unix_socket_directories'), current_setting('port')::int").Scan(&dirs, &port); err != nil {
-		t.Fatal(err)
-	}
-	dir, _, _ := strings.Cut(dirs, ",")
-	dir = strings.TrimSpace(dir)
-	if _, err := os.Stat(fmt.Sprintf("%s/.s.PGSQL.%d", dir, port)); err != nil {
-		t.Skipf("the server's Unix socket is not here (%v)", err)
-	}
-	return fmt.Sprintf("postgres://%s@/%s?host=%s&port=%d", url.PathEscape(cfg.User), url.PathEscape(cfg.Database), url.QueryEscape(dir), port)
 }
 
 func quietIOWhole(t *testing.T, dsn, want string) {

@@ -4,15 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"lockstep/db"
 	"lockstep/dbtest"
@@ -28,7 +23,7 @@ import (
 // the session's worker runs its statement is no data race.
 func TestQuietIOOverAUnixSocket(t *testing.T) {
 	ctx := context.Background()
-	dsn := unixDSN(t, dbtest.DSN(t))
+	dsn := dbtest.UnixDSN(t, dbtest.DSN(t))
 	d, err := db.Open(ctx, db.Options{DSN: dsn, QuietIO: true, LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatal(err)
@@ -59,33 +54,4 @@ func TestQuietIOOverAUnixSocket(t *testing.T) {
 			}
 		})
 	}
-}
-
-// unixDSN is dsn through the server's Unix socket, when it has one here.
-func unixDSN(t *testing.T, dsn string) string {
-	t.Helper()
-	ctx := context.Background()
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.HasPrefix(cfg.Host, "/") {
-		return dsn
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var dirs string
-	var port int
-	if err := conn.QueryRow(ctx, "SELECT current_setting('unix_socket_directories'), current_setting('port')::int").Scan(&dirs, &port); err != nil {
-		t.Fatal(err)
-	}
-	dir, _, _ := strings.Cut(dirs, ",")
-	dir = strings.TrimSpace(dir)
-	if _, err := os.Stat(fmt.Sprintf("%s/.s.PGSQL.%d", dir, port)); err != nil {
-		t.Skipf("the server's Unix socket is not here (%v)", err)
-	}
-	return fmt.Sprintf("postgres://%s@/%s?host=%s&port=%d", url.PathEscape(cfg.User), url.PathEscape(cfg.Database), url.QueryEscape(dir), port)
 }

@@ -652,7 +652,7 @@ func rowTakenBy(r RowLock) string {
 func (x *index) rowsWithoutTupleLock(cands []RowLock, waiter *Backend) []RowLock {
 	shares := func(r RowLock) bool {
 		for _, o := range x.RowLocks {
-			if o.Pid == waiter.Pid && o.Relation == r.Relation && o.Ctid == r.Ctid && o.Account == r.Account {
+			if o.Pid == waiter.Pid && o.SameRow(r) {
 				return true
 			}
 		}
