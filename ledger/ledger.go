@@ -186,50 +186,52 @@ func (l *Ledger) Reset(ctx context.Context, conn *pgx.Conn, schema string, setup
 		return false, err
 	}
 	doing := "re-creating the ledger in schema " + schema
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		created = false
-		if err := boundWaits(ctx, tx); err != nil {
-			return err
-		}
-		f, err := lookSchema(ctx, tx, schema)
-		if err != nil {
-			return err
-		}
-		if err := f.refuse(); err != nil {
-			return err
-		}
-		// No other run may be live on the schema: its claim, shared,
-		// conflicts with this lock (the caller's own claim does not).
-		if err := unclaimed(ctx, tx, schema, "re-create"); err != nil {
-			return err
-		}
-		if !f.exists {
-			if err := createSchema(ctx, tx, f); err != nil {
+	err = lockedTries(ctx, conn, schema, doing, func() error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			created = false
+			if err := boundWaits(ctx, tx); err != nil {
 				return err
 			}
-			created = true
-		} else if err := l.dropTables(ctx, tx, f, doing); err != nil {
-			return err
-		}
-		steps := []string{
-			"SET LOCAL search_path = " + pgx.Identifier{schema}.Sanitize(),
-			l.ddl,
-		}
-		for _, sql := range steps {
-			if _, err := tx.Exec(ctx, sql); err != nil {
-				return fmt.Errorf("creating the ledger in schema %s: %w", schema, err)
+			f, err := lookSchema(ctx, tx, schema)
+			if err != nil {
+				return err
 			}
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO accounts (id, owner, balance, opening_balance)
+			if err := f.refuse(); err != nil {
+				return err
+			}
+			// No other run may be live on the schema: its claim, shared,
+			// conflicts with this lock (the caller's own claim does not).
+			if err := unclaimed(ctx, tx, schema, "re-create"); err != nil {
+				return err
+			}
+			if !f.exists {
+				if err := createSchema(ctx, tx, f); err != nil {
+					return err
+				}
+				created = true
+			} else if err := l.dropTables(ctx, tx, f, doing); err != nil {
+				return err
+			}
+			steps := []string{
+				"SET LOCAL search_path = " + pgx.Identifier{schema}.Sanitize(),
+				l.ddl,
+			}
+			for _, sql := range steps {
+				if _, err := tx.Exec(ctx, sql); err != nil {
+					return fmt.Errorf("creating the ledger in schema %s: %w", schema, err)
+				}
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO accounts (id, owner, balance, opening_balance)
 			SELECT g, coalesce(($3::text[])[g], 'account ' || g), $2, $2 FROM generate_series(1, $1::int) AS g`,
-			setup.Accounts, setup.Balance, owners[:])
-		if err != nil {
-			return fmt.Errorf("opening %d accounts: %w", setup.Accounts, err)
-		}
-		return nil
+				setup.Accounts, setup.Balance, owners[:])
+			if err != nil {
+				return fmt.Errorf("opening %d accounts: %w", setup.Accounts, err)
+			}
+			return nil
+		})
 	})
 	if err != nil {
-		return false, lockedError(ctx, conn, schema, doing, err)
+		return false, err
 	}
 	return created, nil
 }
@@ -315,23 +317,25 @@ func (l *Ledger) ResetDatabase(ctx context.Context, d *db.Database, setup Setup)
 // and teardown create and drop tables, and lockstep fills no schema it did
 // not make. created says the schema is new.
 func EnsureSchema(ctx context.Context, conn *pgx.Conn, schema string) (created bool, err error) {
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		created = false
-		f, err := lookSchema(ctx, tx, schema)
-		if err != nil {
-			return err
-		}
-		if err := f.refuse(); err != nil {
-			return err
-		}
-		switch {
-		case !f.exists:
-			created = true
-			return createSchema(ctx, tx, f)
-		case f.oldMarked():
-			return mark(ctx, tx, f)
-		}
-		return nil
+	err = lockedTries(ctx, conn, schema, "creating schema "+schema, func() error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			created = false
+			f, err := lookSchema(ctx, tx, schema)
+			if err != nil {
+				return err
+			}
+			if err := f.refuse(); err != nil {
+				return err
+			}
+			switch {
+			case !f.exists:
+				created = true
+				return createSchema(ctx, tx, f)
+			case f.oldMarked():
+				return mark(ctx, tx, f)
+			}
+			return nil
+		})
 	})
 	return created, err
 }

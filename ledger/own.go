@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
@@ -276,14 +277,12 @@ const (
 	statementWait = "60s"
 )
 
-// lockedError explains a lock that could not be had in time: who holds a
-// lock on the schema's tables. conn must be usable (the failed transaction
-// rolled back).
-func lockedError(ctx context.Context, q Querier, schema, doing string, err error) error {
-	if db.SQLState(err) != pgerrcode.LockNotAvailable {
-		return err
-	}
-	rows, qerr := q.Query(ctx, `SELECT DISTINCT coalesce(p.gid, ''), coalesce(a.pid, 0), coalesce(a.usename, ''),
+// lockHolders names who holds a lock on schema's tables, other than this
+// connection: sessions (pid, role, application, state) and prepared
+// transactions; prepared says one of them is a lockstep run's. q must be
+// usable (a failed transaction rolled back).
+func lockHolders(ctx context.Context, q Querier, schema string) (who []string, prepared bool) {
+	rows, err := q.Query(ctx, `SELECT DISTINCT coalesce(p.gid, ''), coalesce(a.pid, 0), coalesce(a.usename, ''),
 			coalesce(a.application_name, ''), coalesce(a.state, '')
 		FROM pg_locks l
 		JOIN pg_class c ON c.oid = l.relation AND l.locktype = 'relation'
@@ -294,32 +293,70 @@ func lockedError(ctx context.Context, q Querier, schema, doing string, err error
 		WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
 		  AND l.granted AND (l.pid IS NULL OR l.pid <> pg_backend_pid())
 		ORDER BY 1, 2 LIMIT 5`, schema)
-	var who []string
-	prepared := false
-	if qerr == nil {
-		for rows.Next() {
-			var gid, user, app, state string
-			var pid int32
-			if rows.Scan(&gid, &pid, &user, &app, &state) != nil {
-				continue
-			}
-			switch {
-			case gid != "":
-				who = append(who, "prepared transaction "+gid)
-				prepared = prepared || strings.HasPrefix(gid, "lockstep/")
-			case pid != 0:
-				s := fmt.Sprintf("pid %d (role %s", pid, user)
-				if app != "" {
-					s += ", " + app
-				}
-				if state != "" {
-					s += ", " + state
-				}
-				who = append(who, s+")")
-			}
-		}
-		rows.Close()
+	if err != nil {
+		return nil, false
 	}
+	defer rows.Close()
+	for rows.Next() {
+		var gid, user, app, state string
+		var pid int32
+		if rows.Scan(&gid, &pid, &user, &app, &state) != nil {
+			continue
+		}
+		switch {
+		case gid != "":
+			who = append(who, "prepared transaction "+gid)
+			prepared = prepared || strings.HasPrefix(gid, "lockstep/")
+		case pid != 0:
+			s := fmt.Sprintf("pid %d (role %s", pid, user)
+			if app != "" {
+				s += ", " + app
+			}
+			if state != "" {
+				s += ", " + state
+			}
+			who = append(who, s+")")
+		}
+	}
+	return who, prepared
+}
+
+// lockedTries runs try — one transaction whose lock waits are bounded (the
+// connection's lock_timeout, or boundWaits) — again while the lock it could
+// not get was a passing one: held by nobody on schema's tables. A catalog
+// that autovacuum truncates is locked ACCESS EXCLUSIVE for a moment, and a
+// control connection that gives up after 50 ms (so as never to queue
+// behind a session) would fail on a busy server for no reason a user can
+// act on. A lock held on the schema's tables fails at once, naming its
+// holder; a passing lock that is still in the way after lockWaitTotal
+// fails as held by another session.
+func lockedTries(ctx context.Context, conn *pgx.Conn, schema, doing string, try func() error) error {
+	give := time.Now().Add(lockWaitTotal)
+	pause := 10 * time.Millisecond
+	for {
+		err := try()
+		if db.SQLState(err) != pgerrcode.LockNotAvailable {
+			return err
+		}
+		who, prepared := lockHolders(ctx, conn, schema)
+		if len(who) > 0 || !time.Now().Before(give) {
+			return lockedError(doing, schema, who, prepared)
+		}
+		select {
+		case <-ctx.Done():
+			return lockedError(doing, schema, who, prepared)
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 200*time.Millisecond)
+	}
+}
+
+// lockWaitTotal bounds lockedTries' tries, as lockWait bounds one wait.
+const lockWaitTotal = 5 * time.Second
+
+// lockedError explains a lock that could not be had in time: who holds a
+// lock on the schema's tables (lockHolders), or "another session".
+func lockedError(doing, schema string, who []string, prepared bool) error {
 	holder := "another session"
 	if len(who) > 0 {
 		holder = strings.Join(who, "; ")
@@ -439,7 +476,12 @@ type DropOptions struct {
 // elsewhere fails with ErrSchemaLocked, naming the holder.
 func DropSchema(ctx context.Context, conn *pgx.Conn, schema string, opts DropOptions) error {
 	doing := "dropping schema " + schema
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	return lockedTries(ctx, conn, schema, doing, func() error { return dropSchema(ctx, conn, schema, doing, opts) })
+}
+
+// dropSchema is one try of DropSchema.
+func dropSchema(ctx context.Context, conn *pgx.Conn, schema, doing string, opts DropOptions) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if err := boundWaits(ctx, tx); err != nil {
 			return err
 		}
@@ -480,7 +522,6 @@ func DropSchema(ctx context.Context, conn *pgx.Conn, schema string, opts DropOpt
 		_, err = tx.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
 		return err
 	})
-	return lockedError(ctx, conn, schema, doing, err)
 }
 
 // pgNamespaceClass is pg_namespace's oid (2615), the catalog a schema is in.

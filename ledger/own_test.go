@@ -288,3 +288,56 @@ func TestEnsureSchemaRefusesTheUsers(t *testing.T) {
 		t.Fatalf("the user's schema: %v", err)
 	}
 }
+
+// A lock in the way that no session holds on the schema's tables — a
+// catalog autovacuum truncates, locked ACCESS EXCLUSIVE for a moment — is
+// waited out: a control connection's 50 ms lock_timeout made a reset on a
+// busy server fail with "another session holds one" (the stress run's
+// coupled-2pc-interrupted). Here a session holds pg_attribute, which a
+// CREATE TABLE writes to, until the reset's connection has been seen in
+// four waits begun at different times (a try waits twice: in the reset,
+// then in the look for who holds the lock), then lets it go.
+func TestResetWaitsOutAPassingCatalogLock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := dbtest.Schema(t)
+	holder := connect(t, d)
+	var super bool
+	if err := holder.QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super); err != nil {
+		t.Fatal(err)
+	}
+	if !super {
+		t.Skip("ledger: locking a catalog needs a superuser; the test database's user is not one")
+	}
+	conn := connect(t, d)
+	exec(t, conn, "SET lock_timeout = '50ms'")
+	exec(t, holder, "BEGIN", "LOCK TABLE pg_catalog.pg_attribute IN ACCESS EXCLUSIVE MODE")
+	done := make(chan error, 1)
+	go func() {
+		_, err := dbtest.Ledger(t).Reset(ctx, conn, d.Schema(), ledger.DefaultSetup())
+		done <- err
+	}()
+	pid := conn.PgConn().PID()
+	waits := map[time.Time]bool{}
+	for guard := time.Now().Add(4 * time.Second); len(waits) < 4 && time.Now().Before(guard); time.Sleep(2 * time.Millisecond) {
+		var began *time.Time
+		if err := holder.QueryRow(ctx, "SELECT max(waitstart) FROM pg_locks WHERE pid = $1 AND NOT granted", pid).Scan(&began); err != nil {
+			t.Fatal(err)
+		}
+		if began != nil {
+			waits[*began] = true
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the reset ended while pg_attribute was locked, after %d waits: %v", len(waits), err)
+		default:
+		}
+	}
+	exec(t, holder, "ROLLBACK")
+	if len(waits) < 4 {
+		t.Fatalf("the reset was seen waiting %d times, not 4", len(waits))
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the reset failed on a lock that passed: %v", err)
+	}
+}
