@@ -96,43 +96,51 @@ func (q *quietUnix) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	for {
-		q.mu.RLock()
-		if q.closed {
+	// The read is made inside the wait: the runtime forgets the poller's
+	// word that our epoll instance was ready before it asks f, so f reads
+	// the socket itself — a read that finds nothing parks the goroutine
+	// until the instance becomes ready (a byte that arrived after that
+	// read makes it so), then f reads again. A read that waits costs two
+	// reads and the runtime's own wait, where asking the instance before
+	// and after the wait cost two more system calls.
+	var n int
+	var rerr error
+	err := q.pollRC.Read(func(uintptr) bool {
+		for {
+			q.mu.RLock()
+			if q.closed {
+				q.mu.RUnlock()
+				rerr = net.ErrClosed
+				return true
+			}
+			r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(q.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 			q.mu.RUnlock()
-			return 0, q.opError("read", net.ErrClosed)
-		}
-		r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(q.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-		q.mu.RUnlock()
-		switch e {
-		case 0:
-			if r == 0 {
-				return 0, io.EOF
-			}
-			return int(r), nil
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-		default:
-			return 0, q.opError("read", os.NewSyscallError("read", e))
-		}
-		// Wait until our epoll instance says the socket is readable (it
-		// asks the kernel itself, so no wake-up is lost between the read
-		// above and the wait), or the read deadline passes.
-		var events [1]unix.EpollEvent
-		err := q.pollRC.Read(func(ep uintptr) bool {
-			for {
-				n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, ep, uintptr(unsafe.Pointer(&events[0])), 1, 0, 0, 0)
-				if e == syscall.EINTR {
-					continue
+			switch e {
+			case 0:
+				if r == 0 {
+					rerr = io.EOF
 				}
-				return e != 0 || n > 0
+				n = int(r)
+				return true
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false
+			default:
+				rerr = os.NewSyscallError("read", e)
+				return true
 			}
-		})
-		if err != nil {
-			return 0, q.opError("read", err)
 		}
+	})
+	switch {
+	case err != nil:
+		return 0, q.opError("read", err)
+	case rerr == io.EOF:
+		return 0, io.EOF
+	case rerr != nil:
+		return 0, q.opError("read", rerr)
 	}
+	return n, nil
 }
 
 func (q *quietUnix) Write(b []byte) (int, error) {

@@ -16,6 +16,7 @@
 package isolation
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -103,11 +104,16 @@ func (r *Runner) Run(ctx context.Context, s *scenario.Spec, k int) (err error) {
 	if err != nil {
 		return err
 	}
-	p := &player{r: r, spec: s, out: r.Out, index: map[*scenario.Session]int{}, onDemand: r.Tap == nil}
+	p := &player{r: r, spec: s, out: bufio.NewWriterSize(r.Out, 32<<10), index: map[*scenario.Session]int{}, onDemand: r.Tap == nil}
 	for i, ss := range s.Sessions {
 		p.index[ss] = i
 	}
-	r.reportUnused(s)
+	defer func() {
+		if ferr := p.out.Flush(); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("writing the output: %w", ferr))
+		}
+	}()
+	p.reportUnused()
 	fmt.Fprintf(p.out, "Parsed test spec with %d sessions\n", len(s.Sessions))
 	defer p.stopHelper()
 	defer func() {
@@ -141,13 +147,15 @@ func (r *Runner) Run(ctx context.Context, s *scenario.Spec, k int) (err error) {
 				return err // a failed teardown block is printed, and goes on
 			}
 		}
+		p.flush()
 	}
 	return nil
 }
 
 // reportUnused names the steps no permutation line uses, in the order of
 // their names, as the tester does on its standard error before it starts.
-func (r *Runner) reportUnused(s *scenario.Spec) {
+func (p *player) reportUnused() {
+	s := p.spec
 	if len(s.Permutations) == 0 {
 		return // every step is in the interleavings
 	}
@@ -166,18 +174,10 @@ func (r *Runner) reportUnused(s *scenario.Spec) {
 		}
 	}
 	slices.Sort(unused)
-	w := r.errOut()
+	w := p.errOut()
 	for _, name := range unused {
 		fmt.Fprintf(w, "unused step name: %s\n", name)
 	}
-}
-
-// errOut is where the tester's standard error goes.
-func (r *Runner) errOut() io.Writer {
-	if r.Err == nil {
-		return r.Out
-	}
-	return r.Err
 }
 
 // setUp starts the engine for the first permutation, and runs the setup
@@ -225,9 +225,9 @@ func (p *player) setUp(ctx context.Context, first bool) error {
 		msg = libpqText(m, be.SQL, true)
 	}
 	if be.Block.Session != "" {
-		fmt.Fprintf(p.r.errOut(), "setup of session %s failed: %s", be.Block.Session, msg)
+		fmt.Fprintf(p.errOut(), "setup of session %s failed: %s", be.Block.Session, msg)
 	} else {
-		fmt.Fprintf(p.r.errOut(), "setup failed: %s", msg)
+		fmt.Fprintf(p.errOut(), "setup failed: %s", msg)
 	}
 	if db.SQLState(be.Err) == pgerrcode.InsufficientPrivilege {
 		return fmt.Errorf("%w: the spec's setup needs a privilege role %s does not have (PostgreSQL's own specs run as a superuser)",

@@ -1,6 +1,7 @@
 package isolation
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +21,7 @@ import (
 type player struct {
 	r     *Runner
 	spec  *scenario.Spec
-	out   io.Writer
+	out   *bufio.Writer // the Runner's Out, written at the points flush names
 	eng   *sim.Engine
 	index map[*scenario.Session]int
 
@@ -123,9 +124,9 @@ func (p *player) printBlock(ev sim.Event) {
 		switch {
 		case !ev.Block.Teardown:
 		case ev.Block.Session != "":
-			fmt.Fprintf(p.r.errOut(), "teardown of session %s failed: %s", ev.Block.Session, libpqText(ev.Err, ev.SQL, true))
+			fmt.Fprintf(p.errOut(), "teardown of session %s failed: %s", ev.Block.Session, libpqText(ev.Err, ev.SQL, true))
 		default:
-			fmt.Fprintf(p.r.errOut(), "teardown failed: %s", libpqText(ev.Err, ev.SQL, true))
+			fmt.Fprintf(p.errOut(), "teardown failed: %s", libpqText(ev.Err, ev.SQL, true))
 		}
 		return
 	}
@@ -216,6 +217,7 @@ func (p *player) stuckFor() bool {
 		p.stuckSince = time.Now()
 		return false
 	}
+	p.flush()
 	time.Sleep(10 * time.Millisecond)
 	return time.Since(p.stuckSince) > p.r.stuckAfter()
 }
@@ -290,7 +292,27 @@ func (p *player) printWaiting(a *active) {
 	if !a.waiting {
 		fmt.Fprintf(p.out, "step %s: %s <waiting ...>\n", a.ps.Step.Name, a.ps.Step.SQL)
 		a.waiting = true
+		p.flush()
 	}
+}
+
+// flush writes out what the player has printed. The output is written a
+// permutation at a time — a line at a time cost a system call a line, as
+// many as the statements — and also whenever a step is seen waiting (a
+// reader sees what waits at once), before anything goes to the standard
+// error, and at the end.
+func (p *player) flush() {
+	_ = p.out.Flush() // an error stays in the writer: Run returns it
+}
+
+// errOut is where the tester's standard error goes, what the standard
+// output holds written out first (the two may be one file).
+func (p *player) errOut() io.Writer {
+	if p.r.Err == nil {
+		return p.out
+	}
+	p.flush()
+	return p.r.Err
 }
 
 // serverSaysWaiting asks the engine's observer for a poll taken now and
