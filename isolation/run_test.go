@@ -224,3 +224,54 @@ step s1_read { SELECT count(*) AS n FROM ls_gone; }
 		}
 	}
 }
+
+// writes keeps each Write apart.
+type writes struct{ calls []string }
+
+func (w *writes) Write(b []byte) (int, error) {
+	w.calls = append(w.calls, string(b))
+	return len(b), nil
+}
+
+// The output is written a permutation at a time, but a step seen waiting
+// is written at once: a reader of a run that waits sees what waits while
+// it waits, not when the permutation ends.
+func TestWaitingStepWrittenAtOnce(t *testing.T) {
+	s, err := scenario.Parse("flush.spec", []byte(`
+setup { CREATE TABLE ls_flush (id int PRIMARY KEY); INSERT INTO ls_flush VALUES (1); }
+teardown { DROP TABLE ls_flush; }
+session a
+step a1 { BEGIN; UPDATE ls_flush SET id = 1; }
+step a2 { COMMIT; }
+session b
+step b1 { UPDATE ls_flush SET id = 1; }
+permutation a1 b1 a2
+permutation a1 a2 b1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dbtest.DB(t)
+	var w writes
+	r := &isolation.Runner{DB: d, Out: &w, RunID: db.RunID("spec-flush"), Schema: dbtest.SchemaOn(t, d).Schema()}
+	if err := r.Run(context.Background(), s, 0); err != nil {
+		t.Fatal(err)
+	}
+	waiting, completed := -1, -1
+	for i, c := range w.calls {
+		if strings.Contains(c, "step b1: UPDATE ls_flush SET id = 1; <waiting ...>") && waiting < 0 {
+			waiting = i
+		}
+		if strings.Contains(c, "step b1: <... completed>") {
+			completed = i
+		}
+	}
+	if waiting < 0 || completed < 0 || waiting >= completed || !strings.HasSuffix(w.calls[waiting], "\n") {
+		t.Fatalf("the waiting step was not written before its completion: writes %q", w.calls)
+	}
+	// No more writes than the permutations, the waits and the end: not a
+	// write a line.
+	if len(w.calls) > 4 {
+		t.Errorf("%d writes for 2 permutations and one wait: %q", len(w.calls), w.calls)
+	}
+}
