@@ -425,6 +425,9 @@ func (e *Engine) Exec(i int, sql string) error {
 // sameStatement compares two statements as written, but for case, blanks
 // and a trailing semicolon.
 func sameStatement(a, b string) bool {
+	if a == b {
+		return true // a player sends the script's own text
+	}
 	norm := func(s string) string {
 		return strings.ToUpper(strings.Join(strings.Fields(strings.TrimRight(strings.TrimSpace(s), ";")), " "))
 	}
