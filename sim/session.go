@@ -82,6 +82,10 @@ type session struct {
 	// until its worker has read the server's last message (the FATAL that
 	// ended it) and sent the ConnectionLost event.
 	reaping bool
+	// emitting is true from the end of a statement's bookkeeping until its
+	// event is sent: a waiter it released, reported after it (awaitIdle),
+	// must not be sent first.
+	emitting bool
 	// ended is the server's message that ended the session (FATAL 25P03,
 	// 57P01), once read; nil while the session lives or when none came.
 	ended *ServerMessage
@@ -635,6 +639,7 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	} else {
 		e.cond.Broadcast()
 	}
+	s.emitting = true
 	e.mu.Unlock()
 	ev := Event{Gen: j.gen, Session: s.name, Index: s.idx, Step: step, Auto: auto, SQL: j.sql,
 		Tag: tag, Results: res, Duration: took, State: state, Notifications: s.notifications}
@@ -644,9 +649,21 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	} else {
 		ev.Kind = Completed
 	}
+	if testBeforeEmit != nil {
+		testBeforeEmit(ev)
+	}
 	e.emit(ev)
+	e.mu.Lock()
+	s.emitting = false
+	e.cond.Broadcast()
+	e.mu.Unlock()
 	e.changed()
 }
+
+// testBeforeEmit, set by a test, runs between a statement's bookkeeping
+// and the sending of its event: it widens the window a released waiter
+// must not overtake.
+var testBeforeEmit func(Event)
 
 // ending names the other sessions whose statement in flight ends their
 // transaction (COMMIT, ROLLBACK, END, ABORT); e.mu is held.
@@ -703,9 +720,9 @@ func (e *Engine) awaitIdle(names []string, deadline time.Time) {
 			// A prepared transaction ("prepared T1@A") ends by its own
 			// session's COMMIT PREPARED, as a rule.
 			named := slices.Contains(names, o.name) || slices.Contains(names, locks.PreparedLabel(o.name))
-			if named && o.state.Busy() {
+			if named && (o.state.Busy() || o.emitting) {
 				busy = true
-				running = running || o.state == Running
+				running = running || o.state == Running || o.emitting
 			}
 			if named && (o.state == InTransaction || o.state == Aborted) {
 				idle = true
