@@ -275,3 +275,35 @@ permutation a1 a2 b1
 		t.Errorf("%d writes for 2 permutations and one wait: %q", len(w.calls), w.calls)
 	}
 }
+
+// What came before a slow step is written while it runs: a reader of a
+// spec whose step takes seconds sees the steps before it, as with the
+// tester, not only when the permutation ends.
+func TestSlowStepWritesWhatCameBefore(t *testing.T) {
+	s, err := scenario.Parse("slow.spec", []byte(`
+session a
+step fast { SELECT 1 AS fast; }
+step slow { SELECT pg_sleep(0.5); }
+permutation fast slow
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w writes
+	r := &isolation.Runner{DB: dbtest.DB(t), Out: &w, RunID: db.RunID("spec-slow")}
+	if err := r.Run(context.Background(), s, 0); err != nil {
+		t.Fatal(err)
+	}
+	fast, slow := -1, -1
+	for i, c := range w.calls {
+		if strings.Contains(c, "step fast:") {
+			fast = i
+		}
+		if strings.Contains(c, "step slow:") {
+			slow = i
+		}
+	}
+	if fast < 0 || slow < 0 || fast >= slow {
+		t.Fatalf("the fast step was not written before the slow one ended: writes %q", w.calls)
+	}
+}

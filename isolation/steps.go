@@ -298,9 +298,10 @@ func (p *player) printWaiting(a *active) {
 
 // flush writes out what the player has printed. The output is written a
 // permutation at a time — a line at a time cost a system call a line, as
-// many as the statements — and also whenever a step is seen waiting (a
-// reader sees what waits at once), before anything goes to the standard
-// error, and at the end.
+// many as the statements — and also whenever a step takes longer than the
+// tester's 10 ms pause or is seen waiting (a reader sees what came before a
+// slow step while it runs), before anything goes to the standard error,
+// and at the end.
 func (p *player) flush() {
 	_ = p.out.Flush() // an error stays in the writer: Run returns it
 }
@@ -460,6 +461,9 @@ func (p *player) tryComplete(ctx context.Context, a *active, nonblock, retry boo
 		if a.end != nil {
 			break
 		}
+		// A step that takes longer than the pause: what is printed so far
+		// goes out now, not when the permutation ends.
+		p.flush()
 		waits, err := p.serverSaysWaiting(ctx, a)
 		if err != nil {
 			return false, err
