@@ -22,7 +22,7 @@ import (
 // player asking how much a session's socket holds (Engine.Unread) while
 // the session's worker runs its statement is no data race.
 func TestQuietIOOverAUnixSocket(t *testing.T) {
-	ctx := context.Background()
+	ctx := db.WithEndTime(context.Background()) // a command's, as spec gives its run
 	dsn := dbtest.UnixDSN(t, dbtest.DSN(t))
 	d, err := db.Open(ctx, db.Options{DSN: dsn, QuietIO: true, LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {

@@ -69,7 +69,7 @@ func TestExpectedOutputs(t *testing.T) {
 				// Each spec's tables go in a schema of its own, dropped at
 				// the end: a failed setup leaves them, as the tester does.
 				Schema: dbtest.SchemaOn(t, d).Schema()}
-			err = r.Run(context.Background(), s, 0)
+			err = r.Run(db.WithEndTime(context.Background()), s, 0)
 			if err != nil && !errors.Is(err, isolation.ErrStuck) && !errors.Is(err, isolation.ErrSetupFailed) {
 				t.Fatal(err)
 			}
@@ -109,7 +109,7 @@ func TestBuiltinOutcomes(t *testing.T) {
 				}
 				var out bytes.Buffer
 				r := &isolation.Runner{DB: dbtest.DB(t), Out: &out, RunID: "builtin", StuckAfter: time.Second}
-				if err := r.Run(context.Background(), s, 0); err != nil {
+				if err := r.Run(db.WithEndTime(context.Background()), s, 0); err != nil {
 					t.Fatal(err)
 				}
 				text := out.String()
@@ -156,7 +156,7 @@ permutation s1_read
 	d := dbtest.DB(t)
 	var out bytes.Buffer
 	r := &isolation.Runner{DB: d, Out: &out, RunID: "spec-kept", StuckAfter: 500 * time.Millisecond, Schema: dbtest.SchemaOn(t, d).Schema()}
-	if err := r.Run(context.Background(), s, 0); err != nil {
+	if err := r.Run(db.WithEndTime(context.Background()), s, 0); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	want := `Parsed test spec with 1 sessions
@@ -188,7 +188,7 @@ n
 // empty, and kept, with what is in it, when the spec leaves a table there.
 func TestCreatedSchemaDroppedWhenEmpty(t *testing.T) {
 	d := dbtest.DB(t)
-	ctx := context.Background()
+	ctx := db.WithEndTime(context.Background()) // a command's, as spec gives its run
 	exists := func(schema string) bool {
 		conn, err := d.Connect(ctx, db.AppName("test"))
 		if err != nil {
@@ -254,7 +254,7 @@ permutation a1 a2 b1
 	d := dbtest.DB(t)
 	var w writes
 	r := &isolation.Runner{DB: d, Out: &w, RunID: db.RunID("spec-flush"), Schema: dbtest.SchemaOn(t, d).Schema()}
-	if err := r.Run(context.Background(), s, 0); err != nil {
+	if err := r.Run(db.WithEndTime(context.Background()), s, 0); err != nil {
 		t.Fatal(err)
 	}
 	waiting, completed := -1, -1
@@ -291,7 +291,7 @@ permutation fast slow
 	}
 	var w writes
 	r := &isolation.Runner{DB: dbtest.DB(t), Out: &w, RunID: db.RunID("spec-slow")}
-	if err := r.Run(context.Background(), s, 0); err != nil {
+	if err := r.Run(db.WithEndTime(context.Background()), s, 0); err != nil {
 		t.Fatal(err)
 	}
 	fast, slow := -1, -1

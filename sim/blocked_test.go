@@ -153,7 +153,7 @@ permutation a1 b1
 	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend($1, 5000)", pid); err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.Close(ctx); err != nil {
+	if err := eng.Close(db.WithEndTime(ctx)); err != nil {
 		t.Fatalf("Close after the server ended session a: %v", err)
 	}
 }

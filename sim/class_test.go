@@ -125,7 +125,7 @@ func TestAClassSharesOneServer(t *testing.T) {
 	}
 
 	// Once the first run ends, its schema may be re-created.
-	if err := first.Close(ctx); err != nil {
+	if err := first.Close(db.WithEndTime(ctx)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := engineFor(ctx, t, ann); err != nil {

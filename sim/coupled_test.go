@@ -40,7 +40,7 @@ func newCoupled(t *testing.T, first *db.Database, name string) (*sim.Engine, []i
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := eng.Close(ctx); err != nil {
+		if err := eng.Close(db.WithEndTime(ctx)); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 		for _, d := range []*db.Database{a, b} {
@@ -350,7 +350,7 @@ func TestCloseWithOneControlConnectionGone(t *testing.T) {
 		t.Fatalf("ending B's control connection: %d ended, %v", n, err)
 	}
 	// Close finds B's gone as it releases the run's claim there.
-	if err := eng.Close(ctx); err != nil {
+	if err := eng.Close(db.WithEndTime(ctx)); err != nil {
 		t.Errorf("Close: %v", err)
 	}
 	var left int

@@ -37,7 +37,7 @@ func newEngine(t *testing.T, strategy string, dir sim.Direction) *sim.Engine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := eng.Close(ctx); err != nil {
+		if err := eng.Close(db.WithEndTime(ctx)); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 		conn, err := d.Connect(ctx, db.AppName("test-check"))
@@ -491,7 +491,7 @@ func TestScenarioSessions(t *testing.T) {
 	if _, _, err := eng.Books(ctx); !errors.Is(err, sim.ErrNoLedger) {
 		t.Errorf("Books in a scenario: %v", err)
 	}
-	if err := eng.Close(ctx); err != nil {
+	if err := eng.Close(db.WithEndTime(ctx)); err != nil {
 		t.Fatal(err)
 	}
 	var tables int
