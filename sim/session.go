@@ -639,7 +639,10 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	} else {
 		e.cond.Broadcast()
 	}
-	s.emitting = true
+	// Only an ordered view holds a released waiter back (awaitIdle); an
+	// on-demand one (spec) orders what it prints itself, and its statements
+	// skip the second lock below.
+	s.emitting = ordered
 	e.mu.Unlock()
 	ev := Event{Gen: j.gen, Session: s.name, Index: s.idx, Step: step, Auto: auto, SQL: j.sql,
 		Tag: tag, Results: res, Duration: took, State: state, Notifications: s.notifications}
@@ -653,10 +656,12 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 		testBeforeEmit(ev)
 	}
 	e.emit(ev)
-	e.mu.Lock()
-	s.emitting = false
-	e.cond.Broadcast()
-	e.mu.Unlock()
+	if ordered {
+		e.mu.Lock()
+		s.emitting = false
+		e.cond.Broadcast()
+		e.mu.Unlock()
+	}
 	e.changed()
 }
 
