@@ -60,6 +60,10 @@ type Runner struct {
 	// Tap, when set, is given every event the engine sends, with the engine
 	// (a recording keeps them).
 	Tap func(eng *sim.Engine, ev sim.Event)
+
+	// concluded, set by a test, is told of each step reported still
+	// waiting without the tester's pause (player.waitsSettled).
+	concluded func(step string, retry bool)
 }
 
 // ErrSetupFailed is returned when a setup block fails; the output says why.

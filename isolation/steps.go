@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"lockstep/locks"
@@ -46,6 +47,11 @@ type player struct {
 	// calls feeds the goroutine that runs the engine's blocking calls
 	// (await), kept from one call to the next.
 	calls chan func()
+	// timer times the pauses (handleFor).
+	timer *time.Timer
+	// conclude: whether a wait may be reported without the tester's pause
+	// (mayConclude): 0 not yet known, 1 yes, -1 no.
+	conclude int
 }
 
 // active is a step sent to the server whose completion is not yet printed.
@@ -452,6 +458,18 @@ func (p *player) tryComplete(ctx context.Context, a *active, nonblock, retry boo
 	p.checking = a
 	defer func() { p.checking = nil }()
 	p.printNotices(a.sess)
+	if nonblock && a.end == nil {
+		waits, err := p.waitsSettled(ctx, a, retry)
+		if err != nil {
+			return false, err
+		}
+		if waits {
+			if !retry {
+				p.printWaiting(a)
+			}
+			return false, nil
+		}
+	}
 	for a.end == nil {
 		// As the tester does, give the step a moment to finish before asking
 		// the server whether it waits.
@@ -512,6 +530,85 @@ func (p *player) tryComplete(ctx context.Context, a *active, nonblock, retry boo
 	return true, nil
 }
 
+// waitsSettled says whether the server says a's step waits where nothing
+// can move without a new step: every step the permutation has running
+// waits for the spec's own sessions (the tester's question), none in a
+// cycle the deadlock check would break, and no timer can end a wait. Then
+// the tester's pause before it asks — 10 ms, in which a step may end —
+// changes nothing, and the step is reported waiting at once: a step sent
+// is first given a moment to end or to begin waiting, a step reported
+// waiting before is asked about straight away. Anything else (a step
+// running, a wait for something outside the spec, a cycle, a timeout that
+// may fire) is left to the tester's own pause, as before.
+func (p *player) waitsSettled(ctx context.Context, a *active, retry bool) (bool, error) {
+	if ok, err := p.mayConclude(ctx); !ok || err != nil {
+		return false, err
+	}
+	if !retry {
+		if err := p.handleFor(ctx, a, time.Millisecond); err != nil || a.end != nil {
+			return false, err
+		}
+	}
+	var running []int
+	for _, o := range p.active {
+		if o != nil && o.end == nil {
+			running = append(running, o.sess)
+		}
+	}
+	settled, err := p.eng.Settled(ctx, running)
+	if err != nil || !settled {
+		return false, err
+	}
+	// What the session was sent before its wait began is read first, as
+	// after the tester's own question.
+	if err := p.readSent(ctx, a); err != nil || a.end != nil {
+		return false, err
+	}
+	if p.r.concluded != nil {
+		p.r.concluded(a.ps.Step.Name, retry)
+	}
+	return true, nil
+}
+
+// mayConclude says whether a run may report a wait without the tester's
+// pause: only a run that asks the server itself (on demand), where no
+// timer can end a wait — the spec sets none (it never names a timeout),
+// and the server starts none (Engine.Timeouts, asked once).
+func (p *player) mayConclude(ctx context.Context) (bool, error) {
+	if !p.onDemand {
+		return false, nil
+	}
+	if p.conclude == 0 {
+		p.conclude = -1
+		if !mentionsTimeout(p.spec) {
+			timers, err := p.eng.Timeouts(ctx)
+			if err != nil {
+				return false, err
+			}
+			if !timers {
+				p.conclude = 1
+			}
+		}
+	}
+	return p.conclude > 0, nil
+}
+
+// mentionsTimeout says whether any SQL of the spec names a timeout (SET
+// lock_timeout, a function that sets statement_timeout, …): a timer that
+// may end a wait while the tester pauses.
+func mentionsTimeout(s *scenario.Spec) bool {
+	has := func(sql string) bool { return strings.Contains(strings.ToLower(sql), "timeout") }
+	if slices.ContainsFunc(s.Setup, has) || has(s.Teardown) {
+		return true
+	}
+	for _, ss := range s.Sessions {
+		if has(ss.Setup) || has(ss.Teardown) || slices.ContainsFunc(ss.Steps, func(st *scenario.Step) bool { return has(st.SQL) }) {
+			return true
+		}
+	}
+	return false
+}
+
 // pause handles events for the tester's 10 ms, or until the step ends.
 func (p *player) pause(ctx context.Context, a *active) error {
 	return p.handleFor(ctx, a, 10*time.Millisecond)
@@ -519,8 +616,14 @@ func (p *player) pause(ctx context.Context, a *active) error {
 
 // handleFor handles events for d, or until a's step ends.
 func (p *player) handleFor(ctx context.Context, a *active, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
+	// One timer for the run: a step's pauses are many (Go's timers, since
+	// 1.23, neither fire nor deliver after Reset or Stop).
+	if p.timer == nil {
+		p.timer = time.NewTimer(d)
+	} else {
+		p.timer.Reset(d)
+	}
+	defer p.timer.Stop()
 	for a.end == nil {
 		select {
 		case ev, ok := <-p.eng.Events():
@@ -528,7 +631,7 @@ func (p *player) handleFor(ctx context.Context, a *active, d time.Duration) erro
 				return errors.New("the engine closed")
 			}
 			p.handle(ev)
-		case <-timer.C:
+		case <-p.timer.C:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()

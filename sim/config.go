@@ -99,7 +99,9 @@ type Config struct {
 	// orders the completions it prints by its own rules: the observer then
 	// polls only when asked (PollNow, and a beat while idle), and a
 	// statement released by its blockers is reported as soon as it ends,
-	// not held back until what released it has been reported.
+	// not held back until what released it has been reported; an Error
+	// carries the server's message and no Failure (the explanation the
+	// other views show).
 	OnDemand bool
 	// PollEachStep makes Play, before each step, wait for a poll begun
 	// after the last statement settled: every moment of the run is then

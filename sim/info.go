@@ -192,11 +192,11 @@ func (e *Engine) Blocked(ctx context.Context, i int) (bool, error) {
 	if sd.ctl == nil || sd.ctl.IsClosed() {
 		return false, fmt.Errorf("asking whether %s waits: %w", s.name, ErrClosed)
 	}
-	var blocked bool
-	if err := sd.ctl.QueryRow(ctx, "SELECT pg_catalog.pg_isolation_test_session_is_blocked($1, $2)", pid, pids).Scan(&blocked); err != nil {
+	rows, err := sd.ctlRows(ctx, fmt.Sprintf("SELECT pg_catalog.pg_isolation_test_session_is_blocked(%d, '%s')", pid, int4Array(pids)))
+	if err != nil {
 		return false, fmt.Errorf("asking whether %s waits: %w", s.name, err)
 	}
-	return blocked, nil
+	return len(rows) == 1 && string(rows[0][0]) == "t", nil
 }
 
 // Unread is how many bytes the server has sent session i that its worker

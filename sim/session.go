@@ -551,8 +551,7 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	}
 	tx := s.conn.PgConn().TxStatus()
 	var failure *Failure
-	verb := strings.ToUpper(strings.TrimRight(strings.TrimSpace(j.sql), ";"))
-	ends := verb == "COMMIT" || verb == "ROLLBACK" || verb == "END" || verb == "ABORT"
+	ends := endsTransaction(j.sql)
 	// A COMMIT or ROLLBACK sent with no transaction open (the server warns
 	// 25P01 "there is no transaction in progress") ends nothing: the
 	// session did not commit, nor roll back, anything.
@@ -581,8 +580,11 @@ func (s *session) finish(j job, res []Result, took time.Duration, se *ServerMess
 	}
 	if se != nil {
 		s.lastErr, s.errAt = se, step
-		failure = e.failure(s, j, se, took)
-		failure.TxAborted = tx == 'E'
+		// An explanation is for the views that show one (Config.OnDemand).
+		if !e.cfg.OnDemand {
+			failure = e.failure(s, j, se, took)
+			failure.TxAborted = tx == 'E'
+		}
 	}
 	if tx == 'I' && ends && nothingOpen {
 		// No transaction to record: the COMMIT or ROLLBACK ended nothing.
