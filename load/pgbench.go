@@ -7,11 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"time"
 
 	"lockstep/db"
+	"lockstep/lazyre"
 	"lockstep/ledger"
 )
 
@@ -54,7 +54,7 @@ func isExecutable(p string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
-var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \((without|excluding)`)
+var tpsRE = lazyre.New(`tps = ([0-9.]+) \((without|excluding)`)
 
 // Pgbench runs pgbench with the ordered strategy's statements on a freshly
 // reset ledger, with the same clients, accounts and duration, and returns
@@ -102,7 +102,7 @@ func Pgbench(ctx context.Context, pgbench string, d *db.Database, l *ledger.Ledg
 // no rate then. The caller may leave the round out.
 var ErrPgbenchIdle = errors.New("pgbench completed no transaction in its time")
 
-var idleRE = regexp.MustCompile(`(?m)^number of transactions actually processed: 0\b`)
+var idleRE = lazyre.New(`(?m)^number of transactions actually processed: 0\b`)
 
 // pgbenchTPS reads the rate from pgbench's report.
 func pgbenchTPS(out string) (float64, error) {

@@ -2,11 +2,12 @@ package locks
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"lockstep/lazyre"
 )
 
 // Conflict points at the cell of a documented conflict table that decides an
@@ -535,7 +536,7 @@ func (x *index) explainRowWait(e *Edge, waiter *Backend) {
 
 // accountRow matches a statement on one row of the ledger's accounts: "…
 // FROM accounts WHERE id = 2 …", "UPDATE accounts SET … WHERE id = 1 …".
-var accountRow = regexp.MustCompile(`(?is)^\s*(?:select\b.*\bfrom|update)\s+(?:\w+\.)?accounts\b[^;]*?\bwhere\s+id\s*=\s*(\d+)\b`)
+var accountRow = lazyre.New(`(?is)^\s*(?:select\b.*\bfrom|update)\s+(?:\w+\.)?accounts\b[^;]*?\bwhere\s+id\s*=\s*(\d+)\b`)
 
 // queriedAccount is the one account a statement reads or changes by id, if
 // it is one of those (not "id IN (1, 2)", not a join).
