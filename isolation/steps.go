@@ -296,10 +296,19 @@ func hasStar(a *active) bool {
 
 func (p *player) printWaiting(a *active) {
 	if !a.waiting {
-		fmt.Fprintf(p.out, "step %s: %s <waiting ...>\n", a.ps.Step.Name, a.ps.Step.SQL)
+		p.line("step ", a.ps.Step.Name, ": ", a.ps.Step.SQL, " <waiting ...>")
 		a.waiting = true
 		p.flush()
 	}
+}
+
+// line prints parts and a newline: the lines printed for every step, with
+// no formatting to do.
+func (p *player) line(parts ...string) {
+	for _, s := range parts {
+		_, _ = p.out.WriteString(s) // an error stays in the writer: Run returns it
+	}
+	_ = p.out.WriteByte('\n')
 }
 
 // flush writes out what the player has printed. The output is written a
@@ -521,9 +530,9 @@ func (p *player) tryComplete(ctx context.Context, a *active, nonblock, retry boo
 		return false, nil
 	}
 	if retry {
-		fmt.Fprintf(p.out, "step %s: <... completed>\n", a.ps.Step.Name)
+		p.line("step ", a.ps.Step.Name, ": <... completed>")
 	} else {
-		fmt.Fprintf(p.out, "step %s: %s\n", a.ps.Step.Name, a.ps.Step.SQL)
+		p.line("step ", a.ps.Step.Name, ": ", a.ps.Step.SQL)
 	}
 	p.printEnd(*a.end)
 	p.active[a.sess] = nil
@@ -548,6 +557,12 @@ func (p *player) waitsSettled(ctx context.Context, a *active, retry bool) (bool,
 		if err := p.handleFor(ctx, a, time.Millisecond); err != nil || a.end != nil {
 			return false, err
 		}
+	}
+	if p.eng.Unread(a.sess) > 0 {
+		// The server has sent the session something since: the step moved
+		// (a waiter released, its results on the way), and no question is
+		// needed to leave it to the pause.
+		return false, nil
 	}
 	var running []int
 	for _, o := range p.active {
@@ -658,7 +673,7 @@ func (p *player) printEnd(ev sim.Event) {
 		}
 		fmt.Fprintf(p.out, "%s\n", connectionClosed)
 	case ev.Err != nil && ev.Err.Severity != "":
-		fmt.Fprintf(p.out, "%s:  %s\n", ev.Err.Severity, ev.Err.Message)
+		p.line(ev.Err.Severity, ":  ", ev.Err.Message)
 	case ev.Err != nil:
 		fmt.Fprintf(p.out, "%s\n", ev.Err.Message)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -89,6 +90,24 @@ type session struct {
 	// ended is the server's message that ended the session (FATAL 25P03,
 	// 57P01), once read; nil while the session lives or when none came.
 	ended *ServerMessage
+	// cut is the socket of the statement in flight, which the engine's
+	// context cuts when it ends (watchEngine): one watch for the session's
+	// life instead of pgconn's for every statement, which cost more than
+	// the statement's own bookkeeping.
+	cut atomic.Pointer[net.Conn]
+}
+
+// watchEngine has the engine's context, when it ends (Close's time is up,
+// a server that stopped answering), cut the statement the session has in
+// flight, if any, as pgconn does for a statement's own context: the
+// socket's deadline passes, the read waiting for the server fails, and
+// pgconn closes the connection. It returns what stops the watch.
+func (s *session) watchEngine() (stop func() bool) {
+	return context.AfterFunc(s.e.ctx, func() {
+		if c := s.cut.Load(); c != nil {
+			_ = (*c).SetDeadline(time.Now())
+		}
+	})
 }
 
 type job struct {
@@ -183,6 +202,7 @@ func (s *session) control(ctx context.Context, kind ctlKind) error {
 // work is the session's worker: it runs one job at a time on the connection.
 func (s *session) work() {
 	defer s.e.workers.Done()
+	defer s.watchEngine()()
 	for {
 		select {
 		case j, ok := <-s.jobs:
@@ -380,7 +400,14 @@ func (s *session) run(j job) {
 	if err == nil {
 		s.sending = j.sql
 		s.txBefore = s.conn.PgConn().TxStatus()
-		res, first, err = runSQL(e.ctx, s.conn.PgConn(), j.sql)
+		nc := s.conn.PgConn().Conn()
+		s.cut.Store(&nc)
+		// Marked before the engine's context is looked at: a context
+		// that ends from here on finds the socket to cut.
+		if err = e.ctx.Err(); err == nil {
+			res, first, err = runSQL(context.Background(), s.conn.PgConn(), j.sql)
+		}
+		s.cut.Store(nil)
 		s.sending = ""
 	}
 	took := time.Since(start)
@@ -411,7 +438,7 @@ func (s *session) run(j job) {
 			e.mu.Unlock()
 			s.run(job{gen: j.gen, seq: seq, step: autoRollback, sql: "ROLLBACK"})
 		}
-	case isPg || s.conn.IsClosed() || pgconn.SafeToRetry(err) || isConnError(err):
+	case isPg || s.conn.IsClosed() || pgconn.SafeToRetry(err) || isConnError(err) || e.ctx.Err() != nil:
 		// A FATAL error (pg_terminate_backend, a server shutdown) ends the
 		// connection as surely as a broken socket.
 		db.CloseConn(e.ctx, s.conn)
