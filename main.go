@@ -13,6 +13,7 @@ import (
 
 	"lockstep/cli"
 	"lockstep/db"
+	_ "lockstep/onethread" // `lockstep spec` on one thread from the start
 )
 
 func main() {
