@@ -113,6 +113,9 @@ func Run(ctx context.Context, opts Options, progOpts ...tea.ProgramOption) error
 // could not start.
 var ErrNotStarted = errors.New("the sessions could not start")
 
+// FPS is the most frames a second the interface draws.
+const FPS = 20
+
 // runProgram runs a Bubble Tea program until it quits or ctx ends. A program
 // killed because ctx ended (Ctrl-C, SIGTERM, SIGHUP) is no error: the
 // caller's deferred cleanup rolls back and closes.
@@ -131,7 +134,11 @@ func NewProgram(ctx context.Context, m tea.Model, progOpts ...tea.ProgramOption)
 	// The signals are lockstep's (main cancels ctx on SIGINT, SIGTERM and
 	// SIGHUP): the program is then killed at once, never left to shut down
 	// gracefully while a statement waits.
-	opts := append([]tea.ProgramOption{tea.WithContext(ctx), tea.WithoutSignalHandler()}, progOpts...)
+	// 20 frames a second at most, not Bubble Tea's 60: its renderer wakes at
+	// that rate whether or not anything changed, which is most of what the
+	// interface costs at rest; the fastest clock on screen moves in tenths
+	// of a second, and a key's echo waits at most a frame, 50 ms.
+	opts := append([]tea.ProgramOption{tea.WithContext(ctx), tea.WithoutSignalHandler(), tea.WithFPS(FPS)}, progOpts...)
 	return tea.NewProgram(m, opts...)
 }
 
