@@ -80,6 +80,12 @@ step c1 { SELECT 1; }
 			t.Fatalf("%s: %v %v", what, ev.Kind, ev.Err)
 		}
 	}
+	outside, err := d.Connect(ctx, db.AppName("test-outside"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outside.Close(ctx)
+
 	if ev := exec(t, eng, a, "BEGIN; UPDATE t SET v = v + 1 WHERE id = 1"); ev.Kind != sim.Completed {
 		t.Fatalf("a locks row 1: %v %v", ev.Kind, ev.Err)
 	}
@@ -95,6 +101,22 @@ step c1 { SELECT 1; }
 	if err := eng.Exec(c, "SELECT pg_sleep(600)"); err != nil {
 		t.Fatal(err)
 	}
+	// Cancelled only once the server runs it: a cancel that came first
+	// would find nothing to cancel.
+	for guard := time.Now().Add(30 * time.Second); ; {
+		var sleeping bool
+		if err := outside.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE '%pg_sleep%')",
+			eng.Pids()[c]).Scan(&sleeping); err != nil {
+			t.Fatal(err)
+		}
+		if sleeping {
+			break
+		}
+		if time.Now().After(guard) {
+			t.Fatal("c's sleep never ran")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	check(false, "c runs", b, c)
 	if err := eng.Cancel(ctx, c); err != nil {
 		t.Fatal(err)
@@ -106,11 +128,6 @@ step c1 { SELECT 1; }
 		t.Fatalf("c begins again: %v %v", ev.Kind, ev.Err)
 	}
 
-	outside, err := d.Connect(ctx, db.AppName("test-outside"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outside.Close(ctx)
 	if _, err := outside.Exec(ctx, "BEGIN"); err != nil {
 		t.Fatal(err)
 	}
