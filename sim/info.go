@@ -180,12 +180,7 @@ func (e *Engine) Blocked(ctx context.Context, i int) (bool, error) {
 	}
 	s := e.sessions[i]
 	pid, sd := s.pid, s.side
-	pids := make([]int32, 0, len(e.sessions))
-	for _, o := range e.sessions {
-		if o.side == sd && o.pid != 0 {
-			pids = append(pids, o.pid)
-		}
-	}
+	pids := e.pidsIn(sd)
 	e.mu.Unlock()
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()

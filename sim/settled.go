@@ -41,12 +41,7 @@ func (e *Engine) Settled(ctx context.Context, sessions []int) (bool, error) {
 		sd = s.side
 		running = append(running, s.pid)
 	}
-	pids := make([]int32, 0, len(e.sessions))
-	for _, o := range e.sessions {
-		if o.side == sd && o.pid != 0 {
-			pids = append(pids, o.pid)
-		}
-	}
+	pids := e.pidsIn(sd)
 	e.mu.Unlock()
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
@@ -70,6 +65,18 @@ func (e *Engine) Settled(ctx context.Context, sessions []int) (bool, error) {
 		waitsFor[int32(pid)] = slices.DeleteFunc(by, func(b int32) bool { return !slices.Contains(pids, b) })
 	}
 	return all && len(waitsFor) == len(running) && !hasCycle(waitsFor), nil
+}
+
+// pidsIn are the backend pids of the sessions in sd's database (the spec's
+// pids, to the tester's question), those known; e.mu is held.
+func (e *Engine) pidsIn(sd *side) []int32 {
+	pids := make([]int32, 0, len(e.sessions))
+	for _, o := range e.sessions {
+		if o.side == sd && o.pid != 0 {
+			pids = append(pids, o.pid)
+		}
+	}
+	return pids
 }
 
 // hasCycle says whether the wait-for graph has a cycle.
