@@ -192,7 +192,7 @@ func (e *Engine) ResolvePrepared(ctx context.Context, p Prepared, commit bool) e
 func (e *Engine) rollbackPrepared(ctx context.Context) error {
 	// A spec run as the tester runs it names its prepared transactions
 	// itself ('s1'), never in the run's form: there is nothing of ours to find.
-	if !e.cfg.usesTwoPhaseCommit() || e.cfg.Lean {
+	if e.cfg.Lean || !e.cfg.usesTwoPhaseCommit() {
 		return nil
 	}
 	list, err := e.prepared(ctx)
